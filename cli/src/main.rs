@@ -1,0 +1,88 @@
+//! `first-responder plan|run EVENT_FILE`: the functions' code path from a terminal.
+//!
+//! Exit status: 0 handled, 1 an action failed (or AWS could not be reached),
+//! 2 bad input or configuration (one line on stderr says what and where).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use first_responder::{Aws, Config, Mode, alert, aws::sdk_config_loader, handle, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "first-responder",
+    version,
+    about = "Serverless incident response for AWS fleets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read AWS state and print the actions it would take; change nothing.
+    Plan(Args),
+    /// Carry out the actions and print the outcome.
+    Run(Args),
+}
+
+#[derive(clap::Args)]
+struct Args {
+    /// An event as a function receives it (see events/).
+    event_file: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("first-responder: {msg}");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr as JSON; the report owns stdout.
+    telemetry::init(true, "warn");
+    let (mode, args) = match cli.command {
+        Command::Plan(a) => (Mode::Plan, a),
+        Command::Run(a) => (Mode::Run, a),
+    };
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let file = args.event_file.display().to_string();
+    let bytes = match std::fs::read(&args.event_file) {
+        Ok(b) => b,
+        Err(e) => return bad_input(format!("{file}: cannot read: {e}")),
+    };
+    let event = match alert::decode(&bytes) {
+        Ok(v) => v,
+        Err(e) => return bad_input(format!("{file}: {e}")),
+    };
+    let aws = Aws::new(&sdk_config_loader().load().await);
+    let report = match handle(event, &aws, &config, mode).await {
+        Ok(r) => r,
+        Err(e) => return bad_input(format!("{file}: {e}")),
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("first-responder: cannot print the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.any_failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

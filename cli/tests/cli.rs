@@ -1,0 +1,242 @@
+//! The `first-responder` binary against moto, configured only through the
+//! environment (`AWS_ENDPOINT_URL` is the SDK's own variable).
+
+use std::process::{Command, Output};
+
+use anyhow::Result;
+use harness::{
+    Fleet, FleetSpec, Moto, aws_env, desired_capacity, drain, sample_event, seed, snapshots,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_first-responder");
+
+fn run(moto: &Moto, fleet: Option<&Fleet>, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in aws_env(&moto.endpoint) {
+        cmd.env(k, v);
+    }
+    if let Some(f) = fleet {
+        cmd.env("NOTIFY_TOPIC_ARN", &f.topic_arn);
+    }
+    cmd.env("DIAGNOSTICS_TIMEOUT_SECONDS", "20");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run first-responder")
+}
+
+fn write_event(dir: &std::path::Path, name: &str, instance: &str) -> Result<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, sample_event(name, instance)?)?;
+    Ok(path.display().to_string())
+}
+
+#[tokio::test]
+async fn plan_then_run_with_json_and_exit_codes() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    let dir = tempdir()?;
+    let event = write_event(&dir, "high-cpu-alarm.json", fleet.instance())?;
+
+    let out = run(&moto, Some(&fleet), &["plan", "--json", &event], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let inc = &v["incidents"][0];
+    assert_eq!(inc["kind"], "high_cpu");
+    assert!(inc["id"].as_str().unwrap().starts_with("inc-"));
+    let actions = inc["actions"].as_array().unwrap();
+    let names: Vec<&str> = actions
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "snapshot",
+            "snapshot",
+            "collect_diagnostics",
+            "scale_out",
+            "notify"
+        ]
+    );
+    for a in actions {
+        assert_eq!(a["status"], "planned", "{a}");
+        assert!(
+            a["target"].is_string() && !a["reason"].as_str().unwrap().is_empty(),
+            "{a}"
+        );
+    }
+    assert!(
+        snapshots(&sdk).await?.is_empty(),
+        "plan must change nothing"
+    );
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 1);
+
+    // Human output names each action and target.
+    let out = run(&moto, Some(&fleet), &["plan", &event], &[]);
+    let text = String::from_utf8(out.stdout)?;
+    assert!(
+        text.contains("planned  scale_out") && text.contains("web-asg"),
+        "{text}"
+    );
+
+    let out = run(&moto, Some(&fleet), &["run", "--json", &event], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    for a in v["incidents"][0]["actions"].as_array().unwrap() {
+        assert_eq!(a["status"], "done", "{a}");
+    }
+    assert_eq!(snapshots(&sdk).await?.len(), 2);
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+    assert_eq!(drain(&sdk, &fleet.inbox_queue_url).await?.len(), 1);
+    // Logs are JSON lines on stderr carrying the incident id.
+    let out = run(
+        &moto,
+        Some(&fleet),
+        &["plan", &event],
+        &[("RUST_LOG", "info")],
+    );
+    let stderr = String::from_utf8(out.stderr)?;
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("decided"))
+        .expect("a decision log line");
+    let log: serde_json::Value = serde_json::from_str(line)?;
+    assert_eq!(log["fields"]["incident_id"], inc["id"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_with_one_line_and_changes_nothing() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    let dir = tempdir()?;
+    let good = sample_event("high-cpu-alarm.json", fleet.instance())?;
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "not-json.json",
+            "{\"detail-type\":".into(),
+            "not valid JSON",
+        ),
+        (
+            "state.json",
+            good.replace("\"value\": \"ALARM\"", "\"value\": \"FIRING\""),
+            "detail.state.value",
+        ),
+        (
+            "id.json",
+            good.replace(fleet.instance(), "i-123; rm -rf /"),
+            "dimensions.InstanceId",
+        ),
+        (
+            "kind.json",
+            good.replace(
+                "CloudWatch Alarm State Change",
+                "EC2 Spot Instance Interruption Warning",
+            ),
+            "detail-type",
+        ),
+    ];
+    for (name, body, needle) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, body)?;
+        for mode in ["plan", "run"] {
+            let out = run(&moto, Some(&fleet), &[mode, path.to_str().unwrap()], &[]);
+            assert_eq!(out.status.code(), Some(2), "{name} {mode}");
+            let err = String::from_utf8(out.stderr)?;
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(
+                err.contains(needle) && err.contains(name),
+                "{needle:?} not in {err}"
+            );
+        }
+    }
+    let out = run(
+        &moto,
+        Some(&fleet),
+        &["plan", "/nonexistent/event.json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(
+        &moto,
+        Some(&fleet),
+        &[
+            "plan",
+            &write_event(&dir, "high-cpu-alarm.json", fleet.instance())?,
+        ],
+        &[("HIGH_CPU_SCALE_OUT_THRESHOLD", "lots")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)?.contains("HIGH_CPU_SCALE_OUT_THRESHOLD"));
+    // Nothing was changed by any of it.
+    assert!(snapshots(&sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 1);
+    assert!(drain(&sdk, &fleet.inbox_queue_url).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_action_exits_1() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    let dir = tempdir()?;
+    let event = write_event(&dir, "high-cpu-alarm.json", fleet.instance())?;
+    // A topic that does not exist: the publish fails, the rest is done.
+    let out = run(
+        &moto,
+        None,
+        &["run", "--json", &event],
+        &[(
+            "NOTIFY_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:missing",
+        )],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let notify = v["incidents"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(notify["status"], "failed");
+    assert!(
+        notify["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Publish to arn:aws:sns:us-east-1:123456789012:missing"),
+        "{notify}"
+    );
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+    Ok(())
+}
+
+fn tempdir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir()
+        .join("first-responder-cli-tests")
+        .join(format!("{}-{}", std::process::id(), harness::free_port()?));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

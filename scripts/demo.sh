@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# make demo: the whole flow on the local AWS emulator, in one command.
+#   moto server (AWS) <- responder under `cargo lambda watch` <- `cargo lambda invoke` with events/
+# With --check it also asserts the outcome (used by `make test`).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+CHECK=${1:-}
+mkdir -p "$RUN_DIR"
+trap stop_all EXIT
+
+step() { printf '\n\033[1m>>> %s\033[0m\n' "$*"; }
+
+step "Building the functions and the fleet tool (dev profile)"
+cargo build -q -p responder -p integration-tests --bin responder --bin fleet
+FLEET_BIN=$CARGO_TARGET_DIR/debug/fleet
+
+step "Starting the AWS emulator (moto $(python3 -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || echo '?')) on 127.0.0.1"
+start_moto
+echo "moto at $MOTO_URL"
+
+step "Seeding a fleet: Auto Scaling group web-asg (desired 1, max 3), volumes, SNS topic with SQS subscribers"
+"$FLEET_BIN" seed "$MOTO_URL" >"$RUN_DIR/fleet.json"
+INSTANCE=$(json_field "$RUN_DIR/fleet.json" instances)
+TOPIC=$(json_field "$RUN_DIR/fleet.json" topic_arn)
+echo "instance $INSTANCE in web-asg; notifications to $TOPIC"
+
+step "Serving the functions locally: cargo lambda watch on 127.0.0.1"
+start_watch "$TOPIC"
+echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
+
+# events/ uses a sample instance id; put the seeded one in its place.
+sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-alarm.json" >"$RUN_DIR/high-cpu-alarm.json"
+sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-ok.json" >"$RUN_DIR/high-cpu-ok.json"
+
+step "Alarm fires: cargo lambda invoke responder --data-file events/high-cpu-alarm.json (CPU 95.3%)"
+invoke responder "$RUN_DIR/high-cpu-alarm.json" >"$RUN_DIR/alarm-report.json"
+python3 -c '
+import json,sys
+r=json.load(open(sys.argv[1]))
+for i in r["incidents"]:
+    print("incident", i["id"], i["kind"], "severity", i["severity"])
+    for a in i["actions"]:
+        print("  %-8s %-20s %-24s %s" % (a["status"], a["action"], a["target"], a.get("detail") or a["reason"]))
+' "$RUN_DIR/alarm-report.json"
+
+step "Alarm recovers: cargo lambda invoke responder --data-file events/high-cpu-ok.json"
+invoke responder "$RUN_DIR/high-cpu-ok.json" >"$RUN_DIR/ok-report.json"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([(a["action"],a["status"]) for a in r["incidents"][0]["actions"]])' "$RUN_DIR/ok-report.json"
+
+step "What happened in the emulated AWS account"
+"$FLEET_BIN" show "$MOTO_URL" "$RUN_DIR/fleet.json" | tee "$RUN_DIR/account.txt"
+
+if [[ "$CHECK" == "--check" ]]; then
+  step "Checking the outcome"
+  python3 - "$RUN_DIR" <<'PY'
+import json, sys
+run = sys.argv[1]
+alarm = json.load(open(f"{run}/alarm-report.json"))["incidents"][0]
+ok = json.load(open(f"{run}/ok-report.json"))["incidents"][0]
+account = open(f"{run}/account.txt").read()
+got = [(a["action"], a["status"]) for a in alarm["actions"]]
+want = [("snapshot", "done"), ("snapshot", "done"), ("collect_diagnostics", "done"), ("scale_out", "done"), ("notify", "done")]
+assert got == want, got
+assert [(a["action"], a["status"]) for a in ok["actions"]] == [("notify", "done")], ok
+assert "web-asg: desired capacity 2" in account, account
+assert account.count("tag first-responder:incident-id = " + alarm["id"]) == 2, account
+assert "Subject: [ALARM] High CPU 95.3%" in account and "Subject: [OK] Resolved: web-high-cpu" in account, account
+assert "received 1 message(s)" in account, account
+print("demo check: 1 passed, 0 failed")
+PY
+fi

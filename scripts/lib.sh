@@ -1,0 +1,55 @@
+# Shared helpers for the demo and the local-Lambda test. Loopback only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN_DIR=${RUN_DIR:-$ROOT/.run}
+export PATH="$ROOT/.venv/bin:$PATH"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PIDS=()
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() { # port seconds what
+  local deadline=$((SECONDS + $2))
+  until (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; do
+    if ((SECONDS >= deadline)); then echo "$3 did not listen on 127.0.0.1:$1 within $2 s" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+json_field() { # file field (first element of a list)
+  python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(v[0] if isinstance(v,list) else v)' "$1" "$2"
+}
+
+start_moto() {
+  MOTO_PORT=$(free_port)
+  MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+  setsid "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$MOTO_PORT" 30 "moto_server"
+}
+
+# cargo lambda watch serves every function of the workspace; the functions
+# inherit this environment, so the SDK's AWS_ENDPOINT_URL points them at moto.
+start_watch() { # topic_arn
+  LAMBDA_PORT=$(free_port)
+  AWS_ENDPOINT_URL=$MOTO_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+  AWS_EC2_METADATA_DISABLED=true NOTIFY_TOPIC_ARN=$1 DIAGNOSTICS_TIMEOUT_SECONDS=20 \
+    setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$LAMBDA_PORT" 120 "cargo lambda watch"
+}
+
+invoke() { # function event_file
+  cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --data-file "$2"
+}

@@ -1,0 +1,732 @@
+//! The executor: the only module that calls AWS. It reads what the planner
+//! needs ([`Aws::observe`]) and carries out a plan ([`Aws::execute`]).
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_ssm::types::CommandInvocationStatus;
+use futures::future::join_all;
+use tokio::time::{Instant, sleep, timeout_at};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::Config;
+use crate::ids::{GroupName, InstanceId, VolumeId};
+use crate::incident::{Incident, IncidentKind, Transition};
+use crate::notify::{Notification, compose, sns_message};
+use crate::plan::{
+    ActionName, AttachedVolume, Decision, GroupState, HIGH_CPU_DIAGNOSTICS, Observed, Plan,
+    PlannedAction, Step,
+};
+use crate::report::{ActionReport, IncidentReport, Status};
+
+/// Tag keys put on everything first-responder creates (the audit trail).
+pub const TAG_INCIDENT: &str = "first-responder:incident-id";
+pub const TAG_ALARM: &str = "first-responder:alarm-name";
+pub const TAG_INSTANCE: &str = "first-responder:instance-id";
+pub const TAG_CREATED_BY: &str = "created-by";
+pub const CREATED_BY: &str = "first-responder";
+
+pub const RUN_SHELL_DOCUMENT: &str = "AWS-RunShellScript";
+
+/// SDK configuration with deliberate timeouts and retries. An incident has a
+/// 90 s budget for all its actions: one call gets 5 s an attempt and three
+/// attempts with jittered backoff (standard mode), 20 s in all, so a stuck
+/// endpoint costs one action, not the incident. Credentials, region and the
+/// endpoint (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) come from the
+/// SDK's own environment handling.
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(5)),
+        )
+}
+
+/// How `GetCommandInvocation` is polled: doubling from `first` up to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct PollSchedule {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for PollSchedule {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The AWS clients, built once per process.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub poll: PollSchedule,
+}
+
+/// Result of one step, before it becomes an [`ActionReport`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub status: Status,
+    pub detail: String,
+    pub ids: Vec<String>,
+    pub output: Option<String>,
+}
+
+impl Outcome {
+    fn done(detail: impl Into<String>, ids: Vec<String>) -> Self {
+        Self {
+            status: Status::Done,
+            detail: detail.into(),
+            ids,
+            output: None,
+        }
+    }
+    fn skipped(detail: impl Into<String>) -> Self {
+        Self {
+            status: Status::Skipped,
+            detail: detail.into(),
+            ids: Vec::new(),
+            output: None,
+        }
+    }
+    fn failed(detail: impl Into<String>) -> Self {
+        Self {
+            status: Status::Failed,
+            detail: detail.into(),
+            ids: Vec::new(),
+            output: None,
+        }
+    }
+}
+
+/// An SDK error in one line: the service's code and message when there is
+/// one, else the whole error chain (timeouts, connection failures).
+pub fn sdk_error<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        _ => DisplayErrorContext(e).to_string(),
+    }
+}
+
+fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+impl Aws {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self {
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            poll: PollSchedule::default(),
+        }
+    }
+
+    /// Reads the AWS state the planner needs for this incident, concurrently.
+    pub async fn observe(&self, incident: &Incident) -> Observed {
+        let instance = match (&incident.transition, incident.kind, &incident.instance) {
+            (Transition::Firing, IncidentKind::HighCpu, Some(i)) => i,
+            _ => return Observed::nothing(),
+        };
+        let (volumes, group) = tokio::join!(self.volumes_of(instance), self.group_of(instance));
+        Observed { volumes, group }
+    }
+
+    async fn volumes_of(&self, instance: &InstanceId) -> Result<Vec<AttachedVolume>, String> {
+        let out = self
+            .ec2
+            .describe_volumes()
+            .filters(
+                Filter::builder()
+                    .name("attachment.instance-id")
+                    .values(instance.as_str())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("DescribeVolumes: {}", sdk_error(&e)))?;
+        let mut volumes = Vec::new();
+        for v in out.volumes() {
+            let Some(id) = v.volume_id() else { continue };
+            let id = VolumeId::parse("DescribeVolumes.VolumeId", id).map_err(|e| e.to_string())?;
+            let device = v
+                .attachments()
+                .iter()
+                .find(|a| a.instance_id() == Some(instance.as_str()))
+                .and_then(|a| a.device())
+                .map(ToOwned::to_owned);
+            volumes.push(AttachedVolume {
+                id,
+                device,
+                size_gib: v.size(),
+            });
+        }
+        volumes.sort_by(|a, b| a.device.cmp(&b.device).then(a.id.cmp(&b.id)));
+        Ok(volumes)
+    }
+
+    async fn group_of(&self, instance: &InstanceId) -> Result<Option<GroupState>, String> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance.as_str())
+            .send()
+            .await
+            .map_err(|e| format!("DescribeAutoScalingInstances: {}", sdk_error(&e)))?;
+        let Some(name) = out
+            .auto_scaling_instances()
+            .iter()
+            .find(|i| i.instance_id() == Some(instance.as_str()))
+            .and_then(|i| i.auto_scaling_group_name())
+        else {
+            return Ok(None);
+        };
+        let name = GroupName::parse("DescribeAutoScalingInstances.AutoScalingGroupName", name)
+            .map_err(|e| e.to_string())?;
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name.as_str())
+            .send()
+            .await
+            .map_err(|e| format!("DescribeAutoScalingGroups: {}", sdk_error(&e)))?;
+        let g = out
+            .auto_scaling_groups()
+            .iter()
+            .find(|g| g.auto_scaling_group_name() == Some(name.as_str()))
+            .ok_or_else(|| format!("group {name} is not described by DescribeAutoScalingGroups"))?;
+        match (g.desired_capacity(), g.min_size(), g.max_size()) {
+            (Some(desired), Some(min), Some(max)) => Ok(Some(GroupState {
+                name,
+                desired,
+                min,
+                max,
+            })),
+            _ => Err(format!(
+                "group {name} has no desired/min/max capacity in its description"
+            )),
+        }
+    }
+
+    /// Carries out a plan: independent actions concurrently under the
+    /// actions deadline, then the notification with what came of them.
+    pub async fn execute(&self, plan: &Plan, config: &Config) -> IncidentReport {
+        let deadline = Instant::now() + config.actions_deadline;
+        let (notify, work): (Vec<&PlannedAction>, Vec<&PlannedAction>) = plan
+            .actions
+            .iter()
+            .partition(|a| a.name == ActionName::Notify);
+        let mut reports = join_all(
+            work.iter()
+                .map(|a| self.carry_out(a, &plan.incident, config, deadline)),
+        )
+        .await;
+        for a in notify {
+            let report = match &a.decision {
+                Decision::Do(Step::Notify { topic_arn }) => {
+                    let n = compose(plan, &reports);
+                    let started = Instant::now();
+                    let outcome = self
+                        .publish(topic_arn, &plan.incident, &n)
+                        .instrument(info_span!("action", action = "notify"))
+                        .await;
+                    to_report(a, outcome, started)
+                }
+                _ => decided_without_aws(a),
+            };
+            log_action(&plan.incident.id, &report);
+            reports.push(report);
+        }
+        plan.report_with(reports)
+    }
+
+    async fn carry_out(
+        &self,
+        a: &PlannedAction,
+        incident: &Incident,
+        config: &Config,
+        deadline: Instant,
+    ) -> ActionReport {
+        let step = match &a.decision {
+            Decision::Do(step) => step,
+            _ => {
+                let r = decided_without_aws(a);
+                log_action(&incident.id, &r);
+                return r;
+            }
+        };
+        if config.dry_run && step.is_mutating() {
+            let r = ActionReport::new(
+                a.name,
+                &a.target,
+                Status::Skipped,
+                format!("dry run: would {}", a.reason),
+            );
+            log_action(&incident.id, &r);
+            return r;
+        }
+        let started = Instant::now();
+        let span = info_span!("action", action = a.name.as_str(), target = %a.target);
+        let outcome = match timeout_at(deadline, self.perform(step, incident, config))
+            .instrument(span)
+            .await
+        {
+            Ok(o) => o,
+            Err(_) => Outcome::failed(format!(
+                "did not finish within the {} s actions deadline (it may still complete in AWS)",
+                config.actions_deadline.as_secs()
+            )),
+        };
+        let r = to_report(a, outcome, started);
+        log_action(&incident.id, &r);
+        r
+    }
+
+    async fn perform(&self, step: &Step, incident: &Incident, config: &Config) -> Outcome {
+        match step {
+            Step::Snapshot {
+                instance,
+                volume,
+                device,
+            } => {
+                self.snapshot(incident, instance, volume, device.as_deref())
+                    .await
+            }
+            Step::CollectDiagnostics { instance } => {
+                collect_diagnostics(
+                    &self.ssm,
+                    instance,
+                    &incident.id,
+                    config.diagnostics_timeout,
+                    self.poll,
+                )
+                .await
+            }
+            Step::ScaleOut {
+                group,
+                from,
+                to,
+                max,
+            } => self.scale_out(group, *from, *to, *max).await,
+            Step::Notify { .. } => {
+                Outcome::failed("the notification is sent after the other actions")
+            }
+        }
+    }
+
+    async fn snapshot(
+        &self,
+        incident: &Incident,
+        instance: &InstanceId,
+        volume: &VolumeId,
+        device: Option<&str>,
+    ) -> Outcome {
+        let alarm = &incident.alert.alarm_name;
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
+        let description = printable(
+            &format!(
+                "first-responder evidence for {}: alarm {alarm} on {instance} ({})",
+                incident.id,
+                device.unwrap_or("unknown device")
+            ),
+            255,
+        );
+        let result = self
+            .ec2
+            .create_snapshot()
+            .volume_id(volume.as_str())
+            .description(description)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Snapshot)
+                    .tags(tag(TAG_INCIDENT, &incident.id))
+                    .tags(tag(TAG_ALARM, alarm))
+                    .tags(tag(TAG_INSTANCE, instance.as_str()))
+                    .tags(tag(TAG_CREATED_BY, CREATED_BY))
+                    .tags(tag("Name", &format!("{} {volume}", incident.id)))
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.snapshot_id() {
+                Some(id) => Outcome::done(
+                    format!("{id} of {volume} ({})", device.unwrap_or("?")),
+                    vec![id.to_owned()],
+                ),
+                None => Outcome::failed("CreateSnapshot answered without a snapshot id"),
+            },
+            Err(e) => Outcome::failed(format!("CreateSnapshot of {volume}: {}", sdk_error(&e))),
+        }
+    }
+
+    async fn scale_out(&self, group: &GroupName, from: i32, to: i32, max: i32) -> Outcome {
+        let result = self
+            .autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(group.as_str())
+            .desired_capacity(to)
+            // Act now: the group's own cooldown is for its policies, not for us.
+            .honor_cooldown(false)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Outcome::done(
+                format!("desired capacity of {group} {from} -> {to} (MaxSize {max})"),
+                Vec::new(),
+            ),
+            Err(e) => Outcome::failed(format!(
+                "SetDesiredCapacity of {group} to {to}: {}",
+                sdk_error(&e)
+            )),
+        }
+    }
+
+    async fn publish(&self, topic_arn: &str, incident: &Incident, n: &Notification) -> Outcome {
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+        };
+        let (severity, kind, id) = match (
+            attr(n.severity.as_str()),
+            attr(incident.kind.as_str()),
+            attr(&incident.id),
+        ) {
+            (Ok(s), Ok(k), Ok(i)) => (s, k, i),
+            _ => return Outcome::failed("could not build the message attributes"),
+        };
+        let result = self
+            .sns
+            .publish()
+            .topic_arn(topic_arn)
+            .subject(&n.subject)
+            .message(sns_message(n))
+            .message_structure("json")
+            .message_attributes("severity", severity)
+            .message_attributes("kind", kind)
+            .message_attributes("incident_id", id)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let id = out.message_id().unwrap_or_default().to_owned();
+                Outcome::done(
+                    format!("published {:?} (message {id})", n.subject),
+                    vec![id],
+                )
+            }
+            Err(e) => Outcome::failed(format!("Publish to {topic_arn}: {}", sdk_error(&e))),
+        }
+    }
+}
+
+fn decided_without_aws(a: &PlannedAction) -> ActionReport {
+    match &a.decision {
+        Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
+        Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
+        Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Failed, "not carried out"),
+    }
+}
+
+fn to_report(a: &PlannedAction, o: Outcome, started: Instant) -> ActionReport {
+    let mut r = ActionReport::new(a.name, &a.target, o.status, &a.reason);
+    if o.status == Status::Done {
+        r.detail = Some(o.detail);
+    } else {
+        r.reason = o.detail;
+    }
+    r.ids = o.ids;
+    r.output = o.output;
+    r.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    r
+}
+
+fn log_action(incident_id: &str, r: &ActionReport) {
+    let text = r.detail.as_deref().unwrap_or(&r.reason);
+    if r.status == Status::Failed {
+        warn!(incident_id, action = r.action.as_str(), target = %r.target, status = r.status.as_str(), ids = ?r.ids, duration_ms = r.duration_ms, "{text}");
+    } else {
+        info!(incident_id, action = r.action.as_str(), target = %r.target, status = r.status.as_str(), ids = ?r.ids, duration_ms = r.duration_ms, "{text}");
+    }
+}
+
+/// Runs the fixed diagnostics on the instance through SSM Run Command and
+/// waits for the output, at most `wait`. Nothing from the event reaches the
+/// command: the instance id is validated and passed as an API parameter.
+pub async fn collect_diagnostics(
+    ssm: &aws_sdk_ssm::Client,
+    instance: &InstanceId,
+    incident_id: &str,
+    wait: Duration,
+    poll: PollSchedule,
+) -> Outcome {
+    let deadline = Instant::now() + wait;
+    let sent = ssm
+        .send_command()
+        .instance_ids(instance.as_str())
+        .document_name(RUN_SHELL_DOCUMENT)
+        .parameters(
+            "commands",
+            HIGH_CPU_DIAGNOSTICS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+        )
+        // The command stops on the instance when we stop waiting for it.
+        .parameters("executionTimeout", vec![wait.as_secs().max(1).to_string()])
+        // Delivery timeout; SSM's minimum is 30 s.
+        .timeout_seconds(i32::try_from(wait.as_secs().max(30)).unwrap_or(30))
+        .comment(format!("first-responder diagnostics for {incident_id}"))
+        .send()
+        .await;
+    let command_id = match sent {
+        Ok(out) => match out.command().and_then(|c| c.command_id()) {
+            Some(id) => id.to_owned(),
+            None => return Outcome::failed("SendCommand answered without a command id"),
+        },
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_invalid_instance_id()) =>
+        {
+            return Outcome::skipped(format!(
+                "{instance} is not managed by SSM or its agent is offline ({})",
+                sdk_error(&e)
+            ));
+        }
+        Err(e) => return Outcome::failed(format!("SendCommand: {}", sdk_error(&e))),
+    };
+    let ids = vec![command_id.clone()];
+    let mut delay = poll.first;
+    let mut last = String::from("not yet registered");
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            let mut o = Outcome::failed(format!(
+                "no result from command {command_id} within {} s (last status: {last})",
+                wait.as_secs()
+            ));
+            o.ids = ids;
+            return o;
+        }
+        sleep(delay.min(deadline - now)).await;
+        delay = (delay * 2).min(poll.max);
+        let result = ssm
+            .get_command_invocation()
+            .command_id(&command_id)
+            .instance_id(instance.as_str())
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // Right after SendCommand the invocation is not registered yet.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invocation_does_not_exist()) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                let mut o = Outcome::failed(format!(
+                    "GetCommandInvocation of {command_id}: {}",
+                    sdk_error(&e)
+                ));
+                o.ids = ids;
+                return o;
+            }
+        };
+        match out.status() {
+            Some(CommandInvocationStatus::Success) => {
+                let mut o = Outcome::done(format!("command {command_id} succeeded"), ids);
+                o.output = Some(out.standard_output_content().unwrap_or_default().to_owned());
+                return o;
+            }
+            Some(
+                CommandInvocationStatus::Pending
+                | CommandInvocationStatus::InProgress
+                | CommandInvocationStatus::Delayed,
+            )
+            | None => {
+                last = out
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_else(|| "unknown".into());
+            }
+            Some(other) => {
+                let stderr = out.standard_error_content().unwrap_or_default();
+                let mut o = Outcome::failed(format!(
+                    "command {command_id} ended {} (exit code {}){}",
+                    other.as_str(),
+                    out.response_code(),
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", printable(stderr.trim(), 500))
+                    }
+                ));
+                o.ids = ids;
+                o.output = out.standard_output_content().map(ToOwned::to_owned);
+                return o;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Error sequences moto cannot produce, through typed SDK mocks.
+    use super::*;
+    use aws_sdk_ssm::Client;
+    use aws_sdk_ssm::operation::get_command_invocation::{
+        GetCommandInvocationError, GetCommandInvocationOutput,
+    };
+    use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
+    use aws_sdk_ssm::types::Command;
+    use aws_sdk_ssm::types::error::{InvalidInstanceId, InvocationDoesNotExist};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    fn instance() -> InstanceId {
+        InstanceId::parse("t", "i-0123456789abcdef0").unwrap()
+    }
+
+    fn sent() -> aws_smithy_mocks::Rule {
+        mock!(Client::send_command)
+            .match_requests(|r| {
+                r.document_name() == Some(RUN_SHELL_DOCUMENT)
+                    && r.instance_ids() == ["i-0123456789abcdef0"]
+                    && r.parameters()
+                        .and_then(|p| p.get("commands"))
+                        .map(|c| c.iter().map(String::as_str).collect::<Vec<_>>())
+                        == Some(HIGH_CPU_DIAGNOSTICS.to_vec())
+            })
+            .then_output(|| {
+                SendCommandOutput::builder()
+                    .command(Command::builder().command_id("cmd-1").build())
+                    .build()
+            })
+    }
+
+    fn invocation(status: CommandInvocationStatus, stdout: &str) -> GetCommandInvocationOutput {
+        GetCommandInvocationOutput::builder()
+            .status(status)
+            .standard_output_content(stdout)
+            .response_code(0)
+            .build()
+    }
+
+    const FAST: PollSchedule = PollSchedule {
+        first: Duration::from_millis(10),
+        max: Duration::from_millis(40),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_through_invocation_does_not_exist_until_success() {
+        let poll = mock!(Client::get_command_invocation)
+            .sequence()
+            .error(|| {
+                GetCommandInvocationError::InvocationDoesNotExist(
+                    InvocationDoesNotExist::builder().build(),
+                )
+            })
+            .times(2)
+            .output(|| invocation(CommandInvocationStatus::InProgress, ""))
+            .output(|| invocation(CommandInvocationStatus::Success, "top: java"))
+            .build();
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&sent(), &poll]);
+        let o =
+            collect_diagnostics(&ssm, &instance(), "inc-1", Duration::from_secs(60), FAST).await;
+        assert_eq!(o.status, Status::Done, "{o:?}");
+        assert_eq!(o.output.as_deref(), Some("top: java"));
+        assert_eq!(o.ids, vec!["cmd-1"]);
+        assert_eq!(poll.num_calls(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unmanaged_instance_is_skipped_with_the_reason() {
+        let send = mock!(Client::send_command).then_error(|| {
+            SendCommandError::InvalidInstanceId(
+                InvalidInstanceId::builder()
+                    .message("Instances not in a valid state")
+                    .build(),
+            )
+        });
+        let ssm = mock_client!(aws_sdk_ssm, [&send]);
+        let o =
+            collect_diagnostics(&ssm, &instance(), "inc-1", Duration::from_secs(60), FAST).await;
+        assert_eq!(o.status, Status::Skipped);
+        assert!(o.detail.contains("not managed by SSM"), "{}", o.detail);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_at_the_deadline() {
+        let poll = mock!(Client::get_command_invocation)
+            .then_output(|| invocation(CommandInvocationStatus::InProgress, ""));
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&sent(), &poll]);
+        let started = Instant::now();
+        let o = collect_diagnostics(&ssm, &instance(), "inc-1", Duration::from_secs(3), FAST).await;
+        assert_eq!(o.status, Status::Failed);
+        assert!(
+            o.detail.contains("within 3 s (last status: InProgress)"),
+            "{}",
+            o.detail
+        );
+        assert_eq!(o.ids, vec!["cmd-1"]);
+        assert!(started.elapsed() <= Duration::from_millis(3100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_command_reports_status_and_stderr() {
+        let poll = mock!(Client::get_command_invocation).then_output(|| {
+            GetCommandInvocationOutput::builder()
+                .status(CommandInvocationStatus::Failed)
+                .response_code(127)
+                .standard_error_content("ps: not found\n")
+                .build()
+        });
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&sent(), &poll]);
+        let o =
+            collect_diagnostics(&ssm, &instance(), "inc-1", Duration::from_secs(60), FAST).await;
+        assert_eq!(o.status, Status::Failed);
+        assert!(
+            o.detail
+                .contains("ended Failed (exit code 127): ps: not found"),
+            "{}",
+            o.detail
+        );
+    }
+}

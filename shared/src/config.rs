@@ -1,0 +1,185 @@
+//! Configuration from the environment, validated once at start.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `NOTIFY_TOPIC_ARN`: where notifications go. Without it the notify
+    /// action is skipped (and the functions refuse to start).
+    pub notify_topic_arn: Option<String>,
+    /// `HIGH_CPU_SCALE_OUT_THRESHOLD` (percent, default 90): scale out at or above.
+    pub scale_out_cpu_threshold: f64,
+    /// `DIAGNOSTICS_TIMEOUT_SECONDS` (default 60): how long to wait for SSM output.
+    pub diagnostics_timeout: Duration,
+    /// `ACTIONS_DEADLINE_SECONDS` (default 90): the notification waits this long
+    /// for the other actions, then reports what has not finished.
+    pub actions_deadline: Duration,
+    /// `NOTIFY_ON_RESOLVE` (default true): send a short notice on ALARM → OK.
+    pub notify_on_resolve: bool,
+    /// `DRY_RUN` (default false): plan, read, diagnose and notify; change nothing.
+    pub dry_run: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            notify_topic_arn: None,
+            scale_out_cpu_threshold: 90.0,
+            diagnostics_timeout: Duration::from_secs(60),
+            actions_deadline: Duration::from_secs(90),
+            notify_on_resolve: true,
+            dry_run: false,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the configuration from any key lookup (the environment, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        if let Some(v) = get("NOTIFY_TOPIC_ARN").filter(|v| !v.is_empty()) {
+            c.notify_topic_arn = Some(topic_arn("NOTIFY_TOPIC_ARN", &v)?);
+        }
+        if let Some(v) = get("HIGH_CPU_SCALE_OUT_THRESHOLD") {
+            c.scale_out_cpu_threshold = percent("HIGH_CPU_SCALE_OUT_THRESHOLD", &v)?;
+        }
+        if let Some(v) = get("DIAGNOSTICS_TIMEOUT_SECONDS") {
+            c.diagnostics_timeout = seconds("DIAGNOSTICS_TIMEOUT_SECONDS", &v, 1, 600)?;
+        }
+        c.actions_deadline = match get("ACTIONS_DEADLINE_SECONDS") {
+            Some(v) => seconds("ACTIONS_DEADLINE_SECONDS", &v, 1, 900)?,
+            // Diagnostics are the slowest action; leave room for the rest.
+            None => c.diagnostics_timeout + Duration::from_secs(30),
+        };
+        if c.actions_deadline <= c.diagnostics_timeout {
+            return Err(ConfigError {
+                var: "ACTIONS_DEADLINE_SECONDS".into(),
+                value: c.actions_deadline.as_secs().to_string(),
+                problem: format!(
+                    "must be longer than DIAGNOSTICS_TIMEOUT_SECONDS ({})",
+                    c.diagnostics_timeout.as_secs()
+                ),
+            });
+        }
+        if let Some(v) = get("NOTIFY_ON_RESOLVE") {
+            c.notify_on_resolve = boolean("NOTIFY_ON_RESOLVE", &v)?;
+        }
+        if let Some(v) = get("DRY_RUN") {
+            c.dry_run = boolean("DRY_RUN", &v)?;
+        }
+        Ok(c)
+    }
+}
+
+fn err(var: &str, value: &str, problem: &str) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        value: crate::ids::shown(value),
+        problem: problem.into(),
+    }
+}
+
+fn topic_arn(var: &str, v: &str) -> Result<String, ConfigError> {
+    let parts: Vec<&str> = v.split(':').collect();
+    if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {
+        Ok(v.to_owned())
+    } else {
+        Err(err(
+            var,
+            v,
+            "not an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)",
+        ))
+    }
+}
+
+fn percent(var: &str, v: &str) -> Result<f64, ConfigError> {
+    match v.trim().parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(err(var, v, "expected a percentage from 0 to 100")),
+    }
+}
+
+fn seconds(var: &str, v: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    match v.trim().parse::<u64>() {
+        Ok(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
+        _ => Err(err(
+            var,
+            v,
+            &format!("expected whole seconds from {min} to {max}"),
+        )),
+    }
+}
+
+fn boolean(var: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(err(var, v, "expected true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.scale_out_cpu_threshold, 90.0);
+        assert_eq!(c.diagnostics_timeout, Duration::from_secs(60));
+        assert_eq!(c.actions_deadline, Duration::from_secs(90));
+        assert!(c.notify_topic_arn.is_none() && !c.dry_run && c.notify_on_resolve);
+    }
+
+    #[test]
+    fn reads_values() {
+        let c = cfg(&[
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:oncall",
+            ),
+            ("HIGH_CPU_SCALE_OUT_THRESHOLD", "85.5"),
+            ("DIAGNOSTICS_TIMEOUT_SECONDS", "20"),
+            ("DRY_RUN", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.scale_out_cpu_threshold, 85.5);
+        assert_eq!(c.actions_deadline, Duration::from_secs(50));
+        assert!(c.dry_run);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_value() {
+        for (k, v) in [
+            ("NOTIFY_TOPIC_ARN", "oncall"),
+            ("HIGH_CPU_SCALE_OUT_THRESHOLD", "150"),
+            ("HIGH_CPU_SCALE_OUT_THRESHOLD", "high"),
+            ("DIAGNOSTICS_TIMEOUT_SECONDS", "-1"),
+            ("DRY_RUN", "maybe"),
+        ] {
+            let e = cfg(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k) && e.contains(v), "{e}");
+        }
+        let e = cfg(&[
+            ("DIAGNOSTICS_TIMEOUT_SECONDS", "60"),
+            ("ACTIONS_DEADLINE_SECONDS", "30"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "ACTIONS_DEADLINE_SECONDS");
+    }
+}

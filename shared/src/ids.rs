@@ -1,0 +1,148 @@
+//! Validated identifiers. An id that reaches an AWS call or a notification has
+//! been through one of these constructors, so hostile text cannot travel far.
+
+use serde::Serialize;
+use std::fmt;
+
+use crate::error::InputError;
+
+/// Shows a value from an event in an error message without letting it break
+/// the line or flood the log: control characters escaped, length capped.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = value.chars().take(MAX).collect();
+    if value.chars().count() > MAX {
+        out.push('…');
+    }
+    format!("{out:?}")
+}
+
+fn is_ec2_id(value: &str, prefix: &str) -> bool {
+    value.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+macro_rules! ec2_id {
+    ($name:ident, $prefix:literal, $what:literal) => {
+        #[doc = concat!("An EC2 ", $what, " id: `", $prefix, "` followed by 8 or 17 lower-case hex digits.")]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `value`; `field` names where it came from, for the error.
+            pub fn parse(field: &str, value: &str) -> Result<Self, InputError> {
+                if is_ec2_id(value, $prefix) {
+                    Ok(Self(value.to_owned()))
+                } else {
+                    Err(InputError::field(
+                        field,
+                        format!(
+                            "{} is not an EC2 {} id (expected {}<8 or 17 hex digits>)",
+                            shown(value),
+                            $what,
+                            $prefix
+                        ),
+                    ))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+ec2_id!(InstanceId, "i-", "instance");
+ec2_id!(VolumeId, "vol-", "volume");
+
+/// An Auto Scaling group name as AWS returned it (1–255 characters, no
+/// control characters). Only ever passed as an API parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(field: &str, value: &str) -> Result<Self, InputError> {
+        let len = value.chars().count();
+        if (1..=255).contains(&len) && !value.chars().any(char::is_control) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InputError::field(
+                field,
+                format!(
+                    "{} is not an Auto Scaling group name (1-255 characters, no control characters)",
+                    shown(value)
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids() {
+        for ok in ["i-0123456789abcdef0", "i-01234567"] {
+            assert_eq!(InstanceId::parse("f", ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "i-",
+            "i-0123456789ABCDEF0",
+            "i-0123456789abcdef0; rm -rf /",
+            "i-0123456789abcdefg",
+            "vol-0123456789abcdef0",
+            "i-012345678",
+            "../i-01234567",
+            " i-01234567",
+        ] {
+            let err = InstanceId::parse("detail.x", bad).unwrap_err().to_string();
+            assert!(err.contains("detail.x"), "{err}");
+            assert!(err.contains("not an EC2 instance id"), "{err}");
+        }
+    }
+
+    #[test]
+    fn volume_ids() {
+        assert!(VolumeId::parse("f", "vol-0a1b2c3d4e5f60718").is_ok());
+        assert!(VolumeId::parse("f", "i-0a1b2c3d4e5f60718").is_err());
+    }
+
+    #[test]
+    fn shown_escapes_and_caps() {
+        assert_eq!(shown("a\nb"), "\"a\\nb\"");
+        assert!(shown(&"x".repeat(500)).chars().count() < 90);
+    }
+
+    #[test]
+    fn group_names() {
+        assert!(GroupName::parse("g", "web-asg").is_ok());
+        assert!(GroupName::parse("g", "").is_err());
+        assert!(GroupName::parse("g", "a\u{7}b").is_err());
+        assert!(GroupName::parse("g", &"a".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! first-responder's library: the incident model, routing, the planner, the
+//! AWS executor and the notification. See ARCHITECTURE.md for the flow.
+
+pub mod alert;
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod incident;
+pub mod notify;
+pub mod plan;
+pub mod report;
+pub mod respond;
+pub mod telemetry;
+
+pub use aws::Aws;
+pub use config::Config;
+pub use error::{ConfigError, InputError};
+pub use report::Report;
+pub use respond::{Mode, handle};

@@ -1,0 +1,437 @@
+//! The notification: composed from the plan and the action outcomes, pure.
+//! One SNS publish with `MessageStructure=json` carries a readable text for
+//! email (and `default`) and a JSON document for sqs, https and lambda.
+
+use serde_json::{Value, json};
+use std::fmt::Write;
+
+use crate::incident::Transition;
+use crate::plan::Plan;
+use crate::report::{ActionReport, Severity};
+
+/// SNS: subject under 100 characters, printable ASCII only.
+pub const MAX_SUBJECT: usize = 99;
+/// Diagnostics kept in the notification; the full text is in the report.
+pub const MAX_DIAGNOSTICS_CHARS: usize = 6_000;
+/// SNS caps a message at 256 KB; stay well under it for the whole JSON.
+pub const MAX_MESSAGE_BYTES: usize = 240 * 1024;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    pub subject: String,
+    pub text: String,
+    pub document: Value,
+    pub severity: Severity,
+}
+
+/// Printable ASCII, single line, at most 99 characters.
+pub fn sanitize_subject(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(MAX_SUBJECT));
+    let mut last_space = false;
+    for c in raw.chars() {
+        let c = if c.is_ascii_graphic() {
+            c
+        } else if c.is_whitespace() || c.is_control() {
+            ' '
+        } else {
+            '?'
+        };
+        if c == ' ' && (last_space || out.is_empty()) {
+            continue;
+        }
+        last_space = c == ' ';
+        out.push(c);
+    }
+    let trimmed = out.trim_end();
+    if trimmed.len() <= MAX_SUBJECT {
+        return trimmed.to_owned();
+    }
+    format!("{}...", trimmed[..MAX_SUBJECT - 3].trim_end())
+}
+
+/// Keeps the head of long command output, where `ps --sort` puts what matters.
+pub fn trim_output(output: &str, max_chars: usize) -> String {
+    let total = output.chars().count();
+    if total <= max_chars {
+        return output.trim_end().to_owned();
+    }
+    let head: String = output.chars().take(max_chars).collect();
+    let cut = head.rfind('\n').unwrap_or(head.len());
+    format!(
+        "{}\n[... {} more characters trimmed; the full output is in the incident report]",
+        &head[..cut],
+        total - head[..cut].chars().count()
+    )
+}
+
+fn subject(plan: &Plan) -> String {
+    let i = &plan.incident;
+    let on = match (&i.instance, &plan.group) {
+        (Some(inst), Some(g)) => format!(" on {inst} ({g})"),
+        (Some(inst), None) => format!(" on {inst}"),
+        (None, _) => String::new(),
+    };
+    let value = i
+        .alert
+        .value
+        .map(|v| format!(" {v:.1}%"))
+        .unwrap_or_default();
+    let raw = match (&i.transition, i.kind) {
+        (Transition::Resolved, _) => {
+            format!("[OK] Resolved: {}{on}", i.alert.alarm_name)
+        }
+        (_, crate::incident::IncidentKind::Unrouted) => {
+            format!("[ALARM] {}: no playbook, nothing done", i.alert.alarm_name)
+        }
+        (_, kind) => format!("[ALARM] {}{value}{on}", kind.title()),
+    };
+    let prefix = if plan.dry_run { "[DRY RUN] " } else { "" };
+    sanitize_subject(&format!("{prefix}{raw}"))
+}
+
+fn action_line(a: &ActionReport) -> String {
+    let what = a.detail.as_deref().unwrap_or(&a.reason);
+    format!(
+        "[{}] {} {}: {}",
+        a.status.as_str(),
+        a.action.as_str(),
+        a.target,
+        what
+    )
+}
+
+/// Composes the notification. `actions` are the outcomes of everything but
+/// the notification itself.
+pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
+    let i = &plan.incident;
+    let a = &i.alert;
+    let subject = subject(plan);
+    let diagnostics = actions
+        .iter()
+        .find_map(|r| r.output.as_deref().map(|o| (r.target.clone(), o)));
+
+    let mut t = String::new();
+    let _ = writeln!(t, "{subject}");
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Incident {} | {} | severity {}",
+        i.id,
+        i.kind,
+        plan.severity.as_str()
+    );
+    if plan.dry_run {
+        let _ = writeln!(t, "DRY RUN: nothing in AWS was changed.");
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(t, "WHAT FIRED");
+    let _ = writeln!(
+        t,
+        "Alarm: {} ({} -> {})",
+        a.alarm_name,
+        a.previous_state.map(|s| s.as_str()).unwrap_or("?"),
+        a.state.as_str()
+    );
+    if let Some(m) = &a.metric {
+        let dims: Vec<String> = m
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(t, "Metric: {}/{} {}", m.namespace, m.name, dims.join(", "));
+    }
+    match (a.value, a.threshold) {
+        (Some(v), Some(th)) => {
+            let _ = writeln!(t, "Value: {v:.1} (threshold {th})");
+        }
+        (Some(v), None) => {
+            let _ = writeln!(t, "Value: {v:.1}");
+        }
+        _ => {}
+    }
+    let _ = writeln!(t, "When: {}", a.state_timestamp);
+    if let Some(r) = a.region.as_deref() {
+        let _ = writeln!(
+            t,
+            "Where: {r}{}",
+            a.account
+                .as_deref()
+                .map(|x| format!(", account {x}"))
+                .unwrap_or_default()
+        );
+    }
+    if !a.reason.is_empty() {
+        let _ = writeln!(t, "Reason: {}", a.reason);
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(t, "WHAT FIRST-RESPONDER DID");
+    for n in &plan.notes {
+        let _ = writeln!(t, "- {n}");
+    }
+    if actions.is_empty() && plan.notes.is_empty() {
+        let _ = writeln!(t, "- nothing");
+    }
+    for r in actions {
+        let _ = writeln!(t, "- {}", action_line(r));
+    }
+    if let Some((target, out)) = &diagnostics {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "DIAGNOSTICS FROM {target}");
+        let body = if out.trim().is_empty() {
+            "(the command printed nothing)".to_owned()
+        } else {
+            trim_output(out, MAX_DIAGNOSTICS_CHARS)
+        };
+        let _ = writeln!(t, "{body}");
+    }
+    let steps = plan.next_steps();
+    if !steps.is_empty() && i.transition == Transition::Firing {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "NEXT STEPS ({} playbook)", i.kind);
+        for (n, s) in steps.iter().enumerate() {
+            let _ = writeln!(t, "{}. {s}", n + 1);
+        }
+    }
+
+    let document = json!({
+        "version": 1,
+        "incident_id": i.id,
+        "kind": i.kind,
+        "transition": i.transition.as_str(),
+        "severity": plan.severity,
+        "dry_run": plan.dry_run,
+        "subject": subject,
+        "alarm": {
+            "name": a.alarm_name,
+            "arn": a.alarm_arn,
+            "state": a.state,
+            "previous_state": a.previous_state,
+            "timestamp": a.state_timestamp,
+            "reason": a.reason,
+            "value": a.value,
+            "threshold": a.threshold,
+            "metric": a.metric,
+            "region": a.region,
+            "account": a.account,
+        },
+        "instance": i.instance,
+        "group": plan.group,
+        "notes": plan.notes,
+        "actions": actions.iter().map(|r| json!({
+            "action": r.action,
+            "target": r.target,
+            "status": r.status,
+            "reason": r.reason,
+            "detail": r.detail,
+            "ids": r.ids,
+        })).collect::<Vec<_>>(),
+        "diagnostics": diagnostics.map(|(target, out)| json!({
+            "instance": target,
+            "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
+        })),
+        "next_steps": if i.transition == Transition::Firing { steps } else { &[] },
+        "text": t,
+    });
+
+    Notification {
+        subject,
+        text: t,
+        document,
+        severity: plan.severity,
+    }
+}
+
+/// The `Message` for `Publish` with `MessageStructure=json`.
+pub fn sns_message(n: &Notification) -> String {
+    let doc = n.document.to_string();
+    let msg = json!({
+        "default": n.text,
+        "email": n.text,
+        "sqs": doc,
+        "https": doc,
+        "lambda": doc,
+    })
+    .to_string();
+    if msg.len() <= MAX_MESSAGE_BYTES {
+        return msg;
+    }
+    // Far beyond what trimmed diagnostics produce; keep the notice deliverable.
+    let short = format!(
+        "{}\n\n[message too large for SNS; the full text is in the incident report {}]",
+        trim_output(&n.text, 20_000),
+        n.document["incident_id"].as_str().unwrap_or("")
+    );
+    let doc = json!({"incident_id": n.document["incident_id"], "subject": n.subject, "truncated": true, "text": short}).to_string();
+    json!({"default": short, "email": short, "sqs": doc, "https": doc, "lambda": doc}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::parse_event;
+    use crate::config::Config;
+    use crate::ids::{GroupName, VolumeId};
+    use crate::incident::Incident;
+    use crate::plan::{ActionName, AttachedVolume, GroupState, Observed, plan};
+    use crate::report::Status;
+
+    fn the_plan(src: &str, dry_run: bool) -> Plan {
+        let i = Incident::from_alert(parse_event(src.as_bytes()).unwrap().remove(0)).unwrap();
+        let observed = Observed {
+            volumes: Ok(vec![AttachedVolume {
+                id: VolumeId::parse("t", "vol-0000000000000000a").unwrap(),
+                device: Some("/dev/xvda".into()),
+                size_gib: Some(8),
+            }]),
+            group: Ok(Some(GroupState {
+                name: GroupName::parse("t", "web-asg").unwrap(),
+                desired: 1,
+                min: 1,
+                max: 3,
+            })),
+        };
+        let c = Config {
+            notify_topic_arn: Some("arn:aws:sns:us-east-1:1:t".into()),
+            dry_run,
+            ..Config::default()
+        };
+        plan(&i, &observed, &c)
+    }
+
+    fn outcomes() -> Vec<ActionReport> {
+        let mut snap = ActionReport::new(
+            ActionName::Snapshot,
+            "vol-0000000000000000a",
+            Status::Done,
+            "evidence",
+        );
+        snap.detail = Some("snap-0123 of vol-0000000000000000a (/dev/xvda)".into());
+        snap.ids = vec!["snap-0123".into()];
+        let mut diag = ActionReport::new(
+            ActionName::CollectDiagnostics,
+            "i-0123456789abcdef0",
+            Status::Done,
+            "diag",
+        );
+        diag.output = Some(format!(
+            "== top processes by CPU ==\nUSER PID %CPU\n{}",
+            "java 100 99.0\n".repeat(2000)
+        ));
+        let scale = ActionReport::new(
+            ActionName::ScaleOut,
+            "web-asg",
+            Status::Failed,
+            "SetDesiredCapacity of web-asg to 2: Throttling",
+        );
+        vec![snap, diag, scale]
+    }
+
+    #[test]
+    fn subject_is_short_printable_and_says_what() {
+        let n = compose(
+            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &outcomes(),
+        );
+        assert_eq!(
+            n.subject,
+            "[ALARM] High CPU 95.3% on i-0123456789abcdef0 (web-asg)"
+        );
+        assert_eq!(n.severity, Severity::Critical);
+        let n = compose(
+            &the_plan(include_str!("../../events/high-cpu-alarm.json"), true),
+            &outcomes(),
+        );
+        assert!(n.subject.starts_with("[DRY RUN] [ALARM] High CPU"));
+    }
+
+    #[test]
+    fn sanitize_subject_cases() {
+        assert_eq!(sanitize_subject("a\nb\tc\u{0}d"), "a b c d");
+        assert_eq!(sanitize_subject("  CPU — 95%  "), "CPU ? 95%");
+        let long = sanitize_subject(&"x".repeat(300));
+        assert_eq!(long.len(), MAX_SUBJECT);
+        assert!(long.ends_with("..."));
+        for s in [&"é".repeat(200), &"a b ".repeat(100), "\u{202e}evil"] {
+            let out = sanitize_subject(s);
+            assert!(
+                out.len() <= MAX_SUBJECT && out.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+                "{out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_reports_every_action_the_output_and_next_steps() {
+        let n = compose(
+            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &outcomes(),
+        );
+        let t = &n.text;
+        for needle in [
+            "Alarm: web-high-cpu (OK -> ALARM)",
+            "Metric: AWS/EC2/CPUUtilization InstanceId=i-0123456789abcdef0",
+            "Value: 95.3 (threshold 80)",
+            "[done] snapshot vol-0000000000000000a: snap-0123 of vol-0000000000000000a (/dev/xvda)",
+            "[failed] scale_out web-asg: SetDesiredCapacity of web-asg to 2: Throttling",
+            "DIAGNOSTICS FROM i-0123456789abcdef0",
+            "== top processes by CPU ==",
+            "more characters trimmed",
+            "NEXT STEPS (high_cpu playbook)",
+            "1. Look at CPU usage in detail on the instance (top, htop).",
+            "5. Consider scaling",
+        ] {
+            assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+        }
+        assert!(t.len() < 10_000, "{}", t.len());
+        let d = &n.document;
+        assert_eq!(d["kind"], "high_cpu");
+        assert_eq!(d["severity"], "critical");
+        assert_eq!(d["actions"][0]["ids"][0], "snap-0123");
+        assert_eq!(d["actions"][2]["status"], "failed");
+        assert_eq!(d["next_steps"].as_array().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn resolved_notice_is_short_and_has_no_next_steps() {
+        let n = compose(
+            &the_plan(include_str!("../../events/high-cpu-ok.json"), false),
+            &[],
+        );
+        assert_eq!(
+            n.subject,
+            "[OK] Resolved: web-high-cpu on i-0123456789abcdef0 (web-asg)"
+        );
+        assert_eq!(n.severity, Severity::Info);
+        assert!(!n.text.contains("NEXT STEPS"));
+        assert!(n.text.contains("no remediation on recovery"));
+    }
+
+    #[test]
+    fn sns_message_has_a_body_per_protocol_and_fits() {
+        let n = compose(
+            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &outcomes(),
+        );
+        let m: Value = serde_json::from_str(&sns_message(&n)).unwrap();
+        assert_eq!(m["default"], n.text);
+        assert_eq!(m["email"], n.text);
+        for p in ["sqs", "https", "lambda"] {
+            let doc: Value = serde_json::from_str(m[p].as_str().unwrap()).unwrap();
+            assert_eq!(doc["incident_id"], n.document["incident_id"]);
+        }
+        // A pathological text still yields a deliverable message.
+        let mut huge = n.clone();
+        huge.text = "x".repeat(400_000);
+        huge.document["text"] = Value::String(huge.text.clone());
+        assert!(sns_message(&huge).len() <= MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn trim_output_keeps_the_head_on_a_line_boundary() {
+        let out = "line\n".repeat(100);
+        let t = trim_output(&out, 52);
+        assert!(t.starts_with("line\nline\n"));
+        assert!(t.contains("more characters trimmed"));
+        assert_eq!(trim_output("short\n", 100), "short");
+    }
+}

@@ -1,0 +1,662 @@
+//! The planner: event + observed AWS state + configuration → plan.
+//! Pure: no I/O, so dry-run, `first-responder plan` and tests share it.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::ids::{GroupName, InstanceId, VolumeId};
+use crate::incident::{Incident, IncidentKind, Transition};
+use crate::report::{ActionReport, IncidentReport, Severity, Status};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionName {
+    Snapshot,
+    CollectDiagnostics,
+    ScaleOut,
+    Notify,
+}
+
+impl ActionName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::CollectDiagnostics => "collect_diagnostics",
+            Self::ScaleOut => "scale_out",
+            Self::Notify => "notify",
+        }
+    }
+}
+
+/// A fully specified AWS operation the executor can carry out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    Snapshot {
+        instance: InstanceId,
+        volume: VolumeId,
+        device: Option<String>,
+    },
+    CollectDiagnostics {
+        instance: InstanceId,
+    },
+    ScaleOut {
+        group: GroupName,
+        from: i32,
+        to: i32,
+        max: i32,
+    },
+    Notify {
+        topic_arn: String,
+    },
+}
+
+impl Step {
+    /// Changes the fleet (as opposed to reading it or telling people).
+    pub fn is_mutating(&self) -> bool {
+        matches!(self, Self::Snapshot { .. } | Self::ScaleOut { .. })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    Do(Step),
+    Skip(String),
+    Fail(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedAction {
+    pub name: ActionName,
+    pub target: String,
+    pub reason: String,
+    pub decision: Decision,
+}
+
+/// The fixed diagnostics for high CPU. Never built from event text.
+/// The `echo` lines are fixed headers so the output reads well on a phone.
+pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
+    "echo '== top processes by CPU =='",
+    "ps aux --sort=-%cpu | head -n 15",
+    "echo '== memory (MiB) =='",
+    "free -m",
+    "echo '== disks =='",
+    "df -h",
+    "echo '== load =='",
+    "uptime",
+];
+
+/// The runbook's manual next steps for high CPU (chapter 14.4, `create_playbook`).
+pub const HIGH_CPU_NEXT_STEPS: &[&str] = &[
+    "Look at CPU usage in detail on the instance (top, htop).",
+    "Identify the processes causing the load.",
+    "Check the application logs.",
+    "Restart the offending process if needed.",
+    "Consider scaling the service (capacity, instance size).",
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachedVolume {
+    pub id: VolumeId,
+    pub device: Option<String>,
+    pub size_gib: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupState {
+    pub name: GroupName,
+    pub desired: i32,
+    pub min: i32,
+    pub max: i32,
+}
+
+/// What the executor read from AWS before planning. An `Err` holds why the
+/// read failed; the actions depending on it fail with that reason.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub volumes: Result<Vec<AttachedVolume>, String>,
+    pub group: Result<Option<GroupState>, String>,
+}
+
+impl Observed {
+    /// For incidents that need no AWS state.
+    pub fn nothing() -> Self {
+        Self {
+            volumes: Ok(Vec::new()),
+            group: Ok(None),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub incident: Incident,
+    pub severity: Severity,
+    pub group: Option<GroupName>,
+    pub notes: Vec<String>,
+    pub actions: Vec<PlannedAction>,
+    pub dry_run: bool,
+}
+
+impl Plan {
+    pub fn next_steps(&self) -> &'static [&'static str] {
+        match self.incident.kind {
+            IncidentKind::HighCpu => HIGH_CPU_NEXT_STEPS,
+            IncidentKind::Unrouted => &[],
+        }
+    }
+
+    /// The plan as a report, every action `planned`, `skipped` or `failed`.
+    pub fn to_report(&self) -> IncidentReport {
+        let actions = self
+            .actions
+            .iter()
+            .map(|a| match &a.decision {
+                Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Planned, &a.reason),
+                Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
+                Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
+            })
+            .collect();
+        self.report_with(actions)
+    }
+
+    pub fn report_with(&self, actions: Vec<ActionReport>) -> IncidentReport {
+        let i = &self.incident;
+        IncidentReport {
+            id: i.id.clone(),
+            kind: i.kind,
+            alarm_name: i.alert.alarm_name.clone(),
+            state: i.alert.state,
+            transition: i.transition.as_str(),
+            severity: self.severity,
+            instance: i.instance.as_ref().map(ToString::to_string),
+            group: self.group.as_ref().map(ToString::to_string),
+            value: i.alert.value,
+            dry_run: self.dry_run,
+            notes: self.notes.clone(),
+            actions,
+        }
+    }
+}
+
+/// Decides what to do. Pure.
+pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
+    let group = observed
+        .group
+        .as_ref()
+        .ok()
+        .and_then(|g| g.as_ref())
+        .map(|g| g.name.clone());
+    let mut p = Plan {
+        incident: incident.clone(),
+        severity: Severity::Warning,
+        group,
+        notes: Vec::new(),
+        actions: Vec::new(),
+        dry_run: config.dry_run,
+    };
+    match (&incident.transition, incident.kind, &incident.instance) {
+        (Transition::Ignored(why), _, _) => {
+            p.severity = Severity::Info;
+            p.notes.push(format!("nothing to do: {why}"));
+            return p;
+        }
+        (Transition::Resolved, _, _) => {
+            p.severity = Severity::Info;
+            p.notes
+                .push("alarm resolved: no remediation on recovery".into());
+            if !config.notify_on_resolve {
+                p.notes
+                    .push("NOTIFY_ON_RESOLVE is off: no notice sent".into());
+                return p;
+            }
+        }
+        (Transition::Firing, IncidentKind::HighCpu, Some(instance)) => {
+            p.severity = match incident.alert.value {
+                Some(v) if v >= config.scale_out_cpu_threshold => Severity::Critical,
+                _ => Severity::Warning,
+            };
+            plan_high_cpu(&mut p, instance, observed, config);
+        }
+        (Transition::Firing, IncidentKind::HighCpu, None) => {
+            p.notes.push(
+                "the alarm names no InstanceId dimension: no instance to act on, nothing was done"
+                    .into(),
+            );
+        }
+        (Transition::Firing, IncidentKind::Unrouted, _) => {
+            let what = incident
+                .alert
+                .metric
+                .as_ref()
+                .map(|m| format!("metric {}/{}", m.namespace, m.name))
+                .unwrap_or_else(|| "an alarm without a metric".into());
+            p.notes
+                .push(format!("no playbook for {what}: nothing was done"));
+        }
+    }
+    p.actions.push(match &config.notify_topic_arn {
+        Some(arn) => PlannedAction {
+            name: ActionName::Notify,
+            target: arn.clone(),
+            reason: "tell the on-call what fired, what was done and what to do next".into(),
+            decision: Decision::Do(Step::Notify {
+                topic_arn: arn.clone(),
+            }),
+        },
+        None => PlannedAction {
+            name: ActionName::Notify,
+            target: "-".into(),
+            reason: String::new(),
+            decision: Decision::Skip("NOTIFY_TOPIC_ARN is not set".into()),
+        },
+    });
+    p
+}
+
+fn plan_high_cpu(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    match &observed.volumes {
+        Err(why) => p.actions.push(PlannedAction {
+            name: ActionName::Snapshot,
+            target: instance.to_string(),
+            reason: String::new(),
+            decision: Decision::Fail(format!("could not list the volumes of {instance}: {why}")),
+        }),
+        Ok(vols) if vols.is_empty() => p.actions.push(PlannedAction {
+            name: ActionName::Snapshot,
+            target: instance.to_string(),
+            reason: String::new(),
+            decision: Decision::Skip(format!("no EBS volumes attached to {instance}")),
+        }),
+        Ok(vols) => p.actions.extend(vols.iter().map(|v| PlannedAction {
+            name: ActionName::Snapshot,
+            target: v.id.to_string(),
+            reason: format!(
+                "preserve the evidence on {} ({}) before anything changes",
+                v.id,
+                v.device.as_deref().unwrap_or("unknown device")
+            ),
+            decision: Decision::Do(Step::Snapshot {
+                instance: instance.clone(),
+                volume: v.id.clone(),
+                device: v.device.clone(),
+            }),
+        })),
+    }
+
+    p.actions.push(PlannedAction {
+        name: ActionName::CollectDiagnostics,
+        target: instance.to_string(),
+        reason: "top CPU processes, memory, disks and load, through SSM Run Command".into(),
+        decision: Decision::Do(Step::CollectDiagnostics {
+            instance: instance.clone(),
+        }),
+    });
+
+    let threshold = config.scale_out_cpu_threshold;
+    let (target, decision) = match (incident_value(p), &observed.group) {
+        (None, _) => (
+            instance.to_string(),
+            Decision::Skip("the alarm carries no CPU value: not scaling blind".into()),
+        ),
+        (Some(v), _) if v < threshold => (
+            instance.to_string(),
+            Decision::Skip(format!(
+                "CPU {v:.1}% is below the scale-out threshold of {threshold}%"
+            )),
+        ),
+        (_, Err(why)) => (
+            instance.to_string(),
+            Decision::Fail(format!(
+                "could not find the Auto Scaling group of {instance}: {why}"
+            )),
+        ),
+        (_, Ok(None)) => (
+            instance.to_string(),
+            Decision::Skip(format!("{instance} is not in an Auto Scaling group")),
+        ),
+        (_, Ok(Some(g))) if g.desired >= g.max => (
+            g.name.to_string(),
+            Decision::Skip(format!(
+                "group {} is already at its MaxSize ({})",
+                g.name, g.max
+            )),
+        ),
+        (Some(_), Ok(Some(g))) => (
+            g.name.to_string(),
+            Decision::Do(Step::ScaleOut {
+                group: g.name.clone(),
+                from: g.desired,
+                to: (g.desired + 1).min(g.max),
+                max: g.max,
+            }),
+        ),
+    };
+    let reason = match &decision {
+        Decision::Do(_) => format!(
+            "CPU {:.1}% is at or above {threshold}%: add one instance",
+            incident_value(p).unwrap_or_default()
+        ),
+        _ => String::new(),
+    };
+    p.actions.push(PlannedAction {
+        name: ActionName::ScaleOut,
+        target,
+        reason,
+        decision,
+    });
+}
+
+fn incident_value(p: &Plan) -> Option<f64> {
+    p.incident.alert.value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::parse_event;
+
+    const ALARM: &str = include_str!("../../events/high-cpu-alarm.json");
+
+    fn incident(src: &str) -> Incident {
+        Incident::from_alert(parse_event(src.as_bytes()).unwrap().remove(0)).unwrap()
+    }
+
+    fn config() -> Config {
+        Config {
+            notify_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:oncall".into()),
+            ..Config::default()
+        }
+    }
+
+    fn vol(id: &str, dev: &str) -> AttachedVolume {
+        AttachedVolume {
+            id: VolumeId::parse("t", id).unwrap(),
+            device: Some(dev.into()),
+            size_gib: Some(8),
+        }
+    }
+
+    fn fleet(desired: i32, max: i32) -> Observed {
+        Observed {
+            volumes: Ok(vec![
+                vol("vol-0000000000000000a", "/dev/xvda"),
+                vol("vol-0000000000000000b", "/dev/sdf"),
+            ]),
+            group: Ok(Some(GroupState {
+                name: GroupName::parse("t", "web-asg").unwrap(),
+                desired,
+                min: 1,
+                max,
+            })),
+        }
+    }
+
+    fn summary(p: &Plan) -> Vec<(ActionName, String, String)> {
+        p.actions
+            .iter()
+            .map(|a| {
+                let d = match &a.decision {
+                    Decision::Do(Step::ScaleOut { from, to, .. }) => format!("do {from}->{to}"),
+                    Decision::Do(_) => "do".to_owned(),
+                    Decision::Skip(w) => format!("skip: {w}"),
+                    Decision::Fail(w) => format!("fail: {w}"),
+                };
+                (a.name, a.target.clone(), d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn high_cpu_over_threshold_does_everything() {
+        let p = plan(&incident(ALARM), &fleet(1, 3), &config());
+        assert_eq!(p.severity, Severity::Critical);
+        assert_eq!(p.group.as_ref().unwrap().as_str(), "web-asg");
+        let s = summary(&p);
+        use ActionName::*;
+        assert_eq!(
+            s,
+            vec![
+                (Snapshot, "vol-0000000000000000a".into(), "do".into()),
+                (Snapshot, "vol-0000000000000000b".into(), "do".into()),
+                (
+                    CollectDiagnostics,
+                    "i-0123456789abcdef0".into(),
+                    "do".into()
+                ),
+                (ScaleOut, "web-asg".into(), "do 1->2".into()),
+                (
+                    Notify,
+                    "arn:aws:sns:us-east-1:123456789012:oncall".into(),
+                    "do".into()
+                ),
+            ]
+        );
+        assert!(
+            p.actions
+                .iter()
+                .all(|a| a.decision.is_do() && !a.reason.is_empty())
+        );
+    }
+
+    impl Decision {
+        fn is_do(&self) -> bool {
+            matches!(self, Decision::Do(_))
+        }
+    }
+
+    fn scale_decision(p: &Plan) -> String {
+        summary(p)
+            .into_iter()
+            .find(|(n, ..)| *n == ActionName::ScaleOut)
+            .unwrap()
+            .2
+    }
+
+    #[test]
+    fn scale_out_cases() {
+        let i = incident(ALARM);
+        let c = config();
+        let cases: Vec<(Observed, &str)> = vec![
+            (
+                fleet(3, 3),
+                "skip: group web-asg is already at its MaxSize (3)",
+            ),
+            (
+                fleet(4, 3),
+                "skip: group web-asg is already at its MaxSize (3)",
+            ),
+            (fleet(2, 3), "do 2->3"),
+            (
+                Observed {
+                    group: Ok(None),
+                    ..fleet(1, 3)
+                },
+                "skip: i-0123456789abcdef0 is not in an Auto Scaling group",
+            ),
+            (
+                Observed {
+                    group: Err("AccessDenied".into()),
+                    ..fleet(1, 3)
+                },
+                "fail: could not find the Auto Scaling group of i-0123456789abcdef0: AccessDenied",
+            ),
+        ];
+        for (observed, want) in cases {
+            assert_eq!(scale_decision(&plan(&i, &observed, &c)), want);
+        }
+    }
+
+    #[test]
+    fn below_threshold_does_not_scale_and_is_a_warning() {
+        let p = plan(
+            &incident(include_str!("../../events/high-cpu-alarm-moderate.json")),
+            &fleet(1, 3),
+            &config(),
+        );
+        assert_eq!(
+            scale_decision(&p),
+            "skip: CPU 85.1% is below the scale-out threshold of 90%"
+        );
+        assert_eq!(p.severity, Severity::Warning);
+        let lower = Config {
+            scale_out_cpu_threshold: 85.0,
+            ..config()
+        };
+        let p = plan(
+            &incident(include_str!("../../events/high-cpu-alarm-moderate.json")),
+            &fleet(1, 3),
+            &lower,
+        );
+        assert_eq!(scale_decision(&p), "do 1->2");
+        assert_eq!(p.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn threshold_is_inclusive() {
+        let src = ALARM.replace("[95.3]", "[90.0]");
+        assert_eq!(
+            scale_decision(&plan(&incident(&src), &fleet(1, 3), &config())),
+            "do 1->2"
+        );
+    }
+
+    #[test]
+    fn no_value_no_scaling() {
+        let src = ALARM.replace("[95.3]", "[]").replace("[95.3 (", "[? (");
+        assert_eq!(
+            scale_decision(&plan(&incident(&src), &fleet(1, 3), &config())),
+            "skip: the alarm carries no CPU value: not scaling blind"
+        );
+    }
+
+    #[test]
+    fn volume_lookup_cases() {
+        let i = incident(ALARM);
+        let p = plan(
+            &i,
+            &Observed {
+                volumes: Ok(vec![]),
+                ..fleet(1, 3)
+            },
+            &config(),
+        );
+        assert_eq!(
+            summary(&p)[0],
+            (
+                ActionName::Snapshot,
+                "i-0123456789abcdef0".into(),
+                "skip: no EBS volumes attached to i-0123456789abcdef0".into()
+            )
+        );
+        let p = plan(
+            &i,
+            &Observed {
+                volumes: Err("RequestLimitExceeded".into()),
+                ..fleet(1, 3)
+            },
+            &config(),
+        );
+        assert!(
+            summary(&p)[0]
+                .2
+                .starts_with("fail: could not list the volumes")
+        );
+        // The other actions still go ahead.
+        assert_eq!(scale_decision(&p), "do 1->2");
+    }
+
+    #[test]
+    fn without_topic_notify_is_skipped() {
+        let p = plan(&incident(ALARM), &fleet(1, 3), &Config::default());
+        let last = summary(&p).pop().unwrap();
+        assert_eq!(
+            last,
+            (
+                ActionName::Notify,
+                "-".into(),
+                "skip: NOTIFY_TOPIC_ARN is not set".into()
+            )
+        );
+    }
+
+    #[test]
+    fn resolved_only_notifies() {
+        let p = plan(
+            &incident(include_str!("../../events/high-cpu-ok.json")),
+            &Observed::nothing(),
+            &config(),
+        );
+        assert_eq!(p.severity, Severity::Info);
+        assert_eq!(
+            summary(&p).iter().map(|a| a.0).collect::<Vec<_>>(),
+            vec![ActionName::Notify]
+        );
+        let quiet = Config {
+            notify_on_resolve: false,
+            ..config()
+        };
+        let p = plan(
+            &incident(include_str!("../../events/high-cpu-ok.json")),
+            &Observed::nothing(),
+            &quiet,
+        );
+        assert!(p.actions.is_empty());
+    }
+
+    #[test]
+    fn ignored_transitions_do_nothing() {
+        let src = ALARM.replace("\"value\": \"OK\"", "\"value\": \"ALARM\"");
+        let p = plan(&incident(&src), &fleet(1, 3), &config());
+        assert!(p.actions.is_empty());
+        assert!(p.notes[0].contains("already in ALARM"), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn unrouted_and_instanceless_alarms_only_notify() {
+        let net = ALARM.replace("CPUUtilization", "NetworkIn");
+        let p = plan(&incident(&net), &Observed::nothing(), &config());
+        assert_eq!(p.actions.len(), 1);
+        assert!(
+            p.notes[0].contains("no playbook for metric AWS/EC2/NetworkIn"),
+            "{:?}",
+            p.notes
+        );
+        let no_dim = ALARM.replace(
+            "\"InstanceId\": \"i-0123456789abcdef0\"",
+            "\"AutoScalingGroupName\": \"web-asg\"",
+        );
+        let p = plan(&incident(&no_dim), &Observed::nothing(), &config());
+        assert_eq!(p.actions.len(), 1);
+        assert!(p.notes[0].contains("no InstanceId"), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn diagnostics_commands_are_fixed_text() {
+        // The runbook's commands, and nothing that could carry event text.
+        for c in [
+            "ps aux --sort=-%cpu | head -n 15",
+            "free -m",
+            "df -h",
+            "uptime",
+        ] {
+            assert!(HIGH_CPU_DIAGNOSTICS.contains(&c));
+        }
+        assert!(
+            HIGH_CPU_DIAGNOSTICS
+                .iter()
+                .all(|c| !c.contains('$') && !c.contains('`'))
+        );
+    }
+
+    #[test]
+    fn report_of_a_plan_is_all_planned_or_skipped() {
+        let r = plan(&incident(ALARM), &fleet(3, 3), &config()).to_report();
+        let statuses: Vec<_> = r.actions.iter().map(|a| a.status).collect();
+        use crate::report::Status::*;
+        assert_eq!(statuses, vec![Planned, Planned, Planned, Skipped, Planned]);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["kind"], "high_cpu");
+        assert_eq!(v["actions"][3]["action"], "scale_out");
+        assert_eq!(v["actions"][3]["status"], "skipped");
+    }
+}

@@ -1,0 +1,154 @@
+//! What the tool prints and the function returns: per incident, every action
+//! with its status. The same shape for `plan` (statuses `planned`) and `run`.
+
+use serde::Serialize;
+
+use crate::plan::ActionName;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Planned,
+    Done,
+    Skipped,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Done => "done",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ActionReport {
+    pub action: ActionName,
+    pub target: String,
+    pub status: Status,
+    /// Why this action was chosen, or why it was skipped or failed.
+    pub reason: String,
+    /// What happened (ids, sizes, the SSM command id), when something did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Resources this action created (snapshot ids, SNS message id, command id).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
+    /// Diagnostics output, as the instance printed it (SSM caps it at 24,000 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+impl ActionReport {
+    pub fn new(
+        action: ActionName,
+        target: impl Into<String>,
+        status: Status,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            action,
+            target: target.into(),
+            status,
+            reason: reason.into(),
+            detail: None,
+            ids: Vec::new(),
+            output: None,
+            duration_ms: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IncidentReport {
+    pub id: String,
+    pub kind: crate::incident::IncidentKind,
+    pub alarm_name: String,
+    pub state: crate::alert::AlarmState,
+    pub transition: &'static str,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    pub dry_run: bool,
+    /// Why nothing (or less) was done, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub actions: Vec<ActionReport>,
+}
+
+impl IncidentReport {
+    pub fn any_failed(&self) -> bool {
+        self.actions.iter().any(|a| a.status == Status::Failed)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub incidents: Vec<IncidentReport>,
+}
+
+impl Report {
+    pub fn any_failed(&self) -> bool {
+        self.incidents.iter().any(IncidentReport::any_failed)
+    }
+
+    /// Plain text for a terminal.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for i in &self.incidents {
+            let _ = writeln!(
+                s,
+                "incident {} {} ({}, alarm {:?}, severity {}){}",
+                i.id,
+                i.kind,
+                i.transition,
+                i.alarm_name,
+                i.severity.as_str(),
+                if i.dry_run { " [dry run]" } else { "" }
+            );
+            for n in &i.notes {
+                let _ = writeln!(s, "  note: {n}");
+            }
+            for a in &i.actions {
+                let _ = writeln!(
+                    s,
+                    "  {:<8} {:<19} {:<24} {}",
+                    a.status.as_str(),
+                    a.action.as_str(),
+                    a.target,
+                    a.detail.as_deref().unwrap_or(&a.reason)
+                );
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,61 @@
+//! One entry point for the functions and the CLI: event → incidents →
+//! observe → plan → (execute) → report.
+
+use futures::future::join_all;
+use serde_json::Value;
+use tracing::{Instrument, info, info_span};
+
+use crate::alert::parse_value;
+use crate::aws::Aws;
+use crate::config::Config;
+use crate::error::InputError;
+use crate::incident::Incident;
+use crate::plan::{Decision, plan};
+use crate::report::Report;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Read AWS state and decide; change nothing, send nothing.
+    Plan,
+    /// Carry the plan out.
+    Run,
+}
+
+/// Parses the event into incidents; bad input stops here, before any AWS call.
+pub fn incidents(event: Value) -> Result<Vec<Incident>, InputError> {
+    parse_value(event)?
+        .into_iter()
+        .map(Incident::from_alert)
+        .collect()
+}
+
+pub async fn handle(
+    event: Value,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+) -> Result<Report, InputError> {
+    let incidents = incidents(event)?;
+    let reports = join_all(incidents.iter().map(|incident| {
+        let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
+        async move {
+            let observed = aws.observe(incident).await;
+            let p = plan(incident, &observed, config);
+            for a in &p.actions {
+                let decision = match &a.decision {
+                    Decision::Do(_) => "do",
+                    Decision::Skip(_) => "skip",
+                    Decision::Fail(_) => "fail",
+                };
+                info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
+            }
+            match mode {
+                Mode::Plan => p.to_report(),
+                Mode::Run => aws.execute(&p, config).await,
+            }
+        }
+        .instrument(span)
+    }))
+    .await;
+    Ok(Report { incidents: reports })
+}

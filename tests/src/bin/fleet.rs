@@ -1,0 +1,79 @@
+//! `fleet seed ENDPOINT` seeds the emulator and prints the fleet as JSON;
+//! `fleet show ENDPOINT FLEET_JSON` prints what first-responder did there.
+//! Used by `make demo`.
+
+use anyhow::{Context, Result, bail};
+use harness::{
+    Fleet, FleetSpec, desired_capacity, drain, sdk_config, seed, snapshots, ssm_commands,
+};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[1..] {
+        ["seed", endpoint] => {
+            let fleet = seed(&sdk_config(endpoint).await, FleetSpec::default()).await?;
+            println!("{}", serde_json::to_string(&fleet)?);
+        }
+        ["show", endpoint, fleet_file] => {
+            let fleet: Fleet = serde_json::from_str(&std::fs::read_to_string(fleet_file)?)
+                .with_context(|| format!("reading {fleet_file}"))?;
+            show(endpoint, &fleet).await?;
+        }
+        _ => bail!("usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON"),
+    }
+    Ok(())
+}
+
+async fn show(endpoint: &str, fleet: &Fleet) -> Result<()> {
+    let sdk = sdk_config(endpoint).await;
+    println!("== EBS snapshots (evidence) ==");
+    for s in snapshots(&sdk).await? {
+        println!("{} of {}  \"{}\"", s.id, s.volume, s.description);
+        for (k, v) in &s.tags {
+            println!("    tag {k} = {v}");
+        }
+    }
+    println!("\n== SSM commands sent ==");
+    for c in ssm_commands(&sdk).await? {
+        println!("{} ({})", c.document, c.comment);
+        // moto records every instance of the account on a command sent
+        // without Targets; the request itself named one instance.
+        println!(
+            "    instances as moto records them: {}",
+            c.instances.join(", ")
+        );
+        for line in &c.commands {
+            println!("    $ {line}");
+        }
+    }
+    println!("\n== Auto Scaling group ==");
+    println!(
+        "{}: desired capacity {}",
+        fleet.group,
+        desired_capacity(&sdk, &fleet.group).await?
+    );
+    let pager = drain(&sdk, &fleet.pager_queue_url).await?;
+    for (i, m) in drain(&sdk, &fleet.inbox_queue_url)
+        .await?
+        .iter()
+        .enumerate()
+    {
+        println!("\n== Notification {} (SNS -> SQS subscriber) ==", i + 1);
+        println!("Subject: {}", m.subject.as_deref().unwrap_or(""));
+        println!(
+            "severity attribute: {}",
+            m.attribute("severity").unwrap_or("?")
+        );
+        let doc = m.document()?;
+        println!("{}", doc["text"].as_str().unwrap_or(""));
+    }
+    println!(
+        "== Pager subscription (filter severity = critical) received {} message(s) ==",
+        pager.len()
+    );
+    for m in &pager {
+        println!("    {}", m.subject.as_deref().unwrap_or(""));
+    }
+    Ok(())
+}

@@ -1,0 +1,467 @@
+//! Test harness: a real moto server on a free loopback port, a seeded fleet,
+//! and helpers that read the results back from the emulated account.
+//!
+//! The AWS SDK talks HTTP to moto exactly as it would to AWS; nothing is mocked.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_config::SdkConfig;
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use serde::{Deserialize, Serialize};
+
+pub const REGION: &str = "us-east-1";
+/// The instance id used in `events/`; tests and the demo put a seeded one in its place.
+pub const SAMPLE_INSTANCE_ID: &str = "i-0123456789abcdef0";
+
+/// The workspace root (where `events/` and `.venv/` live).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn moto_server_bin() -> Result<PathBuf> {
+    let path = std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/moto_server"));
+    if !path.exists() {
+        bail!(
+            "{} not found: run `make test`, which installs the pinned moto into .venv",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A moto server process, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Result<Self> {
+        let bin = moto_server_bin()?;
+        let mut last = anyhow!("not started");
+        // A port picked free can be taken before moto binds it: retry.
+        for _ in 0..3 {
+            let port = free_port()?;
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            let endpoint = format!("http://127.0.0.1:{port}");
+            match wait_ready(port, &mut child) {
+                Ok(()) => return Ok(Self { child, endpoint }),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    pub async fn sdk(&self) -> SdkConfig {
+        sdk_config(&self.endpoint).await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(port: u16, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("moto_server exited early: {status}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("moto_server did not listen on 127.0.0.1:{port} within 30 s")
+}
+
+/// The product's own SDK configuration (timeouts, retries), pointed at moto.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    first_responder::aws::sdk_config_loader()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "harness"))
+        .load()
+        .await
+}
+
+/// The environment a process (CLI, `cargo lambda watch`) needs to reach moto,
+/// through the SDK's own `AWS_ENDPOINT_URL` support.
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FleetSpec {
+    pub desired: i32,
+    pub max: i32,
+}
+
+impl Default for FleetSpec {
+    fn default() -> Self {
+        Self { desired: 1, max: 3 }
+    }
+}
+
+/// What `seed` created.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Fleet {
+    pub group: String,
+    /// Instances of the group; the first one has an extra data volume.
+    pub instances: Vec<String>,
+    pub data_volume: String,
+    /// An instance outside any Auto Scaling group.
+    pub standalone: String,
+    pub topic_arn: String,
+    /// Subscribed to the topic without a filter: receives every notification.
+    pub inbox_queue_url: String,
+    /// Subscribed with the pager's filter policy: `severity = critical` only.
+    pub pager_queue_url: String,
+}
+
+impl Fleet {
+    pub fn instance(&self) -> &str {
+        &self.instances[0]
+    }
+}
+
+/// Seeds a small fleet: a launch template, an Auto Scaling group with
+/// instances (each with a root volume), a data volume on the first instance,
+/// a standalone instance, and an SNS topic with two SQS subscribers.
+pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let asg = aws_sdk_autoscaling::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+
+    let images = ec2.describe_images().owners("amazon").send().await?;
+    let image = images
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .context("moto has no AMI")?
+        .to_owned();
+    let subnets = ec2.describe_subnets().send().await?;
+    let subnet = subnets
+        .subnets()
+        .first()
+        .context("moto has no default subnet")?;
+    let subnet_id = subnet.subnet_id().context("subnet without id")?.to_owned();
+    let az = subnet
+        .availability_zone()
+        .context("subnet without AZ")?
+        .to_owned();
+
+    ec2.create_launch_template()
+        .launch_template_name("web")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(&image)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await?;
+    let group = "web-asg".to_owned();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name("web")
+                .version("$Latest")
+                .build(),
+        )
+        .min_size(1)
+        .max_size(spec.max)
+        .desired_capacity(spec.desired)
+        .vpc_zone_identifier(&subnet_id)
+        .send()
+        .await?;
+    let instances: Vec<String> = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await?
+        .auto_scaling_groups()
+        .first()
+        .context("group not created")?
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(ToOwned::to_owned))
+        .collect();
+    let first = instances
+        .first()
+        .context("the group launched no instance")?
+        .clone();
+
+    let vol = ec2
+        .create_volume()
+        .availability_zone(&az)
+        .size(20)
+        .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Volume)
+                .tags(Tag::builder().key("Name").value("web-data").build())
+                .build(),
+        )
+        .send()
+        .await?;
+    let data_volume = vol.volume_id().context("volume without id")?.to_owned();
+    ec2.attach_volume()
+        .volume_id(&data_volume)
+        .instance_id(&first)
+        .device("/dev/sdf")
+        .send()
+        .await?;
+
+    let standalone = ec2
+        .run_instances()
+        .image_id(&image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .subnet_id(&subnet_id)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await?
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .context("standalone instance not created")?
+        .to_owned();
+
+    let topic_arn = sns
+        .create_topic()
+        .name("oncall")
+        .send()
+        .await?
+        .topic_arn()
+        .context("no topic arn")?
+        .to_owned();
+    let inbox_queue_url = subscribe_queue(&sns, &sqs, &topic_arn, "oncall-inbox", None).await?;
+    let pager_queue_url = subscribe_queue(
+        &sns,
+        &sqs,
+        &topic_arn,
+        "pager",
+        Some(r#"{"severity":["critical"]}"#),
+    )
+    .await?;
+
+    Ok(Fleet {
+        group,
+        instances,
+        data_volume,
+        standalone,
+        topic_arn,
+        inbox_queue_url,
+        pager_queue_url,
+    })
+}
+
+async fn subscribe_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    topic_arn: &str,
+    name: &str,
+    filter_policy: Option<&str>,
+) -> Result<String> {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await?
+        .queue_url()
+        .context("no queue url")?
+        .to_owned();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?;
+    let arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .context("queue without arn")?
+        .clone();
+    let mut sub = sns
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn);
+    if let Some(p) = filter_policy {
+        sub = sub.attributes("FilterPolicy", p);
+    }
+    sub.send().await?;
+    Ok(url)
+}
+
+/// A sample event from `events/` with the seeded instance in place of the sample id.
+pub fn sample_event(name: &str, instance: &str) -> Result<String> {
+    let path = root().join("events").join(name);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.replace(SAMPLE_INSTANCE_ID, instance))
+}
+
+#[derive(Clone, Debug)]
+pub struct SnapshotSeen {
+    pub id: String,
+    pub volume: String,
+    pub description: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// Snapshots in the account created by first-responder, oldest first.
+pub async fn snapshots(sdk: &SdkConfig) -> Result<Vec<SnapshotSeen>> {
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("tag:created-by")
+                .values("first-responder")
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(out
+        .snapshots()
+        .iter()
+        .map(|s| SnapshotSeen {
+            id: s.snapshot_id().unwrap_or_default().to_owned(),
+            volume: s.volume_id().unwrap_or_default().to_owned(),
+            description: s.description().unwrap_or_default().to_owned(),
+            tags: s
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect(),
+        })
+        .collect())
+}
+
+pub async fn desired_capacity(sdk: &SdkConfig, group: &str) -> Result<i32> {
+    let asg = aws_sdk_autoscaling::Client::new(sdk);
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await?;
+    out.auto_scaling_groups()
+        .first()
+        .and_then(|g| g.desired_capacity())
+        .with_context(|| format!("group {group} not found"))
+}
+
+#[derive(Clone, Debug)]
+pub struct CommandSeen {
+    pub document: String,
+    pub instances: Vec<String>,
+    pub commands: Vec<String>,
+    pub comment: String,
+}
+
+/// Every SSM command sent in the account.
+pub async fn ssm_commands(sdk: &SdkConfig) -> Result<Vec<CommandSeen>> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let out = ssm.list_commands().send().await?;
+    Ok(out
+        .commands()
+        .iter()
+        .map(|c| CommandSeen {
+            document: c.document_name().unwrap_or_default().to_owned(),
+            instances: c.instance_ids().to_vec(),
+            commands: c
+                .parameters()
+                .and_then(|p| p.get("commands"))
+                .cloned()
+                .unwrap_or_default(),
+            comment: c.comment().unwrap_or_default().to_owned(),
+        })
+        .collect())
+}
+
+/// A notification as an SQS subscriber received it (the SNS envelope).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Delivered {
+    #[serde(rename = "Subject")]
+    pub subject: Option<String>,
+    #[serde(rename = "Message")]
+    pub message: String,
+    #[serde(rename = "MessageAttributes", default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Delivered {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name)?.get("Value")?.as_str()
+    }
+
+    pub fn document(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.message).context("the sqs body is not the JSON document")
+    }
+}
+
+/// Drains a queue: everything delivered so far.
+pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<Delivered>> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await?;
+        if out.messages().is_empty() {
+            return Ok(all);
+        }
+        for m in out.messages() {
+            let body = m.body().context("message without body")?;
+            all.push(
+                serde_json::from_str(body)
+                    .with_context(|| format!("not an SNS envelope: {body}"))?,
+            );
+            if let Some(h) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(h)
+                    .send()
+                    .await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The high_cpu playbook end to end: the real SDK over HTTP against moto,
+//! results read back from the emulated account.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use first_responder::aws::PollSchedule;
+use first_responder::plan::HIGH_CPU_DIAGNOSTICS;
+use first_responder::{Aws, Config, Mode, Report, handle};
+use harness::{
+    Fleet, FleetSpec, Moto, desired_capacity, drain, sample_event, seed, snapshots, ssm_commands,
+};
+
+struct World {
+    moto: Moto,
+    sdk: aws_config::SdkConfig,
+    fleet: Fleet,
+    aws: Aws,
+    config: Config,
+}
+
+async fn world(spec: FleetSpec) -> Result<World> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, spec).await?;
+    let mut aws = Aws::new(&sdk);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let config = Config {
+        notify_topic_arn: Some(fleet.topic_arn.clone()),
+        ..Config::default()
+    };
+    Ok(World {
+        moto,
+        sdk,
+        fleet,
+        aws,
+        config,
+    })
+}
+
+impl World {
+    async fn run(&self, event: &str, instance: &str, mode: Mode) -> Result<Report> {
+        let event = serde_json::from_str(&sample_event(event, instance)?)?;
+        Ok(handle(event, &self.aws, &self.config, mode).await?)
+    }
+}
+
+fn statuses(r: &Report) -> Vec<(String, String, String)> {
+    r.incidents[0]
+        .actions
+        .iter()
+        .map(|a| {
+            (
+                a.action.as_str().to_owned(),
+                a.target.clone(),
+                a.status.as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn high_cpu_alarm_snapshots_diagnoses_scales_out_and_notifies() -> Result<()> {
+    let w = world(FleetSpec { desired: 1, max: 3 }).await?;
+    let instance = w.fleet.instance().to_owned();
+    let report = w.run("high-cpu-alarm.json", &instance, Mode::Run).await?;
+    let inc = &report.incidents[0];
+    assert!(!report.any_failed(), "{report:#?}");
+    assert_eq!(inc.kind.as_str(), "high_cpu");
+
+    // Evidence: one snapshot per attached volume (root + data), tagged at creation.
+    let snaps = snapshots(&w.sdk).await?;
+    assert_eq!(snaps.len(), 2, "{snaps:#?}");
+    let mut volumes: Vec<&str> = snaps.iter().map(|s| s.volume.as_str()).collect();
+    volumes.sort();
+    assert!(volumes.contains(&w.fleet.data_volume.as_str()));
+    for s in &snaps {
+        assert_eq!(s.tags["first-responder:incident-id"], inc.id);
+        assert_eq!(s.tags["first-responder:alarm-name"], "web-high-cpu");
+        assert_eq!(s.tags["first-responder:instance-id"], instance);
+        assert_eq!(s.tags["created-by"], "first-responder");
+        assert!(
+            s.description.contains(&inc.id) && s.description.contains("web-high-cpu"),
+            "{}",
+            s.description
+        );
+    }
+    let reported: Vec<&String> = inc
+        .actions
+        .iter()
+        .filter(|a| a.action.as_str() == "snapshot")
+        .flat_map(|a| &a.ids)
+        .collect();
+    for s in &snaps {
+        assert!(
+            reported.contains(&&s.id),
+            "snapshot {} not in the report",
+            s.id
+        );
+    }
+
+    // Diagnostics: exactly the fixed commands, on that instance, through AWS-RunShellScript.
+    let cmds = ssm_commands(&w.sdk).await?;
+    assert_eq!(cmds.len(), 1, "{cmds:#?}");
+    assert_eq!(cmds[0].document, "AWS-RunShellScript");
+    // moto gap: with no `Targets`, moto adds every instance of the account to
+    // the command it records. The request itself names exactly one instance
+    // (asserted on the request in shared/src/aws.rs's SDK-mock tests).
+    assert!(cmds[0].instances.contains(&instance), "{cmds:#?}");
+    assert_eq!(
+        cmds[0].commands,
+        HIGH_CPU_DIAGNOSTICS
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+    );
+    assert!(cmds[0].comment.contains(&inc.id));
+
+    // Scale out: desired 1 -> 2.
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+
+    // The notification as the SQS subscriber received it.
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1);
+    let m = &inbox[0];
+    let subject = m.subject.as_deref().unwrap_or_default();
+    assert_eq!(
+        subject,
+        format!("[ALARM] High CPU 95.3% on {instance} (web-asg)")
+    );
+    assert!(subject.len() <= 99 && subject.chars().all(|c| c.is_ascii_graphic() || c == ' '));
+    assert_eq!(m.attribute("severity"), Some("critical"));
+    assert_eq!(m.attribute("kind"), Some("high_cpu"));
+    let doc = m.document()?;
+    assert_eq!(doc["incident_id"], inc.id.as_str());
+    assert_eq!(doc["kind"], "high_cpu");
+    assert_eq!(doc["group"], "web-asg");
+    let acts = doc["actions"].as_array().unwrap();
+    assert_eq!(acts.len(), 4, "{acts:#?}");
+    assert!(acts.iter().all(|a| a["status"] == "done"), "{acts:#?}");
+    assert_eq!(doc["next_steps"].as_array().unwrap().len(), 5);
+    let text = doc["text"].as_str().unwrap();
+    for s in &snaps {
+        assert!(
+            text.contains(&s.id),
+            "snapshot {} missing from the body:\n{text}",
+            s.id
+        );
+    }
+    for needle in [
+        "[done] scale_out web-asg: desired capacity of web-asg 1 -> 2 (MaxSize 3)",
+        "DIAGNOSTICS FROM",
+        "(the command printed nothing)",
+        "NEXT STEPS (high_cpu playbook)",
+        "Value: 95.3 (threshold 80)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    // The pager's filter policy passes critical notifications.
+    assert_eq!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.len(), 1);
+    drop(w.moto);
+    Ok(())
+}
+
+#[tokio::test]
+async fn at_max_size_scale_out_is_skipped_and_capacity_unchanged() -> Result<()> {
+    let w = world(FleetSpec { desired: 2, max: 2 }).await?;
+    let instance = w.fleet.instance().to_owned();
+    let report = w.run("high-cpu-alarm.json", &instance, Mode::Run).await?;
+    let scale = report.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "scale_out")
+        .unwrap();
+    assert_eq!(scale.status.as_str(), "skipped");
+    assert_eq!(scale.reason, "group web-asg is already at its MaxSize (2)");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    // Everything else still happened, and the body says why there was no scaling.
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("[skipped] scale_out web-asg: group web-asg is already at its MaxSize (2)"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn moderate_cpu_collects_evidence_but_does_not_scale_or_page() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let report = w
+        .run("high-cpu-alarm-moderate.json", &instance, Mode::Run)
+        .await?;
+    assert_eq!(
+        statuses(&report)
+            .iter()
+            .map(|(a, _, s)| format!("{a}:{s}"))
+            .collect::<Vec<_>>(),
+        [
+            "snapshot:done",
+            "snapshot:done",
+            "collect_diagnostics:done",
+            "scale_out:skipped",
+            "notify:done"
+        ]
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].attribute("severity"), Some("warning"));
+    // The pager subscription filters on severity = critical: nothing for it.
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn instance_outside_a_group_is_not_scaled() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let standalone = w.fleet.standalone.clone();
+    let report = w.run("high-cpu-alarm.json", &standalone, Mode::Run).await?;
+    let scale = report.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "scale_out")
+        .unwrap();
+    assert_eq!(scale.status.as_str(), "skipped");
+    assert_eq!(
+        scale.reason,
+        format!("{standalone} is not in an Auto Scaling group")
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    let snaps = snapshots(&w.sdk).await?;
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].tags["first-responder:instance-id"], standalone);
+    Ok(())
+}
+
+#[tokio::test]
+async fn recovery_remediates_nothing_and_sends_a_short_notice() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let report = w.run("high-cpu-ok.json", &instance, Mode::Run).await?;
+    assert_eq!(report.incidents[0].transition, "resolved");
+    assert_eq!(
+        statuses(&report)
+            .iter()
+            .map(|(a, _, s)| format!("{a}:{s}"))
+            .collect::<Vec<_>>(),
+        ["notify:done"]
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert!(ssm_commands(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(
+        inbox[0].subject.as_deref(),
+        Some(format!("[OK] Resolved: web-high-cpu on {instance}").as_str())
+    );
+    assert_eq!(inbox[0].attribute("severity"), Some("info"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn plan_mode_reads_but_changes_and_sends_nothing() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let report = w.run("high-cpu-alarm.json", &instance, Mode::Plan).await?;
+    assert_eq!(
+        statuses(&report)
+            .iter()
+            .map(|(a, _, s)| format!("{a}:{s}"))
+            .collect::<Vec<_>>(),
+        [
+            "snapshot:planned",
+            "snapshot:planned",
+            "collect_diagnostics:planned",
+            "scale_out:planned",
+            "notify:planned"
+        ]
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert!(ssm_commands(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn dry_run_diagnoses_and_notifies_but_changes_nothing() -> Result<()> {
+    let mut w = world(FleetSpec::default()).await?;
+    w.config.dry_run = true;
+    let instance = w.fleet.instance().to_owned();
+    let report = w.run("high-cpu-alarm.json", &instance, Mode::Run).await?;
+    assert_eq!(
+        statuses(&report)
+            .iter()
+            .map(|(a, _, s)| format!("{a}:{s}"))
+            .collect::<Vec<_>>(),
+        [
+            "snapshot:skipped",
+            "snapshot:skipped",
+            "collect_diagnostics:done",
+            "scale_out:skipped",
+            "notify:done"
+        ]
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert!(
+        inbox[0]
+            .subject
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("[DRY RUN] [ALARM] High CPU")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreachable_aws_fails_actions_with_reasons_not_the_incident() -> Result<()> {
+    // A port with nothing listening: every call fails fast with a connection error.
+    let dead = format!("http://127.0.0.1:{}", harness::free_port()?);
+    let sdk = harness::sdk_config(&dead).await;
+    let aws = Aws::new(&sdk);
+    let config = Config {
+        notify_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:oncall".into()),
+        ..Config::default()
+    };
+    let event = serde_json::from_str(&sample_event("high-cpu-alarm.json", "i-0123456789abcdef0")?)?;
+    let report = handle(event, &aws, &config, Mode::Run).await?;
+    let s = statuses(&report);
+    assert_eq!(
+        s.iter()
+            .map(|(a, _, st)| format!("{a}:{st}"))
+            .collect::<Vec<_>>(),
+        [
+            "snapshot:failed",
+            "collect_diagnostics:failed",
+            "scale_out:failed",
+            "notify:failed"
+        ]
+    );
+    let snap = &report.incidents[0].actions[0];
+    assert!(
+        snap.reason.contains("could not list the volumes")
+            && snap.reason.contains("DescribeVolumes"),
+        "{}",
+        snap.reason
+    );
+    Ok(())
+}
