@@ -54,6 +54,19 @@ impl AlarmState {
 pub enum AlertSource {
     /// EventBridge "CloudWatch Alarm State Change".
     EventBridge,
+    /// A CloudWatch alarm published to SNS, delivered to Lambda by SNS.
+    Sns,
+    /// A CloudWatch alarm invoking the function as its alarm action.
+    AlarmAction,
+    /// A Prometheus Alertmanager webhook (payload version 4).
+    Alertmanager,
+}
+
+impl AlertSource {
+    /// CloudWatch alarms carry dimensions; Prometheus alerts carry labels.
+    pub fn is_cloudwatch(self) -> bool {
+        !matches!(self, Self::Alertmanager)
+    }
 }
 
 /// The metric an alarm watches. `field` is where it sat in the event, so that
@@ -80,12 +93,18 @@ pub struct Alert {
     pub reason: String,
     pub description: Option<String>,
     pub metric: Option<MetricRef>,
+    /// A composite alarm's rule (it has no metric).
+    pub alarm_rule: Option<String>,
+    /// Identifies this occurrence of the alert: the alarm ARN (or name) and
+    /// state-change time, or Alertmanager's fingerprint and `startsAt`.
+    pub occurrence: String,
     /// The triggering value: most recent datapoint of `reasonData`, else the
     /// first number in the reason text.
     pub value: Option<f64>,
     pub threshold: Option<f64>,
     pub region: Option<String>,
     pub account: Option<String>,
+    /// Alarm tags (CloudWatch, with tag propagation) or labels (Prometheus).
     pub tags: BTreeMap<String, String>,
 }
 
@@ -116,8 +135,19 @@ pub fn parse_value(value: Value) -> Result<Vec<Alert>, InputError> {
     if object.contains_key("detail-type") {
         return parse_eventbridge(value).map(|a| vec![a]);
     }
+    if object.contains_key("Records") {
+        return parse_sns(value);
+    }
+    if object.contains_key("alarmData") {
+        return parse_alarm_action(value).map(|a| vec![a]);
+    }
+    if object.contains_key("alerts") || object.contains_key("version") {
+        return parse_alertmanager(value);
+    }
     Err(InputError::Unsupported(
-        "not an EventBridge \"CloudWatch Alarm State Change\" event (no `detail-type`)".into(),
+        "not an alert: expected an EventBridge alarm state change (`detail-type`), an SNS event \
+         (`Records`), an alarm action payload (`alarmData`) or an Alertmanager webhook (`alerts`)"
+            .into(),
     ))
 }
 
@@ -179,6 +209,8 @@ struct ConfigurationRaw {
     description: Option<String>,
     #[serde(default)]
     metrics: Vec<MetricRaw>,
+    #[serde(default)]
+    alarm_rule: Option<String>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -219,26 +251,74 @@ fn parse_eventbridge(value: Value) -> Result<Alert, InputError> {
         ));
     }
     let event: EventBridgeEvent<Value> = deserialize(value, "")?;
-    let detail: AlarmDetail = deserialize(event.detail, "detail")?;
-    let alarm_name = checked_name("detail.alarmName", detail.alarm_name)?;
-    let state = AlarmState::parse("detail.state.value", &detail.state.value)?;
-    let previous_state = detail
-        .previous_state
-        .as_ref()
-        .map(|p| AlarmState::parse("detail.previousState.value", &p.value))
-        .transpose()?;
-    let (value, threshold) = triggering_value(&detail.state.reason_data, &detail.state.reason);
     let alarm_arn = event
         .resources
         .unwrap_or_default()
         .into_iter()
         .find(|r| r.starts_with("arn:") && r.contains(":alarm:"));
-    let (description, metric) = match detail.configuration {
-        Some(c) => (c.description, first_metric(c.metrics)),
-        None => (None, None),
+    let detail: AlarmDetail = deserialize(event.detail, "detail")?;
+    from_detail(
+        detail,
+        "detail",
+        AlertSource::EventBridge,
+        alarm_arn,
+        event.region,
+        event.account,
+    )
+}
+
+/// The alarm action payload carries the same detail as EventBridge, under `alarmData`.
+fn parse_alarm_action(value: Value) -> Result<Alert, InputError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Payload {
+        #[serde(default)]
+        alarm_arn: Option<String>,
+        #[serde(default)]
+        account_id: Option<String>,
+        #[serde(default)]
+        region: Option<String>,
+        alarm_data: Value,
+    }
+    let p: Payload = deserialize(value, "")?;
+    let detail: AlarmDetail = deserialize(p.alarm_data, "alarmData")?;
+    from_detail(
+        detail,
+        "alarmData",
+        AlertSource::AlarmAction,
+        p.alarm_arn,
+        p.region,
+        p.account_id,
+    )
+}
+
+fn from_detail(
+    detail: AlarmDetail,
+    prefix: &str,
+    source: AlertSource,
+    alarm_arn: Option<String>,
+    region: Option<String>,
+    account: Option<String>,
+) -> Result<Alert, InputError> {
+    let alarm_name = checked_name(&format!("{prefix}.alarmName"), detail.alarm_name)?;
+    let state = AlarmState::parse(&format!("{prefix}.state.value"), &detail.state.value)?;
+    let previous_state = detail
+        .previous_state
+        .as_ref()
+        .map(|p| AlarmState::parse(&format!("{prefix}.previousState.value"), &p.value))
+        .transpose()?;
+    let (value, threshold) = triggering_value(&detail.state.reason_data, &detail.state.reason);
+    let (description, metric, alarm_rule) = match detail.configuration {
+        Some(c) => (c.description, first_metric(c.metrics, prefix), c.alarm_rule),
+        None => (None, None, None),
     };
+    let occurrence = format!(
+        "{}\n{}",
+        alarm_arn.as_deref().unwrap_or(&alarm_name),
+        detail.state.timestamp
+    );
     Ok(Alert {
-        source: AlertSource::EventBridge,
+        source,
         alarm_name,
         alarm_arn,
         state,
@@ -247,23 +327,384 @@ fn parse_eventbridge(value: Value) -> Result<Alert, InputError> {
         reason: detail.state.reason,
         description,
         metric,
+        alarm_rule,
+        occurrence,
         value,
         threshold,
-        region: event.region,
-        account: event.account,
+        region,
+        account,
         tags: detail.alarm_tags.unwrap_or_default(),
     })
 }
 
-fn first_metric(metrics: Vec<MetricRaw>) -> Option<MetricRef> {
+/// The metric that decides routing and the resource: the first `metricStat`
+/// entry (single-metric alarms have one; metric-math and anomaly-detection
+/// alarms list their inputs as `metricStat` entries beside the expression).
+fn first_metric(metrics: Vec<MetricRaw>, prefix: &str) -> Option<MetricRef> {
     metrics.into_iter().enumerate().find_map(|(i, m)| {
         m.metric_stat.map(|s| MetricRef {
             namespace: s.metric.namespace,
             name: s.metric.name,
             dimensions: s.metric.dimensions,
-            field: format!("detail.configuration.metrics[{i}].metricStat.metric"),
+            field: format!("{prefix}.configuration.metrics[{i}].metricStat.metric"),
         })
     })
+}
+
+/// The JSON CloudWatch publishes to SNS for an alarm.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmMessage {
+    alarm_name: String,
+    #[serde(default)]
+    alarm_description: Option<String>,
+    #[serde(default, rename = "AWSAccountId")]
+    aws_account_id: Option<String>,
+    new_state_value: String,
+    #[serde(default)]
+    new_state_reason: String,
+    state_change_time: String,
+    #[serde(default)]
+    alarm_arn: Option<String>,
+    #[serde(default)]
+    old_state_value: Option<String>,
+    #[serde(default)]
+    trigger: Option<SnsTrigger>,
+    #[serde(default)]
+    alarm_rule: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsTrigger {
+    #[serde(default)]
+    metric_name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    dimensions: Vec<SnsDimension>,
+    #[serde(default)]
+    threshold: Option<f64>,
+    #[serde(default)]
+    metrics: Vec<SnsMetric>,
+}
+
+#[derive(Deserialize)]
+struct SnsDimension {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsMetric {
+    #[serde(default)]
+    metric_stat: Option<SnsMetricStat>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsMetricStat {
+    metric: SnsMetricId,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsMetricId {
+    metric_name: String,
+    namespace: String,
+    #[serde(default)]
+    dimensions: Vec<SnsDimension>,
+}
+
+fn dimension_map(
+    field: &str,
+    dims: Vec<SnsDimension>,
+) -> Result<BTreeMap<String, String>, InputError> {
+    let mut map = BTreeMap::new();
+    for d in dims {
+        if map.insert(d.name.clone(), d.value).is_some() {
+            return Err(InputError::field(
+                field,
+                format!("dimension {} appears twice", shown(&d.name)),
+            ));
+        }
+    }
+    Ok(map)
+}
+
+fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
+    #[derive(Deserialize)]
+    struct Event {
+        #[serde(rename = "Records")]
+        records: Vec<Record>,
+    }
+    #[derive(Deserialize)]
+    struct Record {
+        #[serde(rename = "Sns")]
+        sns: SnsBody,
+    }
+    #[derive(Deserialize)]
+    struct SnsBody {
+        #[serde(rename = "Message")]
+        message: String,
+        #[serde(rename = "TopicArn", default)]
+        topic_arn: Option<String>,
+    }
+    let event: Event = deserialize(value, "")?;
+    if event.records.is_empty() {
+        return Err(InputError::field("Records", "no records"));
+    }
+    event
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let field = format!("Records[{i}].Sns.Message");
+            let inner: Value = serde_json::from_str(&r.sns.message).map_err(|e| {
+                InputError::field(
+                    &field,
+                    format!("not a CloudWatch alarm message (not JSON: {e})"),
+                )
+            })?;
+            let m: SnsAlarmMessage = deserialize(inner, &field)?;
+            // `Region` in the message is a display name ("US East (N. Virginia)"):
+            // the region code comes from the alarm (or topic) ARN.
+            let region = m
+                .alarm_arn
+                .as_deref()
+                .or(r.sns.topic_arn.as_deref())
+                .and_then(|arn| arn.split(':').nth(3))
+                .filter(|r| !r.is_empty())
+                .map(ToOwned::to_owned);
+            let alarm_name = checked_name(&format!("{field}.AlarmName"), m.alarm_name)?;
+            let state = AlarmState::parse(&format!("{field}.NewStateValue"), &m.new_state_value)?;
+            let previous_state = m
+                .old_state_value
+                .as_deref()
+                .map(|v| AlarmState::parse(&format!("{field}.OldStateValue"), v))
+                .transpose()?;
+            let (metric, threshold) = match m.trigger {
+                Some(t) => {
+                    let threshold = t.threshold;
+                    let metric = match (t.metric_name, t.namespace) {
+                        (Some(name), Some(namespace)) => Some(MetricRef {
+                            namespace,
+                            name,
+                            dimensions: dimension_map(
+                                &format!("{field}.Trigger.Dimensions"),
+                                t.dimensions,
+                            )?,
+                            field: format!("{field}.Trigger"),
+                        }),
+                        _ => {
+                            let mut found = None;
+                            for (j, mm) in t.metrics.into_iter().enumerate() {
+                                if let Some(ms) = mm.metric_stat {
+                                    let f =
+                                        format!("{field}.Trigger.Metrics[{j}].MetricStat.Metric");
+                                    found = Some(MetricRef {
+                                        namespace: ms.metric.namespace,
+                                        name: ms.metric.metric_name,
+                                        dimensions: dimension_map(
+                                            &format!("{f}.Dimensions"),
+                                            ms.metric.dimensions,
+                                        )?,
+                                        field: f,
+                                    });
+                                    break;
+                                }
+                            }
+                            found
+                        }
+                    };
+                    (metric, threshold)
+                }
+                None => (None, None),
+            };
+            let occurrence = format!(
+                "{}\n{}",
+                m.alarm_arn.as_deref().unwrap_or(&alarm_name),
+                m.state_change_time
+            );
+            Ok(Alert {
+                source: AlertSource::Sns,
+                alarm_name,
+                alarm_arn: m.alarm_arn,
+                state,
+                previous_state,
+                state_timestamp: m.state_change_time,
+                value: value_from_reason(&m.new_state_reason),
+                reason: m.new_state_reason,
+                description: m.alarm_description,
+                metric,
+                alarm_rule: m.alarm_rule,
+                occurrence,
+                threshold,
+                region,
+                account: m.aws_account_id,
+                tags: BTreeMap::new(),
+            })
+        })
+        .collect()
+}
+
+/// At most this many alerts in one webhook payload (a storm is ~1,000).
+pub const MAX_ALERTS: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AmPayload {
+    version: String,
+    #[serde(default)]
+    status: Option<String>,
+    alerts: Vec<AmAlert>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AmAlert {
+    status: String,
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    starts_at: String,
+    #[serde(default)]
+    fingerprint: Option<String>,
+}
+
+fn parse_alertmanager(value: Value) -> Result<Vec<Alert>, InputError> {
+    let p: AmPayload = deserialize(value, "")?;
+    if p.version != "4" {
+        return Err(InputError::field(
+            "version",
+            format!(
+                "{} is not an Alertmanager webhook payload version this accepts (\"4\")",
+                shown(&p.version)
+            ),
+        ));
+    }
+    if let Some(s) = &p.status
+        && s != "firing"
+        && s != "resolved"
+    {
+        return Err(InputError::field(
+            "status",
+            format!("{} is not firing or resolved", shown(s)),
+        ));
+    }
+    if p.alerts.is_empty() {
+        return Err(InputError::field("alerts", "no alerts"));
+    }
+    if p.alerts.len() > MAX_ALERTS {
+        return Err(InputError::field(
+            "alerts",
+            format!(
+                "{} alerts, more than the {MAX_ALERTS} accepted",
+                p.alerts.len()
+            ),
+        ));
+    }
+    p.alerts
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| am_alert(i, a))
+        .collect()
+}
+
+fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
+    let at = |f: &str| format!("alerts[{i}].{f}");
+    let (state, previous_state) = match a.status.as_str() {
+        "firing" => (AlarmState::Alarm, None),
+        "resolved" => (AlarmState::Ok, Some(AlarmState::Alarm)),
+        other => {
+            return Err(InputError::field(
+                at("status"),
+                format!("{} is not firing or resolved", shown(other)),
+            ));
+        }
+    };
+    let name = a
+        .labels
+        .get("alertname")
+        .ok_or_else(|| InputError::field(at("labels.alertname"), "missing"))?;
+    if !is_prometheus_name(name) {
+        return Err(InputError::field(
+            at("labels.alertname"),
+            format!(
+                "{} is not a Prometheus alert name ([A-Za-z_:][A-Za-z0-9_:]*)",
+                shown(name)
+            ),
+        ));
+    }
+    if chrono::DateTime::parse_from_rfc3339(&a.starts_at).is_err() {
+        return Err(InputError::field(
+            at("startsAt"),
+            format!("{} is not an RFC 3339 time", shown(&a.starts_at)),
+        ));
+    }
+    let fingerprint = match a.fingerprint {
+        Some(f) if !f.is_empty() && f.len() <= 32 && f.bytes().all(|b| b.is_ascii_hexdigit()) => f,
+        Some(f) => {
+            return Err(InputError::field(
+                at("fingerprint"),
+                format!("{} is not a hex fingerprint", shown(&f)),
+            ));
+        }
+        None => return Err(InputError::field(at("fingerprint"), "missing")),
+    };
+    let value = match a.annotations.get("value") {
+        Some(v) => Some(
+            v.trim()
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    InputError::field(
+                        at("annotations.value"),
+                        format!("{} is not a number", shown(v)),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let reason = a
+        .annotations
+        .get("description")
+        .or_else(|| a.annotations.get("summary"))
+        .cloned()
+        .unwrap_or_default();
+    Ok(Alert {
+        source: AlertSource::Alertmanager,
+        alarm_name: name.clone(),
+        alarm_arn: None,
+        state,
+        previous_state,
+        occurrence: format!("{fingerprint}\n{}", a.starts_at),
+        state_timestamp: a.starts_at,
+        reason,
+        description: a.annotations.get("summary").cloned(),
+        metric: Some(MetricRef {
+            namespace: "prometheus".into(),
+            name: name.clone(),
+            dimensions: a.labels.clone(),
+            field: at("labels"),
+        }),
+        alarm_rule: None,
+        value,
+        threshold: None,
+        region: None,
+        account: None,
+        tags: a.labels,
+    })
+}
+
+fn is_prometheus_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+        && s.len() <= 200
 }
 
 fn checked_name(field: &str, name: String) -> Result<String, InputError> {
@@ -382,7 +823,7 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"{not json".to_vec(), "not valid JSON"),
             (b"[]".to_vec(), "expected a JSON object"),
-            (b"{}".to_vec(), "no `detail-type`"),
+            (b"{}".to_vec(), "not an alert"),
             (
                 br#"{"detail-type":"CloudWatch Alarm State Change","source":"aws.cloudwatch"}"#
                     .to_vec(),
@@ -439,5 +880,170 @@ mod tests {
     fn refuses_oversized_events() {
         let big = vec![b' '; MAX_EVENT_BYTES + 1];
         assert!(parse_event(&big).unwrap_err().to_string().contains("bytes"));
+    }
+
+    fn one(src: &str) -> Alert {
+        let mut v = parse_event(src.as_bytes()).unwrap();
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    #[test]
+    fn every_cloudwatch_shape_gives_the_same_alert() {
+        let eb = one(HIGH_CPU);
+        for (src, source) in [
+            (
+                include_str!("../../events/sns-high-cpu-alarm.json"),
+                AlertSource::Sns,
+            ),
+            (
+                include_str!("../../events/direct-high-cpu-alarm.json"),
+                AlertSource::AlarmAction,
+            ),
+        ] {
+            let a = one(src);
+            assert_eq!(a.source, source);
+            assert_eq!(a.alarm_name, eb.alarm_name);
+            assert_eq!(a.alarm_arn, eb.alarm_arn);
+            assert_eq!((a.state, a.previous_state), (eb.state, eb.previous_state));
+            assert_eq!(a.value, Some(95.3));
+            assert_eq!(
+                a.occurrence, eb.occurrence,
+                "same occurrence, same incident"
+            );
+            assert_eq!(
+                a.region.as_deref(),
+                Some("us-east-1"),
+                "region code, not the display name"
+            );
+            let m = a.metric.unwrap();
+            assert_eq!(
+                (m.namespace.as_str(), m.name.as_str()),
+                ("AWS/EC2", "CPUUtilization")
+            );
+            assert_eq!(m.dimensions["InstanceId"], "i-0123456789abcdef0");
+        }
+    }
+
+    #[test]
+    fn metric_math_and_anomaly_alarms_use_their_metric_stat() {
+        let a = one(include_str!("../../events/high-cpu-metric-math.json"));
+        let m = a.metric.unwrap();
+        assert_eq!(m.name, "CPUUtilization");
+        assert_eq!(m.field, "detail.configuration.metrics[1].metricStat.metric");
+        let a = one(include_str!("../../events/high-cpu-anomaly.json"));
+        assert_eq!(a.metric.unwrap().name, "CPUUtilization");
+        assert_eq!(a.value, Some(96.4));
+    }
+
+    #[test]
+    fn composite_alarm_has_a_rule_and_tags_but_no_metric() {
+        let a = one(include_str!("../../events/composite-alarm.json"));
+        assert!(a.metric.is_none());
+        assert_eq!(
+            a.alarm_rule.as_deref(),
+            Some("ALARM(web-high-cpu) AND ALARM(web-5xx-rate)")
+        );
+        assert_eq!(a.tags["severity"], "critical");
+    }
+
+    #[test]
+    fn alertmanager_payload_gives_one_alert_per_entry() {
+        let v = parse_event(include_bytes!("../../events/alertmanager-high-cpu.json")).unwrap();
+        assert_eq!(v.len(), 2, "duplicates are removed later, by occurrence");
+        let a = &v[0];
+        assert_eq!(a.source, AlertSource::Alertmanager);
+        assert_eq!(a.alarm_name, "HighCPUUsage");
+        assert_eq!(a.state, AlarmState::Alarm);
+        assert_eq!(a.value, Some(95.3));
+        assert_eq!(a.tags["instance"], "10.0.1.5:9100");
+        assert_eq!(a.occurrence, v[1].occurrence);
+        let r = one(include_str!(
+            "../../events/alertmanager-high-cpu-resolved.json"
+        ));
+        assert_eq!(
+            (r.state, r.previous_state),
+            (AlarmState::Ok, Some(AlarmState::Alarm))
+        );
+    }
+
+    fn am(f: impl Fn(&mut Value)) -> Vec<u8> {
+        let mut v: Value =
+            serde_json::from_str(include_str!("../../events/alertmanager-high-cpu.json")).unwrap();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn alertmanager_errors_name_the_field() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (am(|v| v["version"] = "3".into()), "field `version`"),
+            (
+                am(|v| v["alerts"] = Value::Array(vec![])),
+                "field `alerts`: no alerts",
+            ),
+            (
+                am(|v| v["alerts"][1]["status"] = "pending".into()),
+                "alerts[1].status",
+            ),
+            (
+                am(|v| v["alerts"][0]["labels"]["alertname"] = "$(reboot)".into()),
+                "alerts[0].labels.alertname",
+            ),
+            (
+                am(|v| {
+                    v["alerts"][0]["labels"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("alertname");
+                }),
+                "alerts[0].labels.alertname",
+            ),
+            (
+                am(|v| v["alerts"][0]["startsAt"] = "yesterday".into()),
+                "alerts[0].startsAt",
+            ),
+            (
+                am(|v| v["alerts"][0]["fingerprint"] = "../../etc".into()),
+                "alerts[0].fingerprint",
+            ),
+            (
+                am(|v| v["alerts"][0]["annotations"]["value"] = "lots".into()),
+                "alerts[0].annotations.value",
+            ),
+            (
+                am(|v| v["alerts"][0]["labels"]["job"] = 5.into()),
+                "alerts[0].labels.job",
+            ),
+        ];
+        for (bytes, needle) in cases {
+            let err = parse_event(&bytes).unwrap_err().to_string();
+            assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn sns_errors_name_the_field() {
+        let src: Value =
+            serde_json::from_str(include_str!("../../events/sns-high-cpu-alarm.json")).unwrap();
+        let mut v = src.clone();
+        v["Records"][0]["Sns"]["Message"] = "plain text".into();
+        assert!(
+            parse_event(&serde_json::to_vec(&v).unwrap())
+                .unwrap_err()
+                .to_string()
+                .contains("Records[0].Sns.Message")
+        );
+        let mut v = src.clone();
+        let mut msg: Value =
+            serde_json::from_str(v["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        msg["NewStateValue"] = "BROKEN".into();
+        v["Records"][0]["Sns"]["Message"] = msg.to_string().into();
+        assert!(
+            parse_event(&serde_json::to_vec(&v).unwrap())
+                .unwrap_err()
+                .to_string()
+                .contains("Records[0].Sns.Message.NewStateValue")
+        );
     }
 }

@@ -16,7 +16,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
 use crate::ids::{GroupName, InstanceId, VolumeId};
-use crate::incident::{Incident, IncidentKind, Transition};
+use crate::incident::{Incident, IncidentKind, PrivateAddress, Resource, Transition};
 use crate::notify::{Notification, compose, sns_message};
 use crate::plan::{
     ActionName, AttachedVolume, Decision, GroupState, HIGH_CPU_DIAGNOSTICS, Observed, Plan,
@@ -158,12 +158,80 @@ impl Aws {
 
     /// Reads the AWS state the planner needs for this incident, concurrently.
     pub async fn observe(&self, incident: &Incident) -> Observed {
-        let instance = match (&incident.transition, incident.kind, &incident.instance) {
-            (Transition::Firing, IncidentKind::HighCpu, Some(i)) => i,
-            _ => return Observed::nothing(),
+        if incident.transition != Transition::Firing || incident.kind != IncidentKind::HighCpu {
+            return Observed::nothing();
+        }
+        let (instance, resolved) = match &incident.resource {
+            Resource::Instance(i) => (i.clone(), None),
+            Resource::Address(a) => match self.resolve(a).await {
+                Ok(i) => (i.clone(), Some(Ok(i))),
+                Err(why) => {
+                    return Observed {
+                        resolved: Some(Err(why)),
+                        ..Observed::nothing()
+                    };
+                }
+            },
+            Resource::Group(g) => {
+                return Observed {
+                    group: self.group_named(g).await,
+                    ..Observed::nothing()
+                };
+            }
+            Resource::None => return Observed::nothing(),
         };
-        let (volumes, group) = tokio::join!(self.volumes_of(instance), self.group_of(instance));
-        Observed { volumes, group }
+        let (volumes, group) = tokio::join!(self.volumes_of(&instance), self.group_of(&instance));
+        Observed {
+            resolved,
+            volumes,
+            group,
+        }
+    }
+
+    /// The one live instance with this private IP address or DNS name.
+    async fn resolve(&self, address: &PrivateAddress) -> Result<InstanceId, String> {
+        let (filter, what) = match address {
+            PrivateAddress::Ip(ip) => ("private-ip-address", format!("private IP {ip}")),
+            PrivateAddress::DnsName(n) => ("private-dns-name", format!("private DNS name {n}")),
+        };
+        let out = self
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(filter)
+                    .values(address.to_string())
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .values("stopping")
+                    .values("stopped")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("DescribeInstances: {}", sdk_error(&e)))?;
+        let ids: Vec<&str> = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id())
+            .collect();
+        match ids.as_slice() {
+            [] => Err(format!("no instance in this account and region has {what}")),
+            [one] => {
+                InstanceId::parse("DescribeInstances.InstanceId", one).map_err(|e| e.to_string())
+            }
+            many => Err(format!(
+                "{} instances have {what} ({}): refusing to guess",
+                many.len(),
+                many.join(", ")
+            )),
+        }
     }
 
     async fn volumes_of(&self, instance: &InstanceId) -> Result<Vec<AttachedVolume>, String> {
@@ -217,6 +285,10 @@ impl Aws {
         };
         let name = GroupName::parse("DescribeAutoScalingInstances.AutoScalingGroupName", name)
             .map_err(|e| e.to_string())?;
+        self.group_named(&name).await
+    }
+
+    async fn group_named(&self, name: &GroupName) -> Result<Option<GroupState>, String> {
         let out = self
             .autoscaling
             .describe_auto_scaling_groups()
@@ -224,14 +296,16 @@ impl Aws {
             .send()
             .await
             .map_err(|e| format!("DescribeAutoScalingGroups: {}", sdk_error(&e)))?;
-        let g = out
+        let Some(g) = out
             .auto_scaling_groups()
             .iter()
             .find(|g| g.auto_scaling_group_name() == Some(name.as_str()))
-            .ok_or_else(|| format!("group {name} is not described by DescribeAutoScalingGroups"))?;
+        else {
+            return Ok(None);
+        };
         match (g.desired_capacity(), g.min_size(), g.max_size()) {
             (Some(desired), Some(min), Some(max)) => Ok(Some(GroupState {
-                name,
+                name: name.clone(),
                 desired,
                 min,
                 max,

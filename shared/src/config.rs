@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::incident::{IncidentKind, Routes};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -20,6 +21,10 @@ pub struct Config {
     pub notify_on_resolve: bool,
     /// `DRY_RUN` (default false): plan, read, diagnose and notify; change nothing.
     pub dry_run: bool,
+    /// `ROUTES`: routing overrides, `NAME=KIND` separated by commas, where NAME
+    /// is an alarm name, a CloudWatch metric name or a Prometheus alert name and
+    /// KIND is high_cpu, disk_full, memory_pressure, service_down or none.
+    pub routes: Routes,
 }
 
 impl Default for Config {
@@ -31,6 +36,7 @@ impl Default for Config {
             actions_deadline: Duration::from_secs(90),
             notify_on_resolve: true,
             dry_run: false,
+            routes: Routes::new(),
         }
     }
 }
@@ -73,6 +79,9 @@ impl Config {
         if let Some(v) = get("DRY_RUN") {
             c.dry_run = boolean("DRY_RUN", &v)?;
         }
+        if let Some(v) = get("ROUTES") {
+            c.routes = routes("ROUTES", &v)?;
+        }
         Ok(c)
     }
 }
@@ -96,6 +105,24 @@ fn topic_arn(var: &str, v: &str) -> Result<String, ConfigError> {
             "not an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)",
         ))
     }
+}
+
+fn routes(var: &str, v: &str) -> Result<Routes, ConfigError> {
+    let mut out = Routes::new();
+    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, kind)) = entry.split_once('=') else {
+            return Err(err(var, entry, "expected NAME=KIND"));
+        };
+        let Some(kind) = IncidentKind::parse(kind.trim()) else {
+            return Err(err(
+                var,
+                entry,
+                "KIND must be high_cpu, disk_full, memory_pressure, service_down or none",
+            ));
+        };
+        out.insert(name.trim().to_owned(), kind);
+    }
+    Ok(out)
 }
 
 fn percent(var: &str, v: &str) -> Result<f64, ConfigError> {
@@ -161,6 +188,9 @@ mod tests {
         assert_eq!(c.scale_out_cpu_threshold, 85.5);
         assert_eq!(c.actions_deadline, Duration::from_secs(50));
         assert!(c.dry_run);
+        let c = cfg(&[("ROUTES", "NodeHighLoad=high_cpu, web-degraded=none")]).unwrap();
+        assert_eq!(c.routes["NodeHighLoad"], IncidentKind::HighCpu);
+        assert_eq!(c.routes["web-degraded"], IncidentKind::Unrouted);
     }
 
     #[test]

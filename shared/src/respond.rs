@@ -9,9 +9,10 @@ use crate::alert::parse_value;
 use crate::aws::Aws;
 use crate::config::Config;
 use crate::error::InputError;
-use crate::incident::Incident;
+use crate::incident::{Incident, Routes};
 use crate::plan::{Decision, plan};
 use crate::report::Report;
+use std::collections::HashSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -21,12 +22,22 @@ pub enum Mode {
     Run,
 }
 
-/// Parses the event into incidents; bad input stops here, before any AWS call.
-pub fn incidents(event: Value) -> Result<Vec<Incident>, InputError> {
-    parse_value(event)?
-        .into_iter()
-        .map(Incident::from_alert)
-        .collect()
+/// Parses the event into incidents, one per occurrence: duplicates in one
+/// payload (an Alertmanager group with the same fingerprint twice) become
+/// one. Bad input stops here, before any AWS call.
+pub fn incidents(event: Value, routes: &Routes) -> Result<(Vec<Incident>, usize), InputError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut duplicates = 0;
+    for alert in parse_value(event)? {
+        let incident = Incident::routed(alert, routes)?;
+        if seen.insert(incident.id.clone()) {
+            out.push(incident);
+        } else {
+            duplicates += 1;
+        }
+    }
+    Ok((out, duplicates))
 }
 
 pub async fn handle(
@@ -35,7 +46,7 @@ pub async fn handle(
     config: &Config,
     mode: Mode,
 ) -> Result<Report, InputError> {
-    let incidents = incidents(event)?;
+    let (incidents, duplicates) = incidents(event, &config.routes)?;
     let reports = join_all(incidents.iter().map(|incident| {
         let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
         async move {
@@ -57,5 +68,8 @@ pub async fn handle(
         .instrument(span)
     }))
     .await;
-    Ok(Report { incidents: reports })
+    Ok(Report {
+        incidents: reports,
+        duplicates,
+    })
 }

@@ -140,6 +140,10 @@ pub struct Fleet {
     /// Instances of the group; the first one has an extra data volume.
     pub instances: Vec<String>,
     pub data_volume: String,
+    /// Private IP and DNS name of the first instance (what a Prometheus
+    /// `instance` label carries).
+    pub private_ip: String,
+    pub private_dns: String,
     /// An instance outside any Auto Scaling group.
     pub standalone: String,
     pub topic_arn: String,
@@ -245,6 +249,18 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         .send()
         .await?;
 
+    let described = ec2.describe_instances().instance_ids(&first).send().await?;
+    let me = described
+        .reservations()
+        .first()
+        .and_then(|r| r.instances().first())
+        .context("first instance not described")?;
+    let private_ip = me.private_ip_address().context("no private IP")?.to_owned();
+    let private_dns = me
+        .private_dns_name()
+        .context("no private DNS name")?
+        .to_owned();
+
     let standalone = ec2
         .run_instances()
         .image_id(&image)
@@ -282,6 +298,8 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         group,
         instances,
         data_volume,
+        private_ip,
+        private_dns,
         standalone,
         topic_arn,
         inbox_queue_url,

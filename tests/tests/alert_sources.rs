@@ -1,0 +1,315 @@
+//! Every shape in which an alert reaches the functions, end to end against moto.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use first_responder::aws::PollSchedule;
+use first_responder::{Aws, Config, Mode, Report, handle};
+use harness::{
+    Fleet, FleetSpec, Moto, desired_capacity, drain, sample_event, seed, snapshots, ssm_commands,
+};
+
+struct World {
+    _moto: Moto,
+    sdk: aws_config::SdkConfig,
+    fleet: Fleet,
+    aws: Aws,
+    config: Config,
+}
+
+async fn world() -> Result<World> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    let mut aws = Aws::new(&sdk);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let config = Config {
+        notify_topic_arn: Some(fleet.topic_arn.clone()),
+        ..Config::default()
+    };
+    Ok(World {
+        _moto: moto,
+        sdk,
+        fleet,
+        aws,
+        config,
+    })
+}
+
+impl World {
+    async fn handle(&self, text: &str) -> Result<Report> {
+        Ok(handle(
+            serde_json::from_str(text)?,
+            &self.aws,
+            &self.config,
+            Mode::Run,
+        )
+        .await?)
+    }
+
+    async fn handle_sample(&self, name: &str) -> Result<Report> {
+        self.handle(&sample_event(name, self.fleet.instance())?)
+            .await
+    }
+
+    /// The full high_cpu response happened once, on the seeded instance.
+    async fn assert_full_response(&self, report: &Report) -> Result<()> {
+        assert_eq!(report.incidents.len(), 1, "{report:#?}");
+        let inc = &report.incidents[0];
+        assert_eq!(inc.kind.as_str(), "high_cpu");
+        assert_eq!(inc.instance.as_deref(), Some(self.fleet.instance()));
+        let got: Vec<String> = inc
+            .actions
+            .iter()
+            .map(|a| format!("{}:{}", a.action.as_str(), a.status.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "snapshot:done",
+                "snapshot:done",
+                "collect_diagnostics:done",
+                "scale_out:done",
+                "notify:done"
+            ],
+            "{report:#?}"
+        );
+        let snaps = snapshots(&self.sdk).await?;
+        assert_eq!(snaps.len(), 2);
+        assert!(
+            snaps
+                .iter()
+                .all(|s| s.tags["first-responder:incident-id"] == inc.id
+                    && s.tags["first-responder:instance-id"] == self.fleet.instance())
+        );
+        assert_eq!(ssm_commands(&self.sdk).await?.len(), 1);
+        assert_eq!(desired_capacity(&self.sdk, &self.fleet.group).await?, 2);
+        let inbox = drain(&self.sdk, &self.fleet.inbox_queue_url).await?;
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox[0].document()?["incident_id"], inc.id.as_str());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn sns_wrapped_alarm() -> Result<()> {
+    let w = world().await?;
+    let r = w.handle_sample("sns-high-cpu-alarm.json").await?;
+    w.assert_full_response(&r).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn alarm_invoking_the_function_directly() -> Result<()> {
+    let w = world().await?;
+    let r = w.handle_sample("direct-high-cpu-alarm.json").await?;
+    w.assert_full_response(&r).await
+}
+
+#[tokio::test]
+async fn metric_math_alarm() -> Result<()> {
+    let w = world().await?;
+    let r = w.handle_sample("high-cpu-metric-math.json").await?;
+    w.assert_full_response(&r).await
+}
+
+#[tokio::test]
+async fn anomaly_detection_alarm() -> Result<()> {
+    let w = world().await?;
+    let r = w.handle_sample("high-cpu-anomaly.json").await?;
+    w.assert_full_response(&r).await
+}
+
+#[tokio::test]
+async fn same_occurrence_through_two_paths_is_one_incident_id() -> Result<()> {
+    let w = world().await?;
+    let a = w.handle_sample("high-cpu-alarm.json").await?;
+    let b = first_responder::respond::incidents(
+        serde_json::from_str(&sample_event(
+            "sns-high-cpu-alarm.json",
+            w.fleet.instance(),
+        )?)?,
+        &Default::default(),
+    )?;
+    assert_eq!(a.incidents[0].id, b.0[0].id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn composite_alarm_notifies_with_its_rule_and_remediates_nothing() -> Result<()> {
+    let w = world().await?;
+    let r = w.handle_sample("composite-alarm.json").await?;
+    let inc = &r.incidents[0];
+    assert_eq!(inc.kind.as_str(), "unrouted");
+    assert_eq!(
+        inc.actions
+            .iter()
+            .map(|a| a.action.as_str())
+            .collect::<Vec<_>>(),
+        ["notify"]
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert!(ssm_commands(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("composite alarm rule: ALARM(web-high-cpu) AND ALARM(web-5xx-rate)"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was done"), "{text}");
+    // The alarm's `severity` tag decides who is paged.
+    assert_eq!(inbox[0].attribute("severity"), Some("critical"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn group_level_alarm_scales_the_group_without_instance_evidence() -> Result<()> {
+    let w = world().await?;
+    let r = w.handle_sample("group-high-cpu-alarm.json").await?;
+    let got: Vec<String> = r.incidents[0]
+        .actions
+        .iter()
+        .map(|a| format!("{}:{}:{}", a.action.as_str(), a.target, a.status.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "scale_out:web-asg:done".to_owned(),
+            format!("notify:{}:done", w.fleet.topic_arn)
+        ]
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(
+        inbox[0].subject.as_deref(),
+        Some("[ALARM] High CPU 95.3% on group web-asg")
+    );
+    Ok(())
+}
+
+fn alertmanager(w: &World, name: &str, address: &str) -> Result<String> {
+    Ok(sample_event(name, w.fleet.instance())?.replace("10.0.1.5", address))
+}
+
+#[tokio::test]
+async fn node_exporter_alert_with_only_a_private_ip_and_a_duplicate() -> Result<()> {
+    let w = world().await?;
+    let r = w
+        .handle(&alertmanager(
+            &w,
+            "alertmanager-high-cpu.json",
+            &w.fleet.private_ip,
+        )?)
+        .await?;
+    assert_eq!(
+        r.duplicates, 1,
+        "the same fingerprint twice is one incident"
+    );
+    w.assert_full_response(&r).await?;
+    // The runbook's rule labels HighCPUUsage `warning`: the pager is not called.
+    assert_eq!(r.incidents[0].severity.as_str(), "warning");
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+
+    // Resolved: a short notice, nothing else.
+    let r = w
+        .handle(&alertmanager(
+            &w,
+            "alertmanager-high-cpu-resolved.json",
+            &w.fleet.private_ip,
+        )?)
+        .await?;
+    assert_eq!(r.incidents[0].transition, "resolved");
+    assert_eq!(
+        r.incidents[0]
+            .actions
+            .iter()
+            .map(|a| a.action.as_str())
+            .collect::<Vec<_>>(),
+        ["notify"]
+    );
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert!(
+        inbox[0]
+            .subject
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("[OK] Resolved: HighCPUUsage")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn node_exporter_alert_by_private_dns_name() -> Result<()> {
+    let w = world().await?;
+    let r = w
+        .handle(&alertmanager(
+            &w,
+            "alertmanager-high-cpu.json",
+            &w.fleet.private_dns,
+        )?)
+        .await?;
+    w.assert_full_response(&r).await
+}
+
+#[tokio::test]
+async fn unknown_address_is_said_plainly_and_nothing_is_done() -> Result<()> {
+    let w = world().await?;
+    let r = w
+        .handle(&alertmanager(
+            &w,
+            "alertmanager-high-cpu.json",
+            "10.99.99.99",
+        )?)
+        .await?;
+    let inc = &r.incidents[0];
+    assert!(inc.notes.iter().any(|n| n.contains("could not tell which instance 10.99.99.99 is: no instance in this account and region has private IP 10.99.99.99")), "{:?}", inc.notes);
+    assert_eq!(
+        inc.actions
+            .iter()
+            .map(|a| a.action.as_str())
+            .collect::<Vec<_>>(),
+        ["notify"]
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn other_kinds_are_routed_and_say_their_playbook_is_not_built_yet() -> Result<()> {
+    let w = world().await?;
+    let src = sample_event("alertmanager-high-cpu.json", w.fleet.instance())?
+        .replace("10.0.1.5", &w.fleet.private_ip)
+        .replace("HighCPUUsage", "DiskSpaceLow");
+    let r = w.handle(&src).await?;
+    let inc = &r.incidents[0];
+    assert_eq!(inc.kind.as_str(), "disk_full");
+    assert!(
+        inc.notes
+            .iter()
+            .any(|n| n.contains("disk_full playbook") && n.contains("not built yet")),
+        "{:?}",
+        inc.notes
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("NEXT STEPS (disk_full playbook)") && text.contains("du -sh"),
+        "{text}"
+    );
+    Ok(())
+}
