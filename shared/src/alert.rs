@@ -573,7 +573,14 @@ struct AmAlert {
     fingerprint: Option<String>,
 }
 
-fn parse_alertmanager(value: Value) -> Result<Vec<Alert>, InputError> {
+/// Parses an Alertmanager webhook payload (version 4) and nothing else.
+pub fn parse_alertmanager(value: Value) -> Result<Vec<Alert>, InputError> {
+    if !value.is_object() {
+        return Err(InputError::Unsupported(format!(
+            "expected a JSON object, got {}",
+            json_kind(&value)
+        )));
+    }
     let p: AmPayload = deserialize(value, "")?;
     if p.version != "4" {
         return Err(InputError::field(

@@ -56,6 +56,15 @@ pub fn sdk_config_loader() -> aws_config::ConfigLoader {
         )
 }
 
+/// Clients for the binaries that need one service only (the webhook).
+pub fn ssm_client(sdk: &SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(sdk)
+}
+
+pub fn lambda_client(sdk: &SdkConfig) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(sdk)
+}
+
 /// How `GetCommandInvocation` is polled: doubling from `first` up to `max`.
 #[derive(Clone, Copy, Debug)]
 pub struct PollSchedule {

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod report;
 pub mod respond;
 pub mod telemetry;
+pub mod webhook;
 
 pub use aws::Aws;
 pub use config::Config;

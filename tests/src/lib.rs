@@ -483,3 +483,158 @@ pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<Delivered>> {
         }
     }
 }
+
+/// `cargo lambda watch` serving every function of the workspace on a free
+/// 127.0.0.1 port, with the given environment; stopped (whole process group)
+/// on drop.
+pub struct Watch {
+    child: Child,
+    pub port: u16,
+}
+
+impl Watch {
+    pub fn start(port: u16, env: &[(&str, String)]) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let venv_bin = root().join(".venv/bin");
+        if !venv_bin.join("cargo-lambda").exists() {
+            bail!(
+                "cargo-lambda not found in {}: run `make test`",
+                venv_bin.display()
+            );
+        }
+        let path = format!(
+            "{}:{}",
+            venv_bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("first-responder-watch-{port}.log")),
+        )?;
+        let mut cmd = Command::new("cargo");
+        cmd.args([
+            "lambda",
+            "watch",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ])
+        .current_dir(root())
+        .env("PATH", path)
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().context("starting cargo lambda watch")?;
+        // The first request may build a function; the port opens before that.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("cargo lambda watch exited: {status}");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(Self { child, port });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("cargo lambda watch did not listen on 127.0.0.1:{port}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn function_url(&self, function: &str) -> String {
+        format!("/lambda-url/{function}/")
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client for loopback tests: one request, `Connection: close`.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").context("no end of headers")?;
+    let status: u16 = head.split(' ').nth(1).context("no status")?.parse()?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut rest: &str) -> Result<String> {
+    let mut out = String::new();
+    loop {
+        let (size, tail) = rest.split_once("\r\n").context("bad chunk")?;
+        let n = usize::from_str_radix(size.trim(), 16)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.push_str(tail.get(..n).context("short chunk")?);
+        rest = tail.get(n + 2..).context("short chunk")?;
+    }
+}
+
+/// An SSM SecureString parameter in the emulated account.
+pub async fn put_secret(sdk: &SdkConfig, name: &str, value: &str) -> Result<()> {
+    aws_sdk_ssm::Client::new(sdk)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, at most `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("condition not met within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

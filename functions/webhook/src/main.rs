@@ -1,0 +1,59 @@
+//! The `webhook` Lambda function, behind a Function URL (payload format 2.0):
+//! authenticates Alertmanager's requests and hands each incident to the
+//! `responder` asynchronously. Token, routes and clients are built once.
+
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use aws_lambda_events::http::{HeaderMap, HeaderValue};
+use first_responder::webhook::{Request, Webhook, load_token};
+use first_responder::{Config, aws::sdk_config_loader, telemetry};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+async fn handler(
+    event: LambdaEvent<LambdaFunctionUrlRequest>,
+    webhook: &Webhook,
+) -> Result<LambdaFunctionUrlResponse, std::convert::Infallible> {
+    let r = &event.payload;
+    let request = Request {
+        method: r.request_context.http.method.as_deref().unwrap_or("POST"),
+        authorization: r.headers.get("authorization").and_then(|v| v.to_str().ok()),
+        body: r.body.as_deref(),
+        base64: r.is_base64_encoded,
+    };
+    let reply = webhook.handle(&request).await;
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(reply.status);
+    response.headers = headers;
+    response.body = Some(reply.body.to_string());
+    Ok(response)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init(false, "info");
+    let config = Config::from_env()?;
+    let responder = std::env::var("RESPONDER_FUNCTION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(
+            "RESPONDER_FUNCTION is not set: the webhook has no responder to hand incidents to",
+        )?;
+    let sdk = sdk_config_loader().load().await;
+    let token = load_token(
+        std::env::var("WEBHOOK_TOKEN").ok(),
+        std::env::var("WEBHOOK_TOKEN_PARAMETER").ok(),
+        &first_responder::aws::ssm_client(&sdk),
+    )
+    .await?;
+    let webhook = Webhook {
+        token,
+        routes: config.routes,
+        responder,
+        lambda: first_responder::aws::lambda_client(&sdk),
+    };
+    let webhook = &webhook;
+    lambda_runtime::run(service_fn(move |event| handler(event, webhook))).await
+}

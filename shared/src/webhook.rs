@@ -1,0 +1,465 @@
+//! The `webhook` function's work: authenticate an Alertmanager request, bound
+//! and validate it (pure, [`accept`]), then hand each incident to the
+//! `responder` with an asynchronous Lambda invoke ([`Webhook::handle`]).
+//!
+//! Status codes follow Alertmanager's retry rules: it retries 5xx and nothing
+//! else, so 5xx is kept for failures a retry can fix (the hand-off), and
+//! input that will never succeed gets a 4xx.
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use base64::Engine;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+use crate::alert::{decode, parse_alertmanager};
+use crate::aws::sdk_error;
+use crate::error::ConfigError;
+use crate::incident::{Incident, Routes};
+
+/// Larger bodies are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Hand-offs in flight at once (a storm of 1,000 alerts stays within the
+/// account's Invoke rate without queueing behind one slow call).
+const HANDOFF_CONCURRENCY: usize = 16;
+
+/// The shared bearer token. Compared in constant time; never printed.
+pub struct Token(Vec<u8>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    /// At least 16 characters, no whitespace inside.
+    pub fn new(source: &str, value: &str) -> Result<Self, ConfigError> {
+        let v = value.trim();
+        let problem = if v.len() < 16 {
+            Some("the token must be at least 16 characters")
+        } else if v.chars().any(char::is_whitespace) {
+            Some("the token must not contain whitespace")
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => Err(ConfigError {
+                var: source.into(),
+                value: "<redacted>".into(),
+                problem: p.into(),
+            }),
+            None => Ok(Self(v.as_bytes().to_vec())),
+        }
+    }
+
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        // Lengths differ → false at once; the length of the token is not the secret.
+        self.0.ct_eq(presented).into()
+    }
+}
+
+/// An HTTP answer: status and a JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    fn error(status: u16, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({ "error": reason.into() }),
+        }
+    }
+}
+
+/// One incident for the responder: the payload as Alertmanager sent it, with
+/// only this incident's alert, so the responder sees a real shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Handoff {
+    pub incident_id: String,
+    pub kind: &'static str,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accepted {
+    pub alerts: usize,
+    pub duplicates: usize,
+    pub handoffs: Vec<Handoff>,
+}
+
+/// The request as the function sees it.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub authorization: Option<&'a str>,
+    pub body: Option<&'a str>,
+    pub base64: bool,
+}
+
+/// Authenticates, bounds, decodes and validates. Pure: no I/O.
+pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accepted, Reply> {
+    let presented = req.authorization.and_then(|h| {
+        let (scheme, rest) = h.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    });
+    if !presented.is_some_and(|t| token.matches(t.as_bytes())) {
+        return Err(Reply::error(401, "missing or wrong bearer token"));
+    }
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return Err(Reply::error(
+            405,
+            format!(
+                "method {} not allowed: POST an Alertmanager webhook payload",
+                req.method
+            ),
+        ));
+    }
+    let raw = req.body.unwrap_or_default();
+    let too_large = || Reply::error(413, format!("body larger than {MAX_BODY_BYTES} bytes"));
+    let bytes = if req.base64 {
+        if raw.len() > MAX_BODY_BYTES.div_ceil(3) * 4 + 4 {
+            return Err(too_large());
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|e| Reply::error(400, format!("body is marked base64 but is not: {e}")))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    let bad = |e: &dyn std::fmt::Display| Reply::error(400, e.to_string());
+    let value = decode(&bytes).map_err(|e| bad(&e))?;
+    let alerts = parse_alertmanager(value.clone()).map_err(|e| bad(&e))?;
+    let raw_alerts = value
+        .get("alerts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let count = alerts.len();
+    let mut seen = std::collections::HashSet::new();
+    let mut handoffs = Vec::new();
+    for (i, alert) in alerts.into_iter().enumerate() {
+        let incident = Incident::routed(alert, routes).map_err(|e| bad(&e))?;
+        if !seen.insert(incident.id.clone()) {
+            continue;
+        }
+        let mut one = value.clone();
+        one["alerts"] = Value::Array(vec![raw_alerts.get(i).cloned().unwrap_or(Value::Null)]);
+        handoffs.push(Handoff {
+            incident_id: incident.id,
+            kind: incident.kind.as_str(),
+            payload: serde_json::to_vec(&one).map_err(|e| Reply::error(500, e.to_string()))?,
+        });
+    }
+    Ok(Accepted {
+        alerts: count,
+        duplicates: count - handoffs.len(),
+        handoffs,
+    })
+}
+
+/// The webhook function's state, built once at start.
+pub struct Webhook {
+    pub token: Token,
+    pub routes: Routes,
+    /// Name or ARN of the responder function.
+    pub responder: String,
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+/// The token: `WEBHOOK_TOKEN` (local runs) or the SSM SecureString named by
+/// `WEBHOOK_TOKEN_PARAMETER` (AWS), read once at start.
+pub async fn load_token(
+    env_token: Option<String>,
+    parameter: Option<String>,
+    ssm: &aws_sdk_ssm::Client,
+) -> Result<Token, String> {
+    if let Some(t) = env_token.filter(|t| !t.is_empty()) {
+        return Token::new("WEBHOOK_TOKEN", &t).map_err(|e| e.to_string());
+    }
+    let Some(name) = parameter.filter(|p| !p.is_empty()) else {
+        return Err(
+            "set WEBHOOK_TOKEN_PARAMETER (an SSM SecureString parameter) or WEBHOOK_TOKEN".into(),
+        );
+    };
+    let out = ssm
+        .get_parameter()
+        .name(&name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| format!("reading SSM parameter {name}: {}", sdk_error(&e)))?;
+    let value = out
+        .parameter()
+        .and_then(|p| p.value())
+        .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
+    Token::new(&format!("SSM parameter {name}"), value).map_err(|e| e.to_string())
+}
+
+impl Webhook {
+    /// Answers one request. 2xx only once every incident is with the
+    /// responder (Lambda keeps async events durably), so a crash after the
+    /// answer loses nothing.
+    pub async fn handle(&self, req: &Request<'_>) -> Reply {
+        let accepted = match accept(req, &self.token, &self.routes) {
+            Ok(a) => a,
+            Err(reply) => {
+                warn!(status = reply.status, reason = %reply.body["error"], "rejected webhook request");
+                return reply;
+            }
+        };
+        let results: Vec<Result<(), String>> = futures::stream::iter(&accepted.handoffs)
+            .map(|h| async move {
+                self.lambda
+                    .invoke()
+                    .function_name(&self.responder)
+                    .invocation_type(InvocationType::Event)
+                    .payload(Blob::new(h.payload.clone()))
+                    .send()
+                    .await
+                    .map(|_| info!(incident_id = %h.incident_id, kind = h.kind, "handed to the responder"))
+                    .map_err(|e| format!("{}: {}", h.incident_id, sdk_error(&e)))
+            })
+            .buffer_unordered(HANDOFF_CONCURRENCY)
+            .collect()
+            .await;
+        let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        let ids: Vec<&str> = accepted
+            .handoffs
+            .iter()
+            .map(|h| h.incident_id.as_str())
+            .collect();
+        if !failed.is_empty() {
+            warn!(failed = failed.len(), "hand-off to the responder failed");
+            return Reply::error(
+                503,
+                format!(
+                    "could not hand {} of {} incidents to the responder (retry): {}",
+                    failed.len(),
+                    ids.len(),
+                    failed[0]
+                ),
+            );
+        }
+        info!(
+            alerts = accepted.alerts,
+            incidents = ids.len(),
+            duplicates = accepted.duplicates,
+            "accepted webhook request"
+        );
+        Reply {
+            status: 202,
+            body: json!({
+                "accepted": ids.len(),
+                "alerts": accepted.alerts,
+                "duplicates": accepted.duplicates,
+                "incidents": ids,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "s3cret-token-for-tests-0001";
+    const AM: &str = include_str!("../../events/alertmanager-high-cpu.json");
+
+    fn token() -> Token {
+        Token::new("t", TOKEN).unwrap()
+    }
+
+    fn req<'a>(auth: Option<&'a str>, body: &'a str) -> Request<'a> {
+        Request {
+            method: "POST",
+            authorization: auth,
+            body: Some(body),
+            base64: false,
+        }
+    }
+
+    fn status(r: Result<Accepted, Reply>) -> u16 {
+        match r {
+            Ok(_) => 202,
+            Err(reply) => reply.status,
+        }
+    }
+
+    #[test]
+    fn authentication() {
+        let good = format!("Bearer {TOKEN}");
+        let lower = format!("bearer {TOKEN}");
+        let routes = Routes::new();
+        assert_eq!(
+            status(accept(&req(Some(&good), AM), &token(), &routes)),
+            202
+        );
+        assert_eq!(
+            status(accept(&req(Some(&lower), AM), &token(), &routes)),
+            202
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer "),
+            Some(TOKEN),
+            Some("Basic czNjcmV0"),
+            Some("Bearer s3cret-token-for-tests-0002"),
+            Some("Bearer s3cret-token-for-tests-000"),
+        ] {
+            assert_eq!(
+                status(accept(&req(bad, AM), &token(), &routes)),
+                401,
+                "{bad:?}"
+            );
+        }
+        // Authentication comes first: an unauthenticated huge or broken body is still 401.
+        assert_eq!(
+            status(accept(
+                &req(None, &"x".repeat(MAX_BODY_BYTES + 10)),
+                &token(),
+                &routes
+            )),
+            401
+        );
+        assert_eq!(status(accept(&req(None, "{"), &token(), &routes)), 401);
+    }
+
+    #[test]
+    fn status_codes() {
+        let auth = format!("Bearer {TOKEN}");
+        let a = Some(auth.as_str());
+        let routes = Routes::new();
+        let cases: Vec<(Request<'_>, u16)> = vec![
+            (
+                Request {
+                    method: "GET",
+                    ..req(a, AM)
+                },
+                405,
+            ),
+            (req(a, "{"), 400),
+            (req(a, ""), 400),
+            (
+                req(a, include_str!("../../events/high-cpu-alarm.json")),
+                400,
+            ),
+            (req(a, r#"{"version":"4","alerts":[]}"#), 400),
+        ];
+        for (r, want) in cases {
+            let body = r
+                .body
+                .unwrap_or_default()
+                .chars()
+                .take(40)
+                .collect::<String>();
+            let got = accept(&r, &token(), &routes);
+            assert_eq!(status(got.clone()), want, "{body}");
+            if let Err(reply) = got {
+                let reason = reply.body["error"].as_str().unwrap().to_owned();
+                assert!(!reason.contains('\n') && !reason.is_empty(), "{reason}");
+            }
+        }
+        let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
+        assert_eq!(status(accept(&req(a, &big), &token(), &routes)), 413);
+        let big64 = base64::engine::general_purpose::STANDARD.encode(big.as_bytes());
+        assert_eq!(
+            status(accept(
+                &Request {
+                    base64: true,
+                    ..req(a, &big64)
+                },
+                &token(),
+                &routes
+            )),
+            413
+        );
+        assert_eq!(
+            status(accept(
+                &Request {
+                    base64: true,
+                    ..req(a, "%%%")
+                },
+                &token(),
+                &routes
+            )),
+            400
+        );
+    }
+
+    #[test]
+    fn base64_bodies_are_decoded() {
+        let auth = format!("Bearer {TOKEN}");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(AM.as_bytes());
+        let acc = accept(
+            &Request {
+                base64: true,
+                ..req(Some(&auth), &b64)
+            },
+            &token(),
+            &Routes::new(),
+        )
+        .unwrap();
+        assert_eq!(acc.handoffs.len(), 1);
+    }
+
+    #[test]
+    fn duplicates_become_one_handoff_with_one_alert() {
+        let auth = format!("Bearer {TOKEN}");
+        let acc = accept(&req(Some(&auth), AM), &token(), &Routes::new()).unwrap();
+        assert_eq!((acc.alerts, acc.duplicates, acc.handoffs.len()), (2, 1, 1));
+        let payload: Value = serde_json::from_slice(&acc.handoffs[0].payload).unwrap();
+        assert_eq!(payload["version"], "4");
+        assert_eq!(payload["alerts"].as_array().unwrap().len(), 1);
+        assert_eq!(acc.handoffs[0].kind, "high_cpu");
+        // The hand-off is itself a payload the responder accepts, with the same incident.
+        let (incidents, _) = crate::respond::incidents(payload, &Routes::new()).unwrap();
+        assert_eq!(incidents[0].id, acc.handoffs[0].incident_id);
+    }
+
+    #[test]
+    fn a_storm_is_deduplicated() {
+        let auth = format!("Bearer {TOKEN}");
+        let mut v: Value = serde_json::from_str(AM).unwrap();
+        let template = v["alerts"][0].clone();
+        let alerts: Vec<Value> = (0..1000)
+            .map(|i| {
+                let mut a = template.clone();
+                a["fingerprint"] = format!("{:016x}", i % 50).into();
+                a["labels"]["instance"] =
+                    format!("10.0.{}.{}:9100", (i % 50) / 250, (i % 50) % 250 + 1).into();
+                a
+            })
+            .collect();
+        v["alerts"] = Value::Array(alerts);
+        let body = v.to_string();
+        let acc = accept(&req(Some(&auth), &body), &token(), &Routes::new()).unwrap();
+        assert_eq!(
+            (acc.alerts, acc.duplicates, acc.handoffs.len()),
+            (1000, 950, 50)
+        );
+    }
+
+    #[test]
+    fn token_rules() {
+        assert!(Token::new("WEBHOOK_TOKEN", "short").is_err());
+        assert!(Token::new("WEBHOOK_TOKEN", "has a space in the middle!").is_err());
+        let e = Token::new("WEBHOOK_TOKEN", "short-secret")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains("short-secret"),
+            "the secret must not be printed: {e}"
+        );
+        assert_eq!(format!("{:?}", token()), "Token(<redacted>)");
+    }
+}

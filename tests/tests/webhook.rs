@@ -1,0 +1,136 @@
+//! Alertmanager → webhook (Function URL) → async invoke → responder → AWS,
+//! with both functions served by `cargo lambda watch` on 127.0.0.1, the
+//! webhook's Lambda client pointed at it by `AWS_ENDPOINT_URL_LAMBDA` and
+//! every other AWS call at moto by `AWS_ENDPOINT_URL`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use harness::{
+    FleetSpec, Moto, Watch, aws_env, desired_capacity, drain, eventually, free_port, http_request,
+    put_secret, sample_event, seed, snapshots, ssm_commands,
+};
+
+const TOKEN: &str = "local-test-token-0123456789";
+const PARAM: &str = "/first-responder/webhook-token";
+
+#[tokio::test]
+async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    // The token lives in an SSM SecureString, read once at the webhook's start.
+    put_secret(&sdk, PARAM, TOKEN).await?;
+    let port = free_port()?;
+    let mut env = aws_env(&moto.endpoint);
+    env.extend([
+        (
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("NOTIFY_TOPIC_ARN", fleet.topic_arn.clone()),
+        ("WEBHOOK_TOKEN_PARAMETER", PARAM.to_owned()),
+        ("RESPONDER_FUNCTION", "responder".to_owned()),
+        ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
+    ]);
+    let watch = Watch::start(port, &env)?;
+    let url = watch.function_url("webhook");
+    let post = |auth: Option<&str>, ctype: &str, body: &[u8]| {
+        let bearer = auth.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", ctype)];
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b.as_str()));
+        }
+        http_request(port, "POST", &url, &headers, body)
+    };
+    let alert = sample_event("alertmanager-high-cpu.json", fleet.instance())?
+        .replace("10.0.1.5", &fleet.private_ip);
+
+    // Authentication and bad input: 4xx, and nothing happens.
+    let (s, _) = post(None, "application/json", alert.as_bytes())?;
+    assert_eq!(s, 401);
+    let (s, _) = post(
+        Some("wrong-token-000000000000"),
+        "application/json",
+        alert.as_bytes(),
+    )?;
+    assert_eq!(s, 401);
+    let (s, body) = post(
+        Some(TOKEN),
+        "application/json",
+        sample_event("high-cpu-alarm.json", fleet.instance())?.as_bytes(),
+    )?;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("alerts"), "{body}");
+    let (s, _) = post(
+        Some(TOKEN),
+        "application/json",
+        &vec![b' '; 1024 * 1024 + 1],
+    )?;
+    assert_eq!(s, 413);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(snapshots(&sdk).await?.is_empty());
+    assert!(ssm_commands(&sdk).await?.is_empty());
+
+    // The node-exporter alert (only instance="<private ip>:9100"), twice in one payload.
+    let started = Instant::now();
+    let (s, body) = post(Some(TOKEN), "application/json", alert.as_bytes())?;
+    let answered = started.elapsed();
+    assert_eq!(s, 202, "{body}");
+    println!("webhook answered 202 in {answered:?}");
+    let accepted: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        (
+            accepted["alerts"].as_u64(),
+            accepted["duplicates"].as_u64(),
+            accepted["accepted"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    let incident = accepted["incidents"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    // The responder runs asynchronously; read the outcome from the account.
+    let inbox = eventually(Duration::from_secs(90), || async {
+        let got = drain(&sdk, &fleet.inbox_queue_url).await?;
+        Ok((!got.is_empty()).then_some(got))
+    })
+    .await?;
+    assert_eq!(inbox.len(), 1);
+    let doc = inbox[0].document()?;
+    assert_eq!(doc["incident_id"], incident.as_str());
+    assert_eq!(doc["source"], "alertmanager");
+    assert_eq!(doc["instance"], fleet.instance());
+    let snaps = snapshots(&sdk).await?;
+    assert_eq!(snaps.len(), 2);
+    assert!(
+        snaps
+            .iter()
+            .all(|s| s.tags["first-responder:incident-id"] == incident)
+    );
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+
+    // Resolved, sent as text/plain so the Function URL delivers it base64-encoded.
+    let resolved = sample_event("alertmanager-high-cpu-resolved.json", fleet.instance())?
+        .replace("10.0.1.5", &fleet.private_ip);
+    let (s, body) = post(Some(TOKEN), "text/plain", resolved.as_bytes())?;
+    assert_eq!(s, 202, "{body}");
+    let inbox = eventually(Duration::from_secs(60), || async {
+        let got = drain(&sdk, &fleet.inbox_queue_url).await?;
+        Ok((!got.is_empty()).then_some(got))
+    })
+    .await?;
+    assert!(
+        inbox[0]
+            .subject
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("[OK] Resolved: HighCPUUsage")
+    );
+    assert_eq!(snapshots(&sdk).await?.len(), 2, "no remediation on resolve");
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+    drop(watch);
+    Ok(())
+}
