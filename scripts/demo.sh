@@ -10,7 +10,7 @@ trap stop_all EXIT
 step() { printf '\n\033[1m>>> %s\033[0m\n' "$*"; }
 
 step "Building the functions and the fleet tool (dev profile)"
-cargo build -q -p responder -p integration-tests --bin responder --bin fleet
+cargo build -q -p responder -p webhook -p integration-tests --bin responder --bin webhook --bin fleet
 FLEET_BIN=$CARGO_TARGET_DIR/debug/fleet
 
 step "Starting the AWS emulator (moto $(python3 -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || echo '?')) on 127.0.0.1"
@@ -23,13 +23,16 @@ INSTANCE=$(json_field "$RUN_DIR/fleet.json" instances)
 TOPIC=$(json_field "$RUN_DIR/fleet.json" topic_arn)
 echo "instance $INSTANCE in web-asg; notifications to $TOPIC"
 
-step "Serving the functions locally: cargo lambda watch on 127.0.0.1"
-start_watch "$TOPIC"
+step "Serving the functions locally: cargo lambda watch on 127.0.0.1 (responder + webhook)"
+TOKEN="demo-token-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+start_watch "$TOPIC" "$TOKEN"
 echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
 
 # events/ uses a sample instance id; put the seeded one in its place.
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-alarm.json" >"$RUN_DIR/high-cpu-alarm.json"
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-ok.json" >"$RUN_DIR/high-cpu-ok.json"
+PRIVATE_IP=$(json_field "$RUN_DIR/fleet.json" private_ip)
+sed "s/10\.0\.1\.5/$PRIVATE_IP/g" "$ROOT/events/alertmanager-high-cpu.json" >"$RUN_DIR/alertmanager-high-cpu.json"
 
 step "Alarm fires: cargo lambda invoke responder --data-file events/high-cpu-alarm.json (CPU 95.3%)"
 invoke responder "$RUN_DIR/high-cpu-alarm.json" >"$RUN_DIR/alarm-report.json"
@@ -41,6 +44,12 @@ for i in r["incidents"]:
     for a in i["actions"]:
         print("  %-8s %-20s %-24s %s" % (a["status"], a["action"], a["target"], a.get("detail") or a["reason"]))
 ' "$RUN_DIR/alarm-report.json"
+
+step "Prometheus fires too: Alertmanager's webhook payload (HighCPUUsage, instance=\"$PRIVATE_IP:9100\", sent twice in the group) POSTed to the webhook's Function URL"
+echo "without the token:"; post_url webhook "wrong-token-0000000000" "$RUN_DIR/alertmanager-high-cpu.json" | tee "$RUN_DIR/webhook-401.txt"
+echo "with the token:";    post_url webhook "$TOKEN" "$RUN_DIR/alertmanager-high-cpu.json" | tee "$RUN_DIR/webhook-202.txt"
+echo "the responder works asynchronously; waiting for its notification..."
+"$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 2 90
 
 step "Alarm recovers: cargo lambda invoke responder --data-file events/high-cpu-ok.json"
 invoke responder "$RUN_DIR/high-cpu-ok.json" >"$RUN_DIR/ok-report.json"
@@ -61,9 +70,17 @@ got = [(a["action"], a["status"]) for a in alarm["actions"]]
 want = [("snapshot", "done"), ("snapshot", "done"), ("collect_diagnostics", "done"), ("scale_out", "done"), ("notify", "done")]
 assert got == want, got
 assert [(a["action"], a["status"]) for a in ok["actions"]] == [("notify", "done")], ok
-assert "web-asg: desired capacity 2" in account, account
+assert open(f"{run}/webhook-401.txt").read().startswith("HTTP 401"), "wrong token not refused"
+accepted = open(f"{run}/webhook-202.txt").read()
+assert accepted.startswith("HTTP 202") and '"duplicates":1' in accepted, accepted
+am_incident = json.loads(accepted.split(": ", 1)[1])["incidents"][0]
+# CloudWatch alarm: 1 -> 2; the Alertmanager alert (another occurrence): 2 -> 3.
+assert "web-asg: desired capacity 3" in account, account
 assert account.count("tag first-responder:incident-id = " + alarm["id"]) == 2, account
+assert account.count("tag first-responder:incident-id = " + am_incident) == 2, account
 assert "Subject: [ALARM] High CPU 95.3%" in account and "Subject: [OK] Resolved: web-high-cpu" in account, account
+assert account.count("== Notification") == 3, account
+# Only the CloudWatch alarm is critical; the runbook labels HighCPUUsage a warning.
 assert "received 1 message(s)" in account, account
 print("demo check: 1 passed, 0 failed")
 PY

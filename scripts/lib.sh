@@ -41,13 +41,33 @@ start_moto() {
 
 # cargo lambda watch serves every function of the workspace; the functions
 # inherit this environment, so the SDK's AWS_ENDPOINT_URL points them at moto.
-start_watch() { # topic_arn
+# The webhook hands incidents to the responder with an asynchronous Lambda
+# invoke; AWS_ENDPOINT_URL_LAMBDA points that one client at cargo lambda watch.
+start_watch() { # topic_arn webhook_token
   LAMBDA_PORT=$(free_port)
-  AWS_ENDPOINT_URL=$MOTO_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-  AWS_EC2_METADATA_DISABLED=true NOTIFY_TOPIC_ARN=$1 DIAGNOSTICS_TIMEOUT_SECONDS=20 \
+  AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
+  NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
     setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
   PIDS+=($!)
   wait_port "$LAMBDA_PORT" 120 "cargo lambda watch"
+}
+
+# POST a file to a function's URL (as Alertmanager would), with a bearer token.
+post_url() { # function token file
+  python3 - "$LAMBDA_PORT" "$1" "$2" "$3" <<'PY'
+import sys, time, urllib.request, urllib.error
+port, fn, token, path = sys.argv[1:]
+req = urllib.request.Request(f"http://127.0.0.1:{port}/lambda-url/{fn}/", data=open(path, "rb").read(), method="POST",
+                             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+t = time.monotonic()
+try:
+    with urllib.request.urlopen(req, timeout=120) as r:
+        status, body = r.status, r.read().decode()
+except urllib.error.HTTPError as e:
+    status, body = e.code, e.read().decode()
+print(f"HTTP {status} in {1000 * (time.monotonic() - t):.0f} ms: {body}")
+PY
 }
 
 invoke() { # function event_file

@@ -69,8 +69,8 @@ impl AlertSource {
     }
 }
 
-/// The metric an alarm watches. `field` is where it sat in the event, so that
-/// later validation (of the `InstanceId` dimension, say) names the right path.
+/// The metric an alarm watches. `field` is where its dimensions (or labels)
+/// sat in the event, so later validation names the right path.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricRef {
     pub namespace: String,
@@ -174,7 +174,16 @@ fn deserialize<T: serde::de::DeserializeOwned>(
             (false, ".") => prefix.to_owned(),
             (false, p) => format!("{prefix}.{p}"),
         };
-        InputError::field(field, e.into_inner().to_string())
+        let problem = e.into_inner().to_string();
+        // serde says "missing field `x`" at the parent: name the field itself.
+        match problem
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split_once('`'))
+        {
+            Some((name, _)) if field == "(top level)" => InputError::field(name, "missing"),
+            Some((name, _)) => InputError::field(format!("{field}.{name}"), "missing"),
+            None => InputError::field(field, problem),
+        }
     })
 }
 
@@ -346,7 +355,7 @@ fn first_metric(metrics: Vec<MetricRaw>, prefix: &str) -> Option<MetricRef> {
             namespace: s.metric.namespace,
             name: s.metric.name,
             dimensions: s.metric.dimensions,
-            field: format!("{prefix}.configuration.metrics[{i}].metricStat.metric"),
+            field: format!("{prefix}.configuration.metrics[{i}].metricStat.metric.dimensions"),
         })
     })
 }
@@ -495,7 +504,7 @@ fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                                 &format!("{field}.Trigger.Dimensions"),
                                 t.dimensions,
                             )?,
-                            field: format!("{field}.Trigger"),
+                            field: format!("{field}.Trigger.Dimensions"),
                         }),
                         _ => {
                             let mut found = None;
@@ -510,7 +519,7 @@ fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                                             &format!("{f}.Dimensions"),
                                             ms.metric.dimensions,
                                         )?,
-                                        field: f,
+                                        field: format!("{f}.Dimensions"),
                                     });
                                     break;
                                 }
@@ -834,7 +843,7 @@ mod tests {
             (
                 br#"{"detail-type":"CloudWatch Alarm State Change","source":"aws.cloudwatch"}"#
                     .to_vec(),
-                "field `(top level)`: missing field `detail`",
+                "field `detail`: missing",
             ),
             (
                 br#"{"detail-type":5,"source":"aws.cloudwatch","detail":{}}"#.to_vec(),
@@ -937,7 +946,10 @@ mod tests {
         let a = one(include_str!("../../events/high-cpu-metric-math.json"));
         let m = a.metric.unwrap();
         assert_eq!(m.name, "CPUUtilization");
-        assert_eq!(m.field, "detail.configuration.metrics[1].metricStat.metric");
+        assert_eq!(
+            m.field,
+            "detail.configuration.metrics[1].metricStat.metric.dimensions"
+        );
         let a = one(include_str!("../../events/high-cpu-anomaly.json"));
         assert_eq!(a.metric.unwrap().name, "CPUUtilization");
         assert_eq!(a.value, Some(96.4));

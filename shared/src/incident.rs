@@ -238,11 +238,12 @@ fn event_group_name(field: &str, value: &str) -> Result<GroupName, InputError> {
     GroupName::parse(field, value)
 }
 
-fn resource_of(alert: &Alert) -> Result<Resource, InputError> {
+/// Namespaces whose metrics the default routing table speaks of (EC2 and the
+/// CloudWatch agent); `CPUUtilization` of an RDS database is not ours.
+pub const EC2_NAMESPACES: [&str; 2] = ["AWS/EC2", "CWAgent"];
+
+fn resource_of(alert: &Alert, kind: IncidentKind) -> Result<Resource, InputError> {
     let (dims, field) = match &alert.metric {
-        Some(m) if alert.source.is_cloudwatch() => {
-            (&m.dimensions, format!("{}.dimensions", m.field))
-        }
         Some(m) => (&m.dimensions, m.field.clone()),
         None => (&alert.tags, "alarmTags".to_owned()),
     };
@@ -273,6 +274,22 @@ fn resource_of(alert: &Alert) -> Result<Resource, InputError> {
                     v,
                 )?));
             }
+        }
+        // Routed to an EC2 playbook, yet the metric names no EC2 resource:
+        // nothing this alert could be acted on, so it is refused.
+        if alert.metric.is_some() && kind != IncidentKind::Unrouted {
+            let names: Vec<&str> = dims.keys().map(String::as_str).collect();
+            let what = if names.is_empty() {
+                "no dimension".to_owned()
+            } else {
+                shown(&names.join(","))
+            };
+            return Err(InputError::field(
+                field,
+                format!(
+                    "{what} names no EC2 resource (expected an InstanceId or AutoScalingGroupName dimension)"
+                ),
+            ));
         }
         return Ok(Resource::None);
     }
@@ -309,17 +326,19 @@ impl Incident {
     /// Routes with configuration overrides: an entry for the alarm name wins
     /// over one for the metric (or alert) name, which wins over the defaults.
     pub fn routed(alert: Alert, routes: &Routes) -> Result<Self, InputError> {
-        let resource = resource_of(&alert)?;
         let metric_name = alert.metric.as_ref().map(|m| m.name.as_str());
+        let ours = alert.metric.as_ref().is_some_and(|m| {
+            !alert.source.is_cloudwatch() || EC2_NAMESPACES.contains(&m.namespace.as_str())
+        });
         let kind = routes
             .get(&alert.alarm_name)
             .copied()
             .or_else(|| metric_name.and_then(|n| routes.get(n).copied()))
-            .unwrap_or_else(|| {
-                metric_name
-                    .map(IncidentKind::route)
-                    .unwrap_or(IncidentKind::Unrouted)
+            .unwrap_or_else(|| match metric_name {
+                Some(n) if ours => IncidentKind::route(n),
+                _ => IncidentKind::Unrouted,
             });
+        let resource = resource_of(&alert, kind)?;
         Ok(Self {
             id: incident_id(&alert.occurrence),
             kind,
@@ -527,6 +546,45 @@ mod tests {
                 .to_string();
             assert!(e.contains("alerts[0].labels.instance"), "{e}");
         }
+    }
+
+    #[test]
+    fn routing_needs_an_ec2_namespace_and_an_ec2_resource() {
+        // CPUUtilization of an RDS database is not routed to the EC2 playbook.
+        let rds = ALARM.replace("AWS/EC2", "AWS/RDS").replace(
+            "\"InstanceId\": \"i-0123456789abcdef0\"",
+            "\"DBInstanceIdentifier\": \"orders\"",
+        );
+        let i = incident(&rds).unwrap();
+        assert_eq!(
+            (i.kind, &i.resource),
+            (IncidentKind::Unrouted, &Resource::None)
+        );
+        // An EC2 alarm routed to a playbook but naming no EC2 resource is refused.
+        let by_image = ALARM.replace(
+            "\"InstanceId\": \"i-0123456789abcdef0\"",
+            "\"ImageId\": \"ami-0abc\"",
+        );
+        let e = incident(&by_image).unwrap_err().to_string();
+        assert!(
+            e.contains("metricStat.metric.dimensions")
+                && e.contains("ImageId")
+                && e.contains("names no EC2 resource"),
+            "{e}"
+        );
+        // An explicit route overrides the namespace rule.
+        let alert = parse_event(rds.as_bytes()).unwrap().remove(0);
+        let routes = Routes::from([("orders-cpu".to_owned(), IncidentKind::HighCpu)]);
+        assert_eq!(
+            Incident::routed(alert.clone(), &routes).unwrap().kind,
+            IncidentKind::Unrouted,
+            "another alarm's route"
+        );
+        let routes = Routes::from([("web-high-cpu".to_owned(), IncidentKind::HighCpu)]);
+        assert!(
+            Incident::routed(alert, &routes).is_err(),
+            "routed, but an RDS dimension is no EC2 resource"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! AWS executor and the notification. See ARCHITECTURE.md for the flow.
 
 pub mod alert;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod error;
@@ -14,8 +15,11 @@ pub mod respond;
 pub mod telemetry;
 pub mod webhook;
 
+#[cfg(feature = "aws")]
 pub use aws::Aws;
 pub use config::Config;
 pub use error::{ConfigError, InputError};
 pub use report::Report;
-pub use respond::{Mode, handle};
+pub use respond::Mode;
+#[cfg(feature = "aws")]
+pub use respond::handle;

@@ -747,15 +747,15 @@ mod tests {
             scale_decision(&p),
             "skip: Auto Scaling group web-asg does not exist"
         );
-        // An RDS alarm: no EC2 resource at all.
-        let rds = ALARM.replace(
+        // An RDS alarm is not ours: notified, nothing done.
+        let rds = ALARM.replace("AWS/EC2", "AWS/RDS").replace(
             "\"InstanceId\": \"i-0123456789abcdef0\"",
             "\"DBInstanceIdentifier\": \"orders-db\"",
         );
         let p = plan(&incident(&rds), &Observed::nothing(), &config());
         assert_eq!(p.actions.len(), 1);
         assert!(
-            p.notes[0].contains("names no EC2 instance"),
+            p.notes[0].contains("no playbook for metric AWS/RDS/CPUUtilization"),
             "{:?}",
             p.notes
         );

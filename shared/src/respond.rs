@@ -1,16 +1,22 @@
 //! One entry point for the functions and the CLI: event → incidents →
 //! observe → plan → (execute) → report.
 
+#[cfg(feature = "aws")]
 use futures::future::join_all;
 use serde_json::Value;
+#[cfg(feature = "aws")]
 use tracing::{Instrument, info, info_span};
 
 use crate::alert::parse_value;
+#[cfg(feature = "aws")]
 use crate::aws::Aws;
+#[cfg(feature = "aws")]
 use crate::config::Config;
 use crate::error::InputError;
 use crate::incident::{Incident, Routes};
+#[cfg(feature = "aws")]
 use crate::plan::{Decision, plan};
+#[cfg(feature = "aws")]
 use crate::report::Report;
 use std::collections::HashSet;
 
@@ -40,6 +46,7 @@ pub fn incidents(event: Value, routes: &Routes) -> Result<(Vec<Incident>, usize)
     Ok((out, duplicates))
 }
 
+#[cfg(feature = "aws")]
 pub async fn handle(
     event: Value,
     aws: &Aws,

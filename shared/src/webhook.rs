@@ -6,15 +6,20 @@
 //! else, so 5xx is kept for failures a retry can fix (the hand-off), and
 //! input that will never succeed gets a 4xx.
 
+#[cfg(feature = "aws")]
 use aws_sdk_lambda::primitives::Blob;
+#[cfg(feature = "aws")]
 use aws_sdk_lambda::types::InvocationType;
 use base64::Engine;
+#[cfg(feature = "aws")]
 use futures::StreamExt;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
+#[cfg(feature = "aws")]
 use tracing::{info, warn};
 
 use crate::alert::{decode, parse_alertmanager};
+#[cfg(feature = "aws")]
 use crate::aws::sdk_error;
 use crate::error::ConfigError;
 use crate::incident::{Incident, Routes};
@@ -23,6 +28,7 @@ use crate::incident::{Incident, Routes};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Hand-offs in flight at once (a storm of 1,000 alerts stays within the
 /// account's Invoke rate without queueing behind one slow call).
+#[cfg(feature = "aws")]
 const HANDOFF_CONCURRENCY: usize = 16;
 
 /// The shared bearer token. Compared in constant time; never printed.
@@ -166,6 +172,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
 }
 
 /// The webhook function's state, built once at start.
+#[cfg(feature = "aws")]
 pub struct Webhook {
     pub token: Token,
     pub routes: Routes,
@@ -176,6 +183,7 @@ pub struct Webhook {
 
 /// The token: `WEBHOOK_TOKEN` (local runs) or the SSM SecureString named by
 /// `WEBHOOK_TOKEN_PARAMETER` (AWS), read once at start.
+#[cfg(feature = "aws")]
 pub async fn load_token(
     env_token: Option<String>,
     parameter: Option<String>,
@@ -203,6 +211,7 @@ pub async fn load_token(
     Token::new(&format!("SSM parameter {name}"), value).map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "aws")]
 impl Webhook {
     /// Answers one request. 2xx only once every incident is with the
     /// responder (Lambda keeps async events durably), so a crash after the

@@ -20,7 +20,43 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("reading {fleet_file}"))?;
             show(endpoint, &fleet).await?;
         }
-        _ => bail!("usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON"),
+        ["wait", endpoint, fleet_file, count, seconds] => {
+            // Until the inbox holds `count` notifications (the responder's
+            // last step), so the asynchronous work is finished.
+            let fleet: Fleet = serde_json::from_str(&std::fs::read_to_string(fleet_file)?)?;
+            let sqs = aws_sdk_sqs::Client::new(&sdk_config(endpoint).await);
+            let want: usize = count.parse()?;
+            let deadline =
+                std::time::Instant::now() + std::time::Duration::from_secs(seconds.parse()?);
+            loop {
+                let attrs = sqs
+                    .get_queue_attributes()
+                    .queue_url(&fleet.inbox_queue_url)
+                    .attribute_names(
+                        aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                    )
+                    .send()
+                    .await?;
+                let n: usize = attrs
+                    .attributes()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    })
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if n >= want {
+                    println!("{n} notifications delivered");
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!("only {n} of {want} notifications after {seconds} s");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+        _ => bail!(
+            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS"
+        ),
     }
     Ok(())
 }
