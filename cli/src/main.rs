@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use first_responder::{Aws, Config, Mode, alert, aws::sdk_config_loader, handle, telemetry};
+use first_responder::{Aws, Config, Mode, alert, aws::sdk_config_loader, respond, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -60,15 +60,14 @@ async fn main() -> ExitCode {
         Ok(b) => b,
         Err(e) => return bad_input(format!("{file}: cannot read: {e}")),
     };
-    let event = match alert::decode(&bytes) {
-        Ok(v) => v,
+    // All of the input is checked before any AWS configuration is loaded.
+    let parsed = alert::decode(&bytes).and_then(|event| respond::incidents(event, &config.routes));
+    let (incidents, duplicates) = match parsed {
+        Ok(p) => p,
         Err(e) => return bad_input(format!("{file}: {e}")),
     };
     let aws = Aws::new(&sdk_config_loader().load().await);
-    let report = match handle(event, &aws, &config, mode).await {
-        Ok(r) => r,
-        Err(e) => return bad_input(format!("{file}: {e}")),
-    };
+    let report = respond::respond(&incidents, duplicates, &aws, &config, mode).await;
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),

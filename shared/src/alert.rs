@@ -141,12 +141,16 @@ pub fn parse_value(value: Value) -> Result<Vec<Alert>, InputError> {
     if object.contains_key("alarmData") {
         return parse_alarm_action(value).map(|a| vec![a]);
     }
+    if object.contains_key("requestContext") {
+        return parse_function_url(value);
+    }
     if object.contains_key("alerts") || object.contains_key("version") {
         return parse_alertmanager(value);
     }
     Err(InputError::Unsupported(
         "not an alert: expected an EventBridge alarm state change (`detail-type`), an SNS event \
-         (`Records`), an alarm action payload (`alarmData`) or an Alertmanager webhook (`alerts`)"
+         (`Records`), an alarm action payload (`alarmData`), an Alertmanager webhook (`alerts`) \
+         or a Function URL request carrying one (`requestContext`)"
             .into(),
     ))
 }
@@ -556,6 +560,43 @@ fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
             })
         })
         .collect()
+}
+
+/// A Function URL request (payload format 2.0), as the `webhook` function
+/// receives it: the body is an Alertmanager payload, possibly base64. The
+/// bearer token is the webhook's business; the CLI, run by an operator, reads
+/// the body only.
+fn parse_function_url(value: Value) -> Result<Vec<Alert>, InputError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Request {
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        is_base64_encoded: bool,
+    }
+    let r: Request = deserialize(value, "")?;
+    let body = r.body.unwrap_or_default();
+    let bytes = if r.is_base64_encoded {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|e| InputError::field("body", format!("marked base64 but is not: {e}")))?
+    } else {
+        body.into_bytes()
+    };
+    let inner = decode(&bytes).map_err(|e| InputError::field("body", e.to_string()))?;
+    let mut alerts = parse_alertmanager(inner).map_err(|e| match e {
+        InputError::Field { field, problem } => InputError::field(format!("body.{field}"), problem),
+        other => InputError::field("body", other.to_string()),
+    })?;
+    // Labels are validated later (routing); their paths start at `body` too.
+    for a in &mut alerts {
+        if let Some(m) = &mut a.metric {
+            m.field = format!("body.{}", m.field);
+        }
+    }
+    Ok(alerts)
 }
 
 /// At most this many alerts in one webhook payload (a storm is ~1,000).
@@ -1064,5 +1105,36 @@ mod tests {
                 .to_string()
                 .contains("Records[0].Sns.Message.NewStateValue")
         );
+    }
+
+    #[test]
+    fn function_url_requests_carry_the_alertmanager_payload() {
+        let direct =
+            parse_event(include_bytes!("../../events/alertmanager-high-cpu.json")).unwrap();
+        for src in [
+            include_str!("../../events/function-url-alertmanager.json"),
+            include_str!("../../events/function-url-alertmanager-base64.json"),
+        ] {
+            let got = parse_event(src.as_bytes()).unwrap();
+            assert_eq!(got.len(), direct.len());
+            for (g, d) in got.iter().zip(&direct) {
+                assert_eq!(
+                    (g.occurrence.as_str(), g.value, &g.tags),
+                    (d.occurrence.as_str(), d.value, &d.tags)
+                );
+                assert_eq!(
+                    g.metric.as_ref().unwrap().field,
+                    format!("body.{}", d.metric.as_ref().unwrap().field)
+                );
+            }
+        }
+        let mut v: Value =
+            serde_json::from_str(include_str!("../../events/function-url-alertmanager.json"))
+                .unwrap();
+        v["body"] = r#"{"version":"4","alerts":[{"status":"x"}]}"#.into();
+        let e = parse_event(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("body.alerts[0]"), "{e}");
     }
 }

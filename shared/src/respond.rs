@@ -54,6 +54,19 @@ pub async fn handle(
     mode: Mode,
 ) -> Result<Report, InputError> {
     let (incidents, duplicates) = incidents(event, &config.routes)?;
+    Ok(respond(&incidents, duplicates, aws, config, mode).await)
+}
+
+/// Observe, plan and (in `Mode::Run`) execute already parsed incidents,
+/// concurrently.
+#[cfg(feature = "aws")]
+pub async fn respond(
+    incidents: &[Incident],
+    duplicates: usize,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+) -> Report {
     let reports = join_all(incidents.iter().map(|incident| {
         let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
         async move {
@@ -75,8 +88,8 @@ pub async fn handle(
         .instrument(span)
     }))
     .await;
-    Ok(Report {
+    Report {
         incidents: reports,
         duplicates,
-    })
+    }
 }

