@@ -588,6 +588,26 @@ mod tests {
     }
 
     #[test]
+    fn composite_alarm_remediates_only_when_configured() {
+        let src = include_str!("../../events/composite-alarm.json");
+        let alert = parse_event(src.as_bytes()).unwrap().remove(0);
+        let routes = Routes::from([("web-service-degraded".to_owned(), IncidentKind::HighCpu)]);
+        // Routed, but its tags name no resource: nothing to act on (the plan says so).
+        assert!(Incident::routed(alert, &routes).is_ok_and(|i| i.resource == Resource::None));
+        let tagged = src.replace(
+            "\"team\": \"web\"",
+            "\"team\": \"web\", \"AutoScalingGroupName\": \"web-asg\"",
+        );
+        let alert = parse_event(tagged.as_bytes()).unwrap().remove(0);
+        let i = Incident::routed(alert, &routes).unwrap();
+        assert_eq!(i.kind, IncidentKind::HighCpu);
+        assert_eq!(
+            i.resource,
+            Resource::Group(GroupName::parse("t", "web-asg").unwrap())
+        );
+    }
+
+    #[test]
     fn event_group_names_are_strict() {
         let src = include_str!("../../events/group-high-cpu-alarm.json");
         for bad in ["web;rm -rf", "a`id`", "../web", "web$(x)", "web|x"] {

@@ -471,4 +471,81 @@ mod tests {
         );
         assert_eq!(format!("{:?}", token()), "Token(<redacted>)");
     }
+
+    #[cfg(feature = "aws")]
+    mod handoff {
+        //! The hand-off's request and its error paths, through typed SDK mocks
+        //! (cargo lambda watch runs even `Event` invokes synchronously, so
+        //! the request type is checked here).
+        use super::*;
+        use aws_sdk_lambda::Client;
+        use aws_sdk_lambda::operation::invoke::{InvokeError, InvokeOutput};
+        use aws_sdk_lambda::types::error::TooManyRequestsException;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        fn webhook(lambda: Client) -> Webhook {
+            Webhook {
+                token: token(),
+                routes: Routes::new(),
+                responder: "responder".into(),
+                lambda,
+            }
+        }
+
+        fn post() -> String {
+            format!("Bearer {TOKEN}")
+        }
+
+        #[tokio::test]
+        async fn hands_off_with_an_asynchronous_invoke_and_answers_202() {
+            let rule = mock!(Client::invoke)
+                .match_requests(|r| {
+                    r.invocation_type() == Some(&InvocationType::Event)
+                        && r.function_name() == Some("responder")
+                        && r.payload().is_some_and(|p| {
+                            serde_json::from_slice::<Value>(p.as_ref())
+                                .is_ok_and(|v| v["alerts"].as_array().is_some_and(|a| a.len() == 1))
+                        })
+                })
+                .then_output(|| InvokeOutput::builder().status_code(202).build());
+            let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&rule]);
+            let auth = post();
+            let reply = webhook(lambda).handle(&req(Some(&auth), AM)).await;
+            assert_eq!(reply.status, 202, "{:?}", reply.body);
+            assert_eq!(rule.num_calls(), 1, "one invoke for two duplicate alerts");
+            assert_eq!(reply.body["duplicates"], 1);
+        }
+
+        #[tokio::test]
+        async fn throttled_hand_off_is_503() {
+            let rule = mock!(Client::invoke).then_error(|| {
+                InvokeError::TooManyRequestsException(
+                    TooManyRequestsException::builder()
+                        .message("Rate exceeded")
+                        .build(),
+                )
+            });
+            let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&rule]);
+            let auth = post();
+            let reply = webhook(lambda).handle(&req(Some(&auth), AM)).await;
+            assert_eq!(reply.status, 503);
+            assert!(
+                reply.body["error"].as_str().unwrap().contains("(retry)"),
+                "{:?}",
+                reply.body
+            );
+        }
+
+        #[tokio::test]
+        async fn refused_requests_invoke_nothing() {
+            let rule = mock!(Client::invoke)
+                .then_output(|| InvokeOutput::builder().status_code(202).build());
+            let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&rule]);
+            let w = webhook(lambda);
+            assert_eq!(w.handle(&req(None, AM)).await.status, 401);
+            let auth = post();
+            assert_eq!(w.handle(&req(Some(&auth), "{}")).await.status, 400);
+            assert_eq!(rule.num_calls(), 0);
+        }
+    }
 }

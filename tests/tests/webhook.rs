@@ -134,3 +134,44 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
     drop(watch);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
+    use first_responder::webhook::{Request, Token, Webhook};
+    // The Lambda endpoint is a loopback port with nothing listening.
+    let dead = format!("http://127.0.0.1:{}", free_port()?);
+    let sdk = harness::sdk_config(&dead).await;
+    let webhook = Webhook {
+        token: Token::new("t", TOKEN)?,
+        routes: Default::default(),
+        responder: "responder".into(),
+        lambda: first_responder::aws::lambda_client(&sdk),
+    };
+    let body = sample_event("alertmanager-high-cpu.json", "i-0123456789abcdef0")?;
+    let auth = format!("Bearer {TOKEN}");
+    let reply = webhook
+        .handle(&Request {
+            method: "POST",
+            authorization: Some(&auth),
+            body: Some(&body),
+            base64: false,
+        })
+        .await;
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    let reason = reply.body["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("could not hand 1 of 1 incidents to the responder (retry)"),
+        "{reason}"
+    );
+    // Bad input is still a 4xx, never a 5xx, whatever the state of the hand-off.
+    let reply = webhook
+        .handle(&Request {
+            method: "POST",
+            authorization: Some(&auth),
+            body: Some("{}"),
+            base64: false,
+        })
+        .await;
+    assert_eq!(reply.status, 400);
+    Ok(())
+}
