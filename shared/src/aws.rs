@@ -194,6 +194,36 @@ impl Aws {
             resolved,
             volumes,
             group,
+            ..Observed::nothing()
+        }
+    }
+
+    /// Reads the kill switch: on when the parameter holds on/true/1/yes/
+    /// notify-only; off when it holds anything else or does not exist.
+    pub async fn kill_switch(&self, name: &str) -> Result<bool, String> {
+        // Decrypted, so a SecureString works as well as a String.
+        let read = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await;
+        match read {
+            Ok(out) => {
+                let v = out.parameter().and_then(|p| p.value()).unwrap_or_default();
+                Ok(matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "on" | "true" | "1" | "yes" | "notify-only"
+                ))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(format!("GetParameter {name}: {}", sdk_error(&e))),
         }
     }
 
@@ -270,6 +300,11 @@ impl Aws {
                 id,
                 device,
                 size_gib: v.size(),
+                tags: v
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect(),
             });
         }
         volumes.sort_by(|a, b| a.device.cmp(&b.device).then(a.id.cmp(&b.id)));
@@ -318,6 +353,11 @@ impl Aws {
                 desired,
                 min,
                 max,
+                tags: g
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect(),
             })),
             _ => Err(format!(
                 "group {name} has no desired/min/max capacity in its description"

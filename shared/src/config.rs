@@ -25,6 +25,15 @@ pub struct Config {
     /// is an alarm name, a CloudWatch metric name or a Prometheus alert name and
     /// KIND is high_cpu, disk_full, memory_pressure, service_down or none.
     pub routes: Routes,
+    /// `OPT_IN_TAG` (default `first-responder=enabled`; `off` to disable):
+    /// only volumes and groups carrying this tag are changed. Without it,
+    /// diagnostics and the notification only.
+    pub opt_in: Option<(String, String)>,
+    /// `MAX_DESIRED_CAPACITY`: never scale a group above this, even below its MaxSize.
+    pub max_desired_capacity: Option<i32>,
+    /// `KILL_SWITCH_PARAMETER`: an SSM parameter; when it holds `on` (or
+    /// true/1/yes/notify-only), every function only notifies.
+    pub kill_switch_parameter: Option<String>,
 }
 
 impl Default for Config {
@@ -37,6 +46,9 @@ impl Default for Config {
             notify_on_resolve: true,
             dry_run: false,
             routes: Routes::new(),
+            opt_in: Some(("first-responder".into(), "enabled".into())),
+            max_desired_capacity: None,
+            kill_switch_parameter: None,
         }
     }
 }
@@ -81,6 +93,32 @@ impl Config {
         }
         if let Some(v) = get("ROUTES") {
             c.routes = routes("ROUTES", &v)?;
+        }
+        if let Some(v) = get("OPT_IN_TAG") {
+            c.opt_in = match v.trim() {
+                "off" | "none" => None,
+                t => match t.split_once('=') {
+                    Some((k, val)) if !k.trim().is_empty() && !k.trim().starts_with("aws:") => {
+                        Some((k.trim().to_owned(), val.trim().to_owned()))
+                    }
+                    _ => return Err(err("OPT_IN_TAG", &v, "expected KEY=VALUE (or off)")),
+                },
+            };
+        }
+        if let Some(v) = get("MAX_DESIRED_CAPACITY").filter(|v| !v.is_empty()) {
+            c.max_desired_capacity = match v.trim().parse::<i32>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    return Err(err(
+                        "MAX_DESIRED_CAPACITY",
+                        &v,
+                        "expected a whole number of at least 1",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get("KILL_SWITCH_PARAMETER").filter(|v| !v.is_empty()) {
+            c.kill_switch_parameter = Some(v.trim().to_owned());
         }
         Ok(c)
     }
@@ -188,6 +226,30 @@ mod tests {
         assert_eq!(c.scale_out_cpu_threshold, 85.5);
         assert_eq!(c.actions_deadline, Duration::from_secs(50));
         assert!(c.dry_run);
+        assert_eq!(
+            c.opt_in,
+            Some(("first-responder".into(), "enabled".into())),
+            "on by default"
+        );
+        let c = cfg(&[
+            ("OPT_IN_TAG", "team=sre"),
+            ("MAX_DESIRED_CAPACITY", "5"),
+            ("KILL_SWITCH_PARAMETER", "/fr/kill"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.opt_in,
+                c.max_desired_capacity,
+                c.kill_switch_parameter.as_deref()
+            ),
+            (
+                Some(("team".into(), "sre".into())),
+                Some(5),
+                Some("/fr/kill")
+            )
+        );
+        assert_eq!(cfg(&[("OPT_IN_TAG", "off")]).unwrap().opt_in, None);
         let c = cfg(&[("ROUTES", "NodeHighLoad=high_cpu, web-degraded=none")]).unwrap();
         assert_eq!(c.routes["NodeHighLoad"], IncidentKind::HighCpu);
         assert_eq!(c.routes["web-degraded"], IncidentKind::Unrouted);

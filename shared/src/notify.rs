@@ -281,17 +281,20 @@ mod tests {
     fn the_plan(src: &str, dry_run: bool) -> Plan {
         let i = Incident::from_alert(parse_event(src.as_bytes()).unwrap().remove(0)).unwrap();
         let observed = Observed {
+            kill_switch: Ok(false),
             resolved: None,
             volumes: Ok(vec![AttachedVolume {
                 id: VolumeId::parse("t", "vol-0000000000000000a").unwrap(),
                 device: Some("/dev/xvda".into()),
                 size_gib: Some(8),
+                tags: Default::default(),
             }]),
             group: Ok(Some(GroupState {
                 name: GroupName::parse("t", "web-asg").unwrap(),
                 desired: 1,
                 min: 1,
                 max: 3,
+                tags: Default::default(),
             })),
         };
         let c = Config {

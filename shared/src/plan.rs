@@ -2,6 +2,7 @@
 //! Pure: no I/O, so dry-run, `first-responder plan` and tests share it.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::ids::{GroupName, InstanceId, VolumeId};
@@ -126,6 +127,7 @@ pub struct AttachedVolume {
     pub id: VolumeId,
     pub device: Option<String>,
     pub size_gib: Option<i32>,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -134,12 +136,28 @@ pub struct GroupState {
     pub desired: i32,
     pub min: i32,
     pub max: i32,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Whether a resource is in scope for changes: it carries the opt-in tag
+/// (when one is configured). Err holds the reason it is not.
+fn opted_in(what: &str, tags: &BTreeMap<String, String>, config: &Config) -> Result<(), String> {
+    match &config.opt_in {
+        None => Ok(()),
+        Some((k, v)) if tags.get(k) == Some(v) => Ok(()),
+        Some((k, v)) => Err(format!(
+            "{what} does not carry the opt-in tag {k}={v}: diagnostics and notification only"
+        )),
+    }
 }
 
 /// What the executor read from AWS before planning. An `Err` holds why the
 /// read failed; the actions depending on it fail with that reason.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
+    /// The kill switch (`KILL_SWITCH_PARAMETER`): Ok(true) when on. A failed
+    /// read is an Err and counts as on: when in doubt, only notify.
+    pub kill_switch: Result<bool, String>,
     /// The instance behind a private address (Prometheus `instance` label).
     pub resolved: Option<Result<InstanceId, String>>,
     pub volumes: Result<Vec<AttachedVolume>, String>,
@@ -150,6 +168,7 @@ impl Observed {
     /// For incidents that need no AWS state.
     pub fn nothing() -> Self {
         Self {
+            kill_switch: Ok(false),
             resolved: None,
             volumes: Ok(Vec::new()),
             group: Ok(None),
@@ -322,6 +341,25 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
     if let Some(s) = declared_severity(incident) {
         p.severity = s;
     }
+    let stop = match (&observed.kill_switch, &config.kill_switch_parameter) {
+        (Ok(true), Some(name)) => Some(format!("kill switch {name} is on: notify only")),
+        (Err(why), Some(name)) => Some(format!(
+            "kill switch {name} could not be read ({why}): notify only"
+        )),
+        _ => None,
+    };
+    if let Some(stop) = stop {
+        let mut stopped = false;
+        for a in &mut p.actions {
+            if matches!(a.decision, Decision::Do(_)) {
+                a.decision = Decision::Skip(stop.clone());
+                stopped = true;
+            }
+        }
+        if stopped {
+            p.notes.push(stop);
+        }
+    }
     p.actions.push(match &config.notify_topic_arn {
         Some(arn) => PlannedAction {
             name: ActionName::Notify,
@@ -363,11 +401,14 @@ fn plan_high_cpu(p: &mut Plan, instance: &InstanceId, observed: &Observed, confi
                 v.id,
                 v.device.as_deref().unwrap_or("unknown device")
             ),
-            decision: Decision::Do(Step::Snapshot {
-                instance: instance.clone(),
-                volume: v.id.clone(),
-                device: v.device.clone(),
-            }),
+            decision: match opted_in(&format!("volume {}", v.id), &v.tags, config) {
+                Ok(()) => Decision::Do(Step::Snapshot {
+                    instance: instance.clone(),
+                    volume: v.id.clone(),
+                    device: v.device.clone(),
+                }),
+                Err(why) => Decision::Skip(why),
+            },
         })),
     }
 
@@ -418,14 +459,34 @@ fn push_scale_out(
                 g.name, g.max
             )),
         ),
+        (_, Ok(Some(g)))
+            if config
+                .max_desired_capacity
+                .is_some_and(|cap| g.desired >= cap) =>
+        {
+            (
+                g.name.to_string(),
+                Decision::Skip(format!(
+                    "group {} is at the configured cap MAX_DESIRED_CAPACITY={} (MaxSize {})",
+                    g.name,
+                    config.max_desired_capacity.unwrap_or_default(),
+                    g.max
+                )),
+            )
+        }
         (Some(_), Ok(Some(g))) => (
             g.name.to_string(),
-            Decision::Do(Step::ScaleOut {
-                group: g.name.clone(),
-                from: g.desired,
-                to: (g.desired + 1).min(g.max),
-                max: g.max,
-            }),
+            match opted_in(&format!("group {}", g.name), &g.tags, config) {
+                Ok(()) => Decision::Do(Step::ScaleOut {
+                    group: g.name.clone(),
+                    from: g.desired,
+                    to: (g.desired + 1)
+                        .min(g.max)
+                        .min(config.max_desired_capacity.unwrap_or(i32::MAX)),
+                    max: g.max,
+                }),
+                Err(why) => Decision::Skip(why),
+            },
         ),
     };
     let reason = match &decision {
@@ -465,16 +526,22 @@ mod tests {
         }
     }
 
+    fn opt_in_tags() -> BTreeMap<String, String> {
+        BTreeMap::from([("first-responder".to_owned(), "enabled".to_owned())])
+    }
+
     fn vol(id: &str, dev: &str) -> AttachedVolume {
         AttachedVolume {
             id: VolumeId::parse("t", id).unwrap(),
             device: Some(dev.into()),
             size_gib: Some(8),
+            tags: opt_in_tags(),
         }
     }
 
     fn fleet(desired: i32, max: i32) -> Observed {
         Observed {
+            kill_switch: Ok(false),
             resolved: None,
             volumes: Ok(vec![
                 vol("vol-0000000000000000a", "/dev/xvda"),
@@ -485,6 +552,7 @@ mod tests {
                 desired,
                 min: 1,
                 max,
+                tags: opt_in_tags(),
             })),
         }
     }
@@ -758,6 +826,107 @@ mod tests {
             p.notes[0].contains("no playbook for metric AWS/RDS/CPUUtilization"),
             "{:?}",
             p.notes
+        );
+    }
+
+    #[test]
+    fn only_opted_in_resources_are_changed() {
+        let i = incident(ALARM);
+        let mut observed = fleet(1, 3);
+        if let Ok(v) = &mut observed.volumes {
+            v[1].tags.clear();
+        }
+        if let Ok(Some(g)) = &mut observed.group {
+            g.tags.insert("first-responder".into(), "disabled".into());
+        }
+        let s = summary(&plan(&i, &observed, &config()));
+        assert_eq!(s[0].2, "do");
+        assert_eq!(
+            s[1].2,
+            "skip: volume vol-0000000000000000b does not carry the opt-in tag first-responder=enabled: diagnostics and notification only"
+        );
+        assert_eq!(s[2].2, "do", "diagnostics need no opt-in");
+        assert!(
+            s[3].2
+                .starts_with("skip: group web-asg does not carry the opt-in tag"),
+            "{}",
+            s[3].2
+        );
+        // Another tag, or none at all, when configured so.
+        let custom = Config {
+            opt_in: Some(("team".into(), "sre".into())),
+            ..config()
+        };
+        assert!(
+            summary(&plan(&i, &fleet(1, 3), &custom))[0]
+                .2
+                .contains("opt-in tag team=sre")
+        );
+        let off = Config {
+            opt_in: None,
+            ..config()
+        };
+        assert!(
+            summary(&plan(&i, &observed, &off))
+                .iter()
+                .all(|a| a.2.starts_with("do"))
+        );
+    }
+
+    #[test]
+    fn the_capacity_cap_holds_below_max_size() {
+        let i = incident(ALARM);
+        let capped = Config {
+            max_desired_capacity: Some(2),
+            ..config()
+        };
+        assert_eq!(scale_decision(&plan(&i, &fleet(1, 5), &capped)), "do 1->2");
+        assert_eq!(
+            scale_decision(&plan(&i, &fleet(2, 5), &capped)),
+            "skip: group web-asg is at the configured cap MAX_DESIRED_CAPACITY=2 (MaxSize 5)"
+        );
+    }
+
+    #[test]
+    fn the_kill_switch_leaves_only_the_notification() {
+        let i = incident(ALARM);
+        let c = Config {
+            kill_switch_parameter: Some("/fr/kill".into()),
+            ..config()
+        };
+        for (state, why) in [
+            (Ok(true), "kill switch /fr/kill is on: notify only"),
+            (
+                Err("AccessDenied".to_owned()),
+                "kill switch /fr/kill could not be read (AccessDenied): notify only",
+            ),
+        ] {
+            let p = plan(
+                &i,
+                &Observed {
+                    kill_switch: state,
+                    ..fleet(1, 3)
+                },
+                &c,
+            );
+            let s = summary(&p);
+            assert_eq!(s.last().unwrap().2, "do", "the notification still goes out");
+            for a in &s[..s.len() - 1] {
+                assert_eq!(a.2, format!("skip: {why}"));
+            }
+            assert!(p.notes.contains(&why.to_owned()));
+        }
+        // Off, or not configured: business as usual.
+        assert_eq!(
+            scale_decision(&plan(
+                &i,
+                &Observed {
+                    kill_switch: Ok(false),
+                    ..fleet(1, 3)
+                },
+                &c
+            )),
+            "do 1->2"
         );
     }
 

@@ -67,10 +67,17 @@ pub async fn respond(
     config: &Config,
     mode: Mode,
 ) -> Report {
+    // Read once per event, before anything is decided; no event, no read.
+    let kill_switch = match (&config.kill_switch_parameter, incidents.is_empty()) {
+        (Some(name), false) => aws.kill_switch(name).await,
+        _ => Ok(false),
+    };
+    let kill_switch = &kill_switch;
     let reports = join_all(incidents.iter().map(|incident| {
         let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
         async move {
-            let observed = aws.observe(incident).await;
+            let mut observed = aws.observe(incident).await;
+            observed.kill_switch = kill_switch.clone();
             let p = plan(incident, &observed, config);
             for a in &p.actions {
                 let decision = match &a.decision {

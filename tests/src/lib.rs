@@ -125,13 +125,21 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 pub struct FleetSpec {
     pub desired: i32,
     pub max: i32,
+    /// Tag the group, the instances and their volumes `first-responder=enabled`.
+    pub opt_in: bool,
 }
 
 impl Default for FleetSpec {
     fn default() -> Self {
-        Self { desired: 1, max: 3 }
+        Self {
+            desired: 1,
+            max: 3,
+            opt_in: true,
+        }
     }
 }
+
+pub const OPT_IN: (&str, &str) = ("first-responder", "enabled");
 
 /// What `seed` created.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -275,6 +283,44 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         .and_then(|i| i.instance_id())
         .context("standalone instance not created")?
         .to_owned();
+
+    if spec.opt_in {
+        // Everything in the fleet opts in: the group, instances and volumes.
+        asg.create_or_update_tags()
+            .tags(
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .resource_id(&group)
+                    .resource_type("auto-scaling-group")
+                    .key(OPT_IN.0)
+                    .value(OPT_IN.1)
+                    .propagate_at_launch(true)
+                    .build(),
+            )
+            .send()
+            .await?;
+        let mut ids: Vec<String> = instances.clone();
+        ids.push(standalone.clone());
+        let vols = ec2
+            .describe_volumes()
+            .filters(
+                Filter::builder()
+                    .name("attachment.instance-id")
+                    .set_values(Some(ids.clone()))
+                    .build(),
+            )
+            .send()
+            .await?;
+        ids.extend(
+            vols.volumes()
+                .iter()
+                .filter_map(|v| v.volume_id().map(ToOwned::to_owned)),
+        );
+        ec2.create_tags()
+            .set_resources(Some(ids))
+            .tags(Tag::builder().key(OPT_IN.0).value(OPT_IN.1).build())
+            .send()
+            .await?;
+    }
 
     let topic_arn = sns
         .create_topic()

@@ -64,7 +64,12 @@ fn statuses(r: &Report) -> Vec<(String, String, String)> {
 
 #[tokio::test]
 async fn high_cpu_alarm_snapshots_diagnoses_scales_out_and_notifies() -> Result<()> {
-    let w = world(FleetSpec { desired: 1, max: 3 }).await?;
+    let w = world(FleetSpec {
+        desired: 1,
+        max: 3,
+        ..FleetSpec::default()
+    })
+    .await?;
     let instance = w.fleet.instance().to_owned();
     let report = w.run("high-cpu-alarm.json", &instance, Mode::Run).await?;
     let inc = &report.incidents[0];
@@ -167,7 +172,12 @@ async fn high_cpu_alarm_snapshots_diagnoses_scales_out_and_notifies() -> Result<
 
 #[tokio::test]
 async fn at_max_size_scale_out_is_skipped_and_capacity_unchanged() -> Result<()> {
-    let w = world(FleetSpec { desired: 2, max: 2 }).await?;
+    let w = world(FleetSpec {
+        desired: 2,
+        max: 2,
+        ..FleetSpec::default()
+    })
+    .await?;
     let instance = w.fleet.instance().to_owned();
     let report = w.run("high-cpu-alarm.json", &instance, Mode::Run).await?;
     let scale = report.incidents[0]

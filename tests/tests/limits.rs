@@ -1,0 +1,173 @@
+//! Limits that are on by default, against moto: the opt-in tag, the
+//! capacity cap and the kill switch.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use first_responder::aws::PollSchedule;
+use first_responder::{Aws, Config, Mode, Report, handle};
+use harness::{
+    Fleet, FleetSpec, Moto, desired_capacity, drain, put_secret, sample_event, seed, snapshots,
+    ssm_commands,
+};
+
+struct World {
+    _moto: Moto,
+    sdk: aws_config::SdkConfig,
+    fleet: Fleet,
+    aws: Aws,
+    config: Config,
+}
+
+async fn world(spec: FleetSpec) -> Result<World> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, spec).await?;
+    let mut aws = Aws::new(&sdk);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let config = Config {
+        notify_topic_arn: Some(fleet.topic_arn.clone()),
+        ..Config::default()
+    };
+    Ok(World {
+        _moto: moto,
+        sdk,
+        fleet,
+        aws,
+        config,
+    })
+}
+
+impl World {
+    async fn alarm(&self) -> Result<Report> {
+        let event =
+            serde_json::from_str(&sample_event("high-cpu-alarm.json", self.fleet.instance())?)?;
+        Ok(handle(event, &self.aws, &self.config, Mode::Run).await?)
+    }
+}
+
+fn statuses(r: &Report) -> Vec<String> {
+    r.incidents[0]
+        .actions
+        .iter()
+        .map(|a| format!("{}:{}", a.action.as_str(), a.status.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn untagged_resources_are_diagnosed_and_reported_but_not_changed() -> Result<()> {
+    let w = world(FleetSpec {
+        opt_in: false,
+        ..FleetSpec::default()
+    })
+    .await?;
+    let r = w.alarm().await?;
+    assert_eq!(
+        statuses(&r),
+        [
+            "snapshot:skipped",
+            "snapshot:skipped",
+            "collect_diagnostics:done",
+            "scale_out:skipped",
+            "notify:done"
+        ]
+    );
+    assert!(
+        r.incidents[0].actions[3]
+            .reason
+            .contains("does not carry the opt-in tag first-responder=enabled")
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    assert_eq!(
+        ssm_commands(&w.sdk).await?.len(),
+        1,
+        "diagnostics need no opt-in"
+    );
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("[skipped] scale_out web-asg: group web-asg does not carry the opt-in tag"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_kill_switch_turns_everything_into_notify_only() -> Result<()> {
+    let mut w = world(FleetSpec::default()).await?;
+    w.config.kill_switch_parameter = Some("/first-responder/kill-switch".into());
+    // Not set: business as usual.
+    let r = w.alarm().await?;
+    assert!(
+        statuses(&r).iter().all(|s| s.ends_with(":done")),
+        "{:?}",
+        statuses(&r)
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+
+    // Set, without a redeploy: the next alarm only notifies.
+    put_secret(&w.sdk, "/first-responder/kill-switch", "on").await?;
+    let later = sample_event("high-cpu-alarm.json", w.fleet.instance())?.replace(
+        "2026-11-25T02:04:12.152+0000",
+        "2026-11-25T03:00:00.000+0000",
+    );
+    let r = handle(serde_json::from_str(&later)?, &w.aws, &w.config, Mode::Run).await?;
+    assert_eq!(
+        statuses(&r),
+        [
+            "snapshot:skipped",
+            "snapshot:skipped",
+            "collect_diagnostics:skipped",
+            "scale_out:skipped",
+            "notify:done"
+        ]
+    );
+    assert_eq!(
+        snapshots(&w.sdk).await?.len(),
+        2,
+        "only the first incident's"
+    );
+    assert_eq!(ssm_commands(&w.sdk).await?.len(), 1);
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("kill switch /first-responder/kill-switch is on: notify only"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_capacity_cap_stops_scaling_below_max_size() -> Result<()> {
+    let mut w = world(FleetSpec {
+        desired: 2,
+        max: 5,
+        ..FleetSpec::default()
+    })
+    .await?;
+    w.config.max_desired_capacity = Some(2);
+    let r = w.alarm().await?;
+    let scale = &r.incidents[0].actions[3];
+    assert_eq!(
+        (scale.action.as_str(), scale.status.as_str()),
+        ("scale_out", "skipped")
+    );
+    assert_eq!(
+        scale.reason,
+        "group web-asg is at the configured cap MAX_DESIRED_CAPACITY=2 (MaxSize 5)"
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    Ok(())
+}
