@@ -25,7 +25,7 @@ echo "instance $INSTANCE in web-asg; notifications to $TOPIC"
 
 step "Serving the functions locally: cargo lambda watch on 127.0.0.1 (responder + webhook)"
 TOKEN="demo-token-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-start_watch "$TOPIC" "$TOKEN"
+start_watch "$TOPIC" "$TOKEN" "$(json_field "$RUN_DIR/fleet.json" state_table)"
 echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
 
 # events/ uses a sample instance id; put the seeded one in its place.
@@ -74,8 +74,10 @@ assert open(f"{run}/webhook-401.txt").read().startswith("HTTP 401"), "wrong toke
 accepted = open(f"{run}/webhook-202.txt").read()
 assert accepted.startswith("HTTP 202") and '"duplicates":1' in accepted, accepted
 am_incident = json.loads(accepted.split(": ", 1)[1])["incidents"][0]
-# CloudWatch alarm: 1 -> 2; the Alertmanager alert (another occurrence): 2 -> 3.
-assert "web-asg: desired capacity 3" in account, account
+# CloudWatch alarm: 1 -> 2. The Alertmanager alert (another occurrence) takes
+# its own evidence but finds the group in its scale-out cooldown.
+assert "web-asg: desired capacity 2" in account, account
+assert "[skipped] scale_out web-asg: cooldown: web-asg was scaled out recently" in account, account
 assert account.count("tag first-responder:incident-id = " + alarm["id"]) == 2, account
 assert account.count("tag first-responder:incident-id = " + am_incident) == 2, account
 assert "Subject: [ALARM] High CPU 95.3%" in account and "Subject: [OK] Resolved: web-high-cpu" in account, account

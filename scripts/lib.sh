@@ -43,11 +43,11 @@ start_moto() {
 # inherit this environment, so the SDK's AWS_ENDPOINT_URL points them at moto.
 # The webhook hands incidents to the responder with an asynchronous Lambda
 # invoke; AWS_ENDPOINT_URL_LAMBDA points that one client at cargo lambda watch.
-start_watch() { # topic_arn webhook_token
+start_watch() { # topic_arn webhook_token state_table
   LAMBDA_PORT=$(free_port)
   AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
-  NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
+  NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 STATE_TABLE=$3 RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
     setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
   PIDS+=($!)
   wait_port "$LAMBDA_PORT" 120 "cargo lambda watch"

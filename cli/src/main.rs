@@ -66,7 +66,11 @@ async fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return bad_input(format!("{file}: {e}")),
     };
-    let aws = Aws::new(&sdk_config_loader().load().await);
+    let sdk = sdk_config_loader().load().await;
+    let aws = match &config.state_table {
+        Some(table) => Aws::new(&sdk).with_state(&sdk, table),
+        None => Aws::new(&sdk),
+    };
     let report = respond::respond(&incidents, duplicates, &aws, &config, mode).await;
     if args.json {
         match serde_json::to_string_pretty(&report) {

@@ -96,7 +96,7 @@ pub struct Alert {
     /// A composite alarm's rule (it has no metric).
     pub alarm_rule: Option<String>,
     /// Identifies this occurrence of the alert: the alarm ARN (or name) and
-    /// state-change time, or Alertmanager's fingerprint and `startsAt`.
+    /// state-change time, or Alertmanager's fingerprint, `startsAt` and status.
     pub occurrence: String,
     /// The triggering value: most recent datapoint of `reasonData`, else the
     /// first number in the reason text.
@@ -738,7 +738,8 @@ fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
         alarm_arn: None,
         state,
         previous_state,
-        occurrence: format!("{fingerprint}\n{}", a.starts_at),
+        // A resolution keeps its alert's startsAt: the status makes it its own occurrence.
+        occurrence: format!("{fingerprint}\n{}\n{}", a.starts_at, a.status),
         state_timestamp: a.starts_at,
         reason,
         description: a.annotations.get("summary").cloned(),

@@ -23,6 +23,7 @@ use crate::plan::{
     PlannedAction, Step,
 };
 use crate::report::{ActionReport, IncidentReport, Status};
+use crate::state::{Begin, Claim, StateStore};
 
 /// Tag keys put on everything first-responder creates (the audit trail).
 pub const TAG_INCIDENT: &str = "first-responder:incident-id";
@@ -89,6 +90,8 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub poll: PollSchedule,
+    /// Idempotency, cooldowns, flap guard and breaker; `None` runs untracked.
+    pub state: Option<StateStore>,
 }
 
 /// Result of one step, before it becomes an [`ActionReport`].
@@ -162,7 +165,14 @@ impl Aws {
             sns: aws_sdk_sns::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
             poll: PollSchedule::default(),
+            state: None,
         }
+    }
+
+    /// With the state table (`STATE_TABLE`) for idempotency and limits.
+    pub fn with_state(mut self, sdk: &SdkConfig, table: &str) -> Self {
+        self.state = Some(StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
+        self
     }
 
     /// Reads the AWS state the planner needs for this incident, concurrently.
@@ -366,35 +376,191 @@ impl Aws {
     }
 
     /// Carries out a plan: independent actions concurrently under the
-    /// actions deadline, then the notification with what came of them.
+    /// actions deadline, then the notification with what came of them. With
+    /// a state table, each occurrence is taken under a lease and each action
+    /// claimed once, so redeliveries repeat nothing.
     pub async fn execute(&self, plan: &Plan, config: &Config) -> IncidentReport {
+        let now = unix_now();
+        let lease = config.actions_deadline + Duration::from_secs(60);
+        let id = plan.incident.id.as_str();
+        let delivery = match &self.state {
+            None => "untracked",
+            Some(st) => match st.begin_incident(id, now, lease).await {
+                Ok(Begin::Fresh) => "first",
+                Ok(Begin::Resumed) => "resumed",
+                Ok(Begin::Completed) => {
+                    return not_again(
+                        plan,
+                        "duplicate",
+                        "this occurrence was handled by an earlier delivery: nothing done again",
+                        None,
+                    );
+                }
+                Ok(Begin::Busy { until }) => {
+                    let why = format!(
+                        "another delivery holds this occurrence until {}",
+                        rfc3339(until)
+                    );
+                    return not_again(plan, "busy", &why, Some(format!("{why}; retry later")));
+                }
+                Err(e) => {
+                    return not_again(
+                        plan,
+                        "untracked",
+                        "the state table could not be read: nothing done",
+                        Some(e),
+                    );
+                }
+            },
+        };
+        let mut plan = plan.clone();
+        if delivery == "first" {
+            self.flap_guard(&mut plan, config, now).await;
+        }
         let deadline = Instant::now() + config.actions_deadline;
         let (notify, work): (Vec<&PlannedAction>, Vec<&PlannedAction>) = plan
             .actions
             .iter()
             .partition(|a| a.name == ActionName::Notify);
-        let mut reports = join_all(
+        let done = join_all(
             work.iter()
-                .map(|a| self.carry_out(a, &plan.incident, config, deadline)),
+                .map(|a| self.carry_out(a, &plan.incident, config, deadline, now, lease)),
         )
         .await;
-        for a in notify {
-            let report = match &a.decision {
-                Decision::Do(Step::Notify { topic_arn }) => {
-                    let n = compose(plan, &reports);
-                    let started = Instant::now();
-                    let outcome = self
-                        .publish(topic_arn, &plan.incident, &n)
-                        .instrument(info_span!("action", action = "notify"))
-                        .await;
-                    to_report(a, outcome, started)
-                }
-                _ => decided_without_aws(a),
-            };
-            log_action(&plan.incident.id, &report);
-            reports.push(report);
+        let mut transient: Option<String> = None;
+        let mut reports = Vec::new();
+        for (r, t) in done {
+            reports.push(r);
+            transient = transient.or(t);
         }
-        plan.report_with(reports)
+        for a in notify {
+            let (report, t) = match &a.decision {
+                Decision::Do(Step::Notify { topic_arn }) => {
+                    match self.claim(a, id, now, lease).await {
+                        Err(early) => early,
+                        Ok(()) => {
+                            let n = compose(&plan, &reports);
+                            let started = Instant::now();
+                            let outcome = self
+                                .publish(topic_arn, &plan.incident, &n)
+                                .instrument(info_span!("action", action = "notify"))
+                                .await;
+                            let t = self.record(a, id, &outcome).await;
+                            (to_report(a, outcome, started), t)
+                        }
+                    }
+                }
+                _ => (decided_without_aws(a), None),
+            };
+            log_action(id, &report);
+            reports.push(report);
+            transient = transient.or(t);
+        }
+        let mut report = plan.report_with(reports);
+        report.delivery = delivery;
+        if let Some(st) = &self.state {
+            let stored = serde_json::to_string(&report).unwrap_or_default();
+            let end = match &transient {
+                None => st.complete_incident(id, &stored).await,
+                Some(_) => st.release_incident(id).await,
+            };
+            if let Err(e) = end {
+                transient = transient.or(Some(e));
+            }
+        }
+        report.transient_error = transient;
+        report
+    }
+
+    /// One alarm may trigger remediation at most `flap_max` times a window.
+    async fn flap_guard(&self, plan: &mut Plan, config: &Config, now: i64) {
+        let Some(st) = &self.state else { return };
+        let mutating =
+            |a: &PlannedAction| matches!(&a.decision, Decision::Do(s) if s.is_mutating());
+        if !plan.actions.iter().any(mutating) {
+            return;
+        }
+        let alarm = plan
+            .incident
+            .alert
+            .occurrence
+            .split('\n')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let why = match st
+            .count_in_window(
+                &format!("flap#{alarm}"),
+                now,
+                config.flap_window,
+                config.flap_max,
+            )
+            .await
+        {
+            Ok(Ok(_)) => return,
+            Ok(Err(max)) => format!(
+                "flap guard: alarm {} already triggered remediation {max} times within {} s: notify only",
+                plan.incident.alert.alarm_name,
+                config.flap_window.as_secs()
+            ),
+            Err(e) => format!("flap guard could not be read ({e}): notify only"),
+        };
+        for a in plan.actions.iter_mut().filter(|a| mutating(a)) {
+            a.decision = Decision::Skip(why.clone());
+        }
+        plan.notes.push(why);
+    }
+
+    /// Claims an action for this delivery. Err holds the report (and any
+    /// transient error) when it must not be done here.
+    async fn claim(
+        &self,
+        a: &PlannedAction,
+        incident: &str,
+        now: i64,
+        lease: Duration,
+    ) -> Result<(), (ActionReport, Option<String>)> {
+        let Some(st) = &self.state else { return Ok(()) };
+        match st.claim_action(incident, &action_key(a), now, lease).await {
+            Ok(Claim::Mine) => Ok(()),
+            Ok(Claim::Recorded(rec)) => {
+                let mut r = ActionReport::new(a.name, &a.target, rec.status, &a.reason);
+                let text = format!("in an earlier delivery: {}", rec.detail);
+                if rec.status == Status::Done {
+                    r.detail = Some(text)
+                } else {
+                    r.reason = text
+                }
+                r.ids = rec.ids;
+                Err((r, None))
+            }
+            Ok(Claim::Busy) => Err((
+                ActionReport::new(
+                    a.name,
+                    &a.target,
+                    Status::Skipped,
+                    "another delivery is doing this right now",
+                ),
+                None,
+            )),
+            Err(e) => Err((
+                ActionReport::new(
+                    a.name,
+                    &a.target,
+                    Status::Failed,
+                    format!("state table: {e}"),
+                ),
+                Some(e),
+            )),
+        }
+    }
+
+    /// Records what came of an action; a failure to record is transient.
+    async fn record(&self, a: &PlannedAction, incident: &str, o: &Outcome) -> Option<String> {
+        let st = self.state.as_ref()?;
+        st.finish_action(incident, &action_key(a), o.status, &o.detail, &o.ids)
+            .await
+            .err()
     }
 
     async fn carry_out(
@@ -403,13 +569,15 @@ impl Aws {
         incident: &Incident,
         config: &Config,
         deadline: Instant,
-    ) -> ActionReport {
+        now: i64,
+        lease: Duration,
+    ) -> (ActionReport, Option<String>) {
         let step = match &a.decision {
             Decision::Do(step) => step,
             _ => {
                 let r = decided_without_aws(a);
                 log_action(&incident.id, &r);
-                return r;
+                return (r, None);
             }
         };
         if config.dry_run && step.is_mutating() {
@@ -420,23 +588,93 @@ impl Aws {
                 format!("dry run: would {}", a.reason),
             );
             log_action(&incident.id, &r);
-            return r;
+            return (r, None);
+        }
+        if let Err((r, t)) = self.claim(a, &incident.id, now, lease).await {
+            log_action(&incident.id, &r);
+            return (r, t);
         }
         let started = Instant::now();
-        let span = info_span!("action", action = a.name.as_str(), target = %a.target);
-        let outcome = match timeout_at(deadline, self.perform(step, incident, config))
-            .instrument(span)
-            .await
-        {
-            Ok(o) => o,
-            Err(_) => Outcome::failed(format!(
-                "did not finish within the {} s actions deadline (it may still complete in AWS)",
-                config.actions_deadline.as_secs()
-            )),
+        let mut cooldown = None;
+        let limited = match (&self.state, step.is_mutating()) {
+            (Some(st), true) => self.limits(st, step, config, now, &mut cooldown).await,
+            _ => None,
         };
+        let outcome = match limited {
+            Some(o) => o,
+            None => {
+                let span = info_span!("action", action = a.name.as_str(), target = %a.target);
+                match timeout_at(deadline, self.perform(step, incident, config))
+                    .instrument(span)
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(_) => Outcome::failed(format!(
+                        "did not finish within the {} s actions deadline (it may still complete in AWS)",
+                        config.actions_deadline.as_secs()
+                    )),
+                }
+            }
+        };
+        if outcome.status == Status::Failed
+            && let (Some(st), Some((action, resource))) = (&self.state, &cooldown)
+        {
+            // Failed: give the cooldown back so a retry may act.
+            let _ = st.release_cooldown(action, resource).await;
+        }
+        let t = self.record(a, &incident.id, &outcome).await;
         let r = to_report(a, outcome, started);
         log_action(&incident.id, &r);
-        r
+        (r, t)
+    }
+
+    /// Cooldown, then the circuit breaker. Some(outcome) when a limit stops
+    /// the action; `taken` learns the cooldown this action holds.
+    async fn limits(
+        &self,
+        st: &StateStore,
+        step: &Step,
+        config: &Config,
+        now: i64,
+        taken: &mut Option<(&'static str, String)>,
+    ) -> Option<Outcome> {
+        if let Step::ScaleOut { group, .. } = step
+            && !config.scale_out_cooldown.is_zero()
+        {
+            match st
+                .take_cooldown("scale_out", group.as_str(), now, config.scale_out_cooldown)
+                .await
+            {
+                Ok(Ok(())) => *taken = Some(("scale_out", group.to_string())),
+                Ok(Err(until)) => {
+                    return Some(Outcome::skipped(format!(
+                        "cooldown: {group} was scaled out recently; not again until {}",
+                        rfc3339(until)
+                    )));
+                }
+                Err(e) => return Some(Outcome::failed(format!("state table: {e}"))),
+            }
+        }
+        match st
+            .count_in_window(
+                "breaker",
+                now,
+                Duration::from_secs(3600),
+                config.max_mutations_per_hour,
+            )
+            .await
+        {
+            Ok(Ok(_)) => None,
+            Ok(Err(max)) => {
+                if let Some((action, resource)) = taken.take() {
+                    let _ = st.release_cooldown(action, &resource).await;
+                }
+                Some(Outcome::skipped(format!(
+                    "circuit breaker open: {max} changes in this hour across all incidents; notify only"
+                )))
+            }
+            Err(e) => Some(Outcome::failed(format!("state table: {e}"))),
+        }
     }
 
     async fn perform(&self, step: &Step, incident: &Incident, config: &Config) -> Outcome {
@@ -577,6 +815,39 @@ impl Aws {
             Err(e) => Outcome::failed(format!("Publish to {topic_arn}: {}", sdk_error(&e))),
         }
     }
+}
+
+fn action_key(a: &PlannedAction) -> String {
+    format!("{}#{}", a.name.as_str(), a.target)
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The report of a delivery that does nothing: every action skipped.
+fn not_again(
+    plan: &Plan,
+    delivery: &'static str,
+    why: &str,
+    transient: Option<String>,
+) -> IncidentReport {
+    let actions = plan
+        .actions
+        .iter()
+        .map(|a| ActionReport::new(a.name, &a.target, Status::Skipped, why))
+        .collect();
+    let mut r = plan.report_with(actions);
+    r.delivery = delivery;
+    r.notes.push(why.to_owned());
+    r.transient_error = transient;
+    r
 }
 
 fn decided_without_aws(a: &PlannedAction) -> ActionReport {

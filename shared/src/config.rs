@@ -34,6 +34,18 @@ pub struct Config {
     /// `KILL_SWITCH_PARAMETER`: an SSM parameter; when it holds `on` (or
     /// true/1/yes/notify-only), every function only notifies.
     pub kill_switch_parameter: Option<String>,
+    /// `STATE_TABLE`: the DynamoDB table for idempotency, cooldowns, the flap
+    /// guard and the circuit breaker. The functions refuse to start without it.
+    pub state_table: Option<String>,
+    /// `SCALE_OUT_COOLDOWN_SECONDS` (default 600): no second scale-out of a group within it.
+    pub scale_out_cooldown: Duration,
+    /// `MAX_MUTATIONS_PER_HOUR` (default 30): the circuit breaker, across all
+    /// incidents; past it, notify only.
+    pub max_mutations_per_hour: u32,
+    /// `FLAP_MAX_REMEDIATIONS` (default 3) per `FLAP_WINDOW_SECONDS` (default
+    /// 3600): how often one alarm may trigger remediation.
+    pub flap_max: u32,
+    pub flap_window: Duration,
 }
 
 impl Default for Config {
@@ -49,6 +61,11 @@ impl Default for Config {
             opt_in: Some(("first-responder".into(), "enabled".into())),
             max_desired_capacity: None,
             kill_switch_parameter: None,
+            state_table: None,
+            scale_out_cooldown: Duration::from_secs(600),
+            max_mutations_per_hour: 30,
+            flap_max: 3,
+            flap_window: Duration::from_secs(3600),
         }
     }
 }
@@ -120,6 +137,21 @@ impl Config {
         if let Some(v) = get("KILL_SWITCH_PARAMETER").filter(|v| !v.is_empty()) {
             c.kill_switch_parameter = Some(v.trim().to_owned());
         }
+        if let Some(v) = get("STATE_TABLE").filter(|v| !v.is_empty()) {
+            c.state_table = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("SCALE_OUT_COOLDOWN_SECONDS") {
+            c.scale_out_cooldown = seconds("SCALE_OUT_COOLDOWN_SECONDS", &v, 0, 86_400)?;
+        }
+        if let Some(v) = get("MAX_MUTATIONS_PER_HOUR") {
+            c.max_mutations_per_hour = count("MAX_MUTATIONS_PER_HOUR", &v)?;
+        }
+        if let Some(v) = get("FLAP_MAX_REMEDIATIONS") {
+            c.flap_max = count("FLAP_MAX_REMEDIATIONS", &v)?;
+        }
+        if let Some(v) = get("FLAP_WINDOW_SECONDS") {
+            c.flap_window = seconds("FLAP_WINDOW_SECONDS", &v, 60, 7 * 86_400)?;
+        }
         Ok(c)
     }
 }
@@ -161,6 +193,13 @@ fn routes(var: &str, v: &str) -> Result<Routes, ConfigError> {
         out.insert(name.trim().to_owned(), kind);
     }
     Ok(out)
+}
+
+fn count(var: &str, v: &str) -> Result<u32, ConfigError> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(err(var, v, "expected a whole number of at least 1")),
+    }
 }
 
 fn percent(var: &str, v: &str) -> Result<f64, ConfigError> {

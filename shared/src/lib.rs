@@ -12,6 +12,8 @@ pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod respond;
+#[cfg(feature = "aws")]
+pub mod state;
 pub mod telemetry;
 pub mod webhook;
 

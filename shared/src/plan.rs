@@ -226,6 +226,8 @@ impl Plan {
             group: self.group.as_ref().map(ToString::to_string),
             value: i.alert.value,
             dry_run: self.dry_run,
+            delivery: "planned",
+            transient_error: None,
             notes: self.notes.clone(),
             actions,
         }

@@ -98,6 +98,14 @@ pub struct IncidentReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     pub dry_run: bool,
+    /// `first`, `resumed` (an earlier delivery stopped half-way), `duplicate`
+    /// (completed earlier: nothing done), `busy` (another delivery holds it),
+    /// or `untracked` (no state table: not de-duplicated).
+    pub delivery: &'static str,
+    /// A failure a retry can fix (the state table could not be reached):
+    /// the function fails the invocation so that Lambda retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transient_error: Option<String>,
     /// Why nothing (or less) was done, in words.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -119,7 +127,16 @@ pub struct Report {
 
 impl Report {
     pub fn any_failed(&self) -> bool {
-        self.incidents.iter().any(IncidentReport::any_failed)
+        self.incidents
+            .iter()
+            .any(|i| i.any_failed() || i.transient_error.is_some())
+    }
+
+    /// The first failure a retry of the whole event can fix.
+    pub fn transient_error(&self) -> Option<&str> {
+        self.incidents
+            .iter()
+            .find_map(|i| i.transient_error.as_deref())
     }
 
     /// Plain text for a terminal.
@@ -129,14 +146,18 @@ impl Report {
         for i in &self.incidents {
             let _ = writeln!(
                 s,
-                "incident {} {} ({}, alarm {:?}, severity {}){}",
+                "incident {} {} ({}, alarm {:?}, severity {}, delivery {}){}",
                 i.id,
                 i.kind,
                 i.transition,
                 i.alarm_name,
                 i.severity.as_str(),
+                i.delivery,
                 if i.dry_run { " [dry run]" } else { "" }
             );
+            if let Some(e) = &i.transient_error {
+                let _ = writeln!(s, "  error (retry): {e}");
+            }
             for n in &i.notes {
                 let _ = writeln!(s, "  note: {n}");
             }

@@ -157,6 +157,8 @@ pub struct Fleet {
     pub topic_arn: String,
     /// Subscribed to the topic without a filter: receives every notification.
     pub inbox_queue_url: String,
+    /// The state table (`pk` string key, TTL `expires_at`).
+    pub state_table: String,
     /// Subscribed with the pager's filter policy: `severity = critical` only.
     pub pager_queue_url: String,
 }
@@ -349,8 +351,47 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         standalone,
         topic_arn,
         inbox_queue_url,
+        state_table: create_state_table(sdk).await?,
         pager_queue_url,
     })
+}
+
+/// The state table as STATE_TABLE expects it: partition key `pk` (S), TTL on `expires_at`.
+pub async fn create_state_table(sdk: &SdkConfig) -> Result<String> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let name = "first-responder-state";
+    ddb.create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await?;
+    ddb.update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(name.to_owned())
 }
 
 async fn subscribe_queue(

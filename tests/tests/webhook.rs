@@ -31,6 +31,7 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
         ("NOTIFY_TOPIC_ARN", fleet.topic_arn.clone()),
         ("WEBHOOK_TOKEN_PARAMETER", PARAM.to_owned()),
         ("RESPONDER_FUNCTION", "responder".to_owned()),
+        ("STATE_TABLE", fleet.state_table.clone()),
         ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
     ]);
     let watch = Watch::start(port, &env)?;
@@ -111,6 +112,18 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
             .all(|s| s.tags["first-responder:incident-id"] == incident)
     );
     assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+
+    // Alertmanager re-sends the group at every repeat_interval: no second remediation.
+    let (s, body) = post(Some(TOKEN), "application/json", alert.as_bytes())?;
+    assert_eq!(s, 202, "{body}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(snapshots(&sdk).await?.len(), 2);
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+    assert_eq!(ssm_commands(&sdk).await?.len(), 1);
+    assert!(
+        drain(&sdk, &fleet.inbox_queue_url).await?.is_empty(),
+        "no second notification"
+    );
 
     // Resolved, sent as text/plain so the Function URL delivers it base64-encoded.
     let resolved = sample_event("alertmanager-high-cpu-resolved.json", fleet.instance())?

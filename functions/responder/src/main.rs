@@ -5,31 +5,43 @@ use first_responder::{Aws, Config, InputError, Mode, aws::sdk_config_loader, han
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-/// Bad input fails the invocation with its own error type, so an
-/// asynchronous delivery ends in the dead-letter queue for a person to read.
+/// Why an invocation fails. Bad input gets its own error type, so an
+/// asynchronous delivery ends in the dead-letter queue for a person to read;
+/// a transient failure (the state table unreachable, a duplicate in flight)
+/// fails so that Lambda retries, which idempotency makes safe. Everything
+/// else, failed actions included, is a handled incident and succeeds.
 #[derive(Debug)]
-struct InvalidEvent(InputError);
+enum Failure {
+    InvalidEvent(InputError),
+    Transient(String),
+}
 
-impl From<InvalidEvent> for Diagnostic {
-    fn from(e: InvalidEvent) -> Self {
-        Diagnostic {
-            error_type: "InvalidEvent".into(),
-            error_message: e.0.to_string(),
+impl From<Failure> for Diagnostic {
+    fn from(e: Failure) -> Self {
+        match e {
+            Failure::InvalidEvent(e) => Diagnostic {
+                error_type: "InvalidEvent".into(),
+                error_message: e.to_string(),
+            },
+            Failure::Transient(m) => Diagnostic {
+                error_type: "Transient".into(),
+                error_message: m,
+            },
         }
     }
 }
 
-async fn handler(
-    event: LambdaEvent<Value>,
-    aws: &Aws,
-    config: &Config,
-) -> Result<Value, InvalidEvent> {
+async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Result<Value, Failure> {
     let report = handle(event.payload, aws, config, Mode::Run)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "rejected event");
-            InvalidEvent(e)
+            Failure::InvalidEvent(e)
         })?;
+    if let Some(e) = report.transient_error() {
+        tracing::warn!(error = %e, "transient failure: the delivery will be retried");
+        return Err(Failure::Transient(e.to_owned()));
+    }
     Ok(
         serde_json::to_value(report)
             .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
@@ -43,7 +55,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     if config.notify_topic_arn.is_none() {
         return Err("NOTIFY_TOPIC_ARN is not set: the responder has nobody to tell".into());
     }
-    let aws = Aws::new(&sdk_config_loader().load().await);
+    let Some(table) = config.state_table.clone() else {
+        return Err(
+            "STATE_TABLE is not set: without it a redelivered alarm would act twice".into(),
+        );
+    };
+    let sdk = sdk_config_loader().load().await;
+    let aws = Aws::new(&sdk).with_state(&sdk, &table);
     let (aws, config) = (&aws, &config);
     lambda_runtime::run(service_fn(move |event| handler(event, aws, config))).await
 }

@@ -1,0 +1,367 @@
+//! The state table: idempotency, cooldowns and the circuit breaker, each a
+//! conditional write on one DynamoDB table (`STATE_TABLE`: partition key `pk`
+//! of type string, TTL attribute `expires_at`). Every delivery of the same
+//! occurrence meets the same records, so each action is done at most once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use crate::aws::sdk_error;
+use crate::report::Status;
+
+/// Records outlive any redelivery (Lambda async keeps events 6 h, EventBridge
+/// retries for 24 h, SNS for days).
+pub const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// How a delivery finds its incident.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Begin {
+    /// First delivery: do the work.
+    Fresh,
+    /// An earlier delivery stopped half-way (its lease ran out): finish it,
+    /// repeating nothing that was done.
+    Resumed,
+    /// Already completed: report, do nothing.
+    Completed,
+    /// Another delivery holds the lease right now.
+    Busy { until: i64 },
+}
+
+/// What an earlier delivery recorded for an action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    pub status: Status,
+    pub detail: String,
+    pub ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// This delivery does the action.
+    Mine,
+    /// Done (or decided) by an earlier delivery.
+    Recorded(Recorded),
+    /// Another delivery is doing it now.
+    Busy,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn status_str(st: Status) -> &'static str {
+    st.as_str()
+}
+
+fn status_of(v: &str) -> Option<Status> {
+    match v {
+        "done" => Some(Status::Done),
+        "skipped" => Some(Status::Skipped),
+        "failed" => Some(Status::Failed),
+        _ => None,
+    }
+}
+
+impl StateStore {
+    pub fn new(ddb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            ddb,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, String> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| format!("GetItem {pk}: {}", sdk_error(&e)))?;
+        Ok(out.item)
+    }
+
+    /// Takes the incident's lease: a conditional put that succeeds for the
+    /// first delivery, or when an earlier one's lease has run out.
+    pub async fn begin_incident(
+        &self,
+        id: &str,
+        now: i64,
+        lease: Duration,
+    ) -> Result<Begin, String> {
+        let pk = format!("incident#{id}");
+        let lease_until = now + i64::try_from(lease.as_secs()).unwrap_or(i64::MAX / 4);
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("status", s("in_progress"))
+            .item("lease_until", n(lease_until))
+            .item("started_at", n(now))
+            .item("expires_at", n(now + RECORD_TTL.as_secs() as i64))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#st = :in_progress AND lease_until < :now)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":in_progress", s("in_progress"))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(out) => Ok(if out.attributes.is_some_and(|a| !a.is_empty()) {
+                Begin::Resumed
+            } else {
+                Begin::Fresh
+            }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let item = self.get(&pk).await?.unwrap_or_default();
+                Ok(match get_s(&item, "status") {
+                    Some("completed") => Begin::Completed,
+                    _ => Begin::Busy {
+                        until: get_n(&item, "lease_until").unwrap_or(now),
+                    },
+                })
+            }
+            Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
+    /// Gives the lease back after a failure a retry can fix, so the retry
+    /// resumes at once instead of waiting for the lease to run out.
+    pub async fn release_incident(&self, id: &str) -> Result<(), String> {
+        let pk = format!("incident#{id}");
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("SET lease_until = :zero")
+            .condition_expression("#st = :in_progress")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":in_progress", s("in_progress"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
+    }
+
+    pub async fn complete_incident(&self, id: &str, outcome_json: &str) -> Result<(), String> {
+        let pk = format!("incident#{id}");
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("SET #st = :completed, outcome = :o")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":completed", s("completed"))
+            .expression_attribute_values(":o", s(outcome_json))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
+    }
+
+    /// Claims one action of one incident. A failed action may be claimed
+    /// again by a later delivery (a retry is what it needs).
+    pub async fn claim_action(
+        &self,
+        incident: &str,
+        key: &str,
+        now: i64,
+        lease: Duration,
+    ) -> Result<Claim, String> {
+        let pk = format!("action#{incident}#{key}");
+        let lease_until = now + i64::try_from(lease.as_secs()).unwrap_or(i64::MAX / 4);
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("status", s("in_progress"))
+            .item("lease_until", n(lease_until))
+            .item("expires_at", n(now + RECORD_TTL.as_secs() as i64))
+            .condition_expression(
+                "attribute_not_exists(pk) OR #st = :failed OR (#st = :in_progress AND lease_until < :now)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":in_progress", s("in_progress"))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claim::Mine),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let item = self.get(&pk).await?.unwrap_or_default();
+                match get_s(&item, "status").and_then(status_of) {
+                    Some(status) => Ok(Claim::Recorded(Recorded {
+                        status,
+                        detail: get_s(&item, "detail").unwrap_or_default().to_owned(),
+                        ids: item
+                            .get("ids")
+                            .and_then(|v| v.as_ss().ok())
+                            .cloned()
+                            .unwrap_or_default(),
+                    })),
+                    None => Ok(Claim::Busy),
+                }
+            }
+            Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
+    pub async fn finish_action(
+        &self,
+        incident: &str,
+        key: &str,
+        status: Status,
+        detail: &str,
+        ids: &[String],
+    ) -> Result<(), String> {
+        let pk = format!("action#{incident}#{key}");
+        let mut update = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":st", s(status_str(status)))
+            .expression_attribute_values(":d", s(detail));
+        update = if ids.is_empty() {
+            update.update_expression("SET #st = :st, detail = :d")
+        } else {
+            update
+                .update_expression("SET #st = :st, detail = :d, ids = :ids")
+                .expression_attribute_values(":ids", AttributeValue::Ss(ids.to_vec()))
+        };
+        update
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
+    }
+
+    /// Takes a cooldown on (action, resource) for `period`; Err(until) while
+    /// an earlier one holds. Survives restarts: it lives in the table.
+    pub async fn take_cooldown(
+        &self,
+        action: &str,
+        resource: &str,
+        now: i64,
+        period: Duration,
+    ) -> Result<Result<(), i64>, String> {
+        let pk = format!("cooldown#{action}#{resource}");
+        let until = now + i64::try_from(period.as_secs()).unwrap_or(i64::MAX / 4);
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("until", n(until))
+            .item("expires_at", n(until + 3600))
+            .condition_expression("attribute_not_exists(pk) OR #u < :now")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Ok(())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let item = self.get(&pk).await?.unwrap_or_default();
+                Ok(Err(get_n(&item, "until").unwrap_or(until)))
+            }
+            Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
+    /// Gives a cooldown back after the action failed, so a retry may act.
+    pub async fn release_cooldown(&self, action: &str, resource: &str) -> Result<(), String> {
+        let pk = format!("cooldown#{action}#{resource}");
+        self.ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("DeleteItem {pk}: {}", sdk_error(&e)))
+    }
+
+    /// Counts one event under `key` in the current window of `window`;
+    /// Err(max) once `max` is reached. The circuit breaker counts mutating
+    /// actions per hour across incidents; the flap guard remediations per alarm.
+    pub async fn count_in_window(
+        &self,
+        key: &str,
+        now: i64,
+        window: Duration,
+        max: u32,
+    ) -> Result<Result<u32, u32>, String> {
+        let w = i64::try_from(window.as_secs().max(1)).unwrap_or(3600);
+        let start = now - now.rem_euclid(w);
+        let pk = format!("{key}#{start}");
+        let up = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("ADD events :one SET expires_at = :exp")
+            .condition_expression("attribute_not_exists(events) OR events < :max")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(i64::from(max)))
+            .expression_attribute_values(":exp", n(start + 2 * w))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match up {
+            Ok(out) => Ok(Ok(out
+                .attributes
+                .as_ref()
+                .and_then(|a| get_n(a, "events"))
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(1))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Err(max))
+            }
+            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+}

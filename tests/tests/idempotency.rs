@@ -1,0 +1,281 @@
+//! Idempotency and limits in the state table (DynamoDB in moto): every
+//! delivery of one occurrence meets the same records.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use first_responder::aws::PollSchedule;
+use first_responder::state::{Claim, StateStore};
+use first_responder::{Aws, Config, Mode, Report, handle};
+use harness::{
+    Fleet, FleetSpec, Moto, desired_capacity, drain, sample_event, seed, snapshots, ssm_commands,
+};
+
+struct World {
+    _moto: Moto,
+    sdk: aws_config::SdkConfig,
+    fleet: Fleet,
+    aws: Aws,
+    config: Config,
+}
+
+async fn world(spec: FleetSpec) -> Result<World> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, spec).await?;
+    let mut aws = Aws::new(&sdk).with_state(&sdk, &fleet.state_table);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let config = Config {
+        notify_topic_arn: Some(fleet.topic_arn.clone()),
+        state_table: Some(fleet.state_table.clone()),
+        ..Config::default()
+    };
+    Ok(World {
+        _moto: moto,
+        sdk,
+        fleet,
+        aws,
+        config,
+    })
+}
+
+impl World {
+    /// The sample alarm; `n` picks the occurrence (its state-change time).
+    fn event(&self, n: u32) -> Result<serde_json::Value> {
+        let text = sample_event("high-cpu-alarm.json", self.fleet.instance())?.replace(
+            "2026-11-25T02:04:12.152+0000",
+            &format!("2026-11-25T02:{:02}:12.152+0000", 4 + n),
+        );
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    async fn deliver(&self, n: u32) -> Result<Report> {
+        Ok(handle(self.event(n)?, &self.aws, &self.config, Mode::Run).await?)
+    }
+
+    async fn account(&self) -> Result<(usize, usize, i32, usize)> {
+        Ok((
+            snapshots(&self.sdk).await?.len(),
+            ssm_commands(&self.sdk).await?.len(),
+            desired_capacity(&self.sdk, &self.fleet.group).await?,
+            drain(&self.sdk, &self.fleet.inbox_queue_url).await?.len(),
+        ))
+    }
+}
+
+fn statuses(r: &Report) -> Vec<String> {
+    r.incidents[0]
+        .actions
+        .iter()
+        .map(|a| format!("{}:{}", a.action.as_str(), a.status.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_same_event_three_times_in_sequence_acts_once() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let first = w.deliver(0).await?;
+    assert_eq!(first.incidents[0].delivery, "first");
+    assert!(
+        statuses(&first).iter().all(|s| s.ends_with(":done")),
+        "{:?}",
+        statuses(&first)
+    );
+    for _ in 0..2 {
+        let again = w.deliver(0).await?;
+        assert_eq!(again.incidents[0].delivery, "duplicate");
+        assert!(statuses(&again).iter().all(|s| s.ends_with(":skipped")));
+        assert!(again.transient_error().is_none());
+    }
+    // One snapshot set, +1 once, one command, one notification.
+    assert_eq!(w.account().await?, (2, 1, 2, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_event_three_times_concurrently_acts_once() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let (a, b, c) = tokio::join!(w.deliver(0), w.deliver(0), w.deliver(0));
+    let reports = [a?, b?, c?];
+    let deliveries: Vec<&str> = reports.iter().map(|r| r.incidents[0].delivery).collect();
+    assert_eq!(
+        deliveries.iter().filter(|d| **d == "first").count(),
+        1,
+        "{deliveries:?}"
+    );
+    // The others saw it in flight (and ask to be retried) or already done.
+    for r in reports
+        .iter()
+        .filter(|r| r.incidents[0].delivery != "first")
+    {
+        let d = r.incidents[0].delivery;
+        assert!(d == "busy" || d == "duplicate", "{d}");
+        assert_eq!(r.transient_error().is_some(), d == "busy");
+    }
+    // Lambda's retry of a busy delivery finds the incident completed.
+    assert_eq!(w.deliver(0).await?.incidents[0].delivery, "duplicate");
+    assert_eq!(w.account().await?, (2, 1, 2, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let incident = first_responder::respond::incidents(w.event(0)?, &Default::default())?
+        .0
+        .remove(0);
+    // What a delivery that died after its first snapshot leaves behind: the
+    // snapshot itself, the incident's lease (run out) and that action's record.
+    let ec2 = aws_sdk_ec2::Client::new(&w.sdk);
+    let earlier = ec2
+        .create_snapshot()
+        .volume_id(&w.fleet.data_volume)
+        .description("made before the crash")
+        .send()
+        .await?;
+    let earlier = earlier.snapshot_id().unwrap_or_default().to_owned();
+    let st = StateStore::new(aws_sdk_dynamodb::Client::new(&w.sdk), &w.fleet.state_table);
+    let long_ago = chrono::Utc::now().timestamp() - 3600;
+    st.begin_incident(&incident.id, long_ago, Duration::from_secs(150))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let key = format!("snapshot#{}", w.fleet.data_volume);
+    assert_eq!(
+        st.claim_action(&incident.id, &key, long_ago, Duration::from_secs(150))
+            .await
+            .map_err(anyhow::Error::msg)?,
+        Claim::Mine
+    );
+    st.finish_action(
+        &incident.id,
+        &key,
+        first_responder::report::Status::Done,
+        &format!("{earlier} of {}", w.fleet.data_volume),
+        std::slice::from_ref(&earlier),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+
+    let r = w.deliver(0).await?;
+    assert_eq!(r.incidents[0].delivery, "resumed");
+    let data = r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.target == w.fleet.data_volume)
+        .unwrap();
+    assert_eq!(data.status.as_str(), "done");
+    assert_eq!(data.ids, vec![earlier.clone()]);
+    assert!(
+        data.detail
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("in an earlier delivery")
+    );
+    // The root volume's snapshot, the command, the scale-out and the
+    // notification happen now; the data volume is not snapshotted twice.
+    let snaps = snapshots(&w.sdk).await?;
+    assert_eq!(snaps.len(), 1, "only the new one carries our tags");
+    assert_ne!(snaps[0].volume, w.fleet.data_volume);
+    assert_eq!(w.account().await?, (1, 1, 2, 1));
+    assert_eq!(w.deliver(0).await?.incidents[0].delivery, "duplicate");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_scale_out_waits_for_the_cooldown() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    w.deliver(0).await?;
+    let second = w.deliver(1).await?; // another occurrence, minutes later
+    assert_eq!(second.incidents[0].delivery, "first");
+    let scale = second.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "scale_out")
+        .unwrap();
+    assert_eq!(scale.status.as_str(), "skipped");
+    assert!(
+        scale
+            .reason
+            .starts_with("cooldown: web-asg was scaled out recently; not again until 20"),
+        "{}",
+        scale.reason
+    );
+    // Evidence is still taken for the new occurrence; capacity moved once.
+    assert_eq!(w.account().await?, (4, 2, 2, 2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_flapping_alarm_stops_remediating() -> Result<()> {
+    let mut w = world(FleetSpec {
+        max: 10,
+        ..FleetSpec::default()
+    })
+    .await?;
+    w.config.flap_max = 2;
+    w.config.scale_out_cooldown = Duration::ZERO;
+    for n in 0..2 {
+        assert!(
+            statuses(&w.deliver(n).await?)
+                .iter()
+                .all(|s| s.ends_with(":done"))
+        );
+    }
+    let third = w.deliver(2).await?;
+    assert_eq!(
+        statuses(&third),
+        [
+            "snapshot:skipped",
+            "snapshot:skipped",
+            "collect_diagnostics:done",
+            "scale_out:skipped",
+            "notify:done"
+        ]
+    );
+    assert!(
+        third.incidents[0].actions[0]
+            .reason
+            .starts_with("flap guard: alarm web-high-cpu already triggered remediation 2 times")
+    );
+    assert_eq!(w.account().await?, (4, 3, 3, 3));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
+    let mut w = world(FleetSpec {
+        max: 10,
+        ..FleetSpec::default()
+    })
+    .await?;
+    w.config.max_mutations_per_hour = 3;
+    w.config.scale_out_cooldown = Duration::ZERO;
+    assert!(
+        statuses(&w.deliver(0).await?)
+            .iter()
+            .all(|s| s.ends_with(":done"))
+    );
+    let second = w.deliver(1).await?;
+    assert_eq!(
+        statuses(&second),
+        [
+            "snapshot:skipped",
+            "snapshot:skipped",
+            "collect_diagnostics:done",
+            "scale_out:skipped",
+            "notify:done"
+        ]
+    );
+    assert!(
+        second.incidents[0].actions[0]
+            .reason
+            .starts_with("circuit breaker open: 3 changes in this hour"),
+        "{}",
+        second.incidents[0].actions[0].reason
+    );
+    assert_eq!(w.account().await?, (2, 2, 2, 2));
+    Ok(())
+}
