@@ -534,12 +534,15 @@ impl Aws {
                 r.ids = rec.ids;
                 Err((r, None))
             }
+            // Only a delivery that holds the incident gets here, so the claim
+            // belongs to one that stopped before recording the outcome: do not
+            // repeat it, and say the outcome is unknown.
             Ok(Claim::Busy) => Err((
                 ActionReport::new(
                     a.name,
                     &a.target,
-                    Status::Skipped,
-                    "another delivery is doing this right now",
+                    Status::Failed,
+                    "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand",
                 ),
                 None,
             )),
@@ -555,12 +558,23 @@ impl Aws {
         }
     }
 
-    /// Records what came of an action; a failure to record is transient.
+    /// Records what came of an action. Losing this write would leave the
+    /// outcome unknown to the next delivery, so it is tried three times (each
+    /// with the SDK's own retries); a failure after that is transient.
     async fn record(&self, a: &PlannedAction, incident: &str, o: &Outcome) -> Option<String> {
         let st = self.state.as_ref()?;
-        st.finish_action(incident, &action_key(a), o.status, &o.detail, &o.ids)
-            .await
-            .err()
+        let mut last = None;
+        for attempt in 0..3u32 {
+            match st
+                .finish_action(incident, &action_key(a), o.status, &o.detail, &o.ids)
+                .await
+            {
+                Ok(()) => return None,
+                Err(e) => last = Some(e),
+            }
+            sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+        }
+        last
     }
 
     async fn carry_out(
@@ -867,7 +881,11 @@ fn to_report(a: &PlannedAction, o: Outcome, started: Instant) -> ActionReport {
     }
     r.ids = o.ids;
     r.output = o.output;
-    r.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    let elapsed = started.elapsed();
+    r.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+    r.started_at = chrono::TimeDelta::from_std(elapsed)
+        .ok()
+        .map(|d| (chrono::Utc::now() - d).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     r
 }
 

@@ -41,6 +41,10 @@ pub struct ActionReport {
     /// Diagnostics output, as the instance printed it (SSM caps it at 24,000 characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// When it started (RFC 3339, UTC); with `duration_ms`, the timeline
+    /// kept in the state table's incident record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
 }
@@ -60,6 +64,7 @@ impl ActionReport {
             detail: None,
             ids: Vec::new(),
             output: None,
+            started_at: None,
             duration_ms: None,
         }
     }

@@ -14,6 +14,8 @@ use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde::{Deserialize, Serialize};
 
+pub mod proxy;
+
 pub const REGION: &str = "us-east-1";
 /// The instance id used in `events/`; tests and the demo put a seeded one in its place.
 pub const SAMPLE_INSTANCE_ID: &str = "i-0123456789abcdef0";

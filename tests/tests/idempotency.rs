@@ -92,6 +92,50 @@ async fn the_same_event_three_times_in_sequence_acts_once() -> Result<()> {
     }
     // One snapshot set, +1 once, one command, one notification.
     assert_eq!(w.account().await?, (2, 1, 2, 1));
+    // The audit trail: the incident record holds the outcome with its timeline.
+    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let item = ddb
+        .get_item()
+        .table_name(&w.fleet.state_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "incident#{}",
+                first.incidents[0].id
+            )),
+        )
+        .send()
+        .await?
+        .item
+        .unwrap_or_default();
+    assert_eq!(
+        item.get("status")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("completed")
+    );
+    assert!(
+        item.contains_key("expires_at"),
+        "records expire through the table's TTL"
+    );
+    let outcome: serde_json::Value = serde_json::from_str(
+        item.get("outcome")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            .unwrap_or("{}"),
+    )?;
+    for a in outcome["actions"].as_array().into_iter().flatten() {
+        assert!(
+            a["started_at"].is_string() && a["duration_ms"].is_u64() && a["status"] == "done",
+            "{a}"
+        );
+    }
+    assert!(
+        outcome["actions"][0]["ids"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("snap-")
+    );
     Ok(())
 }
 

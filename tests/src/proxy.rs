@@ -1,0 +1,195 @@
+//! A fault-injecting HTTP proxy on 127.0.0.1 in front of moto: added latency,
+//! throttling errors in each service's own wire format, bare 503s and
+//! dropped connections. Faults are injected before a request reaches the
+//! emulator, so a failed call has not acted: what is tested is how the
+//! product and the SDK retry, not lost responses.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Faults {
+    /// Share of requests that fail (0.0 to 1.0).
+    pub fail_ratio: f64,
+    /// Added to every request before it is forwarded.
+    pub latency: Duration,
+    /// Seed of the deterministic choice of failing requests.
+    pub seed: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub throttled: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Stats {
+    pub fn injected(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+            + self.unavailable.load(Ordering::Relaxed)
+            + self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    pub stats: Arc<Stats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str, faults: Faults) -> Result<Self> {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let stats = Arc::new(Stats::default());
+        let (st, up) = (stats.clone(), upstream);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (st, up) = (st.clone(), up.clone());
+                tokio::spawn(async move {
+                    let _ = serve(client, &up, faults, &st).await;
+                });
+            }
+        });
+        Ok(Self {
+            endpoint,
+            stats,
+            task,
+        })
+    }
+}
+
+/// splitmix64 of the request number: the same seed fails the same requests.
+fn roll(seed: u64, n: u64) -> f64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+async fn read_request(client: &mut TcpStream) -> Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some(buf))
+}
+
+/// The service a request is for, from its SigV4 credential scope.
+fn service(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&request[..request.len().min(4096)]).to_ascii_lowercase();
+    text.split("credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn throttle_response(service: &str) -> String {
+    let (status, ctype, body) = match service {
+        "ec2" => (
+            "503 Service Unavailable",
+            "text/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>".to_owned(),
+        ),
+        "autoscaling" | "sns" | "sts" => (
+            "400 Bad Request",
+            "text/xml",
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>".to_owned(),
+        ),
+        _ => (
+            "400 Bad Request",
+            "application/x-amz-json-1.1",
+            "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}".to_owned(),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &Stats) -> Result<()> {
+    let Some(request) = read_request(&mut client).await? else {
+        return Ok(());
+    };
+    let n = stats.requests.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(faults.latency).await;
+    if roll(faults.seed, n) < faults.fail_ratio {
+        match n % 3 {
+            0 => {
+                stats.throttled.fetch_add(1, Ordering::Relaxed);
+                client
+                    .write_all(throttle_response(&service(&request)).as_bytes())
+                    .await?;
+            }
+            1 => {
+                stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                client
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await?;
+            }
+            _ => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        return Ok(());
+    }
+    // One request per upstream connection; the answer ends at close.
+    let text = String::from_utf8_lossy(&request);
+    let head_end = text.find("\r\n\r\n").context("no head")? + 4;
+    let mut head: Vec<String> = request[..head_end - 4]
+        .split(|b| *b == b'\n')
+        .map(|l| String::from_utf8_lossy(l).trim_end_matches('\r').to_owned())
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    head.push("Connection: close".into());
+    let mut forwarded = head.join("\r\n").into_bytes();
+    forwarded.extend_from_slice(b"\r\n\r\n");
+    forwarded.extend_from_slice(&request[head_end..]);
+    let mut up = TcpStream::connect(upstream).await?;
+    up.write_all(&forwarded).await?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response).await?;
+    client.write_all(&response).await?;
+    client.shutdown().await?;
+    Ok(())
+}
