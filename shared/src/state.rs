@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::aws::sdk_error;
@@ -105,6 +107,25 @@ impl StateStore {
         Ok(out.item)
     }
 
+    /// A conditional write: Ok(Ok(output)) when it went through, Ok(Err(item))
+    /// with the record that stood in its way when its condition failed.
+    async fn put_or_read(
+        &self,
+        pk: &str,
+        put: PutItemFluentBuilder,
+    ) -> Result<Result<PutItemOutput, HashMap<String, AttributeValue>>, String> {
+        match put.send().await {
+            Ok(out) => Ok(Ok(out)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Err(self.get(pk).await?.unwrap_or_default()))
+            }
+            Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
     /// Takes the incident's lease: a conditional put that succeeds for the
     /// first delivery, or when an earlier one's lease has run out.
     pub async fn begin_incident(
@@ -130,29 +151,17 @@ impl StateStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":in_progress", s("in_progress"))
             .expression_attribute_values(":now", n(now))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match put {
-            Ok(out) => Ok(if out.attributes.is_some_and(|a| !a.is_empty()) {
-                Begin::Resumed
-            } else {
-                Begin::Fresh
-            }),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let item = self.get(&pk).await?.unwrap_or_default();
-                Ok(match get_s(&item, "status") {
-                    Some("completed") => Begin::Completed,
-                    _ => Begin::Busy {
-                        until: get_n(&item, "lease_until").unwrap_or(now),
-                    },
-                })
-            }
-            Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
-        }
+            .return_values(ReturnValue::AllOld);
+        Ok(match self.put_or_read(&pk, put).await? {
+            Ok(out) if out.attributes.as_ref().is_some_and(|a| !a.is_empty()) => Begin::Resumed,
+            Ok(_) => Begin::Fresh,
+            Err(item) => match get_s(&item, "status") {
+                Some("completed") => Begin::Completed,
+                _ => Begin::Busy {
+                    until: get_n(&item, "lease_until").unwrap_or(now),
+                },
+            },
+        })
     }
 
     /// Gives the lease back after a failure a retry can fix, so the retry
@@ -215,31 +224,22 @@ impl StateStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":failed", s("failed"))
             .expression_attribute_values(":in_progress", s("in_progress"))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Claim::Mine),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let item = self.get(&pk).await?.unwrap_or_default();
-                match get_s(&item, "status").and_then(status_of) {
-                    Some(status) => Ok(Claim::Recorded(Recorded {
-                        status,
-                        detail: get_s(&item, "detail").unwrap_or_default().to_owned(),
-                        ids: item
-                            .get("ids")
-                            .and_then(|v| v.as_ss().ok())
-                            .cloned()
-                            .unwrap_or_default(),
-                    })),
-                    None => Ok(Claim::Busy),
-                }
-            }
-            Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
-        }
+            .expression_attribute_values(":now", n(now));
+        let Err(item) = self.put_or_read(&pk, put).await? else {
+            return Ok(Claim::Mine);
+        };
+        Ok(match get_s(&item, "status").and_then(status_of) {
+            Some(status) => Claim::Recorded(Recorded {
+                status,
+                detail: get_s(&item, "detail").unwrap_or_default().to_owned(),
+                ids: item
+                    .get("ids")
+                    .and_then(|v| v.as_ss().ok())
+                    .cloned()
+                    .unwrap_or_default(),
+            }),
+            None => Claim::Busy,
+        })
     }
 
     pub async fn finish_action(
@@ -293,20 +293,11 @@ impl StateStore {
             .item("expires_at", n(until + 3600))
             .condition_expression("attribute_not_exists(pk) OR #u < :now")
             .expression_attribute_names("#u", "until")
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Ok(())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let item = self.get(&pk).await?.unwrap_or_default();
-                Ok(Err(get_n(&item, "until").unwrap_or(until)))
-            }
-            Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
-        }
+            .expression_attribute_values(":now", n(now));
+        Ok(match self.put_or_read(&pk, put).await? {
+            Ok(_) => Ok(()),
+            Err(item) => Err(get_n(&item, "until").unwrap_or(until)),
+        })
     }
 
     /// Gives a cooldown back after the action failed, so a retry may act.

@@ -727,3 +727,80 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A seeded emulator and the product's executor pointed at it: what most
+/// integration tests start from.
+pub struct World {
+    pub moto: Moto,
+    pub sdk: SdkConfig,
+    pub fleet: Fleet,
+    pub aws: first_responder::Aws,
+    pub config: first_responder::Config,
+}
+
+impl World {
+    /// Without a state table: every delivery is untracked.
+    pub async fn start(spec: FleetSpec) -> Result<Self> {
+        let moto = Moto::start()?;
+        let sdk = moto.sdk().await;
+        let fleet = seed(&sdk, spec).await?;
+        let mut aws = first_responder::Aws::new(&sdk);
+        // Poll SSM quickly: moto answers at once.
+        aws.poll = first_responder::aws::PollSchedule {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        };
+        let config = first_responder::Config {
+            notify_topic_arn: Some(fleet.topic_arn.clone()),
+            ..first_responder::Config::default()
+        };
+        Ok(Self {
+            moto,
+            sdk,
+            fleet,
+            aws,
+            config,
+        })
+    }
+
+    /// With the state table: idempotency, cooldowns, flap guard, breaker.
+    pub async fn start_with_state(spec: FleetSpec) -> Result<Self> {
+        let mut w = Self::start(spec).await?;
+        w.aws = w.aws.with_state(&w.sdk, &w.fleet.state_table);
+        w.config.state_table = Some(w.fleet.state_table.clone());
+        Ok(w)
+    }
+
+    /// Runs an event given as text, as the responder would.
+    pub async fn handle_text(
+        &self,
+        text: &str,
+        mode: first_responder::Mode,
+    ) -> Result<first_responder::Report> {
+        Ok(
+            first_responder::handle(serde_json::from_str(text)?, &self.aws, &self.config, mode)
+                .await?,
+        )
+    }
+
+    /// Runs an event given as text, in `Mode::Run`.
+    pub async fn handle(&self, text: &str) -> Result<first_responder::Report> {
+        self.handle_text(text, first_responder::Mode::Run).await
+    }
+
+    /// Runs a sample from events/ about `instance`.
+    pub async fn run(
+        &self,
+        name: &str,
+        instance: &str,
+        mode: first_responder::Mode,
+    ) -> Result<first_responder::Report> {
+        self.handle_text(&sample_event(name, instance)?, mode).await
+    }
+
+    /// Runs a sample from events/ about the fleet's first instance.
+    pub async fn run_sample(&self, name: &str) -> Result<first_responder::Report> {
+        self.run(name, self.fleet.instance(), first_responder::Mode::Run)
+            .await
+    }
+}

@@ -1,132 +1,84 @@
 //! Every shape in which an alert reaches the functions, end to end against moto.
 
-use std::time::Duration;
-
 use anyhow::Result;
-use first_responder::aws::PollSchedule;
-use first_responder::{Aws, Config, Mode, Report, handle};
-use harness::{
-    Fleet, FleetSpec, Moto, desired_capacity, drain, sample_event, seed, snapshots, ssm_commands,
-};
-
-struct World {
-    _moto: Moto,
-    sdk: aws_config::SdkConfig,
-    fleet: Fleet,
-    aws: Aws,
-    config: Config,
-}
+use first_responder::{Mode, Report};
+use harness::{FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands};
 
 async fn world() -> Result<World> {
-    let moto = Moto::start()?;
-    let sdk = moto.sdk().await;
-    let fleet = seed(&sdk, FleetSpec::default()).await?;
-    let mut aws = Aws::new(&sdk);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
-    let config = Config {
-        notify_topic_arn: Some(fleet.topic_arn.clone()),
-        ..Config::default()
-    };
-    Ok(World {
-        _moto: moto,
-        sdk,
-        fleet,
-        aws,
-        config,
-    })
+    World::start(FleetSpec::default()).await
 }
 
-impl World {
-    async fn handle(&self, text: &str) -> Result<Report> {
-        Ok(handle(
-            serde_json::from_str(text)?,
-            &self.aws,
-            &self.config,
-            Mode::Run,
-        )
-        .await?)
-    }
-
-    async fn handle_sample(&self, name: &str) -> Result<Report> {
-        self.handle(&sample_event(name, self.fleet.instance())?)
-            .await
-    }
-
-    /// The full high_cpu response happened once, on the seeded instance.
-    async fn assert_full_response(&self, report: &Report) -> Result<()> {
-        assert_eq!(report.incidents.len(), 1, "{report:#?}");
-        let inc = &report.incidents[0];
-        assert_eq!(inc.kind.as_str(), "high_cpu");
-        assert_eq!(inc.instance.as_deref(), Some(self.fleet.instance()));
-        let got: Vec<String> = inc
-            .actions
+/// The full high_cpu response happened once, on the seeded instance.
+async fn assert_full_response(w: &World, report: &Report) -> Result<()> {
+    assert_eq!(report.incidents.len(), 1, "{report:#?}");
+    let inc = &report.incidents[0];
+    assert_eq!(inc.kind.as_str(), "high_cpu");
+    assert_eq!(inc.instance.as_deref(), Some(w.fleet.instance()));
+    let got: Vec<String> = inc
+        .actions
+        .iter()
+        .map(|a| format!("{}:{}", a.action.as_str(), a.status.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "snapshot:done",
+            "snapshot:done",
+            "collect_diagnostics:done",
+            "scale_out:done",
+            "notify:done"
+        ],
+        "{report:#?}"
+    );
+    let snaps = snapshots(&w.sdk).await?;
+    assert_eq!(snaps.len(), 2);
+    assert!(
+        snaps
             .iter()
-            .map(|a| format!("{}:{}", a.action.as_str(), a.status.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "snapshot:done",
-                "snapshot:done",
-                "collect_diagnostics:done",
-                "scale_out:done",
-                "notify:done"
-            ],
-            "{report:#?}"
-        );
-        let snaps = snapshots(&self.sdk).await?;
-        assert_eq!(snaps.len(), 2);
-        assert!(
-            snaps
-                .iter()
-                .all(|s| s.tags["first-responder:incident-id"] == inc.id
-                    && s.tags["first-responder:instance-id"] == self.fleet.instance())
-        );
-        assert_eq!(ssm_commands(&self.sdk).await?.len(), 1);
-        assert_eq!(desired_capacity(&self.sdk, &self.fleet.group).await?, 2);
-        let inbox = drain(&self.sdk, &self.fleet.inbox_queue_url).await?;
-        assert_eq!(inbox.len(), 1);
-        assert_eq!(inbox[0].document()?["incident_id"], inc.id.as_str());
-        Ok(())
-    }
+            .all(|s| s.tags["first-responder:incident-id"] == inc.id
+                && s.tags["first-responder:instance-id"] == w.fleet.instance())
+    );
+    assert_eq!(ssm_commands(&w.sdk).await?.len(), 1);
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].document()?["incident_id"], inc.id.as_str());
+    Ok(())
 }
 
 #[tokio::test]
 async fn sns_wrapped_alarm() -> Result<()> {
     let w = world().await?;
-    let r = w.handle_sample("sns-high-cpu-alarm.json").await?;
-    w.assert_full_response(&r).await?;
+    let r = w.run_sample("sns-high-cpu-alarm.json").await?;
+    assert_full_response(&w, &r).await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn alarm_invoking_the_function_directly() -> Result<()> {
     let w = world().await?;
-    let r = w.handle_sample("direct-high-cpu-alarm.json").await?;
-    w.assert_full_response(&r).await
+    let r = w.run_sample("direct-high-cpu-alarm.json").await?;
+    assert_full_response(&w, &r).await
 }
 
 #[tokio::test]
 async fn metric_math_alarm() -> Result<()> {
     let w = world().await?;
-    let r = w.handle_sample("high-cpu-metric-math.json").await?;
-    w.assert_full_response(&r).await
+    let r = w.run_sample("high-cpu-metric-math.json").await?;
+    assert_full_response(&w, &r).await
 }
 
 #[tokio::test]
 async fn anomaly_detection_alarm() -> Result<()> {
     let w = world().await?;
-    let r = w.handle_sample("high-cpu-anomaly.json").await?;
-    w.assert_full_response(&r).await
+    let r = w.run_sample("high-cpu-anomaly.json").await?;
+    assert_full_response(&w, &r).await
 }
 
 #[tokio::test]
 async fn same_occurrence_through_two_paths_is_one_incident_id() -> Result<()> {
     let w = world().await?;
-    let a = w.handle_sample("high-cpu-alarm.json").await?;
+    let a = w.run_sample("high-cpu-alarm.json").await?;
     let b = first_responder::respond::incidents(
         serde_json::from_str(&sample_event(
             "sns-high-cpu-alarm.json",
@@ -141,7 +93,7 @@ async fn same_occurrence_through_two_paths_is_one_incident_id() -> Result<()> {
 #[tokio::test]
 async fn composite_alarm_notifies_with_its_rule_and_remediates_nothing() -> Result<()> {
     let w = world().await?;
-    let r = w.handle_sample("composite-alarm.json").await?;
+    let r = w.run_sample("composite-alarm.json").await?;
     let inc = &r.incidents[0];
     assert_eq!(inc.kind.as_str(), "unrouted");
     assert_eq!(
@@ -172,7 +124,7 @@ async fn composite_alarm_notifies_with_its_rule_and_remediates_nothing() -> Resu
 #[tokio::test]
 async fn group_level_alarm_scales_the_group_without_instance_evidence() -> Result<()> {
     let w = world().await?;
-    let r = w.handle_sample("group-high-cpu-alarm.json").await?;
+    let r = w.run_sample("group-high-cpu-alarm.json").await?;
     let got: Vec<String> = r.incidents[0]
         .actions
         .iter()
@@ -213,7 +165,7 @@ async fn node_exporter_alert_with_only_a_private_ip_and_a_duplicate() -> Result<
         r.duplicates, 1,
         "the same fingerprint twice is one incident"
     );
-    w.assert_full_response(&r).await?;
+    assert_full_response(&w, &r).await?;
     // The runbook's rule labels HighCPUUsage `warning`: the pager is not called.
     assert_eq!(r.incidents[0].severity.as_str(), "warning");
     assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
@@ -258,7 +210,7 @@ async fn node_exporter_alert_by_private_dns_name() -> Result<()> {
             &w.fleet.private_dns,
         )?)
         .await?;
-    w.assert_full_response(&r).await
+    assert_full_response(&w, &r).await
 }
 
 #[tokio::test]
@@ -291,7 +243,7 @@ async fn other_kinds_are_routed_and_say_their_playbook_is_not_built_yet() -> Res
     let src = sample_event("alertmanager-high-cpu.json", w.fleet.instance())?
         .replace("10.0.1.5", &w.fleet.private_ip)
         .replace("HighCPUUsage", "DiskSpaceLow");
-    let r = w.handle(&src).await?;
+    let r = w.handle_text(&src, Mode::Run).await?;
     let inc = &r.incidents[0];
     assert_eq!(inc.kind.as_str(), "disk_full");
     assert!(
@@ -340,9 +292,9 @@ async fn function_url_requests_as_the_webhook_receives_them() -> Result<()> {
         } else {
             swapped.into()
         };
-        let r = w.handle(&v.to_string()).await?;
+        let r = w.handle_text(&v.to_string(), Mode::Run).await?;
         assert_eq!(r.duplicates, 1, "{name}");
-        w.assert_full_response(&r).await?;
+        assert_full_response(&w, &r).await?;
     }
     Ok(())
 }
@@ -394,7 +346,7 @@ async fn alert_storm_becomes_one_incident_per_occurrence() -> Result<()> {
         (1000, 998, 2)
     );
 
-    let r = w.handle(&body).await?;
+    let r = w.handle_text(&body, Mode::Run).await?;
     assert_eq!((r.incidents.len(), r.duplicates), (2, 998));
     let mut kinds: Vec<&str> = r.incidents.iter().map(|i| i.kind.as_str()).collect();
     kinds.sort();

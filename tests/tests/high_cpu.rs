@@ -1,51 +1,13 @@
 //! The high_cpu playbook end to end: the real SDK over HTTP against moto,
 //! results read back from the emulated account.
 
-use std::time::Duration;
-
 use anyhow::Result;
-use first_responder::aws::PollSchedule;
 use first_responder::plan::HIGH_CPU_DIAGNOSTICS;
 use first_responder::{Aws, Config, Mode, Report, handle};
-use harness::{
-    Fleet, FleetSpec, Moto, desired_capacity, drain, sample_event, seed, snapshots, ssm_commands,
-};
-
-struct World {
-    moto: Moto,
-    sdk: aws_config::SdkConfig,
-    fleet: Fleet,
-    aws: Aws,
-    config: Config,
-}
+use harness::{FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands};
 
 async fn world(spec: FleetSpec) -> Result<World> {
-    let moto = Moto::start()?;
-    let sdk = moto.sdk().await;
-    let fleet = seed(&sdk, spec).await?;
-    let mut aws = Aws::new(&sdk);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
-    let config = Config {
-        notify_topic_arn: Some(fleet.topic_arn.clone()),
-        ..Config::default()
-    };
-    Ok(World {
-        moto,
-        sdk,
-        fleet,
-        aws,
-        config,
-    })
-}
-
-impl World {
-    async fn run(&self, event: &str, instance: &str, mode: Mode) -> Result<Report> {
-        let event = serde_json::from_str(&sample_event(event, instance)?)?;
-        Ok(handle(event, &self.aws, &self.config, mode).await?)
-    }
+    World::start(spec).await
 }
 
 fn statuses(r: &Report) -> Vec<(String, String, String)> {

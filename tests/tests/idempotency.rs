@@ -4,66 +4,34 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use first_responder::aws::PollSchedule;
 use first_responder::state::{Claim, StateStore};
-use first_responder::{Aws, Config, Mode, Report, handle};
-use harness::{
-    Fleet, FleetSpec, Moto, desired_capacity, drain, sample_event, seed, snapshots, ssm_commands,
-};
-
-struct World {
-    _moto: Moto,
-    sdk: aws_config::SdkConfig,
-    fleet: Fleet,
-    aws: Aws,
-    config: Config,
-}
+use first_responder::{Mode, Report, handle};
+use harness::{FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands};
 
 async fn world(spec: FleetSpec) -> Result<World> {
-    let moto = Moto::start()?;
-    let sdk = moto.sdk().await;
-    let fleet = seed(&sdk, spec).await?;
-    let mut aws = Aws::new(&sdk).with_state(&sdk, &fleet.state_table);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
-    let config = Config {
-        notify_topic_arn: Some(fleet.topic_arn.clone()),
-        state_table: Some(fleet.state_table.clone()),
-        ..Config::default()
-    };
-    Ok(World {
-        _moto: moto,
-        sdk,
-        fleet,
-        aws,
-        config,
-    })
+    World::start_with_state(spec).await
 }
 
-impl World {
-    /// The sample alarm; `n` picks the occurrence (its state-change time).
-    fn event(&self, n: u32) -> Result<serde_json::Value> {
-        let text = sample_event("high-cpu-alarm.json", self.fleet.instance())?.replace(
-            "2026-11-25T02:04:12.152+0000",
-            &format!("2026-11-25T02:{:02}:12.152+0000", 4 + n),
-        );
-        Ok(serde_json::from_str(&text)?)
-    }
+/// The sample alarm; `n` picks the occurrence (its state-change time).
+fn event(w: &World, n: u32) -> Result<serde_json::Value> {
+    let text = sample_event("high-cpu-alarm.json", w.fleet.instance())?.replace(
+        "2026-11-25T02:04:12.152+0000",
+        &format!("2026-11-25T02:{:02}:12.152+0000", 4 + n),
+    );
+    Ok(serde_json::from_str(&text)?)
+}
 
-    async fn deliver(&self, n: u32) -> Result<Report> {
-        Ok(handle(self.event(n)?, &self.aws, &self.config, Mode::Run).await?)
-    }
+async fn deliver(w: &World, n: u32) -> Result<Report> {
+    Ok(handle(event(w, n)?, &w.aws, &w.config, Mode::Run).await?)
+}
 
-    async fn account(&self) -> Result<(usize, usize, i32, usize)> {
-        Ok((
-            snapshots(&self.sdk).await?.len(),
-            ssm_commands(&self.sdk).await?.len(),
-            desired_capacity(&self.sdk, &self.fleet.group).await?,
-            drain(&self.sdk, &self.fleet.inbox_queue_url).await?.len(),
-        ))
-    }
+async fn account(w: &World) -> Result<(usize, usize, i32, usize)> {
+    Ok((
+        snapshots(&w.sdk).await?.len(),
+        ssm_commands(&w.sdk).await?.len(),
+        desired_capacity(&w.sdk, &w.fleet.group).await?,
+        drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(),
+    ))
 }
 
 fn statuses(r: &Report) -> Vec<String> {
@@ -77,7 +45,7 @@ fn statuses(r: &Report) -> Vec<String> {
 #[tokio::test]
 async fn the_same_event_three_times_in_sequence_acts_once() -> Result<()> {
     let w = world(FleetSpec::default()).await?;
-    let first = w.deliver(0).await?;
+    let first = deliver(&w, 0).await?;
     assert_eq!(first.incidents[0].delivery, "first");
     assert!(
         statuses(&first).iter().all(|s| s.ends_with(":done")),
@@ -85,13 +53,13 @@ async fn the_same_event_three_times_in_sequence_acts_once() -> Result<()> {
         statuses(&first)
     );
     for _ in 0..2 {
-        let again = w.deliver(0).await?;
+        let again = deliver(&w, 0).await?;
         assert_eq!(again.incidents[0].delivery, "duplicate");
         assert!(statuses(&again).iter().all(|s| s.ends_with(":skipped")));
         assert!(again.transient_error().is_none());
     }
     // One snapshot set, +1 once, one command, one notification.
-    assert_eq!(w.account().await?, (2, 1, 2, 1));
+    assert_eq!(account(&w).await?, (2, 1, 2, 1));
     // The audit trail: the incident record holds the outcome with its timeline.
     let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
     let item = ddb
@@ -142,7 +110,7 @@ async fn the_same_event_three_times_in_sequence_acts_once() -> Result<()> {
 #[tokio::test]
 async fn the_same_event_three_times_concurrently_acts_once() -> Result<()> {
     let w = world(FleetSpec::default()).await?;
-    let (a, b, c) = tokio::join!(w.deliver(0), w.deliver(0), w.deliver(0));
+    let (a, b, c) = tokio::join!(deliver(&w, 0), deliver(&w, 0), deliver(&w, 0));
     let reports = [a?, b?, c?];
     let deliveries: Vec<&str> = reports.iter().map(|r| r.incidents[0].delivery).collect();
     assert_eq!(
@@ -160,15 +128,15 @@ async fn the_same_event_three_times_concurrently_acts_once() -> Result<()> {
         assert_eq!(r.transient_error().is_some(), d == "busy");
     }
     // Lambda's retry of a busy delivery finds the incident completed.
-    assert_eq!(w.deliver(0).await?.incidents[0].delivery, "duplicate");
-    assert_eq!(w.account().await?, (2, 1, 2, 1));
+    assert_eq!(deliver(&w, 0).await?.incidents[0].delivery, "duplicate");
+    assert_eq!(account(&w).await?, (2, 1, 2, 1));
     Ok(())
 }
 
 #[tokio::test]
 async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
     let w = world(FleetSpec::default()).await?;
-    let incident = first_responder::respond::incidents(w.event(0)?, &Default::default())?
+    let incident = first_responder::respond::incidents(event(&w, 0)?, &Default::default())?
         .0
         .remove(0);
     // What a delivery that died after its first snapshot leaves behind: the
@@ -203,7 +171,7 @@ async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
     .await
     .map_err(anyhow::Error::msg)?;
 
-    let r = w.deliver(0).await?;
+    let r = deliver(&w, 0).await?;
     assert_eq!(r.incidents[0].delivery, "resumed");
     let data = r.incidents[0]
         .actions
@@ -223,16 +191,16 @@ async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
     let snaps = snapshots(&w.sdk).await?;
     assert_eq!(snaps.len(), 1, "only the new one carries our tags");
     assert_ne!(snaps[0].volume, w.fleet.data_volume);
-    assert_eq!(w.account().await?, (1, 1, 2, 1));
-    assert_eq!(w.deliver(0).await?.incidents[0].delivery, "duplicate");
+    assert_eq!(account(&w).await?, (1, 1, 2, 1));
+    assert_eq!(deliver(&w, 0).await?.incidents[0].delivery, "duplicate");
     Ok(())
 }
 
 #[tokio::test]
 async fn a_second_scale_out_waits_for_the_cooldown() -> Result<()> {
     let w = world(FleetSpec::default()).await?;
-    w.deliver(0).await?;
-    let second = w.deliver(1).await?; // another occurrence, minutes later
+    deliver(&w, 0).await?;
+    let second = deliver(&w, 1).await?; // another occurrence, minutes later
     assert_eq!(second.incidents[0].delivery, "first");
     let scale = second.incidents[0]
         .actions
@@ -248,7 +216,7 @@ async fn a_second_scale_out_waits_for_the_cooldown() -> Result<()> {
         scale.reason
     );
     // Evidence is still taken for the new occurrence; capacity moved once.
-    assert_eq!(w.account().await?, (4, 2, 2, 2));
+    assert_eq!(account(&w).await?, (4, 2, 2, 2));
     Ok(())
 }
 
@@ -263,12 +231,12 @@ async fn a_flapping_alarm_stops_remediating() -> Result<()> {
     w.config.scale_out_cooldown = Duration::ZERO;
     for n in 0..2 {
         assert!(
-            statuses(&w.deliver(n).await?)
+            statuses(&deliver(&w, n).await?)
                 .iter()
                 .all(|s| s.ends_with(":done"))
         );
     }
-    let third = w.deliver(2).await?;
+    let third = deliver(&w, 2).await?;
     assert_eq!(
         statuses(&third),
         [
@@ -284,7 +252,7 @@ async fn a_flapping_alarm_stops_remediating() -> Result<()> {
             .reason
             .starts_with("flap guard: alarm web-high-cpu already triggered remediation 2 times")
     );
-    assert_eq!(w.account().await?, (4, 3, 3, 3));
+    assert_eq!(account(&w).await?, (4, 3, 3, 3));
     Ok(())
 }
 
@@ -298,11 +266,11 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
     w.config.max_mutations_per_hour = 3;
     w.config.scale_out_cooldown = Duration::ZERO;
     assert!(
-        statuses(&w.deliver(0).await?)
+        statuses(&deliver(&w, 0).await?)
             .iter()
             .all(|s| s.ends_with(":done"))
     );
-    let second = w.deliver(1).await?;
+    let second = deliver(&w, 1).await?;
     assert_eq!(
         statuses(&second),
         [
@@ -320,6 +288,6 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
         "{}",
         second.incidents[0].actions[0].reason
     );
-    assert_eq!(w.account().await?, (2, 2, 2, 2));
+    assert_eq!(account(&w).await?, (2, 2, 2, 2));
     Ok(())
 }

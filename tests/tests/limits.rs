@@ -1,52 +1,14 @@
 //! Limits that are on by default, against moto: the opt-in tag, the
 //! capacity cap and the kill switch.
 
-use std::time::Duration;
-
 use anyhow::Result;
-use first_responder::aws::PollSchedule;
-use first_responder::{Aws, Config, Mode, Report, handle};
+use first_responder::{Mode, Report, handle};
 use harness::{
-    Fleet, FleetSpec, Moto, desired_capacity, drain, put_secret, sample_event, seed, snapshots,
-    ssm_commands,
+    FleetSpec, World, desired_capacity, drain, put_secret, sample_event, snapshots, ssm_commands,
 };
 
-struct World {
-    _moto: Moto,
-    sdk: aws_config::SdkConfig,
-    fleet: Fleet,
-    aws: Aws,
-    config: Config,
-}
-
 async fn world(spec: FleetSpec) -> Result<World> {
-    let moto = Moto::start()?;
-    let sdk = moto.sdk().await;
-    let fleet = seed(&sdk, spec).await?;
-    let mut aws = Aws::new(&sdk);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
-    let config = Config {
-        notify_topic_arn: Some(fleet.topic_arn.clone()),
-        ..Config::default()
-    };
-    Ok(World {
-        _moto: moto,
-        sdk,
-        fleet,
-        aws,
-        config,
-    })
-}
-
-impl World {
-    async fn alarm(&self) -> Result<Report> {
-        let event =
-            serde_json::from_str(&sample_event("high-cpu-alarm.json", self.fleet.instance())?)?;
-        Ok(handle(event, &self.aws, &self.config, Mode::Run).await?)
-    }
+    World::start(spec).await
 }
 
 fn statuses(r: &Report) -> Vec<String> {
@@ -64,7 +26,7 @@ async fn untagged_resources_are_diagnosed_and_reported_but_not_changed() -> Resu
         ..FleetSpec::default()
     })
     .await?;
-    let r = w.alarm().await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
     assert_eq!(
         statuses(&r),
         [
@@ -104,7 +66,7 @@ async fn the_kill_switch_turns_everything_into_notify_only() -> Result<()> {
     let mut w = world(FleetSpec::default()).await?;
     w.config.kill_switch_parameter = Some("/first-responder/kill-switch".into());
     // Not set: business as usual.
-    let r = w.alarm().await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
     assert!(
         statuses(&r).iter().all(|s| s.ends_with(":done")),
         "{:?}",
@@ -158,7 +120,7 @@ async fn the_capacity_cap_stops_scaling_below_max_size() -> Result<()> {
     })
     .await?;
     w.config.max_desired_capacity = Some(2);
-    let r = w.alarm().await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
     let scale = &r.incidents[0].actions[3];
     assert_eq!(
         (scale.action.as_str(), scale.status.as_str()),
