@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod incident;
+pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod report;

@@ -219,6 +219,7 @@ impl Plan {
             id: i.id.clone(),
             kind: i.kind,
             alarm_name: i.alert.alarm_name.clone(),
+            alarm_time: i.alert.state_timestamp.clone(),
             state: i.alert.state,
             transition: i.transition.as_str(),
             severity: self.severity,

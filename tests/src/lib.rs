@@ -579,6 +579,8 @@ pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<Delivered>> {
 pub struct Watch {
     child: Child,
     pub port: u16,
+    /// Where the functions' stdout and stderr go (logs, EMF metric lines).
+    pub log: PathBuf,
 }
 
 impl Watch {
@@ -596,9 +598,8 @@ impl Watch {
             venv_bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let log = std::fs::File::create(
-            std::env::temp_dir().join(format!("first-responder-watch-{port}.log")),
-        )?;
+        let log_path = std::env::temp_dir().join(format!("first-responder-watch-{port}.log"));
+        let log = std::fs::File::create(&log_path)?;
         let mut cmd = Command::new("cargo");
         cmd.args([
             "lambda",
@@ -624,7 +625,11 @@ impl Watch {
                 bail!("cargo lambda watch exited: {status}");
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Self { child, port });
+                return Ok(Self {
+                    child,
+                    port,
+                    log: log_path,
+                });
             }
             if Instant::now() > deadline {
                 let _ = child.kill();

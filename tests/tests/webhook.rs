@@ -113,6 +113,29 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
     );
     assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
 
+    // The responder's own metrics: EMF lines for the incident and its actions.
+    let log = std::fs::read_to_string(&watch.log)?;
+    let emf: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("\"CloudWatchMetrics\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["IncidentId"] == incident.as_str())
+        .collect();
+    let head = emf
+        .iter()
+        .find(|v| v["Incidents"] == 1)
+        .expect("an incident metric line");
+    assert_eq!(
+        (head["Kind"].as_str(), head["Outcome"].as_str()),
+        (Some("high_cpu"), Some("handled"))
+    );
+    assert!(head["TimeToMitigateMs"].is_i64(), "{head}");
+    assert_eq!(
+        emf.iter().filter(|v| v["Actions"] == 1).count(),
+        5,
+        "one line per action"
+    );
+
     // Alertmanager re-sends the group at every repeat_interval: no second remediation.
     let (s, body) = post(Some(TOKEN), "application/json", alert.as_bytes())?;
     assert_eq!(s, 202, "{body}");

@@ -38,6 +38,13 @@ async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Resul
             tracing::error!(error = %e, "rejected event");
             Failure::InvalidEvent(e)
         })?;
+    // The automation's own metrics, as EMF lines on stdout.
+    let now = chrono_now_ms();
+    for incident in &report.incidents {
+        for line in first_responder::metrics::emf_lines(incident, now) {
+            println!("{line}");
+        }
+    }
     if let Some(e) = report.transient_error() {
         tracing::warn!(error = %e, "transient failure: the delivery will be retried");
         return Err(Failure::Transient(e.to_owned()));
@@ -46,6 +53,13 @@ async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Resul
         serde_json::to_value(report)
             .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
     )
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 #[tokio::main]
