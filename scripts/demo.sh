@@ -31,25 +31,34 @@ echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
 # events/ uses a sample instance id; put the seeded one in its place.
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-alarm.json" >"$RUN_DIR/high-cpu-alarm.json"
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-ok.json" >"$RUN_DIR/high-cpu-ok.json"
+sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/disk-full-alarm.json" >"$RUN_DIR/disk-full-alarm.json"
 PRIVATE_IP=$(json_field "$RUN_DIR/fleet.json" private_ip)
 sed "s/10\.0\.1\.5/$PRIVATE_IP/g" "$ROOT/events/alertmanager-high-cpu.json" >"$RUN_DIR/alertmanager-high-cpu.json"
 
-step "Alarm fires: cargo lambda invoke responder --data-file events/high-cpu-alarm.json (CPU 95.3%)"
-invoke responder "$RUN_DIR/high-cpu-alarm.json" >"$RUN_DIR/alarm-report.json"
-python3 -c '
+show_report() {
+  python3 -c '
 import json,sys
 r=json.load(open(sys.argv[1]))
 for i in r["incidents"]:
     print("incident", i["id"], i["kind"], "severity", i["severity"])
     for a in i["actions"]:
         print("  %-8s %-20s %-24s %s" % (a["status"], a["action"], a["target"], a.get("detail") or a["reason"]))
-' "$RUN_DIR/alarm-report.json"
+' "$1"
+}
+
+step "Alarm fires: cargo lambda invoke responder --data-file events/high-cpu-alarm.json (CPU 95.3%)"
+invoke responder "$RUN_DIR/high-cpu-alarm.json" >"$RUN_DIR/alarm-report.json"
+show_report "$RUN_DIR/alarm-report.json"
+
+step "Disk alarm fires: cargo lambda invoke responder --data-file events/disk-full-alarm.json (/data 97.2% used)"
+invoke responder "$RUN_DIR/disk-full-alarm.json" >"$RUN_DIR/disk-report.json"
+show_report "$RUN_DIR/disk-report.json"
 
 step "Prometheus fires too: Alertmanager's webhook payload (HighCPUUsage, instance=\"$PRIVATE_IP:9100\", sent twice in the group) POSTed to the webhook's Function URL"
 echo "without the token:"; post_url webhook "wrong-token-0000000000" "$RUN_DIR/alertmanager-high-cpu.json" | tee "$RUN_DIR/webhook-401.txt"
 echo "with the token:";    post_url webhook "$TOKEN" "$RUN_DIR/alertmanager-high-cpu.json" | tee "$RUN_DIR/webhook-202.txt"
 echo "the responder works asynchronously; waiting for its notification..."
-"$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 2 90
+"$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 3 90
 
 step "Alarm recovers: cargo lambda invoke responder --data-file events/high-cpu-ok.json"
 invoke responder "$RUN_DIR/high-cpu-ok.json" >"$RUN_DIR/ok-report.json"
@@ -66,6 +75,11 @@ run = sys.argv[1]
 alarm = json.load(open(f"{run}/alarm-report.json"))["incidents"][0]
 ok = json.load(open(f"{run}/ok-report.json"))["incidents"][0]
 account = open(f"{run}/account.txt").read()
+disk = json.load(open(f"{run}/disk-report.json"))["incidents"][0]
+got = [(a["action"], a["status"]) for a in disk["actions"]]
+assert got == [("cleanup_temp", "done"), ("archive_logs", "done"), ("expand_volume", "done"), ("notify", "done")], got
+assert ": 30 GiB, 1 modification(s) -> 30 GiB" in account, account
+assert "tag first-responder:purpose = before expand_volume" in account, account
 got = [(a["action"], a["status"]) for a in alarm["actions"]]
 want = [("snapshot", "done"), ("snapshot", "done"), ("collect_diagnostics", "done"), ("scale_out", "done"), ("notify", "done")]
 assert got == want, got
@@ -77,13 +91,13 @@ am_incident = json.loads(accepted.split(": ", 1)[1])["incidents"][0]
 # CloudWatch alarm: 1 -> 2. The Alertmanager alert (another occurrence) takes
 # its own evidence but finds the group in its scale-out cooldown.
 assert "web-asg: desired capacity 2" in account, account
-assert "[skipped] scale_out web-asg: cooldown: web-asg was scaled out recently" in account, account
+assert "[skipped] scale_out web-asg: cooldown: scale_out of web-asg was done recently" in account, account
 assert account.count("tag first-responder:incident-id = " + alarm["id"]) == 2, account
 assert account.count("tag first-responder:incident-id = " + am_incident) == 2, account
 assert "Subject: [ALARM] High CPU 95.3%" in account and "Subject: [OK] Resolved: web-high-cpu" in account, account
-assert account.count("== Notification") == 3, account
-# Only the CloudWatch alarm is critical; the runbook labels HighCPUUsage a warning.
-assert "received 1 message(s)" in account, account
+assert account.count("== Notification") == 4, account
+# The CPU and disk alarms are critical; the runbook labels HighCPUUsage a warning.
+assert "received 2 message(s)" in account, account
 print("demo check: 1 passed, 0 failed")
 PY
 fi

@@ -1,4 +1,5 @@
 //! `first-responder plan|run EVENT_FILE`: the functions' code path from a terminal.
+//! `first-responder check-playbooks [FILE]`: validates a playbooks file.
 //!
 //! Exit status: 0 handled, 1 an action failed (or AWS could not be reached),
 //! 2 bad input or configuration (one line on stderr says what and where).
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use first_responder::playbook::Playbooks;
 use first_responder::{Aws, Config, Mode, alert, aws::sdk_config_loader, respond, telemetry};
 
 #[derive(Parser)]
@@ -26,6 +28,11 @@ enum Command {
     Plan(Args),
     /// Carry out the actions and print the outcome.
     Run(Args),
+    /// Validate a playbooks file (default: the embedded one) and print its stages.
+    CheckPlaybooks {
+        /// A complete playbooks file, as PLAYBOOKS_FILE would name it.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -50,6 +57,16 @@ async fn main() -> ExitCode {
     let (mode, args) = match cli.command {
         Command::Plan(a) => (Mode::Plan, a),
         Command::Run(a) => (Mode::Run, a),
+        Command::CheckPlaybooks { file } => {
+            let path = file.map(|f| f.display().to_string());
+            return match Playbooks::load(path.as_deref()) {
+                Ok(p) => {
+                    print!("{p}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => bad_input(e),
+            };
+        }
     };
     let config = match Config::from_env() {
         Ok(c) => c,

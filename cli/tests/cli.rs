@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use harness::{
     Fleet, FleetSpec, Moto, aws_env, desired_capacity, drain, sample_event, seed, snapshots,
 };
@@ -180,10 +180,46 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() -> Result<()> {
             "plan",
             &write_event(&dir, "high-cpu-alarm.json", fleet.instance())?,
         ],
-        &[("HIGH_CPU_SCALE_OUT_THRESHOLD", "lots")],
+        &[("DIAGNOSTICS_TIMEOUT_SECONDS", "lots")],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)?.contains("HIGH_CPU_SCALE_OUT_THRESHOLD"));
+    assert!(String::from_utf8(out.stderr)?.contains("DIAGNOSTICS_TIMEOUT_SECONDS"));
+    // A broken playbooks file stops everything before AWS is touched.
+    let broken = dir.join("playbooks.toml");
+    std::fs::write(
+        &broken,
+        first_responder::playbook::DEFAULT_TEXT.replace("grow_percent = 20", "grow_percent = 0"),
+    )?;
+    let broken = broken.display().to_string();
+    let out = run(
+        &moto,
+        Some(&fleet),
+        &[
+            "run",
+            &write_event(&dir, "disk-full-alarm.json", fleet.instance())?,
+        ],
+        &[("PLAYBOOKS_FILE", &broken)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr)?;
+    let line = first_responder::playbook::DEFAULT_TEXT
+        .lines()
+        .position(|l| l == "grow_percent = 20")
+        .context("no grow_percent line")?
+        + 1;
+    assert!(
+        err.contains(&format!("playbooks file {broken}, line {line}: disk_full.grow_percent is 0, expected a whole number from 1 to 100")),
+        "{err}"
+    );
+    let out = run(&moto, None, &["check-playbooks", &broken], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)?.contains(&format!("line {line}")));
+    let out = run(&moto, None, &["check-playbooks"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8(out.stdout)?
+            .contains("disk_full: cleanup_temp + archive_logs -> expand_volume -> notify")
+    );
     // Nothing was changed by any of it.
     assert!(snapshots(&sdk).await?.is_empty());
     assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 1);

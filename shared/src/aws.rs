@@ -7,20 +7,22 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeModificationState};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_ssm::types::CommandInvocationStatus;
 use futures::future::join_all;
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::commands;
 use crate::config::Config;
+use crate::disk::{self, DiskTarget, df_usage, human_bytes, marker};
 use crate::ids::{GroupName, InstanceId, VolumeId};
 use crate::incident::{Incident, IncidentKind, PrivateAddress, Resource, Transition};
 use crate::notify::{Notification, compose, sns_message};
 use crate::plan::{
-    ActionName, AttachedVolume, Decision, GroupState, HIGH_CPU_DIAGNOSTICS, Observed, Plan,
-    PlannedAction, Step,
+    ActionName, AttachedVolume, Decision, Diagnostics, Expansion, GroupState, HIGH_CPU_DIAGNOSTICS,
+    InstanceState, Observed, Plan, PlannedAction, Step,
 };
 use crate::report::{ActionReport, IncidentReport, Status};
 use crate::state::{Begin, Claim, StateStore};
@@ -30,6 +32,7 @@ pub const TAG_INCIDENT: &str = "first-responder:incident-id";
 pub const TAG_ALARM: &str = "first-responder:alarm-name";
 pub const TAG_INSTANCE: &str = "first-responder:instance-id";
 pub const TAG_CREATED_BY: &str = "created-by";
+pub const TAG_PURPOSE: &str = "first-responder:purpose";
 pub const CREATED_BY: &str = "first-responder";
 
 pub const RUN_SHELL_DOCUMENT: &str = "AWS-RunShellScript";
@@ -101,6 +104,8 @@ pub struct Outcome {
     pub detail: String,
     pub ids: Vec<String>,
     pub output: Option<String>,
+    /// A command's exit code, when one ran and ended.
+    pub exit_code: Option<i32>,
 }
 
 impl Outcome {
@@ -110,6 +115,7 @@ impl Outcome {
             detail: detail.into(),
             ids,
             output: None,
+            exit_code: None,
         }
     }
     fn skipped(detail: impl Into<String>) -> Self {
@@ -118,6 +124,7 @@ impl Outcome {
             detail: detail.into(),
             ids: Vec::new(),
             output: None,
+            exit_code: None,
         }
     }
     fn failed(detail: impl Into<String>) -> Self {
@@ -126,6 +133,7 @@ impl Outcome {
             detail: detail.into(),
             ids: Vec::new(),
             output: None,
+            exit_code: None,
         }
     }
 }
@@ -176,8 +184,9 @@ impl Aws {
     }
 
     /// Reads the AWS state the planner needs for this incident, concurrently.
-    pub async fn observe(&self, incident: &Incident) -> Observed {
-        if incident.transition != Transition::Firing || incident.kind != IncidentKind::HighCpu {
+    pub async fn observe(&self, incident: &Incident, config: &Config) -> Observed {
+        let kind = incident.kind;
+        if incident.transition != Transition::Firing || kind == IncidentKind::Unrouted {
             return Observed::nothing();
         }
         let (instance, resolved) = match &incident.resource {
@@ -191,20 +200,122 @@ impl Aws {
                     };
                 }
             },
-            Resource::Group(g) => {
+            Resource::Group(g) if kind == IncidentKind::HighCpu => {
                 return Observed {
                     group: self.group_named(g).await,
                     ..Observed::nothing()
                 };
             }
-            Resource::None => return Observed::nothing(),
+            Resource::Group(_) | Resource::None => return Observed::nothing(),
         };
-        let (volumes, group) = tokio::join!(self.volumes_of(&instance), self.group_of(&instance));
+        use IncidentKind::*;
+        let (volumes, group, me) = tokio::join!(
+            async {
+                match kind {
+                    HighCpu | DiskFull | ServiceDown => self.volumes_of(&instance).await,
+                    _ => Ok(Vec::new()),
+                }
+            },
+            async {
+                match kind {
+                    HighCpu | ServiceDown => self.group_of(&instance).await,
+                    _ => Ok(None),
+                }
+            },
+            async {
+                match kind {
+                    DiskFull | MemoryPressure | ServiceDown => self.instance_state(&instance).await,
+                    _ => Ok(None),
+                }
+            },
+        );
+        // The instance's block devices, only when the API alone cannot tell
+        // which volume holds the filesystem or what filesystem it is.
+        let layout = match (&volumes, kind == DiskFull) {
+            (Ok(vols), true) => {
+                let labels = incident
+                    .alert
+                    .metric
+                    .as_ref()
+                    .map(|m| m.dimensions.clone())
+                    .unwrap_or_default();
+                let target = DiskTarget::from_labels(&labels);
+                let root = me
+                    .as_ref()
+                    .ok()
+                    .and_then(Option::as_ref)
+                    .and_then(|s| s.root_device.clone());
+                let known = disk::resolve_volume(&target, vols, root.as_deref(), None).is_ok();
+                if known && target.fstype.is_some() {
+                    None
+                } else {
+                    Some(self.block_devices(&instance, &incident.id, config).await)
+                }
+            }
+            _ => None,
+        };
         Observed {
             resolved,
             volumes,
             group,
+            instance: me,
+            layout,
             ..Observed::nothing()
+        }
+    }
+
+    /// Tags, root device and state of one instance; Ok(None) if it does not exist.
+    async fn instance_state(&self, instance: &InstanceId) -> Result<Option<InstanceState>, String> {
+        let out = match self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+            Err(e) => return Err(format!("DescribeInstances: {}", sdk_error(&e))),
+        };
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(instance.as_str()))
+            .map(|i| InstanceState {
+                tags: i
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect(),
+                root_device: i.root_device_name().map(ToOwned::to_owned),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned()),
+            }))
+    }
+
+    /// `lsblk` on the instance through SSM (a read).
+    async fn block_devices(
+        &self,
+        instance: &InstanceId,
+        incident_id: &str,
+        config: &Config,
+    ) -> Result<Vec<disk::BlockDev>, String> {
+        let o = run_command(
+            &self.ssm,
+            instance,
+            commands::LSBLK.iter().map(|c| (*c).to_owned()).collect(),
+            &format!("first-responder block devices for {incident_id}"),
+            config.diagnostics_timeout,
+            self.poll,
+        )
+        .await;
+        match (o.status, o.output.as_deref().map(str::trim)) {
+            (Status::Done, Some(out)) if !out.is_empty() => disk::parse_lsblk(out),
+            (Status::Done, _) => Err("lsblk printed nothing".into()),
+            _ => Err(o.detail),
         }
     }
 
@@ -310,6 +421,7 @@ impl Aws {
                 id,
                 device,
                 size_gib: v.size(),
+                volume_type: v.volume_type().map(|t| t.as_str().to_owned()),
                 tags: v
                     .tags()
                     .iter()
@@ -422,16 +534,26 @@ impl Aws {
             .actions
             .iter()
             .partition(|a| a.name == ActionName::Notify);
-        let done = join_all(
-            work.iter()
-                .map(|a| self.carry_out(a, &plan.incident, config, deadline, now, lease)),
-        )
-        .await;
         let mut transient: Option<String> = None;
-        let mut reports = Vec::new();
-        for (r, t) in done {
-            reports.push(r);
-            transient = transient.or(t);
+        let mut reports: Vec<ActionReport> = Vec::new();
+        // Stages in order, the actions of one stage concurrently; a later
+        // stage sees what the earlier ones reported (disk usage after cleanup).
+        let stages = work.iter().map(|a| a.stage).max().map_or(0, |m| m + 1);
+        for stage in 0..stages {
+            let earlier = reports.clone();
+            let done = join_all(work.iter().filter(|a| a.stage == stage).map(|a| {
+                let clock = Clock {
+                    deadline,
+                    now,
+                    lease,
+                };
+                self.carry_out(a, &plan.incident, config, clock, &earlier)
+            }))
+            .await;
+            for (r, t) in done {
+                reports.push(r);
+                transient = transient.or(t);
+            }
         }
         for a in notify {
             let (report, t) = match &a.decision {
@@ -582,10 +704,14 @@ impl Aws {
         a: &PlannedAction,
         incident: &Incident,
         config: &Config,
-        deadline: Instant,
-        now: i64,
-        lease: Duration,
+        clock: Clock,
+        earlier: &[ActionReport],
     ) -> (ActionReport, Option<String>) {
+        let Clock {
+            deadline,
+            now,
+            lease,
+        } = clock;
         let step = match &a.decision {
             Decision::Do(step) => step,
             _ => {
@@ -618,7 +744,7 @@ impl Aws {
             Some(o) => o,
             None => {
                 let span = info_span!("action", action = a.name.as_str(), target = %a.target);
-                match timeout_at(deadline, self.perform(step, incident, config))
+                match timeout_at(deadline, self.perform(step, incident, config, earlier))
                     .instrument(span)
                     .await
                 {
@@ -633,6 +759,7 @@ impl Aws {
         if outcome.status == Status::Failed
             && let (Some(st), Some((action, resource))) = (&self.state, &cooldown)
         {
+            // (a rate-limited or refused change is Skipped and keeps it)
             // Failed: give the cooldown back so a retry may act.
             let _ = st.release_cooldown(action, resource).await;
         }
@@ -652,17 +779,12 @@ impl Aws {
         now: i64,
         taken: &mut Option<(&'static str, String)>,
     ) -> Option<Outcome> {
-        if let Step::ScaleOut { group, .. } = step
-            && !config.scale_out_cooldown.is_zero()
-        {
-            match st
-                .take_cooldown("scale_out", group.as_str(), now, config.scale_out_cooldown)
-                .await
-            {
-                Ok(Ok(())) => *taken = Some(("scale_out", group.to_string())),
+        if let Some((action, resource, period)) = step.cooldown(config) {
+            match st.take_cooldown(action, &resource, now, period).await {
+                Ok(Ok(())) => *taken = Some((action, resource)),
                 Ok(Err(until)) => {
                     return Some(Outcome::skipped(format!(
-                        "cooldown: {group} was scaled out recently; not again until {}",
+                        "cooldown: {action} of {resource} was done recently; not again until {}",
                         rfc3339(until)
                     )));
                 }
@@ -691,25 +813,134 @@ impl Aws {
         }
     }
 
-    async fn perform(&self, step: &Step, incident: &Incident, config: &Config) -> Outcome {
+    async fn perform(
+        &self,
+        step: &Step,
+        incident: &Incident,
+        config: &Config,
+        earlier: &[ActionReport],
+    ) -> Outcome {
+        let id = &incident.id;
+        let wait = config.diagnostics_timeout;
         match step {
             Step::Snapshot {
                 instance,
                 volume,
                 device,
             } => {
-                self.snapshot(incident, instance, volume, device.as_deref())
+                self.snapshot(incident, instance, volume, device.as_deref(), "evidence")
                     .await
             }
-            Step::CollectDiagnostics { instance } => {
-                collect_diagnostics(
+            Step::CollectDiagnostics { instance, set } => {
+                let cmds = match set {
+                    Diagnostics::Cpu => HIGH_CPU_DIAGNOSTICS,
+                    Diagnostics::Memory => commands::MEMORY_DIAGNOSTICS,
+                };
+                run_command(
                     &self.ssm,
                     instance,
-                    &incident.id,
-                    config.diagnostics_timeout,
+                    cmds.iter().map(|c| (*c).to_owned()).collect(),
+                    &format!("first-responder diagnostics for {id}"),
+                    wait,
                     self.poll,
                 )
                 .await
+            }
+            Step::CollectEvidence { instance } => self.evidence(instance).await,
+            Step::CleanupTemp { instance, days } => {
+                let o = run_command(
+                    &self.ssm,
+                    instance,
+                    commands::cleanup_temp(*days),
+                    &format!("first-responder cleanup_temp for {id}"),
+                    wait,
+                    self.poll,
+                )
+                .await;
+                freed(o, "under /tmp and /var/tmp")
+            }
+            Step::ArchiveLogs {
+                instance,
+                days,
+                bucket,
+            } => {
+                let o = run_command(
+                    &self.ssm,
+                    instance,
+                    commands::archive_logs(*days, bucket.as_deref(), instance, id),
+                    &format!("first-responder archive_logs for {id}"),
+                    wait,
+                    self.poll,
+                )
+                .await;
+                freed(o, "by compressing rotated logs under /var/log")
+            }
+            Step::ExpandVolume(e) => self.expand(e, incident, config, earlier).await,
+            Step::RestartService { instance, service } => {
+                let o = run_command(
+                    &self.ssm,
+                    instance,
+                    commands::restart_service(service),
+                    &format!("first-responder restart_service for {id}"),
+                    wait,
+                    self.poll,
+                )
+                .await;
+                if o.status != Status::Done {
+                    return o;
+                }
+                let mut r = match o.output.as_deref().and_then(|out| marker(out, "active")) {
+                    Some("active") => {
+                        Outcome::done(format!("restarted {service}: active again"), o.ids.clone())
+                    }
+                    Some(state) => Outcome::failed(format!(
+                        "restarted {service}, but it is {state}: look at it now"
+                    )),
+                    None => Outcome::done(
+                        format!(
+                            "restart of {service} succeeded; the instance did not report the unit's state"
+                        ),
+                        o.ids.clone(),
+                    ),
+                };
+                r.ids = o.ids;
+                r.output = o.output;
+                r
+            }
+            Step::ReplaceInstance { instance, group } => {
+                let result = self
+                    .autoscaling
+                    .set_instance_health()
+                    .instance_id(instance.as_str())
+                    .health_status("Unhealthy")
+                    // The service is down already: replace it now.
+                    .should_respect_grace_period(false)
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Outcome::done(
+                        format!("{instance} marked Unhealthy: {group} replaces it"),
+                        Vec::new(),
+                    ),
+                    Err(e) => Outcome::failed(format!(
+                        "SetInstanceHealth of {instance}: {}",
+                        sdk_error(&e)
+                    )),
+                }
+            }
+            Step::Reboot { instance } => {
+                match self
+                    .ec2
+                    .reboot_instances()
+                    .instance_ids(instance.as_str())
+                    .send()
+                    .await
+                {
+                    Ok(_) => Outcome::done(format!("reboot of {instance} requested"), Vec::new()),
+                    Err(e) => {
+                        Outcome::failed(format!("RebootInstances of {instance}: {}", sdk_error(&e)))
+                    }
+                }
             }
             Step::ScaleOut {
                 group,
@@ -729,12 +960,13 @@ impl Aws {
         instance: &InstanceId,
         volume: &VolumeId,
         device: Option<&str>,
+        purpose: &str,
     ) -> Outcome {
         let alarm = &incident.alert.alarm_name;
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
         let description = printable(
             &format!(
-                "first-responder evidence for {}: alarm {alarm} on {instance} ({})",
+                "first-responder {purpose} for {}: alarm {alarm} on {instance} ({})",
                 incident.id,
                 device.unwrap_or("unknown device")
             ),
@@ -752,6 +984,7 @@ impl Aws {
                     .tags(tag(TAG_ALARM, alarm))
                     .tags(tag(TAG_INSTANCE, instance.as_str()))
                     .tags(tag(TAG_CREATED_BY, CREATED_BY))
+                    .tags(tag(TAG_PURPOSE, purpose))
                     .tags(tag("Name", &format!("{} {volume}", incident.id)))
                     .build(),
             )
@@ -767,6 +1000,261 @@ impl Aws {
             },
             Err(e) => Outcome::failed(format!("CreateSnapshot of {volume}: {}", sdk_error(&e))),
         }
+    }
+
+    /// Status checks and the latest console output of an instance.
+    async fn evidence(&self, instance: &InstanceId) -> Outcome {
+        let (status, console) = tokio::join!(
+            self.ec2
+                .describe_instance_status()
+                .instance_ids(instance.as_str())
+                .include_all_instances(true)
+                .send(),
+            self.ec2
+                .get_console_output()
+                .instance_id(instance.as_str())
+                .latest(true)
+                .send(),
+        );
+        let mut text = String::new();
+        let mut failures = Vec::new();
+        match status {
+            Ok(out) => match out.instance_statuses().first() {
+                Some(st) => {
+                    let state = st
+                        .instance_state()
+                        .and_then(|s| s.name())
+                        .map_or("?", |n| n.as_str());
+                    let check = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+                        s.and_then(|s| s.status())
+                            .map_or("?".to_owned(), |x| x.as_str().to_owned())
+                    };
+                    text.push_str(&format!(
+                        "== status checks ==\nstate {state}; system {}; instance {}\n",
+                        check(st.system_status()),
+                        check(st.instance_status())
+                    ));
+                    for ev in st.events() {
+                        text.push_str(&format!(
+                            "scheduled event: {} {}\n",
+                            ev.code().map_or("?", |c| c.as_str()),
+                            ev.description().unwrap_or_default()
+                        ));
+                    }
+                }
+                None => text.push_str("== status checks ==\nnone reported\n"),
+            },
+            Err(e) => failures.push(format!("DescribeInstanceStatus: {}", sdk_error(&e))),
+        }
+        match console {
+            Ok(out) => {
+                let raw = out.output().unwrap_or_default();
+                let decoded =
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, raw.trim())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_else(|_| raw.to_owned());
+                let lines: Vec<&str> = decoded.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(40)..];
+                text.push_str("== console output (last 40 lines) ==\n");
+                for l in tail {
+                    text.push_str(&printable(l, 200));
+                    text.push('\n');
+                }
+            }
+            Err(e) => failures.push(format!("GetConsoleOutput: {}", sdk_error(&e))),
+        }
+        let mut o = if failures.is_empty() {
+            Outcome::done("status checks and console output collected", Vec::new())
+        } else if text.is_empty() {
+            Outcome::failed(failures.join("; "))
+        } else {
+            Outcome::done(
+                format!("partly collected ({})", failures.join("; ")),
+                Vec::new(),
+            )
+        };
+        o.output = Some(text);
+        o
+    }
+
+    /// Snapshot, grow the volume, wait until EBS is optimizing, then grow the
+    /// partition and filesystem on the instance. Each stop says what was
+    /// done before it, so nothing is half-done without saying so.
+    async fn expand(
+        &self,
+        e: &Expansion,
+        incident: &Incident,
+        config: &Config,
+        earlier: &[ActionReport],
+    ) -> Outcome {
+        let vol = &e.volume;
+        // 1. Usage after the cleanup: df on the instance, else the alert's value.
+        let measured = e.mount.as_deref().and_then(|m| {
+            earlier
+                .iter()
+                .filter_map(|r| r.output.as_deref())
+                .filter_map(|o| df_usage(o, m))
+                .reduce(f64::min)
+        });
+        let usage = match (measured, e.alert_usage) {
+            (Some(u), _) => (u, format!("{u:.0}% after the cleanup (df on the instance)")),
+            (None, Some(u)) => (
+                u,
+                format!("{u:.1}% as alerted (the instance reported no usage after the cleanup)"),
+            ),
+            (None, None) => {
+                return Outcome::skipped(
+                    "usage after the cleanup is unknown and the alert carried no value: not expanding blind",
+                );
+            }
+        };
+        if usage.0 < e.expand_at {
+            return Outcome::skipped(format!(
+                "usage is {}, below {}%: not expanded",
+                usage.1, e.expand_at
+            ));
+        }
+        // 2. The snapshot first.
+        let snap = self
+            .snapshot(incident, &e.instance, vol, None, "before expand_volume")
+            .await;
+        let Some(snap_id) = snap
+            .ids
+            .first()
+            .cloned()
+            .filter(|_| snap.status == Status::Done)
+        else {
+            return Outcome::failed(format!(
+                "snapshot before expanding failed ({}): {vol} was not touched",
+                snap.detail
+            ));
+        };
+        let mut ids = vec![snap_id.clone()];
+        // 3. The volume.
+        if let Err(err) = self
+            .ec2
+            .modify_volume()
+            .volume_id(vol.as_str())
+            .size(e.to_gib)
+            .send()
+            .await
+        {
+            let why = sdk_error(&err);
+            let mut o = if err.code() == Some("VolumeModificationRateExceeded") {
+                Outcome::skipped(format!(
+                    "EBS will not modify {vol} again yet ({why}); snapshot {snap_id} was taken, nothing else changed"
+                ))
+            } else {
+                Outcome::failed(format!(
+                    "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken, nothing else changed",
+                    e.to_gib
+                ))
+            };
+            o.ids = ids;
+            return o;
+        }
+        // 4. Until the new size is usable (optimizing or completed).
+        let wait_until = Instant::now() + e.modification_wait;
+        let mut delay = self.poll.first;
+        let state = loop {
+            let read = self
+                .ec2
+                .describe_volumes_modifications()
+                .volume_ids(vol.as_str())
+                .send()
+                .await;
+            let st = match read {
+                Ok(out) => out
+                    .volumes_modifications()
+                    .iter()
+                    .filter(|m| m.target_size() == Some(e.to_gib))
+                    .max_by_key(|m| m.start_time().map(|t| t.secs()))
+                    .map(|m| {
+                        (
+                            m.modification_state().cloned(),
+                            m.status_message().map(ToOwned::to_owned),
+                        )
+                    }),
+                Err(err) => Some((None, Some(sdk_error(&err)))),
+            };
+            match st {
+                Some((
+                    Some(VolumeModificationState::Optimizing | VolumeModificationState::Completed),
+                    _,
+                )) => {
+                    break Ok(());
+                }
+                Some((Some(VolumeModificationState::Failed), msg)) => {
+                    break Err(format!(
+                        "the modification of {vol} failed ({}); snapshot {snap_id} was taken",
+                        msg.unwrap_or_default()
+                    ));
+                }
+                _ => {}
+            }
+            if Instant::now() >= wait_until {
+                break Err(format!(
+                    "{vol} is being modified to {} GiB but was not optimizing within {} s: the filesystem was not grown; grow it by hand once it is (snapshot {snap_id})",
+                    e.to_gib,
+                    e.modification_wait.as_secs()
+                ));
+            }
+            sleep(delay.min(wait_until - Instant::now())).await;
+            delay = (delay * 2).min(self.poll.max);
+        };
+        if let Err(why) = state {
+            let mut o = Outcome::failed(why);
+            o.ids = ids;
+            return o;
+        }
+        // 5. The partition and filesystem.
+        let grown = run_command(
+            &self.ssm,
+            &e.instance,
+            commands::grow_filesystem(vol, e.xen_letters.as_deref(), e.to_gib),
+            &format!("first-responder expand_volume for {}", incident.id),
+            // The script waits up to 60 s for the kernel to see the new size.
+            config.diagnostics_timeout + Duration::from_secs(60),
+            self.poll,
+        )
+        .await;
+        ids.extend(grown.ids.iter().cloned());
+        let sized = format!(
+            "{vol} grown {} -> {} GiB ({}; usage was {}; snapshot {snap_id} first)",
+            e.from_gib, e.to_gib, e.how, usage.1
+        );
+        let out = grown.output.clone().unwrap_or_default();
+        let mut o = match grown.status {
+            Status::Done => {
+                let df = e
+                    .mount
+                    .as_deref()
+                    .or_else(|| marker(&out, "mount"))
+                    .and_then(|m| df_usage(&out, m).map(|u| format!("{m} is now {u:.0}% used")));
+                Outcome::done(
+                    match df {
+                        Some(d) => format!("{sized}; partition and filesystem grown, {d}"),
+                        None => format!(
+                            "{sized}; partition and filesystem grown; the instance reported no df output to check"
+                        ),
+                    },
+                    Vec::new(),
+                )
+            }
+            _ => {
+                let why = match (grown.exit_code, marker(&out, "error")) {
+                    (_, Some(m)) => m.to_owned(),
+                    (Some(commands::GROW_UNKNOWN_FS), _) => "unknown filesystem".into(),
+                    _ => grown.detail.clone(),
+                };
+                Outcome::failed(format!(
+                    "{sized}, but the filesystem was NOT grown: {why}. The space is unusable until someone runs growpart and resize2fs/xfs_growfs by hand"
+                ))
+            }
+        };
+        o.ids = ids;
+        o.output = grown.output;
+        o
     }
 
     async fn scale_out(&self, group: &GroupName, from: i32, to: i32, max: i32) -> Outcome {
@@ -829,6 +1317,39 @@ impl Aws {
             Err(e) => Outcome::failed(format!("Publish to {topic_arn}: {}", sdk_error(&e))),
         }
     }
+}
+
+/// A cleanup command's outcome, with the bytes it reported freeing.
+fn freed(o: Outcome, where_: &str) -> Outcome {
+    if o.status != Status::Done {
+        return o;
+    }
+    let out = o.output.as_deref().unwrap_or_default();
+    let bytes = marker(out, "freed_bytes").and_then(|b| b.parse::<u64>().ok());
+    let mut detail = match bytes {
+        Some(b) => format!("freed {} {where_}", human_bytes(b)),
+        None => format!("command ran {where_}; the instance did not report the bytes freed"),
+    };
+    if let Some(n) = marker(out, "compressed_files") {
+        detail.push_str(&format!(" ({n} files compressed)"));
+    }
+    if let Some(url) = marker(out, "shipped") {
+        detail.push_str(&format!("; shipped to {url}"));
+    }
+    if let Some(url) = marker(out, "ship_failed") {
+        detail.push_str(&format!(
+            "; shipping to {url} FAILED, the compressed files stay on the instance"
+        ));
+    }
+    Outcome { detail, ..o }
+}
+
+/// When a delivery started, its lease, and the deadline of its actions.
+#[derive(Clone, Copy)]
+struct Clock {
+    deadline: Instant,
+    now: i64,
+    lease: Duration,
 }
 
 fn action_key(a: &PlannedAction) -> String {
@@ -898,13 +1419,36 @@ fn log_action(incident_id: &str, r: &ActionReport) {
     }
 }
 
-/// Runs the fixed diagnostics on the instance through SSM Run Command and
-/// waits for the output, at most `wait`. Nothing from the event reaches the
-/// command: the instance id is validated and passed as an API parameter.
+/// Runs the fixed high-CPU diagnostics (see [`run_command`]).
 pub async fn collect_diagnostics(
     ssm: &aws_sdk_ssm::Client,
     instance: &InstanceId,
     incident_id: &str,
+    wait: Duration,
+    poll: PollSchedule,
+) -> Outcome {
+    run_command(
+        ssm,
+        instance,
+        HIGH_CPU_DIAGNOSTICS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
+        &format!("first-responder diagnostics for {incident_id}"),
+        wait,
+        poll,
+    )
+    .await
+}
+
+/// Runs fixed commands (from [`commands`]) on the instance through SSM Run
+/// Command and waits for the output, at most `wait`. Nothing from the event
+/// reaches them: the instance id is validated and passed as an API parameter.
+pub async fn run_command(
+    ssm: &aws_sdk_ssm::Client,
+    instance: &InstanceId,
+    commands: Vec<String>,
+    comment: &str,
     wait: Duration,
     poll: PollSchedule,
 ) -> Outcome {
@@ -913,18 +1457,13 @@ pub async fn collect_diagnostics(
         .send_command()
         .instance_ids(instance.as_str())
         .document_name(RUN_SHELL_DOCUMENT)
-        .parameters(
-            "commands",
-            HIGH_CPU_DIAGNOSTICS
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-        )
+        .parameters("commands", commands)
         // The command stops on the instance when we stop waiting for it.
         .parameters("executionTimeout", vec![wait.as_secs().max(1).to_string()])
         // Delivery timeout; SSM's minimum is 30 s.
         .timeout_seconds(i32::try_from(wait.as_secs().max(30)).unwrap_or(30))
-        .comment(format!("first-responder diagnostics for {incident_id}"))
+        // SSM's limit for a comment is 100 characters.
+        .comment(comment.chars().take(100).collect::<String>())
         .send()
         .await;
     let command_id = match sent {
@@ -986,6 +1525,7 @@ pub async fn collect_diagnostics(
             Some(CommandInvocationStatus::Success) => {
                 let mut o = Outcome::done(format!("command {command_id} succeeded"), ids);
                 o.output = Some(out.standard_output_content().unwrap_or_default().to_owned());
+                o.exit_code = Some(out.response_code());
                 return o;
             }
             Some(
@@ -1013,6 +1553,7 @@ pub async fn collect_diagnostics(
                 ));
                 o.ids = ids;
                 o.output = out.standard_output_content().map(ToOwned::to_owned);
+                o.exit_code = Some(out.response_code());
                 return o;
             }
         }

@@ -4,17 +4,20 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::incident::{IncidentKind, Routes};
+use crate::playbook::Playbooks;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// `NOTIFY_TOPIC_ARN`: where notifications go. Without it the notify
     /// action is skipped (and the functions refuse to start).
     pub notify_topic_arn: Option<String>,
-    /// `HIGH_CPU_SCALE_OUT_THRESHOLD` (percent, default 90): scale out at or above.
-    pub scale_out_cpu_threshold: f64,
+    /// `PLAYBOOKS_FILE`: the playbooks (a complete copy of
+    /// `infra/playbooks.toml`); without it, the embedded default.
+    pub playbooks: Playbooks,
     /// `DIAGNOSTICS_TIMEOUT_SECONDS` (default 60): how long to wait for SSM output.
     pub diagnostics_timeout: Duration,
-    /// `ACTIONS_DEADLINE_SECONDS` (default 90): the notification waits this long
+    /// `ACTIONS_DEADLINE_SECONDS` (default 4 × the diagnostics timeout + 60 s,
+    /// 300 s): the notification waits this long
     /// for the other actions, then reports what has not finished.
     pub actions_deadline: Duration,
     /// `NOTIFY_ON_RESOLVE` (default true): send a short notice on ALARM → OK.
@@ -52,9 +55,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             notify_topic_arn: None,
-            scale_out_cpu_threshold: 90.0,
+            playbooks: Playbooks::default(),
             diagnostics_timeout: Duration::from_secs(60),
-            actions_deadline: Duration::from_secs(90),
+            actions_deadline: Duration::from_secs(300),
             notify_on_resolve: true,
             dry_run: false,
             routes: Routes::new(),
@@ -81,16 +84,21 @@ impl Config {
         if let Some(v) = get("NOTIFY_TOPIC_ARN").filter(|v| !v.is_empty()) {
             c.notify_topic_arn = Some(topic_arn("NOTIFY_TOPIC_ARN", &v)?);
         }
-        if let Some(v) = get("HIGH_CPU_SCALE_OUT_THRESHOLD") {
-            c.scale_out_cpu_threshold = percent("HIGH_CPU_SCALE_OUT_THRESHOLD", &v)?;
+        if let Some(v) = get("PLAYBOOKS_FILE").filter(|v| !v.is_empty()) {
+            c.playbooks = Playbooks::load(Some(v.trim())).map_err(|e| ConfigError {
+                var: "PLAYBOOKS_FILE".into(),
+                value: v.clone(),
+                problem: e.to_string(),
+            })?;
         }
         if let Some(v) = get("DIAGNOSTICS_TIMEOUT_SECONDS") {
             c.diagnostics_timeout = seconds("DIAGNOSTICS_TIMEOUT_SECONDS", &v, 1, 600)?;
         }
         c.actions_deadline = match get("ACTIONS_DEADLINE_SECONDS") {
             Some(v) => seconds("ACTIONS_DEADLINE_SECONDS", &v, 1, 900)?,
-            // Diagnostics are the slowest action; leave room for the rest.
-            None => c.diagnostics_timeout + Duration::from_secs(30),
+            // A disk incident waits for SSM up to three times in a row
+            // (cleanup, the volume, the filesystem); leave room for them.
+            None => c.diagnostics_timeout * 4 + Duration::from_secs(60),
         };
         if c.actions_deadline <= c.diagnostics_timeout {
             return Err(ConfigError {
@@ -202,13 +210,6 @@ fn count(var: &str, v: &str) -> Result<u32, ConfigError> {
     }
 }
 
-fn percent(var: &str, v: &str) -> Result<f64, ConfigError> {
-    match v.trim().parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
-        _ => Err(err(var, v, "expected a percentage from 0 to 100")),
-    }
-}
-
 fn seconds(var: &str, v: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
     match v.trim().parse::<u64>() {
         Ok(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
@@ -244,9 +245,9 @@ mod tests {
     #[test]
     fn defaults() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.scale_out_cpu_threshold, 90.0);
+        assert_eq!(c.playbooks, Playbooks::default());
         assert_eq!(c.diagnostics_timeout, Duration::from_secs(60));
-        assert_eq!(c.actions_deadline, Duration::from_secs(90));
+        assert_eq!(c.actions_deadline, Duration::from_secs(300));
         assert!(c.notify_topic_arn.is_none() && !c.dry_run && c.notify_on_resolve);
     }
 
@@ -257,13 +258,11 @@ mod tests {
                 "NOTIFY_TOPIC_ARN",
                 "arn:aws:sns:us-east-1:123456789012:oncall",
             ),
-            ("HIGH_CPU_SCALE_OUT_THRESHOLD", "85.5"),
             ("DIAGNOSTICS_TIMEOUT_SECONDS", "20"),
             ("DRY_RUN", "true"),
         ])
         .unwrap();
-        assert_eq!(c.scale_out_cpu_threshold, 85.5);
-        assert_eq!(c.actions_deadline, Duration::from_secs(50));
+        assert_eq!(c.actions_deadline, Duration::from_secs(140));
         assert!(c.dry_run);
         assert_eq!(
             c.opt_in,
@@ -298,8 +297,7 @@ mod tests {
     fn errors_name_the_variable_and_value() {
         for (k, v) in [
             ("NOTIFY_TOPIC_ARN", "oncall"),
-            ("HIGH_CPU_SCALE_OUT_THRESHOLD", "150"),
-            ("HIGH_CPU_SCALE_OUT_THRESHOLD", "high"),
+            ("PLAYBOOKS_FILE", "/nonexistent/playbooks.toml"),
             ("DIAGNOSTICS_TIMEOUT_SECONDS", "-1"),
             ("DRY_RUN", "maybe"),
         ] {

@@ -67,6 +67,48 @@ macro_rules! ec2_id {
 ec2_id!(InstanceId, "i-", "instance");
 ec2_id!(VolumeId, "vol-", "volume");
 
+/// A systemd unit to restart, named by an instance tag. Held to the
+/// characters unit names use (no quotes, spaces, `$` or `/`), so it can sit
+/// in a command line quoted and still mean only itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn parse(field: &str, value: &str) -> Result<Self, InputError> {
+        let ok = (1..=128).contains(&value.len())
+            && value
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.@:-".contains(&b))
+            && !value.contains("..");
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InputError::field(
+                field,
+                format!(
+                    "{} is not a systemd unit name (letters, digits and _.@:- only, starting with a letter or digit)",
+                    shown(value)
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An Auto Scaling group name as AWS returned it (1–255 characters, no
 /// control characters). Only ever passed as an API parameter.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -103,6 +145,19 @@ impl fmt::Display for GroupName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_names() {
+        for ok in ["nginx", "nginx.service", "app@1.service", "my-app_2"] {
+            assert_eq!(ServiceName::parse("t", ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "", "-x", "a b", "a;reboot", "a'b", "$(id)", "../x", "a/b", "a..b", "x\n",
+        ] {
+            let e = ServiceName::parse("tag", bad).unwrap_err().to_string();
+            assert!(e.contains("is not a systemd unit name"), "{e}");
+        }
+    }
 
     #[test]
     fn instance_ids() {

@@ -4,13 +4,16 @@
 pub mod alert;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod commands;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod ids;
 pub mod incident;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
+pub mod playbook;
 pub mod report;
 pub mod respond;
 #[cfg(feature = "aws")]

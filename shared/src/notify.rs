@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::fmt::Write;
 
 use crate::incident::Transition;
-use crate::plan::Plan;
+use crate::plan::{ActionName, Plan};
 use crate::report::{ActionReport, Severity};
 
 /// SNS: subject under 100 characters, printable ASCII only.
@@ -107,9 +107,18 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
     let i = &plan.incident;
     let a = &i.alert;
     let subject = subject(plan);
-    let diagnostics = actions
+    // What the instance printed: diagnostics, evidence, cleanup and grow logs.
+    let outputs: Vec<(String, &str)> = actions
         .iter()
-        .find_map(|r| r.output.as_deref().map(|o| (r.target.clone(), o)));
+        .filter_map(|r| {
+            let head = match r.action {
+                ActionName::CollectDiagnostics => format!("DIAGNOSTICS FROM {}", r.target),
+                ActionName::CollectEvidence => format!("EVIDENCE FROM {}", r.target),
+                other => format!("OUTPUT OF {} ON {}", other.as_str(), r.target),
+            };
+            r.output.as_deref().map(|o| (head, o))
+        })
+        .collect();
 
     let mut t = String::new();
     let _ = writeln!(t, "{subject}");
@@ -175,13 +184,14 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
     for r in actions {
         let _ = writeln!(t, "- {}", action_line(r));
     }
-    if let Some((target, out)) = &diagnostics {
+    let share = MAX_DIAGNOSTICS_CHARS / outputs.len().max(1);
+    for (head, out) in &outputs {
         let _ = writeln!(t);
-        let _ = writeln!(t, "DIAGNOSTICS FROM {target}");
+        let _ = writeln!(t, "{head}");
         let body = if out.trim().is_empty() {
             "(the command printed nothing)".to_owned()
         } else {
-            trim_output(out, MAX_DIAGNOSTICS_CHARS)
+            trim_output(out, share)
         };
         let _ = writeln!(t, "{body}");
     }
@@ -287,6 +297,7 @@ mod tests {
                 id: VolumeId::parse("t", "vol-0000000000000000a").unwrap(),
                 device: Some("/dev/xvda".into()),
                 size_gib: Some(8),
+                volume_type: None,
                 tags: Default::default(),
             }]),
             group: Ok(Some(GroupState {
@@ -296,6 +307,7 @@ mod tests {
                 max: 3,
                 tags: Default::default(),
             })),
+            ..Observed::nothing()
         };
         let c = Config {
             notify_topic_arn: Some("arn:aws:sns:us-east-1:1:t".into()),

@@ -1,32 +1,95 @@
 //! The planner: event + observed AWS state + configuration → plan.
 //! Pure: no I/O, so dry-run, `first-responder plan` and tests share it.
+//! Which actions a kind runs, and in what stages, comes from the playbooks
+//! (`infra/playbooks.toml`); this module decides each one for the resources
+//! at hand.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::ids::{GroupName, InstanceId, VolumeId};
+use crate::disk::{DiskTarget, Filesystem, new_size, resolve_volume};
+use crate::ids::{GroupName, InstanceId, ServiceName, VolumeId};
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
 use crate::report::{ActionReport, IncidentReport, Severity, Status};
+
+pub use crate::commands::HIGH_CPU_DIAGNOSTICS;
+pub use crate::disk::BlockDev;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionName {
     Snapshot,
     CollectDiagnostics,
+    CollectEvidence,
     ScaleOut,
+    CleanupTemp,
+    ArchiveLogs,
+    ExpandVolume,
+    RestartService,
+    ReplaceInstance,
+    Reboot,
     Notify,
 }
 
 impl ActionName {
+    pub const ALL: [Self; 11] = [
+        Self::Snapshot,
+        Self::CollectDiagnostics,
+        Self::CollectEvidence,
+        Self::ScaleOut,
+        Self::CleanupTemp,
+        Self::ArchiveLogs,
+        Self::ExpandVolume,
+        Self::RestartService,
+        Self::ReplaceInstance,
+        Self::Reboot,
+        Self::Notify,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Snapshot => "snapshot",
             Self::CollectDiagnostics => "collect_diagnostics",
+            Self::CollectEvidence => "collect_evidence",
             Self::ScaleOut => "scale_out",
+            Self::CleanupTemp => "cleanup_temp",
+            Self::ArchiveLogs => "archive_logs",
+            Self::ExpandVolume => "expand_volume",
+            Self::RestartService => "restart_service",
+            Self::ReplaceInstance => "replace_instance",
+            Self::Reboot => "reboot",
             Self::Notify => "notify",
         }
     }
+}
+
+/// Which fixed diagnostics to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Diagnostics {
+    Cpu,
+    Memory,
+}
+
+/// Everything the executor needs to grow one volume and its filesystem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expansion {
+    pub instance: InstanceId,
+    pub volume: VolumeId,
+    /// Block-device mapping letters (`f` of /dev/sdf), for Xen instances.
+    pub xen_letters: Option<String>,
+    pub from_gib: i32,
+    pub to_gib: i32,
+    /// The alert's mount point: read in `df` output, never put in a command.
+    pub mount: Option<String>,
+    /// Expand only when usage after the cleanup is at or above this.
+    pub expand_at: f64,
+    /// The usage the alert reported, for when the instance reports none.
+    pub alert_usage: Option<f64>,
+    pub modification_wait: Duration,
+    /// How the volume was traced from the mount point.
+    pub how: String,
 }
 
 /// A fully specified AWS operation the executor can carry out.
@@ -39,12 +102,37 @@ pub enum Step {
     },
     CollectDiagnostics {
         instance: InstanceId,
+        set: Diagnostics,
+    },
+    CollectEvidence {
+        instance: InstanceId,
     },
     ScaleOut {
         group: GroupName,
         from: i32,
         to: i32,
         max: i32,
+    },
+    CleanupTemp {
+        instance: InstanceId,
+        days: u32,
+    },
+    ArchiveLogs {
+        instance: InstanceId,
+        days: u32,
+        bucket: Option<String>,
+    },
+    ExpandVolume(Box<Expansion>),
+    RestartService {
+        instance: InstanceId,
+        service: ServiceName,
+    },
+    ReplaceInstance {
+        instance: InstanceId,
+        group: GroupName,
+    },
+    Reboot {
+        instance: InstanceId,
     },
     Notify {
         topic_arn: String,
@@ -54,7 +142,43 @@ pub enum Step {
 impl Step {
     /// Changes the fleet (as opposed to reading it or telling people).
     pub fn is_mutating(&self) -> bool {
-        matches!(self, Self::Snapshot { .. } | Self::ScaleOut { .. })
+        !matches!(
+            self,
+            Self::CollectDiagnostics { .. } | Self::CollectEvidence { .. } | Self::Notify { .. }
+        )
+    }
+
+    /// The cooldown this step takes: (action, resource, how long).
+    pub fn cooldown(&self, config: &Config) -> Option<(&'static str, String, Duration)> {
+        let pb = &config.playbooks;
+        let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
+        let (action, resource, d) = match self {
+            Self::ScaleOut { group, .. } => {
+                ("scale_out", group.to_string(), config.scale_out_cooldown)
+            }
+            Self::ExpandVolume(e) => (
+                "expand_volume",
+                e.volume.to_string(),
+                Duration::from_secs(u64::from(pb.disk_full.expand_cooldown_hours) * 3600),
+            ),
+            Self::RestartService { instance, .. } => (
+                "restart_service",
+                instance.to_string(),
+                minutes(pb.memory_pressure.restart_cooldown_minutes),
+            ),
+            Self::ReplaceInstance { group, .. } => (
+                "replace_instance",
+                group.to_string(),
+                minutes(pb.service_down.replace_cooldown_minutes),
+            ),
+            Self::Reboot { instance } => (
+                "reboot",
+                instance.to_string(),
+                minutes(pb.service_down.replace_cooldown_minutes),
+            ),
+            _ => return None,
+        };
+        (!d.is_zero()).then_some((action, resource, d))
     }
 }
 
@@ -71,62 +195,17 @@ pub struct PlannedAction {
     pub target: String,
     pub reason: String,
     pub decision: Decision,
+    /// The playbook stage it runs in; stages run in order, actions within
+    /// one concurrently. The notification comes after every stage.
+    pub stage: usize,
 }
-
-/// The fixed diagnostics for high CPU. Never built from event text.
-/// The `echo` lines are fixed headers so the output reads well on a phone.
-pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
-    "echo '== top processes by CPU =='",
-    "ps aux --sort=-%cpu | head -n 15",
-    "echo '== memory (MiB) =='",
-    "free -m",
-    "echo '== disks =='",
-    "df -h",
-    "echo '== load =='",
-    "uptime",
-];
-
-/// The runbook's manual next steps for high CPU (chapter 14.4, `create_playbook`).
-pub const HIGH_CPU_NEXT_STEPS: &[&str] = &[
-    "Look at CPU usage in detail on the instance (top, htop).",
-    "Identify the processes causing the load.",
-    "Check the application logs.",
-    "Restart the offending process if needed.",
-    "Consider scaling the service (capacity, instance size).",
-];
-
-/// The runbook's manual steps for a full disk (chapter 14.4, `create_playbook`).
-pub const DISK_FULL_NEXT_STEPS: &[&str] = &[
-    "Check disk usage (df -h).",
-    "Find the large files and directories (du -sh).",
-    "Delete log files that are no longer needed.",
-    "Check that log rotation is configured and running.",
-    "Expand the disk if it is still needed.",
-];
-
-/// The runbook's manual steps for a memory leak (chapter 14.4, `create_playbook`).
-pub const MEMORY_NEXT_STEPS: &[&str] = &[
-    "Check memory usage (free -m).",
-    "Identify the process suspected of leaking memory.",
-    "Take a heap dump.",
-    "Restart the application.",
-    "Investigate the root cause.",
-];
-
-/// The runbook has no list for a service that is down; these are the usual first steps.
-pub const SERVICE_DOWN_NEXT_STEPS: &[&str] = &[
-    "Check the instance's status checks and console output.",
-    "Check that the service process is running and listening (systemctl status, ss -ltnp).",
-    "Read the service's most recent logs for the cause of the stop.",
-    "Restart the service, or replace the instance if it does not answer.",
-    "Confirm recovery from the monitoring side (the alert resolves).",
-];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttachedVolume {
     pub id: VolumeId,
     pub device: Option<String>,
     pub size_gib: Option<i32>,
+    pub volume_type: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -137,6 +216,15 @@ pub struct GroupState {
     pub min: i32,
     pub max: i32,
     pub tags: BTreeMap<String, String>,
+}
+
+/// The instance itself, as DescribeInstances shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceState {
+    pub tags: BTreeMap<String, String>,
+    pub root_device: Option<String>,
+    /// running, stopped, ...
+    pub state: Option<String>,
 }
 
 /// Whether a resource is in scope for changes: it carries the opt-in tag
@@ -162,6 +250,11 @@ pub struct Observed {
     pub resolved: Option<Result<InstanceId, String>>,
     pub volumes: Result<Vec<AttachedVolume>, String>,
     pub group: Result<Option<GroupState>, String>,
+    /// Tags and state of the instance, for the playbooks that act on it.
+    pub instance: Result<Option<InstanceState>, String>,
+    /// The instance's block devices (`lsblk` through SSM), read only when
+    /// the alert's device cannot be traced to a volume from the API alone.
+    pub layout: Option<Result<Vec<BlockDev>, String>>,
 }
 
 impl Observed {
@@ -172,6 +265,8 @@ impl Observed {
             resolved: None,
             volumes: Ok(Vec::new()),
             group: Ok(None),
+            instance: Ok(None),
+            layout: None,
         }
     }
 }
@@ -186,30 +281,18 @@ pub struct Plan {
     pub notes: Vec<String>,
     pub actions: Vec<PlannedAction>,
     pub dry_run: bool,
+    /// The kind's manual steps, from the playbooks.
+    pub next_steps: Vec<String>,
 }
 
 impl Plan {
-    pub fn next_steps(&self) -> &'static [&'static str] {
-        match self.incident.kind {
-            IncidentKind::HighCpu => HIGH_CPU_NEXT_STEPS,
-            IncidentKind::DiskFull => DISK_FULL_NEXT_STEPS,
-            IncidentKind::MemoryPressure => MEMORY_NEXT_STEPS,
-            IncidentKind::ServiceDown => SERVICE_DOWN_NEXT_STEPS,
-            IncidentKind::Unrouted => &[],
-        }
+    pub fn next_steps(&self) -> &[String] {
+        &self.next_steps
     }
 
     /// The plan as a report, every action `planned`, `skipped` or `failed`.
     pub fn to_report(&self) -> IncidentReport {
-        let actions = self
-            .actions
-            .iter()
-            .map(|a| match &a.decision {
-                Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Planned, &a.reason),
-                Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
-                Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
-            })
-            .collect();
+        let actions = self.actions.iter().map(decided).collect();
         self.report_with(actions)
     }
 
@@ -232,6 +315,45 @@ impl Plan {
             notes: self.notes.clone(),
             actions,
         }
+    }
+
+    /// Adds an action if the kind's playbook runs it, in its stage.
+    fn push(
+        &mut self,
+        config: &Config,
+        name: ActionName,
+        target: impl Into<String>,
+        reason: impl Into<String>,
+        decision: Decision,
+    ) {
+        let kind = self.incident.kind;
+        if !config.playbooks.runs(kind, name) {
+            return;
+        }
+        let reason = match &decision {
+            Decision::Do(_) => reason.into(),
+            _ => String::new(),
+        };
+        self.actions.push(PlannedAction {
+            name,
+            target: target.into(),
+            reason,
+            decision,
+            stage: config.playbooks.stage_of(kind, name),
+        });
+    }
+
+    fn runs(&self, config: &Config, name: ActionName) -> bool {
+        config.playbooks.runs(self.incident.kind, name)
+    }
+}
+
+/// An undone action as a report: planned, skipped or failed.
+pub fn decided(a: &PlannedAction) -> ActionReport {
+    match &a.decision {
+        Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Planned, &a.reason),
+        Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
+        Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
     }
 }
 
@@ -272,17 +394,19 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         notes: Vec::new(),
         actions: Vec::new(),
         dry_run: config.dry_run,
+        next_steps: config.playbooks.next_steps(incident.kind).to_vec(),
     };
     if let Some(rule) = &incident.alert.alarm_rule {
         p.notes.push(format!("composite alarm rule: {rule}"));
     }
-    match (&incident.transition, incident.kind) {
-        (Transition::Ignored(why), _) => {
+    let kind = incident.kind;
+    match &incident.transition {
+        Transition::Ignored(why) => {
             p.severity = Severity::Info;
             p.notes.push(format!("nothing to do: {why}"));
             return p;
         }
-        (Transition::Resolved, _) => {
+        Transition::Resolved => {
             p.severity = Severity::Info;
             p.notes
                 .push("alert resolved: no remediation on recovery".into());
@@ -292,45 +416,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
                 return p;
             }
         }
-        (Transition::Firing, IncidentKind::HighCpu) => {
-            p.severity = match incident.alert.value {
-                Some(v) if v >= config.scale_out_cpu_threshold => Severity::Critical,
-                _ => Severity::Warning,
-            };
-            match (&incident.resource, &instance) {
-                (_, Some(i)) => plan_high_cpu(&mut p, i, observed, config),
-                (Resource::Address(a), None) => {
-                    let why = match &observed.resolved {
-                        Some(Err(why)) => why.clone(),
-                        _ => "not looked up".into(),
-                    };
-                    p.notes.push(format!("could not tell which instance {a} is: {why}; nothing was done"));
-                }
-                (Resource::Group(g), None) => {
-                    p.notes.push(format!(
-                        "group-level alarm on {g}: no single instance to snapshot or diagnose"
-                    ));
-                    let target = g.to_string();
-                    push_scale_out(&mut p, target, &observed.group, config, || format!("Auto Scaling group {g} does not exist"));
-                }
-                _ => p.notes.push(
-                    "the alert names no EC2 instance or Auto Scaling group: nothing to act on, nothing was done".into(),
-                ),
-            }
-        }
-        (
-            Transition::Firing,
-            kind @ (IncidentKind::DiskFull
-            | IncidentKind::MemoryPressure
-            | IncidentKind::ServiceDown),
-        ) => {
-            p.severity = Severity::Critical;
-            p.notes.push(format!(
-                "routed to the {kind} playbook on {}; its automated steps are not built yet, so nothing was done: follow the next steps below",
-                instance.as_ref().map(ToString::to_string).unwrap_or_else(|| incident.resource.describe())
-            ));
-        }
-        (Transition::Firing, IncidentKind::Unrouted) => {
+        Transition::Firing if kind == IncidentKind::Unrouted => {
             let what = incident
                 .alert
                 .metric
@@ -339,6 +425,41 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
                 .unwrap_or_else(|| "an alarm without a metric".into());
             p.notes
                 .push(format!("no playbook for {what}: nothing was done"));
+        }
+        Transition::Firing => {
+            p.severity = initial_severity(incident, config);
+            match (&incident.resource, &instance) {
+                (_, Some(i)) => match kind {
+                    IncidentKind::HighCpu => plan_high_cpu(&mut p, i, observed, config),
+                    IncidentKind::DiskFull => plan_disk_full(&mut p, i, observed, config),
+                    IncidentKind::MemoryPressure => plan_memory(&mut p, i, observed, config),
+                    IncidentKind::ServiceDown => plan_service_down(&mut p, i, observed, config),
+                    IncidentKind::Unrouted => {}
+                },
+                (Resource::Address(a), None) => {
+                    let why = match &observed.resolved {
+                        Some(Err(why)) => why.clone(),
+                        _ => "not looked up".into(),
+                    };
+                    p.notes.push(format!(
+                        "could not tell which instance {a} is: {why}; nothing was done"
+                    ));
+                }
+                (Resource::Group(g), None) if kind == IncidentKind::HighCpu => {
+                    p.notes.push(format!(
+                        "group-level alarm on {g}: no single instance to snapshot or diagnose"
+                    ));
+                    push_scale_out(&mut p, g.to_string(), &observed.group, config, || {
+                        format!("Auto Scaling group {g} does not exist")
+                    });
+                }
+                (Resource::Group(g), None) => p.notes.push(format!(
+                    "group-level {kind} alarm on {g}: the {kind} playbook acts on one instance, so nothing was done"
+                )),
+                _ => p.notes.push(
+                    "the alert names no EC2 instance or Auto Scaling group: nothing to act on, nothing was done".into(),
+                ),
+            }
         }
     }
     if let Some(s) = declared_severity(incident) {
@@ -363,6 +484,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             p.notes.push(stop);
         }
     }
+    let last = p.actions.iter().map(|a| a.stage + 1).max().unwrap_or(0);
     p.actions.push(match &config.notify_topic_arn {
         Some(arn) => PlannedAction {
             name: ActionName::Notify,
@@ -371,63 +493,441 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             decision: Decision::Do(Step::Notify {
                 topic_arn: arn.clone(),
             }),
+            stage: last,
         },
         None => PlannedAction {
             name: ActionName::Notify,
             target: "-".into(),
             reason: String::new(),
             decision: Decision::Skip("NOTIFY_TOPIC_ARN is not set".into()),
+            stage: last,
         },
     });
     p
 }
 
-fn plan_high_cpu(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
-    match &observed.volumes {
-        Err(why) => p.actions.push(PlannedAction {
-            name: ActionName::Snapshot,
-            target: instance.to_string(),
-            reason: String::new(),
-            decision: Decision::Fail(format!("could not list the volumes of {instance}: {why}")),
-        }),
-        Ok(vols) if vols.is_empty() => p.actions.push(PlannedAction {
-            name: ActionName::Snapshot,
-            target: instance.to_string(),
-            reason: String::new(),
-            decision: Decision::Skip(format!("no EBS volumes attached to {instance}")),
-        }),
-        Ok(vols) => p.actions.extend(vols.iter().map(|v| PlannedAction {
-            name: ActionName::Snapshot,
-            target: v.id.to_string(),
-            reason: format!(
-                "preserve the evidence on {} ({}) before anything changes",
-                v.id,
-                v.device.as_deref().unwrap_or("unknown device")
-            ),
-            decision: match opted_in(&format!("volume {}", v.id), &v.tags, config) {
-                Ok(()) => Decision::Do(Step::Snapshot {
-                    instance: instance.clone(),
-                    volume: v.id.clone(),
-                    device: v.device.clone(),
-                }),
-                Err(why) => Decision::Skip(why),
-            },
-        })),
+/// Percent used of the filesystem the alert is about. CloudWatch's
+/// `disk_used_percent` is that already; Prometheus disk rules (the runbook's
+/// `DiskSpaceLow`, node-exporter's `NodeFilesystem*`) alert on the percent
+/// still *available*, so their value is turned around.
+pub fn disk_usage(incident: &Incident) -> Option<f64> {
+    let v = incident.alert.value?;
+    if incident.alert.source.is_cloudwatch() {
+        Some(v)
+    } else {
+        Some((100.0 - v).clamp(0.0, 100.0))
     }
+}
 
-    p.actions.push(PlannedAction {
-        name: ActionName::CollectDiagnostics,
-        target: instance.to_string(),
-        reason: "top CPU processes, memory, disks and load, through SSM Run Command".into(),
-        decision: Decision::Do(Step::CollectDiagnostics {
+fn initial_severity(incident: &Incident, config: &Config) -> Severity {
+    let v = incident.alert.value;
+    match incident.kind {
+        IncidentKind::HighCpu => match v {
+            Some(v) if v >= config.playbooks.high_cpu.scale_out_at_percent => Severity::Critical,
+            _ => Severity::Warning,
+        },
+        IncidentKind::DiskFull => match disk_usage(incident) {
+            Some(v) if v < config.playbooks.disk_full.expand_at_percent => Severity::Warning,
+            _ => Severity::Critical,
+        },
+        IncidentKind::MemoryPressure => Severity::Warning,
+        IncidentKind::ServiceDown => Severity::Critical,
+        IncidentKind::Unrouted => Severity::Warning,
+    }
+}
+
+/// A snapshot of every attached volume: the evidence, before anything changes.
+fn push_snapshots(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    if !p.runs(config, ActionName::Snapshot) {
+        return;
+    }
+    match &observed.volumes {
+        Err(why) => p.push(
+            config,
+            ActionName::Snapshot,
+            instance.to_string(),
+            "",
+            Decision::Fail(format!("could not list the volumes of {instance}: {why}")),
+        ),
+        Ok(vols) if vols.is_empty() => p.push(
+            config,
+            ActionName::Snapshot,
+            instance.to_string(),
+            "",
+            Decision::Skip(format!("no EBS volumes attached to {instance}")),
+        ),
+        Ok(vols) => {
+            for v in vols {
+                let decision = match opted_in(&format!("volume {}", v.id), &v.tags, config) {
+                    Ok(()) => Decision::Do(Step::Snapshot {
+                        instance: instance.clone(),
+                        volume: v.id.clone(),
+                        device: v.device.clone(),
+                    }),
+                    Err(why) => Decision::Skip(why),
+                };
+                p.push(
+                    config,
+                    ActionName::Snapshot,
+                    v.id.to_string(),
+                    format!(
+                        "preserve the evidence on {} ({}) before anything changes",
+                        v.id,
+                        v.device.as_deref().unwrap_or("unknown device")
+                    ),
+                    decision,
+                );
+            }
+        }
+    }
+}
+
+fn plan_high_cpu(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    push_snapshots(p, instance, observed, config);
+    p.push(
+        config,
+        ActionName::CollectDiagnostics,
+        instance.to_string(),
+        "top CPU processes, memory, disks and load, through SSM Run Command",
+        Decision::Do(Step::CollectDiagnostics {
+            instance: instance.clone(),
+            set: Diagnostics::Cpu,
+        }),
+    );
+    if p.runs(config, ActionName::ScaleOut) {
+        let not_in_group = format!("{instance} is not in an Auto Scaling group");
+        push_scale_out(p, instance.to_string(), &observed.group, config, || {
+            not_in_group
+        });
+    }
+}
+
+/// The instance's own opt-in, for actions that change it.
+fn instance_opted_in(
+    instance: &InstanceId,
+    observed: &Observed,
+    config: &Config,
+) -> Result<InstanceState, Decision> {
+    match &observed.instance {
+        Err(why) => Err(Decision::Fail(format!(
+            "could not describe {instance}: {why}"
+        ))),
+        Ok(None) => Err(Decision::Fail(format!(
+            "{instance} was not found in this account and region"
+        ))),
+        Ok(Some(s)) => match opted_in(&format!("instance {instance}"), &s.tags, config) {
+            Ok(()) => Ok(s.clone()),
+            Err(why) => Err(Decision::Skip(why)),
+        },
+    }
+}
+
+fn plan_disk_full(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let pb = &config.playbooks.disk_full;
+    let labels = p
+        .incident
+        .alert
+        .metric
+        .as_ref()
+        .map(|m| m.dimensions.clone())
+        .unwrap_or_else(|| p.incident.alert.tags.clone());
+    let target = DiskTarget::from_labels(&labels);
+    let me = instance_opted_in(instance, observed, config);
+    let on_instance = |step: Step| match &me {
+        Ok(_) => Decision::Do(step),
+        Err(d) => d.clone(),
+    };
+    p.push(
+        config,
+        ActionName::CleanupTemp,
+        instance.to_string(),
+        format!(
+            "delete files not modified for {} days under /tmp and /var/tmp",
+            pb.temp_older_than_days
+        ),
+        on_instance(Step::CleanupTemp {
+            instance: instance.clone(),
+            days: pb.temp_older_than_days,
+        }),
+    );
+    p.push(
+        config,
+        ActionName::ArchiveLogs,
+        instance.to_string(),
+        match &pb.log_archive_bucket {
+            Some(b) => format!(
+                "compress rotated logs older than {} days under /var/log and ship them to s3://{b}",
+                pb.logs_older_than_days
+            ),
+            None => format!(
+                "compress rotated logs older than {} days under /var/log",
+                pb.logs_older_than_days
+            ),
+        },
+        on_instance(Step::ArchiveLogs {
+            instance: instance.clone(),
+            days: pb.logs_older_than_days,
+            bucket: pb.log_archive_bucket.clone(),
+        }),
+    );
+    if !p.runs(config, ActionName::ExpandVolume) {
+        return;
+    }
+    let usage = disk_usage(&p.incident);
+    let (target_name, decision, reason) =
+        expansion(instance, &target, observed, config, &me, usage);
+    p.push(
+        config,
+        ActionName::ExpandVolume,
+        target_name,
+        reason,
+        decision,
+    );
+}
+
+/// The expand_volume decision: (target, decision, reason).
+fn expansion(
+    instance: &InstanceId,
+    target: &DiskTarget,
+    observed: &Observed,
+    config: &Config,
+    me: &Result<InstanceState, Decision>,
+    usage: Option<f64>,
+) -> (String, Decision, String) {
+    let pb = &config.playbooks.disk_full;
+    let subject = target.describe();
+    let skip = |why: String| (subject.clone(), Decision::Skip(why), String::new());
+    let fail = |why: String| (subject.clone(), Decision::Fail(why), String::new());
+    if let Some(u) = usage
+        && u < pb.expand_at_percent
+    {
+        return skip(format!(
+            "usage {u:.1}% is below {}% (disk_full.expand_at_percent): cleanup only",
+            pb.expand_at_percent
+        ));
+    }
+    let volumes = match &observed.volumes {
+        Ok(v) => v,
+        Err(why) => return fail(format!("could not list the volumes of {instance}: {why}")),
+    };
+    let root = me
+        .as_ref()
+        .ok()
+        .and_then(|s| s.root_device.clone())
+        .or_else(|| match &observed.instance {
+            Ok(Some(s)) => s.root_device.clone(),
+            _ => None,
+        });
+    let r = match resolve_volume(target, volumes, root.as_deref(), observed.layout.as_ref()) {
+        Ok(r) => r,
+        Err(why) => return fail(format!("{why}: not expanded; find the volume by hand")),
+    };
+    let Some(v) = volumes.iter().find(|v| v.id == r.volume) else {
+        return fail(format!("{} is not attached to {instance}", r.volume));
+    };
+    let subject = v.id.to_string();
+    let skip = |why: String| (subject.clone(), Decision::Skip(why), String::new());
+    match r.fstype.as_deref().or(target.fstype.as_deref()) {
+        None => {
+            return skip(format!(
+                "the filesystem type on {} is unknown: not grown automatically (ext2/3/4 and xfs are)",
+                v.id
+            ));
+        }
+        Some(fs) if Filesystem::parse(fs).is_none() => {
+            return skip(format!(
+                "filesystem {fs} on {} is not grown automatically (ext2/3/4 and xfs are)",
+                v.id
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Err(d) = me {
+        return (subject, d.clone(), String::new());
+    }
+    if let Err(why) = opted_in(&format!("volume {}", v.id), &v.tags, config) {
+        return skip(why);
+    }
+    if v.volume_type.as_deref() == Some("standard") {
+        return skip(format!(
+            "{} is a magnetic (standard) volume, which cannot be modified",
+            v.id
+        ));
+    }
+    let Some(from) = v.size_gib else {
+        return (
+            subject.clone(),
+            Decision::Fail(format!("DescribeVolumes gave no size for {}", v.id)),
+            String::new(),
+        );
+    };
+    let mbr = r.pttype.as_deref() == Some("dos") && r.partitioned != Some(false);
+    let to = match new_size(
+        from,
+        pb.grow_percent,
+        pb.grow_min_gib,
+        pb.max_volume_gib,
+        mbr,
+    ) {
+        Ok(to) => to,
+        Err(why) => return skip(why),
+    };
+    let reason = format!(
+        "{} is at or above {}%: snapshot {}, grow it {from} -> {to} GiB, then the partition and filesystem ({})",
+        target.describe(),
+        pb.expand_at_percent,
+        v.id,
+        r.how
+    );
+    (
+        subject,
+        Decision::Do(Step::ExpandVolume(Box::new(Expansion {
+            instance: instance.clone(),
+            volume: v.id.clone(),
+            xen_letters: r.xen_letters.clone(),
+            from_gib: from,
+            to_gib: to,
+            mount: target.mount.clone(),
+            expand_at: pb.expand_at_percent,
+            alert_usage: usage,
+            modification_wait: Duration::from_secs(u64::from(pb.modification_wait_seconds)),
+            how: r.how,
+        }))),
+        reason,
+    )
+}
+
+fn plan_memory(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    p.push(
+        config,
+        ActionName::CollectDiagnostics,
+        instance.to_string(),
+        "processes by memory, free memory and recent OOM-killer lines, through SSM Run Command",
+        Decision::Do(Step::CollectDiagnostics {
+            instance: instance.clone(),
+            set: Diagnostics::Memory,
+        }),
+    );
+    if !p.runs(config, ActionName::RestartService) {
+        return;
+    }
+    let tag = &config.playbooks.memory_pressure.service_tag;
+    let (decision, reason) = match instance_opted_in(instance, observed, config) {
+        Err(d) => (d, String::new()),
+        Ok(s) => match s.tags.get(tag) {
+            None => (
+                Decision::Skip(format!(
+                    "{instance} carries no {tag} tag naming a service to restart"
+                )),
+                String::new(),
+            ),
+            Some(name) => match ServiceName::parse(&format!("tag {tag} of {instance}"), name) {
+                Err(e) => (Decision::Skip(format!("not restarted: {e}")), String::new()),
+                Ok(service) => (
+                    Decision::Do(Step::RestartService {
+                        instance: instance.clone(),
+                        service: service.clone(),
+                    }),
+                    format!(
+                        "restart {service}, named by the instance's {tag} tag, to release its memory"
+                    ),
+                ),
+            },
+        },
+    };
+    p.push(
+        config,
+        ActionName::RestartService,
+        instance.to_string(),
+        reason,
+        decision,
+    );
+}
+
+fn plan_service_down(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    push_snapshots(p, instance, observed, config);
+    p.push(
+        config,
+        ActionName::CollectEvidence,
+        instance.to_string(),
+        "the instance's status checks and console output",
+        Decision::Do(Step::CollectEvidence {
             instance: instance.clone(),
         }),
-    });
-
-    let not_in_group = format!("{instance} is not in an Auto Scaling group");
-    push_scale_out(p, instance.to_string(), &observed.group, config, || {
-        not_in_group
-    });
+    );
+    let replaces = p.runs(config, ActionName::ReplaceInstance);
+    if replaces {
+        let (target, decision, reason) = match &observed.group {
+            Err(why) => (
+                instance.to_string(),
+                Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
+                String::new(),
+            ),
+            Ok(None) => (
+                instance.to_string(),
+                Decision::Skip(format!("{instance} is in no Auto Scaling group")),
+                String::new(),
+            ),
+            Ok(Some(g)) => match opted_in(&format!("group {}", g.name), &g.tags, config) {
+                Err(why) => (instance.to_string(), Decision::Skip(why), String::new()),
+                Ok(()) => (
+                    instance.to_string(),
+                    Decision::Do(Step::ReplaceInstance {
+                        instance: instance.clone(),
+                        group: g.name.clone(),
+                    }),
+                    format!("mark {instance} Unhealthy so {} replaces it", g.name),
+                ),
+            },
+        };
+        p.push(
+            config,
+            ActionName::ReplaceInstance,
+            target,
+            reason,
+            decision,
+        );
+    }
+    if !p.runs(config, ActionName::Reboot) {
+        return;
+    }
+    let (decision, reason) = match (
+        &observed.group,
+        instance_opted_in(instance, observed, config),
+    ) {
+        (Ok(Some(g)), _) if replaces => (
+            Decision::Skip(format!(
+                "{instance} is in group {}: replaced, not rebooted",
+                g.name
+            )),
+            String::new(),
+        ),
+        (Err(why), _) => (
+            Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
+            String::new(),
+        ),
+        (_, Err(d)) => (d, String::new()),
+        (_, Ok(s)) if s.state.as_deref().is_some_and(|st| st != "running") => (
+            Decision::Skip(format!(
+                "{instance} is {}: a reboot cannot bring it back; start it by hand",
+                s.state.as_deref().unwrap_or("?")
+            )),
+            String::new(),
+        ),
+        (_, Ok(_)) => (
+            Decision::Do(Step::Reboot {
+                instance: instance.clone(),
+            }),
+            format!("reboot {instance}, which no Auto Scaling group would replace"),
+        ),
+    };
+    p.push(
+        config,
+        ActionName::Reboot,
+        instance.to_string(),
+        reason,
+        decision,
+    );
 }
 
 /// Adds the scale-out decision: +1 up to MaxSize, at or above the threshold.
@@ -438,7 +938,7 @@ fn push_scale_out(
     config: &Config,
     no_group: impl FnOnce() -> String,
 ) {
-    let threshold = config.scale_out_cpu_threshold;
+    let threshold = config.playbooks.high_cpu.scale_out_at_percent;
     let (target, decision) = match (incident_value(p), group) {
         (None, _) => (
             subject,
@@ -492,19 +992,11 @@ fn push_scale_out(
             },
         ),
     };
-    let reason = match &decision {
-        Decision::Do(_) => format!(
-            "CPU {:.1}% is at or above {threshold}%: add one instance",
-            incident_value(p).unwrap_or_default()
-        ),
-        _ => String::new(),
-    };
-    p.actions.push(PlannedAction {
-        name: ActionName::ScaleOut,
-        target,
-        reason,
-        decision,
-    });
+    let reason = format!(
+        "CPU {:.1}% is at or above {threshold}%: add one instance",
+        incident_value(p).unwrap_or_default()
+    );
+    p.push(config, ActionName::ScaleOut, target, reason, decision);
 }
 
 fn incident_value(p: &Plan) -> Option<f64> {
@@ -538,6 +1030,7 @@ mod tests {
             id: VolumeId::parse("t", id).unwrap(),
             device: Some(dev.into()),
             size_gib: Some(8),
+            volume_type: Some("gp3".into()),
             tags: opt_in_tags(),
         }
     }
@@ -557,6 +1050,12 @@ mod tests {
                 max,
                 tags: opt_in_tags(),
             })),
+            instance: Ok(Some(InstanceState {
+                tags: opt_in_tags(),
+                root_device: Some("/dev/xvda".into()),
+                state: Some("running".into()),
+            })),
+            layout: None,
         }
     }
 
@@ -667,10 +1166,8 @@ mod tests {
             "skip: CPU 85.1% is below the scale-out threshold of 90%"
         );
         assert_eq!(p.severity, Severity::Warning);
-        let lower = Config {
-            scale_out_cpu_threshold: 85.0,
-            ..config()
-        };
+        let mut lower = config();
+        lower.playbooks.high_cpu.scale_out_at_percent = 85.0;
         let p = plan(
             &incident(include_str!("../../events/high-cpu-alarm-moderate.json")),
             &fleet(1, 3),
@@ -958,6 +1455,280 @@ mod tests {
             HIGH_CPU_DIAGNOSTICS
                 .iter()
                 .all(|c| !c.contains('$') && !c.contains('`'))
+        );
+    }
+
+    const DISK: &str = include_str!("../../events/disk-full-alarm.json");
+    const DISK_NVME: &str = include_str!("../../events/disk-full-nvme-alarm.json");
+    const MEMORY: &str = include_str!("../../events/memory-pressure-alarm.json");
+    const DOWN: &str = include_str!("../../events/service-down-alarm.json");
+
+    /// The fleet of `fleet()`, with the data volume at 100 GiB.
+    fn disk_fleet() -> Observed {
+        let mut o = fleet(1, 3);
+        if let Ok(v) = &mut o.volumes {
+            v[1].size_gib = Some(100);
+        }
+        o
+    }
+
+    fn decision_of(p: &Plan, name: ActionName) -> String {
+        summary(p)
+            .into_iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, t, d)| format!("{t}: {d}"))
+            .unwrap_or_else(|| "absent".into())
+    }
+
+    fn expansion_of(p: &Plan) -> &Expansion {
+        p.actions
+            .iter()
+            .find_map(|a| match &a.decision {
+                Decision::Do(Step::ExpandVolume(e)) => Some(&**e),
+                _ => None,
+            })
+            .expect("an expansion")
+    }
+
+    #[test]
+    fn disk_full_cleans_up_then_expands_the_right_volume() {
+        let p = plan(&incident(DISK), &disk_fleet(), &config());
+        assert_eq!(p.severity, Severity::Critical);
+        let s: Vec<(ActionName, usize)> = p.actions.iter().map(|a| (a.name, a.stage)).collect();
+        use ActionName::*;
+        assert_eq!(
+            s,
+            vec![
+                (CleanupTemp, 0),
+                (ArchiveLogs, 0),
+                (ExpandVolume, 1),
+                (Notify, 2)
+            ]
+        );
+        assert!(
+            p.actions
+                .iter()
+                .all(|a| matches!(a.decision, Decision::Do(_)))
+        );
+        let e = expansion_of(&p);
+        assert_eq!(e.volume.as_str(), "vol-0000000000000000b");
+        assert_eq!((e.from_gib, e.to_gib), (100, 120));
+        assert_eq!(e.xen_letters.as_deref(), Some("f"));
+        assert_eq!(e.mount.as_deref(), Some("/data"));
+        assert_eq!(e.alert_usage, Some(97.2));
+        assert_eq!(e.how, "device xvdf is block-device mapping /dev/sdf");
+        assert_eq!(p.next_steps()[0], "Check disk usage (df -h).");
+        assert!(matches!(
+            &p.actions[0].decision,
+            Decision::Do(Step::CleanupTemp { days: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn disk_full_limits_and_refusals() {
+        let i = incident(DISK);
+        // Below the expansion threshold: cleanup only.
+        let low = DISK
+            .replace("[97.2", "[91.0")
+            .replace("97.2]", "91.0]")
+            .replace(":97.2}", ":91.0}");
+        let p = plan(&incident(&low), &disk_fleet(), &config());
+        assert_eq!(
+            decision_of(&p, ActionName::ExpandVolume),
+            "/data (xvdf): skip: usage 91.0% is below 95% (disk_full.expand_at_percent): cleanup only"
+        );
+        assert_eq!(
+            decision_of(&p, ActionName::CleanupTemp),
+            "i-0123456789abcdef0: do"
+        );
+        // Capped at the maximum volume size.
+        let mut capped = config();
+        capped.playbooks.disk_full.max_volume_gib = 110;
+        assert_eq!(expansion_of(&plan(&i, &disk_fleet(), &capped)).to_gib, 110);
+        capped.playbooks.disk_full.max_volume_gib = 100;
+        assert_eq!(
+            decision_of(&plan(&i, &disk_fleet(), &capped), ActionName::ExpandVolume),
+            "vol-0000000000000000b: skip: the volume is 100 GiB, at or above the maximum of 100 GiB (disk_full.max_volume_gib)"
+        );
+        // An unknown filesystem is never grown.
+        let btrfs = DISK.replace("\"ext4\"", "\"btrfs\"");
+        assert!(
+            decision_of(&plan(&incident(&btrfs), &disk_fleet(), &config()), ActionName::ExpandVolume)
+                .ends_with("skip: filesystem btrfs on vol-0000000000000000b is not grown automatically (ext2/3/4 and xfs are)")
+        );
+        // Volume without the opt-in tag; instance without it: nothing changes.
+        let mut o = disk_fleet();
+        if let Ok(v) = &mut o.volumes {
+            v[1].tags.clear();
+        }
+        assert!(
+            decision_of(&plan(&i, &o, &config()), ActionName::ExpandVolume)
+                .contains("volume vol-0000000000000000b does not carry the opt-in tag")
+        );
+        let mut o = disk_fleet();
+        if let Ok(Some(s)) = &mut o.instance {
+            s.tags.clear();
+        }
+        let p = plan(&i, &o, &config());
+        for a in [
+            ActionName::CleanupTemp,
+            ActionName::ArchiveLogs,
+            ActionName::ExpandVolume,
+        ] {
+            assert!(
+                decision_of(&p, a)
+                    .contains("instance i-0123456789abcdef0 does not carry the opt-in tag"),
+                "{a:?}"
+            );
+        }
+        // NVMe without lsblk: refuses to guess; with it: the serial decides.
+        let p = plan(&incident(DISK_NVME), &disk_fleet(), &config());
+        assert!(
+            decision_of(&p, ActionName::ExpandVolume)
+                .contains("fail: / (nvme0n1p1) is an NVMe device")
+        );
+        let mut o = disk_fleet();
+        o.layout = Some(crate::disk::parse_lsblk(
+            r#"{"blockdevices":[{"name":"nvme0n1","type":"disk","serial":"vol0000000000000000a","pttype":"gpt","children":[{"name":"nvme0n1p1","type":"part","mountpoint":"/","fstype":"xfs"}]}]}"#,
+        ));
+        let p = plan(&incident(DISK_NVME), &o, &config());
+        let e = expansion_of(&p);
+        assert_eq!(
+            (e.volume.as_str(), e.from_gib, e.to_gib),
+            ("vol-0000000000000000a", 8, 18)
+        );
+        // Dry run and the kill switch leave it planned-but-not-done / skipped.
+        let c = Config {
+            kill_switch_parameter: Some("/k".into()),
+            ..config()
+        };
+        let p = plan(
+            &i,
+            &Observed {
+                kill_switch: Ok(true),
+                ..disk_fleet()
+            },
+            &c,
+        );
+        assert!(
+            decision_of(&p, ActionName::ExpandVolume)
+                .ends_with("skip: kill switch /k is on: notify only")
+        );
+    }
+
+    #[test]
+    fn prometheus_disk_alerts_carry_the_free_percentage() {
+        let i = incident(include_str!("../../events/alertmanager-disk-full.json"));
+        assert_eq!(i.kind, IncidentKind::DiskFull);
+        assert_eq!(disk_usage(&i), Some(96.5));
+    }
+
+    #[test]
+    fn memory_pressure_restarts_only_a_tagged_valid_service() {
+        let i = incident(MEMORY);
+        let tag = "first-responder:restart-service";
+        let with = |v: Option<&str>| {
+            let mut o = fleet(1, 3);
+            if let (Ok(Some(s)), Some(v)) = (&mut o.instance, v) {
+                s.tags.insert(tag.into(), v.into());
+            }
+            o
+        };
+        let p = plan(&i, &with(Some("app.service")), &config());
+        assert_eq!(p.severity, Severity::Warning);
+        assert_eq!(
+            decision_of(&p, ActionName::CollectDiagnostics),
+            "i-0123456789abcdef0: do"
+        );
+        assert!(matches!(
+            &p.actions[0].decision,
+            Decision::Do(Step::CollectDiagnostics {
+                set: Diagnostics::Memory,
+                ..
+            })
+        ));
+        match &p.actions[1].decision {
+            Decision::Do(Step::RestartService { service, .. }) => {
+                assert_eq!(service.as_str(), "app.service")
+            }
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(p.actions[1].stage, 1);
+        assert_eq!(
+            decision_of(
+                &plan(&i, &with(None), &config()),
+                ActionName::RestartService
+            ),
+            format!(
+                "i-0123456789abcdef0: skip: i-0123456789abcdef0 carries no {tag} tag naming a service to restart"
+            )
+        );
+        assert!(
+            decision_of(
+                &plan(&i, &with(Some("app; reboot")), &config()),
+                ActionName::RestartService
+            )
+            .contains("is not a systemd unit name")
+        );
+        // Configuration that leaves restart_service out refuses it.
+        let mut c = config();
+        c.playbooks.memory_pressure.stages = vec![vec![ActionName::CollectDiagnostics]];
+        assert_eq!(
+            decision_of(
+                &plan(&i, &with(Some("app")), &c),
+                ActionName::RestartService
+            ),
+            "absent"
+        );
+    }
+
+    #[test]
+    fn service_down_replaces_in_a_group_and_reboots_otherwise() {
+        let i = incident(DOWN);
+        let p = plan(&i, &fleet(1, 3), &config());
+        use ActionName::*;
+        let s: Vec<(ActionName, usize)> = p.actions.iter().map(|a| (a.name, a.stage)).collect();
+        assert_eq!(
+            s,
+            vec![
+                (Snapshot, 0),
+                (Snapshot, 0),
+                (CollectEvidence, 0),
+                (ReplaceInstance, 1),
+                (Reboot, 1),
+                (Notify, 2)
+            ]
+        );
+        assert!(matches!(
+            &p.actions[3].decision,
+            Decision::Do(Step::ReplaceInstance { .. })
+        ));
+        assert_eq!(
+            decision_of(&p, Reboot),
+            "i-0123456789abcdef0: skip: i-0123456789abcdef0 is in group web-asg: replaced, not rebooted"
+        );
+        let alone = Observed {
+            group: Ok(None),
+            ..fleet(1, 3)
+        };
+        let p = plan(&i, &alone, &config());
+        assert!(decision_of(&p, ReplaceInstance).contains("is in no Auto Scaling group"));
+        assert_eq!(decision_of(&p, Reboot), "i-0123456789abcdef0: do");
+        let mut stopped = alone.clone();
+        if let Ok(Some(s)) = &mut stopped.instance {
+            s.state = Some("stopped".into());
+        }
+        assert!(
+            decision_of(&plan(&i, &stopped, &config()), Reboot)
+                .contains("is stopped: a reboot cannot bring it back")
+        );
+        // Not allowed by configuration: neither.
+        let mut c = config();
+        c.playbooks.service_down.stages = vec![vec![Snapshot, CollectEvidence]];
+        let p = plan(&i, &fleet(1, 3), &c);
+        assert_eq!(
+            (decision_of(&p, ReplaceInstance), decision_of(&p, Reboot)),
+            ("absent".into(), "absent".into())
         );
     }
 

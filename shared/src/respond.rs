@@ -76,7 +76,7 @@ pub async fn respond(
     let reports = join_all(incidents.iter().map(|incident| {
         let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
         async move {
-            let mut observed = aws.observe(incident).await;
+            let mut observed = aws.observe(incident, config).await;
             observed.kill_switch = kill_switch.clone();
             let p = plan(incident, &observed, config);
             for a in &p.actions {

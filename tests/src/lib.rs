@@ -445,6 +445,8 @@ pub fn sample_event(name: &str, instance: &str) -> Result<String> {
 #[derive(Clone, Debug)]
 pub struct SnapshotSeen {
     pub id: String,
+    /// Epoch seconds.
+    pub start_time: f64,
     pub volume: String,
     pub description: String,
     pub tags: std::collections::BTreeMap<String, String>,
@@ -469,6 +471,7 @@ pub async fn snapshots(sdk: &SdkConfig) -> Result<Vec<SnapshotSeen>> {
         .iter()
         .map(|s| SnapshotSeen {
             id: s.snapshot_id().unwrap_or_default().to_owned(),
+            start_time: s.start_time().map(|t| t.as_secs_f64()).unwrap_or_default(),
             volume: s.volume_id().unwrap_or_default().to_owned(),
             description: s.description().unwrap_or_default().to_owned(),
             tags: s
@@ -478,6 +481,63 @@ pub async fn snapshots(sdk: &SdkConfig) -> Result<Vec<SnapshotSeen>> {
                 .collect(),
         })
         .collect())
+}
+
+/// Size of a volume in GiB.
+pub async fn volume_size(sdk: &SdkConfig, volume: &str) -> Result<i32> {
+    let out = aws_sdk_ec2::Client::new(sdk)
+        .describe_volumes()
+        .volume_ids(volume)
+        .send()
+        .await?;
+    out.volumes()
+        .first()
+        .and_then(|v| v.size())
+        .with_context(|| format!("volume {volume} not found"))
+}
+
+/// Every modification of a volume: (target size, start time in epoch seconds).
+pub async fn volume_modifications(sdk: &SdkConfig, volume: &str) -> Result<Vec<(i32, f64)>> {
+    let out = aws_sdk_ec2::Client::new(sdk)
+        .describe_volumes_modifications()
+        .volume_ids(volume)
+        .send()
+        .await?;
+    Ok(out
+        .volumes_modifications()
+        .iter()
+        .map(|m| {
+            (
+                m.target_size().unwrap_or_default(),
+                m.start_time().map(|t| t.as_secs_f64()).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// The health an Auto Scaling group holds for an instance (HEALTHY, UNHEALTHY).
+pub async fn instance_health(sdk: &SdkConfig, instance: &str) -> Result<String> {
+    let out = aws_sdk_autoscaling::Client::new(sdk)
+        .describe_auto_scaling_instances()
+        .instance_ids(instance)
+        .send()
+        .await?;
+    out.auto_scaling_instances()
+        .first()
+        .and_then(|i| i.health_status())
+        .map(str::to_ascii_uppercase)
+        .with_context(|| format!("{instance} is in no group"))
+}
+
+/// Puts a tag on an EC2 resource.
+pub async fn tag(sdk: &SdkConfig, resource: &str, key: &str, value: &str) -> Result<()> {
+    aws_sdk_ec2::Client::new(sdk)
+        .create_tags()
+        .resources(resource)
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await?;
+    Ok(())
 }
 
 pub async fn desired_capacity(sdk: &SdkConfig, group: &str) -> Result<i32> {

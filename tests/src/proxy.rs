@@ -1,8 +1,10 @@
 //! A fault-injecting HTTP proxy on 127.0.0.1 in front of moto: added latency,
 //! throttling errors in each service's own wire format, bare 503s and
-//! dropped connections. Faults are injected before a request reaches the
-//! emulator, so a failed call has not acted: what is tested is how the
-//! product and the SDK retry, not lost responses.
+//! dropped connections. Random faults are injected before a request reaches
+//! the emulator, so a failed call has not acted. Targeted [`Rule`]s add the
+//! rest: a named EC2 error for one action (what moto never answers, such as
+//! `VolumeModificationRateExceeded`), and a response lost after the emulator
+//! acted (the call happened, the caller never heard).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +14,7 @@ use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Faults {
     /// Share of requests that fail (0.0 to 1.0).
     pub fail_ratio: f64,
@@ -20,6 +22,25 @@ pub struct Faults {
     pub latency: Duration,
     /// Seed of the deterministic choice of failing requests.
     pub seed: u64,
+    /// Targeted faults, each applied to the first `times` matching requests.
+    pub rules: &'static [Rule],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    /// The API action, as the request names it (`ModifyVolume`, or for JSON
+    /// protocols the `X-Amz-Target` suffix such as `PutItem`).
+    pub action: &'static str,
+    pub fault: Fault,
+    pub times: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Answer with this EC2 error code (HTTP 400) instead of forwarding.
+    Ec2Error(&'static str),
+    /// Forward, let the emulator act, then close without answering.
+    LoseResponse,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +49,8 @@ pub struct Stats {
     pub throttled: AtomicU64,
     pub unavailable: AtomicU64,
     pub dropped: AtomicU64,
+    /// Requests each rule applied to, by rule index.
+    pub rule_hits: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Stats {
@@ -147,13 +170,48 @@ fn throttle_response(service: &str) -> String {
     )
 }
 
+/// The first rule that applies to this request, counted as applied.
+fn rule_for(request: &[u8], faults: &Faults, stats: &Stats) -> Option<Fault> {
+    let text = String::from_utf8_lossy(request);
+    let mut hits = stats.rule_hits.lock().ok()?;
+    hits.resize(faults.rules.len(), 0);
+    for (i, r) in faults.rules.iter().enumerate() {
+        let named = text.contains(&format!("Action={}&", r.action))
+            || text.ends_with(&format!("Action={}", r.action))
+            || text.lines().any(|l| {
+                l.to_ascii_lowercase().starts_with("x-amz-target:")
+                    && l.trim_end().ends_with(&format!(".{}", r.action))
+            });
+        if named && hits[i] < r.times {
+            hits[i] += 1;
+            return Some(r.fault);
+        }
+    }
+    None
+}
+
+fn ec2_error(code: &str) -> String {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
+    );
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &Stats) -> Result<()> {
     let Some(request) = read_request(&mut client).await? else {
         return Ok(());
     };
     let n = stats.requests.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep(faults.latency).await;
-    if roll(faults.seed, n) < faults.fail_ratio {
+    let rule = rule_for(&request, &faults, stats);
+    if let Some(Fault::Ec2Error(code)) = rule {
+        client.write_all(ec2_error(code).as_bytes()).await?;
+        return Ok(());
+    }
+    if rule.is_none() && roll(faults.seed, n) < faults.fail_ratio {
         match n % 3 {
             0 => {
                 stats.throttled.fetch_add(1, Ordering::Relaxed);
@@ -189,6 +247,10 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
     up.write_all(&forwarded).await?;
     let mut response = Vec::new();
     up.read_to_end(&mut response).await?;
+    if let Some(Fault::LoseResponse) = rule {
+        // The emulator acted; the caller sees the connection close.
+        return Ok(());
+    }
     client.write_all(&response).await?;
     client.shutdown().await?;
     Ok(())

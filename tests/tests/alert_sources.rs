@@ -238,7 +238,7 @@ async fn unknown_address_is_said_plainly_and_nothing_is_done() -> Result<()> {
 }
 
 #[tokio::test]
-async fn other_kinds_are_routed_and_say_their_playbook_is_not_built_yet() -> Result<()> {
+async fn other_kinds_are_routed_to_their_playbooks() -> Result<()> {
     let w = world().await?;
     let src = sample_event("alertmanager-high-cpu.json", w.fleet.instance())?
         .replace("10.0.1.5", &w.fleet.private_ip)
@@ -246,13 +246,20 @@ async fn other_kinds_are_routed_and_say_their_playbook_is_not_built_yet() -> Res
     let r = w.handle_text(&src, Mode::Run).await?;
     let inc = &r.incidents[0];
     assert_eq!(inc.kind.as_str(), "disk_full");
-    assert!(
-        inc.notes
+    // The value of a Prometheus disk alert is the free percentage: 95.3% free
+    // is 4.7% used, so the playbook cleans up and does not expand.
+    let status = |name: &str| {
+        inc.actions
             .iter()
-            .any(|n| n.contains("disk_full playbook") && n.contains("not built yet")),
-        "{:?}",
-        inc.notes
-    );
+            .find(|a| a.action.as_str() == name)
+            .map(|a| (a.status.as_str().to_owned(), a.reason.clone()))
+            .unwrap_or_default()
+    };
+    assert_eq!(status("cleanup_temp").0, "done");
+    assert_eq!(status("archive_logs").0, "done");
+    let (st, why) = status("expand_volume");
+    assert_eq!(st, "skipped");
+    assert!(why.contains("usage 4.7% is below 95%"), "{why}");
     assert!(snapshots(&w.sdk).await?.is_empty());
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     let text = inbox[0].document()?["text"]
@@ -351,10 +358,16 @@ async fn alert_storm_becomes_one_incident_per_occurrence() -> Result<()> {
     let mut kinds: Vec<&str> = r.incidents.iter().map(|i| i.kind.as_str()).collect();
     kinds.sort();
     assert_eq!(kinds, ["high_cpu", "service_down"]);
-    // One high-CPU response, once: two snapshots, one scale-out, one command.
-    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+    // Each incident once. High CPU: two snapshots, one scale-out, one command.
+    // Service down: two snapshots of its own, evidence through EC2 (no SSM),
+    // and the instance marked for replacement.
+    assert_eq!(snapshots(&w.sdk).await?.len(), 4);
     assert_eq!(ssm_commands(&w.sdk).await?.len(), 1);
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    assert_eq!(
+        harness::instance_health(&w.sdk, w.fleet.instance()).await?,
+        "UNHEALTHY"
+    );
     assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 2);
     Ok(())
 }

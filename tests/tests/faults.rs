@@ -32,6 +32,7 @@ async fn twenty_percent_of_aws_calls_failing() -> Result<()> {
             fail_ratio: 0.2,
             latency: Duration::ZERO,
             seed: 2026,
+            ..Faults::default()
         },
     )
     .await?;

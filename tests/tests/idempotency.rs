@@ -211,7 +211,7 @@ async fn a_second_scale_out_waits_for_the_cooldown() -> Result<()> {
     assert!(
         scale
             .reason
-            .starts_with("cooldown: web-asg was scaled out recently; not again until 20"),
+            .starts_with("cooldown: scale_out of web-asg was done recently; not again until 20"),
         "{}",
         scale.reason
     );

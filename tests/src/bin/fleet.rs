@@ -5,6 +5,7 @@
 use anyhow::{Context, Result, bail};
 use harness::{
     Fleet, FleetSpec, desired_capacity, drain, sdk_config, seed, snapshots, ssm_commands,
+    volume_modifications, volume_size,
 };
 
 #[tokio::main]
@@ -88,6 +89,17 @@ async fn show(endpoint: &str, fleet: &Fleet) -> Result<()> {
         "{}: desired capacity {}",
         fleet.group,
         desired_capacity(&sdk, &fleet.group).await?
+    );
+    println!("\n== EBS data volume ==");
+    let mods = volume_modifications(&sdk, &fleet.data_volume).await?;
+    println!(
+        "{}: {} GiB, {} modification(s){}",
+        fleet.data_volume,
+        volume_size(&sdk, &fleet.data_volume).await?,
+        mods.len(),
+        mods.iter()
+            .map(|(to, _)| format!(" -> {to} GiB"))
+            .collect::<String>()
     );
     let pager = drain(&sdk, &fleet.pager_queue_url).await?;
     for (i, m) in drain(&sdk, &fleet.inbox_queue_url)

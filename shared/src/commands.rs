@@ -1,0 +1,189 @@
+//! Every shell command first-responder sends through SSM Run Command. Fixed
+//! text, filled in only with typed values (validated ids, numbers from the
+//! configuration): nothing that came from an event reaches a command line.
+//! The scripts print `key=value` lines that the executor reads back.
+
+use crate::ids::{InstanceId, ServiceName, VolumeId};
+
+/// High CPU: the `echo` lines are fixed headers so the output reads well on a phone.
+pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
+    "echo '== top processes by CPU =='",
+    "ps aux --sort=-%cpu | head -n 15",
+    "echo '== memory (MiB) =='",
+    "free -m",
+    "echo '== disks =='",
+    "df -h",
+    "echo '== load =='",
+    "uptime",
+];
+
+/// Memory pressure: processes by memory, free memory, and the kernel's
+/// recent OOM-killer lines (journald if present, else the ring buffer).
+pub const MEMORY_DIAGNOSTICS: &[&str] = &[
+    "echo '== top processes by memory =='",
+    "ps aux --sort=-%mem | head -n 15",
+    "echo '== memory (MiB) =='",
+    "free -m",
+    "echo '== recent OOM-killer lines =='",
+    "{ journalctl -k --since -2h --no-pager 2>/dev/null || dmesg 2>/dev/null; } | grep -i -E 'out of memory|oom-kill|killed process' | tail -n 20",
+    "true",
+];
+
+/// The block devices with their EBS serials (NVMe), mount points, filesystems
+/// and partition tables, as JSON: how a mount point is traced to a volume.
+pub const LSBLK: &[&str] = &["lsblk -J -o NAME,TYPE,SERIAL,MOUNTPOINT,FSTYPE,PTTYPE"];
+
+/// Usage of the real filesystems, for the expansion threshold.
+const DF: &str = "df -P -x tmpfs -x devtmpfs -x squashfs -x overlay";
+
+/// Deletes regular files not modified for `days` under /tmp and /var/tmp.
+/// `find -P` (the default) never follows symlinks, `-xdev` stays on the
+/// filesystem it starts on, `-type f` leaves sockets, pipes and links alone.
+pub fn cleanup_temp(days: u32) -> Vec<String> {
+    let minutes = u64::from(days) * 24 * 60;
+    vec![
+        format!(
+            "find /tmp /var/tmp -xdev -type f -mmin +{minutes} -delete -printf '%s\\n' 2>/dev/null | awk '{{s+=$1}} END {{printf \"freed_bytes=%d\\n\", s}}'"
+        ),
+        DF.to_owned(),
+    ]
+}
+
+/// Compresses rotated logs not modified for `days` under /var/log. Only
+/// rotated names (`.1`, `.12`, `-YYYYMMDD`, `.old`), never a file a process
+/// holds open (checked with `fuser` when installed). With a bucket, the
+/// compressed files are shipped with the AWS CLI and removed once shipped.
+pub fn archive_logs(
+    days: u32,
+    bucket: Option<&str>,
+    instance: &InstanceId,
+    incident_id: &str,
+) -> Vec<String> {
+    let minutes = u64::from(days) * 24 * 60;
+    // The incident id is ours (inc- and hex), the bucket validated config.
+    let tag: String = incident_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    let list = format!("/var/tmp/first-responder-{tag}.list");
+    let mut c = vec![
+        format!(
+            "find /var/log -xdev -type f -mmin +{minutes} \\( -name '*.[0-9]' -o -name '*.[0-9][0-9]' -o -name '*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' -o -name '*.old' \\) -exec sh -c 'for f do if command -v fuser >/dev/null 2>&1 && fuser -s \"$f\" 2>/dev/null; then continue; fi; b=$(stat -c %s \"$f\") || continue; gzip -9 -- \"$f\" || continue; a=$(stat -c %s \"$f.gz\" 2>/dev/null || echo 0); echo \"$((b - a)) $f.gz\"; done' sh {{}} + > {list}"
+        ),
+        format!("echo \"compressed_files=$(wc -l < {list})\""),
+        format!("freed=$(awk '{{s+=$1}} END {{printf \"%d\", s}}' {list})"),
+    ];
+    if let Some(b) = bucket {
+        let key = format!("s3://{b}/first-responder/{instance}/{tag}.tar");
+        c.push(format!(
+            "if [ -s {list} ]; then cut -d' ' -f2- {list} > {list}.files && tar -cf /var/tmp/first-responder-{tag}.tar -T {list}.files && aws s3 cp --only-show-errors /var/tmp/first-responder-{tag}.tar {key} && shipped=$(xargs -d '\\n' stat -c %s < {list}.files | awk '{{s+=$1}} END {{printf \"%d\", s}}') && xargs -d '\\n' rm -f -- < {list}.files && freed=$((freed + shipped)) && echo shipped={key} || echo ship_failed={key}; rm -f /var/tmp/first-responder-{tag}.tar {list}.files; fi"
+        ));
+    }
+    c.push("echo \"freed_bytes=$freed\"".to_owned());
+    c.push(format!("rm -f {list}"));
+    c.push(DF.to_owned());
+    c
+}
+
+/// Exit codes of [`grow_filesystem`], read back by the executor.
+pub const GROW_NO_DEVICE: i32 = 3;
+pub const GROW_UNKNOWN_FS: i32 = 4;
+pub const GROW_PARTITION_FAILED: i32 = 5;
+pub const GROW_NOT_RESIZED: i32 = 6;
+pub const GROW_FS_FAILED: i32 = 7;
+
+/// Grows the partition and filesystem on the volume once the kernel sees the
+/// new size. The device is found from the volume id (Nitro: the NVMe serial
+/// through /dev/disk/by-id) or the block-device mapping's Xen name.
+pub fn grow_filesystem(volume: &VolumeId, xen_letters: Option<&str>, to_gib: i32) -> Vec<String> {
+    let serial = volume.as_str().replacen('-', "", 1);
+    let mut candidates = vec![format!(
+        "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}"
+    )];
+    // Letters only, checked by the caller's type; still filtered here.
+    if let Some(l) = xen_letters.filter(|l| l.bytes().all(|b| b.is_ascii_lowercase())) {
+        candidates.push(format!("/dev/xvd{l}"));
+        candidates.push(format!("/dev/sd{l}"));
+    }
+    let bytes = i64::from(to_gib) * 1024 * 1024 * 1024;
+    vec![
+        "DEV=''".to_owned(),
+        format!(
+            "for d in {}; do if [ -e \"$d\" ]; then DEV=$(readlink -f \"$d\"); break; fi; done",
+            candidates.join(" ")
+        ),
+        format!(
+            "if [ -z \"$DEV\" ]; then echo 'error=no block device for {volume} on this instance'; exit {GROW_NO_DEVICE}; fi"
+        ),
+        "echo \"device=$DEV\"".to_owned(),
+        // The kernel learns the new size a little after `optimizing`.
+        format!(
+            "i=0; while [ \"$(blockdev --getsize64 \"$DEV\")\" -lt {bytes} ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done"
+        ),
+        format!(
+            "if [ \"$(blockdev --getsize64 \"$DEV\")\" -lt {bytes} ]; then echo 'error=the kernel still sees the old size of the device'; exit {GROW_NOT_RESIZED}; fi"
+        ),
+        "TARGET=$(lsblk -nrpo NAME,MOUNTPOINT \"$DEV\" | awk '$2 != \"\" {print $1; exit}')"
+            .to_owned(),
+        format!(
+            "if [ -z \"$TARGET\" ]; then echo 'error=nothing on the device is mounted'; exit {GROW_NO_DEVICE}; fi"
+        ),
+        "MNT=$(lsblk -nro MOUNTPOINT \"$TARGET\" | head -n 1); FS=$(lsblk -nro FSTYPE \"$TARGET\")"
+            .to_owned(),
+        "echo \"mount=$MNT\"; echo \"fstype=$FS\"".to_owned(),
+        format!(
+            "case \"$FS\" in ext2|ext3|ext4|xfs) ;; *) echo \"error=filesystem $FS is not grown automatically\"; exit {GROW_UNKNOWN_FS};; esac"
+        ),
+        // growpart: 0 grown, 1 nothing to grow (already the full disk).
+        format!(
+            "if [ \"$TARGET\" != \"$DEV\" ]; then N=$(cat /sys/class/block/$(basename \"$TARGET\")/partition); growpart \"$DEV\" \"$N\"; rc=$?; if [ $rc -gt 1 ]; then echo \"error=growpart exited $rc\"; exit {GROW_PARTITION_FAILED}; fi; fi"
+        ),
+        format!(
+            "case \"$FS\" in xfs) xfs_growfs -d \"$MNT\" ;; *) resize2fs \"$TARGET\" ;; esac || {{ echo 'error=the filesystem could not be grown'; exit {GROW_FS_FAILED}; }}"
+        ),
+        "df -P \"$MNT\"".to_owned(),
+    ]
+}
+
+/// Restarts a systemd unit and reports whether it came back.
+pub fn restart_service(service: &ServiceName) -> Vec<String> {
+    vec![
+        format!("systemctl restart '{service}'"),
+        format!("echo \"active=$(systemctl is-active '{service}')\""),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_hold_only_typed_values() {
+        let i = InstanceId::parse("t", "i-0123456789abcdef0").unwrap();
+        let v = VolumeId::parse("t", "vol-0123456789abcdef0").unwrap();
+        let c = cleanup_temp(7).join("\n");
+        assert!(c.contains("-mmin +10080"), "{c}");
+        assert!(c.contains("-xdev -type f"), "{c}");
+        assert!(!c.contains("-L ") && !c.contains("-follow"), "{c}");
+        let a = archive_logs(3, Some("logs-bucket"), &i, "inc-0011223344556677").join("\n");
+        assert!(a.contains("-mmin +4320"), "{a}");
+        assert!(
+            a.contains(
+                "s3://logs-bucket/first-responder/i-0123456789abcdef0/inc-0011223344556677.tar"
+            ),
+            "{a}"
+        );
+        let a = archive_logs(3, None, &i, "inc-0011223344556677").join("\n");
+        assert!(!a.contains("s3://"), "{a}");
+        let g = grow_filesystem(&v, Some("f"), 120).join("\n");
+        assert!(
+            g.contains("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0 /dev/xvdf /dev/sdf"),
+            "{g}"
+        );
+        assert!(g.contains(&(120_i64 << 30).to_string()), "{g}");
+        let g = grow_filesystem(&v, Some("f; rm -rf /"), 120).join("\n");
+        assert!(!g.contains("rm -rf"), "{g}");
+        let s = ServiceName::parse("t", "app.service").unwrap();
+        assert_eq!(restart_service(&s)[0], "systemctl restart 'app.service'");
+    }
+}

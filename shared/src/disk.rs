@@ -1,0 +1,514 @@
+//! The disk-full decisions that need no AWS call: which filesystem the alert
+//! is about, which EBS volume is behind it, its new size, and reading what
+//! the instance answered (lsblk, df, the scripts' `key=value` lines).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use crate::ids::VolumeId;
+use crate::plan::AttachedVolume;
+
+/// The filesystem an alert is about, from the CloudWatch agent's dimensions
+/// (`path`, `device`, `fstype`) or node-exporter's labels (`mountpoint`,
+/// `device`, `fstype`). Event text: compared in Rust, never put in a command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskTarget {
+    pub mount: Option<String>,
+    pub device: Option<String>,
+    pub fstype: Option<String>,
+}
+
+impl DiskTarget {
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Self {
+        let get = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| labels.get(*k))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control))
+        };
+        Self {
+            mount: get(&["path", "mountpoint"]),
+            device: get(&["device"]),
+            fstype: get(&["fstype"]),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.mount, &self.device) {
+            (Some(m), Some(d)) => format!("{m} ({d})"),
+            (Some(m), None) => m.clone(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => "an unnamed filesystem".into(),
+        }
+    }
+}
+
+/// Filesystems whose growth is automated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filesystem {
+    Ext,
+    Xfs,
+}
+
+impl Filesystem {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ext2" | "ext3" | "ext4" => Some(Self::Ext),
+            "xfs" => Some(Self::Xfs),
+            _ => None,
+        }
+    }
+}
+
+/// A block device as `lsblk -J` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct BlockDev {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub mountpoint: Option<String>,
+    #[serde(default)]
+    pub fstype: Option<String>,
+    #[serde(default)]
+    pub pttype: Option<String>,
+    #[serde(default)]
+    pub children: Vec<BlockDev>,
+}
+
+pub fn parse_lsblk(json: &str) -> Result<Vec<BlockDev>, String> {
+    #[derive(Deserialize)]
+    struct Out {
+        blockdevices: Vec<BlockDev>,
+    }
+    serde_json::from_str::<Out>(json)
+        .map(|o| o.blockdevices)
+        .map_err(|e| format!("lsblk output is not what was expected: {e}"))
+}
+
+/// The volume behind the alert's filesystem, and how it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub volume: VolumeId,
+    /// The Xen device letters (`f` of /dev/sdf, /dev/xvdf) when known.
+    pub xen_letters: Option<String>,
+    pub how: String,
+    pub fstype: Option<String>,
+    pub pttype: Option<String>,
+    /// Whether the filesystem sits on a partition (else on the whole disk).
+    pub partitioned: Option<bool>,
+}
+
+/// Device names as the kernel shows them: `nvme1n1p2`, `xvdf1`, `sdf`.
+enum DeviceName {
+    Nvme,
+    Xen(String),
+}
+
+fn device_name(d: &str) -> Option<DeviceName> {
+    let base = d.strip_prefix("/dev/").unwrap_or(d);
+    if let Some(rest) = base.strip_prefix("nvme") {
+        return rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric())
+            .then_some(DeviceName::Nvme);
+    }
+    let rest = base
+        .strip_prefix("xvd")
+        .or_else(|| base.strip_prefix("sd"))?;
+    let letters: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+    let tail = &rest[letters.len()..];
+    ((1..=2).contains(&letters.len()) && tail.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(DeviceName::Xen(letters))
+}
+
+/// The letters of a block-device mapping name (`/dev/sdf` → `f`, `/dev/xvda1` → `a`).
+fn mapping_letters(device: &str) -> Option<String> {
+    match device_name(device)? {
+        DeviceName::Xen(l) => Some(l),
+        DeviceName::Nvme => None,
+    }
+}
+
+fn by_letters<'a>(volumes: &'a [AttachedVolume], letters: &str) -> Option<&'a AttachedVolume> {
+    volumes
+        .iter()
+        .find(|v| v.device.as_deref().and_then(mapping_letters).as_deref() == Some(letters))
+}
+
+/// Traces the alert's filesystem to an attached EBS volume.
+///
+/// 1. With the instance's `lsblk` output: the device mounted at the alert's
+///    mount point (or named by its device), up to its disk; a Nitro NVMe
+///    disk's serial is the volume id without its dash (`vol0abc…`); a Xen
+///    disk's name gives the block-device mapping letters.
+/// 2. Without it: a Xen device name in the alert (`xvdf1`) is matched to the
+///    mapping (`/dev/sdf` and `/dev/xvdf` are the same device); the root
+///    mount `/` to the instance's root device. NVMe names are numbered in
+///    the order devices appear, so they are never matched by name.
+pub fn resolve_volume(
+    target: &DiskTarget,
+    volumes: &[AttachedVolume],
+    root_device: Option<&str>,
+    layout: Option<&Result<Vec<BlockDev>, String>>,
+) -> Result<Resolved, String> {
+    if let Some(Ok(disks)) = layout {
+        for disk in disks {
+            let mut hit = None;
+            visit(disk, &mut |d| {
+                let mounted = target.mount.is_some() && d.mountpoint == target.mount;
+                let named = target.mount.is_none()
+                    && target
+                        .device
+                        .as_deref()
+                        .is_some_and(|x| x.strip_prefix("/dev/").unwrap_or(x) == d.name);
+                if hit.is_none() && (mounted || named) {
+                    hit = Some(d.clone());
+                }
+            });
+            let Some(fs) = hit else { continue };
+            let partitioned = Some(fs.name != disk.name);
+            if let Some(serial) = disk.serial.as_deref().and_then(|s| s.strip_prefix("vol")) {
+                let id = format!("vol-{serial}");
+                let v = volumes
+                    .iter()
+                    .find(|v| v.id.as_str() == id)
+                    .ok_or_else(|| {
+                        format!(
+                            "{} has serial vol{serial}, but {id} is not attached to this instance",
+                            disk.name
+                        )
+                    })?;
+                return Ok(Resolved {
+                    volume: v.id.clone(),
+                    xen_letters: None,
+                    how: format!(
+                        "{} is on NVMe disk {} whose serial is vol{serial}",
+                        target.describe(),
+                        disk.name
+                    ),
+                    fstype: fs.fstype.clone(),
+                    pttype: disk.pttype.clone(),
+                    partitioned,
+                });
+            }
+            if let Some(DeviceName::Xen(l)) = device_name(&disk.name)
+                && let Some(v) = by_letters(volumes, &l)
+            {
+                return Ok(Resolved {
+                    volume: v.id.clone(),
+                    xen_letters: Some(l),
+                    how: format!(
+                        "{} is on disk {}, block-device mapping {}",
+                        target.describe(),
+                        disk.name,
+                        v.device.as_deref().unwrap_or("?")
+                    ),
+                    fstype: fs.fstype.clone(),
+                    pttype: disk.pttype.clone(),
+                    partitioned,
+                });
+            }
+            return Err(format!(
+                "{} is on disk {}, which is neither an EBS NVMe device nor in the block-device mapping (instance store?)",
+                target.describe(),
+                disk.name
+            ));
+        }
+    }
+    let seen = match layout {
+        Some(Err(why)) => format!(" (the instance's block devices could not be read: {why})"),
+        Some(Ok(_)) => " (lsblk on the instance shows no such mount)".to_owned(),
+        None => String::new(),
+    };
+    match target.device.as_deref().and_then(device_name) {
+        Some(DeviceName::Xen(l)) => {
+            return by_letters(volumes, &l)
+                .map(|v| Resolved {
+                    volume: v.id.clone(),
+                    xen_letters: Some(l.clone()),
+                    how: format!(
+                        "device {} is block-device mapping {}",
+                        target.device.as_deref().unwrap_or("?"),
+                        v.device.as_deref().unwrap_or("?")
+                    ),
+                    fstype: target.fstype.clone(),
+                    pttype: None,
+                    partitioned: None,
+                })
+                .ok_or_else(|| {
+                    format!("no attached EBS volume is mapped as /dev/sd{l} or /dev/xvd{l}{seen}")
+                });
+        }
+        Some(DeviceName::Nvme) => {
+            return Err(format!(
+                "{} is an NVMe device: its volume is known only from the device's serial on the instance{seen}",
+                target.describe()
+            ));
+        }
+        None => {}
+    }
+    if target.mount.as_deref() == Some("/")
+        && let Some(root) = root_device
+        && let Some(v) = volumes.iter().find(|v| v.device.as_deref() == Some(root))
+    {
+        return Ok(Resolved {
+            volume: v.id.clone(),
+            xen_letters: mapping_letters(root),
+            how: format!("/ is on the root device {root}"),
+            fstype: target.fstype.clone(),
+            pttype: None,
+            partitioned: None,
+        });
+    }
+    Err(format!(
+        "cannot tell which EBS volume holds {}{seen}",
+        target.describe()
+    ))
+}
+
+fn visit(d: &BlockDev, f: &mut impl FnMut(&BlockDev)) {
+    f(d);
+    for c in &d.children {
+        visit(c, f);
+    }
+}
+
+/// The size to grow to: +`percent`, at least +`min_gib`, at most `max_gib`
+/// (and 2 TiB on an MBR partition table). Err when it cannot grow.
+pub fn new_size(
+    from: i32,
+    percent: u32,
+    min_gib: i32,
+    max_gib: i32,
+    mbr: bool,
+) -> Result<i32, String> {
+    let cap = if mbr { max_gib.min(2048) } else { max_gib };
+    if from >= cap {
+        return Err(if mbr && from >= 2048 {
+            format!(
+                "the volume is {from} GiB and its MBR partition table cannot address more than 2048 GiB"
+            )
+        } else {
+            format!(
+                "the volume is {from} GiB, at or above the maximum of {max_gib} GiB (disk_full.max_volume_gib)"
+            )
+        });
+    }
+    let pct = i64::from(from) * (100 + i64::from(percent)) / 100
+        + i64::from((i64::from(from) * i64::from(percent)) % 100 != 0);
+    let want = pct.max(i64::from(from) + i64::from(min_gib));
+    Ok(i32::try_from(want.min(i64::from(cap))).unwrap_or(cap))
+}
+
+/// The use% of the filesystem mounted at `mount` in `df -P` output.
+pub fn df_usage(output: &str, mount: &str) -> Option<f64> {
+    output.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        match cols.as_slice() {
+            [_, _, _, _, pct, m] if *m == mount => pct.trim_end_matches('%').parse().ok(),
+            _ => None,
+        }
+    })
+}
+
+/// The value of a `key=value` line a script printed.
+pub fn marker<'a>(output: &'a str, key: &str) -> Option<&'a str> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(str::trim)
+}
+
+/// Bytes for people: 1.5 GiB, 12.0 MiB, 512 B.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vol(id: &str, dev: &str) -> AttachedVolume {
+        AttachedVolume {
+            id: VolumeId::parse("t", id).unwrap(),
+            device: Some(dev.into()),
+            size_gib: Some(100),
+            volume_type: Some("gp3".into()),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn volumes() -> Vec<AttachedVolume> {
+        vec![
+            vol("vol-0000000000000000a", "/dev/xvda"),
+            vol("vol-0000000000000000b", "/dev/sdf"),
+        ]
+    }
+
+    fn target(mount: &str, device: &str, fstype: &str) -> DiskTarget {
+        DiskTarget {
+            mount: Some(mount.into()),
+            device: Some(device.into()),
+            fstype: Some(fstype.into()),
+        }
+    }
+
+    // `lsblk -J -o NAME,TYPE,SERIAL,MOUNTPOINT,FSTYPE,PTTYPE` on a Nitro instance.
+    const NITRO: &str = r#"{"blockdevices": [
+      {"name":"nvme0n1", "type":"disk", "serial":"vol0000000000000000a", "mountpoint":null, "fstype":null, "pttype":"gpt",
+        "children": [
+          {"name":"nvme0n1p1", "type":"part", "serial":null, "mountpoint":"/", "fstype":"xfs", "pttype":"gpt"},
+          {"name":"nvme0n1p128", "type":"part", "serial":null, "mountpoint":"/boot/efi", "fstype":"vfat", "pttype":"gpt"}
+        ]},
+      {"name":"nvme1n1", "type":"disk", "serial":"vol0000000000000000b", "mountpoint":"/data", "fstype":"ext4", "pttype":null}
+    ]}"#;
+
+    #[test]
+    fn nvme_devices_are_traced_through_their_serial() {
+        let layout = Some(parse_lsblk(NITRO));
+        let r = resolve_volume(
+            &target("/data", "nvme1n1", "ext4"),
+            &volumes(),
+            None,
+            layout.as_ref(),
+        )
+        .unwrap();
+        assert_eq!(r.volume.as_str(), "vol-0000000000000000b");
+        assert_eq!(
+            r.how,
+            "/data (nvme1n1) is on NVMe disk nvme1n1 whose serial is vol0000000000000000b"
+        );
+        assert_eq!(
+            (r.fstype.as_deref(), r.partitioned),
+            (Some("ext4"), Some(false))
+        );
+        let r = resolve_volume(
+            &target("/", "nvme0n1p1", "xfs"),
+            &volumes(),
+            None,
+            layout.as_ref(),
+        )
+        .unwrap();
+        assert_eq!(r.volume.as_str(), "vol-0000000000000000a");
+        assert_eq!(
+            (r.pttype.as_deref(), r.partitioned),
+            (Some("gpt"), Some(true))
+        );
+        // NVMe numbering is never trusted without the serial.
+        let e = resolve_volume(&target("/data", "nvme1n1", "ext4"), &volumes(), None, None)
+            .unwrap_err();
+        assert!(e.contains("known only from the device's serial"), "{e}");
+        let e = resolve_volume(
+            &target("/data", "nvme1n1", "ext4"),
+            &volumes(),
+            None,
+            Some(&Err("SSM: not managed".into())),
+        )
+        .unwrap_err();
+        assert!(e.contains("could not be read: SSM: not managed"), "{e}");
+        let e = resolve_volume(
+            &target("/srv", "nvme2n1", "ext4"),
+            &volumes(),
+            None,
+            layout.as_ref(),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("lsblk on the instance shows no such mount"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn xen_names_map_to_the_block_device_mapping() {
+        for dev in ["xvdf", "xvdf1", "/dev/sdf", "sdf2"] {
+            let r = resolve_volume(&target("/data", dev, "ext4"), &volumes(), None, None).unwrap();
+            assert_eq!(r.volume.as_str(), "vol-0000000000000000b", "{dev}");
+            assert_eq!(r.xen_letters.as_deref(), Some("f"));
+        }
+        let e =
+            resolve_volume(&target("/data", "xvdg", "ext4"), &volumes(), None, None).unwrap_err();
+        assert_eq!(
+            e,
+            "no attached EBS volume is mapped as /dev/sdg or /dev/xvdg"
+        );
+        let root = DiskTarget {
+            mount: Some("/".into()),
+            ..DiskTarget::default()
+        };
+        let r = resolve_volume(&root, &volumes(), Some("/dev/xvda"), None).unwrap();
+        assert_eq!(r.volume.as_str(), "vol-0000000000000000a");
+        assert!(
+            resolve_volume(&DiskTarget::default(), &volumes(), Some("/dev/xvda"), None).is_err()
+        );
+        // Hostile text is only ever compared.
+        let e = resolve_volume(&target("/x", "xvdf;reboot", "ext4"), &volumes(), None, None)
+            .unwrap_err();
+        assert!(e.starts_with("cannot tell which EBS volume"), "{e}");
+    }
+
+    #[test]
+    fn new_sizes() {
+        assert_eq!(new_size(100, 20, 10, 2048, false), Ok(120));
+        assert_eq!(new_size(8, 20, 10, 2048, false), Ok(18));
+        assert_eq!(new_size(101, 20, 10, 2048, false), Ok(122)); // 121.2 rounds up
+        assert_eq!(new_size(2000, 20, 10, 2048, false), Ok(2048));
+        assert!(
+            new_size(2048, 20, 10, 2048, false)
+                .unwrap_err()
+                .contains("maximum of 2048 GiB")
+        );
+        assert_eq!(new_size(1900, 20, 10, 4096, true), Ok(2048));
+        assert!(
+            new_size(2048, 20, 10, 4096, true)
+                .unwrap_err()
+                .contains("MBR")
+        );
+    }
+
+    #[test]
+    fn reads_what_the_instance_printed() {
+        let out = "freed_bytes=1048576\nFilesystem 1024-blocks Used Available Capacity Mounted on\n/dev/nvme1n1 103081248 99000000 4081248 97% /data\n/dev/nvme0n1p1 8376300 2000000 6376300 24% /\n";
+        assert_eq!(marker(out, "freed_bytes"), Some("1048576"));
+        assert_eq!(marker(out, "freed"), None);
+        assert_eq!(df_usage(out, "/data"), Some(97.0));
+        assert_eq!(df_usage(out, "/"), Some(24.0));
+        assert_eq!(df_usage(out, "/srv"), None);
+        assert_eq!(human_bytes(1_048_576), "1.0 MiB");
+        assert_eq!(human_bytes(10), "10 B");
+    }
+
+    #[test]
+    fn targets_from_agent_dimensions_and_exporter_labels() {
+        let cw = BTreeMap::from([
+            ("path".to_owned(), "/data".to_owned()),
+            ("device".to_owned(), "nvme1n1".to_owned()),
+            ("fstype".to_owned(), "ext4".to_owned()),
+        ]);
+        assert_eq!(
+            DiskTarget::from_labels(&cw),
+            target("/data", "nvme1n1", "ext4")
+        );
+        let prom = BTreeMap::from([
+            ("mountpoint".to_owned(), "/".to_owned()),
+            ("device".to_owned(), "/dev/xvda1".to_owned()),
+            ("fstype".to_owned(), "xfs\n".to_owned()),
+        ]);
+        let t = DiskTarget::from_labels(&prom);
+        assert_eq!(t.mount.as_deref(), Some("/"));
+        assert_eq!(t.fstype.as_deref(), Some("xfs"));
+    }
+}
