@@ -558,9 +558,11 @@ impl Aws {
         for a in notify {
             let (report, t) = match &a.decision {
                 Decision::Do(Step::Notify { topic_arn }) => {
+                    // An orphaned notification is sent again: a duplicate
+                    // message is better than none.
                     match self.claim(a, id, now, lease).await {
                         Err(early) => early,
-                        Ok(()) => {
+                        Ok(_) => {
                             let n = compose(&plan, &reports);
                             let started = Instant::now();
                             let outcome = self
@@ -641,10 +643,20 @@ impl Aws {
         incident: &str,
         now: i64,
         lease: Duration,
-    ) -> Result<(), (ActionReport, Option<String>)> {
-        let Some(st) = &self.state else { return Ok(()) };
-        match st.claim_action(incident, &action_key(a), now, lease).await {
-            Ok(Claim::Mine) => Ok(()),
+    ) -> Result<Option<String>, (ActionReport, Option<String>)> {
+        let Some(st) = &self.state else {
+            return Ok(None);
+        };
+        let intent = match &a.decision {
+            Decision::Do(step) => step.intent(),
+            _ => String::new(),
+        };
+        match st
+            .claim_action(incident, &action_key(a), now, lease, &intent)
+            .await
+        {
+            Ok(Claim::Mine) => Ok(None),
+            Ok(Claim::Orphaned { intent }) => Ok(Some(intent)),
             Ok(Claim::Recorded(rec)) => {
                 let mut r = ActionReport::new(a.name, &a.target, rec.status, &a.reason);
                 let text = format!("in an earlier delivery: {}", rec.detail);
@@ -656,15 +668,14 @@ impl Aws {
                 r.ids = rec.ids;
                 Err((r, None))
             }
-            // Only a delivery that holds the incident gets here, so the claim
-            // belongs to one that stopped before recording the outcome: do not
-            // repeat it, and say the outcome is unknown.
+            // Only a delivery that holds the incident gets here, so another
+            // delivery is still inside its lease on this action: leave it.
             Ok(Claim::Busy) => Err((
                 ActionReport::new(
                     a.name,
                     &a.target,
                     Status::Failed,
-                    "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand",
+                    "another delivery is still carrying this out: not repeated; check it by hand",
                 ),
                 None,
             )),
@@ -730,24 +741,38 @@ impl Aws {
             log_action(&incident.id, &r);
             return (r, None);
         }
-        if let Err((r, t)) = self.claim(a, &incident.id, now, lease).await {
+        let orphaned = match self.claim(a, &incident.id, now, lease).await {
+            Ok(o) => o,
+            Err((r, t)) => {
+                log_action(&incident.id, &r);
+                return (r, t);
+            }
+        };
+        if orphaned.is_some() && matches!(step, Step::RestartService { .. } | Step::Reboot { .. }) {
+            // Nothing in AWS tells whether a restart or reboot happened, and
+            // doing either twice is not harmless: recorded so no later
+            // delivery repeats it either, and reported for a person.
+            let why = "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand";
+            let t = self.record(a, &incident.id, &Outcome::skipped(why)).await;
+            let r = ActionReport::new(a.name, &a.target, Status::Failed, why);
             log_action(&incident.id, &r);
             return (r, t);
         }
         let started = Instant::now();
         let mut cooldown = None;
         let limited = match (&self.state, step.is_mutating()) {
-            (Some(st), true) => self.limits(st, step, config, now, &mut cooldown).await,
+            (Some(st), true) => {
+                self.limits(st, step, config, now, &incident.id, &mut cooldown)
+                    .await
+            }
             _ => None,
         };
         let outcome = match limited {
             Some(o) => o,
             None => {
                 let span = info_span!("action", action = a.name.as_str(), target = %a.target);
-                match timeout_at(deadline, self.perform(step, incident, config, earlier))
-                    .instrument(span)
-                    .await
-                {
+                let work = self.perform(step, incident, config, earlier, orphaned.as_deref());
+                match timeout_at(deadline, work).instrument(span).await {
                     Ok(o) => o,
                     Err(_) => Outcome::failed(format!(
                         "did not finish within the {} s actions deadline (it may still complete in AWS)",
@@ -777,10 +802,14 @@ impl Aws {
         step: &Step,
         config: &Config,
         now: i64,
+        owner: &str,
         taken: &mut Option<(&'static str, String)>,
     ) -> Option<Outcome> {
         if let Some((action, resource, period)) = step.cooldown(config) {
-            match st.take_cooldown(action, &resource, now, period).await {
+            match st
+                .take_cooldown(action, &resource, now, period, owner)
+                .await
+            {
                 Ok(Ok(())) => *taken = Some((action, resource)),
                 Ok(Err(until)) => {
                     return Some(Outcome::skipped(format!(
@@ -819,6 +848,9 @@ impl Aws {
         incident: &Incident,
         config: &Config,
         earlier: &[ActionReport],
+        // What an earlier delivery that died meant to do, when it claimed
+        // this action first: AWS is checked before anything is repeated.
+        resume: Option<&str>,
     ) -> Outcome {
         let id = &incident.id;
         let wait = config.diagnostics_timeout;
@@ -828,6 +860,16 @@ impl Aws {
                 volume,
                 device,
             } => {
+                if resume.is_some()
+                    && let Some(found) = self.find_snapshot(&incident.id, volume, "evidence").await
+                {
+                    return Outcome::done(
+                        format!(
+                            "{found} of {volume}, taken by an earlier delivery that stopped before recording it (found by its tags)"
+                        ),
+                        vec![found],
+                    );
+                }
                 self.snapshot(incident, instance, volume, device.as_deref(), "evidence")
                     .await
             }
@@ -875,7 +917,10 @@ impl Aws {
                 .await;
                 freed(o, "by compressing rotated logs under /var/log")
             }
-            Step::ExpandVolume(e) => self.expand(e, incident, config, earlier).await,
+            Step::ExpandVolume(e) => {
+                let intended = resume.and_then(intended_size);
+                self.expand(e, incident, config, earlier, intended).await
+            }
             Step::RestartService { instance, service } => {
                 let o = run_command(
                     &self.ssm,
@@ -908,6 +953,17 @@ impl Aws {
                 r
             }
             Step::ReplaceInstance { instance, group } => {
+                if resume.is_some()
+                    && let Ok(health) = self.health_of(instance).await
+                    && health.eq_ignore_ascii_case("unhealthy")
+                {
+                    return Outcome::done(
+                        format!(
+                            "{instance} was marked Unhealthy by an earlier delivery that stopped before recording it"
+                        ),
+                        Vec::new(),
+                    );
+                }
                 let result = self
                     .autoscaling
                     .set_instance_health()
@@ -947,7 +1003,21 @@ impl Aws {
                 from,
                 to,
                 max,
-            } => self.scale_out(group, *from, *to, *max).await,
+            } => {
+                if let Some(intended) = resume.and_then(intended_size)
+                    && let Ok(Some(g)) = self.group_named(group).await
+                    && g.desired >= intended
+                {
+                    return Outcome::done(
+                        format!(
+                            "desired capacity of {group} is already {} (an earlier delivery meant {intended} and stopped before recording it)",
+                            g.desired
+                        ),
+                        Vec::new(),
+                    );
+                }
+                self.scale_out(group, *from, *to, *max).await
+            }
             Step::Notify { .. } => {
                 Outcome::failed("the notification is sent after the other actions")
             }
@@ -972,33 +1042,62 @@ impl Aws {
             ),
             255,
         );
-        let result = self
-            .ec2
-            .create_snapshot()
-            .volume_id(volume.as_str())
-            .description(description)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Snapshot)
-                    .tags(tag(TAG_INCIDENT, &incident.id))
-                    .tags(tag(TAG_ALARM, alarm))
-                    .tags(tag(TAG_INSTANCE, instance.as_str()))
-                    .tags(tag(TAG_CREATED_BY, CREATED_BY))
-                    .tags(tag(TAG_PURPOSE, purpose))
-                    .tags(tag("Name", &format!("{} {volume}", incident.id)))
-                    .build(),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(out) => match out.snapshot_id() {
-                Some(id) => Outcome::done(
-                    format!("{id} of {volume} ({})", device.unwrap_or("?")),
-                    vec![id.to_owned()],
-                ),
-                None => Outcome::failed("CreateSnapshot answered without a snapshot id"),
-            },
-            Err(e) => Outcome::failed(format!("CreateSnapshot of {volume}: {}", sdk_error(&e))),
+        // CreateSnapshot takes no client token: a retry after a lost answer
+        // would take a second snapshot. So the SDK does not retry it; this
+        // loop does, and looks for the snapshot by its tags first.
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = self
+                .ec2
+                .create_snapshot()
+                .volume_id(volume.as_str())
+                .description(description.clone())
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::Snapshot)
+                        .tags(tag(TAG_INCIDENT, &incident.id))
+                        .tags(tag(TAG_ALARM, alarm))
+                        .tags(tag(TAG_INSTANCE, instance.as_str()))
+                        .tags(tag(TAG_CREATED_BY, CREATED_BY))
+                        .tags(tag(TAG_PURPOSE, purpose))
+                        .tags(tag("Name", &format!("{} {volume}", incident.id)))
+                        .build(),
+                )
+                .customize()
+                .config_override(
+                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            let e = match result {
+                Ok(out) => {
+                    return match out.snapshot_id() {
+                        Some(id) => Outcome::done(
+                            format!("{id} of {volume} ({})", device.unwrap_or("?")),
+                            vec![id.to_owned()],
+                        ),
+                        None => Outcome::failed("CreateSnapshot answered without a snapshot id"),
+                    };
+                }
+                Err(e) => e,
+            };
+            if let Some(id) = self.find_snapshot(&incident.id, volume, purpose).await {
+                return Outcome::done(
+                    format!(
+                        "{id} of {volume} ({}); the answer to CreateSnapshot was lost, the snapshot found by its tags",
+                        device.unwrap_or("?")
+                    ),
+                    vec![id],
+                );
+            }
+            if attempt >= 3 || !transient(&e) {
+                return Outcome::failed(format!(
+                    "CreateSnapshot of {volume}: {} (attempt {attempt})",
+                    sdk_error(&e)
+                ));
+            }
+            sleep(Duration::from_millis(200 << attempt)).await;
         }
     }
 
@@ -1086,73 +1185,36 @@ impl Aws {
         incident: &Incident,
         config: &Config,
         earlier: &[ActionReport],
+        intended: Option<i32>,
     ) -> Outcome {
         let vol = &e.volume;
-        // 1. Usage after the cleanup: df on the instance, else the alert's value.
-        let measured = e.mount.as_deref().and_then(|m| {
-            earlier
-                .iter()
-                .filter_map(|r| r.output.as_deref())
-                .filter_map(|o| df_usage(o, m))
-                .reduce(f64::min)
-        });
-        let usage = match (measured, e.alert_usage) {
-            (Some(u), _) => (u, format!("{u:.0}% after the cleanup (df on the instance)")),
-            (None, Some(u)) => (
-                u,
-                format!("{u:.1}% as alerted (the instance reported no usage after the cleanup)"),
-            ),
-            (None, None) => {
-                return Outcome::skipped(
-                    "usage after the cleanup is unknown and the alert carried no value: not expanding blind",
-                );
-            }
+        // An earlier delivery that died may have modified the volume already:
+        // then only the wait and the filesystem are left to do.
+        let resumed = match intended {
+            Some(n) if self.modified_to(vol, n).await => Some(n),
+            _ => None,
         };
-        if usage.0 < e.expand_at {
-            return Outcome::skipped(format!(
-                "usage is {}, below {}%: not expanded",
-                usage.1, e.expand_at
-            ));
-        }
-        // 2. The snapshot first.
-        let snap = self
-            .snapshot(incident, &e.instance, vol, None, "before expand_volume")
-            .await;
-        let Some(snap_id) = snap
-            .ids
-            .first()
-            .cloned()
-            .filter(|_| snap.status == Status::Done)
-        else {
-            return Outcome::failed(format!(
-                "snapshot before expanding failed ({}): {vol} was not touched",
-                snap.detail
-            ));
+        let to = resumed.unwrap_or(e.to_gib);
+        let (snap_id, usage_text) = match resumed {
+            Some(n) => {
+                let snap = self
+                    .find_snapshot(&incident.id, vol, "before expand_volume")
+                    .await
+                    .unwrap_or_else(|| "?".into());
+                (
+                    snap,
+                    format!("an earlier delivery had already asked EBS for {n} GiB and stopped"),
+                )
+            }
+            None => match self
+                .expand_start(e, incident, earlier, intended.is_some())
+                .await
+            {
+                Ok(v) => v,
+                Err(o) => return o,
+            },
         };
         let mut ids = vec![snap_id.clone()];
-        // 3. The volume.
-        if let Err(err) = self
-            .ec2
-            .modify_volume()
-            .volume_id(vol.as_str())
-            .size(e.to_gib)
-            .send()
-            .await
-        {
-            let why = sdk_error(&err);
-            let mut o = if err.code() == Some("VolumeModificationRateExceeded") {
-                Outcome::skipped(format!(
-                    "EBS will not modify {vol} again yet ({why}); snapshot {snap_id} was taken, nothing else changed"
-                ))
-            } else {
-                Outcome::failed(format!(
-                    "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken, nothing else changed",
-                    e.to_gib
-                ))
-            };
-            o.ids = ids;
-            return o;
-        }
         // 4. Until the new size is usable (optimizing or completed).
         let wait_until = Instant::now() + e.modification_wait;
         let mut delay = self.poll.first;
@@ -1167,7 +1229,7 @@ impl Aws {
                 Ok(out) => out
                     .volumes_modifications()
                     .iter()
-                    .filter(|m| m.target_size() == Some(e.to_gib))
+                    .filter(|m| m.target_size() == Some(to))
                     .max_by_key(|m| m.start_time().map(|t| t.secs()))
                     .map(|m| {
                         (
@@ -1195,7 +1257,7 @@ impl Aws {
             if Instant::now() >= wait_until {
                 break Err(format!(
                     "{vol} is being modified to {} GiB but was not optimizing within {} s: the filesystem was not grown; grow it by hand once it is (snapshot {snap_id})",
-                    e.to_gib,
+                    to,
                     e.modification_wait.as_secs()
                 ));
             }
@@ -1211,7 +1273,7 @@ impl Aws {
         let grown = run_command(
             &self.ssm,
             &e.instance,
-            commands::grow_filesystem(vol, e.xen_letters.as_deref(), e.to_gib),
+            commands::grow_filesystem(vol, e.xen_letters.as_deref(), to),
             &format!("first-responder expand_volume for {}", incident.id),
             // The script waits up to 60 s for the kernel to see the new size.
             config.diagnostics_timeout + Duration::from_secs(60),
@@ -1220,8 +1282,8 @@ impl Aws {
         .await;
         ids.extend(grown.ids.iter().cloned());
         let sized = format!(
-            "{vol} grown {} -> {} GiB ({}; usage was {}; snapshot {snap_id} first)",
-            e.from_gib, e.to_gib, e.how, usage.1
+            "{vol} grown {} -> {to} GiB ({}; usage was {usage_text}; snapshot {snap_id} first)",
+            e.from_gib, e.how
         );
         let out = grown.output.clone().unwrap_or_default();
         let mut o = match grown.status {
@@ -1255,6 +1317,150 @@ impl Aws {
         o.ids = ids;
         o.output = grown.output;
         o
+    }
+
+    /// Steps 1 to 3 of [`Aws::expand`]: the usage check, the snapshot, the
+    /// modification. Ok((snapshot id, how the usage was known)).
+    async fn expand_start(
+        &self,
+        e: &Expansion,
+        incident: &Incident,
+        earlier: &[ActionReport],
+        after_crash: bool,
+    ) -> Result<(String, String), Outcome> {
+        let vol = &e.volume;
+        // 1. Usage after the cleanup: df on the instance, else the alert's value.
+        let measured = e.mount.as_deref().and_then(|m| {
+            earlier
+                .iter()
+                .filter_map(|r| r.output.as_deref())
+                .filter_map(|o| df_usage(o, m))
+                .reduce(f64::min)
+        });
+        let usage = match (measured, e.alert_usage) {
+            (Some(u), _) => (u, format!("{u:.0}% after the cleanup (df on the instance)")),
+            (None, Some(u)) => (
+                u,
+                format!("{u:.1}% as alerted (the instance reported no usage after the cleanup)"),
+            ),
+            (None, None) => {
+                return Err(Outcome::skipped(
+                    "usage after the cleanup is unknown and the alert carried no value: not expanding blind",
+                ));
+            }
+        };
+        if usage.0 < e.expand_at {
+            return Err(Outcome::skipped(format!(
+                "usage is {}, below {}%: not expanded",
+                usage.1, e.expand_at
+            )));
+        }
+        // 2. The snapshot first (one an earlier delivery took counts).
+        let found = if after_crash {
+            self.find_snapshot(&incident.id, vol, "before expand_volume")
+                .await
+        } else {
+            None
+        };
+        let snap_id = match found {
+            Some(id) => id,
+            None => {
+                let snap = self
+                    .snapshot(incident, &e.instance, vol, None, "before expand_volume")
+                    .await;
+                match snap
+                    .ids
+                    .first()
+                    .cloned()
+                    .filter(|_| snap.status == Status::Done)
+                {
+                    Some(id) => id,
+                    None => {
+                        return Err(Outcome::failed(format!(
+                            "snapshot before expanding failed ({}): {vol} was not touched",
+                            snap.detail
+                        )));
+                    }
+                }
+            }
+        };
+        // 3. The volume, to an absolute size: a repeat cannot grow it twice.
+        if let Err(err) = self
+            .ec2
+            .modify_volume()
+            .volume_id(vol.as_str())
+            .size(e.to_gib)
+            .send()
+            .await
+        {
+            let why = sdk_error(&err);
+            let mut o = if err.code() == Some("VolumeModificationRateExceeded") {
+                Outcome::skipped(format!(
+                    "EBS will not modify {vol} again yet ({why}); snapshot {snap_id} was taken, nothing else changed"
+                ))
+            } else {
+                Outcome::failed(format!(
+                    "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken, nothing else changed",
+                    e.to_gib
+                ))
+            };
+            o.ids = vec![snap_id];
+            return Err(o);
+        }
+        Ok((snap_id, usage.1))
+    }
+
+    /// Whether a modification of the volume to this size exists.
+    async fn modified_to(&self, volume: &VolumeId, size: i32) -> bool {
+        self.ec2
+            .describe_volumes_modifications()
+            .volume_ids(volume.as_str())
+            .send()
+            .await
+            .is_ok_and(|out| {
+                out.volumes_modifications()
+                    .iter()
+                    .any(|m| m.target_size() == Some(size))
+            })
+    }
+
+    /// A snapshot of this volume that this incident took for this purpose.
+    async fn find_snapshot(
+        &self,
+        incident_id: &str,
+        volume: &VolumeId,
+        purpose: &str,
+    ) -> Option<String> {
+        let filter = |k: &str, v: &str| Filter::builder().name(k).values(v).build();
+        let out = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(filter(&format!("tag:{TAG_INCIDENT}"), incident_id))
+            .filters(filter(&format!("tag:{TAG_PURPOSE}"), purpose))
+            .filters(filter("volume-id", volume.as_str()))
+            .send()
+            .await
+            .ok()?;
+        out.snapshots()
+            .iter()
+            .find_map(|s| s.snapshot_id().map(ToOwned::to_owned))
+    }
+
+    /// The health an Auto Scaling group holds for an instance.
+    async fn health_of(&self, instance: &InstanceId) -> Result<String, String> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance.as_str())
+            .send()
+            .await
+            .map_err(|e| format!("DescribeAutoScalingInstances: {}", sdk_error(&e)))?;
+        out.auto_scaling_instances()
+            .first()
+            .and_then(|i| i.health_status())
+            .map(ToOwned::to_owned)
+            .ok_or_else(|| format!("{instance} is in no group"))
     }
 
     async fn scale_out(&self, group: &GroupName, from: i32, to: i32, max: i32) -> Outcome {
@@ -1342,6 +1548,37 @@ fn freed(o: Outcome, where_: &str) -> Outcome {
         ));
     }
     Outcome { detail, ..o }
+}
+
+/// Whether a retry may help: no answer, a timeout, throttling or a 5xx.
+fn transient<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
+) -> bool {
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error()
+                || matches!(
+                    se.err().code(),
+                    Some(
+                        "RequestLimitExceeded"
+                            | "Throttling"
+                            | "ThrottlingException"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "Unavailable"
+                    )
+                )
+        }
+        _ => false,
+    }
+}
+
+/// The size an orphaned claim meant (`to=N`).
+fn intended_size(intent: &str) -> Option<i32> {
+    intent.strip_prefix("to=")?.parse().ok()
 }
 
 /// When a delivery started, its lease, and the deadline of its actions.

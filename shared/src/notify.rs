@@ -237,11 +237,15 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
             "reason": r.reason,
             "detail": r.detail,
             "ids": r.ids,
+            "output": r.output.as_deref().map(|o| trim_output(o, share)),
         })).collect::<Vec<_>>(),
-        "diagnostics": diagnostics.map(|(target, out)| json!({
-            "instance": target,
-            "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
-        })),
+        "diagnostics": actions
+            .iter()
+            .find(|r| r.action == ActionName::CollectDiagnostics)
+            .and_then(|r| r.output.as_deref().map(|out| json!({
+                "instance": r.target,
+                "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
+            }))),
         "next_steps": if i.transition == Transition::Firing { steps } else { &[] },
         "text": t,
     });

@@ -148,6 +148,16 @@ impl Step {
         )
     }
 
+    /// What this step means to leave behind, recorded with its claim so a
+    /// later delivery can check AWS if this one dies half-way.
+    pub fn intent(&self) -> String {
+        match self {
+            Self::ScaleOut { to, .. } => format!("to={to}"),
+            Self::ExpandVolume(e) => format!("to={}", e.to_gib),
+            _ => String::new(),
+        }
+    }
+
     /// The cooldown this step takes: (action, resource, how long).
     pub fn cooldown(&self, config: &Config) -> Option<(&'static str, String, Duration)> {
         let pb = &config.playbooks;

@@ -53,6 +53,10 @@ pub enum Claim {
     Recorded(Recorded),
     /// Another delivery is doing it now.
     Busy,
+    /// Claimed by a delivery that stopped before recording what came of it
+    /// (its lease ran out); now this delivery's to settle. `intent` is what
+    /// that delivery meant to do (e.g. `to=2`), for checking AWS.
+    Orphaned { intent: String },
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -200,13 +204,16 @@ impl StateStore {
     }
 
     /// Claims one action of one incident. A failed action may be claimed
-    /// again by a later delivery (a retry is what it needs).
+    /// again by a later delivery (a retry is what it needs). A claim whose
+    /// delivery died is taken over as [`Claim::Orphaned`], never as `Mine`:
+    /// that delivery may have acted, so AWS must be asked first.
     pub async fn claim_action(
         &self,
         incident: &str,
         key: &str,
         now: i64,
         lease: Duration,
+        intent: &str,
     ) -> Result<Claim, String> {
         let pk = format!("action#{incident}#{key}");
         let lease_until = now + i64::try_from(lease.as_secs()).unwrap_or(i64::MAX / 4);
@@ -217,18 +224,48 @@ impl StateStore {
             .item("pk", s(&pk))
             .item("status", s("in_progress"))
             .item("lease_until", n(lease_until))
+            .item("intent", s(intent))
             .item("expires_at", n(now + RECORD_TTL.as_secs() as i64))
-            .condition_expression(
-                "attribute_not_exists(pk) OR #st = :failed OR (#st = :in_progress AND lease_until < :now)",
-            )
+            .condition_expression("attribute_not_exists(pk) OR #st = :failed")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":failed", s("failed"))
-            .expression_attribute_values(":in_progress", s("in_progress"))
-            .expression_attribute_values(":now", n(now));
+            .expression_attribute_values(":failed", s("failed"));
         let Err(item) = self.put_or_read(&pk, put).await? else {
             return Ok(Claim::Mine);
         };
-        Ok(match get_s(&item, "status").and_then(status_of) {
+        let status = get_s(&item, "status");
+        if status == Some("in_progress") {
+            let old = get_n(&item, "lease_until").unwrap_or(i64::MAX);
+            if old >= now {
+                return Ok(Claim::Busy);
+            }
+            // Take it over, unless another delivery just did.
+            let taken = self
+                .ddb
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .update_expression("SET lease_until = :new")
+                .condition_expression("#st = :in_progress AND lease_until = :old")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":in_progress", s("in_progress"))
+                .expression_attribute_values(":old", n(old))
+                .expression_attribute_values(":new", n(lease_until))
+                .send()
+                .await;
+            return match taken {
+                Ok(_) => Ok(Claim::Orphaned {
+                    intent: get_s(&item, "intent").unwrap_or_default().to_owned(),
+                }),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(Claim::Busy)
+                }
+                Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+            };
+        }
+        Ok(match status.and_then(status_of) {
             Some(status) => Claim::Recorded(Recorded {
                 status,
                 detail: get_s(&item, "detail").unwrap_or_default().to_owned(),
@@ -281,19 +318,25 @@ impl StateStore {
         resource: &str,
         now: i64,
         period: Duration,
+        owner: &str,
     ) -> Result<Result<(), i64>, String> {
         let pk = format!("cooldown#{action}#{resource}");
         let until = now + i64::try_from(period.as_secs()).unwrap_or(i64::MAX / 4);
+        // The incident that holds a cooldown may take it again: a delivery
+        // resuming after a crash is finishing the same change, not a second one.
         let put = self
             .ddb
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&pk))
             .item("until", n(until))
+            .item("owner", s(owner))
             .item("expires_at", n(until + 3600))
-            .condition_expression("attribute_not_exists(pk) OR #u < :now")
+            .condition_expression("attribute_not_exists(pk) OR #u < :now OR #o = :owner")
             .expression_attribute_names("#u", "until")
-            .expression_attribute_values(":now", n(now));
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":owner", s(owner));
         Ok(match self.put_or_read(&pk, put).await? {
             Ok(_) => Ok(()),
             Err(item) => Err(get_n(&item, "until").unwrap_or(until)),

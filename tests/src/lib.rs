@@ -529,6 +529,156 @@ pub async fn instance_health(sdk: &SdkConfig, instance: &str) -> Result<String> 
         .with_context(|| format!("{instance} is in no group"))
 }
 
+/// Ends every lease in the state table, as if their time had passed: what
+/// a redelivery after a crash finds once the crashed delivery's lease is up.
+/// (The leases run minutes; the tests do not wait them out.)
+pub async fn expire_leases(sdk: &SdkConfig, table: &str) -> Result<usize> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let items = ddb.scan().table_name(table).send().await?;
+    let mut n = 0;
+    for item in items.items() {
+        if !item.contains_key("lease_until") {
+            continue;
+        }
+        let Some(pk) = item.get("pk") else { continue };
+        ddb.update_item()
+            .table_name(table)
+            .key("pk", pk.clone())
+            .update_expression("SET lease_until = :past")
+            .expression_attribute_values(":past", AttributeValue::N("1".into()))
+            .send()
+            .await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Items of the state table: pk → status.
+pub async fn state_records(
+    sdk: &SdkConfig,
+    table: &str,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let items = ddb.scan().table_name(table).send().await?;
+    Ok(items
+        .items()
+        .iter()
+        .filter_map(|i| {
+            let pk = i.get("pk")?.as_s().ok()?.clone();
+            let st = i
+                .get("status")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            Some((pk, st))
+        })
+        .collect())
+}
+
+/// Everything first-responder could change in the account, as text that
+/// compares equal when nothing changed: instances (state, tags), volumes
+/// (size, type, attachments, tags, modifications), snapshots, and the group
+/// (capacities, instance health, tags). Notifications and SSM commands are
+/// not in it: dry-run still diagnoses and notifies.
+pub async fn fleet_state(sdk: &SdkConfig) -> Result<String> {
+    use std::fmt::Write;
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let asg = aws_sdk_autoscaling::Client::new(sdk);
+    let tags = |t: &[Tag]| {
+        let mut v: Vec<String> = t
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}={}",
+                    t.key().unwrap_or_default(),
+                    t.value().unwrap_or_default()
+                )
+            })
+            .collect();
+        v.sort();
+        v.join(",")
+    };
+    let mut out = String::new();
+    let mut lines = Vec::new();
+    for r in ec2.describe_instances().send().await?.reservations() {
+        for i in r.instances() {
+            lines.push(format!(
+                "instance {} {} [{}]",
+                i.instance_id().unwrap_or_default(),
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str())
+                    .unwrap_or_default(),
+                tags(i.tags())
+            ));
+        }
+    }
+    for v in ec2.describe_volumes().send().await?.volumes() {
+        let id = v.volume_id().unwrap_or_default();
+        let mods = volume_modifications(sdk, id).await?;
+        lines.push(format!(
+            "volume {id} {} GiB {:?} attached {:?} [{}] modifications {:?}",
+            v.size().unwrap_or_default(),
+            v.volume_type(),
+            v.attachments()
+                .iter()
+                .map(|a| (
+                    a.instance_id().unwrap_or_default(),
+                    a.device().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>(),
+            tags(v.tags()),
+            mods.iter().map(|m| m.0).collect::<Vec<_>>()
+        ));
+    }
+    for snap in ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await?
+        .snapshots()
+    {
+        lines.push(format!(
+            "snapshot {} of {} [{}]",
+            snap.snapshot_id().unwrap_or_default(),
+            snap.volume_id().unwrap_or_default(),
+            tags(snap.tags())
+        ));
+    }
+    for g in asg
+        .describe_auto_scaling_groups()
+        .send()
+        .await?
+        .auto_scaling_groups()
+    {
+        let mut inst: Vec<String> = g
+            .instances()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i.instance_id().unwrap_or_default(),
+                    i.health_status().unwrap_or_default()
+                )
+            })
+            .collect();
+        inst.sort();
+        lines.push(format!(
+            "group {} desired {:?} min {:?} max {:?} instances {inst:?}",
+            g.auto_scaling_group_name().unwrap_or_default(),
+            g.desired_capacity(),
+            g.min_size(),
+            g.max_size()
+        ));
+    }
+    lines.sort();
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    Ok(out)
+}
+
 /// Puts a tag on an EC2 resource.
 pub async fn tag(sdk: &SdkConfig, resource: &str, key: &str, value: &str) -> Result<()> {
     aws_sdk_ec2::Client::new(sdk)

@@ -41,6 +41,11 @@ pub enum Fault {
     Ec2Error(&'static str),
     /// Forward, let the emulator act, then close without answering.
     LoseResponse,
+    /// Hold the request and never forward it: the caller waits (until its
+    /// own timeout, or until the test kills it).
+    Hang,
+    /// Forward, let the emulator act, then hold the answer back forever.
+    ForwardThenHang,
 }
 
 #[derive(Debug, Default)]
@@ -170,6 +175,16 @@ fn throttle_response(service: &str) -> String {
     )
 }
 
+/// Keeps a connection open without answering, until the caller goes away.
+async fn hold(mut client: TcpStream) {
+    let mut sink = [0u8; 1024];
+    while let Ok(n) = client.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
 /// The first rule that applies to this request, counted as applied.
 fn rule_for(request: &[u8], faults: &Faults, stats: &Stats) -> Option<Fault> {
     let text = String::from_utf8_lossy(request);
@@ -207,9 +222,16 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
     let n = stats.requests.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep(faults.latency).await;
     let rule = rule_for(&request, &faults, stats);
-    if let Some(Fault::Ec2Error(code)) = rule {
-        client.write_all(ec2_error(code).as_bytes()).await?;
-        return Ok(());
+    match rule {
+        Some(Fault::Ec2Error(code)) => {
+            client.write_all(ec2_error(code).as_bytes()).await?;
+            return Ok(());
+        }
+        Some(Fault::Hang) => {
+            hold(client).await;
+            return Ok(());
+        }
+        _ => {}
     }
     if rule.is_none() && roll(faults.seed, n) < faults.fail_ratio {
         match n % 3 {
@@ -247,9 +269,14 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
     up.write_all(&forwarded).await?;
     let mut response = Vec::new();
     up.read_to_end(&mut response).await?;
-    if let Some(Fault::LoseResponse) = rule {
+    match rule {
         // The emulator acted; the caller sees the connection close.
-        return Ok(());
+        Some(Fault::LoseResponse) => return Ok(()),
+        Some(Fault::ForwardThenHang) => {
+            hold(client).await;
+            return Ok(());
+        }
+        _ => {}
     }
     client.write_all(&response).await?;
     client.shutdown().await?;

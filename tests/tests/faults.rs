@@ -186,3 +186,68 @@ async fn twenty_percent_of_aws_calls_failing() -> Result<()> {
     assert!(st.injected() > requests / 10, "faults were injected");
     Ok(())
 }
+
+/// CreateSnapshot takes no client token: when EC2 acts but its answer is
+/// lost, a blind retry would take a second snapshot. The executor does not
+/// let the SDK retry it, and looks for the snapshot by its tags first.
+#[tokio::test]
+async fn a_lost_create_snapshot_answer_takes_no_second_snapshot() -> Result<()> {
+    use harness::proxy::{Fault, Rule};
+    static RULES: [Rule; 1] = [Rule {
+        action: "CreateSnapshot",
+        fault: Fault::LoseResponse,
+        times: 2,
+    }];
+    let moto = Moto::start()?;
+    let direct = moto.sdk().await;
+    let fleet = seed(&direct, FleetSpec::default()).await?;
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Faults {
+            rules: &RULES,
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let mut aws = Aws::new(&via);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let config = Config {
+        notify_topic_arn: Some(fleet.topic_arn.clone()),
+        ..Config::default()
+    };
+    let event = sample_event("high-cpu-alarm.json", fleet.instance())?;
+    let r = handle(serde_json::from_str(&event)?, &aws, &config, Mode::Run).await?;
+    let snaps: Vec<_> = r.incidents[0]
+        .actions
+        .iter()
+        .filter(|a| a.action.as_str() == "snapshot")
+        .collect();
+    assert_eq!(snaps.len(), 2);
+    for a in &snaps {
+        assert_eq!(a.status.as_str(), "done", "{a:?}");
+        assert!(
+            a.detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("the answer to CreateSnapshot was lost, the snapshot found by its tags"),
+            "{a:?}"
+        );
+    }
+    let rule_hits = proxy
+        .stats
+        .rule_hits
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    assert_eq!(rule_hits, vec![2], "both answers were lost");
+    assert_eq!(
+        snapshots(&direct).await?.len(),
+        2,
+        "one per volume, not four"
+    );
+    Ok(())
+}

@@ -156,7 +156,7 @@ async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let key = format!("snapshot#{}", w.fleet.data_volume);
     assert_eq!(
-        st.claim_action(&incident.id, &key, long_ago, Duration::from_secs(150))
+        st.claim_action(&incident.id, &key, long_ago, Duration::from_secs(150), "")
             .await
             .map_err(anyhow::Error::msg)?,
         Claim::Mine

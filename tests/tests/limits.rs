@@ -133,3 +133,57 @@ async fn the_capacity_cap_stops_scaling_below_max_size() -> Result<()> {
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
     Ok(())
 }
+
+/// DRY_RUN=true through every playbook, on a fleet where each would act:
+/// the account is the same before and after, yet every incident was
+/// diagnosed and notified.
+#[tokio::test]
+async fn dry_run_of_every_playbook_leaves_the_account_as_it_was() -> Result<()> {
+    let mut w = world(FleetSpec::default()).await?;
+    w.config.dry_run = true;
+    let instance = w.fleet.instance().to_owned();
+    harness::tag(
+        &w.sdk,
+        &instance,
+        "first-responder:restart-service",
+        "app.service",
+    )
+    .await?;
+    let before = harness::fleet_state(&w.sdk).await?;
+    assert!(before.contains("group web-asg desired Some(1)"), "{before}");
+    let mut would = Vec::new();
+    for (event, on) in [
+        ("high-cpu-alarm.json", instance.as_str()),
+        ("disk-full-alarm.json", instance.as_str()),
+        ("memory-pressure-alarm.json", instance.as_str()),
+        ("service-down-alarm.json", instance.as_str()),
+        ("service-down-alarm.json", w.fleet.standalone.as_str()),
+    ] {
+        let r = w.run(event, on, Mode::Run).await?;
+        for a in &r.incidents[0].actions {
+            if a.reason.starts_with("dry run: would") {
+                would.push(a.action.as_str());
+            }
+        }
+        assert!(r.incidents[0].dry_run);
+    }
+    would.sort();
+    would.dedup();
+    assert_eq!(
+        would,
+        [
+            "archive_logs",
+            "cleanup_temp",
+            "expand_volume",
+            "reboot",
+            "replace_instance",
+            "restart_service",
+            "scale_out",
+            "snapshot"
+        ],
+        "every kind of change was on the way and held back"
+    );
+    assert_eq!(harness::fleet_state(&w.sdk).await?, before);
+    assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 5);
+    Ok(())
+}
