@@ -13,14 +13,20 @@ TOOLS_DIR ?= $(CURDIR)/.tools
 CARGO_FUZZ := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test tools unit integration lambda-local lint fuzz clean
+.PHONY: demo test tools system-deps unit integration lambda-local lint fuzz infra-check package clean
 
 $(STAMP): tools/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r tools/requirements.txt
 	touch $@
 
-tools: $(STAMP)
+tools: $(STAMP) system-deps
+
+# Debian packages the tests use: the real Alertmanager (and its amtool).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends prometheus-alertmanager; }
 
 demo: tools
 	bash scripts/demo.sh
@@ -30,8 +36,10 @@ demo: tools
 # In this order, so the last line is a test summary.
 test: tools
 	$(MAKE) lint
+	$(MAKE) infra-check
 	$(CARGO) test --workspace
 	$(MAKE) fuzz FUZZ_SECONDS=20
+	$(MAKE) package
 	$(MAKE) lambda-local
 
 lint:
@@ -64,6 +72,32 @@ fuzz: $(CARGO_FUZZ)
 	PATH="$(TOOLS_DIR)/bin:$$PATH" RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_event \
 	  --target-dir $(CARGO_TARGET_DIR)/fuzz fuzz/corpus/parse_event events tests/corpus/bad \
 	  -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+
+# The SAM template: cfn-lint and checkov with zero findings (skips are inline,
+# with reasons); --skip-download keeps checkov off the network. The IAM
+# policies for `cargo lambda deploy` must match the template's; the example
+# Alertmanager receiver must load.
+infra-check: tools
+	cfn-lint infra/template.yaml
+	checkov -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
+	python3 infra/iam/generate.py --check
+	amtool check-config infra/alertmanager/alertmanager.yml
+
+# Each function's Lambda artifact, as deployed: arm64, release profile, zip.
+# Fails past the size budget in the README; checks that `cargo lambda deploy`
+# reads each function's deployment metadata (--dry: nothing is sent).
+ZIP_BUDGET_BYTES ?= 8388608
+package: tools
+	$(CARGO) lambda build --release --arm64 --output-format zip -p responder -p webhook
+	@for f in responder webhook; do \
+	  z=$(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; size=$$(stat -c %s $$z); \
+	  echo "$$f: $$size bytes zipped (budget $(ZIP_BUDGET_BYTES))"; \
+	  [ $$size -le $(ZIP_BUDGET_BYTES) ] || { echo "$$f is over the size budget"; exit 1; }; \
+	  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=dry AWS_SECRET_ACCESS_KEY=dry AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+	    $(CARGO) lambda deploy --dry --output-format json --manifest-path functions/$$f/Cargo.toml \
+	    --lambda-dir $(CARGO_TARGET_DIR)/lambda --iam-role arn:aws:iam::123456789012:role/first-responder-$$f $$f \
+	    | python3 -c 'import json,sys; t=sys.stdin.read(); c=json.loads(t[t.index("{"):])["config"]; assert c["tracing"]=="Active" and c["runtime"]=="provided.al2023", c; print("   deploy metadata:", c["memory"], "MB,", c["timeout"], "s, tracing", c["tracing"])'; \
+	done
 
 clean:
 	rm -rf $(VENV) .run target .tools fuzz/corpus fuzz/artifacts

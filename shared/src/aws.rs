@@ -1648,6 +1648,22 @@ fn to_report(a: &PlannedAction, o: Outcome, started: Instant) -> ActionReport {
 }
 
 fn log_action(incident_id: &str, r: &ActionReport) {
+    // Actions that ran are X-Ray subsegments too (when the invocation is traced).
+    if let Some(ms) = r.duration_ms {
+        let end = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        let annotations = std::collections::BTreeMap::from([
+            ("incident_id", incident_id.to_owned()),
+            ("target", r.target.clone()),
+            ("status", r.status.as_str().to_owned()),
+        ]);
+        crate::xray::record_action(
+            r.action.as_str(),
+            end - ms as f64 / 1e3,
+            end,
+            &annotations,
+            r.status == Status::Failed,
+        );
+    }
     let text = r.detail.as_deref().unwrap_or(&r.reason);
     if r.status == Status::Failed {
         warn!(incident_id, action = r.action.as_str(), target = %r.target, status = r.status.as_str(), ids = ?r.ids, duration_ms = r.duration_ms, "{text}");

@@ -20,6 +20,7 @@ pub mod respond;
 pub mod state;
 pub mod telemetry;
 pub mod webhook;
+pub mod xray;
 
 #[cfg(feature = "aws")]
 pub use aws::Aws;

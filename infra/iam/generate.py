@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The IAM policies of infra/template.yaml as plain JSON, for deploying with
+`cargo lambda deploy` (attach them to the roles you pass with --iam-role).
+`--check` fails if the committed files no longer match the template."""
+import json
+import pathlib
+import sys
+
+import yaml  # installed with cfn-lint
+
+HERE = pathlib.Path(__file__).resolve().parent
+TEMPLATE = HERE.parent / "template.yaml"
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+def tagged(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {"!" + suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {"!" + suffix: loader.construct_sequence(node, deep=True)}
+    return {"!" + suffix: loader.construct_mapping(node, deep=True)}
+
+
+Loader.add_multi_constructor("!", tagged)
+
+REFS = {
+    "AWS::AccountId": "${Account}",
+    "OptInTagValue": "enabled",
+    "NotifyTopic": "${NotifyTopicArn}",
+    "KillSwitchParameter": "/first-responder/kill-switch",
+}
+
+
+def flat(v):
+    if isinstance(v, dict) and len(v) == 1:
+        (k, x), = v.items()
+        if k == "!Sub":
+            return x if isinstance(x, str) else x[0]
+        if k == "!Ref":
+            return REFS.get(x, "${" + x + "}")
+        if k == "!GetAtt":
+            return "${" + x.replace(".", "") + "}"
+    if isinstance(v, dict):
+        return {k: flat(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [flat(x) for x in v]
+    return v
+
+
+def render(role):
+    t = yaml.load(TEMPLATE.read_text(), Loader=Loader)
+    doc = flat(t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"])
+    s = json.dumps(doc, indent=2) + "\n"
+    for a, b in [
+        ("${AWS::Partition}", "aws"),
+        ("${AWS::Region}", "${Region}"),
+        ("${AWS::AccountId}", "${Account}"),
+        ("${KillSwitchParameter}", "/first-responder/kill-switch"),
+        ("${WebhookTokenParameter}", "/first-responder/webhook-token"),
+    ]:
+        s = s.replace(a, b)
+    return s
+
+
+def main():
+    check = "--check" in sys.argv
+    stale = []
+    for role, name in [("ResponderRole", "responder"), ("WebhookRole", "webhook")]:
+        path = HERE / f"{name}-policy.json"
+        text = render(role)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+    if stale:
+        sys.exit(f"infra/iam: {', '.join(stale)} differ from the template; run python3 infra/iam/generate.py")
+    if check:
+        print("infra/iam: policies match the template")
+
+
+main()
