@@ -13,7 +13,7 @@ TOOLS_DIR ?= $(CURDIR)/.tools
 CARGO_FUZZ := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test tools system-deps unit integration lambda-local lint fuzz infra-check package clean
+.PHONY: demo test tools system-deps unit integration lambda-local lint fuzz infra-check package bench clean
 
 $(STAMP): tools/requirements.txt
 	python3 -m venv $(VENV)
@@ -86,18 +86,30 @@ infra-check: tools
 # Each function's Lambda artifact, as deployed: arm64, release profile, zip.
 # Fails past the size budget in the README; checks that `cargo lambda deploy`
 # reads each function's deployment metadata (--dry: nothing is sent).
+# cargo lambda adds --remap-path-prefix with the checkout's path to RUSTFLAGS,
+# which makes cargo rebuild every dependency when the path changes: one
+# release target directory per checkout path keeps each one's cache.
 ZIP_BUDGET_BYTES ?= 8388608
+PACKAGE_TARGET_DIR ?= $(CARGO_TARGET_DIR)/package-$(shell printf %s "$(CURDIR)" | md5sum | cut -c1-8)
 package: tools
-	$(CARGO) lambda build --release --arm64 --output-format zip -p responder -p webhook
+	CARGO_TARGET_DIR=$(PACKAGE_TARGET_DIR) $(CARGO) lambda build --release --arm64 --output-format zip -p responder -p webhook
 	@for f in responder webhook; do \
-	  z=$(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; size=$$(stat -c %s $$z); \
+	  z=$(PACKAGE_TARGET_DIR)/lambda/$$f/bootstrap.zip; size=$$(stat -c %s $$z); \
 	  echo "$$f: $$size bytes zipped (budget $(ZIP_BUDGET_BYTES))"; \
 	  [ $$size -le $(ZIP_BUDGET_BYTES) ] || { echo "$$f is over the size budget"; exit 1; }; \
 	  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=dry AWS_SECRET_ACCESS_KEY=dry AWS_ENDPOINT_URL=http://127.0.0.1:9 \
 	    $(CARGO) lambda deploy --dry --output-format json --manifest-path functions/$$f/Cargo.toml \
-	    --lambda-dir $(CARGO_TARGET_DIR)/lambda --iam-role arn:aws:iam::123456789012:role/first-responder-$$f $$f \
+	    --lambda-dir $(PACKAGE_TARGET_DIR)/lambda --iam-role arn:aws:iam::123456789012:role/first-responder-$$f $$f \
 	    | python3 -c 'import json,sys; t=sys.stdin.read(); c=json.loads(t[t.index("{"):])["config"]; assert c["tracing"]=="Active" and c["runtime"]=="provided.al2023", c; print("   deploy metadata:", c["memory"], "MB,", c["timeout"], "s, tracing", c["tracing"])'; \
 	done
+
+# Side-by-side figures into BENCHMARKS.md (see bench/run.py): release builds of
+# the responder, the CLI, the fleet tool and a hello-world baseline; the
+# Python port's runtime client; and the arm64 packages.
+bench: tools package
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r bench/requirements.txt
+	$(CARGO) build --release -p responder -p first-responder-cli -p hello-lambda -p integration-tests --bin responder --bin first-responder --bin hello --bin fleet
+	$(VENV)/bin/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .run target .tools fuzz/corpus fuzz/artifacts

@@ -73,3 +73,33 @@ PY
 invoke() { # function event_file
   cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --data-file "$2"
 }
+
+# The real Alertmanager on 127.0.0.1 (clustering off), one webhook receiver:
+# the webhook function's URL, with the bearer token from a file.
+start_alertmanager() { # webhook_token
+  AM_PORT=$(free_port)
+  mkdir -p "$RUN_DIR/alertmanager"
+  umask 077; printf '%s' "$1" >"$RUN_DIR/alertmanager/token"; umask 022
+  cat >"$RUN_DIR/alertmanager/alertmanager.yml" <<YML
+route:
+  receiver: first-responder
+  group_by: [alertname, instance]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: first-responder
+    webhook_configs:
+      - url: "http://127.0.0.1:$LAMBDA_PORT/lambda-url/webhook/"
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials_file: "$RUN_DIR/alertmanager/token"
+YML
+  setsid prometheus-alertmanager --config.file="$RUN_DIR/alertmanager/alertmanager.yml" \
+    --storage.path="$RUN_DIR/alertmanager/data" --web.listen-address="127.0.0.1:$AM_PORT" \
+    --cluster.listen-address= --log.level=debug >"$RUN_DIR/alertmanager.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$AM_PORT" 30 "alertmanager"
+}

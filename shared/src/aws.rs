@@ -492,6 +492,12 @@ impl Aws {
     /// a state table, each occurrence is taken under a lease and each action
     /// claimed once, so redeliveries repeat nothing.
     pub async fn execute(&self, plan: &Plan, config: &Config) -> IncidentReport {
+        // Nothing to do (an ignored transition, a quiet recovery): no call at all.
+        if plan.actions.is_empty() {
+            let mut r = plan.report_with(Vec::new());
+            r.delivery = "nothing to do";
+            return r;
+        }
         let now = unix_now();
         let lease = config.actions_deadline + Duration::from_secs(60);
         let id = plan.incident.id.as_str();

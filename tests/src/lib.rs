@@ -14,6 +14,7 @@ use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde::{Deserialize, Serialize};
 
+pub mod alertmanager;
 pub mod proxy;
 
 pub const REGION: &str = "us-east-1";

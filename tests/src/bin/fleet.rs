@@ -1,6 +1,7 @@
 //! `fleet seed ENDPOINT` seeds the emulator and prints the fleet as JSON;
 //! `fleet show ENDPOINT FLEET_JSON` prints what first-responder did there.
-//! Used by `make demo`.
+//! `fleet proxy UPSTREAM LATENCY_MS` runs a latency-adding proxy.
+//! Used by `make demo` and `make bench`.
 
 use anyhow::{Context, Result, bail};
 use harness::{
@@ -55,8 +56,28 @@ async fn main() -> Result<()> {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
         }
+        ["proxy", upstream, latency_ms] => {
+            // For `make bench`: a latency-adding proxy on 127.0.0.1; prints its
+            // endpoint, then keeps the number of requests it forwarded in
+            // /tmp/first-responder-proxy-<pid>.count until it is stopped.
+            let faults = harness::proxy::Faults {
+                latency: std::time::Duration::from_millis(latency_ms.parse()?),
+                ..Default::default()
+            };
+            let proxy = harness::proxy::FaultProxy::start(upstream, faults).await?;
+            println!("{}", proxy.endpoint);
+            let count = format!("/tmp/first-responder-proxy-{}.count", std::process::id());
+            loop {
+                let n = proxy
+                    .stats
+                    .requests
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                std::fs::write(&count, n.to_string())?;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
         _ => bail!(
-            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS"
+            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS | fleet proxy UPSTREAM LATENCY_MS"
         ),
     }
     Ok(())

@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""make bench: measures first-responder side by side with its baselines and
+writes BENCHMARKS.md. Everything runs on 127.0.0.1.
+
+1. Cold start under a local Lambda Runtime API (this script serves it):
+   process start -> first GET .../invocation/next, and -> the response POST,
+   for an event that needs no AWS call (a recovery, NOTIFY_ON_RESOLVE=false),
+   for (a) responder, (b) a hello-world lambda_runtime binary with the same
+   release profile, (c) the runbook's IncidentResponder ported to Python with
+   boto3 under awslambdaric. Peak RSS (VmHWM) after the response.
+2. Time to mitigate: high_cpu and disk_full against moto behind a proxy that
+   adds a fixed latency to every AWS call; wall time, calls made, and the
+   latency-dependent round trips on the critical path; the Python port doing
+   the runbook's sequence under the same proxy.
+3. Alert storm: one Alertmanager payload of 1,000 alerts.
+4. Package: zipped arm64 artifacts.
+"""
+
+import json
+import os
+import pathlib
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+RELEASE = TARGET / "release"
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+RUNS = int(os.environ.get("BENCH_RUNS", "30"))
+LOOPBACK_AWS = {
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def base_env():
+    return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root")}
+
+
+# ---------------------------------------------------------------- runtime API
+class Runtime:
+    """A minimal Lambda Runtime API: one invocation per process start."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset(b"{}")
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _reply(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.endswith("/runtime/invocation/next"):
+                    with outer.lock:
+                        first = outer.t_next is None
+                        if first:
+                            outer.t_next = time.perf_counter()
+                    if not first:
+                        outer.done.wait(60)  # hold: the process is killed
+                        return
+                    self._reply(200, outer.event, [
+                        ("Content-Type", "application/json"),
+                        ("Lambda-Runtime-Aws-Request-Id", "bench-1"),
+                        ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 300000)),
+                        ("Lambda-Runtime-Invoked-Function-Arn",
+                         "arn:aws:lambda:us-east-1:123456789012:function:bench"),
+                    ])
+                else:
+                    self._reply(404)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                with outer.lock:
+                    if "/response" in self.path:
+                        outer.t_resp = time.perf_counter()
+                        outer.response = body
+                    elif "/error" in self.path:
+                        outer.t_resp = time.perf_counter()
+                        outer.error = body
+                self._reply(202, b"{}")
+                outer.answered.set()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self, event):
+        self.event = event
+        self.t_next = None
+        self.t_resp = None
+        self.response = None
+        self.error = None
+        self.answered = threading.Event()
+        self.done = threading.Event()
+
+
+def vm_hwm_kib(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cold_start(rt, name, argv, env, event, cwd=None):
+    samples = []
+    for _ in range(RUNS):
+        rt.reset(event)
+        e = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{rt.port}")
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, env=e, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if not rt.answered.wait(60):
+            p.kill()
+            raise SystemExit(f"{name}: no answer; stderr: {p.stderr.read().decode()[-2000:]}")
+        rss = vm_hwm_kib(p.pid)
+        rt.done.set()
+        p.kill()
+        p.wait()
+        if rt.error:
+            raise SystemExit(f"{name}: error {rt.error!r}")
+        samples.append(((rt.t_next - t0) * 1000, (rt.t_resp - t0) * 1000, rss / 1024))
+    return samples
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+# ---------------------------------------------------------------- emulator
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, seconds):
+    import socket
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listened on 127.0.0.1:{port}")
+
+
+class Moto:
+    def __enter__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.p = subprocess.Popen([str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(self.port, 30)
+        return self
+
+    def __exit__(self, *a):
+        os.killpg(self.p.pid, signal.SIGTERM)
+        self.p.wait()
+
+
+class Proxy:
+    """The test harness's fault proxy, with latency only, counting calls."""
+
+    def __init__(self, upstream, latency_ms):
+        self.p = subprocess.Popen([str(RELEASE / "fleet"), "proxy", upstream, str(latency_ms)],
+                                  stdout=subprocess.PIPE, text=True)
+        self.url = self.p.stdout.readline().strip()
+
+    def calls(self):
+        time.sleep(0.1)  # the proxy rewrites its count every 20 ms
+        return int(pathlib.Path(self.count_file()).read_text() or 0)
+
+    def count_file(self):
+        return f"/tmp/first-responder-proxy-{self.p.pid}.count"
+
+    def close(self):
+        self.p.terminate()
+        self.p.wait()
+        pathlib.Path(self.count_file()).unlink(missing_ok=True)
+
+
+def seed(moto_url):
+    out = subprocess.run([str(RELEASE / "fleet"), "seed", moto_url], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def sample(name, instance, ip=None):
+    text = (ROOT / "events" / name).read_text().replace("i-0123456789abcdef0", instance)
+    if ip:
+        text = text.replace("10.0.1.5", ip)
+    return text
+
+
+def time_to_mitigate(kind, event_name, latency_ms):
+    with Moto() as moto:
+        fleet = seed(moto.url)
+        inst = fleet["instances"][0]
+        event = ROOT / ".run" / f"bench-{event_name}"
+        event.parent.mkdir(exist_ok=True)
+        event.write_text(sample(event_name, inst))
+        proxy = Proxy(moto.url, latency_ms)
+        try:
+            env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
+                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"])
+            t0 = time.perf_counter()
+            out = subprocess.run([str(RELEASE / "first-responder"), "run", "--json", str(event)],
+                                 env=env, capture_output=True, text=True)
+            wall = (time.perf_counter() - t0) * 1000
+            report = json.loads(out.stdout)
+            statuses = [(a["action"], a["status"]) for a in report["incidents"][0]["actions"]]
+            rust_calls = proxy.calls()
+        finally:
+            proxy.close()
+    with Moto() as moto:
+        fleet = seed(moto.url)
+        inst = fleet["instances"][0]
+        proxy = Proxy(moto.url, latency_ms)
+        try:
+            env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
+                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], PYTHONPATH=str(ROOT / "bench/python"))
+            code = ("import json,sys,time; import responder as r; e=json.load(open(sys.argv[1])); "
+                    "t=time.perf_counter(); r.handler(e, None); print((time.perf_counter()-t)*1000)")
+            event = ROOT / ".run" / f"bench-py-{event_name}"
+            event.write_text(sample(event_name, inst))
+            t0 = time.perf_counter()
+            out = subprocess.run([str(VENV_PY), "-c", code, str(event)], env=env, capture_output=True, text=True)
+            py_wall = (time.perf_counter() - t0) * 1000
+            if out.returncode != 0:
+                raise SystemExit(f"python port failed: {out.stderr[-2000:]}")
+            py_handler = float(out.stdout.strip().splitlines()[-1])
+            py_calls = proxy.calls()
+        finally:
+            proxy.close()
+    return {"kind": kind, "latency": latency_ms, "wall": wall, "calls": rust_calls, "statuses": statuses,
+            "py_wall": py_wall, "py_handler": py_handler, "py_calls": py_calls}
+
+
+def storm():
+    with Moto() as moto:
+        fleet = seed(moto.url)
+        v = json.loads(sample("alertmanager-high-cpu.json", fleet["instances"][0], fleet["private_ip"]))
+        cpu = v["alerts"][0]
+        down = json.loads(json.dumps(cpu))
+        down["labels"]["alertname"] = "ServiceDown"
+        down["fingerprint"] = "00000000000000aa"
+        v["alerts"] = [down if i % 5 == 0 else cpu for i in range(1000)]
+        path = ROOT / ".run" / "bench-storm.json"
+        path.write_text(json.dumps(v))
+        proxy = Proxy(moto.url, 0)
+        try:
+            env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
+                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"])
+            res = {}
+            for mode in ["plan", "run"]:
+                before = proxy.calls()
+                t0 = time.perf_counter()
+                p = subprocess.Popen([str(RELEASE / "first-responder"), mode, "--json", str(path)], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                out, _ = p.communicate()
+                wall = (time.perf_counter() - t0) * 1000
+                report = json.loads(out)
+                res[mode] = {"wall": wall, "incidents": len(report["incidents"]),
+                             "duplicates": report["duplicates"], "calls": proxy.calls() - before}
+            # Peak memory of the whole storm, measured by the kernel.
+            out = subprocess.run(["/usr/bin/time", "-f", "%M", str(RELEASE / "first-responder"), "plan", str(path)],
+                                 env=env, capture_output=True, text=True)
+            res["peak_kib"] = int(out.stderr.strip().splitlines()[-1])
+            res["bytes"] = path.stat().st_size
+        finally:
+            proxy.close()
+    return res
+
+
+def main():
+    rt = Runtime()
+    event_ok = (ROOT / "events" / "high-cpu-ok.json").read_bytes()
+    quiet = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL="http://127.0.0.1:9",
+                 NOTIFY_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:oncall",
+                 STATE_TABLE="first-responder-state", NOTIFY_ON_RESOLVE="false", RUST_LOG="warn")
+    py_env = dict(quiet, PYTHONPATH=str(ROOT / "bench/python"))
+    print(f"cold start, {RUNS} runs each...", flush=True)
+    cold = {
+        "responder (release)": cold_start(rt, "responder", [str(RELEASE / "responder")], quiet, event_ok),
+        "hello-world lambda_runtime (same profile)": cold_start(rt, "hello", [str(RELEASE / "hello")], quiet,
+                                                                 event_ok),
+        "runbook port: Python + boto3 under awslambdaric": cold_start(
+            rt, "python", [str(VENV_PY), "-m", "awslambdaric", "responder.handler"], py_env, event_ok,
+            cwd=str(ROOT / "bench/python")),
+    }
+    print("time to mitigate...", flush=True)
+    ttm = [time_to_mitigate(k, e, l) for (k, e) in [("high_cpu", "high-cpu-alarm.json"),
+                                                    ("disk_full", "disk-full-alarm.json")]
+           for l in (25, 100)]
+    print("alert storm...", flush=True)
+    st = storm()
+    zips = {}
+    for f in ["responder", "webhook"]:
+        for d in TARGET.glob("package-*/lambda/" + f + "/bootstrap.zip"):
+            zips[f] = max(zips.get(f, 0), d.stat().st_size)
+    write(cold, ttm, st, zips)
+
+
+def write(cold, ttm, st, zips):
+    L = []
+    cpu = ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except StopIteration:
+        pass
+    L.append("# Benchmarks\n")
+    L.append(f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+             f"machine: {os.cpu_count()} cores, {cpu or platform.machine()}, Linux {platform.release()}; "
+             f"rustc {subprocess.run(['rustc', '--version'], capture_output=True, text=True).stdout.split()[1]}. "
+             "Every figure below comes from this one run; all traffic stays on 127.0.0.1. "
+             "Command: `make bench` (`BENCH_RUNS` sets the number of cold starts, default 30).\n")
+    L.append("## 1. Cold start\n")
+    L.append("A local Lambda Runtime API served by `bench/run.py`; each run starts a new process with "
+             "`AWS_LAMBDA_RUNTIME_API` pointing at it and hands it `events/high-cpu-ok.json` with "
+             "`NOTIFY_ON_RESOLVE=false`, which needs no AWS call. *Init* is process start to its first "
+             "`GET /runtime/invocation/next`; *first response* is process start to the `POST .../response`. "
+             "Peak RSS is the kernel's VmHWM right after the response.\n")
+    L.append("| function | runs | init p50 | init p90 | first response p50 | first response p90 | peak RSS p50 |")
+    L.append("|---|---|---|---|---|---|---|")
+    med = {}
+    for name, s in cold.items():
+        init = [x[0] for x in s]
+        resp = [x[1] for x in s]
+        rss = [x[2] for x in s]
+        med[name] = statistics.median(resp)
+        L.append(f"| {name} | {len(s)} | {statistics.median(init):.1f} ms | {pct(init, 0.9):.1f} ms | "
+                 f"{statistics.median(resp):.1f} ms | {pct(resp, 0.9):.1f} ms | {statistics.median(rss):.1f} MiB |")
+    names = list(cold)
+    r_floor = med[names[0]] / med[names[1]]
+    r_py = med[names[2]] / med[names[0]]
+    L.append("")
+    L.append(f"**responder / hello-world floor: {r_floor:.2f}×** (goal ≤ 3×). "
+             f"**Python port / responder: {r_py:.0f}×** (goal ≥ 30×). "
+             f"responder peak RSS {statistics.median([x[2] for x in cold[names[0]]]):.1f} MiB (goal < 32 MB).\n")
+    L.append("## 2. Time to mitigate\n")
+    L.append("`first-responder run` (the release CLI: the responder's code path, process start included) against "
+             "moto behind the test harness's proxy, which adds a fixed latency to every AWS call and counts "
+             "them; with the state table, as deployed. The Python port runs the runbook's sequence through the "
+             "same proxy (handler time, clients already created). The latency-dependent part is "
+             "(wall at 100 ms − wall at 25 ms) / 75 ms: the number of round trips on the critical path.\n")
+    L.append("| playbook | added latency | wall | AWS calls | Python port: handler | Python port: calls |")
+    L.append("|---|---|---|---|---|---|")
+    for t in ttm:
+        L.append(f"| {t['kind']} | {t['latency']} ms | {t['wall']:.0f} ms | {t['calls']} | "
+                 f"{t['py_handler']:.0f} ms | {t['py_calls']} |")
+    L.append("")
+    for kind in ["high_cpu", "disk_full"]:
+        a, b = [t for t in ttm if t["kind"] == kind]
+        rt = (b["wall"] - a["wall"]) / 75
+        pa, pb = a["py_handler"], b["py_handler"]
+        prt = (pb - pa) / 75
+        L.append(f"- {kind}: {rt:.1f} round trips on the critical path (Python port: {prt:.1f}); "
+                 f"actions: {', '.join(f'{n} {s}' for n, s in a['statuses'])}.")
+    L.append("")
+    L.append("## 3. Alert storm\n")
+    L.append(f"One Alertmanager payload of 1,000 alerts ({st['bytes']:,} bytes): two occurrences, each repeated "
+             "(HighCPUUsage and ServiceDown on one instance), through `first-responder`.\n")
+    L.append("| mode | wall (process start to exit) | incidents | duplicates | AWS calls | calls per incident |")
+    L.append("|---|---|---|---|---|---|")
+    for mode in ["plan", "run"]:
+        m = st[mode]
+        L.append(f"| {mode} | {m['wall']:.0f} ms | {m['incidents']} | {m['duplicates']} | {m['calls']} | "
+                 f"{m['calls'] / max(m['incidents'], 1):.1f} |")
+    L.append("")
+    L.append(f"Peak memory of parsing, de-duplicating and planning the storm (`/usr/bin/time`, max RSS): "
+             f"**{st['peak_kib'] / 1024:.1f} MiB** (goal: well under a 128 MB function).\n")
+    L.append("## 4. Package\n")
+    L.append("`cargo lambda build --release --arm64 --output-format zip` (zig from PyPI), release profile: "
+             "`lto = \"thin\"`, `codegen-units = 4`, `strip = true`, `panic = \"abort\"`; SDK crates without "
+             "default features (no legacy hyper/rustls stack).\n")
+    L.append("| function | zipped |")
+    L.append("|---|---|")
+    for f, z in sorted(zips.items()):
+        L.append(f"| {f} | {z / 1048576:.2f} MiB ({z:,} bytes) |")
+    L.append("")
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()
