@@ -45,6 +45,7 @@ pub const RUN_SHELL_DOCUMENT: &str = "AWS-RunShellScript";
 /// SDK's own environment handling.
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -58,6 +59,40 @@ pub fn sdk_config_loader() -> aws_config::ConfigLoader {
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(5)),
         )
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc), trusting one CA
+/// bundle file. By default the SDK loads the platform's roots through
+/// rustls-native-certs, which reads the bundle *and* every file of the
+/// certificate directory: on Debian that is some 140 files and most of this
+/// binary's cold start (see BENCHMARKS.md). `SSL_CERT_FILE` wins; then the
+/// bundle of Amazon Linux 2023 (Lambda's `provided.al2023`) or of Debian and
+/// Ubuntu; with none of them, the platform's roots as before.
+pub fn https_client() -> aws_sdk_ec2::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let bundle = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .into_iter()
+        .chain(
+            [
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/certs/ca-certificates.crt",
+            ]
+            .map(String::from),
+        )
+        .find_map(|p| std::fs::read(p).ok());
+    let store = match bundle {
+        Some(pem) => TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(pem),
+        None => TrustStore::default(),
+    };
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match TlsContext::builder().with_trust_store(store).build() {
+        Ok(ctx) => builder.tls_context(ctx).build_https(),
+        Err(_) => builder.build_https(),
+    }
 }
 
 /// Clients for the binaries that need one service only (the webhook).
@@ -811,12 +846,29 @@ impl Aws {
         owner: &str,
         taken: &mut Option<(&'static str, String)>,
     ) -> Option<Outcome> {
-        if let Some((action, resource, period)) = step.cooldown(config) {
-            match st
-                .take_cooldown(action, &resource, now, period, owner)
-                .await
-            {
-                Ok(Ok(())) => *taken = Some((action, resource)),
+        // The cooldown and the breaker in one round trip. A change its
+        // cooldown refuses may then count once against the breaker: the
+        // breaker errs on the side of stopping sooner.
+        let cooldown = step.cooldown(config);
+        let cool = async {
+            match &cooldown {
+                Some((action, resource, period)) => Some(
+                    st.take_cooldown(action, resource, now, *period, owner)
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let breaker = st.count_in_window(
+            "breaker",
+            now,
+            Duration::from_secs(3600),
+            config.max_mutations_per_hour,
+        );
+        let (cool, breaker) = tokio::join!(cool, breaker);
+        if let (Some((action, resource, _)), Some(result)) = (&cooldown, cool) {
+            match result {
+                Ok(Ok(())) => *taken = Some((*action, resource.clone())),
                 Ok(Err(until)) => {
                     return Some(Outcome::skipped(format!(
                         "cooldown: {action} of {resource} was done recently; not again until {}",
@@ -826,15 +878,7 @@ impl Aws {
                 Err(e) => return Some(Outcome::failed(format!("state table: {e}"))),
             }
         }
-        match st
-            .count_in_window(
-                "breaker",
-                now,
-                Duration::from_secs(3600),
-                config.max_mutations_per_hour,
-            )
-            .await
-        {
+        match breaker {
             Ok(Ok(_)) => None,
             Ok(Err(max)) => {
                 if let Some((action, resource)) = taken.take() {
