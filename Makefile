@@ -37,6 +37,11 @@ demo: tools
 test: tools
 	$(MAKE) lint
 	$(MAKE) infra-check
+	# What `cargo lambda watch` runs for each function (`cargo run --bin NAME`,
+	# with that function's own feature set): built first, so the tests that
+	# serve the functions locally never wait minutes on a compiler.
+	$(CARGO) build --bin responder
+	$(CARGO) build --bin webhook
 	$(CARGO) test --workspace
 	$(MAKE) fuzz FUZZ_SECONDS=20
 	$(MAKE) package
@@ -105,11 +110,13 @@ package: tools
 
 # Side-by-side figures into BENCHMARKS.md (see bench/run.py): release builds of
 # the responder, the CLI, the fleet tool and a hello-world baseline; the
-# Python port's runtime client; and the arm64 packages.
+# Python port's runtime client; the arm64 packages; and two other release
+# profiles of the responder's package, each a cold build of several minutes
+# (BENCH_PROFILES=0 leaves them out).
 bench: tools package
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r bench/requirements.txt
 	$(CARGO) build --release -p responder -p first-responder-cli -p hello-lambda -p integration-tests --bin responder --bin first-responder --bin hello --bin fleet
-	$(VENV)/bin/python bench/run.py
+	PACKAGE_TARGET_DIR=$(PACKAGE_TARGET_DIR) $(VENV)/bin/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .run target .tools fuzz/corpus fuzz/artifacts

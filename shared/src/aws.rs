@@ -10,7 +10,8 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeModificationState};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_ssm::types::CommandInvocationStatus;
-use futures::future::join_all;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared, join_all};
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -534,42 +535,80 @@ impl Aws {
             return r;
         }
         let now = unix_now();
+        let started = self.begin(&plan.incident.id, config, now).await;
+        self.execute_started(plan, config, started, now).await
+    }
+
+    /// Takes the occurrence's lease (see [`Started`]). Separate from
+    /// [`Aws::execute_started`] so it can overlap the reads of `observe`.
+    pub async fn begin(&self, incident_id: &str, config: &Config, now: i64) -> Started {
+        let lease = config.actions_deadline + Duration::from_secs(60);
+        let Some(st) = &self.state else {
+            return Started::Go("untracked");
+        };
+        match st.begin_incident(incident_id, now, lease).await {
+            Ok(Begin::Fresh) => Started::Go("first"),
+            Ok(Begin::Resumed) => Started::Go("resumed"),
+            Ok(Begin::Completed) => Started::Stop {
+                delivery: "duplicate",
+                why: "this occurrence was handled by an earlier delivery: nothing done again"
+                    .into(),
+                transient: None,
+            },
+            Ok(Begin::Busy { until }) => {
+                let why = format!(
+                    "another delivery holds this occurrence until {}",
+                    rfc3339(until)
+                );
+                Started::Stop {
+                    delivery: "busy",
+                    transient: Some(format!("{why}; retry later")),
+                    why,
+                }
+            }
+            Err(e) => Started::Stop {
+                delivery: "untracked",
+                why: "the state table could not be read: nothing done".into(),
+                transient: Some(e),
+            },
+        }
+    }
+
+    /// Carries out a plan for a delivery that [`Aws::begin`] let through.
+    pub async fn execute_started(
+        &self,
+        plan: &Plan,
+        config: &Config,
+        started: Started,
+        now: i64,
+    ) -> IncidentReport {
         let lease = config.actions_deadline + Duration::from_secs(60);
         let id = plan.incident.id.as_str();
-        let delivery = match &self.state {
-            None => "untracked",
-            Some(st) => match st.begin_incident(id, now, lease).await {
-                Ok(Begin::Fresh) => "first",
-                Ok(Begin::Resumed) => "resumed",
-                Ok(Begin::Completed) => {
-                    return not_again(
-                        plan,
-                        "duplicate",
-                        "this occurrence was handled by an earlier delivery: nothing done again",
-                        None,
-                    );
-                }
-                Ok(Begin::Busy { until }) => {
-                    let why = format!(
-                        "another delivery holds this occurrence until {}",
-                        rfc3339(until)
-                    );
-                    return not_again(plan, "busy", &why, Some(format!("{why}; retry later")));
-                }
-                Err(e) => {
-                    return not_again(
-                        plan,
-                        "untracked",
-                        "the state table could not be read: nothing done",
-                        Some(e),
-                    );
-                }
-            },
+        let delivery = match started {
+            Started::Go(d) => d,
+            Started::Stop {
+                delivery,
+                why,
+                transient,
+            } => return not_again(plan, delivery, &why, transient),
         };
-        let mut plan = plan.clone();
-        if delivery == "first" {
-            self.flap_guard(&mut plan, config, now).await;
+        if plan.actions.is_empty() {
+            // Began, then found nothing to do: close it rather than leave a lease.
+            let mut r = plan.report_with(Vec::new());
+            r.delivery = "nothing to do";
+            if let Some(st) = &self.state {
+                let stored = serde_json::to_string(&r).unwrap_or_default();
+                if let Err(e) = st.complete_incident(id, &stored).await {
+                    r.transient_error = Some(e);
+                }
+            }
+            return r;
         }
+        let plan = plan.clone();
+        // The flap guard counts this occurrence once, when its first change
+        // is about to be made, in the same round trip as that change's
+        // cooldown and the breaker; only a first delivery counts.
+        let flap = self.flap_check(&plan, config, now, delivery == "first");
         let deadline = Instant::now() + config.actions_deadline;
         let (notify, work): (Vec<&PlannedAction>, Vec<&PlannedAction>) = plan
             .actions
@@ -577,74 +616,122 @@ impl Aws {
             .partition(|a| a.name == ActionName::Notify);
         let mut transient: Option<String> = None;
         let mut reports: Vec<ActionReport> = Vec::new();
+        // The notification is claimed beside the first stage, not after the last.
+        let claim_notify = join_all(notify.iter().map(|a| async {
+            match &a.decision {
+                Decision::Do(Step::Notify { .. }) => Some(self.claim(a, id, now, lease).await),
+                _ => None,
+            }
+        }));
+        let mut notify_claims = None;
+        let mut claim_notify = Some(claim_notify);
+        // Each action's outcome is written as soon as it ends, in the
+        // background: the stage and the notification do not wait for it, the
+        // completion does.
+        let mut recording: Vec<Recording> = Vec::new();
         // Stages in order, the actions of one stage concurrently; a later
         // stage sees what the earlier ones reported (disk usage after cleanup).
         let stages = work.iter().map(|a| a.stage).max().map_or(0, |m| m + 1);
         for stage in 0..stages {
             let earlier = reports.clone();
-            let done = join_all(work.iter().filter(|a| a.stage == stage).map(|a| {
+            let stage_work = join_all(work.iter().filter(|a| a.stage == stage).map(|a| {
                 let clock = Clock {
                     deadline,
                     now,
                     lease,
+                    fresh: delivery == "first",
                 };
-                self.carry_out(a, &plan.incident, config, clock, &earlier)
-            }))
-            .await;
-            for (r, t) in done {
+                self.carry_out(a, &plan.incident, config, clock, &earlier, &flap)
+            }));
+            let done = match claim_notify.take() {
+                Some(c) => {
+                    let (claims, done) = tokio::join!(c, stage_work);
+                    notify_claims = Some(claims);
+                    done
+                }
+                None => stage_work.await,
+            };
+            for (r, t, rec) in done {
                 reports.push(r);
                 transient = transient.or(t);
+                recording.extend(rec);
             }
         }
-        for a in notify {
-            let (report, t) = match &a.decision {
-                Decision::Do(Step::Notify { topic_arn }) => {
-                    // An orphaned notification is sent again: a duplicate
-                    // message is better than none.
-                    match self.claim(a, id, now, lease).await {
-                        Err(early) => early,
-                        Ok(_) => {
-                            let n = compose(&plan, &reports);
-                            let started = Instant::now();
-                            let outcome = self
-                                .publish(topic_arn, &plan.incident, &n)
-                                .instrument(info_span!("action", action = "notify"))
-                                .await;
-                            let t = self.record(a, id, &outcome).await;
-                            (to_report(a, outcome, started), t)
-                        }
+        let claims = match (notify_claims, claim_notify) {
+            (Some(c), _) => c,
+            (None, Some(c)) => c.await,
+            (None, None) => Vec::new(),
+        };
+        // The notification goes out while the last stage's outcomes are written.
+        let publish = async {
+            let mut sent = Vec::new();
+            let mut out = Vec::new();
+            let mut t_notify = None;
+            for (a, claim) in notify.iter().zip(claims) {
+                let report = match (&a.decision, claim) {
+                    (Decision::Do(Step::Notify { topic_arn }), Some(Ok(_))) => {
+                        // An orphaned notification is sent again: a duplicate
+                        // message is better than none.
+                        let n = compose(&plan, &reports);
+                        let started = Instant::now();
+                        let outcome = self
+                            .publish(topic_arn, &plan.incident, &n)
+                            .instrument(info_span!("action", action = "notify"))
+                            .await;
+                        let r = to_report(a, outcome.clone(), started);
+                        sent.push((*a, outcome));
+                        r
                     }
-                }
-                _ => (decided_without_aws(a), None),
-            };
-            log_action(id, &report);
-            reports.push(report);
-            transient = transient.or(t);
-        }
+                    (_, Some(Err((early, t)))) => {
+                        t_notify = t_notify.or(t);
+                        early
+                    }
+                    _ => decided_without_aws(a),
+                };
+                log_action(id, &report);
+                out.push(report);
+            }
+            (out, sent, t_notify)
+        };
+        let ((notified, to_record, t_notify), recorded) =
+            tokio::join!(publish, finish_recording(recording));
+        transient = transient.or(recorded).or(t_notify);
+        reports.extend(notified);
         let mut report = plan.report_with(reports);
+        if let Some(why) = flap_note(&flap) {
+            report.notes.push(why);
+        }
         report.delivery = delivery;
-        if let Some(st) = &self.state {
+        // The notification's record and the completion together: if the
+        // record is lost, the completion still stops a redelivery.
+        let records = self.record_all(&to_record, id);
+        let end = async {
+            let st = self.state.as_ref()?;
             let stored = serde_json::to_string(&report).unwrap_or_default();
-            let end = match &transient {
+            Some(match &transient {
                 None => st.complete_incident(id, &stored).await,
                 Some(_) => st.release_incident(id).await,
-            };
-            if let Err(e) = end {
-                transient = transient.or(Some(e));
-            }
+            })
+        };
+        let (recorded, ended) = tokio::join!(records, end);
+        transient = transient.or(recorded);
+        if let Some(Err(e)) = ended {
+            transient = transient.or(Some(e));
         }
         report.transient_error = transient;
         report
     }
 
     /// One alarm may trigger remediation at most `flap_max` times a window.
-    async fn flap_guard(&self, plan: &mut Plan, config: &Config, now: i64) {
-        let Some(st) = &self.state else { return };
-        let mutating =
-            |a: &PlannedAction| matches!(&a.decision, Decision::Do(s) if s.is_mutating());
-        if !plan.actions.iter().any(mutating) {
-            return;
-        }
+    /// Lazy and shared: counted once, by the first change that asks, and
+    /// never when no change is made. Some(why) stops the changes.
+    fn flap_check<'a>(
+        &'a self,
+        plan: &Plan,
+        config: &'a Config,
+        now: i64,
+        first: bool,
+    ) -> FlapCheck<'a> {
         let alarm = plan
             .incident
             .alert
@@ -653,27 +740,28 @@ impl Aws {
             .next()
             .unwrap_or_default()
             .to_owned();
-        let why = match st
-            .count_in_window(
-                &format!("flap#{alarm}"),
-                now,
-                config.flap_window,
-                config.flap_max,
-            )
-            .await
-        {
-            Ok(Ok(_)) => return,
-            Ok(Err(max)) => format!(
-                "flap guard: alarm {} already triggered remediation {max} times within {} s: notify only",
-                plan.incident.alert.alarm_name,
-                config.flap_window.as_secs()
-            ),
-            Err(e) => format!("flap guard could not be read ({e}): notify only"),
-        };
-        for a in plan.actions.iter_mut().filter(|a| mutating(a)) {
-            a.decision = Decision::Skip(why.clone());
+        let name = plan.incident.alert.alarm_name.clone();
+        async move {
+            let st = self.state.as_ref().filter(|_| first)?;
+            match st
+                .count_in_window(
+                    &format!("flap#{alarm}"),
+                    now,
+                    config.flap_window,
+                    config.flap_max,
+                )
+                .await
+            {
+                Ok(Ok(_)) => None,
+                Ok(Err(max)) => Some(format!(
+                    "flap guard: alarm {name} already triggered remediation {max} times within {} s: notify only",
+                    config.flap_window.as_secs()
+                )),
+                Err(e) => Some(format!("flap guard could not be read ({e}): notify only")),
+            }
         }
-        plan.notes.push(why);
+        .boxed()
+        .shared()
     }
 
     /// Claims an action for this delivery. Err holds the report (and any
@@ -732,25 +820,38 @@ impl Aws {
         }
     }
 
-    /// Records what came of an action. Losing this write would leave the
-    /// outcome unknown to the next delivery, so it is tried three times (each
-    /// with the SDK's own retries); a failure after that is transient.
+    /// Records what came of an action now (see [`record_with`]).
     async fn record(&self, a: &PlannedAction, incident: &str, o: &Outcome) -> Option<String> {
         let st = self.state.as_ref()?;
-        let mut last = None;
-        for attempt in 0..3u32 {
-            match st
-                .finish_action(incident, &action_key(a), o.status, &o.detail, &o.ids)
-                .await
-            {
-                Ok(()) => return None,
-                Err(e) => last = Some(e),
-            }
-            sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
-        }
-        last
+        record_with(st, incident, &action_key(a), o).await
     }
 
+    /// Starts recording what came of an action at once, in the background
+    /// (see [`Recording`]).
+    fn record_soon(&self, a: &PlannedAction, incident: &str, o: &Outcome) -> Option<Recording> {
+        let st = self.state.clone()?;
+        let (incident, key) = (incident.to_owned(), action_key(a));
+        let o = o.clone();
+        let write = async move { record_with(&st, &incident, &key, &o).await };
+        Some(tokio::spawn(write.in_current_span()))
+    }
+
+    /// Records several outcomes at once; the first failure, if any.
+    async fn record_all(
+        &self,
+        outcomes: &[(&PlannedAction, Outcome)],
+        incident: &str,
+    ) -> Option<String> {
+        join_all(outcomes.iter().map(|(a, o)| self.record(a, incident, o)))
+            .await
+            .into_iter()
+            .flatten()
+            .next()
+    }
+
+    /// Carries out one action: claim, limits, the call. Returns its report,
+    /// any transient error, and the outcome still to be recorded (the
+    /// caller writes it while the next stage runs).
     async fn carry_out(
         &self,
         a: &PlannedAction,
@@ -758,18 +859,20 @@ impl Aws {
         config: &Config,
         clock: Clock,
         earlier: &[ActionReport],
-    ) -> (ActionReport, Option<String>) {
+        flap: &FlapCheck<'_>,
+    ) -> (ActionReport, Option<String>, Option<Recording>) {
         let Clock {
             deadline,
             now,
             lease,
+            fresh,
         } = clock;
         let step = match &a.decision {
             Decision::Do(step) => step,
             _ => {
                 let r = decided_without_aws(a);
                 log_action(&incident.id, &r);
-                return (r, None);
+                return (r, None, None);
             }
         };
         if config.dry_run && step.is_mutating() {
@@ -780,39 +883,12 @@ impl Aws {
                 format!("dry run: would {}", a.reason),
             );
             log_action(&incident.id, &r);
-            return (r, None);
+            return (r, None, None);
         }
-        let orphaned = match self.claim(a, &incident.id, now, lease).await {
-            Ok(o) => o,
-            Err((r, t)) => {
-                log_action(&incident.id, &r);
-                return (r, t);
-            }
-        };
-        if orphaned.is_some() && matches!(step, Step::RestartService { .. } | Step::Reboot { .. }) {
-            // Nothing in AWS tells whether a restart or reboot happened, and
-            // doing either twice is not harmless: recorded so no later
-            // delivery repeats it either, and reported for a person.
-            let why = "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand";
-            let t = self.record(a, &incident.id, &Outcome::skipped(why)).await;
-            let r = ActionReport::new(a.name, &a.target, Status::Failed, why);
-            log_action(&incident.id, &r);
-            return (r, t);
-        }
-        let started = Instant::now();
-        let mut cooldown = None;
-        let limited = match (&self.state, step.is_mutating()) {
-            (Some(st), true) => {
-                self.limits(st, step, config, now, &incident.id, &mut cooldown)
-                    .await
-            }
-            _ => None,
-        };
-        let outcome = match limited {
-            Some(o) => o,
-            None => {
-                let span = info_span!("action", action = a.name.as_str(), target = %a.target);
-                let work = self.perform(step, incident, config, earlier, orphaned.as_deref());
+        let work = |resume: Option<String>| {
+            let span = info_span!("action", action = a.name.as_str(), target = %a.target);
+            async move {
+                let work = self.perform(step, incident, config, earlier, resume.as_deref());
                 match timeout_at(deadline, work).instrument(span).await {
                     Ok(o) => o,
                     Err(_) => Outcome::failed(format!(
@@ -822,6 +898,76 @@ impl Aws {
                 }
             }
         };
+        let started = Instant::now();
+        let mut cooldown = None;
+        let mut transient = None;
+        let outcome = if fresh && !step.is_mutating() {
+            // A first delivery holds no claim from anyone, and a read-only
+            // action is harmless to repeat: claimed while it runs, one round
+            // trip less. A claim that fails still fails the delivery.
+            let (claim, outcome) =
+                tokio::join!(self.claim(a, &incident.id, now, lease), work(None));
+            match claim {
+                Ok(_) => outcome,
+                Err((r, None)) => {
+                    log_action(&incident.id, &r);
+                    return (r, None, None);
+                }
+                Err((_, t)) => {
+                    transient = t;
+                    outcome
+                }
+            }
+        } else {
+            let (claim, limited) = if fresh {
+                // A first delivery's claim is all but certain (no earlier
+                // delivery wrote one): the limits are taken beside it.
+                tokio::join!(
+                    self.claim(a, &incident.id, now, lease),
+                    self.limits(step, config, now, &incident.id, flap, &mut cooldown)
+                )
+            } else {
+                match self.claim(a, &incident.id, now, lease).await {
+                    Ok(o) => {
+                        let limited = if step.is_mutating() {
+                            self.limits(step, config, now, &incident.id, flap, &mut cooldown)
+                                .await
+                        } else {
+                            None
+                        };
+                        (Ok(o), limited)
+                    }
+                    Err(e) => (Err(e), None),
+                }
+            };
+            let orphaned = match claim {
+                Ok(o) => o,
+                Err((r, t)) => {
+                    if let (Some(st), Some((action, resource))) = (&self.state, &cooldown) {
+                        // Not ours to do after all: the cooldown goes back.
+                        let _ = st.release_cooldown(action, resource).await;
+                    }
+                    log_action(&incident.id, &r);
+                    return (r, t, None);
+                }
+            };
+            if orphaned.is_some()
+                && matches!(step, Step::RestartService { .. } | Step::Reboot { .. })
+            {
+                // Nothing in AWS tells whether a restart or reboot happened, and
+                // doing either twice is not harmless: recorded so no later
+                // delivery repeats it either, and reported for a person.
+                let why = "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand";
+                let r = ActionReport::new(a.name, &a.target, Status::Failed, why);
+                log_action(&incident.id, &r);
+                let rec = self.record_soon(a, &incident.id, &Outcome::skipped(why));
+                return (r, None, rec);
+            }
+            match limited {
+                Some(o) => o,
+                None => work(orphaned).await,
+            }
+        };
         if outcome.status == Status::Failed
             && let (Some(st), Some((action, resource))) = (&self.state, &cooldown)
         {
@@ -829,23 +975,29 @@ impl Aws {
             // Failed: give the cooldown back so a retry may act.
             let _ = st.release_cooldown(action, resource).await;
         }
-        let t = self.record(a, &incident.id, &outcome).await;
-        let r = to_report(a, outcome, started);
+        let r = to_report(a, outcome.clone(), started);
         log_action(&incident.id, &r);
-        (r, t)
+        // Without a claim there is nothing to record the outcome against.
+        let rec = match transient {
+            None => self.record_soon(a, &incident.id, &outcome),
+            Some(_) => None,
+        };
+        (r, transient, rec)
     }
 
-    /// Cooldown, then the circuit breaker. Some(outcome) when a limit stops
+    /// Cooldown, flap guard and circuit breaker. Some(outcome) when a limit stops
     /// the action; `taken` learns the cooldown this action holds.
     async fn limits(
         &self,
-        st: &StateStore,
         step: &Step,
         config: &Config,
         now: i64,
         owner: &str,
+        flap: &FlapCheck<'_>,
         taken: &mut Option<(&'static str, String)>,
     ) -> Option<Outcome> {
+        // Without a state table there is nothing to count against.
+        let st = self.state.as_ref()?;
         // The cooldown and the breaker in one round trip. A change its
         // cooldown refuses may then count once against the breaker: the
         // breaker errs on the side of stopping sooner.
@@ -865,7 +1017,7 @@ impl Aws {
             Duration::from_secs(3600),
             config.max_mutations_per_hour,
         );
-        let (cool, breaker) = tokio::join!(cool, breaker);
+        let (cool, breaker, flapping) = tokio::join!(cool, breaker, flap.clone());
         if let (Some((action, resource, _)), Some(result)) = (&cooldown, cool) {
             match result {
                 Ok(Ok(())) => *taken = Some((*action, resource.clone())),
@@ -877,6 +1029,12 @@ impl Aws {
                 }
                 Err(e) => return Some(Outcome::failed(format!("state table: {e}"))),
             }
+        }
+        if let Some(why) = flapping {
+            if let Some((action, resource)) = taken.take() {
+                let _ = st.release_cooldown(action, &resource).await;
+            }
+            return Some(Outcome::skipped(why));
         }
         match breaker {
             Ok(Ok(_)) => None,
@@ -1631,19 +1789,77 @@ fn intended_size(intent: &str) -> Option<i32> {
     intent.strip_prefix("to=")?.parse().ok()
 }
 
+/// Whether [`Aws::begin`] let a delivery through.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Started {
+    /// first, resumed or untracked.
+    Go(&'static str),
+    /// duplicate, busy, or the table unreadable: nothing is done.
+    Stop {
+        delivery: &'static str,
+        why: String,
+        transient: Option<String>,
+    },
+}
+
+/// An action's outcome on its way to the state table: started as soon as
+/// the action ends, so a crash during a later, slower action still finds it
+/// recorded, and awaited only before the incident is completed.
+type Recording = tokio::task::JoinHandle<Option<String>>;
+
+/// Waits for every recording; the first failure, if any.
+async fn finish_recording(recording: Vec<Recording>) -> Option<String> {
+    join_all(recording)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(failed) => failed,
+            Err(e) => Some(format!("recording an outcome: {e}")),
+        })
+        .next()
+}
+
+/// Records what came of an action. Losing this write would leave the
+/// outcome unknown to the next delivery, so it is tried three times (each
+/// with the SDK's own retries); a failure after that is transient.
+async fn record_with(st: &StateStore, incident: &str, key: &str, o: &Outcome) -> Option<String> {
+    let mut last = None;
+    for attempt in 0..3u32 {
+        match st
+            .finish_action(incident, key, o.status, &o.detail, &o.ids)
+            .await
+        {
+            Ok(()) => return None,
+            Err(e) => last = Some(e),
+        }
+        sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+    }
+    last
+}
+
+/// The flap guard's verdict, shared by the actions of one delivery.
+type FlapCheck<'a> = Shared<BoxFuture<'a, Option<String>>>;
+
+/// What the flap guard said, if it was asked.
+fn flap_note(flap: &FlapCheck<'_>) -> Option<String> {
+    flap.peek().cloned().flatten()
+}
+
 /// When a delivery started, its lease, and the deadline of its actions.
 #[derive(Clone, Copy)]
 struct Clock {
     deadline: Instant,
     now: i64,
     lease: Duration,
+    /// A first delivery: no earlier one can have claimed anything.
+    fresh: bool,
 }
 
 fn action_key(a: &PlannedAction) -> String {
     format!("{}#{}", a.name.as_str(), a.target)
 }
 
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 

@@ -13,6 +13,8 @@ use crate::aws::Aws;
 #[cfg(feature = "aws")]
 use crate::config::Config;
 use crate::error::InputError;
+#[cfg(feature = "aws")]
+use crate::incident::Transition;
 use crate::incident::{Incident, Routes};
 #[cfg(feature = "aws")]
 use crate::plan::{Decision, plan};
@@ -76,7 +78,20 @@ pub async fn respond(
     let reports = join_all(incidents.iter().map(|incident| {
         let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
         async move {
-            let mut observed = aws.observe(incident, config).await;
+            // With something to do, the lease is taken while AWS is read:
+            // one round trip less before the first action.
+            let may_act = incident.transition == Transition::Firing
+                || (incident.transition == Transition::Resolved && config.notify_on_resolve);
+            let (mut observed, started) = if mode == Mode::Run && may_act {
+                let now = crate::aws::unix_now();
+                let (o, s) = tokio::join!(
+                    aws.observe(incident, config),
+                    aws.begin(&incident.id, config, now)
+                );
+                (o, Some((s, now)))
+            } else {
+                (aws.observe(incident, config).await, None)
+            };
             observed.kill_switch = kill_switch.clone();
             let p = plan(incident, &observed, config);
             for a in &p.actions {
@@ -87,9 +102,10 @@ pub async fn respond(
                 };
                 info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
             }
-            match mode {
-                Mode::Plan => p.to_report(),
-                Mode::Run => aws.execute(&p, config).await,
+            match (mode, started) {
+                (Mode::Plan, _) => p.to_report(),
+                (Mode::Run, Some((s, now))) => aws.execute_started(&p, config, s, now).await,
+                (Mode::Run, None) => aws.execute(&p, config).await,
             }
         }
         .instrument(span)

@@ -94,12 +94,46 @@ fn wait_ready(port: u16, child: &mut Child) -> Result<()> {
         if let Some(status) = child.try_wait()? {
             bail!("moto_server exited early: {status}");
         }
+        // Listening, and by this child: tests run in parallel, and another
+        // test's server may have been handed the same free port first.
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
+            if listens_on(child.id(), port) {
+                return Ok(());
+            }
+            if child.try_wait()?.is_some() {
+                bail!("127.0.0.1:{port} is another process's; moto_server exited");
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("moto_server did not listen on 127.0.0.1:{port} within 30 s")
+}
+
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`
+/// (from /proc: the socket's inode among the process's descriptors).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true; // no /proc: trust the connect
+    };
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, inode
+            (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+                .then(|| f.get(9).map(|i| format!("socket:[{i}]")))
+                .flatten()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|t| inodes.iter().any(|i| t.to_string_lossy() == *i))
+    })
 }
 
 /// The product's own SDK configuration (timeouts, retries), pointed at moto.
