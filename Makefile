@@ -33,7 +33,7 @@ demo: tools
 
 # One `cargo test --workspace` (unit + integration): separate invocations unify
 # features differently and would build the SDK crates twice on a fresh machine.
-# In this order, so the last line is a test summary.
+# .ci/run closes with one line counting every test that ran.
 test: tools
 	$(MAKE) lint
 	$(MAKE) infra-check
