@@ -302,9 +302,9 @@ PROFILE_VARIANTS = [
     ("cargo's default release: no LTO, 16 codegen units, not stripped, unwind",
      {"CARGO_PROFILE_RELEASE_LTO": "false", "CARGO_PROFILE_RELEASE_CODEGEN_UNITS": "16",
       "CARGO_PROFILE_RELEASE_STRIP": "none", "CARGO_PROFILE_RELEASE_PANIC": "unwind"}),
-    ("chosen with fat LTO and 1 codegen unit",
-     {"CARGO_PROFILE_RELEASE_LTO": "fat", "CARGO_PROFILE_RELEASE_CODEGEN_UNITS": "1"}),
 ]
+# (Tried and dropped: fat LTO with 1 codegen unit did not finish its cold
+# arm64 build of aws-sdk-ec2 within 25 minutes on this 2-core machine.)
 
 
 def profile_knobs():
@@ -320,12 +320,23 @@ def profile_knobs():
                               "-p", "responder"], env=env, cwd=ROOT, capture_output=True, text=True)
         secs = time.perf_counter() - t0
         if out.returncode != 0:
-            raise SystemExit(f"profile variant {name!r} failed: {out.stderr[-2000:]}")
+            print(f"profile variant {name!r} failed: {out.stderr[-2000:]}", flush=True)
+            continue
+        # The cold build's time is kept beside it, so a cached run still reports it.
+        recorded = target / "build-seconds"
+        if cold:
+            recorded.write_text(f"{secs:.0f}\n")
+        elif recorded.exists():
+            secs = float(recorded.read_text())
         z = target / "lambda" / "responder" / "bootstrap.zip"
-        b = target / "lambda" / "responder" / "bootstrap"
-        rows.append({"name": name, "zip": z.stat().st_size,
-                     "binary": b.stat().st_size if b.exists() else None, "build_s": secs, "cold": cold})
+        rows.append({"name": name, "zip": z.stat().st_size, "binary": binary_size(target),
+                     "build_s": secs, "timed_cold": cold or recorded.exists()})
     return rows
+
+
+def binary_size(target_dir):
+    b = pathlib.Path(target_dir) / "aarch64-unknown-linux-gnu" / "release" / "responder"
+    return b.stat().st_size if b.exists() else None
 
 
 def storm():
@@ -517,13 +528,22 @@ def write(cold, ttm, st, zips, knobs):
                  "cargo's `CARGO_PROFILE_RELEASE_*` overrides of the chosen profile):\n")
         L.append("| profile | responder zipped | bootstrap binary | build time |")
         L.append("|---|---|---|---|")
+        package = pathlib.Path(os.environ.get("PACKAGE_TARGET_DIR", TARGET))
         if "responder" in zips:
+            b = binary_size(package)
+            binary = f"{b / 1048576:.2f} MiB" if b else "?"
+            rec = package / "build-seconds"
+            built = (f"{float(rec.read_text()) / 60:.1f} min, both functions (make package)" if rec.exists()
+                     else "(make package)")
             L.append(f"| chosen: thin LTO, 4 codegen units, stripped, abort | {zips['responder'] / 1048576:.2f} MiB "
-                     "| | (make package) |")
+                     f"| {binary} | {built} |")
         for k in knobs:
             binary = f"{k['binary'] / 1048576:.2f} MiB" if k["binary"] else "?"
-            built = f"{k['build_s'] / 60:.1f} min" + ("" if k["cold"] else " (cached)")
+            built = f"{k['build_s'] / 60:.1f} min, responder only" if k["timed_cold"] else "(cached; not timed)"
             L.append(f"| {k['name']} | {k['zip'] / 1048576:.2f} MiB | {binary} | {built} |")
+        L.append("")
+        L.append("Build times are of cold builds on this 2-core machine. Fat LTO with one codegen unit was tried "
+                 "too and dropped: its cold build of aws-sdk-ec2 alone ran past 25 minutes.")
         L.append("")
     (ROOT / "BENCHMARKS.md").write_text("\n".join(L) + "\n")
     print("\n".join(L))
