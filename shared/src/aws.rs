@@ -679,7 +679,7 @@ impl Aws {
                             .instrument(info_span!("action", action = "notify"))
                             .await;
                         let r = to_report(a, outcome.clone(), started);
-                        sent.push((*a, outcome));
+                        sent.extend(self.record_soon(a, id, &outcome));
                         r
                     }
                     (_, Some(Err((early, t)))) => {
@@ -693,7 +693,7 @@ impl Aws {
             }
             (out, sent, t_notify)
         };
-        let ((notified, to_record, t_notify), recorded) =
+        let ((notified, notify_records, t_notify), recorded) =
             tokio::join!(publish, finish_recording(recording));
         transient = transient.or(recorded).or(t_notify);
         reports.extend(notified);
@@ -704,7 +704,7 @@ impl Aws {
         report.delivery = delivery;
         // The notification's record and the completion together: if the
         // record is lost, the completion still stops a redelivery.
-        let records = self.record_all(&to_record, id);
+        let records = finish_recording(notify_records);
         let end = async {
             let st = self.state.as_ref()?;
             let stored = serde_json::to_string(&report).unwrap_or_default();
@@ -820,12 +820,6 @@ impl Aws {
         }
     }
 
-    /// Records what came of an action now (see [`record_with`]).
-    async fn record(&self, a: &PlannedAction, incident: &str, o: &Outcome) -> Option<String> {
-        let st = self.state.as_ref()?;
-        record_with(st, incident, &action_key(a), o).await
-    }
-
     /// Starts recording what came of an action at once, in the background
     /// (see [`Recording`]).
     fn record_soon(&self, a: &PlannedAction, incident: &str, o: &Outcome) -> Option<Recording> {
@@ -834,19 +828,6 @@ impl Aws {
         let o = o.clone();
         let write = async move { record_with(&st, &incident, &key, &o).await };
         Some(tokio::spawn(write.in_current_span()))
-    }
-
-    /// Records several outcomes at once; the first failure, if any.
-    async fn record_all(
-        &self,
-        outcomes: &[(&PlannedAction, Outcome)],
-        incident: &str,
-    ) -> Option<String> {
-        join_all(outcomes.iter().map(|(a, o)| self.record(a, incident, o)))
-            .await
-            .into_iter()
-            .flatten()
-            .next()
     }
 
     /// Carries out one action: claim, limits, the call. Returns its report,
