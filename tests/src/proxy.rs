@@ -24,6 +24,10 @@ pub struct Faults {
     pub seed: u64,
     /// Targeted faults, each applied to the first `times` matching requests.
     pub rules: &'static [Rule],
+    /// Forward one request at a time. moto applies a DynamoDB `ADD` as a
+    /// read and a write without a lock, so concurrent counter updates that
+    /// DynamoDB makes atomic can lose one there.
+    pub one_at_a_time: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +60,8 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Requests each rule applied to, by rule index.
     pub rule_hits: std::sync::Mutex<Vec<u64>>,
+    /// Held while a request is upstream, with `one_at_a_time`.
+    upstream_busy: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
@@ -265,10 +271,23 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
     let mut forwarded = head.join("\r\n").into_bytes();
     forwarded.extend_from_slice(b"\r\n\r\n");
     forwarded.extend_from_slice(&request[head_end..]);
-    let mut up = TcpStream::connect(upstream).await?;
-    up.write_all(&forwarded).await?;
-    let mut response = Vec::new();
-    up.read_to_end(&mut response).await?;
+    if faults.one_at_a_time {
+        while stats.upstream_busy.swap(true, Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let exchange = async {
+        let mut up = TcpStream::connect(upstream).await?;
+        up.write_all(&forwarded).await?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response).await?;
+        anyhow::Ok(response)
+    }
+    .await;
+    if faults.one_at_a_time {
+        stats.upstream_busy.store(false, Ordering::Release);
+    }
+    let response = exchange?;
     match rule {
         // The emulator acted; the caller sees the connection close.
         Some(Fault::LoseResponse) => return Ok(()),

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use first_responder::state::{Claim, StateStore};
-use first_responder::{Mode, Report, handle};
+use first_responder::{Aws, Mode, Report, handle};
+use harness::proxy::{FaultProxy, Faults};
 use harness::{FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands};
 
 async fn world(spec: FleetSpec) -> Result<World> {
@@ -265,6 +266,20 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
     .await?;
     w.config.max_mutations_per_hour = 3;
     w.config.scale_out_cooldown = Duration::ZERO;
+    // The breaker's counter takes concurrent increments, atomic in DynamoDB
+    // but not in moto: its requests go upstream one at a time.
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            one_at_a_time: true,
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let poll = w.aws.poll;
+    w.aws = Aws::new(&via).with_state(&via, &w.fleet.state_table);
+    w.aws.poll = poll;
     assert!(
         statuses(&deliver(&w, 0).await?)
             .iter()
