@@ -67,16 +67,52 @@ macro_rules! ec2_id {
 ec2_id!(InstanceId, "i-", "instance");
 ec2_id!(VolumeId, "vol-", "volume");
 
-/// A systemd unit to restart, named by an instance tag. Held to the
-/// characters unit names use (no quotes, spaces, `$` or `/`), so it can sit
-/// in a command line quoted and still mean only itself.
+/// A systemd service to restart, named by an instance tag. Only a service
+/// unit (`NAME` or `NAME.service`): a target, a mount or a socket is not a
+/// service, and `systemctl restart poweroff.target` powers the machine off.
+/// Held to the characters unit names use (no quotes, spaces, `$` or `/`), so
+/// it can sit in a command line quoted and still mean only itself. Stored
+/// with its `.service` suffix, so systemd never guesses the type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ServiceName(String);
 
+/// Services whose restart takes the machine, its login or first-responder's
+/// own way onto it down with it: refused whatever the tag says.
+pub const REFUSED_SERVICES: &[&str] = &[
+    "amazon-ssm-agent",
+    "snap.amazon-ssm-agent.amazon-ssm-agent",
+    "sshd",
+    "ssh",
+    "systemd-journald",
+    "systemd-logind",
+    "systemd-networkd",
+    "systemd-resolved",
+    "systemd-udevd",
+    "systemd-poweroff",
+    "systemd-reboot",
+    "systemd-halt",
+    "systemd-kexec",
+    "systemd-soft-reboot",
+    "network",
+    "NetworkManager",
+    "dbus",
+    "dbus-broker",
+    "polkit",
+    "auditd",
+    "cloud-init",
+    "cloud-final",
+    "cloud-config",
+    "cloud-init-local",
+    "getty@",
+    "serial-getty@",
+    "emergency",
+    "rescue",
+];
+
 impl ServiceName {
     pub fn parse(field: &str, value: &str) -> Result<Self, InputError> {
-        let ok = (1..=128).contains(&value.len())
+        let chars_ok = (1..=128).contains(&value.len())
             && value
                 .bytes()
                 .next()
@@ -85,17 +121,43 @@ impl ServiceName {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_.@:-".contains(&b))
             && !value.contains("..");
-        if ok {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(InputError::field(
+        if !chars_ok {
+            return Err(InputError::field(
                 field,
                 format!(
-                    "{} is not a systemd unit name (letters, digits and _.@:- only, starting with a letter or digit)",
+                    "{} is not a systemd service name (letters, digits and _.@:- only, starting with a letter or digit)",
                     shown(value)
                 ),
-            ))
+            ));
         }
+        let stem = value.strip_suffix(".service").unwrap_or(value);
+        // Any other suffix names another unit type (target, mount, socket,
+        // timer, ...): a stem with a dot is refused rather than guessed at.
+        if stem.is_empty() || stem.contains('.') {
+            return Err(InputError::field(
+                field,
+                format!(
+                    "{} is not a service unit: only NAME or NAME.service is restarted (targets, mounts, sockets and other unit types are refused)",
+                    shown(value)
+                ),
+            ));
+        }
+        // Template instances (`getty@tty1`) are judged by their template.
+        let template = stem.split_once('@').map_or(stem, |(t, _)| t);
+        let refused = REFUSED_SERVICES.iter().any(|r| {
+            r.strip_suffix('@')
+                .map_or(stem == *r, |t| template == t && stem.contains('@'))
+        });
+        if refused {
+            return Err(InputError::field(
+                field,
+                format!(
+                    "{} is a system service whose restart would cut the machine off or shut it down: refused",
+                    shown(value)
+                ),
+            ));
+        }
+        Ok(Self(format!("{stem}.service")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -148,14 +210,48 @@ mod tests {
 
     #[test]
     fn service_names() {
-        for ok in ["nginx", "nginx.service", "app@1.service", "my-app_2"] {
-            assert_eq!(ServiceName::parse("t", ok).unwrap().as_str(), ok);
+        for (ok, unit) in [
+            ("nginx", "nginx.service"),
+            ("nginx.service", "nginx.service"),
+            ("app@1.service", "app@1.service"),
+            ("my-app_2", "my-app_2.service"),
+            ("sshd-keygen", "sshd-keygen.service"),
+        ] {
+            assert_eq!(ServiceName::parse("t", ok).unwrap().as_str(), unit);
         }
         for bad in [
             "", "-x", "a b", "a;reboot", "a'b", "$(id)", "../x", "a/b", "a..b", "x\n",
         ] {
             let e = ServiceName::parse("tag", bad).unwrap_err().to_string();
-            assert!(e.contains("is not a systemd unit name"), "{e}");
+            assert!(e.contains("is not a systemd service name"), "{e}");
+        }
+        // Other unit types: a target can power the machine off.
+        for bad in [
+            "poweroff.target",
+            "reboot.target",
+            "multi-user.target",
+            "data.mount",
+            "docker.socket",
+            "app.timer",
+            "x.service.service",
+        ] {
+            let e = ServiceName::parse("tag", bad).unwrap_err().to_string();
+            assert!(e.contains("is not a service unit"), "{bad}: {e}");
+        }
+        // System services: restarting them cuts the machine off or stops it.
+        for bad in [
+            "systemd-poweroff.service",
+            "systemd-reboot",
+            "amazon-ssm-agent",
+            "amazon-ssm-agent.service",
+            "sshd.service",
+            "systemd-journald",
+            "getty@tty1.service",
+            "dbus",
+        ] {
+            let e = ServiceName::parse("tag", bad).unwrap_err().to_string();
+            assert!(e.contains("refused"), "{bad}: {e}");
+            assert!(e.starts_with("tag:") || e.contains("tag"), "{e}");
         }
     }
 
