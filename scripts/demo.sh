@@ -4,6 +4,10 @@
 # With --check it also asserts the outcome (used by `make test`).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CHECK=${1:-}
+# Every run starts from an empty run directory: Alertmanager's notification
+# log from an earlier run would otherwise keep it from sending the same alert
+# again (repeat_interval), and stale reports could pass for new ones.
+[[ -n "$RUN_DIR" && "$RUN_DIR" != / ]] && rm -rf -- "$RUN_DIR"
 mkdir -p "$RUN_DIR"
 trap stop_all EXIT
 
@@ -64,12 +68,12 @@ if command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null
     instance="$PRIVATE_IP:9100" job=node-exporter severity=warning \
     --annotation=summary="High CPU usage detected" --annotation=value=95.3
   echo "waiting for Alertmanager to notify the webhook and the responder to finish..."
-  "$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 3 90
+  "$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 3 90 || show_logs alertmanager.log watch.log moto.log
   grep -m1 'msg="Notify success"' "$RUN_DIR/alertmanager.log" | tee "$RUN_DIR/alertmanager-sent.txt"
 else
   step "Prometheus fires too (Alertmanager is not installed: the payload it would send, POSTed to the webhook's Function URL)"
   post_url webhook "$TOKEN" "$RUN_DIR/alertmanager-high-cpu.json" | tee "$RUN_DIR/webhook-202.txt"
-  "$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 3 90
+  "$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 3 90 || show_logs watch.log moto.log
 fi
 
 step "Alarm recovers: cargo lambda invoke responder --data-file events/high-cpu-ok.json"

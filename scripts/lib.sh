@@ -11,12 +11,29 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-wait_port() { # port seconds what
+wait_port() { # port seconds what [log]
   local deadline=$((SECONDS + $2))
   until (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; do
-    if ((SECONDS >= deadline)); then echo "$3 did not listen on 127.0.0.1:$1 within $2 s" >&2; return 1; fi
+    if ((SECONDS >= deadline)); then
+      echo "$3 did not listen on 127.0.0.1:$1 within $2 s" >&2
+      [[ -z "${4:-}" ]] || show_logs "$4"
+      return 1
+    fi
     sleep 0.2
   done
+}
+
+# After a wait timed out: the last lines of each log named (files in
+# $RUN_DIR) and where the whole of it is, then fail.
+show_logs() { # log...
+  local f
+  for f in "$@"; do
+    [[ -f "$RUN_DIR/$f" ]] || continue
+    echo "--- last 30 lines of $RUN_DIR/$f ---" >&2
+    tail -n 30 "$RUN_DIR/$f" >&2
+  done
+  echo "--- the whole logs are in $RUN_DIR/ ---" >&2
+  return 1
 }
 
 stop_all() {
@@ -36,7 +53,7 @@ start_moto() {
   MOTO_URL="http://127.0.0.1:$MOTO_PORT"
   setsid "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
   PIDS+=($!)
-  wait_port "$MOTO_PORT" 30 "moto_server"
+  wait_port "$MOTO_PORT" 30 "moto_server" moto.log
 }
 
 # cargo lambda watch serves every function of the workspace; the functions
@@ -50,7 +67,7 @@ start_watch() { # topic_arn webhook_token state_table
   NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 STATE_TABLE=$3 RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
     setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
   PIDS+=($!)
-  wait_port "$LAMBDA_PORT" 120 "cargo lambda watch"
+  wait_port "$LAMBDA_PORT" 120 "cargo lambda watch" watch.log
 }
 
 # POST a file to a function's URL (as Alertmanager would), with a bearer token.
@@ -101,5 +118,5 @@ YML
     --storage.path="$RUN_DIR/alertmanager/data" --web.listen-address="127.0.0.1:$AM_PORT" \
     --cluster.listen-address= --log.level=debug >"$RUN_DIR/alertmanager.log" 2>&1 &
   PIDS+=($!)
-  wait_port "$AM_PORT" 30 "alertmanager"
+  wait_port "$AM_PORT" 30 "alertmanager" alertmanager.log
 }
