@@ -78,17 +78,25 @@ async fn main() -> ExitCode {
         Err(e) => return bad_input(format!("{file}: cannot read: {e}")),
     };
     // All of the input is checked before any AWS configuration is loaded.
-    let parsed = alert::decode(&bytes).and_then(|event| respond::incidents(event, &config.routes));
-    let (incidents, duplicates) = match parsed {
+    // One bad alert of a batch does not drop the good ones: exit 2 only when
+    // nothing was usable; the rejected ones are reported beside the rest.
+    let parsed =
+        alert::decode(&bytes).and_then(|event| respond::incidents_each(event, &config.routes));
+    let batch = match parsed {
         Ok(p) => p,
         Err(e) => return bad_input(format!("{file}: {e}")),
     };
+    for e in &batch.rejected {
+        eprintln!("first-responder: {file}: rejected one alert: {e}");
+    }
     let sdk = sdk_config_loader().load().await;
     let aws = match &config.state_table {
         Some(table) => Aws::new(&sdk).with_state(&sdk, table),
         None => Aws::new(&sdk),
     };
-    let report = respond::respond(&incidents, duplicates, &aws, &config, mode).await;
+    let mut report =
+        respond::respond(&batch.incidents, batch.duplicates, &aws, &config, mode).await;
+    report.rejected = batch.rejected.iter().map(Into::into).collect();
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),

@@ -276,3 +276,77 @@ fn tempdir() -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+/// One bad alert of an Alertmanager group does not drop the good one: the
+/// disk alert is handled, the blackbox probe (a URL as `instance`) and the
+/// unreadable value are reported under "rejected", exit 0. Nothing usable:
+/// exit 2 with the first alert's field.
+#[tokio::test]
+async fn a_mixed_batch_is_handled_in_part() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    let dir = tempdir()?;
+    let text = sample_event("alertmanager-disk-full.json", fleet.instance())?
+        .replace("10.0.1.5", &fleet.private_ip);
+    let mut v: serde_json::Value = serde_json::from_str(&text)?;
+    let good = v["alerts"][0].clone();
+    let mut blackbox = good.clone();
+    blackbox["labels"]["instance"] = "https://shop/health".into();
+    blackbox["fingerprint"] = "00000000000000b1".into();
+    let mut k = good.clone();
+    k["annotations"]["value"] = "1.5k".into();
+    k["fingerprint"] = "00000000000000b2".into();
+    v["alerts"] = serde_json::json!([blackbox, good, k]);
+    let path = dir.join("mixed.json");
+    std::fs::write(&path, v.to_string())?;
+    let out = run(
+        &moto,
+        Some(&fleet),
+        &["run", "--json", &path.display().to_string()],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(r["incidents"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["incidents"][0]["kind"], "disk_full");
+    let rejected = r["rejected"].as_array().context("no rejected list")?;
+    let fields: Vec<&str> = rejected
+        .iter()
+        .filter_map(|x| x["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["alerts[0].labels.instance", "alerts[2].annotations.value"]
+    );
+    assert!(
+        rejected[0]["problem"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("https://shop/health")
+    );
+    assert!(
+        rejected[1]["problem"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1.5k")
+    );
+    assert!(stderr.contains("rejected one alert"), "{stderr}");
+    // The good alert was acted on: the data volume grew.
+    assert_eq!(harness::volume_size(&sdk, &fleet.data_volume).await?, 30);
+
+    // Only bad alerts: exit 2, one line naming the first one's field.
+    v["alerts"] = serde_json::json!([v["alerts"][0].clone(), v["alerts"][2].clone()]);
+    std::fs::write(&path, v.to_string())?;
+    let out = run(
+        &moto,
+        Some(&fleet),
+        &["run", "--json", &path.display().to_string()],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("alerts[0].labels.instance"), "{stderr}");
+    Ok(())
+}

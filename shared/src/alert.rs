@@ -124,14 +124,84 @@ pub fn decode(bytes: &[u8]) -> Result<Value, InputError> {
     serde_json::from_slice(bytes).map_err(|e| InputError::Json(e.to_string()))
 }
 
+/// The key that marks each event shape. An event carries exactly one.
+const SHAPE_KEYS: [&str; 5] = [
+    "detail-type",
+    "Records",
+    "alarmData",
+    "requestContext",
+    "alerts",
+];
+
 /// Parses an already decoded event (the Lambda runtime hands us a `Value`).
+/// Strict: the first bad alert fails the whole event. [`parse_each`] keeps
+/// the good alerts of a batch.
 pub fn parse_value(value: Value) -> Result<Vec<Alert>, InputError> {
+    parse_each(value)?.into_iter().collect()
+}
+
+/// Parses an event into one result per alert. Err: the event as a whole is
+/// unusable (not JSON, no known shape, a broken envelope). A batch
+/// (Alertmanager, also inside a Function URL request) gives one result per
+/// alert, so one bad alert does not drop the good ones.
+pub fn parse_each(value: Value) -> Result<Vec<Result<Alert, InputError>>, InputError> {
+    let is_batch = value
+        .as_object()
+        .is_some_and(|o| o.contains_key("alerts") || o.contains_key("requestContext"))
+        && shape_count(&value) == 1;
+    if !is_batch {
+        return parse_shape(value).map(|alerts| alerts.into_iter().map(Ok).collect());
+    }
+    if value.get("requestContext").is_some() {
+        return parse_function_url_each(value);
+    }
+    Ok(parse_alertmanager_each(value)?
+        .into_iter()
+        .map(|r| r.map(|(a, _)| a))
+        .collect())
+}
+
+fn shape_count(value: &Value) -> usize {
+    shapes_of(value).len()
+}
+
+/// The keys of event shapes this object carries (`detail-type`, `Records`,
+/// `alarmData`, `requestContext`, `alerts`); a valid event has exactly one.
+pub fn shapes_of(value: &Value) -> Vec<&'static str> {
+    value.as_object().map_or_else(Vec::new, |o| {
+        SHAPE_KEYS
+            .iter()
+            .copied()
+            .filter(|k| o.contains_key(*k))
+            .collect()
+    })
+}
+
+fn parse_shape(value: Value) -> Result<Vec<Alert>, InputError> {
     let Some(object) = value.as_object() else {
         return Err(InputError::Unsupported(format!(
             "expected a JSON object, got {}",
             json_kind(&value)
         )));
     };
+    // Exactly one shape: an object that looks like two (an Alertmanager
+    // payload that also carries `detail-type`, say) is a forgery or a bug,
+    // and guessing which one was meant would let one steer the other.
+    let shapes: Vec<&str> = SHAPE_KEYS
+        .iter()
+        .copied()
+        .filter(|k| object.contains_key(*k))
+        .collect();
+    if shapes.len() > 1 {
+        return Err(InputError::Unsupported(format!(
+            "the event matches more than one shape ({}): refusing to guess which was meant",
+            shapes
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     if object.contains_key("detail-type") {
         return parse_eventbridge(value).map(|a| vec![a]);
     }
@@ -567,6 +637,10 @@ fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
 /// bearer token is the webhook's business; the CLI, run by an operator, reads
 /// the body only.
 fn parse_function_url(value: Value) -> Result<Vec<Alert>, InputError> {
+    parse_function_url_each(value)?.into_iter().collect()
+}
+
+fn parse_function_url_each(value: Value) -> Result<Vec<Result<Alert, InputError>>, InputError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Request {
@@ -586,45 +660,69 @@ fn parse_function_url(value: Value) -> Result<Vec<Alert>, InputError> {
         body.into_bytes()
     };
     let inner = decode(&bytes).map_err(|e| InputError::field("body", e.to_string()))?;
-    let mut alerts = parse_alertmanager(inner).map_err(|e| match e {
+    let in_body = |e: InputError| match e {
         InputError::Field { field, problem } => InputError::field(format!("body.{field}"), problem),
         other => InputError::field("body", other.to_string()),
-    })?;
-    // Labels are validated later (routing); their paths start at `body` too.
-    for a in &mut alerts {
-        if let Some(m) = &mut a.metric {
-            m.field = format!("body.{}", m.field);
-        }
-    }
-    Ok(alerts)
+    };
+    Ok(parse_alertmanager_each(inner)
+        .map_err(in_body)?
+        .into_iter()
+        .map(|r| {
+            r.map(|(mut a, _)| {
+                // Labels are validated later (routing); their paths start at `body` too.
+                if let Some(m) = &mut a.metric {
+                    m.field = format!("body.{}", m.field);
+                }
+                a
+            })
+            .map_err(in_body)
+        })
+        .collect())
 }
 
 /// At most this many alerts in one webhook payload (a storm is ~1,000).
 pub const MAX_ALERTS: usize = 10_000;
 
+/// The envelope of an Alertmanager payload: the alerts stay raw so each
+/// is validated on its own.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AmPayload {
     version: String,
     #[serde(default)]
     status: Option<String>,
-    alerts: Vec<AmAlert>,
+    alerts: Vec<Value>,
 }
 
-#[derive(Deserialize)]
+/// One Alertmanager alert, exactly the fields the responder reads. The
+/// webhook forwards this (re-serialized), never the request it came in.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-struct AmAlert {
-    status: String,
-    labels: BTreeMap<String, String>,
+pub struct AmAlert {
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    starts_at: String,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: String,
     #[serde(default)]
-    fingerprint: Option<String>,
+    pub fingerprint: Option<String>,
 }
 
 /// Parses an Alertmanager webhook payload (version 4) and nothing else.
+/// Strict: the first bad alert fails it.
 pub fn parse_alertmanager(value: Value) -> Result<Vec<Alert>, InputError> {
+    parse_alertmanager_each(value)?
+        .into_iter()
+        .map(|r| r.map(|(a, _)| a))
+        .collect()
+}
+
+/// One alert of a batch: the alert and its validated fields, or why not.
+pub type AlertResult = Result<(Alert, AmAlert), InputError>;
+
+/// Parses an Alertmanager payload into one result per alert, each with the
+/// validated alert as it may be forwarded. Err: the envelope is unusable.
+pub fn parse_alertmanager_each(value: Value) -> Result<Vec<AlertResult>, InputError> {
     if !value.is_object() {
         return Err(InputError::Unsupported(format!(
             "expected a JSON object, got {}",
@@ -662,11 +760,14 @@ pub fn parse_alertmanager(value: Value) -> Result<Vec<Alert>, InputError> {
             ),
         ));
     }
-    p.alerts
+    Ok(p.alerts
         .into_iter()
         .enumerate()
-        .map(|(i, a)| am_alert(i, a))
-        .collect()
+        .map(|(i, raw)| {
+            let a: AmAlert = deserialize(raw, &format!("alerts[{i}]"))?;
+            am_alert(i, a.clone()).map(|alert| (alert, a))
+        })
+        .collect())
 }
 
 fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {

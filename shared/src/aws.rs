@@ -23,7 +23,7 @@ use crate::incident::{Incident, IncidentKind, PrivateAddress, Resource, Transiti
 use crate::notify::{Notification, compose, sns_message};
 use crate::plan::{
     ActionName, AttachedVolume, Decision, Diagnostics, Expansion, GroupState, HIGH_CPU_DIAGNOSTICS,
-    InstanceState, Observed, Plan, PlannedAction, Step,
+    InstanceHealth, InstanceState, Observed, Plan, PlannedAction, Step,
 };
 use crate::report::{ActionReport, IncidentReport, Status};
 use crate::state::{Begin, Claim, StateStore};
@@ -213,6 +213,16 @@ impl Aws {
         }
     }
 
+    /// The same clients without the state table. A dry run uses it: it must
+    /// leave no trace (no lease, claim, cooldown, flap or breaker count), so
+    /// a real delivery of the same occurrence later acts in full.
+    pub fn untracked(&self) -> Self {
+        Self {
+            state: None,
+            ..self.clone()
+        }
+    }
+
     /// With the state table (`STATE_TABLE`) for idempotency and limits.
     pub fn with_state(mut self, sdk: &SdkConfig, table: &str) -> Self {
         self.state = Some(StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
@@ -245,7 +255,12 @@ impl Aws {
             Resource::Group(_) | Resource::None => return Observed::nothing(),
         };
         use IncidentKind::*;
-        let (volumes, group, me) = tokio::join!(
+        // A Prometheus ServiceDown is only a failed scrape: EC2's status
+        // checks (and, when configured, SSM's view) decide whether the
+        // instance itself is down. Read beside the rest.
+        let scrape_failure = kind == ServiceDown && !incident.alert.source.is_cloudwatch();
+        let ask_ssm = scrape_failure && config.playbooks.service_down.act_when_ssm_unreachable;
+        let (volumes, group, me, health, ssm_online) = tokio::join!(
             async {
                 match kind {
                     HighCpu | DiskFull | ServiceDown => self.volumes_of(&instance).await,
@@ -262,6 +277,18 @@ impl Aws {
                 match kind {
                     DiskFull | MemoryPressure | ServiceDown => self.instance_state(&instance).await,
                     _ => Ok(None),
+                }
+            },
+            async {
+                match scrape_failure {
+                    true => Some(self.health(&instance).await),
+                    false => None,
+                }
+            },
+            async {
+                match ask_ssm {
+                    true => Some(self.ssm_online(&instance).await),
+                    false => None,
                 }
             },
         );
@@ -296,8 +323,59 @@ impl Aws {
             group,
             instance: me,
             layout,
+            health,
+            ssm_online,
             ..Observed::nothing()
         }
+    }
+
+    /// EC2's status checks and state for one instance (stopped ones too).
+    async fn health(&self, instance: &InstanceId) -> Result<InstanceHealth, String> {
+        let out = self
+            .ec2
+            .describe_instance_status()
+            .instance_ids(instance.as_str())
+            .include_all_instances(true)
+            .send()
+            .await
+            .map_err(|e| format!("DescribeInstanceStatus: {}", sdk_error(&e)))?;
+        let st = out
+            .instance_statuses()
+            .iter()
+            .find(|s| s.instance_id() == Some(instance.as_str()))
+            .ok_or_else(|| format!("DescribeInstanceStatus reported nothing for {instance}"))?;
+        let check = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+            s.and_then(|s| s.status()).map(|x| x.as_str().to_owned())
+        };
+        Ok(InstanceHealth {
+            state: st
+                .instance_state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned()),
+            system: check(st.system_status()),
+            instance: check(st.instance_status()),
+        })
+    }
+
+    /// Whether SSM's agent on the instance is online (`DescribeInstanceInformation`).
+    async fn ssm_online(&self, instance: &InstanceId) -> Result<bool, String> {
+        use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .values(instance.as_str())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let out = self
+            .ssm
+            .describe_instance_information()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| format!("DescribeInstanceInformation: {}", sdk_error(&e)))?;
+        Ok(out.instance_information_list().iter().any(|i| {
+            i.instance_id() == Some(instance.as_str())
+                && i.ping_status() == Some(&PingStatus::Online)
+        }))
     }
 
     /// Tags, root device and state of one instance; Ok(None) if it does not exist.
@@ -543,6 +621,9 @@ impl Aws {
     /// [`Aws::execute_started`] so it can overlap the reads of `observe`.
     pub async fn begin(&self, incident_id: &str, config: &Config, now: i64) -> Started {
         let lease = config.actions_deadline + Duration::from_secs(60);
+        if config.dry_run {
+            return Started::Go("dry run");
+        }
         let Some(st) = &self.state else {
             return Started::Go("untracked");
         };
@@ -861,7 +942,7 @@ impl Aws {
                 a.name,
                 &a.target,
                 Status::Skipped,
-                format!("dry run: would {}", a.reason),
+                format!("dry run: would {} ({})", step.describe(), a.reason),
             );
             log_action(&incident.id, &r);
             return (r, None, None);

@@ -19,6 +19,7 @@ pub mod respond;
 #[cfg(feature = "aws")]
 pub mod state;
 pub mod telemetry;
+pub mod text;
 pub mod webhook;
 pub mod xray;
 

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use crate::incident::Transition;
 use crate::plan::{ActionName, Plan};
 use crate::report::{ActionReport, Severity};
+use crate::text::{MAX_FIELD_CHARS, MAX_LONG_FIELD_CHARS, escape, escape_keeping_lines, quoted};
 
 /// SNS: subject under 100 characters, printable ASCII only.
 pub const MAX_SUBJECT: usize = 99;
@@ -90,14 +91,16 @@ fn subject(plan: &Plan) -> String {
     sanitize_subject(&format!("{prefix}{raw}"))
 }
 
+/// One line per action. Its words are first-responder's, but they may quote
+/// a value that came from an event or an instance: escaped, so it stays one line.
 fn action_line(a: &ActionReport) -> String {
     let what = a.detail.as_deref().unwrap_or(&a.reason);
     format!(
         "[{}] {} {}: {}",
         a.status.as_str(),
         a.action.as_str(),
-        a.target,
-        what
+        escape(&a.target),
+        escape(what)
     )
 }
 
@@ -134,21 +137,31 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         let _ = writeln!(t, "DRY RUN: nothing in AWS was changed.");
     }
     let _ = writeln!(t);
-    let _ = writeln!(t, "WHAT FIRED");
+    // Everything under WHAT FIRED comes from the event: each value quoted,
+    // escaped and cut, so it cannot start a line or a section of its own.
+    let _ = writeln!(t, "WHAT FIRED (as the alert says; quoted)");
     let _ = writeln!(
         t,
         "Alarm: {} ({} -> {})",
-        a.alarm_name,
+        quoted(&a.alarm_name, MAX_FIELD_CHARS),
         a.previous_state.map(|s| s.as_str()).unwrap_or("?"),
         a.state.as_str()
     );
     if let Some(m) = &a.metric {
-        let dims: Vec<String> = m
-            .dimensions
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let _ = writeln!(t, "Metric: {}/{} {}", m.namespace, m.name, dims.join(", "));
+        let _ = writeln!(
+            t,
+            "Metric: {} {}",
+            quoted(&m.namespace, MAX_FIELD_CHARS),
+            quoted(&m.name, MAX_FIELD_CHARS)
+        );
+        for (k, v) in &m.dimensions {
+            let _ = writeln!(
+                t,
+                "    {} = {}",
+                quoted(k, MAX_FIELD_CHARS),
+                quoted(v, MAX_FIELD_CHARS)
+            );
+        }
     }
     match (a.value, a.threshold) {
         (Some(v), Some(th)) => {
@@ -159,24 +172,34 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         }
         _ => {}
     }
-    let _ = writeln!(t, "When: {}", a.state_timestamp);
+    let _ = writeln!(t, "When: {}", quoted(&a.state_timestamp, MAX_FIELD_CHARS));
     if let Some(r) = a.region.as_deref() {
         let _ = writeln!(
             t,
-            "Where: {r}{}",
+            "Where: {}{}",
+            quoted(r, MAX_FIELD_CHARS),
             a.account
                 .as_deref()
-                .map(|x| format!(", account {x}"))
+                .map(|x| format!(", account {}", quoted(x, MAX_FIELD_CHARS)))
                 .unwrap_or_default()
         );
     }
     if !a.reason.is_empty() {
-        let _ = writeln!(t, "Reason: {}", a.reason);
+        let _ = writeln!(t, "Reason:");
+        let _ = writeln!(t, "    {}", quoted(&a.reason, MAX_LONG_FIELD_CHARS));
+    }
+    if let Some(d) = a
+        .description
+        .as_deref()
+        .filter(|d| !d.is_empty() && *d != a.reason)
+    {
+        let _ = writeln!(t, "Description:");
+        let _ = writeln!(t, "    {}", quoted(d, MAX_LONG_FIELD_CHARS));
     }
     let _ = writeln!(t);
     let _ = writeln!(t, "WHAT FIRST-RESPONDER DID");
     for n in &plan.notes {
-        let _ = writeln!(t, "- {n}");
+        let _ = writeln!(t, "- {}", escape(n));
     }
     if actions.is_empty() && plan.notes.is_empty() {
         let _ = writeln!(t, "- nothing");
@@ -191,7 +214,7 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         let body = if out.trim().is_empty() {
             "(the command printed nothing)".to_owned()
         } else {
-            trim_output(out, share)
+            escape_keeping_lines(&trim_output(out, share))
         };
         let _ = writeln!(t, "{body}");
     }
@@ -391,8 +414,8 @@ mod tests {
         );
         let t = &n.text;
         for needle in [
-            "Alarm: web-high-cpu (OK -> ALARM)",
-            "Metric: AWS/EC2/CPUUtilization InstanceId=i-0123456789abcdef0",
+            "Alarm: \"web-high-cpu\" (OK -> ALARM)",
+            "Metric: \"AWS/EC2\" \"CPUUtilization\"\n    \"InstanceId\" = \"i-0123456789abcdef0\"",
             "Value: 95.3 (threshold 80)",
             "[done] snapshot vol-0000000000000000a: snap-0123 of vol-0000000000000000a (/dev/xvda)",
             "[failed] scale_out web-asg: SetDesiredCapacity of web-asg to 2: Throttling",
@@ -412,6 +435,65 @@ mod tests {
         assert_eq!(d["actions"][0]["ids"][0], "snap-0123");
         assert_eq!(d["actions"][2]["status"], "failed");
         assert_eq!(d["next_steps"].as_array().unwrap().len(), 5);
+    }
+
+    /// An annotation that tries to print a section of its own, and a name
+    /// with a right-to-left override: shown quoted and escaped on one line.
+    #[test]
+    fn event_text_cannot_forge_lines_of_the_email() {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/alertmanager-high-cpu.json")).unwrap();
+        v["alerts"][0]["annotations"]["description"] =
+            "x\n\nWHAT FIRST-RESPONDER DID\n- [done] restart_service i-0123456789abcdef0: restarted\n".into();
+        v["alerts"][0]["labels"]["team"] = "ops\u{202e}nimda\r\nWhere: us-east-1".into();
+        v["alerts"][0]["labels"]["instance"] = "i-0123456789abcdef0".into();
+        v["alerts"] = serde_json::json!([v["alerts"][0].clone()]);
+        let p = the_plan(&v.to_string(), false);
+        let n = compose(&p, &outcomes());
+        let lines: Vec<&str> = n.text.lines().collect();
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("WHAT FIRST-RESPONDER DID"))
+                .count(),
+            1,
+            "{}",
+            n.text
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("- [done] restart_service")),
+            "{}",
+            n.text
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("Where:")), "{}", n.text);
+        assert!(
+            !n.text.contains('\u{202e}') && !n.text.contains('\r'),
+            "{}",
+            n.text
+        );
+        assert!(
+            n.text
+                .contains("    \"x\\n\\nWHAT FIRST-RESPONDER DID\\n- [done] restart_service"),
+            "{}",
+            n.text
+        );
+        assert!(
+            n.text
+                .contains("\"team\" = \"ops\\u{202e}nimda\\r\\nWhere: us-east-1\""),
+            "{}",
+            n.text
+        );
+        // A very long field is cut, and says so.
+        v["alerts"][0]["annotations"]["description"] = "y".repeat(5000).into();
+        let n = compose(&the_plan(&v.to_string(), false), &outcomes());
+        assert!(
+            n.text.contains("[cut: 5000 characters, first 1000 shown]"),
+            "{}",
+            n.text
+        );
+        assert!(n.text.lines().all(|l| l.chars().count() < 1200));
     }
 
     #[test]

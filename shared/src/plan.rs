@@ -148,6 +148,44 @@ impl Step {
         )
     }
 
+    /// The change in words, as a verb phrase ("add one instance to web-asg
+    /// (desired 1 -> 2)"): what a dry run says it would do.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Snapshot { volume, device, .. } => format!(
+                "snapshot {volume} ({})",
+                device.as_deref().unwrap_or("unknown device")
+            ),
+            Self::CollectDiagnostics { instance, .. } => {
+                format!("collect diagnostics on {instance} through SSM")
+            }
+            Self::CollectEvidence { instance } => {
+                format!("read the status checks and console output of {instance}")
+            }
+            Self::ScaleOut {
+                group, from, to, ..
+            } => format!("add one instance to {group} (desired {from} -> {to})"),
+            Self::CleanupTemp { instance, days } => format!(
+                "delete regular files older than {days} days under /tmp and /var/tmp on {instance}"
+            ),
+            Self::ArchiveLogs { instance, days, .. } => {
+                format!("compress rotated logs older than {days} days under /var/log on {instance}")
+            }
+            Self::ExpandVolume(e) => format!(
+                "grow {} from {} to {} GiB, then its partition and filesystem",
+                e.volume, e.from_gib, e.to_gib
+            ),
+            Self::RestartService { instance, service } => {
+                format!("restart {service} on {instance}")
+            }
+            Self::ReplaceInstance { instance, group } => {
+                format!("mark {instance} Unhealthy so {group} replaces it")
+            }
+            Self::Reboot { instance } => format!("reboot {instance}"),
+            Self::Notify { topic_arn } => format!("publish the notification to {topic_arn}"),
+        }
+    }
+
     /// What this step means to leave behind, recorded with its claim so a
     /// later delivery can check AWS if this one dies half-way.
     pub fn intent(&self) -> String {
@@ -237,6 +275,43 @@ pub struct InstanceState {
     pub state: Option<String>,
 }
 
+/// EC2's own view of an instance (`DescribeInstanceStatus` with all
+/// instances): its state and the two status checks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceHealth {
+    /// running, stopped, ...
+    pub state: Option<String>,
+    /// ok, impaired, initializing, insufficient-data, not-applicable
+    pub system: Option<String>,
+    pub instance: Option<String>,
+}
+
+impl InstanceHealth {
+    /// Some(why) when EC2 itself says the instance is down: a status check
+    /// `impaired`, or a state other than running. `initializing` and
+    /// `insufficient-data` are not evidence of anything.
+    pub fn impaired(&self) -> Option<String> {
+        let state = self.state.as_deref().unwrap_or("unknown");
+        if state != "running" {
+            return Some(format!("EC2 reports the instance {state}"));
+        }
+        match (self.system.as_deref(), self.instance.as_deref()) {
+            (Some("impaired"), _) => Some("EC2's system status check is impaired".into()),
+            (_, Some("impaired")) => Some("EC2's instance status check is impaired".into()),
+            _ => None,
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "state {}, system check {}, instance check {}",
+            self.state.as_deref().unwrap_or("unknown"),
+            self.system.as_deref().unwrap_or("unknown"),
+            self.instance.as_deref().unwrap_or("unknown")
+        )
+    }
+}
+
 /// Whether a resource is in scope for changes: it carries the opt-in tag
 /// (when one is configured). Err holds the reason it is not.
 fn opted_in(what: &str, tags: &BTreeMap<String, String>, config: &Config) -> Result<(), String> {
@@ -265,6 +340,12 @@ pub struct Observed {
     /// The instance's block devices (`lsblk` through SSM), read only when
     /// the alert's device cannot be traced to a volume from the API alone.
     pub layout: Option<Result<Vec<BlockDev>, String>>,
+    /// EC2's status checks, read for a Prometheus `ServiceDown`: a scrape
+    /// failure alone never reboots or replaces a healthy instance.
+    pub health: Option<Result<InstanceHealth, String>>,
+    /// Whether SSM reaches the instance (its agent online), read only when
+    /// `service_down.act_when_ssm_unreachable` is on.
+    pub ssm_online: Option<Result<bool, String>>,
 }
 
 impl Observed {
@@ -277,6 +358,8 @@ impl Observed {
             group: Ok(None),
             instance: Ok(None),
             layout: None,
+            health: None,
+            ssm_online: None,
         }
     }
 }
@@ -407,7 +490,10 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         next_steps: config.playbooks.next_steps(incident.kind).to_vec(),
     };
     if let Some(rule) = &incident.alert.alarm_rule {
-        p.notes.push(format!("composite alarm rule: {rule}"));
+        p.notes.push(format!(
+            "composite alarm rule: {}",
+            crate::text::quoted(rule, crate::text::MAX_LONG_FIELD_CHARS)
+        ));
     }
     let kind = incident.kind;
     match &incident.transition {
@@ -431,7 +517,13 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
                 .alert
                 .metric
                 .as_ref()
-                .map(|m| format!("metric {}/{}", m.namespace, m.name))
+                .map(|m| {
+                    format!(
+                        "metric {}/{}",
+                        crate::text::escape(&m.namespace),
+                        crate::text::escape(&m.name)
+                    )
+                })
                 .unwrap_or_else(|| "an alarm without a metric".into());
             p.notes
                 .push(format!("no playbook for {what}: nothing was done"));
@@ -854,6 +946,51 @@ fn plan_memory(p: &mut Plan, instance: &InstanceId, observed: &Observed, config:
     );
 }
 
+/// Whether a service-down alert is evidence that the instance itself is
+/// down. Ok(why) lets replace/reboot go ahead; Err(why) skips them.
+/// CloudWatch's `StatusCheckFailed*` alarms are EC2's own word; a Prometheus
+/// `up == 0` only says a scrape failed (a security group, a dead exporter),
+/// so EC2's status checks must agree.
+fn instance_is_down(p: &Plan, observed: &Observed, config: &Config) -> Result<String, String> {
+    if p.incident.alert.source.is_cloudwatch() {
+        return Ok("EC2's status check alarm fired".into());
+    }
+    let scrape = "not replacing or rebooting on a scrape failure alone";
+    let health = match &observed.health {
+        None => return Err(format!("EC2 status checks were not read: {scrape}")),
+        Some(Err(why)) => {
+            return Err(format!(
+                "EC2 status checks could not be read ({why}): {scrape}"
+            ));
+        }
+        Some(Ok(h)) => h,
+    };
+    if let Some(why) = health.impaired() {
+        return Ok(why);
+    }
+    if config.playbooks.service_down.act_when_ssm_unreachable {
+        match &observed.ssm_online {
+            Some(Ok(false)) => {
+                return Ok(format!(
+                    "EC2 status checks pass ({}), but SSM cannot reach the instance either",
+                    health.summary()
+                ));
+            }
+            Some(Err(why)) => {
+                return Err(format!(
+                    "EC2 status checks pass ({}) and SSM's view could not be read ({why}): {scrape}",
+                    health.summary()
+                ));
+            }
+            _ => {}
+        }
+    }
+    Err(format!(
+        "EC2 status checks pass: the exporter, not the instance, is down ({})",
+        health.summary()
+    ))
+}
+
 fn plan_service_down(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
     push_snapshots(p, instance, observed, config);
     p.push(
@@ -865,6 +1002,26 @@ fn plan_service_down(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
             instance: instance.clone(),
         }),
     );
+    let down = match instance_is_down(p, observed, config) {
+        Ok(why) => why,
+        Err(why) => {
+            for name in [ActionName::ReplaceInstance, ActionName::Reboot] {
+                p.push(
+                    config,
+                    name,
+                    instance.to_string(),
+                    "",
+                    Decision::Skip(why.clone()),
+                );
+            }
+            if observed.health.as_ref().is_some_and(|h| h.is_ok()) {
+                p.notes.push(format!(
+                    "Prometheus cannot scrape {instance}, but EC2 reports the instance healthy: look at the exporter on it (systemctl status node_exporter), the security group or network ACL between Prometheus and its port, and Prometheus's Targets page for the scrape error"
+                ));
+            }
+            return;
+        }
+    };
     let replaces = p.runs(config, ActionName::ReplaceInstance);
     if replaces {
         let (target, decision, reason) = match &observed.group {
@@ -886,7 +1043,10 @@ fn plan_service_down(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
                         instance: instance.clone(),
                         group: g.name.clone(),
                     }),
-                    format!("mark {instance} Unhealthy so {} replaces it", g.name),
+                    format!(
+                        "{down}: mark {instance} Unhealthy so {} replaces it",
+                        g.name
+                    ),
                 ),
             },
         };
@@ -928,7 +1088,7 @@ fn plan_service_down(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
             Decision::Do(Step::Reboot {
                 instance: instance.clone(),
             }),
-            format!("reboot {instance}, which no Auto Scaling group would replace"),
+            format!("{down}: reboot {instance}, which no Auto Scaling group would replace"),
         ),
     };
     p.push(
@@ -1003,7 +1163,7 @@ fn push_scale_out(
         ),
     };
     let reason = format!(
-        "CPU {:.1}% is at or above {threshold}%: add one instance",
+        "CPU {:.1}% is at or above {threshold}%",
         incident_value(p).unwrap_or_default()
     );
     p.push(config, ActionName::ScaleOut, target, reason, decision);
@@ -1066,6 +1226,8 @@ mod tests {
                 state: Some("running".into()),
             })),
             layout: None,
+            health: None,
+            ssm_online: None,
         }
     }
 
@@ -1678,7 +1840,7 @@ mod tests {
                 &plan(&i, &with(Some("app; reboot")), &config()),
                 ActionName::RestartService
             )
-            .contains("is not a systemd unit name")
+            .contains("is not a systemd service name")
         );
         // Configuration that leaves restart_service out refuses it.
         let mut c = config();
@@ -1740,6 +1902,143 @@ mod tests {
             (decision_of(&p, ReplaceInstance), decision_of(&p, Reboot)),
             ("absent".into(), "absent".into())
         );
+    }
+
+    /// Prometheus's ServiceDown is a failed scrape: only EC2's own word
+    /// that the instance is down lets replace or reboot go ahead.
+    #[test]
+    fn a_scrape_failure_never_reboots_or_replaces_a_healthy_instance() {
+        use ActionName::*;
+        let i = incident(include_str!("../../events/alertmanager-service-down.json"));
+        let me = InstanceId::parse("t", "i-0123456789abcdef0").unwrap();
+        let health = |state: &str, system: &str, inst: &str| InstanceHealth {
+            state: Some(state.into()),
+            system: Some(system.into()),
+            instance: Some(inst.into()),
+        };
+        let observed = |h: Option<Result<InstanceHealth, String>>, in_group: bool| Observed {
+            resolved: Some(Ok(me.clone())),
+            health: h,
+            group: if in_group {
+                fleet(1, 3).group
+            } else {
+                Ok(None)
+            },
+            ..fleet(1, 3)
+        };
+        let healthy = "skip: EC2 status checks pass: the exporter, not the instance, is down";
+        // (health, in a group) -> (replace_instance, reboot)
+        type Case<'a> = (
+            Option<Result<InstanceHealth, String>>,
+            bool,
+            &'a str,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                Some(Ok(health("running", "ok", "ok"))),
+                true,
+                healthy,
+                healthy,
+            ),
+            (
+                Some(Ok(health("running", "ok", "ok"))),
+                false,
+                healthy,
+                healthy,
+            ),
+            (
+                Some(Ok(health("running", "initializing", "insufficient-data"))),
+                true,
+                healthy,
+                healthy,
+            ),
+            (
+                Some(Ok(health("running", "ok", "impaired"))),
+                true,
+                "do",
+                "skip: i-0123456789abcdef0 is in group web-asg",
+            ),
+            (
+                Some(Ok(health("running", "impaired", "ok"))),
+                false,
+                "skip: i-0123456789abcdef0 is in no Auto Scaling group",
+                "do",
+            ),
+            (
+                Some(Err("DescribeInstanceStatus: Throttling".into())),
+                true,
+                "skip: EC2 status checks could not be read (DescribeInstanceStatus: Throttling)",
+                "skip: EC2 status checks could not be read",
+            ),
+            (
+                None,
+                true,
+                "skip: EC2 status checks were not read",
+                "skip: EC2 status checks were not read",
+            ),
+        ];
+        for (h, in_group, replace, reboot) in cases {
+            let what = format!("{h:?}, in group {in_group}");
+            let p = plan(&i, &observed(h, in_group), &config());
+            let got = (decision_of(&p, ReplaceInstance), decision_of(&p, Reboot));
+            assert!(
+                got.0
+                    .starts_with(&format!("i-0123456789abcdef0: {replace}")),
+                "{what}: replace {}",
+                got.0
+            );
+            assert!(
+                got.1.starts_with(&format!("i-0123456789abcdef0: {reboot}")),
+                "{what}: reboot {}",
+                got.1
+            );
+        }
+        // The healthy case says what to look at instead.
+        let p = plan(
+            &i,
+            &observed(Some(Ok(health("running", "ok", "ok"))), true),
+            &config(),
+        );
+        assert!(
+            p.notes.iter().any(|n| n.contains("look at the exporter")),
+            "{:?}",
+            p.notes
+        );
+        // An impaired instance: the reason says why it acts.
+        let p = plan(
+            &i,
+            &observed(Some(Ok(health("running", "ok", "impaired"))), true),
+            &config(),
+        );
+        let replace = p
+            .actions
+            .iter()
+            .find(|a| a.name == ReplaceInstance)
+            .unwrap();
+        assert!(
+            replace
+                .reason
+                .starts_with("EC2's instance status check is impaired"),
+            "{}",
+            replace.reason
+        );
+        // SSM unreachable as well: acts only when configured to.
+        let mut o = observed(Some(Ok(health("running", "ok", "ok"))), false);
+        o.ssm_online = Some(Ok(false));
+        assert!(decision_of(&plan(&i, &o, &config()), Reboot).contains(healthy));
+        let mut c = config();
+        c.playbooks.service_down.act_when_ssm_unreachable = true;
+        assert_eq!(
+            decision_of(&plan(&i, &o, &c), Reboot),
+            "i-0123456789abcdef0: do"
+        );
+        o.ssm_online = Some(Ok(true));
+        assert!(decision_of(&plan(&i, &o, &c), Reboot).contains(healthy));
+        // CloudWatch's StatusCheckFailed is EC2's own word: acts as before,
+        // without reading the checks again.
+        let p = plan(&incident(DOWN), &fleet(1, 3), &config());
+        assert_eq!(decision_of(&p, ReplaceInstance), "i-0123456789abcdef0: do");
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct MemoryPressure {
 pub struct ServiceDown {
     pub stages: Vec<Vec<ActionName>>,
     pub replace_cooldown_minutes: u32,
+    /// A Prometheus scrape failure (`up == 0`) with passing EC2 status
+    /// checks also reboots or replaces when SSM cannot reach the instance.
+    pub act_when_ssm_unreachable: bool,
     pub next_steps: Vec<String>,
 }
 
@@ -195,6 +198,7 @@ impl Playbooks {
                     1,
                     24 * 60,
                 ),
+                act_when_ssm_unreachable: raw.service_down.act_when_ssm_unreachable,
                 next_steps: v.steps("service_down", raw.service_down.next_steps),
             },
         };
@@ -378,6 +382,8 @@ struct RawMemory {
 struct RawServiceDown {
     stages: Spanned<Vec<Vec<Spanned<ServiceDownAction>>>>,
     replace_cooldown_minutes: Spanned<i64>,
+    #[serde(default)]
+    act_when_ssm_unreachable: bool,
     next_steps: Spanned<Vec<String>>,
 }
 

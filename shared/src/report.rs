@@ -130,6 +130,32 @@ pub struct Report {
     pub incidents: Vec<IncidentReport>,
     /// Alerts in the event that repeated an occurrence already in it.
     pub duplicates: usize,
+    /// Alerts of a batch that could not be handled, each with the field and
+    /// value at fault; the others were handled.
+    pub rejected: Vec<Rejected>,
+}
+
+/// One alert refused: which field, and what is wrong with its value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    pub field: String,
+    pub problem: String,
+}
+
+impl From<&crate::error::InputError> for Rejected {
+    fn from(e: &crate::error::InputError) -> Self {
+        use crate::error::InputError;
+        match e {
+            InputError::Field { field, problem } => Self {
+                field: field.clone(),
+                problem: problem.clone(),
+            },
+            other => Self {
+                field: "(event)".into(),
+                problem: other.to_string(),
+            },
+        }
+    }
 }
 
 impl Report {
@@ -150,6 +176,9 @@ impl Report {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
+        for r in &self.rejected {
+            let _ = writeln!(s, "rejected alert: field `{}`: {}", r.field, r.problem);
+        }
         for i in &self.incidents {
             let _ = writeln!(
                 s,

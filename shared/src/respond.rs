@@ -7,7 +7,7 @@ use serde_json::Value;
 #[cfg(feature = "aws")]
 use tracing::{Instrument, info, info_span};
 
-use crate::alert::parse_value;
+use crate::alert::{parse_each, parse_value};
 #[cfg(feature = "aws")]
 use crate::aws::Aws;
 #[cfg(feature = "aws")]
@@ -30,9 +30,47 @@ pub enum Mode {
     Run,
 }
 
+/// The incidents of one event, and the alerts of it that were refused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub incidents: Vec<Incident>,
+    /// Alerts that repeated an occurrence already in the event.
+    pub duplicates: usize,
+    /// Alerts that could not be handled (parsing or routing), each naming
+    /// the field; the others go ahead.
+    pub rejected: Vec<InputError>,
+}
+
 /// Parses the event into incidents, one per occurrence: duplicates in one
 /// payload (an Alertmanager group with the same fingerprint twice) become
-/// one. Bad input stops here, before any AWS call.
+/// one. Bad input stops here, before any AWS call. One bad alert of a batch
+/// does not drop the good ones: Err only when no alert is usable (then the
+/// first alert's error).
+pub fn incidents_each(event: Value, routes: &Routes) -> Result<Batch, InputError> {
+    let mut seen = HashSet::new();
+    let mut batch = Batch {
+        incidents: Vec::new(),
+        duplicates: 0,
+        rejected: Vec::new(),
+    };
+    for alert in parse_each(event)? {
+        match alert.and_then(|a| Incident::routed(a, routes)) {
+            Ok(incident) if seen.insert(incident.id.clone()) => batch.incidents.push(incident),
+            Ok(_) => batch.duplicates += 1,
+            Err(e) => batch.rejected.push(e),
+        }
+    }
+    if batch.incidents.is_empty() && batch.duplicates == 0 {
+        return Err(batch
+            .rejected
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| InputError::Unsupported("no alerts".into())));
+    }
+    Ok(batch)
+}
+
+/// Strict: the first bad alert fails the whole event.
 pub fn incidents(event: Value, routes: &Routes) -> Result<(Vec<Incident>, usize), InputError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -55,8 +93,13 @@ pub async fn handle(
     config: &Config,
     mode: Mode,
 ) -> Result<Report, InputError> {
-    let (incidents, duplicates) = incidents(event, &config.routes)?;
-    Ok(respond(&incidents, duplicates, aws, config, mode).await)
+    let batch = incidents_each(event, &config.routes)?;
+    for e in &batch.rejected {
+        tracing::warn!(error = %e, "rejected one alert of the event; handling the others");
+    }
+    let mut report = respond(&batch.incidents, batch.duplicates, aws, config, mode).await;
+    report.rejected = batch.rejected.iter().map(Into::into).collect();
+    Ok(report)
 }
 
 /// Observe, plan and (in `Mode::Run`) execute already parsed incidents,
@@ -69,6 +112,15 @@ pub async fn respond(
     config: &Config,
     mode: Mode,
 ) -> Report {
+    // A dry run leaves no trace in the state table: not the occurrence, not
+    // a claim, cooldown or count. A later real delivery then acts in full.
+    let untracked;
+    let aws = if config.dry_run && aws.state.is_some() {
+        untracked = aws.untracked();
+        &untracked
+    } else {
+        aws
+    };
     // Read once per event, before anything is decided; no event, no read.
     let kill_switch = match (&config.kill_switch_parameter, incidents.is_empty()) {
         (Some(name), false) => aws.kill_switch(name).await,
@@ -114,5 +166,6 @@ pub async fn respond(
     Report {
         incidents: reports,
         duplicates,
+        rejected: Vec::new(),
     }
 }

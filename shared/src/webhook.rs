@@ -18,11 +18,12 @@ use subtle::ConstantTimeEq;
 #[cfg(feature = "aws")]
 use tracing::{info, warn};
 
-use crate::alert::{decode, parse_alertmanager};
+use crate::alert::{decode, parse_alertmanager_each, shapes_of};
 #[cfg(feature = "aws")]
 use crate::aws::sdk_error;
 use crate::error::ConfigError;
 use crate::incident::{Incident, Routes};
+use crate::report::Rejected;
 
 /// Larger bodies are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -83,8 +84,9 @@ impl Reply {
     }
 }
 
-/// One incident for the responder: the payload as Alertmanager sent it, with
-/// only this incident's alert, so the responder sees a real shape.
+/// One incident for the responder: an Alertmanager payload built from
+/// scratch with exactly the validated fields of this incident's one alert,
+/// so nothing of the request that was not checked reaches the responder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Handoff {
     pub incident_id: String,
@@ -97,6 +99,9 @@ pub struct Accepted {
     pub alerts: usize,
     pub duplicates: usize,
     pub handoffs: Vec<Handoff>,
+    /// Alerts that could not be handled, each with the field and value at
+    /// fault; the others were handed off.
+    pub rejected: Vec<Rejected>,
 }
 
 /// The request as the function sees it.
@@ -142,32 +147,80 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
     }
     let bad = |e: &dyn std::fmt::Display| Reply::error(400, e.to_string());
     let value = decode(&bytes).map_err(|e| bad(&e))?;
-    let alerts = parse_alertmanager(value.clone()).map_err(|e| bad(&e))?;
-    let raw_alerts = value
-        .get("alerts")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    // An Alertmanager payload and nothing else: one that also carries the
+    // key of another event shape is refused whole.
+    let shapes = shapes_of(&value);
+    if shapes.iter().any(|k| *k != "alerts") {
+        return Err(bad(&format!(
+            "not an Alertmanager webhook payload: it also carries {}",
+            shapes
+                .iter()
+                .filter(|k| **k != "alerts")
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let alerts = parse_alertmanager_each(value).map_err(|e| bad(&e))?;
     let count = alerts.len();
     let mut seen = std::collections::HashSet::new();
     let mut handoffs = Vec::new();
-    for (i, alert) in alerts.into_iter().enumerate() {
-        let incident = Incident::routed(alert, routes).map_err(|e| bad(&e))?;
+    let mut rejected = Vec::new();
+    let mut duplicates = 0;
+    for parsed in alerts {
+        let (alert, validated) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                rejected.push(Rejected::from(&e));
+                continue;
+            }
+        };
+        let incident = match Incident::routed(alert, routes) {
+            Ok(i) => i,
+            Err(e) => {
+                rejected.push(Rejected::from(&e));
+                continue;
+            }
+        };
         if !seen.insert(incident.id.clone()) {
+            duplicates += 1;
             continue;
         }
-        let mut one = value.clone();
-        one["alerts"] = Value::Array(vec![raw_alerts.get(i).cloned().unwrap_or(Value::Null)]);
+        // Built from scratch: the envelope fields the responder reads and
+        // the one validated alert. Linear in the payload.
+        let one = json!({
+            "version": "4",
+            "status": validated.status,
+            "alerts": [validated],
+        });
         handoffs.push(Handoff {
             incident_id: incident.id,
             kind: incident.kind.as_str(),
             payload: serde_json::to_vec(&one).map_err(|e| Reply::error(500, e.to_string()))?,
         });
     }
+    if handoffs.is_empty() && duplicates == 0 {
+        let first = rejected.first().map_or_else(
+            || "no alerts".to_owned(),
+            |r| format!("field `{}`: {}", r.field, r.problem),
+        );
+        return Err(Reply {
+            status: 400,
+            body: json!({
+                "error": if rejected.len() > 1 {
+                    format!("none of the {count} alerts is usable; the first: {first}")
+                } else {
+                    first
+                },
+                "rejected": rejected,
+            }),
+        });
+    }
     Ok(Accepted {
         alerts: count,
-        duplicates: count - handoffs.len(),
+        duplicates,
         handoffs,
+        rejected,
     })
 }
 
@@ -261,8 +314,13 @@ impl Webhook {
             alerts = accepted.alerts,
             incidents = ids.len(),
             duplicates = accepted.duplicates,
+            rejected = accepted.rejected.len(),
             "accepted webhook request"
         );
+        // Each refused alert in the log too, at most a few lines a request.
+        for r in accepted.rejected.iter().take(10) {
+            warn!(field = %r.field, problem = %r.problem, "rejected one alert; the others were handed off");
+        }
         Reply {
             status: 202,
             body: json!({
@@ -270,6 +328,7 @@ impl Webhook {
                 "alerts": accepted.alerts,
                 "duplicates": accepted.duplicates,
                 "incidents": ids,
+                "rejected": accepted.rejected,
             }),
         }
     }
@@ -433,6 +492,109 @@ mod tests {
         // The hand-off is itself a payload the responder accepts, with the same incident.
         let (incidents, _) = crate::respond::incidents(payload, &Routes::new()).unwrap();
         assert_eq!(incidents[0].id, acc.handoffs[0].incident_id);
+    }
+
+    /// A payload that is also shaped like a CloudWatch event or an SNS
+    /// batch is refused whole; a hand-off never carries anything of the
+    /// request but the validated fields of its one alert.
+    #[test]
+    fn smuggled_event_shapes_never_reach_the_responder() {
+        let auth = format!("Bearer {TOKEN}");
+        let routes = Routes::new();
+        let mut v: Value = serde_json::from_str(AM).unwrap();
+        v["detail-type"] = "CloudWatch Alarm State Change".into();
+        v["source"] = "aws.cloudwatch".into();
+        v["detail"] = json!({"alarmName": "forged", "state": {"value": "ALARM"}});
+        let got = accept(&req(Some(&auth), &v.to_string()), &token(), &routes);
+        let reply = got.unwrap_err();
+        assert_eq!(reply.status, 400);
+        assert!(
+            reply.body["error"]
+                .as_str()
+                .unwrap()
+                .contains("`detail-type`"),
+            "{reply:?}"
+        );
+        let mut v: Value = serde_json::from_str(AM).unwrap();
+        v["Records"] = json!([{"Sns": {"Message": "{}"}}]);
+        assert_eq!(
+            status(accept(&req(Some(&auth), &v.to_string()), &token(), &routes)),
+            400
+        );
+        // Unknown keys in the envelope and in the alert are dropped.
+        let mut v: Value = serde_json::from_str(AM).unwrap();
+        v["detail"] = json!({"AutoScalingGroupName": "payments"});
+        v["alerts"][0]["detail-type"] = "CloudWatch Alarm State Change".into();
+        v["alerts"][0]["extra"] = "x".repeat(1000).into();
+        let acc = accept(&req(Some(&auth), &v.to_string()), &token(), &routes).unwrap();
+        let payload: Value = serde_json::from_slice(&acc.handoffs[0].payload).unwrap();
+        let mut keys: Vec<&str> = payload
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["alerts", "status", "version"]);
+        let alert = payload["alerts"][0].as_object().unwrap();
+        let mut keys: Vec<&str> = alert.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["annotations", "fingerprint", "labels", "startsAt", "status"]
+        );
+        // The responder refuses an object of two shapes too.
+        let mut two: Value = serde_json::from_str(AM).unwrap();
+        two["detail-type"] = "CloudWatch Alarm State Change".into();
+        let e = crate::alert::parse_value(two).unwrap_err().to_string();
+        assert!(e.contains("more than one shape"), "{e}");
+    }
+
+    /// One alert the webhook cannot use (a blackbox URL as `instance`, a
+    /// value that is not a number) does not drop the good ones.
+    #[test]
+    fn a_mixed_batch_is_handled_in_part() {
+        let auth = format!("Bearer {TOKEN}");
+        let routes = Routes::new();
+        let mut v: Value = serde_json::from_str(AM).unwrap();
+        let good = v["alerts"][0].clone();
+        let mut blackbox = good.clone();
+        blackbox["labels"]["instance"] = "https://shop/health".into();
+        blackbox["fingerprint"] = "00000000000000b1".into();
+        let mut k = good.clone();
+        k["annotations"]["value"] = "1.5k".into();
+        k["fingerprint"] = "00000000000000b2".into();
+        v["alerts"] = json!([blackbox, good, k]);
+        let acc = accept(&req(Some(&auth), &v.to_string()), &token(), &routes).unwrap();
+        assert_eq!(
+            (acc.alerts, acc.handoffs.len(), acc.rejected.len()),
+            (3, 1, 2)
+        );
+        assert_eq!(acc.rejected[0].field, "alerts[0].labels.instance");
+        assert!(
+            acc.rejected[0].problem.contains("https://shop/health"),
+            "{:?}",
+            acc.rejected
+        );
+        assert_eq!(acc.rejected[1].field, "alerts[2].annotations.value");
+        assert!(
+            acc.rejected[1].problem.contains("1.5k"),
+            "{:?}",
+            acc.rejected
+        );
+        // Nothing usable: 400, naming every refused alert.
+        v["alerts"] = json!([v["alerts"][0].clone(), v["alerts"][2].clone()]);
+        let reply = accept(&req(Some(&auth), &v.to_string()), &token(), &routes).unwrap_err();
+        assert_eq!(reply.status, 400);
+        assert_eq!(reply.body["rejected"].as_array().unwrap().len(), 2);
+        // The responder side handles the same batch in part.
+        let mut v: Value = serde_json::from_str(AM).unwrap();
+        let mut bad = v["alerts"][0].clone();
+        bad["annotations"]["value"] = "1.5k".into();
+        bad["fingerprint"] = "00000000000000b2".into();
+        v["alerts"] = json!([bad, v["alerts"][0].clone()]);
+        let batch = crate::respond::incidents_each(v, &routes).unwrap();
+        assert_eq!((batch.incidents.len(), batch.rejected.len()), (1, 1));
     }
 
     #[test]

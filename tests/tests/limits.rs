@@ -187,3 +187,45 @@ async fn dry_run_of_every_playbook_leaves_the_account_as_it_was() -> Result<()> 
     assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 5);
     Ok(())
 }
+
+/// A dry run leaves no trace: the same occurrence delivered after dry-run is
+/// switched off is acted on in full, and the state table held nothing of
+/// the dry run (no occurrence, claim, cooldown, flap or breaker count).
+#[tokio::test]
+async fn a_dry_run_leaves_no_trace_and_a_later_real_delivery_acts_in_full() -> Result<()> {
+    let mut w = World::start_with_state(FleetSpec::default()).await?;
+    w.config.dry_run = true;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let i = &r.incidents[0];
+    assert_eq!(i.delivery, "dry run", "{r:#?}");
+    let scale = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "scale_out")
+        .expect("scale_out planned");
+    assert_eq!(scale.status.as_str(), "skipped");
+    assert_eq!(
+        scale.reason,
+        "dry run: would add one instance to web-asg (desired 1 -> 2) (CPU 95.3% is at or above 90%)"
+    );
+    let records = harness::state_records(&w.sdk, &w.fleet.state_table).await?;
+    assert!(records.is_empty(), "the dry run left {records:?}");
+    assert!(snapshots(&w.sdk).await?.is_empty());
+
+    w.config.dry_run = false;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    assert_eq!(r.incidents[0].delivery, "first", "{r:#?}");
+    assert_eq!(
+        statuses(&r),
+        [
+            "snapshot:done",
+            "snapshot:done",
+            "collect_diagnostics:done",
+            "scale_out:done",
+            "notify:done"
+        ]
+    );
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    Ok(())
+}

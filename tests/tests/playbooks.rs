@@ -300,12 +300,39 @@ async fn memory_pressure_restarts_the_tagged_service_only_when_allowed() -> Resu
     let r = w.handle(&third).await?;
     let (st, why) = status_of(&r, "restart_service");
     assert_eq!(st, "skipped");
-    assert!(why.contains("is not a systemd unit name"), "{why}");
+    assert!(why.contains("is not a systemd service name"), "{why}");
     assert_eq!(
         ssm_commands(&w.sdk).await?.len(),
         before + 1,
         "diagnostics only"
     );
+
+    // Units whose restart would power the machine off or cut it off: refused
+    // with the reason, nothing but the diagnostics sent.
+    for (hour, unit, why_part) in [
+        ("05", "poweroff.target", "is not a service unit"),
+        ("06", "systemd-poweroff.service", "refused"),
+        ("07", "amazon-ssm-agent", "refused"),
+    ] {
+        tag(&w.sdk, &instance, "first-responder:restart-service", unit).await?;
+        let next = event.replace(
+            "2026-11-25T02:04:12.152",
+            &format!("2026-11-25T{hour}:04:12.152"),
+        );
+        let before = ssm_commands(&w.sdk).await?.len();
+        let r = w.handle(&next).await?;
+        let (st, why) = status_of(&r, "restart_service");
+        assert_eq!(st, "skipped", "{unit}: {r:#?}");
+        assert!(
+            why.contains(why_part) && why.contains(unit),
+            "{unit}: {why}"
+        );
+        assert_eq!(
+            ssm_commands(&w.sdk).await?.len(),
+            before + 1,
+            "{unit}: diagnostics only"
+        );
+    }
 
     // Configuration that leaves restart_service out: never restarted.
     tag(
@@ -371,6 +398,54 @@ async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -
     let (st, why) = status_of(&r, "replace_instance");
     assert_eq!(st, "skipped");
     assert!(why.contains("is in no Auto Scaling group"), "{why}");
+    Ok(())
+}
+
+/// Prometheus's `up == 0` only says a scrape failed: with EC2's status
+/// checks passing nothing is rebooted or replaced; once EC2 says the
+/// instance is down (here: stopped), the group replaces it.
+#[tokio::test]
+async fn prometheus_service_down_acts_only_when_ec2_says_the_instance_is_down() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let event =
+        std::fs::read_to_string(harness::root().join("events/alertmanager-service-down.json"))?
+            .replace("10.0.1.5", &w.fleet.private_ip);
+    let r = w.handle(&event).await?;
+    assert_eq!(r.incidents[0].kind.as_str(), "service_down");
+    for action in ["replace_instance", "reboot"] {
+        let (st, why) = status_of(&r, action);
+        assert_eq!(st, "skipped", "{action}: {r:#?}");
+        assert!(
+            why.starts_with("EC2 status checks pass: the exporter, not the instance, is down"),
+            "{action}: {why}"
+        );
+    }
+    assert!(
+        r.incidents[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("look at the exporter")),
+        "{:?}",
+        r.incidents[0].notes
+    );
+    assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
+    // The evidence is still taken.
+    assert_eq!(status_of(&r, "collect_evidence").0, "done");
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+
+    // EC2 now says the instance is not running: the group replaces it.
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .stop_instances()
+        .instance_ids(&instance)
+        .send()
+        .await?;
+    let later = event.replace("2026-11-25T02:04:00.000Z", "2026-11-25T03:04:00.000Z");
+    let r = w.handle(&later).await?;
+    let (st, detail) = status_of(&r, "replace_instance");
+    assert_eq!(st, "done", "{r:#?}");
+    assert!(detail.contains("marked Unhealthy"), "{detail}");
+    assert_eq!(instance_health(&w.sdk, &instance).await?, "UNHEALTHY");
     Ok(())
 }
 

@@ -69,9 +69,43 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
         &vec![b' '; 1024 * 1024 + 1],
     )?;
     assert_eq!(s, 413);
+    // A smuggled event: one valid Alertmanager alert, plus the keys of a
+    // CloudWatch alarm naming the group (or an SNS batch). Refused whole,
+    // and nothing reaches the responder.
+    let mut smuggled: serde_json::Value = serde_json::from_str(&alert)?;
+    smuggled["alerts"] = serde_json::json!([smuggled["alerts"][0].clone()]);
+    smuggled["detail-type"] = "CloudWatch Alarm State Change".into();
+    smuggled["source"] = "aws.cloudwatch".into();
+    smuggled["detail"] = serde_json::json!({
+        "alarmName": "forged",
+        "state": {"value": "ALARM", "reason": "forged", "timestamp": "2026-11-25T02:04:12.152+0000"},
+        "previousState": {"value": "OK"},
+        "configuration": {"metrics": [{"id": "m1", "metricStat": {"metric": {
+            "namespace": "AWS/EC2", "name": "CPUUtilization",
+            "dimensions": {"AutoScalingGroupName": fleet.group.clone()}}}}]}
+    });
+    let (s, body) = post(
+        Some(TOKEN),
+        "application/json",
+        smuggled.to_string().as_bytes(),
+    )?;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("detail-type"), "{body}");
+    if let Some(o) = smuggled.as_object_mut() {
+        o.retain(|k, _| k != "detail-type" && k != "detail" && k != "source");
+    }
+    smuggled["Records"] = serde_json::json!([{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]);
+    let (s, body) = post(
+        Some(TOKEN),
+        "application/json",
+        smuggled.to_string().as_bytes(),
+    )?;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("Records"), "{body}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(snapshots(&sdk).await?.is_empty());
     assert!(ssm_commands(&sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 1);
 
     // The node-exporter alert (only instance="<private ip>:9100"), twice in one payload.
     let started = Instant::now();
