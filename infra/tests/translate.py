@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Translates infra/template.yaml with the pinned aws-sam-translator (what
+CloudFormation's SAM transform runs) and checks the CloudFormation it turns
+into, where cfn-lint and `sam validate --lint` cannot see: SAM drops keys it
+does not know silently (a rule's `DeadLetterConfig.Destination` once made
+four unencrypted queues). Run by `make infra-check` from .venv-sam."""
+import json
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+from samtranslator.translator.transform import transform  # noqa: E402
+from samtranslator.yaml_helper import yaml_parse  # noqa: E402
+
+TEMPLATE = pathlib.Path(__file__).resolve().parents[1] / "template.yaml"
+OPT_IN_KEYS = ("aws:ResourceTag/first-responder", "ssm:resourceTag/first-responder")
+# Changes to the fleet: each must be scoped by the opt-in tag (or, for
+# snapshots, be the creation of a resource tagged as first-responder's own).
+FLEET_CHANGES = (
+    "ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:ModifyVolume", "ec2:RebootInstances",
+    "ec2:CreateTags", "autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceHealth",
+    "ssm:SendCommand",
+)
+
+
+class NoManagedPolicies:
+    """The template names managed policies by ARN only; a name to look up
+    would need IAM, which a check that runs offline must not reach."""
+
+    def load(self):
+        raise AssertionError("the template must name managed policies by ARN")
+
+
+def cond_keys(statement):
+    keys = set()
+    for op in (statement.get("Condition") or {}).values():
+        keys.update(op.keys())
+    return keys
+
+
+def resources(statement):
+    r = statement.get("Resource", [])
+    return r if isinstance(r, list) else [r]
+
+
+def text(v):
+    return json.dumps(v, sort_keys=True)
+
+
+def main():
+    sam = yaml_parse(TEMPLATE.read_text())
+    # `sam package` uploads each function's build and puts its S3 location in
+    # CodeUri before CloudFormation runs the transform: the same here.
+    for r in sam["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = "s3://first-responder-artifacts/build.zip"
+    cfn = transform(sam, {}, NoManagedPolicies())
+    res = cfn["Resources"]
+    problems = []
+    by_type = {}
+    for name, r in res.items():
+        by_type.setdefault(r["Type"], []).append(name)
+
+    # Every rule's dead-letter target is the one encrypted queue.
+    dlq = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    rules = by_type.get("AWS::Events::Rule", [])
+    if len(rules) < 5:
+        problems.append(f"expected the 5 alarm rules, found {rules}")
+    for name in rules:
+        for t in res[name]["Properties"].get("Targets", []):
+            got = t.get("DeadLetterConfig", {}).get("Arn")
+            if got != dlq:
+                problems.append(f"rule {name}: dead-letter target {text(got)}, not the DeadLetterQueue")
+
+    # No queue or topic without a KMS key, and no queue but ours.
+    for name in by_type.get("AWS::SQS::Queue", []):
+        if "KmsMasterKeyId" not in res[name]["Properties"]:
+            problems.append(f"queue {name} has no KMS key")
+    if by_type.get("AWS::SQS::Queue", []) != ["DeadLetterQueue"]:
+        problems.append(f"queues: {by_type.get('AWS::SQS::Queue')}, expected only DeadLetterQueue")
+    for name in by_type.get("AWS::SNS::Topic", []):
+        if "KmsMasterKeyId" not in res[name]["Properties"]:
+            problems.append(f"topic {name} has no KMS key")
+
+    # Every function on arm64.
+    for name in by_type.get("AWS::Lambda::Function", []):
+        arch = res[name]["Properties"].get("Architectures")
+        if arch != ["arm64"]:
+            problems.append(f"function {name}: architectures {arch}, expected [arm64]")
+
+    # Every IAM statement that changes the fleet is scoped by the opt-in tag,
+    # or creates first-responder's own tagged snapshots.
+    statements = 0
+    for name in by_type.get("AWS::IAM::Role", []):
+        for policy in res[name]["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                changes = [a for a in actions if a in FLEET_CHANGES]
+                if not changes:
+                    continue
+                statements += 1
+                keys = cond_keys(st)
+                on = text(resources(st))
+                ours = (":snapshot/" in on and ("aws:RequestTag/created-by" in keys or "ec2:CreateAction" in keys))
+                document = ":document/AWS-RunShellScript" in on and changes == ["ssm:SendCommand"]
+                if not (keys & set(OPT_IN_KEYS) or ours or document):
+                    problems.append(f"{name} statement {st.get('Sid')}: {changes} on {on} is not scoped by the opt-in tag")
+    if statements < 5:
+        problems.append(f"found only {statements} statements that change the fleet: the check looks at the wrong place")
+
+    if problems:
+        print("translated template:", *problems, sep="\n  ")
+        sys.exit(1)
+    print(f"translated template: {len(res)} resources; {len(rules)} rules dead-letter to the encrypted queue; "
+          f"{len(by_type.get('AWS::Lambda::Function', []))} functions on arm64; {statements} fleet-changing IAM statements scoped")
+
+
+if __name__ == "__main__":
+    main()
