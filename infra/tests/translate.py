@@ -93,6 +93,14 @@ def main():
     # or creates first-responder's own tagged snapshots.
     statements = 0
     for name in by_type.get("AWS::IAM::Role", []):
+        all_statements = [st for p in res[name]["Properties"].get("Policies", [])
+                          for st in p["PolicyDocument"]["Statement"]]
+        # CreateSnapshots is authorized against the instance *and* each of its
+        # volumes: the volumes' statement needs no tag when the instance's has it.
+        instance_scoped = any(
+            "ec2:CreateSnapshots" in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+            and ":instance/" in text(resources(st)) and cond_keys(st) & set(OPT_IN_KEYS)
+            for st in all_statements)
         for policy in res[name]["Properties"].get("Policies", []):
             for st in policy["PolicyDocument"]["Statement"]:
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
@@ -104,7 +112,8 @@ def main():
                 on = text(resources(st))
                 ours = (":snapshot/" in on and ("aws:RequestTag/created-by" in keys or "ec2:CreateAction" in keys))
                 document = ":document/AWS-RunShellScript" in on and changes == ["ssm:SendCommand"]
-                if not (keys & set(OPT_IN_KEYS) or ours or document):
+                volumes_of_instance = changes == ["ec2:CreateSnapshots"] and ":volume/" in on and instance_scoped
+                if not (keys & set(OPT_IN_KEYS) or ours or document or volumes_of_instance):
                     problems.append(f"{name} statement {st.get('Sid')}: {changes} on {on} is not scoped by the opt-in tag")
     if statements < 5:
         problems.append(f"found only {statements} statements that change the fleet: the check looks at the wrong place")

@@ -142,6 +142,11 @@ pub struct Outcome {
     pub output: Option<String>,
     /// A command's exit code, when one ran and ended.
     pub exit_code: Option<i32>,
+    /// Failed, but the change may have been made (the call timed out or its
+    /// answer was lost, the command ran and its result is bad or missing, the
+    /// deadline cut it off). Such a failure keeps its cooldown and is never
+    /// retried by a later delivery: only a change that surely was not made is.
+    pub uncertain: bool,
 }
 
 impl Outcome {
@@ -152,6 +157,7 @@ impl Outcome {
             ids,
             output: None,
             exit_code: None,
+            uncertain: false,
         }
     }
     fn skipped(detail: impl Into<String>) -> Self {
@@ -161,8 +167,34 @@ impl Outcome {
             ids: Vec::new(),
             output: None,
             exit_code: None,
+            uncertain: false,
         }
     }
+    /// Failed, and the change may have been made (see [`Outcome::uncertain`]).
+    fn uncertain(detail: impl Into<String>) -> Self {
+        Self {
+            uncertain: true,
+            ..Self::failed(format!(
+                "{}; the change may have been made, so it is not repeated automatically: check it by hand",
+                detail.into()
+            ))
+        }
+    }
+
+    /// Failed with this SDK error: certain when AWS refused the call, else
+    /// the change may have been made.
+    fn failed_call<E>(what: &str, e: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let text = format!("{what}: {}", sdk_error(e));
+        if refused(e) {
+            Self::failed(text)
+        } else {
+            Self::uncertain(text)
+        }
+    }
+
     fn failed(detail: impl Into<String>) -> Self {
         Self {
             status: Status::Failed,
@@ -170,6 +202,7 @@ impl Outcome {
             ids: Vec::new(),
             output: None,
             exit_code: None,
+            uncertain: false,
         }
     }
 }
@@ -273,12 +306,9 @@ impl Aws {
                     _ => Ok(None),
                 }
             },
-            async {
-                match kind {
-                    DiskFull | MemoryPressure | ServiceDown => self.instance_state(&instance).await,
-                    _ => Ok(None),
-                }
-            },
+            // Every playbook needs the instance's tags (its opt-in decides
+            // evidence, commands and changes): read beside the rest.
+            self.instance_state(&instance),
             async {
                 match scrape_failure {
                     true => Some(self.health(&instance).await),
@@ -309,7 +339,14 @@ impl Aws {
                     .and_then(Option::as_ref)
                     .and_then(|s| s.root_device.clone());
                 let known = disk::resolve_volume(&target, vols, root.as_deref(), None).is_ok();
-                if known && target.fstype.is_some() {
+                let commands_allowed = me
+                    .as_ref()
+                    .ok()
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| crate::plan::is_opted_in(&s.tags, config));
+                if (known && target.fstype.is_some()) || !commands_allowed {
+                    // Known from the API alone, or SSM may not run commands
+                    // on this instance (the planner says why).
                     None
                 } else {
                     Some(self.block_devices(&instance, &incident.id, config).await)
@@ -614,7 +651,7 @@ impl Aws {
         }
         let now = unix_now();
         let started = self.begin(&plan.incident.id, config, now).await;
-        self.execute_started(plan, config, started, now).await
+        self.execute_started(plan, config, started, now, None).await
     }
 
     /// Takes the occurrence's lease (see [`Started`]). Separate from
@@ -656,12 +693,16 @@ impl Aws {
     }
 
     /// Carries out a plan for a delivery that [`Aws::begin`] let through.
+    /// `until`: the invocation's own deadline less the reserve for the
+    /// notification; the actions stop at it or at `ACTIONS_DEADLINE_SECONDS`,
+    /// whichever comes first.
     pub async fn execute_started(
         &self,
         plan: &Plan,
         config: &Config,
         started: Started,
         now: i64,
+        until: Option<std::time::Instant>,
     ) -> IncidentReport {
         let lease = config.actions_deadline + Duration::from_secs(60);
         let id = plan.incident.id.as_str();
@@ -690,7 +731,14 @@ impl Aws {
         // is about to be made, in the same round trip as that change's
         // cooldown and the breaker; only a first delivery counts.
         let flap = self.flap_check(&plan, config, now, delivery == "first");
-        let deadline = Instant::now() + config.actions_deadline;
+        let mut deadline = Instant::now() + config.actions_deadline;
+        let mut invocation = false;
+        if let Some(u) = until.map(Instant::from_std)
+            && u < deadline
+        {
+            deadline = u;
+            invocation = true;
+        }
         let (notify, work): (Vec<&PlannedAction>, Vec<&PlannedAction>) = plan
             .actions
             .iter()
@@ -718,6 +766,7 @@ impl Aws {
             let stage_work = join_all(work.iter().filter(|a| a.stage == stage).map(|a| {
                 let clock = Clock {
                     deadline,
+                    invocation,
                     now,
                     lease,
                     fresh: delivery == "first",
@@ -925,6 +974,7 @@ impl Aws {
     ) -> (ActionReport, Option<String>, Option<Recording>) {
         let Clock {
             deadline,
+            invocation,
             now,
             lease,
             fresh,
@@ -953,7 +1003,10 @@ impl Aws {
                 let work = self.perform(step, incident, config, earlier, resume.as_deref());
                 match timeout_at(deadline, work).instrument(span).await {
                     Ok(o) => o,
-                    Err(_) => Outcome::failed(format!(
+                    Err(_) if invocation => Outcome::uncertain(
+                        "did not finish before the invocation's deadline, less the time kept for this notification (it may still complete in AWS)",
+                    ),
+                    Err(_) => Outcome::uncertain(format!(
                         "did not finish within the {} s actions deadline (it may still complete in AWS)",
                         config.actions_deadline.as_secs()
                     )),
@@ -1031,12 +1084,17 @@ impl Aws {
             }
         };
         if outcome.status == Status::Failed
+            && !outcome.uncertain
             && let (Some(st), Some((action, resource))) = (&self.state, &cooldown)
         {
             // (a rate-limited or refused change is Skipped and keeps it)
-            // Failed: give the cooldown back so a retry may act.
+            // Failed and surely not made: give the cooldown back so a retry
+            // may act. A change that may have been made keeps it.
             let _ = st.release_cooldown(action, resource).await;
         }
+        // A read that failed may simply be read again.
+        let mut outcome = outcome;
+        outcome.uncertain &= step.is_mutating();
         let r = to_report(a, outcome.clone(), started);
         log_action(&incident.id, &r);
         // Without a claim there is nothing to record the outcome against.
@@ -1058,8 +1116,13 @@ impl Aws {
         flap: &FlapCheck<'_>,
         taken: &mut Option<(&'static str, String)>,
     ) -> Option<Outcome> {
-        // Without a state table there is nothing to count against.
+        // Without a state table there is nothing to count against. Evidence
+        // (a snapshot) changes nothing of the fleet: no cooldown, flap guard
+        // or breaker; its own cap per incident is the planner's.
         let st = self.state.as_ref()?;
+        if step.is_evidence() {
+            return None;
+        }
         // The cooldown and the breaker in one round trip. A change its
         // cooldown refuses may then count once against the breaker: the
         // breaker errs on the side of stopping sooner.
@@ -1105,7 +1168,7 @@ impl Aws {
                     let _ = st.release_cooldown(action, &resource).await;
                 }
                 Some(Outcome::skipped(format!(
-                    "circuit breaker open: {max} changes in this hour across all incidents; notify only"
+                    "circuit breaker open: {max} changes in the last hour across all incidents; notify only"
                 )))
             }
             Err(e) => Some(Outcome::failed(format!("state table: {e}"))),
@@ -1127,20 +1190,21 @@ impl Aws {
         match step {
             Step::Snapshot {
                 instance,
-                volume,
-                device,
+                volumes,
+                exclude_boot,
+                exclude,
             } => {
-                if resume.is_some()
-                    && let Some(found) = self.find_snapshot(&incident.id, volume, "evidence").await
-                {
-                    return Outcome::done(
-                        format!(
-                            "{found} of {volume}, taken by an earlier delivery that stopped before recording it (found by its tags)"
-                        ),
-                        vec![found],
-                    );
+                if resume.is_some() {
+                    let found = self.find_instance_snapshots(&incident.id, instance).await;
+                    if !found.is_empty() {
+                        return snapshots_taken(
+                            volumes,
+                            &found,
+                            "taken by an earlier delivery that stopped before recording it (found by their tags)",
+                        );
+                    }
                 }
-                self.snapshot(incident, instance, volume, device.as_deref(), "evidence")
+                self.snapshot_instance(incident, instance, volumes, *exclude_boot, exclude)
                     .await
             }
             Step::CollectDiagnostics { instance, set } => {
@@ -1158,7 +1222,7 @@ impl Aws {
                 )
                 .await
             }
-            Step::CollectEvidence { instance } => self.evidence(instance).await,
+            Step::CollectEvidence { instance, console } => self.evidence(instance, *console).await,
             Step::CleanupTemp { instance, days } => {
                 let o = run_command(
                     &self.ssm,
@@ -1208,7 +1272,7 @@ impl Aws {
                     Some("active") => {
                         Outcome::done(format!("restarted {service}: active again"), o.ids.clone())
                     }
-                    Some(state) => Outcome::failed(format!(
+                    Some(state) => Outcome::uncertain(format!(
                         "restarted {service}, but it is {state}: look at it now"
                     )),
                     None => Outcome::done(
@@ -1248,24 +1312,26 @@ impl Aws {
                         format!("{instance} marked Unhealthy: {group} replaces it"),
                         Vec::new(),
                     ),
-                    Err(e) => Outcome::failed(format!(
-                        "SetInstanceHealth of {instance}: {}",
-                        sdk_error(&e)
-                    )),
+                    Err(e) => Outcome::failed_call(&format!("SetInstanceHealth of {instance}"), &e),
                 }
             }
             Step::Reboot { instance } => {
-                match self
-                    .ec2
-                    .reboot_instances()
-                    .instance_ids(instance.as_str())
-                    .send()
-                    .await
-                {
+                // Not idempotent (a repeat reboots again): no SDK retries.
+                let rebooted = once(|| {
+                    self.ec2
+                        .reboot_instances()
+                        .instance_ids(instance.as_str())
+                        .customize()
+                        .config_override(
+                            aws_sdk_ec2::config::Builder::default()
+                                .retry_config(RetryConfig::disabled()),
+                        )
+                        .send()
+                })
+                .await;
+                match rebooted {
                     Ok(_) => Outcome::done(format!("reboot of {instance} requested"), Vec::new()),
-                    Err(e) => {
-                        Outcome::failed(format!("RebootInstances of {instance}: {}", sdk_error(&e)))
-                    }
+                    Err(e) => Outcome::failed_call(&format!("RebootInstances of {instance}"), &e),
                 }
             }
             Step::ScaleOut {
@@ -1292,6 +1358,121 @@ impl Aws {
                 Outcome::failed("the notification is sent after the other actions")
             }
         }
+    }
+
+    /// Every listed volume of the instance at one instant, with one
+    /// `CreateSnapshots` (crash-consistent across the volumes; IAM scopes it
+    /// by the instance's opt-in tag). No client token, so no SDK retries:
+    /// after an error the snapshots are looked up by their tags first.
+    async fn snapshot_instance(
+        &self,
+        incident: &Incident,
+        instance: &InstanceId,
+        volumes: &[(VolumeId, Option<String>)],
+        exclude_boot: bool,
+        exclude: &[VolumeId],
+    ) -> Outcome {
+        use aws_sdk_ec2::types::InstanceSpecification;
+        let alarm = &incident.alert.alarm_name;
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
+        let description = printable(
+            &format!(
+                "first-responder evidence for {}: alarm {alarm} on {instance}",
+                incident.id
+            ),
+            255,
+        );
+        let spec = InstanceSpecification::builder()
+            .instance_id(instance.as_str())
+            .exclude_boot_volume(exclude_boot)
+            .set_exclude_data_volume_ids(
+                (!exclude.is_empty()).then(|| exclude.iter().map(|v| v.to_string()).collect()),
+            )
+            .build();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = self
+                .ec2
+                .create_snapshots()
+                .instance_specification(spec.clone())
+                .description(description.clone())
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::Snapshot)
+                        .tags(tag(TAG_INCIDENT, &incident.id))
+                        .tags(tag(TAG_ALARM, alarm))
+                        .tags(tag(TAG_INSTANCE, instance.as_str()))
+                        .tags(tag(TAG_CREATED_BY, CREATED_BY))
+                        .tags(tag(TAG_PURPOSE, "evidence"))
+                        .tags(tag("Name", &format!("{} {instance}", incident.id)))
+                        .build(),
+                )
+                .customize()
+                .config_override(
+                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            let e = match result {
+                Ok(out) => {
+                    let taken: Vec<(String, String)> = out
+                        .snapshots()
+                        .iter()
+                        .filter_map(|s| {
+                            Some((s.volume_id()?.to_owned(), s.snapshot_id()?.to_owned()))
+                        })
+                        .collect();
+                    return if taken.is_empty() {
+                        Outcome::failed("CreateSnapshots answered without a snapshot")
+                    } else {
+                        snapshots_taken(volumes, &taken, "")
+                    };
+                }
+                Err(e) => e,
+            };
+            let found = self.find_instance_snapshots(&incident.id, instance).await;
+            if !found.is_empty() {
+                return snapshots_taken(
+                    volumes,
+                    &found,
+                    "the answer to CreateSnapshots was lost, the snapshots found by their tags",
+                );
+            }
+            if attempt >= 3 || !transient(&e) {
+                return Outcome::failed(format!(
+                    "CreateSnapshots of {instance}: {} (attempt {attempt})",
+                    sdk_error(&e)
+                ));
+            }
+            sleep(Duration::from_millis(200 << attempt)).await;
+        }
+    }
+
+    /// The evidence snapshots this incident took of this instance:
+    /// (volume, snapshot) pairs.
+    async fn find_instance_snapshots(
+        &self,
+        incident_id: &str,
+        instance: &InstanceId,
+    ) -> Vec<(String, String)> {
+        let filter = |k: &str, v: &str| Filter::builder().name(k).values(v).build();
+        let Ok(out) = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(filter(&format!("tag:{TAG_INCIDENT}"), incident_id))
+            .filters(filter(&format!("tag:{TAG_INSTANCE}"), instance.as_str()))
+            .filters(filter(&format!("tag:{TAG_PURPOSE}"), "evidence"))
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        out.snapshots()
+            .iter()
+            .filter_map(|s| Some((s.volume_id()?.to_owned(), s.snapshot_id()?.to_owned())))
+            .collect()
     }
 
     async fn snapshot(
@@ -1372,18 +1553,26 @@ impl Aws {
     }
 
     /// Status checks and the latest console output of an instance.
-    async fn evidence(&self, instance: &InstanceId) -> Outcome {
+    async fn evidence(&self, instance: &InstanceId, with_console: bool) -> Outcome {
         let (status, console) = tokio::join!(
             self.ec2
                 .describe_instance_status()
                 .instance_ids(instance.as_str())
                 .include_all_instances(true)
                 .send(),
-            self.ec2
-                .get_console_output()
-                .instance_id(instance.as_str())
-                .latest(true)
-                .send(),
+            async {
+                match with_console {
+                    true => Some(
+                        self.ec2
+                            .get_console_output()
+                            .instance_id(instance.as_str())
+                            .latest(true)
+                            .send()
+                            .await,
+                    ),
+                    false => None,
+                }
+            },
         );
         let mut text = String::new();
         let mut failures = Vec::new();
@@ -1416,7 +1605,10 @@ impl Aws {
             Err(e) => failures.push(format!("DescribeInstanceStatus: {}", sdk_error(&e))),
         }
         match console {
-            Ok(out) => {
+            None => text.push_str(
+                "== console output ==\nnot read: the instance does not carry the opt-in tag, and the IAM policy allows GetConsoleOutput on opted-in instances only\n",
+            ),
+            Some(Ok(out)) => {
                 let raw = out.output().unwrap_or_default();
                 let decoded =
                     base64::Engine::decode(&base64::engine::general_purpose::STANDARD, raw.trim())
@@ -1430,7 +1622,7 @@ impl Aws {
                     text.push('\n');
                 }
             }
-            Err(e) => failures.push(format!("GetConsoleOutput: {}", sdk_error(&e))),
+            Some(Err(e)) => failures.push(format!("GetConsoleOutput: {}", sdk_error(&e))),
         }
         let mut o = if failures.is_empty() {
             Outcome::done("status checks and console output collected", Vec::new())
@@ -1464,8 +1656,7 @@ impl Aws {
             Some(n) if self.modified_to(vol, n).await => Some(n),
             _ => None,
         };
-        let to = resumed.unwrap_or(e.to_gib);
-        let (snap_id, usage_text) = match resumed {
+        let (snap_id, usage_text, to) = match resumed {
             Some(n) => {
                 let snap = self
                     .find_snapshot(&incident.id, vol, "before expand_volume")
@@ -1474,13 +1665,14 @@ impl Aws {
                 (
                     snap,
                     format!("an earlier delivery had already asked EBS for {n} GiB and stopped"),
+                    n,
                 )
             }
             None => match self
                 .expand_start(e, incident, earlier, intended.is_some())
                 .await
             {
-                Ok(v) => v,
+                Ok((snap, usage, other)) => (snap, usage, other.unwrap_or(e.to_gib)),
                 Err(o) => return o,
             },
         };
@@ -1535,7 +1727,8 @@ impl Aws {
             delay = (delay * 2).min(self.poll.max);
         };
         if let Err(why) = state {
-            let mut o = Outcome::failed(why);
+            // The volume was (or is being) modified: a change was made.
+            let mut o = Outcome::uncertain(why);
             o.ids = ids;
             return o;
         }
@@ -1551,9 +1744,14 @@ impl Aws {
         )
         .await;
         ids.extend(grown.ids.iter().cloned());
+        let size_text = if to == e.from_gib {
+            format!("{vol} is {to} GiB")
+        } else {
+            format!("{vol} grown {} -> {to} GiB", e.from_gib)
+        };
         let sized = format!(
-            "{vol} grown {} -> {to} GiB ({}; usage was {usage_text}; snapshot {snap_id} first)",
-            e.from_gib, e.how
+            "{size_text} ({}; usage was {usage_text}; snapshot {snap_id} first)",
+            e.how
         );
         let out = grown.output.clone().unwrap_or_default();
         let mut o = match grown.status {
@@ -1579,9 +1777,12 @@ impl Aws {
                     (Some(commands::GROW_UNKNOWN_FS), _) => "unknown filesystem".into(),
                     _ => grown.detail.clone(),
                 };
-                Outcome::failed(format!(
-                    "{sized}, but the filesystem was NOT grown: {why}. The space is unusable until someone runs growpart and resize2fs/xfs_growfs by hand"
-                ))
+                Outcome {
+                    uncertain: true,
+                    ..Outcome::failed(format!(
+                        "{sized}, but the filesystem was NOT grown: {why}. The space is unusable until someone runs growpart and resize2fs/xfs_growfs by hand"
+                    ))
+                }
             }
         };
         o.ids = ids;
@@ -1597,7 +1798,7 @@ impl Aws {
         incident: &Incident,
         earlier: &[ActionReport],
         after_crash: bool,
-    ) -> Result<(String, String), Outcome> {
+    ) -> Result<(String, String, Option<i32>), Outcome> {
         let vol = &e.volume;
         // 1. Usage after the cleanup: df on the instance, else the alert's value.
         let measured = e.mount.as_deref().and_then(|m| {
@@ -1654,30 +1855,89 @@ impl Aws {
                 }
             }
         };
-        // 3. The volume, to an absolute size: a repeat cannot grow it twice.
-        if let Err(err) = self
+        // 3. The volume, to an absolute size: a repeat cannot grow it twice,
+        // but the SDK does not retry it blindly either (a lost answer is
+        // checked against the volume's modifications instead).
+        let modified = once(|| {
+            self.ec2
+                .modify_volume()
+                .volume_id(vol.as_str())
+                .size(e.to_gib)
+                .customize()
+                .config_override(
+                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
+                )
+                .send()
+        })
+        .await;
+        let err = match modified {
+            Ok(_) => return Ok((snap_id, usage.1, None)),
+            Err(err) => err,
+        };
+        let why = sdk_error(&err);
+        if err.code() == Some("IncorrectModificationState") {
+            // Someone (or an earlier delivery) is modifying it already: wait
+            // for that modification and grow the filesystem to its size.
+            if let Some(target) = self.latest_modification(vol).await {
+                return Ok((
+                    snap_id,
+                    format!(
+                        "{}; {vol} was already being modified to {target} GiB ({why}): waited for that instead",
+                        usage.1
+                    ),
+                    Some(target),
+                ));
+            }
+        }
+        if !refused(&err) && self.modified_to(vol, e.to_gib).await {
+            return Ok((
+                snap_id,
+                format!(
+                    "{}; the answer to ModifyVolume was lost ({why}), the modification found on {vol}",
+                    usage.1
+                ),
+                None,
+            ));
+        }
+        let mut o = if err.code() == Some("VolumeModificationRateExceeded") {
+            Outcome::skipped(format!(
+                "EBS will not modify {vol} again yet ({why}); snapshot {snap_id} was taken, nothing else changed"
+            ))
+        } else if refused(&err) {
+            Outcome::failed(format!(
+                "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken, nothing else changed",
+                e.to_gib
+            ))
+        } else {
+            Outcome::uncertain(format!(
+                "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken",
+                e.to_gib
+            ))
+        };
+        o.ids = vec![snap_id];
+        Err(o)
+    }
+
+    /// The target size of the volume's newest modification that is still
+    /// under way or done (`modifying`, `optimizing`, `completed`).
+    async fn latest_modification(&self, volume: &VolumeId) -> Option<i32> {
+        let out = self
             .ec2
-            .modify_volume()
-            .volume_id(vol.as_str())
-            .size(e.to_gib)
+            .describe_volumes_modifications()
+            .volume_ids(volume.as_str())
             .send()
             .await
-        {
-            let why = sdk_error(&err);
-            let mut o = if err.code() == Some("VolumeModificationRateExceeded") {
-                Outcome::skipped(format!(
-                    "EBS will not modify {vol} again yet ({why}); snapshot {snap_id} was taken, nothing else changed"
-                ))
-            } else {
-                Outcome::failed(format!(
-                    "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken, nothing else changed",
-                    e.to_gib
-                ))
-            };
-            o.ids = vec![snap_id];
-            return Err(o);
-        }
-        Ok((snap_id, usage.1))
+            .ok()?;
+        out.volumes_modifications()
+            .iter()
+            .filter(|m| {
+                !matches!(
+                    m.modification_state(),
+                    Some(VolumeModificationState::Failed) | None
+                )
+            })
+            .max_by_key(|m| m.start_time().map(|t| t.secs()))
+            .and_then(|m| m.target_size())
     }
 
     /// Whether a modification of the volume to this size exists.
@@ -1748,10 +2008,7 @@ impl Aws {
                 format!("desired capacity of {group} {from} -> {to} (MaxSize {max})"),
                 Vec::new(),
             ),
-            Err(e) => Outcome::failed(format!(
-                "SetDesiredCapacity of {group} to {to}: {}",
-                sdk_error(&e)
-            )),
+            Err(e) => Outcome::failed_call(&format!("SetDesiredCapacity of {group} to {to}"), &e),
         }
     }
 
@@ -1795,6 +2052,38 @@ impl Aws {
     }
 }
 
+/// The evidence snapshots as an outcome: one "snap of vol (device)" per
+/// volume, in the plan's order.
+fn snapshots_taken(
+    volumes: &[(VolumeId, Option<String>)],
+    taken: &[(String, String)],
+    how: &str,
+) -> Outcome {
+    let mut parts = Vec::new();
+    let mut ids = Vec::new();
+    for (v, device) in volumes {
+        if let Some((_, snap)) = taken.iter().find(|(vol, _)| vol == v.as_str()) {
+            parts.push(format!(
+                "{snap} of {v} ({})",
+                device.as_deref().unwrap_or("?")
+            ));
+            ids.push(snap.clone());
+        }
+    }
+    // Volumes attached since the plan was made are snapshotted too.
+    for (vol, snap) in taken {
+        if !ids.contains(snap) {
+            parts.push(format!("{snap} of {vol}"));
+            ids.push(snap.clone());
+        }
+    }
+    let mut detail = parts.join(", ");
+    if !how.is_empty() {
+        detail.push_str(&format!("; {how}"));
+    }
+    Outcome::done(detail, ids)
+}
+
 /// A cleanup command's outcome, with the bytes it reported freeing.
 fn freed(o: Outcome, where_: &str) -> Outcome {
     if o.status != Status::Done {
@@ -1820,10 +2109,57 @@ fn freed(o: Outcome, where_: &str) -> Outcome {
     Outcome { detail, ..o }
 }
 
+type HttpResponse = aws_sdk_ec2::config::http::HttpResponse;
+
+/// AWS answered with a 4xx (or the request was never built): the change was
+/// surely not made. A timeout, a lost or unreadable answer or a 5xx may hide
+/// a change that was made.
+fn refused<E>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::ServiceError(se) => se.raw().status().is_client_error(),
+        _ => false,
+    }
+}
+
+/// Refused for the request rate: nothing was done, and trying again soon may work.
+fn throttled<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    refused(e)
+        && matches!(
+            e.code(),
+            Some(
+                "RequestLimitExceeded"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "TooManyUpdates"
+                    | "ThrottledException"
+            )
+        )
+}
+
+/// A call that must not be repeated blindly (the SDK's own retries are off
+/// for it): tried again only when AWS refused it for the rate, which proves
+/// it did nothing.
+async fn once<T, E, F, Fut>(mut call: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e) if attempt < 3 && throttled(&e) => {
+                sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether a retry may help: no answer, a timeout, throttling or a 5xx.
-fn transient<E: ProvideErrorMetadata>(
-    e: &SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
-) -> bool {
+fn transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
     match e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
@@ -1888,7 +2224,7 @@ async fn record_with(st: &StateStore, incident: &str, key: &str, o: &Outcome) ->
     let mut last = None;
     for attempt in 0..3u32 {
         match st
-            .finish_action(incident, key, o.status, &o.detail, &o.ids)
+            .finish_action(incident, key, o.status, o.uncertain, &o.detail, &o.ids)
             .await
         {
             Ok(()) => return None,
@@ -1911,6 +2247,8 @@ fn flap_note(flap: &FlapCheck<'_>) -> Option<String> {
 #[derive(Clone, Copy)]
 struct Clock {
     deadline: Instant,
+    /// The deadline is the invocation's own (less the notification's reserve).
+    invocation: bool,
     now: i64,
     lease: Duration,
     /// A first delivery: no earlier one can have claimed anything.
@@ -2034,19 +2372,26 @@ pub async fn run_command(
     poll: PollSchedule,
 ) -> Outcome {
     let deadline = Instant::now() + wait;
-    let sent = ssm
-        .send_command()
-        .instance_ids(instance.as_str())
-        .document_name(RUN_SHELL_DOCUMENT)
-        .parameters("commands", commands)
-        // The command stops on the instance when we stop waiting for it.
-        .parameters("executionTimeout", vec![wait.as_secs().max(1).to_string()])
-        // Delivery timeout; SSM's minimum is 30 s.
-        .timeout_seconds(i32::try_from(wait.as_secs().max(30)).unwrap_or(30))
-        // SSM's limit for a comment is 100 characters.
-        .comment(comment.chars().take(100).collect::<String>())
-        .send()
-        .await;
+    // SendCommand is not idempotent (a repeat runs the script twice): no
+    // SDK retries, only a retry of a call refused for the rate.
+    let sent = once(|| {
+        ssm.send_command()
+            .instance_ids(instance.as_str())
+            .document_name(RUN_SHELL_DOCUMENT)
+            .parameters("commands", commands.clone())
+            // The command stops on the instance when we stop waiting for it.
+            .parameters("executionTimeout", vec![wait.as_secs().max(1).to_string()])
+            // Delivery timeout; SSM's minimum is 30 s.
+            .timeout_seconds(i32::try_from(wait.as_secs().max(30)).unwrap_or(30))
+            // SSM's limit for a comment is 100 characters.
+            .comment(comment.chars().take(100).collect::<String>())
+            .customize()
+            .config_override(
+                aws_sdk_ssm::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+    })
+    .await;
     let command_id = match sent {
         Ok(out) => match out.command().and_then(|c| c.command_id()) {
             Some(id) => id.to_owned(),
@@ -2061,15 +2406,16 @@ pub async fn run_command(
                 sdk_error(&e)
             ));
         }
-        Err(e) => return Outcome::failed(format!("SendCommand: {}", sdk_error(&e))),
+        Err(e) => return Outcome::failed_call("SendCommand", &e),
     };
+    // From here on the command was sent: whatever goes wrong, it may have run.
     let ids = vec![command_id.clone()];
     let mut delay = poll.first;
     let mut last = String::from("not yet registered");
     loop {
         let now = Instant::now();
         if now >= deadline {
-            let mut o = Outcome::failed(format!(
+            let mut o = Outcome::uncertain(format!(
                 "no result from command {command_id} within {} s (last status: {last})",
                 wait.as_secs()
             ));
@@ -2094,7 +2440,7 @@ pub async fn run_command(
                 continue;
             }
             Err(e) => {
-                let mut o = Outcome::failed(format!(
+                let mut o = Outcome::uncertain(format!(
                     "GetCommandInvocation of {command_id}: {}",
                     sdk_error(&e)
                 ));
@@ -2122,7 +2468,7 @@ pub async fn run_command(
             }
             Some(other) => {
                 let stderr = out.standard_error_content().unwrap_or_default();
-                let mut o = Outcome::failed(format!(
+                let mut o = Outcome::uncertain(format!(
                     "command {command_id} ended {} (exit code {}){}",
                     other.as_str(),
                     out.response_code(),

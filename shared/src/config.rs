@@ -20,6 +20,10 @@ pub struct Config {
     /// 300 s): the notification waits this long
     /// for the other actions, then reports what has not finished.
     pub actions_deadline: Duration,
+    /// `NOTIFY_RESERVE_SECONDS` (default 25): kept free before the Lambda
+    /// invocation's own deadline for the notification and the state writes,
+    /// so a first delivery always reports, however long its actions ran.
+    pub notify_reserve: Duration,
     /// `NOTIFY_ON_RESOLVE` (default true): send a short notice on ALARM → OK.
     pub notify_on_resolve: bool,
     /// `DRY_RUN` (default false): plan, read, diagnose and notify; change nothing.
@@ -45,6 +49,9 @@ pub struct Config {
     /// `MAX_MUTATIONS_PER_HOUR` (default 30): the circuit breaker, across all
     /// incidents; past it, notify only.
     pub max_mutations_per_hour: u32,
+    /// `MAX_SNAPSHOTS_PER_INCIDENT` (default 20): evidence snapshots one
+    /// incident may take (they are not changes, so the breaker ignores them).
+    pub max_snapshots_per_incident: u32,
     /// `FLAP_MAX_REMEDIATIONS` (default 3) per `FLAP_WINDOW_SECONDS` (default
     /// 3600): how often one alarm may trigger remediation.
     pub flap_max: u32,
@@ -58,6 +65,7 @@ impl Default for Config {
             playbooks: Playbooks::default(),
             diagnostics_timeout: Duration::from_secs(60),
             actions_deadline: Duration::from_secs(300),
+            notify_reserve: Duration::from_secs(25),
             notify_on_resolve: true,
             dry_run: false,
             routes: Routes::new(),
@@ -67,6 +75,7 @@ impl Default for Config {
             state_table: None,
             scale_out_cooldown: Duration::from_secs(600),
             max_mutations_per_hour: 30,
+            max_snapshots_per_incident: 20,
             flap_max: 3,
             flap_window: Duration::from_secs(3600),
         }
@@ -109,6 +118,9 @@ impl Config {
                     c.diagnostics_timeout.as_secs()
                 ),
             });
+        }
+        if let Some(v) = get("NOTIFY_RESERVE_SECONDS") {
+            c.notify_reserve = seconds("NOTIFY_RESERVE_SECONDS", &v, 1, 300)?;
         }
         if let Some(v) = get("NOTIFY_ON_RESOLVE") {
             c.notify_on_resolve = boolean("NOTIFY_ON_RESOLVE", &v)?;

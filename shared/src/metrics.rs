@@ -43,6 +43,18 @@ fn envelope(now_ms: i64, dims: &[&str], metrics: &[(&str, &str)]) -> Value {
     })
 }
 
+/// Requests the webhook refused (by HTTP status) since the last line: one
+/// line per window, not per request, so a flood costs no log volume.
+pub fn refused_line(status: u16, count: u64, now_ms: i64) -> String {
+    json!({
+        "_aws": envelope(now_ms, &["Function", "Status"], &[("RefusedRequests", "Count")]),
+        "Function": "webhook",
+        "Status": status.to_string(),
+        "RefusedRequests": count,
+    })
+    .to_string()
+}
+
 /// The EMF lines for one handled incident: the incident (by kind and
 /// outcome, with the time from the alarm to the end of remediation) and
 /// each action (by name and status, with its duration).

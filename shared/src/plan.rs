@@ -95,10 +95,16 @@ pub struct Expansion {
 /// A fully specified AWS operation the executor can carry out.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
+    /// Every attached volume of the instance at one instant
+    /// (`CreateSnapshots`: crash-consistent across them), less the volumes
+    /// over the per-incident cap.
     Snapshot {
         instance: InstanceId,
-        volume: VolumeId,
-        device: Option<String>,
+        /// The volumes snapshotted, with their device names.
+        volumes: Vec<(VolumeId, Option<String>)>,
+        /// Left out: the boot volume, and data volumes, over the cap.
+        exclude_boot: bool,
+        exclude: Vec<VolumeId>,
     },
     CollectDiagnostics {
         instance: InstanceId,
@@ -106,6 +112,8 @@ pub enum Step {
     },
     CollectEvidence {
         instance: InstanceId,
+        /// The console output too: allowed for opted-in instances only.
+        console: bool,
     },
     ScaleOut {
         group: GroupName,
@@ -148,18 +156,34 @@ impl Step {
         )
     }
 
+    /// Evidence: creates something (a snapshot) but changes nothing of the
+    /// fleet, so the breaker, flap guard and cooldowns do not count it.
+    pub fn is_evidence(&self) -> bool {
+        matches!(self, Self::Snapshot { .. })
+    }
+
     /// The change in words, as a verb phrase ("add one instance to web-asg
     /// (desired 1 -> 2)"): what a dry run says it would do.
     pub fn describe(&self) -> String {
         match self {
-            Self::Snapshot { volume, device, .. } => format!(
-                "snapshot {volume} ({})",
-                device.as_deref().unwrap_or("unknown device")
+            Self::Snapshot {
+                instance, volumes, ..
+            } => format!(
+                "snapshot {} of {instance} ({})",
+                match volumes.len() {
+                    1 => "the volume".to_owned(),
+                    n => format!("all {n} volumes"),
+                },
+                volumes
+                    .iter()
+                    .map(|(v, _)| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Self::CollectDiagnostics { instance, .. } => {
                 format!("collect diagnostics on {instance} through SSM")
             }
-            Self::CollectEvidence { instance } => {
+            Self::CollectEvidence { instance, .. } => {
                 format!("read the status checks and console output of {instance}")
             }
             Self::ScaleOut {
@@ -312,6 +336,11 @@ impl InstanceHealth {
     }
 }
 
+/// Whether tags carry the opt-in tag (or none is configured).
+pub fn is_opted_in(tags: &BTreeMap<String, String>, config: &Config) -> bool {
+    opted_in("", tags, config).is_ok()
+}
+
 /// Whether a resource is in scope for changes: it carries the opt-in tag
 /// (when one is configured). Err holds the reason it is not.
 fn opted_in(what: &str, tags: &BTreeMap<String, String>, config: &Config) -> Result<(), String> {
@@ -349,6 +378,21 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// Every read failed for this reason (the reads ran out of time): the
+    /// actions that need them fail with it, the notification goes out.
+    pub fn failed(why: &str) -> Self {
+        Self {
+            kill_switch: Ok(false),
+            resolved: Some(Err(why.to_owned())),
+            volumes: Err(why.to_owned()),
+            group: Err(why.to_owned()),
+            instance: Err(why.to_owned()),
+            layout: Some(Err(why.to_owned())),
+            health: Some(Err(why.to_owned())),
+            ssm_online: None,
+        }
+    }
+
     /// For incidents that need no AWS state.
     pub fn nothing() -> Self {
         Self {
@@ -638,49 +682,96 @@ fn initial_severity(incident: &Incident, config: &Config) -> Severity {
     }
 }
 
-/// A snapshot of every attached volume: the evidence, before anything changes.
+/// A snapshot of every attached volume of an opted-in instance: the
+/// evidence, before anything changes. A snapshot changes nothing of the
+/// fleet, so a volume needs no opt-in tag of its own (the root volume, which
+/// holds the logs, rarely carries one); the instance's tag is the scope.
 fn push_snapshots(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
     if !p.runs(config, ActionName::Snapshot) {
         return;
     }
-    match &observed.volumes {
-        Err(why) => p.push(
-            config,
-            ActionName::Snapshot,
-            instance.to_string(),
-            "",
+    let target = instance.to_string();
+    let (decision, reason) = match (
+        &observed.volumes,
+        instance_opted_in(instance, observed, config),
+    ) {
+        (Err(why), _) => (
             Decision::Fail(format!("could not list the volumes of {instance}: {why}")),
+            String::new(),
         ),
-        Ok(vols) if vols.is_empty() => p.push(
-            config,
-            ActionName::Snapshot,
-            instance.to_string(),
-            "",
+        (Ok(vols), _) if vols.is_empty() => (
             Decision::Skip(format!("no EBS volumes attached to {instance}")),
+            String::new(),
         ),
-        Ok(vols) => {
-            for v in vols {
-                let decision = match opted_in(&format!("volume {}", v.id), &v.tags, config) {
-                    Ok(()) => Decision::Do(Step::Snapshot {
-                        instance: instance.clone(),
-                        volume: v.id.clone(),
-                        device: v.device.clone(),
-                    }),
-                    Err(why) => Decision::Skip(why),
-                };
-                p.push(
-                    config,
-                    ActionName::Snapshot,
-                    v.id.to_string(),
-                    format!(
-                        "preserve the evidence on {} ({}) before anything changes",
-                        v.id,
-                        v.device.as_deref().unwrap_or("unknown device")
-                    ),
-                    decision,
-                );
+        (_, Err(d)) => (d, String::new()),
+        (Ok(vols), Ok(state)) => {
+            let cap = usize::try_from(config.max_snapshots_per_incident).unwrap_or(usize::MAX);
+            // The root volume first (it holds the logs), then by device.
+            let is_root = |v: &AttachedVolume| {
+                v.device.is_some() && v.device.as_deref() == state.root_device.as_deref()
+            };
+            let mut ordered: Vec<&AttachedVolume> = vols.iter().collect();
+            ordered.sort_by_key(|v| (!is_root(v), v.device.clone(), v.id.clone()));
+            let (taken, left) = ordered.split_at(cap.min(ordered.len()));
+            let exclude_boot = left.iter().any(|v| is_root(v));
+            let exclude: Vec<VolumeId> = left
+                .iter()
+                .filter(|v| !is_root(v))
+                .map(|v| v.id.clone())
+                .collect();
+            let mut reason = format!(
+                "preserve the evidence on every volume of {instance} ({}), crash-consistent, before anything changes",
+                taken
+                    .iter()
+                    .map(|v| format!("{} {}", v.id, v.device.as_deref().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if !left.is_empty() {
+                reason.push_str(&format!(
+                    "; {} more left out, over the cap of {cap} snapshots per incident (MAX_SNAPSHOTS_PER_INCIDENT): {}",
+                    left.len(),
+                    left.iter()
+                        .map(|v| v.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
+            let decision = if taken.is_empty() {
+                Decision::Skip(format!(
+                    "MAX_SNAPSHOTS_PER_INCIDENT is {cap}: no evidence snapshots"
+                ))
+            } else {
+                Decision::Do(Step::Snapshot {
+                    instance: instance.clone(),
+                    volumes: taken
+                        .iter()
+                        .map(|v| (v.id.clone(), v.device.clone()))
+                        .collect(),
+                    exclude_boot,
+                    exclude,
+                })
+            };
+            (decision, reason)
         }
+    };
+    p.push(config, ActionName::Snapshot, target, reason, decision);
+}
+
+/// SSM commands run as root on the instance, so they are sent only to an
+/// opted-in instance (the IAM policy allows no other): Err is the decision
+/// for an instance that is not.
+fn commands_allowed(
+    instance: &InstanceId,
+    observed: &Observed,
+    config: &Config,
+) -> Result<(), Decision> {
+    match instance_opted_in(instance, observed, config) {
+        Ok(_) => Ok(()),
+        Err(Decision::Skip(why)) => Err(Decision::Skip(format!(
+            "{why}; SSM commands are sent to opted-in instances only"
+        ))),
+        Err(d) => Err(d),
     }
 }
 
@@ -691,10 +782,13 @@ fn plan_high_cpu(p: &mut Plan, instance: &InstanceId, observed: &Observed, confi
         ActionName::CollectDiagnostics,
         instance.to_string(),
         "top CPU processes, memory, disks and load, through SSM Run Command",
-        Decision::Do(Step::CollectDiagnostics {
-            instance: instance.clone(),
-            set: Diagnostics::Cpu,
-        }),
+        match commands_allowed(instance, observed, config) {
+            Ok(()) => Decision::Do(Step::CollectDiagnostics {
+                instance: instance.clone(),
+                set: Diagnostics::Cpu,
+            }),
+            Err(d) => d,
+        },
     );
     if p.runs(config, ActionName::ScaleOut) {
         let not_in_group = format!("{instance} is not in an Auto Scaling group");
@@ -905,10 +999,13 @@ fn plan_memory(p: &mut Plan, instance: &InstanceId, observed: &Observed, config:
         ActionName::CollectDiagnostics,
         instance.to_string(),
         "processes by memory, free memory and recent OOM-killer lines, through SSM Run Command",
-        Decision::Do(Step::CollectDiagnostics {
-            instance: instance.clone(),
-            set: Diagnostics::Memory,
-        }),
+        match commands_allowed(instance, observed, config) {
+            Ok(()) => Decision::Do(Step::CollectDiagnostics {
+                instance: instance.clone(),
+                set: Diagnostics::Memory,
+            }),
+            Err(d) => d,
+        },
     );
     if !p.runs(config, ActionName::RestartService) {
         return;
@@ -1000,6 +1097,7 @@ fn plan_service_down(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
         "the instance's status checks and console output",
         Decision::Do(Step::CollectEvidence {
             instance: instance.clone(),
+            console: instance_opted_in(instance, observed, config).is_ok(),
         }),
     );
     let down = match instance_is_down(p, observed, config) {
@@ -1256,8 +1354,7 @@ mod tests {
         assert_eq!(
             s,
             vec![
-                (Snapshot, "vol-0000000000000000a".into(), "do".into()),
-                (Snapshot, "vol-0000000000000000b".into(), "do".into()),
+                (Snapshot, "i-0123456789abcdef0".into(), "do".into()),
                 (
                     CollectDiagnostics,
                     "i-0123456789abcdef0".into(),
@@ -1505,24 +1602,45 @@ mod tests {
     fn only_opted_in_resources_are_changed() {
         let i = incident(ALARM);
         let mut observed = fleet(1, 3);
+        // The root volume without a tag of its own: still evidence.
         if let Ok(v) = &mut observed.volumes {
-            v[1].tags.clear();
+            v[0].tags.clear();
         }
         if let Ok(Some(g)) = &mut observed.group {
             g.tags.insert("first-responder".into(), "disabled".into());
         }
-        let s = summary(&plan(&i, &observed, &config()));
-        assert_eq!(s[0].2, "do");
-        assert_eq!(
-            s[1].2,
-            "skip: volume vol-0000000000000000b does not carry the opt-in tag first-responder=enabled: diagnostics and notification only"
-        );
-        assert_eq!(s[2].2, "do", "diagnostics need no opt-in");
+        let p = plan(&i, &observed, &config());
+        let s = summary(&p);
+        assert_eq!(s[0].2, "do", "every volume of an opted-in instance");
+        match &p.actions[0].decision {
+            Decision::Do(Step::Snapshot { volumes, .. }) => assert_eq!(volumes.len(), 2),
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(s[1].2, "do", "diagnostics on an opted-in instance");
         assert!(
-            s[3].2
+            s[2].2
                 .starts_with("skip: group web-asg does not carry the opt-in tag"),
             "{}",
-            s[3].2
+            s[2].2
+        );
+        // An instance without the tag: no snapshot, no SSM command (its IAM
+        // policy allows neither), and nothing changed.
+        let mut untagged = fleet(1, 3);
+        if let Ok(Some(st)) = &mut untagged.instance {
+            st.tags.clear();
+        }
+        let s = summary(&plan(&i, &untagged, &config()));
+        assert!(
+            s[0].2
+                .starts_with("skip: instance i-0123456789abcdef0 does not carry the opt-in tag"),
+            "{}",
+            s[0].2
+        );
+        assert!(
+            s[1].2
+                .contains("SSM commands are sent to opted-in instances only"),
+            "{}",
+            s[1].2
         );
         // Another tag, or none at all, when configured so.
         let custom = Config {
@@ -1542,6 +1660,48 @@ mod tests {
             summary(&plan(&i, &observed, &off))
                 .iter()
                 .all(|a| a.2.starts_with("do"))
+        );
+    }
+
+    /// Snapshots are evidence with a cap of their own per incident: the
+    /// root volume first, the rest by device, the remainder named.
+    #[test]
+    fn evidence_snapshots_have_their_own_cap() {
+        let i = incident(ALARM);
+        let mut observed = fleet(1, 3);
+        if let Ok(v) = &mut observed.volumes {
+            for n in 0..30 {
+                v.push(vol(
+                    &format!("vol-00000000000001{n:03}"),
+                    &format!("/dev/sd{n:03}"),
+                ));
+            }
+        }
+        let c = Config {
+            max_snapshots_per_incident: 20,
+            ..config()
+        };
+        let p = plan(&i, &observed, &c);
+        match &p.actions[0].decision {
+            Decision::Do(Step::Snapshot {
+                volumes,
+                exclude_boot,
+                exclude,
+                ..
+            }) => {
+                assert_eq!(volumes.len(), 20);
+                assert_eq!(volumes[0].1.as_deref(), Some("/dev/xvda"), "root first");
+                assert!(!exclude_boot);
+                assert_eq!(exclude.len(), 12);
+            }
+            d => panic!("{d:?}"),
+        }
+        assert!(
+            p.actions[0]
+                .reason
+                .contains("12 more left out, over the cap of 20"),
+            "{}",
+            p.actions[0].reason
         );
     }
 
@@ -1864,7 +2024,6 @@ mod tests {
             s,
             vec![
                 (Snapshot, 0),
-                (Snapshot, 0),
                 (CollectEvidence, 0),
                 (ReplaceInstance, 1),
                 (Reboot, 1),
@@ -1872,7 +2031,7 @@ mod tests {
             ]
         );
         assert!(matches!(
-            &p.actions[3].decision,
+            &p.actions[2].decision,
             Decision::Do(Step::ReplaceInstance { .. })
         ));
         assert_eq!(
@@ -2046,10 +2205,10 @@ mod tests {
         let r = plan(&incident(ALARM), &fleet(3, 3), &config()).to_report();
         let statuses: Vec<_> = r.actions.iter().map(|a| a.status).collect();
         use crate::report::Status::*;
-        assert_eq!(statuses, vec![Planned, Planned, Planned, Skipped, Planned]);
+        assert_eq!(statuses, vec![Planned, Planned, Skipped, Planned]);
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["kind"], "high_cpu");
-        assert_eq!(v["actions"][3]["action"], "scale_out");
-        assert_eq!(v["actions"][3]["status"], "skipped");
+        assert_eq!(v["actions"][2]["action"], "scale_out");
+        assert_eq!(v["actions"][2]["status"], "skipped");
     }
 }

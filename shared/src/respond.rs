@@ -17,10 +17,12 @@ use crate::error::InputError;
 use crate::incident::Transition;
 use crate::incident::{Incident, Routes};
 #[cfg(feature = "aws")]
-use crate::plan::{Decision, plan};
+use crate::plan::{Decision, Observed, plan};
 #[cfg(feature = "aws")]
 use crate::report::Report;
 use std::collections::HashSet;
+#[cfg(feature = "aws")]
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -93,11 +95,26 @@ pub async fn handle(
     config: &Config,
     mode: Mode,
 ) -> Result<Report, InputError> {
+    handle_until(event, aws, config, mode, None).await
+}
+
+/// [`handle`] within an invocation that ends at `until` (Lambda's
+/// `context.deadline`): the reads and the actions stop
+/// `NOTIFY_RESERVE_SECONDS` before it, so the notification always goes out.
+#[cfg(feature = "aws")]
+pub async fn handle_until(
+    event: Value,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+    until: Option<Instant>,
+) -> Result<Report, InputError> {
     let batch = incidents_each(event, &config.routes)?;
     for e in &batch.rejected {
         tracing::warn!(error = %e, "rejected one alert of the event; handling the others");
     }
-    let mut report = respond(&batch.incidents, batch.duplicates, aws, config, mode).await;
+    let mut report =
+        respond_until(&batch.incidents, batch.duplicates, aws, config, mode, until).await;
     report.rejected = batch.rejected.iter().map(Into::into).collect();
     Ok(report)
 }
@@ -112,6 +129,27 @@ pub async fn respond(
     config: &Config,
     mode: Mode,
 ) -> Report {
+    respond_until(incidents, duplicates, aws, config, mode, None).await
+}
+
+/// [`respond`] within an invocation that ends at `until`.
+#[cfg(feature = "aws")]
+pub async fn respond_until(
+    incidents: &[Incident],
+    duplicates: usize,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+    until: Option<Instant>,
+) -> Report {
+    // Everything but the notification and the state writes ends here.
+    // The reserve is at most half of what is left (a function configured
+    // with a short timeout still gets time to act).
+    let hard = until.map(|u| {
+        let left = u.saturating_duration_since(Instant::now());
+        u.checked_sub(config.notify_reserve.min(left / 2))
+            .unwrap_or_else(Instant::now)
+    });
     // A dry run leaves no trace in the state table: not the occurrence, not
     // a claim, cooldown or count. A later real delivery then acts in full.
     let untracked;
@@ -134,15 +172,25 @@ pub async fn respond(
             // one round trip less before the first action.
             let may_act = incident.transition == Transition::Firing
                 || (incident.transition == Transition::Resolved && config.notify_on_resolve);
+            // The reads are bounded too (an `lsblk` over SSM may wait a minute).
+            let observe = async {
+                match hard {
+                    Some(h) => tokio::time::timeout_at(h.into(), aws.observe(incident, config))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Observed::failed(
+                                "the reads did not finish before the invocation's deadline",
+                            )
+                        }),
+                    None => aws.observe(incident, config).await,
+                }
+            };
             let (mut observed, started) = if mode == Mode::Run && may_act {
                 let now = crate::aws::unix_now();
-                let (o, s) = tokio::join!(
-                    aws.observe(incident, config),
-                    aws.begin(&incident.id, config, now)
-                );
+                let (o, s) = tokio::join!(observe, aws.begin(&incident.id, config, now));
                 (o, Some((s, now)))
             } else {
-                (aws.observe(incident, config).await, None)
+                (observe.await, None)
             };
             observed.kill_switch = kill_switch.clone();
             let p = plan(incident, &observed, config);
@@ -156,7 +204,9 @@ pub async fn respond(
             }
             match (mode, started) {
                 (Mode::Plan, _) => p.to_report(),
-                (Mode::Run, Some((s, now))) => aws.execute_started(&p, config, s, now).await,
+                (Mode::Run, Some((s, now))) => {
+                    aws.execute_started(&p, config, s, now, hard).await
+                }
                 (Mode::Run, None) => aws.execute(&p, config).await,
             }
         }

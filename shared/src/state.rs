@@ -85,7 +85,8 @@ fn status_of(v: &str) -> Option<Status> {
     match v {
         "done" => Some(Status::Done),
         "skipped" => Some(Status::Skipped),
-        "failed" => Some(Status::Failed),
+        // Failed, but it may have acted: never claimed again.
+        "failed" | "uncertain" => Some(Status::Failed),
         _ => None,
     }
 }
@@ -284,17 +285,24 @@ impl StateStore {
         incident: &str,
         key: &str,
         status: Status,
+        uncertain: bool,
         detail: &str,
         ids: &[String],
     ) -> Result<(), String> {
         let pk = format!("action#{incident}#{key}");
+        // A failure that may have acted is stored as `uncertain`: the claim's
+        // condition re-takes only `failed`, so no later delivery repeats it.
+        let stored = match (status, uncertain) {
+            (Status::Failed, true) => "uncertain",
+            (st, _) => status_str(st),
+        };
         let mut update = self
             .ddb
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&pk))
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":st", s(status_str(status)))
+            .expression_attribute_values(":st", s(stored))
             .expression_attribute_values(":d", s(detail));
         update = if ids.is_empty() {
             update.update_expression("SET #st = :st, detail = :d")
@@ -356,9 +364,15 @@ impl StateStore {
             .map_err(|e| format!("DeleteItem {pk}: {}", sdk_error(&e)))
     }
 
-    /// Counts one event under `key` in the current window of `window`;
-    /// Err(max) once `max` is reached. The circuit breaker counts mutating
-    /// actions per hour across incidents; the flap guard remediations per alarm.
+    /// Counts one event against `max` per sliding `window` (the circuit
+    /// breaker, the flap guard). Ok(Ok(n)): counted; Ok(Err(max)): full.
+    ///
+    /// A sliding window from two fixed buckets, the previous one weighted
+    /// by how much of it still lies inside the window: clock-hour buckets
+    /// alone let up to twice the limit through across an hour boundary.
+    /// The current bucket is incremented conditionally (never past `max`)
+    /// while the previous one is read, in the same round trip; if the two
+    /// together are over the limit, the increment is taken back.
     pub async fn count_in_window(
         &self,
         key: &str,
@@ -378,24 +392,69 @@ impl StateStore {
             .condition_expression("attribute_not_exists(events) OR events < :max")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":max", n(i64::from(max)))
+            // Kept while it is the previous bucket of the next window.
             .expression_attribute_values(":exp", n(start + 2 * w))
             .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match up {
-            Ok(out) => Ok(Ok(out
+            .send();
+        let previous_pk = format!("{key}#{}", start - w);
+        let previous = self.get(&previous_pk);
+        let (up, previous) = tokio::join!(up, previous);
+        let current = match up {
+            Ok(out) => out
                 .attributes
                 .as_ref()
                 .and_then(|a| get_n(a, "events"))
                 .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(1))),
+                .unwrap_or(1),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(Err(max))
+                return Ok(Err(max));
             }
-            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+            Err(e) => return Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+        };
+        let earlier = previous?
+            .as_ref()
+            .and_then(|item| get_n(item, "events"))
+            .unwrap_or(0);
+        if sliding_count(earlier, current, now - start, w) > f64::from(max) {
+            // Over the limit with the previous bucket's share: not counted.
+            self.ddb
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .update_expression("ADD events :minus")
+                .expression_attribute_values(":minus", n(-1))
+                .send()
+                .await
+                .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))?;
+            return Ok(Err(max));
         }
+        Ok(Ok(current))
+    }
+}
+
+/// Events in the sliding window ending now: the current bucket's, plus the
+/// previous bucket's in proportion to how much of it the window still covers
+/// (`elapsed` seconds into a bucket of `window` seconds).
+pub fn sliding_count(previous: i64, current: u32, elapsed: i64, window: i64) -> f64 {
+    let covered = 1.0 - (elapsed.clamp(0, window) as f64 / window.max(1) as f64);
+    previous.max(0) as f64 * covered + f64::from(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sliding_count;
+
+    #[test]
+    fn the_window_slides_across_the_bucket_boundary() {
+        // 3 changes at the end of the last hour, 30 s into this one: a fourth
+        // would make 3 × (1 - 30/3600) + 1 ≈ 3.98 in the last hour.
+        assert!(sliding_count(3, 1, 30, 3600) > 3.0);
+        // Half an hour on, half of them have left the window.
+        assert!((sliding_count(3, 1, 1800, 3600) - 2.5).abs() < 1e-9);
+        assert!(sliding_count(3, 1, 1800, 3600) <= 3.0);
+        assert_eq!(sliding_count(0, 2, 10, 3600), 2.0);
     }
 }

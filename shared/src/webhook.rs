@@ -32,8 +32,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[cfg(feature = "aws")]
 const HANDOFF_CONCURRENCY: usize = 16;
 
-/// The shared bearer token. Compared in constant time; never printed.
-pub struct Token(Vec<u8>);
+/// The shared bearer token: one, or two while a rotation is under way (the
+/// new and the previous). Compared in constant time; never printed.
+pub struct Token(Vec<Vec<u8>>);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,6 +43,33 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
+    /// One or two tokens separated by whitespace (`NEW` or `NEW PREVIOUS`):
+    /// rotating is writing `NEW OLD` to the parameter, moving Alertmanager
+    /// to NEW, then writing `NEW` alone. Each as [`Token::new`] requires.
+    pub fn rotating(source: &str, value: &str) -> Result<Self, ConfigError> {
+        let parts: Vec<&str> = value.split_whitespace().collect();
+        if parts.is_empty() || parts.len() > 2 {
+            return Err(ConfigError {
+                var: source.into(),
+                value: "<redacted>".into(),
+                problem: format!(
+                    "expected one token, or two (the new and the previous) separated by whitespace; found {}",
+                    parts.len()
+                ),
+            });
+        }
+        let mut all = Vec::new();
+        for p in parts {
+            all.extend(Self::new(source, p)?.0);
+        }
+        Ok(Self(all))
+    }
+
+    /// How many tokens are accepted (2 during a rotation).
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
     /// At least 16 characters, no whitespace inside.
     pub fn new(source: &str, value: &str) -> Result<Self, ConfigError> {
         let v = value.trim();
@@ -58,13 +86,17 @@ impl Token {
                 value: "<redacted>".into(),
                 problem: p.into(),
             }),
-            None => Ok(Self(v.as_bytes().to_vec())),
+            None => Ok(Self(vec![v.as_bytes().to_vec()])),
         }
     }
 
     pub fn matches(&self, presented: &[u8]) -> bool {
-        // Lengths differ → false at once; the length of the token is not the secret.
-        self.0.ct_eq(presented).into()
+        // Lengths differ → false at once; the length of the token is not the
+        // secret. Every token is compared, so which one matched is not timed.
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0u8), |any, t| any | t.ct_eq(presented))
+            .into()
     }
 }
 
@@ -152,7 +184,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
     let shapes = shapes_of(&value);
     if shapes.iter().any(|k| *k != "alerts") {
         return Err(bad(&format!(
-            "not an Alertmanager webhook payload: it also carries {}",
+            "not an Alertmanager webhook payload (`version` and `alerts` only): it carries {}",
             shapes
                 .iter()
                 .filter(|k| **k != "alerts")
@@ -227,15 +259,63 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
 /// The webhook function's state, built once at start.
 #[cfg(feature = "aws")]
 pub struct Webhook {
-    pub token: Token,
+    /// The accepted token(s); re-read from SSM now and then (see `refresh`).
+    pub token: std::sync::RwLock<Token>,
+    /// Where the token is re-read from, so it can be rotated without a
+    /// redeploy; `None` for a token from the environment.
+    pub refresh: Option<TokenRefresh>,
     pub routes: Routes,
     /// Name or ARN of the responder function.
     pub responder: String,
     pub lambda: aws_sdk_lambda::Client,
+    /// Refused requests, counted and reported once a window.
+    pub refusals: Refusals,
+}
+
+/// The SSM parameter holding the token, read again at most every `every`.
+#[cfg(feature = "aws")]
+pub struct TokenRefresh {
+    pub parameter: String,
+    pub ssm: aws_sdk_ssm::Client,
+    pub every: std::time::Duration,
+    pub last: std::sync::Mutex<std::time::Instant>,
+}
+
+/// Refused requests by status, reported as one metric line and one log line
+/// per window, however many arrive: a flood of junk must not become a flood
+/// of logs (or of anything else the function pays for).
+#[derive(Debug)]
+pub struct Refusals {
+    counts: std::sync::Mutex<(std::time::Instant, std::collections::BTreeMap<u16, u64>)>,
+    pub window: std::time::Duration,
+}
+
+impl Refusals {
+    pub fn new(window: std::time::Duration) -> Self {
+        Self {
+            counts: std::sync::Mutex::new((std::time::Instant::now(), Default::default())),
+            window,
+        }
+    }
+
+    /// Counts one refusal. When the window has passed, returns the counts
+    /// to report (this one included) and starts a new window.
+    pub fn note(&self, status: u16, now: std::time::Instant) -> Option<Vec<(u16, u64)>> {
+        let mut g = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *g.1.entry(status).or_insert(0) += 1;
+        // The first refusal of a quiet period is reported at once.
+        let first = g.1.values().sum::<u64>() == 1 && now.duration_since(g.0) >= self.window;
+        if first || now.duration_since(g.0) >= self.window {
+            g.0 = now;
+            return Some(std::mem::take(&mut g.1).into_iter().collect());
+        }
+        None
+    }
 }
 
 /// The token: `WEBHOOK_TOKEN` (local runs) or the SSM SecureString named by
-/// `WEBHOOK_TOKEN_PARAMETER` (AWS), read once at start.
+/// `WEBHOOK_TOKEN_PARAMETER` (AWS); either may hold the new and the previous
+/// token during a rotation.
 #[cfg(feature = "aws")]
 pub async fn load_token(
     env_token: Option<String>,
@@ -243,16 +323,21 @@ pub async fn load_token(
     ssm: &aws_sdk_ssm::Client,
 ) -> Result<Token, String> {
     if let Some(t) = env_token.filter(|t| !t.is_empty()) {
-        return Token::new("WEBHOOK_TOKEN", &t).map_err(|e| e.to_string());
+        return Token::rotating("WEBHOOK_TOKEN", &t).map_err(|e| e.to_string());
     }
     let Some(name) = parameter.filter(|p| !p.is_empty()) else {
         return Err(
             "set WEBHOOK_TOKEN_PARAMETER (an SSM SecureString parameter) or WEBHOOK_TOKEN".into(),
         );
     };
+    read_token(&name, ssm).await
+}
+
+#[cfg(feature = "aws")]
+async fn read_token(name: &str, ssm: &aws_sdk_ssm::Client) -> Result<Token, String> {
     let out = ssm
         .get_parameter()
-        .name(&name)
+        .name(name)
         .with_decryption(true)
         .send()
         .await
@@ -261,19 +346,59 @@ pub async fn load_token(
         .parameter()
         .and_then(|p| p.value())
         .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
-    Token::new(&format!("SSM parameter {name}"), value).map_err(|e| e.to_string())
+    Token::rotating(&format!("SSM parameter {name}"), value).map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "aws")]
 impl Webhook {
+    /// Re-reads the token from SSM when the interval has passed: at most one
+    /// read per interval however many requests arrive. A failed read keeps
+    /// the token in use.
+    async fn refresh_token(&self) {
+        let Some(r) = &self.refresh else { return };
+        {
+            let mut last = r.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < r.every {
+                return;
+            }
+            *last = std::time::Instant::now();
+        }
+        match read_token(&r.parameter, &r.ssm).await {
+            Ok(t) => {
+                let n = t.count();
+                *self.token.write().unwrap_or_else(|p| p.into_inner()) = t;
+                tracing::debug!(tokens = n, "webhook token re-read");
+            }
+            Err(e) => {
+                warn!(error = %e, "could not re-read the webhook token; keeping the one in use")
+            }
+        }
+    }
+
     /// Answers one request. 2xx only once every incident is with the
     /// responder (Lambda keeps async events durably), so a crash after the
     /// answer loses nothing.
     pub async fn handle(&self, req: &Request<'_>) -> Reply {
-        let accepted = match accept(req, &self.token, &self.routes) {
+        self.refresh_token().await;
+        let checked = {
+            let token = self.token.read().unwrap_or_else(|p| p.into_inner());
+            accept(req, &token, &self.routes)
+        };
+        let accepted = match checked {
             Ok(a) => a,
             Err(reply) => {
-                warn!(status = reply.status, reason = %reply.body["error"], "rejected webhook request");
+                if let Some(counts) = self.refusals.note(reply.status, std::time::Instant::now()) {
+                    let now_ms = chrono::Utc::now().timestamp_millis();
+                    for (status, n) in &counts {
+                        println!("{}", crate::metrics::refused_line(*status, *n, now_ms));
+                    }
+                    warn!(
+                        refused = ?counts,
+                        status = reply.status,
+                        reason = %reply.body["error"],
+                        "refused webhook requests (one line per window; see the RefusedRequests metric)"
+                    );
+                }
                 return reply;
             }
         };
@@ -620,6 +745,57 @@ mod tests {
         );
     }
 
+    /// During a rotation both the new and the previous token are accepted.
+    #[test]
+    fn two_tokens_during_a_rotation() {
+        let t = Token::rotating("p", "new-token-0000000000001 old-token-0000000000001").unwrap();
+        assert_eq!(t.count(), 2);
+        assert!(t.matches(b"new-token-0000000000001"));
+        assert!(t.matches(b"old-token-0000000000001"));
+        assert!(!t.matches(b"other-token-000000000001"));
+        assert!(
+            Token::rotating(
+                "p",
+                "a-token-00000000000001 b-token-00000000000001 c-token-00000000000001"
+            )
+            .is_err()
+        );
+        assert!(Token::rotating("p", "  ").is_err());
+        let one = Token::rotating("p", "only-token-000000000001\n").unwrap();
+        assert_eq!(one.count(), 1);
+    }
+
+    /// A flood of refused requests is reported once a window, with counts.
+    #[test]
+    fn refusals_are_counted_and_reported_once_a_window() {
+        use std::time::{Duration, Instant};
+        let r = Refusals::new(Duration::from_secs(60));
+        let t0 = Instant::now() + Duration::from_secs(61);
+        // The first refusal after a quiet period is reported at once.
+        assert_eq!(r.note(401, t0), Some(vec![(401, 1)]));
+        let mut reported = 0;
+        for i in 0..5000u64 {
+            if r.note(
+                if i % 10 == 0 { 400 } else { 401 },
+                t0 + Duration::from_millis(i),
+            )
+            .is_some()
+            {
+                reported += 1;
+            }
+        }
+        assert_eq!(reported, 0, "no report inside the window");
+        let counts = r.note(401, t0 + Duration::from_secs(61)).unwrap();
+        assert_eq!(counts, vec![(400, 500), (401, 4501)]);
+        let line: serde_json::Value =
+            serde_json::from_str(&crate::metrics::refused_line(401, 4501, 0)).unwrap();
+        assert_eq!(line["RefusedRequests"], 4501);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "RefusedRequests"
+        );
+    }
+
     #[test]
     fn token_rules() {
         assert!(Token::new("WEBHOOK_TOKEN", "short").is_err());
@@ -647,10 +823,12 @@ mod tests {
 
         fn webhook(lambda: Client) -> Webhook {
             Webhook {
-                token: token(),
+                token: std::sync::RwLock::new(token()),
+                refresh: None,
                 routes: Routes::new(),
                 responder: "responder".into(),
                 lambda,
+                refusals: Refusals::new(std::time::Duration::from_secs(60)),
             }
         }
 

@@ -166,6 +166,7 @@ async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
         &incident.id,
         &key,
         first_responder::report::Status::Done,
+        false,
         &format!("{earlier} of {}", w.fleet.data_volume),
         std::slice::from_ref(&earlier),
     )
@@ -257,6 +258,9 @@ async fn a_flapping_alarm_stops_remediating() -> Result<()> {
     Ok(())
 }
 
+/// The breaker counts changes to the fleet across incidents; snapshots are
+/// evidence and do not count (an instance with many volumes must not open
+/// it for everyone).
 #[tokio::test]
 async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
     let mut w = world(FleetSpec {
@@ -264,7 +268,7 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
         ..FleetSpec::default()
     })
     .await?;
-    w.config.max_mutations_per_hour = 3;
+    w.config.max_mutations_per_hour = 1;
     w.config.scale_out_cooldown = Duration::ZERO;
     // The breaker's counter takes concurrent increments, atomic in DynamoDB
     // but not in moto: its requests go upstream one at a time.
@@ -280,6 +284,7 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
     let poll = w.aws.poll;
     w.aws = Aws::new(&via).with_state(&via, &w.fleet.state_table);
     w.aws.poll = poll;
+    // Two snapshots and a scale-out: one change.
     assert!(
         statuses(&deliver(&w, 0).await?)
             .iter()
@@ -289,20 +294,63 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
     assert_eq!(
         statuses(&second),
         [
-            "snapshot:skipped",
-            "snapshot:skipped",
+            "snapshot:done",
+            "snapshot:done",
             "collect_diagnostics:done",
             "scale_out:skipped",
             "notify:done"
         ]
     );
     assert!(
-        second.incidents[0].actions[0]
+        second.incidents[0].actions[3]
             .reason
-            .starts_with("circuit breaker open: 3 changes in this hour"),
+            .starts_with("circuit breaker open: 1 changes in the last hour"),
         "{}",
-        second.incidents[0].actions[0].reason
+        second.incidents[0].actions[3].reason
     );
-    assert_eq!(account(&w).await?, (2, 2, 2, 2));
+    assert_eq!(account(&w).await?, (4, 2, 2, 2));
+    Ok(())
+}
+
+/// The breaker's window slides: three changes just before an hour boundary
+/// leave no room for a fourth just after it (clock-hour buckets let twice
+/// the limit through there), and room comes back as they age out.
+#[tokio::test]
+async fn the_circuit_breaker_window_slides_across_the_hour() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let st = StateStore::new(aws_sdk_dynamodb::Client::new(&w.sdk), &w.fleet.state_table);
+    let hour = Duration::from_secs(3600);
+    let boundary = 1_795_000_000 - 1_795_000_000 % 3600;
+    let count = |t: i64| st.count_in_window("breaker", t, hour, 3);
+    for t in [boundary - 120, boundary - 90, boundary - 60] {
+        assert!(count(t).await.map_err(anyhow::Error::msg)?.is_ok());
+    }
+    assert_eq!(
+        count(boundary - 30).await.map_err(anyhow::Error::msg)?,
+        Err(3)
+    );
+    // 30 s into the next hour: still three in the last hour.
+    assert_eq!(
+        count(boundary + 30).await.map_err(anyhow::Error::msg)?,
+        Err(3)
+    );
+    assert_eq!(
+        count(boundary + 600).await.map_err(anyhow::Error::msg)?,
+        Err(3)
+    );
+    // Forty minutes on, the previous hour's three weigh one (the window
+    // assumes they were spread over it): two more fit, then it is full.
+    assert_eq!(
+        count(boundary + 2400).await.map_err(anyhow::Error::msg)?,
+        Ok(1)
+    );
+    assert_eq!(
+        count(boundary + 2410).await.map_err(anyhow::Error::msg)?,
+        Ok(2)
+    );
+    assert_eq!(
+        count(boundary + 2420).await.map_err(anyhow::Error::msg)?,
+        Err(3)
+    );
     Ok(())
 }

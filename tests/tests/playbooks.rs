@@ -464,3 +464,226 @@ async fn prometheus_disk_alert_reaches_the_volume_through_the_private_ip() -> Re
     assert_eq!(volume_size(&w.sdk, &data).await?, 30);
     Ok(())
 }
+
+/// The notification goes out before the invocation's own deadline, however
+/// long an action hangs: the actions stop `NOTIFY_RESERVE_SECONDS` before it.
+#[tokio::test]
+async fn the_notification_is_sent_before_the_invocation_times_out() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &[Rule {
+                action: "SetDesiredCapacity",
+                fault: Fault::Hang,
+                times: u64::MAX,
+            }],
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let mut aws = Aws::new(&via);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    w.config.notify_reserve = Duration::from_secs(2);
+    let event = harness::sample_event("high-cpu-alarm.json", w.fleet.instance())?;
+    let started = std::time::Instant::now();
+    // A Lambda invocation with 6 s left; the hung call alone would take the
+    // SDK's 20 s operation timeout.
+    let until = started + Duration::from_secs(6);
+    let r = first_responder::respond::handle_until(
+        serde_json::from_str(&event)?,
+        &aws,
+        &w.config,
+        Mode::Run,
+        Some(until),
+    )
+    .await?;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let (st, why) = status_of(&r, "scale_out");
+    assert_eq!(st, "failed", "{r:#?}");
+    assert!(why.contains("before the invocation's deadline"), "{why}");
+    assert_eq!(status_of(&r, "notify").0, "done", "{r:#?}");
+    let inbox = harness::drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1);
+    Ok(())
+}
+
+/// A restart that ran but left the unit failed may have changed things:
+/// it is reported failed, keeps its cooldown and its claim, so neither the
+/// next occurrence nor a redelivery restarts again at once. moto's SSM
+/// prints nothing, so the instance's answer comes from a typed SDK mock;
+/// everything else (state table, EC2, SNS) is the emulator.
+#[tokio::test]
+async fn a_restart_that_left_the_unit_failed_is_not_repeated() -> Result<()> {
+    use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
+    use aws_sdk_ssm::operation::send_command::SendCommandOutput;
+    use aws_sdk_ssm::types::{Command, CommandInvocationStatus};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    let w = World::start_with_state(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    tag(
+        &w.sdk,
+        &instance,
+        "first-responder:restart-service",
+        "app.service",
+    )
+    .await?;
+    let restarts = mock!(aws_sdk_ssm::Client::send_command)
+        .match_requests(|r| r.comment().is_some_and(|c| c.contains("restart_service")))
+        .then_output(|| {
+            SendCommandOutput::builder()
+                .command(Command::builder().command_id("cmd-restart").build())
+                .build()
+        });
+    let others = mock!(aws_sdk_ssm::Client::send_command).then_output(|| {
+        SendCommandOutput::builder()
+            .command(Command::builder().command_id("cmd-diag").build())
+            .build()
+    });
+    let answers = mock!(aws_sdk_ssm::Client::get_command_invocation).then_output(|| {
+        GetCommandInvocationOutput::builder()
+            .status(CommandInvocationStatus::Success)
+            .standard_output_content("active=failed\n")
+            .response_code(0)
+            .build()
+    });
+    let mut aws = w.aws.clone();
+    aws.ssm = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        [&restarts, &others, &answers]
+    );
+
+    let event = sample_event("memory-pressure-alarm.json", &instance)?;
+    let r =
+        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    let (st, why) = status_of(&r, "restart_service");
+    assert_eq!(st, "failed", "{r:#?}");
+    assert!(
+        why.contains("restarted app.service, but it is failed"),
+        "{why}"
+    );
+    assert!(why.contains("may have been made"), "{why}");
+    assert_eq!(restarts.num_calls(), 1);
+    let records = harness::state_records(&w.sdk, &w.fleet.state_table).await?;
+    assert!(
+        records
+            .iter()
+            .any(|(k, v)| k.contains("restart_service") && v == "uncertain"),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .keys()
+            .any(|k| k.starts_with("cooldown#restart_service#")),
+        "the cooldown was given back: {records:?}"
+    );
+
+    // The alarm fires again ten minutes later: within the cooldown.
+    let next = event.replace("2026-11-25T02:04:12.152", "2026-11-25T02:14:12.152");
+    let r =
+        first_responder::handle(serde_json::from_str(&next)?, &aws, &w.config, Mode::Run).await?;
+    let (st, why) = status_of(&r, "restart_service");
+    assert_eq!(st, "skipped", "{r:#?}");
+    assert!(why.starts_with("cooldown: restart_service"), "{why}");
+    assert_eq!(restarts.num_calls(), 1, "restarted again");
+
+    // The first occurrence delivered again once its incident is open for a
+    // retry: its restart claim holds, nothing is repeated.
+    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let first_incident = records
+        .keys()
+        .find(|k| k.starts_with("incident#"))
+        .cloned()
+        .unwrap_or_default();
+    ddb.update_item()
+        .table_name(&w.fleet.state_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(first_incident),
+        )
+        .update_expression("SET #st = :p, lease_until = :z")
+        .expression_attribute_names("#st", "status")
+        .expression_attribute_values(
+            ":p",
+            aws_sdk_dynamodb::types::AttributeValue::S("in_progress".into()),
+        )
+        .expression_attribute_values(":z", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
+        .send()
+        .await?;
+    let r =
+        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    assert_eq!(r.incidents[0].delivery, "resumed", "{r:#?}");
+    let (st, why) = status_of(&r, "restart_service");
+    assert_eq!(st, "failed", "{r:#?}");
+    assert!(why.starts_with("in an earlier delivery"), "{why}");
+    assert_eq!(restarts.num_calls(), 1, "restarted again");
+    Ok(())
+}
+
+/// ModifyVolume answered "already being modified" (someone else, or an
+/// earlier delivery, is growing it): the volume is treated as expanding:
+/// wait for that modification, then grow the filesystem to its size.
+#[tokio::test]
+async fn a_volume_already_being_modified_is_waited_for_then_grown() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let data = w.fleet.data_volume.clone();
+    // A modification to 40 GiB that someone else started.
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .modify_volume()
+        .volume_id(&data)
+        .size(40)
+        .send()
+        .await?;
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &[Rule {
+                action: "ModifyVolume",
+                fault: Fault::Ec2Error("IncorrectModificationState"),
+                times: u64::MAX,
+            }],
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let mut aws = Aws::new(&via);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let event = sample_event("disk-full-alarm.json", &instance)?;
+    let r =
+        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    let (st, detail) = status_of(&r, "expand_volume");
+    assert_eq!(st, "done", "{r:#?}");
+    // (moto shows the new size at once, as EC2 does once a modification starts)
+    assert!(detail.contains(&format!("{data} is 40 GiB")), "{detail}");
+    assert!(
+        detail.contains("already being modified to 40 GiB"),
+        "{detail}"
+    );
+    // The filesystem was grown to that size, through SSM.
+    let grow = ssm_commands(&w.sdk)
+        .await?
+        .into_iter()
+        .find(|c| c.comment.contains("expand_volume"))
+        .context("no grow command")?;
+    assert!(
+        grow.commands
+            .join("\n")
+            .contains(&(40_i64 << 30).to_string()),
+        "{:?}",
+        grow.commands
+    );
+    assert_eq!(volume_modifications(&w.sdk, &data).await?.len(), 1);
+    Ok(())
+}

@@ -207,15 +207,17 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
 
 #[tokio::test]
 async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
-    use first_responder::webhook::{Request, Token, Webhook};
+    use first_responder::webhook::{Refusals, Request, Token, Webhook};
     // The Lambda endpoint is a loopback port with nothing listening.
     let dead = format!("http://127.0.0.1:{}", free_port()?);
     let sdk = harness::sdk_config(&dead).await;
     let webhook = Webhook {
-        token: Token::new("t", TOKEN)?,
+        token: std::sync::RwLock::new(Token::new("t", TOKEN)?),
+        refresh: None,
         routes: Default::default(),
         responder: "responder".into(),
         lambda: first_responder::aws::lambda_client(&sdk),
+        refusals: Refusals::new(Duration::from_secs(60)),
     };
     let body = sample_event("alertmanager-high-cpu.json", "i-0123456789abcdef0")?;
     let auth = format!("Bearer {TOKEN}");

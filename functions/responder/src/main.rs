@@ -1,7 +1,8 @@
 //! The `responder` Lambda function: an alarm event in, an incident report out.
 //! Clients and configuration are built once, outside the handler.
 
-use first_responder::{Aws, Config, InputError, Mode, aws::sdk_config_loader, handle, telemetry};
+use first_responder::respond::handle_until;
+use first_responder::{Aws, Config, InputError, Mode, aws::sdk_config_loader, telemetry};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -32,7 +33,23 @@ impl From<Failure> for Diagnostic {
 }
 
 async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Result<Value, Failure> {
-    let report = handle(event.payload, aws, config, Mode::Run)
+    // The invocation's own deadline: the notification must go out before it.
+    // Lambda gives it in ms since the epoch; `cargo lambda watch` gives the
+    // timeout itself (600000), which would read as long past: a deadline
+    // that is not in the future is treated as unknown, and then
+    // ACTIONS_DEADLINE_SECONDS alone bounds the actions.
+    let left_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX) - chrono_now_ms();
+    let until = u64::try_from(left_ms)
+        .ok()
+        .filter(|&ms| ms > 0)
+        .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+    if until.is_none() {
+        tracing::warn!(
+            deadline_ms = event.context.deadline,
+            "the invocation's deadline is not in the future: bounded by ACTIONS_DEADLINE_SECONDS only"
+        );
+    }
+    let report = handle_until(event.payload, aws, config, Mode::Run, until)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "rejected event");

@@ -6,9 +6,10 @@ use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
-use first_responder::webhook::{Request, Webhook, load_token};
+use first_responder::webhook::{Refusals, Request, TokenRefresh, Webhook, load_token};
 use first_responder::{Config, aws::sdk_config_loader, telemetry};
 use lambda_runtime::{LambdaEvent, service_fn};
+use std::time::Duration;
 
 async fn handler(
     event: LambdaEvent<LambdaFunctionUrlRequest>,
@@ -42,17 +43,43 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             "RESPONDER_FUNCTION is not set: the webhook has no responder to hand incidents to",
         )?;
     let sdk = sdk_config_loader().load().await;
-    let token = load_token(
-        std::env::var("WEBHOOK_TOKEN").ok(),
-        std::env::var("WEBHOOK_TOKEN_PARAMETER").ok(),
-        &first_responder::aws::ssm_client(&sdk),
-    )
-    .await?;
+    let ssm = first_responder::aws::ssm_client(&sdk);
+    let env_token = std::env::var("WEBHOOK_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let parameter = std::env::var("WEBHOOK_TOKEN_PARAMETER")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let token = load_token(env_token.clone(), parameter.clone(), &ssm).await?;
+    // Re-read the parameter at most this often, so a rotation (new and
+    // previous token in the parameter) needs no redeploy.
+    let every = match std::env::var("WEBHOOK_TOKEN_REFRESH_SECONDS") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=3600).contains(s))
+            .ok_or_else(|| {
+                format!("configuration `WEBHOOK_TOKEN_REFRESH_SECONDS` = {v}: expected 1 to 3600 seconds")
+            })?,
+        Err(_) => 300,
+    };
+    let refresh = match (env_token, parameter) {
+        (None, Some(parameter)) => Some(TokenRefresh {
+            parameter,
+            ssm,
+            every: Duration::from_secs(every),
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+        }),
+        _ => None,
+    };
     let webhook = Webhook {
-        token,
+        token: std::sync::RwLock::new(token),
+        refresh,
         routes: config.routes,
         responder,
         lambda: first_responder::aws::lambda_client(&sdk),
+        refusals: Refusals::new(Duration::from_secs(60)),
     };
     let webhook = &webhook;
     lambda_runtime::run(service_fn(move |event| handler(event, webhook))).await
