@@ -60,13 +60,7 @@ async fn plan_then_run_with_json_and_exit_codes() -> Result<()> {
         .collect();
     assert_eq!(
         names,
-        [
-            "snapshot",
-            "snapshot",
-            "collect_diagnostics",
-            "scale_out",
-            "notify"
-        ]
+        ["snapshot", "collect_diagnostics", "scale_out", "notify"]
     );
     for a in actions {
         assert_eq!(a["status"], "planned", "{a}");

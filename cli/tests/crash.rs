@@ -136,7 +136,7 @@ async fn killed_before_the_scale_out_reached_aws_then_completed_by_the_redeliver
             .iter()
             .filter(|(k, v)| k.starts_with("action#") && *v == "done")
             .count();
-        Ok((done >= 3 && hits(&proxy) >= 1).then_some(()))
+        Ok((done >= 2 && hits(&proxy) >= 1).then_some(()))
     })
     .await?;
     child.kill()?;
@@ -148,11 +148,10 @@ async fn killed_before_the_scale_out_reached_aws_then_completed_by_the_redeliver
     assert!(expire_leases(&sdk, &fleet.state_table).await? >= 1);
     let r = redeliver(&moto, &fleet, &event)?;
     assert_eq!(r["incidents"][0]["delivery"], "resumed", "{r:#}");
-    for i in 0..2 {
-        let snap = action(&r, "snapshot", i);
-        assert_eq!(snap["status"], "done");
-        assert!(text(snap).starts_with("in an earlier delivery"), "{snap}");
-    }
+    // One CreateSnapshots took both volumes; recorded as one action.
+    let snap = action(&r, "snapshot", 0);
+    assert_eq!(snap["status"], "done");
+    assert!(text(snap).starts_with("in an earlier delivery"), "{snap}");
     assert_eq!(action(&r, "scale_out", 0)["status"], "done", "{r:#}");
     assert_eq!(action(&r, "notify", 0)["status"], "done");
     // Nothing twice: two snapshots, one command, one step up, one message.

@@ -161,7 +161,16 @@ impl StateStore {
             Ok(out) if out.attributes.as_ref().is_some_and(|a| !a.is_empty()) => Begin::Resumed,
             Ok(_) => Begin::Fresh,
             Err(item) => match get_s(&item, "status") {
-                Some("completed") => Begin::Completed,
+                Some("completed") => {
+                    // Alertmanager re-sends a firing alert with the same
+                    // startsAt for as long as it fires: the record must
+                    // outlive the alert, so each redelivery extends it. A
+                    // failed extension is no reason to act again.
+                    if let Err(e) = self.extend(&pk, now).await {
+                        tracing::warn!(error = %e, "could not extend the occurrence's record");
+                    }
+                    Begin::Completed
+                }
                 _ => Begin::Busy {
                     until: get_n(&item, "lease_until").unwrap_or(now),
                 },
@@ -171,6 +180,21 @@ impl StateStore {
 
     /// Gives the lease back after a failure a retry can fix, so the retry
     /// resumes at once instead of waiting for the lease to run out.
+    /// Keeps a record for [`RECORD_TTL`] from now.
+    async fn extend(&self, pk: &str, now: i64) -> Result<(), String> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression("SET expires_at = :exp")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":exp", n(now + RECORD_TTL.as_secs() as i64))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
+    }
+
     pub async fn release_incident(&self, id: &str) -> Result<(), String> {
         let pk = format!("incident#{id}");
         self.ddb

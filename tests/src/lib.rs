@@ -955,6 +955,7 @@ pub async fn put_secret(sdk: &SdkConfig, name: &str, value: &str) -> Result<()> 
         .name(name)
         .value(value)
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
         .send()
         .await?;
     Ok(())

@@ -23,7 +23,6 @@ async fn assert_full_response(w: &World, report: &Report) -> Result<()> {
         got,
         [
             "snapshot:done",
-            "snapshot:done",
             "collect_diagnostics:done",
             "scale_out:done",
             "notify:done"

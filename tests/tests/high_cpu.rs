@@ -106,7 +106,7 @@ async fn high_cpu_alarm_snapshots_diagnoses_scales_out_and_notifies() -> Result<
     assert_eq!(doc["kind"], "high_cpu");
     assert_eq!(doc["group"], "web-asg");
     let acts = doc["actions"].as_array().unwrap();
-    assert_eq!(acts.len(), 4, "{acts:#?}");
+    assert_eq!(acts.len(), 3, "{acts:#?}");
     assert!(acts.iter().all(|a| a["status"] == "done"), "{acts:#?}");
     assert_eq!(doc["next_steps"].as_array().unwrap().len(), 5);
     let text = doc["text"].as_str().unwrap();
@@ -174,7 +174,6 @@ async fn moderate_cpu_collects_evidence_but_does_not_scale_or_page() -> Result<(
             .map(|(a, _, s)| format!("{a}:{s}"))
             .collect::<Vec<_>>(),
         [
-            "snapshot:done",
             "snapshot:done",
             "collect_diagnostics:done",
             "scale_out:skipped",
@@ -249,7 +248,6 @@ async fn plan_mode_reads_but_changes_and_sends_nothing() -> Result<()> {
             .collect::<Vec<_>>(),
         [
             "snapshot:planned",
-            "snapshot:planned",
             "collect_diagnostics:planned",
             "scale_out:planned",
             "notify:planned"
@@ -274,7 +272,6 @@ async fn dry_run_diagnoses_and_notifies_but_changes_nothing() -> Result<()> {
             .map(|(a, _, s)| format!("{a}:{s}"))
             .collect::<Vec<_>>(),
         [
-            "snapshot:skipped",
             "snapshot:skipped",
             "collect_diagnostics:done",
             "scale_out:skipped",

@@ -140,8 +140,9 @@ async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
     let incident = first_responder::respond::incidents(event(&w, 0)?, &Default::default())?
         .0
         .remove(0);
-    // What a delivery that died after its first snapshot leaves behind: the
-    // snapshot itself, the incident's lease (run out) and that action's record.
+    // What a delivery that died after its evidence leaves behind: the
+    // snapshots themselves (here one, made without our tags), the incident's
+    // lease (run out) and that action's record.
     let ec2 = aws_sdk_ec2::Client::new(&w.sdk);
     let earlier = ec2
         .create_snapshot()
@@ -155,7 +156,7 @@ async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
     st.begin_incident(&incident.id, long_ago, Duration::from_secs(150))
         .await
         .map_err(anyhow::Error::msg)?;
-    let key = format!("snapshot#{}", w.fleet.data_volume);
+    let key = format!("snapshot#{}", w.fleet.instance());
     assert_eq!(
         st.claim_action(&incident.id, &key, long_ago, Duration::from_secs(150), "")
             .await
@@ -175,25 +176,24 @@ async fn a_crash_half_way_is_resumed_without_repeats() -> Result<()> {
 
     let r = deliver(&w, 0).await?;
     assert_eq!(r.incidents[0].delivery, "resumed");
-    let data = r.incidents[0]
+    let evidence = r.incidents[0]
         .actions
         .iter()
-        .find(|a| a.target == w.fleet.data_volume)
+        .find(|a| a.action.as_str() == "snapshot")
         .unwrap();
-    assert_eq!(data.status.as_str(), "done");
-    assert_eq!(data.ids, vec![earlier.clone()]);
+    assert_eq!(evidence.status.as_str(), "done");
+    assert_eq!(evidence.ids, vec![earlier.clone()]);
     assert!(
-        data.detail
+        evidence
+            .detail
             .as_deref()
             .unwrap_or_default()
             .starts_with("in an earlier delivery")
     );
-    // The root volume's snapshot, the command, the scale-out and the
-    // notification happen now; the data volume is not snapshotted twice.
-    let snaps = snapshots(&w.sdk).await?;
-    assert_eq!(snaps.len(), 1, "only the new one carries our tags");
-    assert_ne!(snaps[0].volume, w.fleet.data_volume);
-    assert_eq!(account(&w).await?, (1, 1, 2, 1));
+    // The command, the scale-out and the notification happen now; the
+    // evidence is not taken twice.
+    assert!(snapshots(&w.sdk).await?.is_empty(), "no new snapshot");
+    assert_eq!(account(&w).await?, (0, 1, 2, 1));
     assert_eq!(deliver(&w, 0).await?.incidents[0].delivery, "duplicate");
     Ok(())
 }
@@ -239,22 +239,24 @@ async fn a_flapping_alarm_stops_remediating() -> Result<()> {
         );
     }
     let third = deliver(&w, 2).await?;
+    // The evidence is still taken (it is not remediation); the change is not.
     assert_eq!(
         statuses(&third),
         [
-            "snapshot:skipped",
-            "snapshot:skipped",
+            "snapshot:done",
             "collect_diagnostics:done",
             "scale_out:skipped",
             "notify:done"
         ]
     );
     assert!(
-        third.incidents[0].actions[0]
+        third.incidents[0].actions[2]
             .reason
-            .starts_with("flap guard: alarm web-high-cpu already triggered remediation 2 times")
+            .starts_with("flap guard: alarm web-high-cpu already triggered remediation 2 times"),
+        "{}",
+        third.incidents[0].actions[2].reason
     );
-    assert_eq!(account(&w).await?, (4, 3, 3, 3));
+    assert_eq!(account(&w).await?, (6, 3, 3, 3));
     Ok(())
 }
 
@@ -295,18 +297,17 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
         statuses(&second),
         [
             "snapshot:done",
-            "snapshot:done",
             "collect_diagnostics:done",
             "scale_out:skipped",
             "notify:done"
         ]
     );
     assert!(
-        second.incidents[0].actions[3]
+        second.incidents[0].actions[2]
             .reason
             .starts_with("circuit breaker open: 1 changes in the last hour"),
         "{}",
-        second.incidents[0].actions[3].reason
+        second.incidents[0].actions[2].reason
     );
     assert_eq!(account(&w).await?, (4, 2, 2, 2));
     Ok(())
@@ -352,5 +353,53 @@ async fn the_circuit_breaker_window_slides_across_the_hour() -> Result<()> {
         count(boundary + 2420).await.map_err(anyhow::Error::msg)?,
         Err(3)
     );
+    Ok(())
+}
+
+/// An occurrence's record outlives its alert: Alertmanager re-sends a firing
+/// alert with the same startsAt for as long as it fires (days, sometimes),
+/// so each redelivery extends the record instead of letting it expire after
+/// seven days and the occurrence be acted on again.
+#[tokio::test]
+async fn a_redelivery_keeps_the_occurrence_on_record() -> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let w = world(FleetSpec::default()).await?;
+    let r = deliver(&w, 0).await?;
+    let id = r.incidents[0].id.clone();
+    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let key = AttributeValue::S(format!("incident#{id}"));
+    let expiry = || async {
+        let item = ddb
+            .get_item()
+            .table_name(&w.fleet.state_table)
+            .key("pk", key.clone())
+            .send()
+            .await?;
+        let n = item
+            .item()
+            .and_then(|i| i.get("expires_at"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or_default();
+        anyhow::Ok(n)
+    };
+    // Six days and a half later, as if: the record is about to expire.
+    let soon = chrono::Utc::now().timestamp() + 3600;
+    ddb.update_item()
+        .table_name(&w.fleet.state_table)
+        .key("pk", key.clone())
+        .update_expression("SET expires_at = :e")
+        .expression_attribute_values(":e", AttributeValue::N(soon.to_string()))
+        .send()
+        .await?;
+    assert_eq!(expiry().await?, soon);
+    // Alertmanager sends it again: nothing done, and the record extended.
+    assert_eq!(deliver(&w, 0).await?.incidents[0].delivery, "duplicate");
+    let week = chrono::Utc::now().timestamp() + 7 * 24 * 3600;
+    assert!(
+        (expiry().await? - week).abs() < 60,
+        "not extended to a week from now"
+    );
+    assert_eq!(account(&w).await?, (2, 1, 2, 1));
     Ok(())
 }

@@ -19,8 +19,11 @@ fn statuses(r: &Report) -> Vec<String> {
         .collect()
 }
 
+/// An instance without the opt-in tag is reported on, but nothing is run
+/// on it or changed: SSM commands run as root, and the IAM policy allows
+/// them (and snapshots of it) on opted-in instances only.
 #[tokio::test]
-async fn untagged_resources_are_diagnosed_and_reported_but_not_changed() -> Result<()> {
+async fn untagged_instances_are_reported_but_not_commanded_or_changed() -> Result<()> {
     let w = world(FleetSpec {
         opt_in: false,
         ..FleetSpec::default()
@@ -31,23 +34,28 @@ async fn untagged_resources_are_diagnosed_and_reported_but_not_changed() -> Resu
         statuses(&r),
         [
             "snapshot:skipped",
-            "snapshot:skipped",
-            "collect_diagnostics:done",
+            "collect_diagnostics:skipped",
             "scale_out:skipped",
             "notify:done"
         ]
     );
     assert!(
-        r.incidents[0].actions[3]
+        r.incidents[0].actions[2]
             .reason
             .contains("does not carry the opt-in tag first-responder=enabled")
     );
+    assert!(
+        r.incidents[0].actions[1]
+            .reason
+            .contains("SSM commands are sent to opted-in instances only"),
+        "{}",
+        r.incidents[0].actions[1].reason
+    );
     assert!(snapshots(&w.sdk).await?.is_empty());
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
-    assert_eq!(
-        ssm_commands(&w.sdk).await?.len(),
-        1,
-        "diagnostics need no opt-in"
+    assert!(
+        ssm_commands(&w.sdk).await?.is_empty(),
+        "no command on an instance that is not opted in"
     );
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     let text = inbox[0].document()?["text"]
@@ -86,7 +94,6 @@ async fn the_kill_switch_turns_everything_into_notify_only() -> Result<()> {
         statuses(&r),
         [
             "snapshot:skipped",
-            "snapshot:skipped",
             "collect_diagnostics:skipped",
             "scale_out:skipped",
             "notify:done"
@@ -121,7 +128,7 @@ async fn the_capacity_cap_stops_scaling_below_max_size() -> Result<()> {
     .await?;
     w.config.max_desired_capacity = Some(2);
     let r = w.run_sample("high-cpu-alarm.json").await?;
-    let scale = &r.incidents[0].actions[3];
+    let scale = &r.incidents[0].actions[2];
     assert_eq!(
         (scale.action.as_str(), scale.status.as_str()),
         ("scale_out", "skipped")
@@ -218,7 +225,6 @@ async fn a_dry_run_leaves_no_trace_and_a_later_real_delivery_acts_in_full() -> R
     assert_eq!(
         statuses(&r),
         [
-            "snapshot:done",
             "snapshot:done",
             "collect_diagnostics:done",
             "scale_out:done",

@@ -33,6 +33,7 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
         ("RESPONDER_FUNCTION", "responder".to_owned()),
         ("STATE_TABLE", fleet.state_table.clone()),
         ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
+        ("WEBHOOK_TOKEN_REFRESH_SECONDS", "1".to_owned()),
     ]);
     let watch = Watch::start(port, &env)?;
     let url = watch.function_url("webhook");
@@ -166,7 +167,7 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
     assert!(head["TimeToMitigateMs"].is_i64(), "{head}");
     assert_eq!(
         emf.iter().filter(|v| v["Actions"] == 1).count(),
-        5,
+        4,
         "one line per action"
     );
 
@@ -201,6 +202,34 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
     );
     assert_eq!(snapshots(&sdk).await?.len(), 2, "no remediation on resolve");
     assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+
+    // The token rotates without a redeploy: the parameter holds the new and
+    // the previous token, and the webhook re-reads it (every second here).
+    const NEW: &str = "rotated-token-9876543210";
+    let probe = br#"{"version":"4","alerts":[]}"#; // past auth, then 400
+    put_secret(&sdk, PARAM, &format!("{NEW} {TOKEN}")).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for t in [NEW, TOKEN] {
+        let (s, body) = post(Some(t), "application/json", probe)?;
+        assert_eq!(s, 400, "{body}");
+    }
+    put_secret(&sdk, PARAM, NEW).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (s, _) = post(Some(NEW), "application/json", probe)?;
+    assert_eq!(s, 400);
+    let (s, _) = post(Some(TOKEN), "application/json", probe)?;
+    assert_eq!(s, 401, "the previous token is retired");
+    // Refused requests are counted: one metric line per window.
+    let log = std::fs::read_to_string(&watch.log)?;
+    let refused: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("\"RefusedRequests\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        refused.iter().any(|v| v["Status"] == "401"),
+        "no RefusedRequests line for the 401s: {refused:?}"
+    );
     drop(watch);
     Ok(())
 }
