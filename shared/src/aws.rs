@@ -270,8 +270,8 @@ impl Aws {
         }
         let (instance, resolved) = match &incident.resource {
             Resource::Instance(i) => (i.clone(), None),
-            Resource::Address(a) => match self.resolve(a).await {
-                Ok(i) => (i.clone(), Some(Ok(i))),
+            Resource::Address(a) => match self.resolve(a, &config.vpc_ids).await {
+                Ok((i, vpc)) => (i.clone(), Some((i, vpc))),
                 Err(why) => {
                     return Observed {
                         resolved: Some(Err(why)),
@@ -354,8 +354,13 @@ impl Aws {
             }
             _ => None,
         };
+        let (resolved, resolved_in) = match resolved {
+            Some((i, vpc)) => (Some(Ok(i)), Some(vpc)),
+            None => (None, None),
+        };
         Observed {
             resolved,
+            resolved_in,
             volumes,
             group,
             instance: me,
@@ -499,13 +504,20 @@ impl Aws {
         }
     }
 
-    /// The one live instance with this private IP address or DNS name.
-    async fn resolve(&self, address: &PrivateAddress) -> Result<InstanceId, String> {
+    /// The one instance with this private IP address or DNS name, in the
+    /// configured VPCs (`VPC_IDS`), and how it was found. Private addresses
+    /// repeat across VPCs: without `VPC_IDS`, an account with more than one
+    /// VPC in the region is refused rather than matched anywhere.
+    async fn resolve(
+        &self,
+        address: &PrivateAddress,
+        vpc_ids: &[String],
+    ) -> Result<(InstanceId, String), String> {
         let (filter, what) = match address {
             PrivateAddress::Ip(ip) => ("private-ip-address", format!("private IP {ip}")),
             PrivateAddress::DnsName(n) => ("private-dns-name", format!("private DNS name {n}")),
         };
-        let out = self
+        let mut lookup = self
             .ec2
             .describe_instances()
             .filters(
@@ -522,25 +534,63 @@ impl Aws {
                     .values("stopping")
                     .values("stopped")
                     .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| format!("DescribeInstances: {}", sdk_error(&e)))?;
-        let ids: Vec<&str> = out
+            );
+        if !vpc_ids.is_empty() {
+            lookup = lookup.filters(
+                Filter::builder()
+                    .name("vpc-id")
+                    .set_values(Some(vpc_ids.to_vec()))
+                    .build(),
+            );
+        }
+        // Without VPC_IDS, the account's VPCs are counted beside the lookup.
+        let vpcs = async {
+            match vpc_ids.is_empty() {
+                true => Some(self.ec2.describe_vpcs().send().await),
+                false => None,
+            }
+        };
+        let (out, vpcs) = tokio::join!(lookup.send(), vpcs);
+        let scope = if vpc_ids.is_empty() {
+            let vpcs = vpcs
+                .transpose()
+                .map_err(|e| format!("DescribeVpcs: {}", sdk_error(&e)))?;
+            let ids: Vec<&str> = vpcs
+                .as_ref()
+                .map(|v| v.vpcs().iter().filter_map(|x| x.vpc_id()).collect())
+                .unwrap_or_default();
+            if ids.len() > 1 {
+                return Err(format!(
+                    "VPC_IDS is not set and this account has {} VPCs in the region ({}): a private address may name a host in any of them; set VPC_IDS to the VPCs Prometheus scrapes",
+                    ids.len(),
+                    ids.join(", ")
+                ));
+            }
+            "this account's only VPC".to_owned()
+        } else {
+            format!("VPC_IDS {}", vpc_ids.join(", "))
+        };
+        let out = out.map_err(|e| format!("DescribeInstances: {}", sdk_error(&e)))?;
+        let found: Vec<(&str, &str)> = out
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .filter_map(|i| i.instance_id())
+            .filter_map(|i| Some((i.instance_id()?, i.vpc_id().unwrap_or("?"))))
             .collect();
-        match ids.as_slice() {
-            [] => Err(format!("no instance in this account and region has {what}")),
-            [one] => {
-                InstanceId::parse("DescribeInstances.InstanceId", one).map_err(|e| e.to_string())
+        match found.as_slice() {
+            [] => Err(format!("no instance in {scope} has {what}")),
+            [(one, vpc)] => {
+                let id = InstanceId::parse("DescribeInstances.InstanceId", one)
+                    .map_err(|e| e.to_string())?;
+                Ok((id, format!("{what} in {vpc}, looked up in {scope}")))
             }
             many => Err(format!(
-                "{} instances have {what} ({}): refusing to guess",
+                "{} instances in {scope} have {what} ({}): refusing to guess",
                 many.len(),
-                many.join(", ")
+                many.iter()
+                    .map(|(i, v)| format!("{i} in {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }

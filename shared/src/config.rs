@@ -52,6 +52,11 @@ pub struct Config {
     /// `MAX_SNAPSHOTS_PER_INCIDENT` (default 20): evidence snapshots one
     /// incident may take (they are not changes, so the breaker ignores them).
     pub max_snapshots_per_incident: u32,
+    /// `VPC_IDS` (comma-separated): the networks a Prometheus `instance`
+    /// address is looked up in. Unset, the lookup is refused when the
+    /// account has more than one VPC in the region, so an address cannot
+    /// pick a host in another network.
+    pub vpc_ids: Vec<String>,
     /// `FLAP_MAX_REMEDIATIONS` (default 3) per `FLAP_WINDOW_SECONDS` (default
     /// 3600): how often one alarm may trigger remediation.
     pub flap_max: u32,
@@ -76,6 +81,7 @@ impl Default for Config {
             scale_out_cooldown: Duration::from_secs(600),
             max_mutations_per_hour: 30,
             max_snapshots_per_incident: 20,
+            vpc_ids: Vec::new(),
             flap_max: 3,
             flap_window: Duration::from_secs(3600),
         }
@@ -162,6 +168,23 @@ impl Config {
         }
         if let Some(v) = get("SCALE_OUT_COOLDOWN_SECONDS") {
             c.scale_out_cooldown = seconds("SCALE_OUT_COOLDOWN_SECONDS", &v, 0, 86_400)?;
+        }
+        if let Some(v) = get("MAX_SNAPSHOTS_PER_INCIDENT") {
+            c.max_snapshots_per_incident = count("MAX_SNAPSHOTS_PER_INCIDENT", &v)?;
+        }
+        if let Some(v) = get("VPC_IDS") {
+            c.vpc_ids = Vec::new();
+            for id in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                let hex = id.strip_prefix("vpc-").unwrap_or_default();
+                if !(8..=17).contains(&hex.len()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(
+                        "VPC_IDS",
+                        &v,
+                        &format!("{id:?} is not a VPC id (vpc- and 8 to 17 hex digits)"),
+                    ));
+                }
+                c.vpc_ids.push(id.to_ascii_lowercase());
+            }
         }
         if let Some(v) = get("MAX_MUTATIONS_PER_HOUR") {
             c.max_mutations_per_hour = count("MAX_MUTATIONS_PER_HOUR", &v)?;

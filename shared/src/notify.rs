@@ -320,6 +320,7 @@ mod tests {
         let observed = Observed {
             kill_switch: Ok(false),
             resolved: None,
+            resolved_in: None,
             volumes: Ok(vec![AttachedVolume {
                 id: VolumeId::parse("t", "vol-0000000000000000a").unwrap(),
                 device: Some("/dev/xvda".into()),

@@ -362,6 +362,8 @@ pub struct Observed {
     pub kill_switch: Result<bool, String>,
     /// The instance behind a private address (Prometheus `instance` label).
     pub resolved: Option<Result<InstanceId, String>>,
+    /// How the address was resolved (which VPC matched), for the report.
+    pub resolved_in: Option<String>,
     pub volumes: Result<Vec<AttachedVolume>, String>,
     pub group: Result<Option<GroupState>, String>,
     /// Tags and state of the instance, for the playbooks that act on it.
@@ -384,6 +386,7 @@ impl Observed {
         Self {
             kill_switch: Ok(false),
             resolved: Some(Err(why.to_owned())),
+            resolved_in: None,
             volumes: Err(why.to_owned()),
             group: Err(why.to_owned()),
             instance: Err(why.to_owned()),
@@ -398,6 +401,7 @@ impl Observed {
         Self {
             kill_switch: Ok(false),
             resolved: None,
+            resolved_in: None,
             volumes: Ok(Vec::new()),
             group: Ok(None),
             instance: Ok(None),
@@ -538,6 +542,13 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             "composite alarm rule: {}",
             crate::text::quoted(rule, crate::text::MAX_LONG_FIELD_CHARS)
         ));
+    }
+    if let (Resource::Address(a), Some(Ok(i)), Some(how)) = (
+        &incident.resource,
+        &observed.resolved,
+        &observed.resolved_in,
+    ) {
+        p.notes.push(format!("{a} is {i} ({how})"));
     }
     let kind = incident.kind;
     match &incident.transition {
@@ -1307,6 +1318,7 @@ mod tests {
         Observed {
             kill_switch: Ok(false),
             resolved: None,
+            resolved_in: None,
             volumes: Ok(vec![
                 vol("vol-0000000000000000a", "/dev/xvda"),
                 vol("vol-0000000000000000b", "/dev/sdf"),

@@ -223,7 +223,7 @@ async fn unknown_address_is_said_plainly_and_nothing_is_done() -> Result<()> {
         )?)
         .await?;
     let inc = &r.incidents[0];
-    assert!(inc.notes.iter().any(|n| n.contains("could not tell which instance 10.99.99.99 is: no instance in this account and region has private IP 10.99.99.99")), "{:?}", inc.notes);
+    assert!(inc.notes.iter().any(|n| n.contains("could not tell which instance 10.99.99.99 is: no instance in this account's only VPC has private IP 10.99.99.99")), "{:?}", inc.notes);
     assert_eq!(
         inc.actions
             .iter()
@@ -368,5 +368,106 @@ async fn alert_storm_becomes_one_incident_per_occurrence() -> Result<()> {
         "HEALTHY"
     );
     assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 2);
+    Ok(())
+}
+
+/// Private addresses repeat across VPCs. A node-exporter `instance` label
+/// is looked up only in the configured VPCs (`VPC_IDS`); without it, an
+/// account with more than one VPC is refused rather than matched anywhere.
+#[tokio::test]
+async fn a_private_address_is_resolved_only_in_the_configured_vpcs() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let ec2 = aws_sdk_ec2::Client::new(&w.sdk);
+    let default_vpc = ec2
+        .describe_vpcs()
+        .send()
+        .await?
+        .vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .unwrap_or_default()
+        .to_owned();
+    // Another network with the same address space, and a host there at the
+    // fleet instance's private IP.
+    let other = ec2
+        .create_vpc()
+        .cidr_block("172.31.0.0/16")
+        .send()
+        .await?
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .unwrap_or_default()
+        .to_owned();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&other)
+        .cidr_block("172.31.0.0/20")
+        .send()
+        .await?
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .unwrap_or_default()
+        .to_owned();
+    let image = ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await?
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .unwrap_or_default()
+        .to_owned();
+    let twin = ec2
+        .run_instances()
+        .image_id(&image)
+        .subnet_id(&subnet)
+        .private_ip_address(&w.fleet.private_ip)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await?
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(twin.starts_with("i-"));
+    let event = harness::sample_event("alertmanager-high-cpu.json", w.fleet.instance())?
+        .replace("10.0.1.5", &w.fleet.private_ip);
+
+    // VPC_IDS unset, two VPCs: refused, naming the setting; nothing done.
+    let r = w.handle(&event).await?;
+    let notes = r.incidents[0].notes.join("\n");
+    assert!(
+        notes.contains("VPC_IDS is not set and this account has 2 VPCs"),
+        "{notes}"
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+
+    // The fleet's VPC: its instance, and the report says which VPC matched.
+    w.config.vpc_ids = vec![default_vpc.clone()];
+    let later = event.replace("2026-11-25T02:04:00", "2026-11-25T03:04:00");
+    let r = w.handle(&later).await?;
+    assert_eq!(r.incidents[0].instance.as_deref(), Some(w.fleet.instance()));
+    let notes = r.incidents[0].notes.join("\n");
+    assert!(
+        notes.contains(&format!(
+            "in {default_vpc}, looked up in VPC_IDS {default_vpc}"
+        )),
+        "{notes}"
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+
+    // Both: the address names two hosts, and nothing is guessed.
+    w.config.vpc_ids = vec![default_vpc, other.clone()];
+    let third = event.replace("2026-11-25T02:04:00", "2026-11-25T04:04:00");
+    let r = w.handle(&third).await?;
+    let notes = r.incidents[0].notes.join("\n");
+    assert!(
+        notes.contains("refusing to guess") && notes.contains(&other),
+        "{notes}"
+    );
     Ok(())
 }
