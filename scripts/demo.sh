@@ -93,7 +93,8 @@ ok = json.load(open(f"{run}/ok-report.json"))["incidents"][0]
 account = open(f"{run}/account.txt").read()
 disk = json.load(open(f"{run}/disk-report.json"))["incidents"][0]
 got = [(a["action"], a["status"]) for a in disk["actions"]]
-assert got == [("cleanup_temp", "done"), ("archive_logs", "done"), ("expand_volume", "done"), ("notify", "done")], got
+# /data is full; /tmp, /var/tmp and /var/log live on /: cleaning them would free nothing there.
+assert got == [("cleanup_temp", "skipped"), ("archive_logs", "skipped"), ("expand_volume", "done"), ("notify", "done")], got
 assert ": 30 GiB, 1 modification(s) -> 30 GiB" in account, account
 assert "tag first-responder:purpose = before expand_volume" in account, account
 got = [(a["action"], a["status"]) for a in alarm["actions"]]

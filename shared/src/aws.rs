@@ -2148,6 +2148,16 @@ fn freed(o: Outcome, where_: &str) -> Outcome {
     if let Some(n) = marker(out, "compressed_files") {
         detail.push_str(&format!(" ({n} files compressed)"));
     }
+    if let Some(n) = marker(out, "kept_open_files").filter(|n| *n != "0") {
+        detail.push_str(&format!(
+            "; {n} old files kept because a process holds them open"
+        ));
+    }
+    if marker(out, "open_check").is_some() {
+        detail.push_str(
+            "; nothing touched: the instance's /proc could not be read to tell which files are open",
+        );
+    }
     if let Some(url) = marker(out, "shipped") {
         detail.push_str(&format!("; shipped to {url}"));
     }

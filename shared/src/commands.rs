@@ -36,23 +36,51 @@ pub const LSBLK: &[&str] = &["lsblk -J -o NAME,TYPE,SERIAL,MOUNTPOINT,FSTYPE,PTT
 /// Usage of the real filesystems, for the expansion threshold.
 const DF: &str = "df -P -x tmpfs -x devtmpfs -x squashfs -x overlay";
 
-/// Deletes regular files not modified for `days` under /tmp and /var/tmp.
-/// `find -P` (the default) never follows symlinks, `-xdev` stays on the
-/// filesystem it starts on, `-type f` leaves sockets, pipes and links alone.
+/// The first lines of every script that changes files: a fixed PATH (a
+/// root script trusts no inherited one, and `find -execdir` refuses a
+/// relative entry), a fresh root-owned working directory that no local
+/// user can have prepared (`mktemp -d`: unpredictable name, mode 0700),
+/// removed on exit, and the files any process holds open, as
+/// `device:inode`, read from /proc (no `fuser` needed; a file name, however
+/// odd, never enters the list). `open_check=unavailable` when /proc could not
+/// be read: then nothing is touched.
+const PREAMBLE: &[&str] = &[
+    "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C",
+    "work=$(mktemp -d) || { echo 'error=no private working directory'; exit 1; }",
+    "trap 'rm -rf -- \"$work\"' EXIT",
+    "find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -exec stat -L -c '%d:%i' {} + 2>/dev/null | sort -u > \"$work/open\"",
+    "if [ ! -s \"$work/open\" ]; then echo 'open_check=unavailable'; fi",
+];
+
+/// Deletes regular files under /tmp and /var/tmp that were neither modified
+/// nor read for `days` (mtime *and* atime, as systemd-tmpfiles ages them;
+/// it also looks at ctime, which cannot be set back to test, so ctime is
+/// left out). `find -P` never follows a symlink, `-xdev` stays on each
+/// start's filesystem, `-type f -links 1` leaves sockets, pipes, links and
+/// hard-linked files alone, `systemd-private-*` (services' private /tmp)
+/// is pruned. A file some process holds open is kept: deleting it would
+/// free nothing. Each file is checked and deleted by `-execdir` from its
+/// own directory, so no path is resolved again after `find` chose it.
+/// Prints `freed_bytes=` (the blocks the deleted files held),
+/// `deleted_files=`, `kept_open_files=`, then `df -P`.
 pub fn cleanup_temp(days: u32) -> Vec<String> {
     let minutes = u64::from(days) * 24 * 60;
-    vec![
-        format!(
-            "find /tmp /var/tmp -xdev -type f -mmin +{minutes} -delete -printf '%s\\n' 2>/dev/null | awk '{{s+=$1}} END {{printf \"freed_bytes=%d\\n\", s}}'"
-        ),
-        DF.to_owned(),
-    ]
+    let mut c: Vec<String> = PREAMBLE.iter().map(|l| (*l).to_owned()).collect();
+    c.push(format!(
+        "if [ -s \"$work/open\" ]; then find /tmp /var/tmp -xdev \\( -path '/tmp/systemd-private-*' -o -path '/var/tmp/systemd-private-*' \\) -prune -o -type f -links 1 -mmin +{minutes} -amin +{minutes} -execdir sh -c 'open=$1; shift; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; bytes=$(($(stat -c \"%b*%B\" -- \"$f\"))); rm -f -- \"$f\" && echo \"freed $bytes\"; done' sh \"$work/open\" {{}} + 2>/dev/null > \"$work/done\"; fi"
+    ));
+    c.push("awk '$1 == \"freed\" {s += $2; n++} $1 == \"kept\" {k++} END {printf \"freed_bytes=%d\\ndeleted_files=%d\\nkept_open_files=%d\\n\", s, n, k}' \"$work/done\" 2>/dev/null || echo 'freed_bytes=0'".to_owned());
+    c.push(DF.to_owned());
+    c
 }
 
-/// Compresses rotated logs not modified for `days` under /var/log. Only
+/// Compresses rotated logs under /var/log not modified for `days`: only
 /// rotated names (`.1`, `.12`, `-YYYYMMDD`, `.old`), never a file a process
-/// holds open (checked with `fuser` when installed). With a bucket, the
-/// compressed files are shipped with the AWS CLI and removed once shipped.
+/// holds open (by inode, from /proc), never a hard-linked one. Each is
+/// compressed by `-execdir` from its own directory. With a bucket, each
+/// compressed file is shipped with the AWS CLI and removed once shipped,
+/// from the same directory. Prints `freed_bytes=`, `compressed_files=`,
+/// `kept_open_files=`, then `df -P`.
 pub fn archive_logs(
     days: u32,
     bucket: Option<&str>,
@@ -65,22 +93,23 @@ pub fn archive_logs(
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    let list = format!("/var/tmp/first-responder-{tag}.list");
-    let mut c = vec![
-        format!(
-            "find /var/log -xdev -type f -mmin +{minutes} \\( -name '*.[0-9]' -o -name '*.[0-9][0-9]' -o -name '*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' -o -name '*.old' \\) -exec sh -c 'for f do if command -v fuser >/dev/null 2>&1 && fuser -s \"$f\" 2>/dev/null; then continue; fi; b=$(stat -c %s \"$f\") || continue; gzip -9 -- \"$f\" || continue; a=$(stat -c %s \"$f.gz\" 2>/dev/null || echo 0); echo \"$((b - a)) $f.gz\"; done' sh {{}} + > {list}"
+    let ship = match bucket {
+        Some(b) => format!(
+            " if aws s3 cp --only-show-errors -- \"$f.gz\" \"s3://{b}/first-responder/{instance}/{tag}$PWD/${{f#./}}.gz\"; then rm -f -- \"$f.gz\"; echo \"shipped $a\"; else echo ship_failed; fi;"
         ),
-        format!("echo \"compressed_files=$(wc -l < {list})\""),
-        format!("freed=$(awk '{{s+=$1}} END {{printf \"%d\", s}}' {list})"),
-    ];
+        None => String::new(),
+    };
+    let mut c: Vec<String> = PREAMBLE.iter().map(|l| (*l).to_owned()).collect();
+    c.push(format!(
+        "if [ -s \"$work/open\" ]; then find /var/log -xdev -type f -links 1 -mmin +{minutes} \\( -name '*.[0-9]' -o -name '*.[0-9][0-9]' -o -name '*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' -o -name '*.old' \\) -execdir sh -c 'open=$1; shift; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; b=$(($(stat -c \"%b*%B\" -- \"$f\"))); gzip -9 -- \"$f\" || continue; a=$(($(stat -c \"%b*%B\" -- \"$f.gz\"))); echo \"freed $((b - a))\";{ship} done' sh \"$work/open\" {{}} + 2>/dev/null > \"$work/done\"; fi"
+    ));
+    c.push("awk '$1 == \"freed\" {s += $2; n++} $1 == \"shipped\" {s += $2; sh++} $1 == \"ship_failed\" {f++} $1 == \"kept\" {k++} END {printf \"freed_bytes=%d\\ncompressed_files=%d\\nkept_open_files=%d\\n\", s, n, k; if (sh) printf \"shipped_files=%d\\n\", sh; if (f) printf \"ship_failed_files=%d\\n\", f}' \"$work/done\" 2>/dev/null || echo 'freed_bytes=0'".to_owned());
     if let Some(b) = bucket {
-        let key = format!("s3://{b}/first-responder/{instance}/{tag}.tar");
+        let url = format!("s3://{b}/first-responder/{instance}/{tag}/");
         c.push(format!(
-            "if [ -s {list} ]; then cut -d' ' -f2- {list} > {list}.files && tar -cf /var/tmp/first-responder-{tag}.tar -T {list}.files && aws s3 cp --only-show-errors /var/tmp/first-responder-{tag}.tar {key} && shipped=$(xargs -d '\\n' stat -c %s < {list}.files | awk '{{s+=$1}} END {{printf \"%d\", s}}') && xargs -d '\\n' rm -f -- < {list}.files && freed=$((freed + shipped)) && echo shipped={key} || echo ship_failed={key}; rm -f /var/tmp/first-responder-{tag}.tar {list}.files; fi"
+            "if grep -q '^shipped ' \"$work/done\" 2>/dev/null; then echo 'shipped={url}'; fi; if grep -q '^ship_failed' \"$work/done\" 2>/dev/null; then echo 'ship_failed={url}'; fi"
         ));
     }
-    c.push("echo \"freed_bytes=$freed\"".to_owned());
-    c.push(format!("rm -f {list}"));
     c.push(DF.to_owned());
     c
 }
@@ -162,17 +191,24 @@ mod tests {
         let i = InstanceId::parse("t", "i-0123456789abcdef0").unwrap();
         let v = VolumeId::parse("t", "vol-0123456789abcdef0").unwrap();
         let c = cleanup_temp(7).join("\n");
-        assert!(c.contains("-mmin +10080"), "{c}");
-        assert!(c.contains("-xdev -type f"), "{c}");
-        assert!(!c.contains("-L ") && !c.contains("-follow"), "{c}");
+        assert!(c.contains("-mmin +10080 -amin +10080"), "{c}");
+        assert!(c.contains("-xdev"), "{c}");
+        assert!(c.contains("-type f -links 1"), "{c}");
+        assert!(c.contains("-execdir"), "{c}");
+        assert!(
+            c.contains("systemd-private-*") && c.contains("-prune"),
+            "{c}"
+        );
+        assert!(!c.contains("find -L") && !c.contains("-follow"), "{c}");
         let a = archive_logs(3, Some("logs-bucket"), &i, "inc-0011223344556677").join("\n");
         assert!(a.contains("-mmin +4320"), "{a}");
         assert!(
-            a.contains(
-                "s3://logs-bucket/first-responder/i-0123456789abcdef0/inc-0011223344556677.tar"
-            ),
+            a.contains("s3://logs-bucket/first-responder/i-0123456789abcdef0/inc-0011223344556677"),
             "{a}"
         );
+        // No predictable file anywhere: the working directory is mktemp's.
+        assert!(!a.contains("/var/tmp/first-responder"), "{a}");
+        assert!(a.contains("work=$(mktemp -d)"), "{a}");
         let a = archive_logs(3, None, &i, "inc-0011223344556677").join("\n");
         assert!(!a.contains("s3://"), "{a}");
         let g = grow_filesystem(&v, Some("f"), 120).join("\n");

@@ -337,6 +337,66 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
+/// The mount point holding `dir`: the longest mount point (of the
+/// instance's block devices, as `lsblk` reported them) that contains it,
+/// `/` when none does. Without the instance's report, `/` (the default
+/// layout), and says it assumed so.
+pub fn mount_of(dir: &str, layout: Option<&[BlockDev]>) -> (String, bool) {
+    fn mounts<'a>(devs: &'a [BlockDev], out: &mut Vec<&'a str>) {
+        for d in devs {
+            if let Some(m) = d.mountpoint.as_deref() {
+                out.push(m);
+            }
+            mounts(&d.children, out);
+        }
+    }
+    let Some(devs) = layout else {
+        return ("/".to_owned(), true);
+    };
+    let mut all = Vec::new();
+    mounts(devs, &mut all);
+    let best = all
+        .into_iter()
+        .filter(|m| {
+            *m == "/"
+                || dir == *m
+                || dir
+                    .strip_prefix(*m)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|m| m.len())
+        .unwrap_or("/");
+    (best.to_owned(), false)
+}
+
+/// Whether cleaning `dirs` can free space on the filesystem mounted at
+/// `alerted`: Ok(()) when one of them lives on it, Err(why) otherwise.
+pub fn frees_space_on(
+    dirs: &[&str],
+    alerted: &str,
+    layout: Option<&[BlockDev]>,
+) -> Result<(), String> {
+    let mut on = Vec::new();
+    for d in dirs {
+        let (m, assumed) = mount_of(d, layout);
+        if m == alerted {
+            return Ok(());
+        }
+        on.push(format!(
+            "{d} is on {m}{}",
+            if assumed {
+                " (assumed: the instance reported no block devices)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Err(format!(
+        "{}, not on {alerted}: cleaning there frees nothing on the full filesystem",
+        on.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

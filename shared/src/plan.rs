@@ -840,22 +840,37 @@ fn plan_disk_full(p: &mut Plan, instance: &InstanceId, observed: &Observed, conf
         .unwrap_or_else(|| p.incident.alert.tags.clone());
     let target = DiskTarget::from_labels(&labels);
     let me = instance_opted_in(instance, observed, config);
-    let on_instance = |step: Step| match &me {
-        Ok(_) => Decision::Do(step),
-        Err(d) => d.clone(),
+    // Cleaning a directory frees space only on the filesystem it lives on:
+    // a /data alert must not delete files on /. Decided from the instance's
+    // block devices when it reported them.
+    let layout = match &observed.layout {
+        Some(Ok(l)) => Some(l.as_slice()),
+        _ => None,
+    };
+    let helps = |dirs: &[&str]| match target.mount.as_deref() {
+        Some(m) => crate::disk::frees_space_on(dirs, m, layout),
+        None => Ok(()),
+    };
+    let on_instance = |step: Step, dirs: &[&str]| match (&me, helps(dirs)) {
+        (Err(d), _) => d.clone(),
+        (Ok(_), Err(why)) => Decision::Skip(why),
+        (Ok(_), Ok(())) => Decision::Do(step),
     };
     p.push(
         config,
         ActionName::CleanupTemp,
         instance.to_string(),
         format!(
-            "delete files not modified for {} days under /tmp and /var/tmp",
+            "delete files neither modified nor read for {} days under /tmp and /var/tmp",
             pb.temp_older_than_days
         ),
-        on_instance(Step::CleanupTemp {
-            instance: instance.clone(),
-            days: pb.temp_older_than_days,
-        }),
+        on_instance(
+            Step::CleanupTemp {
+                instance: instance.clone(),
+                days: pb.temp_older_than_days,
+            },
+            &["/tmp", "/var/tmp"],
+        ),
     );
     p.push(
         config,
@@ -871,11 +886,14 @@ fn plan_disk_full(p: &mut Plan, instance: &InstanceId, observed: &Observed, conf
                 pb.logs_older_than_days
             ),
         },
-        on_instance(Step::ArchiveLogs {
-            instance: instance.clone(),
-            days: pb.logs_older_than_days,
-            bucket: pb.log_archive_bucket.clone(),
-        }),
+        on_instance(
+            Step::ArchiveLogs {
+                instance: instance.clone(),
+                days: pb.logs_older_than_days,
+                bucket: pb.log_archive_bucket.clone(),
+            },
+            &["/var/log"],
+        ),
     );
     if !p.runs(config, ActionName::ExpandVolume) {
         return;
@@ -1849,11 +1867,18 @@ mod tests {
                 (Notify, 2)
             ]
         );
-        assert!(
-            p.actions
-                .iter()
-                .all(|a| matches!(a.decision, Decision::Do(_)))
+        // /data is full; /tmp, /var/tmp and /var/log are on /: cleaning them
+        // frees nothing there.
+        assert_eq!(
+            decision_of(&p, CleanupTemp),
+            "i-0123456789abcdef0: skip: /tmp is on / (assumed: the instance reported no block devices), /var/tmp is on / (assumed: the instance reported no block devices), not on /data: cleaning there frees nothing on the full filesystem"
         );
+        assert!(
+            decision_of(&p, ArchiveLogs).contains("/var/log is on /"),
+            "{}",
+            decision_of(&p, ArchiveLogs)
+        );
+        assert!(matches!(p.actions[2].decision, Decision::Do(_)));
         let e = expansion_of(&p);
         assert_eq!(e.volume.as_str(), "vol-0000000000000000b");
         assert_eq!((e.from_gib, e.to_gib), (100, 120));
@@ -1862,10 +1887,47 @@ mod tests {
         assert_eq!(e.alert_usage, Some(97.2));
         assert_eq!(e.how, "device xvdf is block-device mapping /dev/sdf");
         assert_eq!(p.next_steps()[0], "Check disk usage (df -h).");
+        // The root filesystem alerting: the cleanup runs there.
+        let root = DISK.replace("\"path\": \"/data\"", "\"path\": \"/\"");
+        let p = plan(&incident(&root), &disk_fleet(), &config());
         assert!(matches!(
             &p.actions[0].decision,
             Decision::Do(Step::CleanupTemp { days: 7, .. })
         ));
+        assert!(matches!(
+            &p.actions[1].decision,
+            Decision::Do(Step::ArchiveLogs { .. })
+        ));
+        // What the instance reported decides: /var on its own volume.
+        let mut o = disk_fleet();
+        o.layout = Some(crate::disk::parse_lsblk(
+            r#"{"blockdevices":[{"name":"xvda","type":"disk","children":[{"name":"xvda1","type":"part","mountpoint":"/","fstype":"xfs"}]},{"name":"xvdf","type":"disk","mountpoint":"/var","fstype":"ext4"}]}"#,
+        ));
+        let var = DISK.replace("\"path\": \"/data\"", "\"path\": \"/var\"");
+        let p = plan(&incident(&var), &o, &config());
+        assert!(
+            matches!(
+                &p.actions[0].decision,
+                Decision::Do(Step::CleanupTemp { .. })
+            ),
+            "/var/tmp is on /var"
+        );
+        assert!(matches!(
+            &p.actions[1].decision,
+            Decision::Do(Step::ArchiveLogs { .. })
+        ));
+        let p = plan(&incident(&root), &o, &config());
+        assert!(
+            matches!(
+                &p.actions[0].decision,
+                Decision::Do(Step::CleanupTemp { .. })
+            ),
+            "/tmp is on /"
+        );
+        assert_eq!(
+            decision_of(&p, ArchiveLogs),
+            "i-0123456789abcdef0: skip: /var/log is on /var, not on /: cleaning there frees nothing on the full filesystem"
+        );
     }
 
     #[test]
@@ -1881,9 +1943,10 @@ mod tests {
             decision_of(&p, ActionName::ExpandVolume),
             "/data (xvdf): skip: usage 91.0% is below 95% (disk_full.expand_at_percent): cleanup only"
         );
-        assert_eq!(
-            decision_of(&p, ActionName::CleanupTemp),
-            "i-0123456789abcdef0: do"
+        assert!(
+            decision_of(&p, ActionName::CleanupTemp).contains("not on /data"),
+            "{}",
+            decision_of(&p, ActionName::CleanupTemp)
         );
         // Capped at the maximum volume size.
         let mut capped = config();

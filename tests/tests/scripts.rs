@@ -1,0 +1,247 @@
+//! The scripts first-responder sends through SSM, run for real with bash in
+//! the instance stand-in (`harness::sandbox`: a private mount namespace with
+//! its own /tmp, /var/tmp and /var/log), on realistic and hostile content.
+//! What must survive is digested before and compared after.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use first_responder::commands;
+use first_responder::ids::InstanceId;
+use harness::sandbox::{Run, Sandbox, marker};
+
+/// Old means neither modified nor read for 30 days (the scripts' age is 7).
+const OLD: &str = "touch -d '30 days ago'";
+
+/// What changed between the listings: (gone, added, changed).
+fn diff(r: &Run) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let gone = r
+        .before
+        .keys()
+        .filter(|k| !r.after.contains_key(*k))
+        .cloned()
+        .collect();
+    let added = r
+        .after
+        .keys()
+        .filter(|k| !r.before.contains_key(*k))
+        .cloned()
+        .collect();
+    // A directory's mtime moves when an entry goes; its entries are compared.
+    let changed = r
+        .before
+        .iter()
+        .filter(|(_, v)| v.kind != "d")
+        .filter(|(k, v)| r.after.get(*k).is_some_and(|a| a != *v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    (gone, added, changed)
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Temp files: only regular files neither modified nor read for the age
+/// go; symlinks are not followed, other filesystems not entered,
+/// systemd-private directories, hard links and open files are kept; the
+/// bytes reported are the bytes really freed.
+#[test]
+fn cleanup_temp_deletes_exactly_the_old_unused_files() -> Result<()> {
+    let seed = format!(
+        r#"
+mkdir -p /var/log/elsewhere /tmp/sub/deeper /tmp/systemd-private-abc-nginx.service-XyZ/tmp /tmp/other
+head -c 300000 /dev/urandom > /tmp/old-big
+head -c 5000 /dev/urandom > /var/tmp/old-small
+head -c 7000 /dev/urandom > /tmp/sub/deeper/old-nested
+head -c 1000 /dev/urandom > '/tmp/old with spaces'
+head -c 1000 /dev/urandom > "/tmp/old
+with a newline"
+head -c 1000 /dev/urandom > /tmp/-old-leading-dash
+head -c 1000 /dev/urandom > '/tmp/old*glob?[x]'
+head -c 1000 /dev/urandom > /tmp/young
+head -c 1000 /dev/urandom > /tmp/old-but-read
+head -c 1000 /dev/urandom > /tmp/old-held
+head -c 1000 /dev/urandom > /tmp/old-hardlinked
+ln /tmp/old-hardlinked /tmp/second-link
+head -c 1000 /dev/urandom > /tmp/systemd-private-abc-nginx.service-XyZ/tmp/old-private
+head -c 1000 /dev/urandom > /var/log/elsewhere/old-target
+ln -s /var/log/elsewhere/old-target /tmp/link-to-outside
+ln -s /var/log/elsewhere /tmp/dir-link
+mount -t tmpfs -o noatime other-fs /tmp/other
+head -c 1000 /dev/urandom > /tmp/other/old-on-another-fs
+mkfifo /tmp/old-fifo
+{OLD} /tmp/old-big /var/tmp/old-small /tmp/sub/deeper/old-nested '/tmp/old with spaces' "/tmp/old
+with a newline" /tmp/-old-leading-dash '/tmp/old*glob?[x]' /tmp/old-but-read /tmp/old-held /tmp/old-hardlinked \
+  /tmp/systemd-private-abc-nginx.service-XyZ/tmp/old-private /var/log/elsewhere/old-target /tmp/other/old-on-another-fs /tmp/old-fifo
+touch -h -d '30 days ago' /tmp/link-to-outside /tmp/dir-link
+# Read recently, though not modified: still in use.
+touch -a /tmp/old-but-read
+# Held open by a running process.
+( exec 3</tmp/old-held; sleep 300 ) &
+sleep 0.3
+"#
+    );
+    let r = Sandbox::default().run(&seed, &commands::cleanup_temp(7), "")?;
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let (gone, added, changed) = diff(&r);
+    let deleted = set(&[
+        "/tmp/old-big",
+        "/var/tmp/old-small",
+        "/tmp/sub/deeper/old-nested",
+        "/tmp/old with spaces",
+        "/tmp/old\nwith a newline",
+        "/tmp/-old-leading-dash",
+        "/tmp/old*glob?[x]",
+    ]);
+    assert_eq!(gone, deleted, "stdout:\n{}", r.stdout);
+    assert!(added.is_empty(), "{added:?}");
+    // Everything else, symlink targets and the other filesystem included,
+    // is exactly as it was (content digest, size, mtime, link target).
+    assert!(changed.is_empty(), "{changed:?}");
+    for survivor in [
+        "/tmp/young",
+        "/tmp/old-but-read",
+        "/tmp/old-held",
+        "/tmp/old-hardlinked",
+        "/tmp/second-link",
+        "/tmp/systemd-private-abc-nginx.service-XyZ/tmp/old-private",
+        "/var/log/elsewhere/old-target",
+        "/tmp/link-to-outside",
+        "/tmp/dir-link",
+        "/tmp/other/old-on-another-fs",
+        "/tmp/old-fifo",
+    ] {
+        assert!(r.after.contains_key(survivor), "{survivor} was removed");
+    }
+    // The bytes reported are those the deleted files held, and what df saw.
+    let held: u64 = deleted.iter().map(|p| r.before[p].blocks * 512).sum();
+    let freed: u64 = marker(&r.stdout, "freed_bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert_eq!(freed, held, "{}", r.stdout);
+    let df_change: u64 = ["/tmp", "/var/tmp"]
+        .iter()
+        .map(|d| r.used_before[*d].saturating_sub(r.used_after[*d]))
+        .sum();
+    assert!(
+        df_change.abs_diff(freed) <= 4096 * deleted.len() as u64,
+        "df says {df_change} bytes were freed, the script {freed}"
+    );
+    assert_eq!(
+        marker(&r.stdout, "deleted_files"),
+        Some("7"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        marker(&r.stdout, "kept_open_files"),
+        Some("1"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Filesystem"),
+        "df -P follows: {}",
+        r.stdout
+    );
+    Ok(())
+}
+
+/// A local user who knows the old script's predictable names pre-creates
+/// them (the list of files to delete, a symlink where the tar goes): the
+/// script never reads or writes through them. Old rotated logs are
+/// compressed, the live and the held-open ones are not.
+#[test]
+fn archive_logs_ignores_files_a_local_user_prepared() -> Result<()> {
+    let instance = InstanceId::parse("t", "i-0123456789abcdef0")?;
+    let tag = "inc-0011223344556677";
+    let seed = format!(
+        r#"
+head -c 2000 /dev/urandom > /var/tmp/victim
+mkdir -p /var/log/app
+# What the old script would have read or written, prepared by a local user.
+printf '/var/tmp/victim\n' > /var/tmp/first-responder-{tag}.list
+printf '0 /var/tmp/victim\n' > /var/tmp/first-responder-{tag}.list.files
+ln -s /var/tmp/victim /var/tmp/first-responder-{tag}.tar
+chmod 0666 /var/tmp/first-responder-{tag}.list /var/tmp/first-responder-{tag}.list.files
+# Logs: live, rotated (old and young), already compressed, held open.
+seq 1 20000 > /var/log/app/app.log
+seq 1 20000 > /var/log/app/app.log.1
+seq 1 20000 > /var/log/app/app-20261101
+seq 1 20000 > /var/log/app/app.log.old
+seq 1 20000 | gzip > /var/log/app/app.log.2.gz
+seq 1 20000 > /var/log/app/young.log.1
+seq 1 20000 > /var/log/app/held.log.1
+{OLD} /var/log/app/app.log.1 /var/log/app/app-20261101 /var/log/app/app.log.old /var/log/app/app.log.2.gz /var/log/app/held.log.1 /var/log/app/app.log
+( exec 3>>/var/log/app/held.log.1 4>>/var/log/app/app.log; sleep 300 ) &
+sleep 0.3
+"#
+    );
+    for bucket in [None, Some("logs-bucket")] {
+        let script = commands::archive_logs(7, bucket, &instance, tag);
+        let r = Sandbox::default().run(&seed, &script, "")?;
+        assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+        let (gone, added, changed) = diff(&r);
+        let rotated = [
+            "/var/log/app/app.log.1",
+            "/var/log/app/app-20261101",
+            "/var/log/app/app.log.old",
+        ];
+        assert_eq!(gone, set(&rotated), "{bucket:?}: {}", r.stdout);
+        // Without a bucket the compressed files stay; with one, shipping
+        // fails here (no AWS CLI, no network) and they stay too.
+        let gz: Vec<String> = rotated.iter().map(|f| format!("{f}.gz")).collect();
+        let gz: Vec<&str> = gz.iter().map(String::as_str).collect();
+        assert_eq!(added, set(&gz), "{bucket:?}");
+        // The prepared files, the victim, the live, young, held-open and
+        // already compressed logs: untouched.
+        assert!(changed.is_empty(), "{bucket:?}: {changed:?}");
+        assert_eq!(
+            marker(&r.stdout, "compressed_files"),
+            Some("3"),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(marker(&r.stdout, "kept_open_files"), Some("1"));
+        let freed: u64 = marker(&r.stdout, "freed_bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        let expected: u64 = rotated
+            .iter()
+            .map(|f| r.before[*f].blocks * 512)
+            .sum::<u64>()
+            - gz.iter().map(|f| r.after[*f].blocks * 512).sum::<u64>();
+        assert_eq!(freed, expected, "{}", r.stdout);
+        if bucket.is_some() {
+            assert!(
+                marker(&r.stdout, "ship_failed")
+                    .is_some_and(|u| u.starts_with("s3://logs-bucket/")),
+                "{}",
+                r.stdout
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The stand-in refuses to run anything when one of its private mounts is
+/// missing: a script must never touch the host's own directories.
+#[test]
+fn the_stand_in_refuses_to_run_without_its_own_mounts() -> Result<()> {
+    for missing in ["/tmp", "/var/log"] {
+        let sandbox = Sandbox {
+            skip_mount: Some(missing),
+        };
+        let err = sandbox
+            .run("", &["echo ran".to_owned()], "")
+            .expect_err("it ran without its own mount")
+            .to_string();
+        assert!(
+            err.contains("refused")
+                && err.contains(&format!("{missing} is not the sandbox's own mount")),
+            "{err}"
+        );
+    }
+    Ok(())
+}
