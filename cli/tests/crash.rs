@@ -250,8 +250,11 @@ async fn killed_after_the_volume_was_modified_resumes_at_the_filesystem() -> Res
         .collect();
     assert_eq!(before.len(), 1, "{before:#?}");
     assert_eq!(grows(&ssm_commands(&sdk).await?), 1);
+    // /data is full: the temp and log directories live on /, so cleaning
+    // them would free nothing there (decided again, the same way).
     for name in ["cleanup_temp", "archive_logs"] {
-        assert!(text(action(&r, name, 0)).starts_with("in an earlier delivery"));
+        assert_eq!(action(&r, name, 0)["status"], "skipped");
+        assert!(text(action(&r, name, 0)).contains("not on /data"), "{r:#}");
     }
     Ok(())
 }

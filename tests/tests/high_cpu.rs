@@ -324,3 +324,55 @@ async fn unreachable_aws_fails_actions_with_reasons_not_the_incident() -> Result
     );
     Ok(())
 }
+
+/// Evidence covers every attached volume of an opted-in instance, the root
+/// volume included though it carries no opt-in tag of its own (launch
+/// templates rarely tag it, and it holds the logs): one CreateSnapshots.
+#[tokio::test]
+async fn evidence_covers_every_volume_of_an_opted_in_instance() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let ec2 = aws_sdk_ec2::Client::new(&w.sdk);
+    let vols = ec2
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("attachment.instance-id")
+                .values(&instance)
+                .build(),
+        )
+        .send()
+        .await?;
+    let root: Vec<String> = vols
+        .volumes()
+        .iter()
+        .filter_map(|v| v.volume_id())
+        .filter(|v| *v != w.fleet.data_volume)
+        .map(ToOwned::to_owned)
+        .collect();
+    assert_eq!(root.len(), 1);
+    ec2.delete_tags()
+        .resources(&root[0])
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("first-responder")
+                .build(),
+        )
+        .send()
+        .await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let snap = r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "snapshot")
+        .expect("a snapshot action");
+    assert_eq!(snap.status.as_str(), "done", "{snap:?}");
+    assert_eq!(snap.ids.len(), 2, "{snap:?}");
+    let snaps = snapshots(&w.sdk).await?;
+    let mut taken: Vec<&str> = snaps.iter().map(|s| s.volume.as_str()).collect();
+    taken.sort_unstable();
+    let mut want = vec![root[0].as_str(), w.fleet.data_volume.as_str()];
+    want.sort_unstable();
+    assert_eq!(taken, want, "the untagged root volume too");
+    Ok(())
+}

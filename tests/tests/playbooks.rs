@@ -50,8 +50,16 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
     let inc = &report.incidents[0];
     assert_eq!(inc.kind.as_str(), "disk_full");
     assert!(!report.any_failed(), "{report:#?}");
-    assert_eq!(status_of(&report, "cleanup_temp").0, "done");
-    assert_eq!(status_of(&report, "archive_logs").0, "done");
+    // The alerted filesystem is not / (where /tmp, /var/tmp and /var/log
+    // live): cleaning them would free nothing on it.
+    for action in ["cleanup_temp", "archive_logs"] {
+        let (st, why) = status_of(&report, action);
+        assert_eq!(st, "skipped", "{action}");
+        assert!(
+            why.contains("frees nothing on the full filesystem"),
+            "{why}"
+        );
+    }
     let (st, detail) = status_of(&report, "expand_volume");
     assert_eq!(st, "done", "{detail}");
     // 20 GiB: +20% is 24, at least +10 GiB wins.
@@ -82,17 +90,14 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
     );
 
     // The commands, by content: the fixed scripts, with typed values only.
-    let iid = InstanceId::parse("test", &instance)?;
     let cmds = ssm_commands(&w.sdk).await?;
     let sent: Vec<&Vec<String>> = cmds.iter().map(|c| &c.commands).collect();
-    for want in [
-        commands::cleanup_temp(7),
-        commands::archive_logs(7, None, &iid, &inc.id),
-        commands::grow_filesystem(&vol(&data)?, Some("f"), 30),
-    ] {
+    // (Only the growth: the cleanup and archive scripts were skipped above;
+    // their content is run for real in tests/tests/scripts.rs.)
+    for want in [commands::grow_filesystem(&vol(&data)?, Some("f"), 30)] {
         assert!(sent.contains(&&want), "not sent: {want:#?}");
     }
-    assert_eq!(cmds.len(), 3, "{cmds:#?}");
+    assert_eq!(cmds.len(), 1, "{cmds:#?}");
     for c in &cmds {
         assert!(c.instances.contains(&instance));
         let text = c.commands.join("\n");
