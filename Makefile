@@ -30,11 +30,15 @@ $(SAM_STAMP): tools/requirements-sam.txt
 
 tools: $(STAMP) $(SAM_STAMP) system-deps
 
-# Debian packages the tests use: the real Alertmanager (and its amtool).
+# Debian packages the tests use: the real Alertmanager (and its amtool),
+# shellcheck for every script sent to an instance, and util-linux's unshare
+# and findmnt for the instance stand-in.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
-	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || \
-	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends prometheus-alertmanager; }
+	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null && \
+	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
+	    prometheus-alertmanager shellcheck util-linux; }
 
 demo: tools
 	bash scripts/demo.sh

@@ -33,6 +33,151 @@ enum Command {
         /// A complete playbooks file, as PLAYBOOKS_FILE would name it.
         file: Option<PathBuf>,
     },
+    /// Print exactly the script the responder would send through SSM for
+    /// these parameters (what runs as root on your machines), or --list them.
+    Script {
+        /// Name the scripts there are.
+        #[arg(long)]
+        list: bool,
+        #[command(subcommand)]
+        name: Option<ScriptName>,
+    },
+}
+
+/// The scripts sent through SSM Run Command (AWS-RunShellScript), by name.
+#[derive(Subcommand)]
+enum ScriptName {
+    /// disk_full: delete old, unused regular files under /tmp and /var/tmp.
+    #[command(name = "cleanup_temp")]
+    CleanupTemp {
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+    /// disk_full: compress old rotated logs under /var/log (and ship them).
+    #[command(name = "archive_logs")]
+    ArchiveLogs {
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Ship the compressed logs to this S3 bucket.
+        #[arg(long, requires_all = ["instance", "incident"])]
+        bucket: Option<String>,
+        /// The instance and incident the S3 key names (with --bucket).
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long)]
+        incident: Option<String>,
+    },
+    /// disk_full: grow the partition and filesystem once EBS grew the volume.
+    #[command(name = "grow_filesystem")]
+    GrowFilesystem {
+        #[arg(long)]
+        volume_id: String,
+        #[arg(long)]
+        to_gib: i32,
+        /// Block-device mapping letters (`f` of /dev/sdf), for Xen instances.
+        #[arg(long)]
+        xen_letters: Option<String>,
+    },
+    /// memory_pressure: restart a systemd service and report its state.
+    #[command(name = "restart_service")]
+    RestartService {
+        #[arg(long)]
+        service: String,
+    },
+    /// disk_full: the instance's block devices, as JSON.
+    #[command(name = "lsblk")]
+    Lsblk,
+    /// Diagnostics for a kind (high_cpu or memory_pressure).
+    #[command(name = "diagnostics")]
+    Diagnostics {
+        #[arg(long)]
+        kind: String,
+    },
+}
+
+const SCRIPT_NAMES: &[(&str, &str)] = &[
+    ("cleanup_temp", "--days N"),
+    (
+        "archive_logs",
+        "--days N [--bucket B --instance I --incident ID]",
+    ),
+    (
+        "grow_filesystem",
+        "--volume-id vol-... --to-gib N [--xen-letters f]",
+    ),
+    ("restart_service", "--service NAME"),
+    ("lsblk", ""),
+    ("diagnostics", "--kind high_cpu|memory_pressure"),
+];
+
+/// The script for these typed parameters, validated as the responder
+/// validates them.
+fn script(name: ScriptName) -> Result<Vec<String>, String> {
+    use first_responder::commands;
+    use first_responder::ids::{InstanceId, ServiceName, VolumeId};
+    let e = |e: first_responder::InputError| e.to_string();
+    Ok(match name {
+        ScriptName::CleanupTemp { days } => commands::cleanup_temp(days),
+        ScriptName::ArchiveLogs {
+            days,
+            bucket,
+            instance,
+            incident,
+        } => {
+            let instance =
+                InstanceId::parse("--instance", instance.as_deref().unwrap_or("i-00000000"))
+                    .map_err(e)?;
+            if let Some(b) = &bucket
+                && !first_responder::playbook::is_bucket_name(b)
+            {
+                return Err(format!("--bucket {b:?} is not an S3 bucket name"));
+            }
+            commands::archive_logs(
+                days,
+                bucket.as_deref(),
+                &instance,
+                incident.as_deref().unwrap_or("inc-0000000000000000"),
+            )
+        }
+        ScriptName::GrowFilesystem {
+            volume_id,
+            to_gib,
+            xen_letters,
+        } => {
+            let v = VolumeId::parse("--volume-id", &volume_id).map_err(e)?;
+            if let Some(l) = &xen_letters
+                && !(1..=2).contains(&l.len())
+            {
+                return Err(format!("--xen-letters {l:?}: one or two lowercase letters"));
+            }
+            if xen_letters
+                .as_deref()
+                .is_some_and(|l| !l.bytes().all(|b| b.is_ascii_lowercase()))
+            {
+                return Err("--xen-letters: lowercase letters only".into());
+            }
+            if !(1..=65536).contains(&to_gib) {
+                return Err(format!("--to-gib {to_gib}: 1 to 65536"));
+            }
+            commands::grow_filesystem(&v, xen_letters.as_deref(), to_gib)
+        }
+        ScriptName::RestartService { service } => {
+            commands::restart_service(&ServiceName::parse("--service", &service).map_err(e)?)
+        }
+        ScriptName::Lsblk => commands::LSBLK.iter().map(|c| (*c).to_owned()).collect(),
+        ScriptName::Diagnostics { kind } => match kind.as_str() {
+            "high_cpu" => commands::HIGH_CPU_DIAGNOSTICS,
+            "memory_pressure" => commands::MEMORY_DIAGNOSTICS,
+            other => {
+                return Err(format!(
+                    "--kind {other:?}: high_cpu or memory_pressure (the kinds that run diagnostics)"
+                ));
+            }
+        }
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect(),
+    })
 }
 
 #[derive(clap::Args)]
@@ -57,6 +202,26 @@ async fn main() -> ExitCode {
     let (mode, args) = match cli.command {
         Command::Plan(a) => (Mode::Plan, a),
         Command::Run(a) => (Mode::Run, a),
+        Command::Script { list, name } => {
+            return match (list, name) {
+                (true, _) => {
+                    for (n, args) in SCRIPT_NAMES {
+                        println!("{n} {args}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                (false, Some(name)) => match script(name) {
+                    Ok(lines) => {
+                        // A closed pipe (`| head`) is not an error worth a panic.
+                        use std::io::Write;
+                        let _ = writeln!(std::io::stdout(), "{}", lines.join("\n"));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => bad_input(e),
+                },
+                (false, None) => bad_input("name a script, or --list them"),
+            };
+        }
         Command::CheckPlaybooks { file } => {
             let path = file.map(|f| f.display().to_string());
             return match Playbooks::load(path.as_deref()) {

@@ -344,3 +344,197 @@ async fn a_mixed_batch_is_handled_in_part() -> Result<()> {
     assert!(stderr.contains("alerts[0].labels.instance"), "{stderr}");
     Ok(())
 }
+
+/// `first-responder script` prints exactly what the responder sends for
+/// those typed parameters (the same functions build both), lists them, and
+/// refuses what the responder would refuse. Every script passes shellcheck
+/// at `-S warning` (Debian's package, installed by `make test`).
+#[test]
+fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
+    use first_responder::commands;
+    use first_responder::ids::{InstanceId, ServiceName, VolumeId};
+    let script = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("script")
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("run first-responder script");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let list = script(&["--list"]);
+    assert_eq!(list.0, Some(0));
+    let names: Vec<&str> = list
+        .1
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cleanup_temp",
+            "archive_logs",
+            "grow_filesystem",
+            "restart_service",
+            "lsblk",
+            "diagnostics"
+        ]
+    );
+    let i = InstanceId::parse("t", "i-0123456789abcdef0")?;
+    let v = VolumeId::parse("t", "vol-0123456789abcdef0")?;
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec!["cleanup_temp", "--days", "7"],
+            commands::cleanup_temp(7),
+        ),
+        (
+            vec!["archive_logs", "--days", "7"],
+            commands::archive_logs(
+                7,
+                None,
+                &InstanceId::parse("t", "i-00000000")?,
+                "inc-0000000000000000",
+            ),
+        ),
+        (
+            vec![
+                "archive_logs",
+                "--days",
+                "3",
+                "--bucket",
+                "logs-bucket",
+                "--instance",
+                "i-0123456789abcdef0",
+                "--incident",
+                "inc-0011223344556677",
+            ],
+            commands::archive_logs(3, Some("logs-bucket"), &i, "inc-0011223344556677"),
+        ),
+        (
+            vec![
+                "grow_filesystem",
+                "--volume-id",
+                "vol-0123456789abcdef0",
+                "--to-gib",
+                "30",
+                "--xen-letters",
+                "f",
+            ],
+            commands::grow_filesystem(&v, Some("f"), 30),
+        ),
+        (
+            vec![
+                "grow_filesystem",
+                "--volume-id",
+                "vol-0123456789abcdef0",
+                "--to-gib",
+                "30",
+            ],
+            commands::grow_filesystem(&v, None, 30),
+        ),
+        (
+            vec!["restart_service", "--service", "app"],
+            commands::restart_service(&ServiceName::parse("t", "app")?),
+        ),
+        (
+            vec!["lsblk"],
+            commands::LSBLK.iter().map(|c| (*c).to_owned()).collect(),
+        ),
+        (
+            vec!["diagnostics", "--kind", "high_cpu"],
+            commands::HIGH_CPU_DIAGNOSTICS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+        ),
+        (
+            vec!["diagnostics", "--kind", "memory_pressure"],
+            commands::MEMORY_DIAGNOSTICS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, out, err) = script(&args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(out, format!("{}\n", want.join("\n")), "{args:?}");
+        // The shell AWS-RunShellScript uses on Amazon Linux is bash.
+        let mut sc = Command::new("shellcheck")
+            .args(["-s", "bash", "-S", "warning", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("shellcheck (Debian's package; make test installs it)")?;
+        {
+            use std::io::Write;
+            sc.stdin
+                .take()
+                .context("stdin")?
+                .write_all(out.as_bytes())?;
+        }
+        let res = sc.wait_with_output()?;
+        assert!(
+            res.status.success(),
+            "{args:?}:\n{}",
+            String::from_utf8_lossy(&res.stdout)
+        );
+    }
+    // Refused as the responder refuses them: exit 2, one line naming the value.
+    for (args, says) in [
+        (
+            vec!["restart_service", "--service", "poweroff.target"],
+            "is not a service unit",
+        ),
+        (vec!["restart_service", "--service", "sshd"], "refused"),
+        (
+            vec![
+                "grow_filesystem",
+                "--volume-id",
+                "vol-1; reboot",
+                "--to-gib",
+                "30",
+            ],
+            "--volume-id",
+        ),
+        (
+            vec![
+                "grow_filesystem",
+                "--volume-id",
+                "vol-0123456789abcdef0",
+                "--to-gib",
+                "30",
+                "--xen-letters",
+                "f;x",
+            ],
+            "--xen-letters",
+        ),
+        (vec!["diagnostics", "--kind", "disk_full"], "--kind"),
+        (
+            vec![
+                "archive_logs",
+                "--days",
+                "7",
+                "--bucket",
+                "Bad_Bucket",
+                "--instance",
+                "i-0123456789abcdef0",
+                "--incident",
+                "inc-1",
+            ],
+            "not an S3 bucket name",
+        ),
+    ] {
+        let (code, _, err) = script(&args);
+        assert_eq!(code, Some(2), "{args:?}");
+        assert!(
+            err.contains(says) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    Ok(())
+}

@@ -1827,11 +1827,17 @@ impl Aws {
                     (Some(commands::GROW_UNKNOWN_FS), _) => "unknown filesystem".into(),
                     _ => grown.detail.clone(),
                 };
+                let text = if why.starts_with("the volume is ") {
+                    // The script said what to run by hand.
+                    format!("{sized}; {why}")
+                } else {
+                    format!(
+                        "{sized}, but the filesystem was NOT grown: {why}. The space is unusable until someone runs growpart and resize2fs/xfs_growfs by hand"
+                    )
+                };
                 Outcome {
                     uncertain: true,
-                    ..Outcome::failed(format!(
-                        "{sized}, but the filesystem was NOT grown: {why}. The space is unusable until someone runs growpart and resize2fs/xfs_growfs by hand"
-                    ))
+                    ..Outcome::failed(text)
                 }
             }
         };
@@ -2171,20 +2177,21 @@ fn freed(o: Outcome, where_: &str) -> Outcome {
 
 type HttpResponse = aws_sdk_ec2::config::http::HttpResponse;
 
-/// AWS answered with a 4xx (or the request was never built): the change was
-/// surely not made. A timeout, a lost or unreadable answer or a 5xx may hide
-/// a change that was made.
-fn refused<E>(e: &SdkError<E, HttpResponse>) -> bool {
+/// AWS answered with a 4xx, or refused the call for the request rate (EC2
+/// says `RequestLimitExceeded` with a 503), or the request was never built:
+/// the change was surely not made. A timeout, a lost or unreadable answer or
+/// another 5xx may hide a change that was made.
+fn refused<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
     match e {
         SdkError::ConstructionFailure(_) => true,
-        SdkError::ServiceError(se) => se.raw().status().is_client_error(),
+        SdkError::ServiceError(se) => se.raw().status().is_client_error() || throttled(e),
         _ => false,
     }
 }
 
 /// Refused for the request rate: nothing was done, and trying again soon may work.
 fn throttled<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    refused(e)
+    matches!(e, SdkError::ServiceError(_))
         && matches!(
             e.code(),
             Some(

@@ -137,6 +137,8 @@ pub fn grow_filesystem(volume: &VolumeId, xen_letters: Option<&str>, to_gib: i32
     let bytes = i64::from(to_gib) * 1024 * 1024 * 1024;
     vec![
         "DEV=''".to_owned(),
+        // Without Xen letters the list has one candidate (Nitro): still a loop.
+        "# shellcheck disable=SC2043 # one candidate on Nitro instances, more on Xen ones".to_owned(),
         format!(
             "for d in {}; do if [ -e \"$d\" ]; then DEV=$(readlink -f \"$d\"); break; fi; done",
             candidates.join(" ")
@@ -157,7 +159,11 @@ pub fn grow_filesystem(volume: &VolumeId, xen_letters: Option<&str>, to_gib: i32
         format!(
             "if [ -z \"$TARGET\" ]; then echo 'error=nothing on the device is mounted'; exit {GROW_NO_DEVICE}; fi"
         ),
-        "MNT=$(lsblk -nro MOUNTPOINT \"$TARGET\" | head -n 1); FS=$(lsblk -nro FSTYPE \"$TARGET\")"
+        // lsblk's FSTYPE comes from udev's database, which minimal images and
+        // containers lack: findmnt and blkid read the kernel and the disk.
+        "MNT=$(lsblk -nro MOUNTPOINT \"$TARGET\" | head -n 1); [ -n \"$MNT\" ] || MNT=$(findmnt -nro TARGET --source \"$TARGET\" | head -n 1)"
+            .to_owned(),
+        "FS=$(lsblk -nro FSTYPE \"$TARGET\"); [ -n \"$FS\" ] || FS=$(findmnt -nro FSTYPE --source \"$TARGET\" | head -n 1); [ -n \"$FS\" ] || FS=$(blkid -o value -s TYPE \"$TARGET\")"
             .to_owned(),
         "echo \"mount=$MNT\"; echo \"fstype=$FS\"".to_owned(),
         format!(
@@ -165,10 +171,12 @@ pub fn grow_filesystem(volume: &VolumeId, xen_letters: Option<&str>, to_gib: i32
         ),
         // growpart: 0 grown, 1 nothing to grow (already the full disk).
         format!(
-            "if [ \"$TARGET\" != \"$DEV\" ]; then N=$(cat /sys/class/block/$(basename \"$TARGET\")/partition); growpart \"$DEV\" \"$N\"; rc=$?; if [ $rc -gt 1 ]; then echo \"error=growpart exited $rc\"; exit {GROW_PARTITION_FAILED}; fi; fi"
+            "if [ \"$TARGET\" != \"$DEV\" ]; then N=$(cat \"/sys/class/block/$(basename \"$TARGET\")/partition\"); growpart \"$DEV\" \"$N\"; rc=$?; if [ $rc -gt 1 ]; then echo \"error=growpart exited $rc\"; exit {GROW_PARTITION_FAILED}; fi; fi"
         ),
+        // Online growth can be refused (resize2fs needs CAP_SYS_RESOURCE; an
+        // old kernel, a full journal): say what to run by hand.
         format!(
-            "case \"$FS\" in xfs) xfs_growfs -d \"$MNT\" ;; *) resize2fs \"$TARGET\" ;; esac || {{ echo 'error=the filesystem could not be grown'; exit {GROW_FS_FAILED}; }}"
+            "case \"$FS\" in xfs) xfs_growfs -d \"$MNT\" || {{ echo \"error=the volume is {to_gib} GiB but the filesystem was not grown: run \\`xfs_growfs -d $MNT\\` by hand\"; exit {GROW_FS_FAILED}; }} ;; *) resize2fs \"$TARGET\" || {{ echo \"error=the volume is {to_gib} GiB but the filesystem was not grown: run \\`resize2fs $TARGET\\` by hand\"; exit {GROW_FS_FAILED}; }} ;; esac"
         ),
         "df -P \"$MNT\"".to_owned(),
     ]

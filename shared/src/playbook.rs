@@ -297,13 +297,7 @@ impl Validator {
         if b.is_empty() {
             return None;
         }
-        let ok = (3..=63).contains(&b.len())
-            && b.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-            && b.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && b.ends_with(|c: char| c.is_ascii_alphanumeric())
-            && !b.contains("..");
-        if !ok {
+        if !is_bucket_name(b) {
             self.fail(
                 v.span(),
                 format!(
@@ -478,6 +472,17 @@ impl fmt::Display for Playbooks {
         }
         Ok(())
     }
+}
+
+/// An S3 bucket name (3-63 of a-z 0-9 . -, alphanumeric at both ends):
+/// the only text of the configuration that goes into a script.
+pub fn is_bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !b.contains("..")
 }
 
 #[cfg(test)]
