@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub mod alertmanager;
 pub mod proxy;
 pub mod sandbox;
+pub mod ssm;
 
 pub const REGION: &str = "us-east-1";
 /// The instance id used in `events/`; tests and the demo put a seeded one in its place.

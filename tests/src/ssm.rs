@@ -1,0 +1,392 @@
+//! SSM Run Command for real: a loopback HTTP server (hyper) in front of
+//! moto for the SSM API. `SendCommand` is forwarded to moto (which records
+//! it and names the command id) *and*, for an instance with a sandbox,
+//! executed with its exact commands by bash inside that instance's sandbox;
+//! `GetCommandInvocation` for it is answered from the real run, as SSM
+//! answers: `InvocationDoesNotExist` at first, `InProgress` while it runs,
+//! then `Success` or `Failed` with the exit code, stdout cut at SSM's 24,000
+//! characters and stderr at 8,000. Every other call goes to moto unchanged.
+//!
+//! An instance's sandbox ([`Instance`]) is a mount namespace of its own
+//! (`unshare --mount --propagation private`, held open by a `sleep`) with
+//! private tmpfs mounts over /tmp, /var/tmp and /var/log; commands enter it
+//! with `nsenter`. Before each command it checks with `findmnt` that every
+//! one of those paths is the sandbox's own mount, and refuses to run
+//! otherwise (the command then ends `Failed`, saying so). A stand-in
+//! `systemctl` on the sandbox's PATH (there is no systemd here) restarts
+//! nothing and answers `is-active` from a state file the test sets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// SSM keeps this much of a command's standard output in the API answer.
+pub const STDOUT_LIMIT: usize = 24_000;
+pub const STDERR_LIMIT: usize = 8_000;
+
+/// Where the stand-in `systemctl` lives inside a sandbox, and its states.
+pub const STANDIN_BIN: &str = "/var/tmp/.instance-standin/bin";
+pub const UNIT_STATES: &str = "/var/tmp/.instance-standin/units";
+
+const SYSTEMCTL: &str = r#"#!/bin/sh
+# systemctl stand-in (no systemd in the sandbox): `restart` succeeds unless the
+# unit's state file says `missing`; `is-active` prints the state file
+# (default: active), exiting 0 only for active.
+dir=/var/tmp/.instance-standin/units
+unit=$2
+[ -n "$unit" ] || { echo "systemctl stand-in: no unit" >&2; exit 2; }
+state=$(cat "$dir/$unit" 2>/dev/null || echo active)
+case "$1" in
+  restart) [ "$state" = missing ] && { echo "Failed to restart $unit: Unit $unit not found." >&2; exit 5; }; echo "$(date +%s) restart" >> "$dir/$unit.log"; exit 0 ;;
+  is-active) echo "$state"; [ "$state" = active ] ;;
+  *) echo "systemctl stand-in: $1 not supported" >&2; exit 2 ;;
+esac
+"#;
+
+/// One instance's sandbox: a private mount namespace, held by a process.
+pub struct Instance {
+    holder: std::process::Child,
+    id: String,
+}
+
+impl Instance {
+    /// Starts the sandbox and runs `seed` in it (files, held-open writers).
+    pub fn start(seed: &str) -> Result<Self> {
+        use std::io::BufRead;
+        let id = format!(
+            "fr-instance-{}-{}",
+            std::process::id(),
+            crate::free_port().unwrap_or(0)
+        );
+        let program = format!(
+            r#"set -e
+for d in /tmp /var/tmp /var/log; do
+  mode=1777; [ "$d" = /var/log ] && mode=0755
+  mount -t tmpfs -o "mode=$mode,size=128m,noatime" "$SANDBOX_ID" "$d"
+done
+mkdir -p {STANDIN_BIN} {UNIT_STATES}
+printf '%s' "$SYSTEMCTL" > {STANDIN_BIN}/systemctl
+chmod 0755 {STANDIN_BIN}/systemctl
+set +e
+eval "$SEED"
+echo ready
+exec sleep 3600
+"#
+        );
+        let mut holder = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "bash", "-c"])
+            .arg(&program)
+            .env("SANDBOX_ID", &id)
+            .env("SEED", seed)
+            .env("SYSTEMCTL", SYSTEMCTL)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .context("starting an instance sandbox (root and util-linux's unshare are needed)")?;
+        let out = holder.stdout.take().context("sandbox stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            let _ = holder.kill();
+            bail!("the instance sandbox did not start (needs root for mount namespaces)");
+        }
+        Ok(Self { holder, id })
+    }
+
+    /// Runs a script (SSM's `commands`, one per line) with bash inside the
+    /// sandbox, after checking that it is still the sandbox. (exit, out, err)
+    pub async fn run(&self, script: &str, timeout: Duration) -> (i32, String, String) {
+        let check = format!(
+            r#"[ "$(readlink /proc/self/ns/mnt)" != "$HOST_NS" ] || {{ echo "instance stand-in: in the host's mount namespace: refusing to run" >&2; exit 97; }}
+for d in /tmp /var/tmp /var/log; do
+  src=$(findmnt -n -o SOURCE --mountpoint "$d" || true)
+  [ "$src" = "{id}" ] || {{ echo "instance stand-in: $d is not the sandbox's own mount (found '$src'): refusing to run" >&2; exit 97; }}
+done
+cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec bash -c "$SCRIPT""#,
+            id = self.id
+        );
+        let host_ns = std::fs::read_link("/proc/self/ns/mnt")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let run = tokio::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &self.holder.id().to_string(),
+                "-m",
+                "--",
+                "bash",
+                "-c",
+            ])
+            .arg(&check)
+            .env("SCRIPT", script)
+            .env("HOST_NS", host_ns)
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(o)) => (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            ),
+            Ok(Err(e)) => (-1, String::new(), format!("nsenter: {e}")),
+            Err(_) => (124, String::new(), "timed out".into()),
+        }
+    }
+
+    /// Runs a shell snippet in the sandbox for the test (seeding, reading).
+    pub async fn sh(&self, script: &str) -> Result<String> {
+        let (code, out, err) = self.run(script, Duration::from_secs(60)).await;
+        if code != 0 {
+            bail!("in the sandbox, exit {code}: {err}");
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+#[derive(Default)]
+struct Invocation {
+    polls: u32,
+    /// (exit code, stdout, stderr) once it ended.
+    result: Option<(i32, String, String)>,
+}
+
+#[derive(Default)]
+struct State {
+    instances: HashMap<String, Arc<Instance>>,
+    invocations: HashMap<(String, String), Invocation>,
+}
+
+/// The SSM endpoint the SDK is pointed at; moto behind it.
+pub struct SsmStandIn {
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SsmStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+impl SsmStandIn {
+    pub async fn start(moto: &str) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(State::default()));
+        let upstream = moto.trim_end_matches('/').to_owned();
+        let client: Client<HttpConnector, Body> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (st, up, client) = (st.clone(), upstream.clone(), client.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let (st, up, client) = (st.clone(), up.clone(), client.clone());
+                        async move { handle(req, &st, &up, &client).await }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            endpoint,
+            state,
+            task,
+        })
+    }
+
+    /// Gives an instance a sandbox: its commands run there from now on.
+    pub fn add(&self, instance_id: &str, sandbox: Instance) -> Arc<Instance> {
+        let sandbox = Arc::new(sandbox);
+        if let Ok(mut s) = self.state.lock() {
+            s.instances.insert(instance_id.to_owned(), sandbox.clone());
+        }
+        sandbox
+    }
+
+    /// An SSM client of `sdk`'s configuration, pointed here.
+    pub fn client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(sdk)
+                .endpoint_url(&self.endpoint)
+                .build(),
+        )
+    }
+}
+
+fn reply(status: u16, body: Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    r
+}
+
+async fn forward(
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    upstream: &str,
+    client: &Client<HttpConnector, Body>,
+) -> Result<(u16, hyper::HeaderMap, Bytes)> {
+    let uri: hyper::Uri = format!(
+        "{upstream}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    )
+    .parse()?;
+    let mut req = Request::builder().method(parts.method.clone()).uri(uri);
+    for (k, v) in &parts.headers {
+        if k != hyper::header::HOST {
+            req = req.header(k, v);
+        }
+    }
+    let resp = client.request(req.body(Full::new(body))?).await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    Ok((status, headers, bytes))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: &Arc<Mutex<State>>,
+    upstream: &str,
+    client: &Client<HttpConnector, Body>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if target.ends_with(".GetCommandInvocation") {
+        let key = (
+            input["CommandId"].as_str().unwrap_or_default().to_owned(),
+            input["InstanceId"].as_str().unwrap_or_default().to_owned(),
+        );
+        let answer = state.lock().ok().and_then(|mut s| {
+            let inv = s.invocations.get_mut(&key)?;
+            inv.polls += 1;
+            Some(match (&inv.result, inv.polls) {
+                // Right after SendCommand SSM does not know the invocation yet.
+                (_, 1) => reply(
+                    400,
+                    json!({"__type": "InvocationDoesNotExist", "message": "invocation not registered yet"}),
+                ),
+                (None, _) => reply(
+                    200,
+                    json!({"CommandId": key.0, "InstanceId": key.1, "Status": "InProgress",
+                           "StatusDetails": "InProgress", "ResponseCode": -1,
+                           "StandardOutputContent": "", "StandardErrorContent": ""}),
+                ),
+                (Some((code, out, err)), _) => {
+                    let status = if *code == 0 { "Success" } else { "Failed" };
+                    reply(
+                        200,
+                        json!({"CommandId": key.0, "InstanceId": key.1, "Status": status,
+                               "StatusDetails": status, "ResponseCode": code,
+                               "PluginName": "aws:runShellScript", "DocumentName": "AWS-RunShellScript",
+                               "StandardOutputContent": cut(out, STDOUT_LIMIT),
+                               "StandardErrorContent": cut(err, STDERR_LIMIT)}),
+                    )
+                }
+            })
+        });
+        if let Some(a) = answer {
+            return Ok(a);
+        }
+    }
+    let forwarded = forward(&parts, body, upstream, client).await;
+    let (status, headers, bytes) = match forwarded {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(reply(
+                500,
+                json!({"__type": "InternalServerError", "message": e.to_string()}),
+            ));
+        }
+    };
+    if target.ends_with(".SendCommand") && status == 200 {
+        let out: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let command_id = out["Command"]["CommandId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let script = input["Parameters"]["commands"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        let timeout = input["Parameters"]["executionTimeout"][0]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(3600);
+        for id in input["InstanceIds"].as_array().into_iter().flatten() {
+            let id = id.as_str().unwrap_or_default().to_owned();
+            let sandbox = state
+                .lock()
+                .ok()
+                .and_then(|s| s.instances.get(&id).cloned());
+            let Some(sandbox) = sandbox else { continue };
+            let key = (command_id.clone(), id);
+            if let Ok(mut s) = state.lock() {
+                s.invocations.insert(key.clone(), Invocation::default());
+            }
+            let (state, script) = (state.clone(), script.clone());
+            tokio::spawn(async move {
+                let result = sandbox.run(&script, Duration::from_secs(timeout)).await;
+                if let Ok(mut s) = state.lock()
+                    && let Some(inv) = s.invocations.get_mut(&key)
+                {
+                    inv.result = Some(result);
+                }
+            });
+        }
+    }
+    let mut r = Response::new(Full::new(bytes));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    *r.headers_mut() = headers;
+    Ok(r)
+}

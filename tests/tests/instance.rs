@@ -1,0 +1,144 @@
+//! The instance half for real: SSM Run Command answered by the stand-in
+//! (`harness::ssm`), which records each command in moto and runs it with
+//! bash in the instance's sandbox. The notifications carry what the
+//! instance really printed.
+
+use anyhow::{Context, Result};
+use first_responder::Mode;
+use harness::ssm::{Instance, SsmStandIn, UNIT_STATES};
+use harness::{FleetSpec, World, drain, sample_event, ssm_commands};
+
+async fn world_with_instance(seed: &str) -> Result<(World, SsmStandIn, std::sync::Arc<Instance>)> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let standin = SsmStandIn::start(&w.moto.endpoint).await?;
+    let sandbox = standin.add(w.fleet.instance(), Instance::start(seed)?);
+    w.aws.ssm = standin.client(&w.sdk);
+    Ok((w, standin, sandbox))
+}
+
+fn action<'a>(
+    r: &'a first_responder::Report,
+    name: &str,
+) -> &'a first_responder::report::ActionReport {
+    r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == name)
+        .unwrap_or_else(|| panic!("no {name} in {r:#?}"))
+}
+
+/// High CPU: the diagnostics are the sandbox's real `ps`, `free`, `df` and
+/// `uptime`, in the report and in the email.
+#[tokio::test]
+async fn high_cpu_diagnostics_are_what_the_instance_printed() -> Result<()> {
+    let (w, _standin, _sandbox) = world_with_instance("").await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let diag = action(&r, "collect_diagnostics");
+    assert_eq!(diag.status.as_str(), "done", "{diag:?}");
+    let out = diag.output.as_deref().unwrap_or_default();
+    for needle in [
+        "== top processes by CPU ==",
+        "PID",
+        "%CPU",
+        "== memory (MiB) ==",
+        "Mem:",
+        "== disks ==",
+        "Filesystem",
+        "== load ==",
+        "load average",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in:\n{out}");
+    }
+    // The command is also on record in moto, with exactly those commands.
+    let cmds = ssm_commands(&w.sdk).await?;
+    assert_eq!(cmds.len(), 1);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // The email keeps the head of long output (ps lists this host's own
+    // processes, with long command lines) and says when it trimmed.
+    assert!(
+        text.contains("== top processes by CPU ==") && text.contains("%CPU"),
+        "{text}"
+    );
+    assert!(
+        text.contains("load average") || text.contains("more characters trimmed"),
+        "{text}"
+    );
+    assert!(!text.contains("(the command printed nothing)"), "{text}");
+    Ok(())
+}
+
+/// Memory pressure: `systemctl` (a stand-in on the sandbox's PATH: there is
+/// no systemd here) answers `active` or `failed`, and that drives the outcome.
+#[tokio::test]
+async fn restart_service_outcome_follows_the_units_state() -> Result<()> {
+    let (mut w, _standin, sandbox) = world_with_instance("").await?;
+    let instance = w.fleet.instance().to_owned();
+    harness::tag(&w.sdk, &instance, "first-responder:restart-service", "app").await?;
+    w.config.playbooks.memory_pressure.restart_cooldown_minutes = 1;
+    let event = sample_event("memory-pressure-alarm.json", &instance)?;
+    let r = w.handle_text(&event, Mode::Run).await?;
+    let restart = action(&r, "restart_service");
+    assert_eq!(restart.status.as_str(), "done", "{restart:?}");
+    assert!(
+        restart
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("restarted app.service: active again"),
+        "{restart:?}"
+    );
+    let log = sandbox
+        .sh(&format!("cat {UNIT_STATES}/app.service.log"))
+        .await?;
+    assert_eq!(log.lines().count(), 1, "one restart: {log}");
+    let mem = action(&r, "collect_diagnostics");
+    assert!(
+        mem.output
+            .as_deref()
+            .unwrap_or_default()
+            .contains("== top processes by memory ==")
+    );
+
+    // The unit does not come back: failed, and it may have changed things.
+    sandbox
+        .sh(&format!("echo failed > {UNIT_STATES}/app.service"))
+        .await?;
+    let later = event.replace("2026-11-25T02:04:12.152", "2026-11-25T03:04:12.152");
+    let r = w.handle_text(&later, Mode::Run).await?;
+    let restart = action(&r, "restart_service");
+    assert_eq!(restart.status.as_str(), "failed", "{restart:?}");
+    assert!(
+        restart
+            .reason
+            .contains("restarted app.service, but it is failed"),
+        "{restart:?}"
+    );
+    Ok(())
+}
+
+/// Disk full on /: the cleanup runs on the instance through SSM and reports
+/// the bytes it really freed.
+#[tokio::test]
+async fn cleanup_reports_what_it_freed_on_the_instance() -> Result<()> {
+    let seed = "head -c 3000000 /dev/urandom > /tmp/old-dump; head -c 1000 /dev/urandom > /tmp/young; touch -d '30 days ago' /tmp/old-dump";
+    let (w, _standin, sandbox) = world_with_instance(seed).await?;
+    let text = sample_event("disk-full-alarm.json", w.fleet.instance())?
+        .replace("\"path\": \"/data\"", "\"path\": \"/\"");
+    let r = w.handle_text(&text, Mode::Run).await?;
+    let cleanup = action(&r, "cleanup_temp");
+    assert_eq!(cleanup.status.as_str(), "done", "{cleanup:?}");
+    let detail = cleanup.detail.as_deref().unwrap_or_default();
+    assert!(detail.starts_with("freed 2.9 MiB"), "{detail}");
+    let left = sandbox.sh("ls /tmp").await?;
+    assert!(
+        !left.contains("old-dump") && left.contains("young"),
+        "{left}"
+    );
+    let out = cleanup.output.as_deref().context("no output")?;
+    assert!(out.contains("deleted_files=1"), "{out}");
+    Ok(())
+}
