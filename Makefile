@@ -31,14 +31,16 @@ $(SAM_STAMP): tools/requirements-sam.txt
 tools: $(STAMP) $(SAM_STAMP) system-deps
 
 # Debian packages the tests use: the real Alertmanager (and its amtool),
-# shellcheck for every script sent to an instance, and util-linux's unshare
-# and findmnt for the instance stand-in.
+# shellcheck for every script sent to an instance, and for the instance
+# stand-in util-linux (unshare, nsenter, findmnt, losetup), xfsprogs and
+# e2fsprogs (real filesystems on loop devices).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null && \
-	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null || \
+	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null && \
+	  command -v mkfs.xfs >/dev/null && command -v mkfs.ext4 >/dev/null || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
-	    prometheus-alertmanager shellcheck util-linux; }
+	    prometheus-alertmanager shellcheck util-linux xfsprogs e2fsprogs; }
 
 demo: tools
 	bash scripts/demo.sh

@@ -96,7 +96,8 @@ impl Sandbox {
 # mount namespace that is not the host's.
 [ "$(readlink /proc/self/ns/mnt)" != "$HOST_NS" ] || {{ echo "sandbox: still in the host's mount namespace: refusing to run" >&2; exit {REFUSED}; }}
 for d in /tmp /var/tmp /var/log; do
-  src=$(findmnt -n -o SOURCE --mountpoint "$d" || true)
+  # The topmost mount there (a mount over another lists both).
+  src=$(findmnt -n -o SOURCE --mountpoint "$d" | tail -n 1)
   [ "$src" = "$SANDBOX_ID" ] || {{ echo "sandbox: $d is not the sandbox's own mount (found '$src'): refusing to run" >&2; exit {REFUSED}; }}
 done
 set +e

@@ -56,27 +56,115 @@ case "$1" in
 esac
 "#;
 
+/// An EBS volume of the instance, as a real filesystem on a loop device.
+#[derive(Clone, Debug)]
+pub struct DataVolume {
+    /// The EBS volume it stands for (its NVMe serial is this without the dash).
+    pub volume_id: String,
+    pub size_gib: u64,
+    /// Where it is mounted inside the sandbox. It must be an empty directory
+    /// that exists on the host (`/srv`), since a mount point cannot be made
+    /// without touching the host's own root filesystem.
+    pub mount: &'static str,
+    /// `xfs` or `ext4`.
+    pub fstype: &'static str,
+    /// The Xen name EC2's block-device mapping gives it (`xvdf`).
+    pub xen_name: &'static str,
+}
+
+/// The loop device behind a [`DataVolume`], and its backing file.
+struct Loop {
+    device: String,
+    file: std::path::PathBuf,
+    volume: DataVolume,
+}
+
 /// One instance's sandbox: a private mount namespace, held by a process.
 pub struct Instance {
     holder: std::process::Child,
     id: String,
+    disk: Option<Loop>,
+}
+
+fn sh_host(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(cmd).args(args).output()?;
+    if !out.status.success() {
+        bail!("{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 impl Instance {
     /// Starts the sandbox and runs `seed` in it (files, held-open writers).
     pub fn start(seed: &str) -> Result<Self> {
+        Self::start_with(seed, None)
+    }
+
+    /// With a data volume: a sparse backing file of its size, a loop device,
+    /// `mkfs`, and inside the sandbox a private /dev (the standard character
+    /// devices bound from the host, plus the loop device under its kernel
+    /// name, its Xen name and its NVMe serial link in /dev/disk/by-id) and
+    /// the filesystem mounted where the volume's mount point says.
+    pub fn start_with(seed: &str, volume: Option<DataVolume>) -> Result<Self> {
         use std::io::BufRead;
         let id = format!(
             "fr-instance-{}-{}",
             std::process::id(),
             crate::free_port().unwrap_or(0)
         );
+        let disk = match volume {
+            None => None,
+            Some(v) => {
+                let dir = std::env::temp_dir().join("first-responder-volumes");
+                std::fs::create_dir_all(&dir)?;
+                let file = dir.join(format!("{id}.img"));
+                std::fs::File::create(&file)?.set_len(v.size_gib << 30)?;
+                let path = file.display().to_string();
+                let device = sh_host("losetup", &["-f", "--show", &path])?;
+                let mkfs = format!("mkfs.{}", v.fstype);
+                let made = match v.fstype {
+                    "xfs" => sh_host(&mkfs, &["-q", &device]),
+                    _ => sh_host(&mkfs, &["-q", "-F", &device]),
+                };
+                if let Err(e) = made {
+                    let _ = sh_host("losetup", &["-d", &device]);
+                    let _ = std::fs::remove_file(&file);
+                    return Err(e);
+                }
+                Some(Loop {
+                    device,
+                    file,
+                    volume: v,
+                })
+            }
+        };
+        let devices = match &disk {
+            None => String::new(),
+            Some(l) => {
+                let name = l.device.trim_start_matches("/dev/");
+                let serial = l.volume.volume_id.replacen('-', "", 1);
+                format!(
+                    r#"mkdir /var/tmp/.dev && mount -t tmpfs -o mode=0755 "$SANDBOX_ID-dev" /var/tmp/.dev
+for n in null zero random urandom tty full; do touch /var/tmp/.dev/$n; mount --bind /dev/$n /var/tmp/.dev/$n; done
+read -r maj min < <(stat -c '%t %T' {dev}); maj=$((0x$maj)); min=$((0x$min))
+mknod /var/tmp/.dev/{name} b $maj $min; mknod /var/tmp/.dev/{xen} b $maj $min
+mkdir -p /var/tmp/.dev/disk/by-id; ln -s ../../{name} /var/tmp/.dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}
+mount --move /var/tmp/.dev /dev
+mount /dev/{name} {mnt}
+"#,
+                    dev = l.device,
+                    xen = l.volume.xen_name,
+                    mnt = l.volume.mount,
+                )
+            }
+        };
         let program = format!(
             r#"set -e
 for d in /tmp /var/tmp /var/log; do
   mode=1777; [ "$d" = /var/log ] && mode=0755
   mount -t tmpfs -o "mode=$mode,size=128m,noatime" "$SANDBOX_ID" "$d"
 done
+{devices}
 mkdir -p {STANDIN_BIN} {UNIT_STATES}
 printf '%s' "$SYSTEMCTL" > {STANDIN_BIN}/systemctl
 chmod 0755 {STANDIN_BIN}/systemctl
@@ -99,11 +187,34 @@ exec sleep 3600
         let out = holder.stdout.take().context("sandbox stdout")?;
         let mut line = String::new();
         std::io::BufReader::new(out).read_line(&mut line)?;
+        let me = Self { holder, id, disk };
         if line.trim() != "ready" {
-            let _ = holder.kill();
             bail!("the instance sandbox did not start (needs root for mount namespaces)");
         }
-        Ok(Self { holder, id })
+        Ok(me)
+    }
+
+    /// EBS grew the volume: the backing file grows and the loop device is
+    /// told (`losetup -c`), as a real instance's kernel learns the new size.
+    pub fn follow(&self, size_gib: u64) -> Result<bool> {
+        let Some(l) = &self.disk else {
+            return Ok(false);
+        };
+        let now = std::fs::metadata(&l.file)?.len();
+        if size_gib << 30 <= now {
+            return Ok(false);
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&l.file)?
+            .set_len(size_gib << 30)?;
+        sh_host("losetup", &["-c", &l.device])?;
+        Ok(true)
+    }
+
+    /// The EBS volume this instance's data disk stands for.
+    pub fn volume_id(&self) -> Option<&str> {
+        self.disk.as_ref().map(|l| l.volume.volume_id.as_str())
     }
 
     /// Runs a script (SSM's `commands`, one per line) with bash inside the
@@ -112,11 +223,22 @@ exec sleep 3600
         let check = format!(
             r#"[ "$(readlink /proc/self/ns/mnt)" != "$HOST_NS" ] || {{ echo "instance stand-in: in the host's mount namespace: refusing to run" >&2; exit 97; }}
 for d in /tmp /var/tmp /var/log; do
-  src=$(findmnt -n -o SOURCE --mountpoint "$d" || true)
+  # The topmost mount there (a mount over another lists both).
+  src=$(findmnt -n -o SOURCE --mountpoint "$d" | tail -n 1)
   [ "$src" = "{id}" ] || {{ echo "instance stand-in: $d is not the sandbox's own mount (found '$src'): refusing to run" >&2; exit 97; }}
 done
+{disk_check}
 cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec bash -c "$SCRIPT""#,
-            id = self.id
+            id = self.id,
+            disk_check = match &self.disk {
+                None => String::new(),
+                Some(l) => format!(
+                    r#"[ "$(findmnt -n -o SOURCE --mountpoint /dev | tail -n 1)" = "{id}-dev" ] && [ "$(findmnt -n -o SOURCE --mountpoint {mnt} | tail -n 1)" = "{dev}" ] || {{ echo "instance stand-in: /dev or {mnt} is not the sandbox's own: refusing to run" >&2; exit 97; }}"#,
+                    id = self.id,
+                    mnt = l.volume.mount,
+                    dev = l.device
+                ),
+            }
         );
         let host_ns = std::fs::read_link("/proc/self/ns/mnt")
             .map(|p| p.display().to_string())
@@ -160,6 +282,17 @@ impl Drop for Instance {
     fn drop(&mut self) {
         let _ = self.holder.kill();
         let _ = self.holder.wait();
+        if let Some(l) = &self.disk {
+            // The namespace (and its mount) goes with the holder; then the
+            // loop device is free to detach.
+            for _ in 0..20 {
+                if sh_host("losetup", &["-d", &l.device]).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = std::fs::remove_file(&l.file);
+        }
     }
 }
 
@@ -183,6 +316,19 @@ pub struct SsmStandIn {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Before a command runs on an instance with a data volume, the volume's
+/// size in the emulator is read and the loop device grown to it.
+async fn follow_ebs(ec2: &aws_sdk_ec2::Client, sandbox: &Instance) {
+    let Some(vol) = sandbox.volume_id() else {
+        return;
+    };
+    if let Ok(out) = ec2.describe_volumes().volume_ids(vol).send().await
+        && let Some(size) = out.volumes().first().and_then(|v| v.size())
+    {
+        let _ = sandbox.follow(u64::try_from(size).unwrap_or(0));
+    }
+}
+
 impl Drop for SsmStandIn {
     fn drop(&mut self) {
         self.task.abort();
@@ -197,6 +343,7 @@ fn cut(s: &str, max: usize) -> String {
 
 impl SsmStandIn {
     pub async fn start(moto: &str) -> Result<Self> {
+        let ec2 = aws_sdk_ec2::Client::new(&crate::sdk_config(moto).await);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(State::default()));
@@ -206,11 +353,13 @@ impl SsmStandIn {
         let st = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (st, up, client) = (st.clone(), upstream.clone(), client.clone());
+                let (st, up, client, ec2) =
+                    (st.clone(), upstream.clone(), client.clone(), ec2.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
-                        let (st, up, client) = (st.clone(), up.clone(), client.clone());
-                        async move { handle(req, &st, &up, &client).await }
+                        let (st, up, client, ec2) =
+                            (st.clone(), up.clone(), client.clone(), ec2.clone());
+                        async move { handle(req, &st, &up, &client, &ec2).await }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -283,6 +432,7 @@ async fn handle(
     state: &Arc<Mutex<State>>,
     upstream: &str,
     client: &Client<HttpConnector, Body>,
+    ec2: &aws_sdk_ec2::Client,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -374,8 +524,9 @@ async fn handle(
             if let Ok(mut s) = state.lock() {
                 s.invocations.insert(key.clone(), Invocation::default());
             }
-            let (state, script) = (state.clone(), script.clone());
+            let (state, script, ec2) = (state.clone(), script.clone(), ec2.clone());
             tokio::spawn(async move {
+                follow_ebs(&ec2, &sandbox).await;
                 let result = sandbox.run(&script, Duration::from_secs(timeout)).await;
                 if let Ok(mut s) = state.lock()
                     && let Some(inv) = s.invocations.get_mut(&key)
