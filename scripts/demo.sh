@@ -27,6 +27,10 @@ INSTANCE=$(json_field "$RUN_DIR/fleet.json" instances)
 TOPIC=$(json_field "$RUN_DIR/fleet.json" topic_arn)
 echo "instance $INSTANCE in web-asg; notifications to $TOPIC"
 
+step "Starting the instance stand-in: SSM commands run for real in a private mount namespace (its own /tmp, /var/tmp, /var/log; an xfs data volume on a loop device at /srv)"
+start_standin "$RUN_DIR/fleet.json"
+[[ "$STANDIN" == 1 ]] && echo "SSM at $SSM_URL (moto records every command; the stand-in runs it on $INSTANCE)"
+
 step "Serving the functions locally: cargo lambda watch on 127.0.0.1 (responder + webhook)"
 TOKEN="demo-token-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 start_watch "$TOPIC" "$TOKEN" "$(json_field "$RUN_DIR/fleet.json" state_table)"
@@ -35,7 +39,13 @@ echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
 # events/ uses a sample instance id; put the seeded one in its place.
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-alarm.json" >"$RUN_DIR/high-cpu-alarm.json"
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-ok.json" >"$RUN_DIR/high-cpu-ok.json"
-sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/disk-full-alarm.json" >"$RUN_DIR/disk-full-alarm.json"
+# With the stand-in the data volume is a real xfs filesystem mounted at /srv.
+if [[ "$STANDIN" == 1 ]]; then
+  sed -e "s/i-0123456789abcdef0/$INSTANCE/g" -e 's#"path": "/data"#"path": "/srv"#' -e 's#"fstype": "ext4"#"fstype": "xfs"#' \
+    "$ROOT/events/disk-full-alarm.json" >"$RUN_DIR/disk-full-alarm.json"
+else
+  sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/disk-full-alarm.json" >"$RUN_DIR/disk-full-alarm.json"
+fi
 PRIVATE_IP=$(json_field "$RUN_DIR/fleet.json" private_ip)
 sed "s/10\.0\.1\.5/$PRIVATE_IP/g" "$ROOT/events/alertmanager-high-cpu.json" >"$RUN_DIR/alertmanager-high-cpu.json"
 
@@ -54,7 +64,7 @@ step "Alarm fires: cargo lambda invoke responder --data-file events/high-cpu-ala
 invoke responder "$RUN_DIR/high-cpu-alarm.json" >"$RUN_DIR/alarm-report.json"
 show_report "$RUN_DIR/alarm-report.json"
 
-step "Disk alarm fires: cargo lambda invoke responder --data-file events/disk-full-alarm.json (/data 97.2% used)"
+step "Disk alarm fires: cargo lambda invoke responder --data-file events/disk-full-alarm.json (97.2% used)"
 invoke responder "$RUN_DIR/disk-full-alarm.json" >"$RUN_DIR/disk-report.json"
 show_report "$RUN_DIR/disk-report.json"
 
@@ -85,9 +95,10 @@ step "What happened in the emulated AWS account"
 
 if [[ "$CHECK" == "--check" ]]; then
   step "Checking the outcome"
-  python3 - "$RUN_DIR" <<'PY'
+  python3 - "$RUN_DIR" "$STANDIN" <<'PY'
 import json, sys
 run = sys.argv[1]
+standin = sys.argv[2] == "1"
 alarm = json.load(open(f"{run}/alarm-report.json"))["incidents"][0]
 ok = json.load(open(f"{run}/ok-report.json"))["incidents"][0]
 account = open(f"{run}/account.txt").read()
@@ -100,6 +111,12 @@ assert "tag first-responder:purpose = before expand_volume" in account, account
 got = [(a["action"], a["status"]) for a in alarm["actions"]]
 want = [("snapshot", "done"), ("collect_diagnostics", "done"), ("scale_out", "done"), ("notify", "done")]
 assert got == want, got
+if standin:
+    # What the instance really printed, and the filesystem really grown.
+    diag = [a for a in alarm["actions"] if a["action"] == "collect_diagnostics"][0]
+    assert "%CPU" in (diag.get("output") or ""), diag
+    grown = [a for a in disk["actions"] if a["action"] == "expand_volume"][0]
+    assert "/srv is now" in (grown.get("detail") or ""), grown
 assert [(a["action"], a["status"]) for a in ok["actions"]] == [("notify", "done")], ok
 assert open(f"{run}/webhook-401.txt").read().startswith("HTTP 401"), "wrong token not refused"
 import os, re

@@ -42,6 +42,15 @@ stop_all() {
     kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
   done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # The instance stand-in's loop device outlives its killed process.
+  local word dev file
+  if [[ -f "$RUN_DIR/standin.out" ]]; then
+    while read -r word dev file; do
+      [[ "$word" == loop && "$dev" == /dev/loop* ]] || continue
+      for _ in 1 2 3 4 5 6 7 8 9 10; do losetup -d "$dev" 2>/dev/null && break; sleep 0.3; done
+      rm -f -- "$file"
+    done <"$RUN_DIR/standin.out"
+  fi
 }
 
 json_field() { # file field (first element of a list)
@@ -60,9 +69,26 @@ start_moto() {
 # inherit this environment, so the SDK's AWS_ENDPOINT_URL points them at moto.
 # The webhook hands incidents to the responder with an asynchronous Lambda
 # invoke; AWS_ENDPOINT_URL_LAMBDA points that one client at cargo lambda watch.
+# SSM answered by the instance stand-in when it could start (root), else
+# by the emulator itself (empty command output).
+start_standin() { # fleet_json
+  SSM_URL=$MOTO_URL
+  setsid "$FLEET_BIN" ssm-standin "$MOTO_URL" "$1" >"$RUN_DIR/standin.out" 2>"$RUN_DIR/standin.log" &
+  PIDS+=($!)
+  local deadline=$((SECONDS + 60)) line=""
+  until line=$(head -n 1 "$RUN_DIR/standin.out" 2>/dev/null) && [[ -n "$line" ]]; do
+    if ((SECONDS >= deadline)); then echo "the instance stand-in did not start" >&2; show_logs standin.log; fi
+    sleep 0.2
+  done
+  case "$line" in
+    http://*) SSM_URL=$line; STANDIN=1 ;;
+    *) STANDIN=0; echo "The instance stand-in cannot run here (${line#unavailable: }): SSM commands get the emulator's empty output." ;;
+  esac
+}
+
 start_watch() { # topic_arn webhook_token state_table
   LAMBDA_PORT=$(free_port)
-  AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
+  AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_SSM=${SSM_URL:-$MOTO_URL} AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
   NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 STATE_TABLE=$3 RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
     setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &

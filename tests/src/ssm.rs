@@ -212,6 +212,14 @@ exec sleep 3600
         Ok(true)
     }
 
+    /// The loop device and its backing file, for a process that may be
+    /// killed before it can detach them itself (the demo cleans up after it).
+    pub fn loop_device(&self) -> Option<(String, std::path::PathBuf)> {
+        self.disk
+            .as_ref()
+            .map(|l| (l.device.clone(), l.file.clone()))
+    }
+
     /// The EBS volume this instance's data disk stands for.
     pub fn volume_id(&self) -> Option<&str> {
         self.disk.as_ref().map(|l| l.volume.volume_id.as_str())

@@ -1,6 +1,10 @@
 //! `fleet seed ENDPOINT` seeds the emulator and prints the fleet as JSON;
 //! `fleet show ENDPOINT FLEET_JSON` prints what first-responder did there.
 //! `fleet proxy UPSTREAM LATENCY_MS` runs a latency-adding proxy.
+//! `fleet ssm-standin ENDPOINT FLEET_JSON` answers SSM for the fleet's first
+//! instance from an instance stand-in (commands really run, in a private
+//! mount namespace with an xfs data volume at /srv; needs root), printing
+//! its URL, or `unavailable: WHY` on a machine where it cannot run.
 //! Used by `make demo` and `make bench`.
 
 use anyhow::{Context, Result, bail};
@@ -55,6 +59,45 @@ async fn main() -> Result<()> {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
+        }
+        ["ssm-standin", endpoint, fleet_file] => {
+            use harness::ssm::{DataVolume, Instance, SsmStandIn};
+            let fleet: Fleet = serde_json::from_str(&std::fs::read_to_string(fleet_file)?)?;
+            // Old and young temp files, rotated logs, and a data volume 97% full.
+            let seed = "head -c 2000000 /dev/urandom > /tmp/core.dump.old; head -c 1000 /dev/urandom > /tmp/session.lock; \
+                        seq 1 200000 > /var/log/messages.1; seq 1 1000 > /var/log/messages; \
+                        touch -d '30 days ago' /tmp/core.dump.old /var/log/messages.1; \
+                        fallocate -l 19G /srv/dataset.bin";
+            let volume = DataVolume {
+                volume_id: fleet.data_volume.clone(),
+                size_gib: 20,
+                mount: "/srv",
+                fstype: "xfs",
+                xen_name: "xvdf",
+            };
+            let sandbox = if is_root() {
+                Instance::start_with(seed, Some(volume))
+            } else {
+                Err(anyhow::anyhow!(
+                    "not root: no mount namespaces or loop devices"
+                ))
+            };
+            let sandbox = match sandbox {
+                Ok(s) => s,
+                Err(e) => {
+                    println!("unavailable: {e}");
+                    return Ok(());
+                }
+            };
+            let standin = SsmStandIn::start(endpoint).await?;
+            let sandbox = standin.add(fleet.instance(), sandbox);
+            println!("{}", standin.endpoint);
+            // What to detach and remove if this process is killed.
+            if let Some((device, file)) = sandbox.loop_device() {
+                println!("loop {device} {}", file.display());
+            }
+            // Serves until the demo stops this process group.
+            std::future::pending::<()>().await;
         }
         ["proxy", upstream, latency_ms] => {
             // For `make bench`: a latency-adding proxy on 127.0.0.1; prints its
@@ -145,4 +188,16 @@ async fn show(endpoint: &str, fleet: &Fleet) -> Result<()> {
         println!("    {}", m.subject.as_deref().unwrap_or(""));
     }
     Ok(())
+}
+
+/// Whether this process runs as root (mount namespaces, loop devices).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }
