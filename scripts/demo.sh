@@ -79,7 +79,11 @@ if command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null
     --annotation=summary="High CPU usage detected" --annotation=value=95.3
   echo "waiting for Alertmanager to notify the webhook and the responder to finish..."
   "$FLEET_BIN" wait "$MOTO_URL" "$RUN_DIR/fleet.json" 3 90 || show_logs alertmanager.log watch.log moto.log
-  grep -m1 'msg="Notify success"' "$RUN_DIR/alertmanager.log" | tee "$RUN_DIR/alertmanager-sent.txt"
+  # The responder publishes before the webhook answers Alertmanager, which
+  # logs its success only then: wait for that line too.
+  for _ in $(seq 1 150); do grep -q 'msg="Notify success"' "$RUN_DIR/alertmanager.log" && break; sleep 0.2; done
+  grep -m1 'msg="Notify success"' "$RUN_DIR/alertmanager.log" | tee "$RUN_DIR/alertmanager-sent.txt" ||
+    show_logs alertmanager.log watch.log
 else
   step "Prometheus fires too (Alertmanager is not installed: the payload it would send, POSTed to the webhook's Function URL)"
   post_url webhook "$TOKEN" "$RUN_DIR/alertmanager-high-cpu.json" | tee "$RUN_DIR/webhook-202.txt"

@@ -339,9 +339,9 @@ pub fn human_bytes(n: u64) -> String {
 
 /// The mount point holding `dir`: the longest mount point (of the
 /// instance's block devices, as `lsblk` reported them) that contains it,
-/// `/` when none does. Without the instance's report, `/` (the default
-/// layout), and says it assumed so.
-pub fn mount_of(dir: &str, layout: Option<&[BlockDev]>) -> (String, bool) {
+/// `/` when none does. Without the instance's report, the longest of `/`
+/// and the alerted mount point, and says it assumed so.
+pub fn mount_of(dir: &str, layout: Option<&[BlockDev]>, alerted: &str) -> (String, bool) {
     fn mounts<'a>(devs: &'a [BlockDev], out: &mut Vec<&'a str>) {
         for d in devs {
             if let Some(m) = d.mountpoint.as_deref() {
@@ -350,11 +350,19 @@ pub fn mount_of(dir: &str, layout: Option<&[BlockDev]>) -> (String, bool) {
             mounts(&d.children, out);
         }
     }
-    let Some(devs) = layout else {
-        return ("/".to_owned(), true);
-    };
     let mut all = Vec::new();
-    mounts(devs, &mut all);
+    let assumed = match layout {
+        Some(devs) => {
+            mounts(devs, &mut all);
+            false
+        }
+        // Without the instance's report, the mounts known are / and the one
+        // that alerted (it exists, or it would not have alerted).
+        None => {
+            all.extend(["/", alerted]);
+            true
+        }
+    };
     let best = all
         .into_iter()
         .filter(|m| {
@@ -366,7 +374,7 @@ pub fn mount_of(dir: &str, layout: Option<&[BlockDev]>) -> (String, bool) {
         })
         .max_by_key(|m| m.len())
         .unwrap_or("/");
-    (best.to_owned(), false)
+    (best.to_owned(), assumed)
 }
 
 /// Whether cleaning `dirs` can free space on the filesystem mounted at
@@ -378,7 +386,7 @@ pub fn frees_space_on(
 ) -> Result<(), String> {
     let mut on = Vec::new();
     for d in dirs {
-        let (m, assumed) = mount_of(d, layout);
+        let (m, assumed) = mount_of(d, layout, alerted);
         if m == alerted {
             return Ok(());
         }

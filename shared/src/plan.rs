@@ -1898,6 +1898,18 @@ mod tests {
             &p.actions[1].decision,
             Decision::Do(Step::ArchiveLogs { .. })
         ));
+        // Without the instance's report, a /var alert holds /var/tmp and
+        // /var/log (they are under it), not /tmp.
+        let var_alert = DISK.replace("\"path\": \"/data\"", "\"path\": \"/var\"");
+        let p = plan(&incident(&var_alert), &disk_fleet(), &config());
+        assert!(matches!(
+            &p.actions[0].decision,
+            Decision::Do(Step::CleanupTemp { .. })
+        ));
+        assert!(matches!(
+            &p.actions[1].decision,
+            Decision::Do(Step::ArchiveLogs { .. })
+        ));
         // What the instance reported decides: /var on its own volume.
         let mut o = disk_fleet();
         o.layout = Some(crate::disk::parse_lsblk(

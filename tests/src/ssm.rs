@@ -62,9 +62,10 @@ pub struct DataVolume {
     /// The EBS volume it stands for (its NVMe serial is this without the dash).
     pub volume_id: String,
     pub size_gib: u64,
-    /// Where it is mounted inside the sandbox. It must be an empty directory
-    /// that exists on the host (`/srv`), since a mount point cannot be made
-    /// without touching the host's own root filesystem.
+    /// Where it is mounted inside the sandbox: a directory that exists on the
+    /// host (`/srv`, or `/var`, whose tmp and log directories it then holds),
+    /// since a mount point cannot be made without touching the host's own
+    /// root filesystem.
     pub mount: &'static str,
     /// `xfs` or `ext4`.
     pub fstype: &'static str,
@@ -138,33 +139,52 @@ impl Instance {
                 })
             }
         };
-        let devices = match &disk {
-            None => String::new(),
-            Some(l) => {
-                let name = l.device.trim_start_matches("/dev/");
-                let serial = l.volume.volume_id.replacen('-', "", 1);
-                format!(
-                    r#"mkdir /var/tmp/.dev && mount -t tmpfs -o mode=0755 "$SANDBOX_ID-dev" /var/tmp/.dev
+        // /tmp, /var/tmp and /var/log are private tmpfs mounts, except that a
+        // data volume mounted at /var holds /var/tmp and /var/log itself (a
+        // /var alert then concerns them).
+        let on_var = disk.as_ref().is_some_and(|l| l.volume.mount == "/var");
+        let mut setup = String::new();
+        if let Some(l) = disk.as_ref().filter(|_| on_var) {
+            setup.push_str(&format!(
+                "mount -o noatime {dev} /var\nmkdir -p /var/tmp /var/log\nchmod 1777 /var/tmp\n",
+                dev = l.device
+            ));
+        }
+        let private: &[&str] = if on_var {
+            &["/tmp"]
+        } else {
+            &["/tmp", "/var/tmp", "/var/log"]
+        };
+        for d in private {
+            let mode = if *d == "/var/log" { "0755" } else { "1777" };
+            setup.push_str(&format!(
+                "mount -t tmpfs -o mode={mode},size=128m,noatime \"$SANDBOX_ID\" {d}\n"
+            ));
+        }
+        if let Some(l) = &disk {
+            let name = l.device.trim_start_matches("/dev/");
+            let serial = l.volume.volume_id.replacen('-', "", 1);
+            setup.push_str(&format!(
+                r#"mkdir /var/tmp/.dev && mount -t tmpfs -o mode=0755 "$SANDBOX_ID-dev" /var/tmp/.dev
 for n in null zero random urandom tty full; do touch /var/tmp/.dev/$n; mount --bind /dev/$n /var/tmp/.dev/$n; done
 read -r maj min < <(stat -c '%t %T' {dev}); maj=$((0x$maj)); min=$((0x$min))
 mknod /var/tmp/.dev/{name} b $maj $min; mknod /var/tmp/.dev/{xen} b $maj $min
 mkdir -p /var/tmp/.dev/disk/by-id; ln -s ../../{name} /var/tmp/.dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}
 mount --move /var/tmp/.dev /dev
-mount /dev/{name} {mnt}
 "#,
-                    dev = l.device,
-                    xen = l.volume.xen_name,
-                    mnt = l.volume.mount,
-                )
+                dev = l.device,
+                xen = l.volume.xen_name,
+            ));
+            if !on_var {
+                setup.push_str(&format!(
+                    "mount -o noatime /dev/{name} {mnt}\n",
+                    mnt = l.volume.mount
+                ));
             }
-        };
+        }
         let program = format!(
             r#"set -e
-for d in /tmp /var/tmp /var/log; do
-  mode=1777; [ "$d" = /var/log ] && mode=0755
-  mount -t tmpfs -o "mode=$mode,size=128m,noatime" "$SANDBOX_ID" "$d"
-done
-{devices}
+{setup}
 mkdir -p {STANDIN_BIN} {UNIT_STATES}
 printf '%s' "$SYSTEMCTL" > {STANDIN_BIN}/systemctl
 chmod 0755 {STANDIN_BIN}/systemctl
@@ -174,14 +194,19 @@ echo ready
 exec sleep 3600
 "#
         );
+        use std::os::unix::process::CommandExt;
         let mut holder = std::process::Command::new("unshare")
+            // Its own process group, so that the writers the seed leaves
+            // running end with it (see Drop), and no output stream of the
+            // test is held open by them.
+            .process_group(0)
             .args(["--mount", "--propagation", "private", "--", "bash", "-c"])
             .arg(&program)
             .env("SANDBOX_ID", &id)
             .env("SEED", seed)
             .env("SYSTEMCTL", SYSTEMCTL)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .context("starting an instance sandbox (root and util-linux's unshare are needed)")?;
         let out = holder.stdout.take().context("sandbox stdout")?;
@@ -228,25 +253,30 @@ exec sleep 3600
     /// Runs a script (SSM's `commands`, one per line) with bash inside the
     /// sandbox, after checking that it is still the sandbox. (exit, out, err)
     pub async fn run(&self, script: &str, timeout: Duration) -> (i32, String, String) {
+        // Each path must be on the sandbox's own filesystem: its tmpfs, or
+        // the data volume's loop device where that holds it.
+        let expected = |d: &str| match &self.disk {
+            Some(l) if l.volume.mount == "/var" && d != "/tmp" => l.device.clone(),
+            _ => self.id.clone(),
+        };
+        let mut checks = String::new();
+        for d in ["/tmp", "/var/tmp", "/var/log"] {
+            checks.push_str(&format!(
+                "src=$(findmnt -n -o SOURCE --target {d} | tail -n 1); [ \"$src\" = \"{want}\" ] || {{ echo \"instance stand-in: {d} is not on the sandbox's own filesystem (found '$src'): refusing to run\" >&2; exit 97; }}\n",
+                want = expected(d)
+            ));
+        }
+        if let Some(l) = &self.disk {
+            checks.push_str(&format!(
+                "[ \"$(findmnt -n -o SOURCE --mountpoint /dev | tail -n 1)\" = \"{id}-dev\" ] && [ \"$(findmnt -n -o SOURCE --mountpoint {mnt} | tail -n 1)\" = \"{dev}\" ] || {{ echo \"instance stand-in: /dev or {mnt} is not the sandbox's own: refusing to run\" >&2; exit 97; }}\n",
+                id = self.id,
+                mnt = l.volume.mount,
+                dev = l.device
+            ));
+        }
         let check = format!(
             r#"[ "$(readlink /proc/self/ns/mnt)" != "$HOST_NS" ] || {{ echo "instance stand-in: in the host's mount namespace: refusing to run" >&2; exit 97; }}
-for d in /tmp /var/tmp /var/log; do
-  # The topmost mount there (a mount over another lists both).
-  src=$(findmnt -n -o SOURCE --mountpoint "$d" | tail -n 1)
-  [ "$src" = "{id}" ] || {{ echo "instance stand-in: $d is not the sandbox's own mount (found '$src'): refusing to run" >&2; exit 97; }}
-done
-{disk_check}
-cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec bash -c "$SCRIPT""#,
-            id = self.id,
-            disk_check = match &self.disk {
-                None => String::new(),
-                Some(l) => format!(
-                    r#"[ "$(findmnt -n -o SOURCE --mountpoint /dev | tail -n 1)" = "{id}-dev" ] && [ "$(findmnt -n -o SOURCE --mountpoint {mnt} | tail -n 1)" = "{dev}" ] || {{ echo "instance stand-in: /dev or {mnt} is not the sandbox's own: refusing to run" >&2; exit 97; }}"#,
-                    id = self.id,
-                    mnt = l.volume.mount,
-                    dev = l.device
-                ),
-            }
+{checks}cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec bash -c "$SCRIPT""#
         );
         let host_ns = std::fs::read_link("/proc/self/ns/mnt")
             .map(|p| p.display().to_string())
@@ -288,6 +318,10 @@ cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        // The whole group: the holder and whatever the seed left running.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.holder.id())])
+            .status();
         let _ = self.holder.kill();
         let _ = self.holder.wait();
         if let Some(l) = &self.disk {

@@ -255,3 +255,194 @@ async fn disk_full_on_ext4_grows_or_says_what_to_run_by_hand() -> Result<()> {
     }
     Ok(())
 }
+
+/// One disk_full incident, end to end on the instance: /var is a real xfs
+/// volume 97% full holding /var/tmp and /var/log, with realistic and hostile
+/// content. The cleanup deletes exactly the old unused regular files and
+/// reports the bytes really freed; the archive compresses exactly the old
+/// rotated logs nobody holds open; everything that must survive is
+/// unchanged (digest before and after); the volume is still over 95%, so it
+/// is snapshotted, modified, the loop device follows, `xfs_growfs` runs and
+/// the report states the new usage from the instance's own `df`.
+#[tokio::test]
+async fn disk_full_on_var_cleans_archives_and_grows_for_real() -> Result<()> {
+    use harness::ssm::DataVolume;
+    let mut w = World::start(FleetSpec::default()).await?;
+    let standin = SsmStandIn::start(&w.moto.endpoint).await?;
+    let volume = DataVolume {
+        volume_id: w.fleet.data_volume.clone(),
+        size_gib: 20,
+        mount: "/var",
+        fstype: "xfs",
+        xen_name: "xvdf",
+    };
+    let old = "touch -d '30 days ago'";
+    let seed = format!(
+        r#"
+fallocate -l 19G /var/dataset.bin
+mkdir -p /var/tmp/sub /var/tmp/systemd-private-abc-nginx.service-XyZ/tmp /var/log/app /var/lib/keep
+head -c 400000 /dev/urandom > /var/tmp/old-export
+head -c 9000 /dev/urandom > '/var/tmp/sub/old name with spaces'
+head -c 9000 /dev/urandom > "/var/tmp/old
+newline"
+head -c 9000 /dev/urandom > /var/tmp/-old-dash
+head -c 9000 /dev/urandom > /var/tmp/young
+head -c 9000 /dev/urandom > /var/tmp/old-but-read
+head -c 9000 /dev/urandom > /var/tmp/old-held
+head -c 9000 /dev/urandom > /var/tmp/systemd-private-abc-nginx.service-XyZ/tmp/old-private
+head -c 9000 /dev/urandom > /var/lib/keep/old-state
+ln -s /var/lib/keep/old-state /var/tmp/link-out
+seq 1 50000 > /var/log/app/app.log
+seq 1 50000 > /var/log/app/app.log.1
+seq 1 50000 > /var/log/app/app-20261101
+seq 1 50000 | gzip > /var/log/app/app.log.2.gz
+seq 1 50000 > /var/log/app/held.log.1
+seq 1 50000 > /var/log/app/young.log.1
+{old} /var/tmp/old-export '/var/tmp/sub/old name with spaces' "/var/tmp/old
+newline" /var/tmp/-old-dash /var/tmp/old-but-read /var/tmp/old-held \
+  /var/tmp/systemd-private-abc-nginx.service-XyZ/tmp/old-private /var/lib/keep/old-state \
+  /var/log/app/app.log.1 /var/log/app/app-20261101 /var/log/app/app.log.2.gz /var/log/app/held.log.1 /var/log/app/app.log
+touch -h -d '30 days ago' /var/tmp/link-out
+touch -a /var/tmp/old-but-read
+( exec 3</var/tmp/old-held 4>>/var/log/app/held.log.1 5>>/var/log/app/app.log; sleep 3600 ) &
+sleep 0.3
+"#
+    );
+    let sandbox = standin.add(
+        w.fleet.instance(),
+        Instance::start_with(&seed, Some(volume))?,
+    );
+    w.aws.ssm = standin.client(&w.sdk);
+    // Digest of everything under /var but the dataset: path, type, size, content.
+    let digest = "cd /var && find . -path ./dataset.bin -prune -o -print0 | sort -z | while IFS= read -r -d '' f; do printf '%q %s %s %s\\n' \"$f\" \"$(stat -c '%F %s %Y' -- \"$f\")\" \"$( [ -f \"$f\" ] && [ ! -L \"$f\" ] && sha256sum < \"$f\" | cut -c1-16)\" \"$(readlink -- \"$f\")\"; done";
+    let before = sandbox.sh(digest).await?;
+    let blocks = |list: &str| {
+        format!("cd /var && stat -c '%b %B' -- {list} | awk '{{s += $1 * $2}} END {{print s}}'")
+    };
+    let deleted =
+        "tmp/old-export 'tmp/sub/old name with spaces' $'tmp/old\\nnewline' tmp/-old-dash";
+    let will_free: u64 = sandbox
+        .sh(&blocks(deleted))
+        .await?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let text = sample_event("disk-full-alarm.json", w.fleet.instance())?
+        .replace("\"path\": \"/data\"", "\"path\": \"/var\"")
+        .replace("\"fstype\": \"ext4\"", "\"fstype\": \"xfs\"");
+    let r = w.handle_text(&text, Mode::Run).await?;
+
+    let cleanup = action(&r, "cleanup_temp");
+    assert_eq!(cleanup.status.as_str(), "done", "{cleanup:?}");
+    let out = cleanup.output.as_deref().unwrap_or_default();
+    let freed: u64 = harness::sandbox::marker(out, "freed_bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert_eq!(freed, will_free, "{out}");
+    assert_eq!(
+        harness::sandbox::marker(out, "deleted_files"),
+        Some("4"),
+        "{out}"
+    );
+    assert_eq!(
+        harness::sandbox::marker(out, "kept_open_files"),
+        Some("1"),
+        "{out}"
+    );
+
+    let archive = action(&r, "archive_logs");
+    assert_eq!(archive.status.as_str(), "done", "{archive:?}");
+    let out = archive.output.as_deref().unwrap_or_default();
+    assert_eq!(
+        harness::sandbox::marker(out, "compressed_files"),
+        Some("2"),
+        "{out}"
+    );
+    assert_eq!(
+        harness::sandbox::marker(out, "kept_open_files"),
+        Some("1"),
+        "{out}"
+    );
+
+    // Exactly those changed; the rest is byte for byte as it was.
+    let after = sandbox.sh(digest).await?;
+    let lines = |t: &str| {
+        t.lines()
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (b, a) = (lines(&before), lines(&after));
+    let gone: Vec<&String> = b
+        .difference(&a)
+        .filter(|l| {
+            !l.starts_with("./tmp ")
+                && !l.starts_with("./log/app ")
+                && !l.starts_with("./tmp/sub ")
+                && !l.starts_with(". ")
+        })
+        .collect();
+    let new: Vec<&String> = a
+        .difference(&b)
+        .filter(|l| {
+            !l.starts_with("./tmp ")
+                && !l.starts_with("./log/app ")
+                && !l.starts_with("./tmp/sub ")
+                && !l.starts_with(". ")
+        })
+        .collect();
+    let names = |v: &[&String]| {
+        v.iter()
+            // `%q` escapes the spaces of a name; the type follows it.
+            .map(|l| {
+                l.split(" regular file ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let want = |v: &[&str]| {
+        v.iter()
+            .map(|s| (*s).to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        names(&gone),
+        want(&[
+            "./log/app/app-20261101",
+            "./log/app/app.log.1",
+            "./tmp/-old-dash",
+            "./tmp/old-export",
+            "$'./tmp/old\\nnewline'",
+            "./tmp/sub/old\\ name\\ with\\ spaces",
+        ]),
+        "gone:\n{gone:#?}\nnew:\n{new:#?}"
+    );
+    assert_eq!(
+        names(&new),
+        want(&["./log/app/app-20261101.gz", "./log/app/app.log.1.gz"]),
+        "{new:#?}"
+    );
+
+    // Still over 95%: the volume grows, and the instance's df says by how much.
+    let expand = action(&r, "expand_volume");
+    assert_eq!(expand.status.as_str(), "done", "{expand:?}");
+    let detail = expand.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("grown 20 -> 30 GiB"), "{detail}");
+    assert!(
+        detail.contains("after the cleanup (df on the instance)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("partition and filesystem grown, /var is now"),
+        "{detail}"
+    );
+    let df = sandbox.sh("df -P -B1G /var | tail -n 1").await?;
+    let size: u64 = df
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((29..=30).contains(&size), "{df}");
+    Ok(())
+}
