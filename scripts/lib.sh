@@ -42,9 +42,13 @@ stop_all() {
     kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
   done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  # The instance stand-in's loop device outlives its killed process.
+  # The instance stand-in's sandbox runs in a process group of its own, and
+  # its loop device outlives the killed processes.
   local word dev file
   if [[ -f "$RUN_DIR/standin.out" ]]; then
+    while read -r word dev file; do
+      [[ "$word" == holder && "$dev" =~ ^[0-9]+$ ]] && { kill -KILL -- -"$dev" 2>/dev/null || true; sleep 0.3; }
+    done <"$RUN_DIR/standin.out"
     while read -r word dev file; do
       [[ "$word" == loop && "$dev" == /dev/loop* ]] || continue
       for _ in 1 2 3 4 5 6 7 8 9 10; do losetup -d "$dev" 2>/dev/null && break; sleep 0.3; done

@@ -245,6 +245,11 @@ exec sleep 3600
             .map(|l| (l.device.clone(), l.file.clone()))
     }
 
+    /// The process holding the sandbox; its process group is the sandbox's.
+    pub fn holder_pid(&self) -> u32 {
+        self.holder.id()
+    }
+
     /// The EBS volume this instance's data disk stands for.
     pub fn volume_id(&self) -> Option<&str> {
         self.disk.as_ref().map(|l| l.volume.volume_id.as_str())

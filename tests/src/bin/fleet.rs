@@ -93,6 +93,7 @@ async fn main() -> Result<()> {
             let sandbox = standin.add(fleet.instance(), sandbox);
             println!("{}", standin.endpoint);
             // What to detach and remove if this process is killed.
+            println!("holder {}", sandbox.holder_pid());
             if let Some((device, file)) = sandbox.loop_device() {
                 println!("loop {device} {}", file.display());
             }
