@@ -2108,20 +2108,6 @@ impl Aws {
     }
 }
 
-/// SSM keeps only this much of a command's standard output in its answer.
-pub const SSM_STDOUT_LIMIT: usize = 24_000;
-
-/// A command's output, saying so when SSM cut it (it does silently).
-fn with_cut_note(stdout: &str) -> String {
-    if stdout.chars().count() >= SSM_STDOUT_LIMIT {
-        format!(
-            "{stdout}\n[SSM returns only the first {SSM_STDOUT_LIMIT} characters of a command's output: the rest was cut]"
-        )
-    } else {
-        stdout.to_owned()
-    }
-}
-
 /// The evidence snapshots as an outcome: one "snap of vol (device)" per
 /// volume, in the plan's order.
 fn snapshots_taken(
@@ -2532,7 +2518,7 @@ pub async fn run_command(
         match out.status() {
             Some(CommandInvocationStatus::Success) => {
                 let mut o = Outcome::done(format!("command {command_id} succeeded"), ids);
-                o.output = Some(with_cut_note(
+                o.output = Some(crate::commands::with_cut_note(
                     out.standard_output_content().unwrap_or_default(),
                 ));
                 o.exit_code = Some(out.response_code());
@@ -2562,7 +2548,9 @@ pub async fn run_command(
                     }
                 ));
                 o.ids = ids;
-                o.output = out.standard_output_content().map(with_cut_note);
+                o.output = out
+                    .standard_output_content()
+                    .map(crate::commands::with_cut_note);
                 o.exit_code = Some(out.response_code());
                 return o;
             }
@@ -2641,7 +2629,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn output_cut_by_ssm_says_so() {
-        let long = "x".repeat(SSM_STDOUT_LIMIT);
+        let long = "x".repeat(crate::commands::SSM_STDOUT_LIMIT);
         let poll = mock!(Client::get_command_invocation)
             .then_output(move || invocation(CommandInvocationStatus::Success, &long));
         let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&sent(), &poll]);

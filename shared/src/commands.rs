@@ -5,6 +5,22 @@
 
 use crate::ids::{InstanceId, ServiceName, VolumeId};
 
+/// SSM keeps only this much of a command's standard output in its answer.
+pub const SSM_STDOUT_LIMIT: usize = 24_000;
+
+/// The line added to an output SSM cut (it cuts silently).
+pub const SSM_CUT_NOTE: &str =
+    "[SSM returns only the first 24000 characters of a command's output: the rest was cut]";
+
+/// A command's output, saying so when SSM cut it.
+pub fn with_cut_note(stdout: &str) -> String {
+    if stdout.chars().count() >= SSM_STDOUT_LIMIT {
+        format!("{stdout}\n{SSM_CUT_NOTE}")
+    } else {
+        stdout.to_owned()
+    }
+}
+
 /// High CPU: the `echo` lines are fixed headers so the output reads well on a phone.
 pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
     "echo '== top processes by CPU =='",

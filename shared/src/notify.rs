@@ -50,18 +50,31 @@ pub fn sanitize_subject(raw: &str) -> String {
     format!("{}...", trimmed[..MAX_SUBJECT - 3].trim_end())
 }
 
-/// Keeps the head of long command output, where `ps --sort` puts what matters.
+/// Keeps the head of long command output, where `ps --sort` puts what matters,
+/// and the note that SSM cut it, if it did.
 pub fn trim_output(output: &str, max_chars: usize) -> String {
     let total = output.chars().count();
     if total <= max_chars {
         return output.trim_end().to_owned();
     }
-    let head: String = output.chars().take(max_chars).collect();
+    let (body, ssm_cut) = match output
+        .trim_end()
+        .strip_suffix(crate::commands::SSM_CUT_NOTE)
+    {
+        Some(body) => (body, true),
+        None => (output, false),
+    };
+    let head: String = body.chars().take(max_chars).collect();
     let cut = head.rfind('\n').unwrap_or(head.len());
     format!(
-        "{}\n[... {} more characters trimmed; the full output is in the incident report]",
+        "{}\n[... {} more characters trimmed; the full output is in the incident report]{}",
         &head[..cut],
-        total - head[..cut].chars().count()
+        body.chars().count() - head[..cut].chars().count(),
+        if ssm_cut {
+            format!("\n{}", crate::commands::SSM_CUT_NOTE)
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -540,5 +553,17 @@ mod tests {
         assert!(t.starts_with("line\nline\n"));
         assert!(t.contains("more characters trimmed"));
         assert_eq!(trim_output("short\n", 100), "short");
+    }
+
+    #[test]
+    fn trim_output_keeps_the_note_that_ssm_cut_the_output() {
+        use crate::commands::{SSM_CUT_NOTE, SSM_STDOUT_LIMIT, with_cut_note};
+        assert!(SSM_CUT_NOTE.contains(&SSM_STDOUT_LIMIT.to_string()));
+        let out = with_cut_note(&"line\n".repeat(SSM_STDOUT_LIMIT / 5));
+        let t = trim_output(&out, 60);
+        assert!(t.starts_with("line\nline\n"), "{t}");
+        assert!(t.contains("more characters trimmed"), "{t}");
+        assert!(t.ends_with(SSM_CUT_NOTE), "{t}");
+        assert!(t.len() < 400, "{t}");
     }
 }

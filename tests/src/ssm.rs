@@ -37,6 +37,9 @@ use tokio::net::TcpListener;
 pub const STDOUT_LIMIT: usize = 24_000;
 pub const STDERR_LIMIT: usize = 8_000;
 
+/// Exit status of a command the sandbox refused to run.
+pub const REFUSED: i32 = 97;
+
 /// Where the stand-in `systemctl` lives inside a sandbox, and its states.
 pub const STANDIN_BIN: &str = "/var/tmp/.instance-standin/bin";
 pub const UNIT_STATES: &str = "/var/tmp/.instance-standin/units";
@@ -189,7 +192,10 @@ mkdir -p {STANDIN_BIN} {UNIT_STATES}
 printf '%s' "$SYSTEMCTL" > {STANDIN_BIN}/systemctl
 chmod 0755 {STANDIN_BIN}/systemctl
 set +e
-eval "$SEED"
+# The seed's files are the instance's, from its /var/tmp; its output (and
+# that of the writers it leaves running) is not the holder's "ready" line.
+cd /var/tmp && eval "$SEED" </dev/null >/dev/null 2>&1
+cd /
 echo ready
 exec sleep 3600
 "#
@@ -267,20 +273,20 @@ exec sleep 3600
         let mut checks = String::new();
         for d in ["/tmp", "/var/tmp", "/var/log"] {
             checks.push_str(&format!(
-                "src=$(findmnt -n -o SOURCE --target {d} | tail -n 1); [ \"$src\" = \"{want}\" ] || {{ echo \"instance stand-in: {d} is not on the sandbox's own filesystem (found '$src'): refusing to run\" >&2; exit 97; }}\n",
+                "src=$(findmnt -n -o SOURCE --target {d} | tail -n 1); [ \"$src\" = \"{want}\" ] || {{ echo \"instance stand-in: {d} is not on the sandbox's own filesystem (found '$src'): refusing to run\" >&2; exit {REFUSED}; }}\n",
                 want = expected(d)
             ));
         }
         if let Some(l) = &self.disk {
             checks.push_str(&format!(
-                "[ \"$(findmnt -n -o SOURCE --mountpoint /dev | tail -n 1)\" = \"{id}-dev\" ] && [ \"$(findmnt -n -o SOURCE --mountpoint {mnt} | tail -n 1)\" = \"{dev}\" ] || {{ echo \"instance stand-in: /dev or {mnt} is not the sandbox's own: refusing to run\" >&2; exit 97; }}\n",
+                "[ \"$(findmnt -n -o SOURCE --mountpoint /dev | tail -n 1)\" = \"{id}-dev\" ] && [ \"$(findmnt -n -o SOURCE --mountpoint {mnt} | tail -n 1)\" = \"{dev}\" ] || {{ echo \"instance stand-in: /dev or {mnt} is not the sandbox's own: refusing to run\" >&2; exit {REFUSED}; }}\n",
                 id = self.id,
                 mnt = l.volume.mount,
                 dev = l.device
             ));
         }
         let check = format!(
-            r#"[ "$(readlink /proc/self/ns/mnt)" != "$HOST_NS" ] || {{ echo "instance stand-in: in the host's mount namespace: refusing to run" >&2; exit 97; }}
+            r#"[ "$(readlink /proc/self/ns/mnt)" != "$HOST_NS" ] || {{ echo "instance stand-in: in the host's mount namespace: refusing to run" >&2; exit {REFUSED}; }}
 {checks}cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec bash -c "$SCRIPT""#
         );
         let host_ns = std::fs::read_link("/proc/self/ns/mnt")

@@ -96,12 +96,26 @@ async fn restart_service_outcome_follows_the_units_state() -> Result<()> {
         .await?;
     assert_eq!(log.lines().count(), 1, "one restart: {log}");
     let mem = action(&r, "collect_diagnostics");
+    let out = mem.output.as_deref().unwrap_or_default();
+    for needle in [
+        "== top processes by memory ==",
+        "%MEM",
+        "Mem:",
+        "== recent OOM-killer lines ==",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in:\n{out}");
+    }
+    // The email carries the same real figures (the head of them).
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let email = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
-        mem.output
-            .as_deref()
-            .unwrap_or_default()
-            .contains("== top processes by memory ==")
+        email.contains("== top processes by memory ==") && email.contains("%MEM"),
+        "{email}"
     );
+    assert!(!email.contains("(the command printed nothing)"), "{email}");
 
     // The unit does not come back: failed, and it may have changed things.
     sandbox
@@ -335,17 +349,17 @@ sleep 0.3
     let cleanup = action(&r, "cleanup_temp");
     assert_eq!(cleanup.status.as_str(), "done", "{cleanup:?}");
     let out = cleanup.output.as_deref().unwrap_or_default();
-    let freed: u64 = harness::sandbox::marker(out, "freed_bytes")
+    let freed: u64 = first_responder::disk::marker(out, "freed_bytes")
         .and_then(|v| v.parse().ok())
         .unwrap_or_default();
     assert_eq!(freed, will_free, "{out}");
     assert_eq!(
-        harness::sandbox::marker(out, "deleted_files"),
+        first_responder::disk::marker(out, "deleted_files"),
         Some("4"),
         "{out}"
     );
     assert_eq!(
-        harness::sandbox::marker(out, "kept_open_files"),
+        first_responder::disk::marker(out, "kept_open_files"),
         Some("1"),
         "{out}"
     );
@@ -354,12 +368,12 @@ sleep 0.3
     assert_eq!(archive.status.as_str(), "done", "{archive:?}");
     let out = archive.output.as_deref().unwrap_or_default();
     assert_eq!(
-        harness::sandbox::marker(out, "compressed_files"),
+        first_responder::disk::marker(out, "compressed_files"),
         Some("2"),
         "{out}"
     );
     assert_eq!(
-        harness::sandbox::marker(out, "kept_open_files"),
+        first_responder::disk::marker(out, "kept_open_files"),
         Some("1"),
         "{out}"
     );
@@ -444,5 +458,90 @@ sleep 0.3
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!((29..=30).contains(&size), "{df}");
+    Ok(())
+}
+
+/// A command whose output is longer than SSM keeps: the stand-in cuts it at
+/// 24,000 characters as SSM does, and the report and the email say so. The
+/// seed leaves a busy process with a 30,000-character command line, which
+/// `ps aux --sort=-%cpu` prints first.
+#[tokio::test]
+async fn a_long_output_is_cut_as_ssm_cuts_it_and_says_so() -> Result<()> {
+    let seed =
+        r#"(exec -a "$(head -c 30000 /dev/zero | tr '\0' x)" bash -c 'while :; do :; done') &"#;
+    let (w, _standin, _sandbox) = world_with_instance(seed).await?;
+    // Let it earn its place at the top of `ps --sort=-%cpu`.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let diag = action(&r, "collect_diagnostics");
+    assert_eq!(diag.status.as_str(), "done", "{diag:?}");
+    let out = diag.output.as_deref().unwrap_or_default();
+    let note = first_responder::commands::SSM_CUT_NOTE;
+    assert!(
+        out.ends_with(note),
+        "no cut note at the end of {} chars",
+        out.len()
+    );
+    let body = out
+        .strip_suffix(note)
+        .unwrap_or_default()
+        .trim_end_matches('\n');
+    assert_eq!(
+        body.chars().count(),
+        harness::ssm::STDOUT_LIMIT,
+        "cut where SSM cuts"
+    );
+    assert!(
+        out.starts_with("== top processes by CPU =="),
+        "{}",
+        &out[..200]
+    );
+    // Cut before the later sections: the responder does not pretend to have them.
+    assert!(!out.contains("== load =="));
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let email = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(email.contains("more characters trimmed"), "{email}");
+    assert!(email.contains(note), "{email}");
+    Ok(())
+}
+
+/// The stand-in refuses to run a command when one of the sandbox's own
+/// mounts is gone: the command ends `Failed` (exit 97) saying why, the
+/// incident reports it, and nothing ran on the host's directories.
+#[tokio::test]
+async fn the_ssm_stand_in_refuses_when_a_sandbox_mount_is_missing() -> Result<()> {
+    let (w, _standin, sandbox) = world_with_instance("").await?;
+    // Inside the sandbox, /var/log's private tmpfs is unmounted: the host's
+    // /var/log shows through.
+    sandbox.sh("umount /var/log").await?;
+    let (code, _, err) = sandbox
+        .run(
+            "touch /var/log/should-not-exist",
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(code, 97, "{err}");
+    assert!(
+        err.contains("/var/log is not on the sandbox's own filesystem")
+            && err.contains("refusing to run"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new("/var/log/should-not-exist").exists());
+
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let diag = action(&r, "collect_diagnostics");
+    assert_ne!(diag.status.as_str(), "done", "{diag:?}");
+    let said = format!(
+        "{} {}",
+        diag.reason,
+        diag.detail.as_deref().unwrap_or_default()
+    );
+    assert!(
+        said.contains("Failed (exit code 97)") && said.contains("refusing to run"),
+        "{said}"
+    );
     Ok(())
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use first_responder::commands;
+use first_responder::disk::marker;
 use first_responder::ids::InstanceId;
-use harness::sandbox::{Run, Sandbox, marker};
+use harness::sandbox::{Run, Sandbox};
 
 /// Old means neither modified nor read for 30 days (the scripts' age is 7).
 const OLD: &str = "touch -d '30 days ago'";
@@ -46,8 +47,8 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 /// go; symlinks are not followed, other filesystems not entered,
 /// systemd-private directories, hard links and open files are kept; the
 /// bytes reported are the bytes really freed.
-#[test]
-fn cleanup_temp_deletes_exactly_the_old_unused_files() -> Result<()> {
+#[tokio::test]
+async fn cleanup_temp_deletes_exactly_the_old_unused_files() -> Result<()> {
     let seed = format!(
         r#"
 mkdir -p /var/log/elsewhere /tmp/sub/deeper /tmp/systemd-private-abc-nginx.service-XyZ/tmp /tmp/other
@@ -82,7 +83,9 @@ touch -a /tmp/old-but-read
 sleep 0.3
 "#
     );
-    let r = Sandbox::default().run(&seed, &commands::cleanup_temp(7), "")?;
+    let r = Sandbox::default()
+        .run(&seed, &commands::cleanup_temp(7), "")
+        .await?;
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
     let (gone, added, changed) = diff(&r);
     let deleted = set(&[
@@ -152,8 +155,8 @@ sleep 0.3
 /// them (the list of files to delete, a symlink where the tar goes): the
 /// script never reads or writes through them. Old rotated logs are
 /// compressed, the live and the held-open ones are not.
-#[test]
-fn archive_logs_ignores_files_a_local_user_prepared() -> Result<()> {
+#[tokio::test]
+async fn archive_logs_ignores_files_a_local_user_prepared() -> Result<()> {
     let instance = InstanceId::parse("t", "i-0123456789abcdef0")?;
     let tag = "inc-0011223344556677";
     let seed = format!(
@@ -180,7 +183,7 @@ sleep 0.3
     );
     for bucket in [None, Some("logs-bucket")] {
         let script = commands::archive_logs(7, bucket, &instance, tag);
-        let r = Sandbox::default().run(&seed, &script, "")?;
+        let r = Sandbox::default().run(&seed, &script, "").await?;
         assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
         let (gone, added, changed) = diff(&r);
         let rotated = [
@@ -227,19 +230,20 @@ sleep 0.3
 
 /// The stand-in refuses to run anything when one of its private mounts is
 /// missing: a script must never touch the host's own directories.
-#[test]
-fn the_stand_in_refuses_to_run_without_its_own_mounts() -> Result<()> {
+#[tokio::test]
+async fn the_stand_in_refuses_to_run_without_its_own_mounts() -> Result<()> {
     for missing in ["/tmp", "/var/log"] {
         let sandbox = Sandbox {
             skip_mount: Some(missing),
         };
         let err = sandbox
             .run("", &["echo ran".to_owned()], "")
+            .await
             .expect_err("it ran without its own mount")
             .to_string();
         assert!(
             err.contains("refused")
-                && err.contains(&format!("{missing} is not the sandbox's own mount")),
+                && err.contains(&format!("{missing} is not on the sandbox's own filesystem")),
             "{err}"
         );
     }
