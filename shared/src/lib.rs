@@ -1,17 +1,22 @@
 //! first-responder's library: the incident model, routing, the planner, the
 //! AWS executor and the notification. See ARCHITECTURE.md for the flow.
 
+#[cfg(feature = "aws")]
+pub mod actions;
 pub mod alert;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod commands;
 pub mod config;
 pub mod disk;
+#[cfg(feature = "aws")]
+pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod incident;
 pub mod metrics;
 pub mod notify;
+pub mod outcome;
 pub mod plan;
 pub mod playbook;
 pub mod report;

@@ -1,0 +1,292 @@
+//! The executor: the only module that calls AWS. It reads what the planner
+//! needs ([`Aws::observe`]) and carries out a plan ([`Aws::execute`]).
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use tokio::time::sleep;
+
+use crate::state::StateStore;
+
+pub mod observe;
+pub mod ssm;
+
+pub use crate::outcome::Outcome;
+pub use ssm::{collect_diagnostics, run_command};
+
+/// Tag keys put on everything first-responder creates (the audit trail).
+pub const TAG_INCIDENT: &str = "first-responder:incident-id";
+pub const TAG_ALARM: &str = "first-responder:alarm-name";
+pub const TAG_INSTANCE: &str = "first-responder:instance-id";
+pub const TAG_CREATED_BY: &str = "created-by";
+pub const TAG_PURPOSE: &str = "first-responder:purpose";
+pub const CREATED_BY: &str = "first-responder";
+
+pub const RUN_SHELL_DOCUMENT: &str = "AWS-RunShellScript";
+
+/// SDK configuration with deliberate timeouts and retries. An incident has a
+/// 90 s budget for all its actions: one call gets 5 s an attempt and three
+/// attempts with jittered backoff (standard mode), 20 s in all, so a stuck
+/// endpoint costs one action, not the incident. Credentials, region and the
+/// endpoint (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) come from the
+/// SDK's own environment handling.
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(5)),
+        )
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc), trusting one CA
+/// bundle file. By default the SDK loads the platform's roots through
+/// rustls-native-certs, which reads the bundle *and* every file of the
+/// certificate directory: on Debian that is some 140 files and most of this
+/// binary's cold start (see BENCHMARKS.md). `SSL_CERT_FILE` wins; then the
+/// bundle of Amazon Linux 2023 (Lambda's `provided.al2023`) or of Debian and
+/// Ubuntu; with none of them, the platform's roots as before.
+pub fn https_client() -> aws_sdk_ec2::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let bundle = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .into_iter()
+        .chain(
+            [
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/certs/ca-certificates.crt",
+            ]
+            .map(String::from),
+        )
+        .find_map(|p| std::fs::read(p).ok());
+    let store = match bundle {
+        Some(pem) => TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(pem),
+        None => TrustStore::default(),
+    };
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match TlsContext::builder().with_trust_store(store).build() {
+        Ok(ctx) => builder.tls_context(ctx).build_https(),
+        Err(_) => builder.build_https(),
+    }
+}
+
+/// Clients for the binaries that need one service only (the webhook).
+pub fn ssm_client(sdk: &SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(sdk)
+}
+
+pub fn lambda_client(sdk: &SdkConfig) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(sdk)
+}
+
+/// How `GetCommandInvocation` is polled: doubling from `first` up to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct PollSchedule {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for PollSchedule {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The AWS clients, built once per process.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub poll: PollSchedule,
+    /// Idempotency, cooldowns, flap guard and breaker; `None` runs untracked.
+    pub state: Option<StateStore>,
+}
+
+/// An SDK error in one line: the service's code and message when there is
+/// one, else the whole error chain (timeouts, connection failures).
+pub fn sdk_error<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        _ => DisplayErrorContext(e).to_string(),
+    }
+}
+
+pub(crate) fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+impl Aws {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self {
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            poll: PollSchedule::default(),
+            state: None,
+        }
+    }
+
+    /// The same clients without the state table. A dry run uses it: it must
+    /// leave no trace (no lease, claim, cooldown, flap or breaker count), so
+    /// a real delivery of the same occurrence later acts in full.
+    pub fn untracked(&self) -> Self {
+        Self {
+            state: None,
+            ..self.clone()
+        }
+    }
+
+    /// With the state table (`STATE_TABLE`) for idempotency and limits.
+    pub fn with_state(mut self, sdk: &SdkConfig, table: &str) -> Self {
+        self.state = Some(StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
+        self
+    }
+
+    /// Reads the kill switch: on when the parameter holds on/true/1/yes/
+    /// notify-only; off when it holds anything else or does not exist.
+    pub async fn kill_switch(&self, name: &str) -> Result<bool, String> {
+        // Decrypted, so a SecureString works as well as a String.
+        let read = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await;
+        match read {
+            Ok(out) => {
+                let v = out.parameter().and_then(|p| p.value()).unwrap_or_default();
+                Ok(matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "on" | "true" | "1" | "yes" | "notify-only"
+                ))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(format!("GetParameter {name}: {}", sdk_error(&e))),
+        }
+    }
+}
+
+pub(crate) type HttpResponse = aws_sdk_ec2::config::http::HttpResponse;
+
+/// AWS answered with a 4xx, or refused the call for the request rate (EC2
+/// says `RequestLimitExceeded` with a 503), or the request was never built:
+/// the change was surely not made. A timeout, a lost or unreadable answer or
+/// another 5xx may hide a change that was made.
+pub(crate) fn refused<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::ServiceError(se) => se.raw().status().is_client_error() || throttled(e),
+        _ => false,
+    }
+}
+
+/// Refused for the request rate: nothing was done, and trying again soon may work.
+pub(crate) fn throttled<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    matches!(e, SdkError::ServiceError(_))
+        && matches!(
+            e.code(),
+            Some(
+                "RequestLimitExceeded"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "TooManyUpdates"
+                    | "ThrottledException"
+            )
+        )
+}
+
+/// A call that must not be repeated blindly (the SDK's own retries are off
+/// for it): tried again only when AWS refused it for the rate, which proves
+/// it did nothing.
+pub(crate) async fn once<T, E, F, Fut>(mut call: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e) if attempt < 3 && throttled(&e) => {
+                sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a retry may help: no answer, a timeout, throttling or a 5xx.
+pub(crate) fn transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error()
+                || matches!(
+                    se.err().code(),
+                    Some(
+                        "RequestLimitExceeded"
+                            | "Throttling"
+                            | "ThrottlingException"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "Unavailable"
+                    )
+                )
+        }
+        _ => false,
+    }
+}
+
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| t.to_string())
+}

@@ -1,0 +1,710 @@
+//! The engine: carries out a plan stage by stage under the lease, claims,
+//! cooldowns, flap guard, breaker and deadline, and records what came of
+//! each action. The actions themselves are in `crate::actions`.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared, join_all};
+use tokio::time::{Instant, sleep, timeout_at};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::Config;
+use crate::incident::Incident;
+use crate::notify::compose;
+use crate::plan::{ActionName, Decision, Plan, PlannedAction, Step};
+use crate::report::{ActionReport, IncidentReport, Status};
+use crate::state::{Begin, Claim, StateStore};
+
+use crate::aws::*;
+use crate::outcome::Outcome;
+
+impl Aws {
+    /// Carries out a plan: independent actions concurrently under the
+    /// actions deadline, then the notification with what came of them. With
+    /// a state table, each occurrence is taken under a lease and each action
+    /// claimed once, so redeliveries repeat nothing.
+    pub async fn execute(&self, plan: &Plan, config: &Config) -> IncidentReport {
+        // Nothing to do (an ignored transition, a quiet recovery): no call at all.
+        if plan.actions.is_empty() {
+            let mut r = plan.report_with(Vec::new());
+            r.delivery = "nothing to do";
+            return r;
+        }
+        let now = unix_now();
+        let started = self.begin(&plan.incident.id, config, now).await;
+        self.execute_started(plan, config, started, now, None).await
+    }
+
+    /// Takes the occurrence's lease (see [`Started`]). Separate from
+    /// [`Aws::execute_started`] so it can overlap the reads of `observe`.
+    pub async fn begin(&self, incident_id: &str, config: &Config, now: i64) -> Started {
+        let lease = config.actions_deadline + Duration::from_secs(60);
+        if config.dry_run {
+            return Started::Go("dry run");
+        }
+        let Some(st) = &self.state else {
+            return Started::Go("untracked");
+        };
+        match st.begin_incident(incident_id, now, lease).await {
+            Ok(Begin::Fresh) => Started::Go("first"),
+            Ok(Begin::Resumed) => Started::Go("resumed"),
+            Ok(Begin::Completed) => Started::Stop {
+                delivery: "duplicate",
+                why: "this occurrence was handled by an earlier delivery: nothing done again"
+                    .into(),
+                transient: None,
+            },
+            Ok(Begin::Busy { until }) => {
+                let why = format!(
+                    "another delivery holds this occurrence until {}",
+                    rfc3339(until)
+                );
+                Started::Stop {
+                    delivery: "busy",
+                    transient: Some(format!("{why}; retry later")),
+                    why,
+                }
+            }
+            Err(e) => Started::Stop {
+                delivery: "untracked",
+                why: "the state table could not be read: nothing done".into(),
+                transient: Some(e),
+            },
+        }
+    }
+
+    /// Carries out a plan for a delivery that [`Aws::begin`] let through.
+    /// `until`: the invocation's own deadline less the reserve for the
+    /// notification; the actions stop at it or at `ACTIONS_DEADLINE_SECONDS`,
+    /// whichever comes first.
+    pub async fn execute_started(
+        &self,
+        plan: &Plan,
+        config: &Config,
+        started: Started,
+        now: i64,
+        until: Option<std::time::Instant>,
+    ) -> IncidentReport {
+        let lease = config.actions_deadline + Duration::from_secs(60);
+        let id = plan.incident.id.as_str();
+        let delivery = match started {
+            Started::Go(d) => d,
+            Started::Stop {
+                delivery,
+                why,
+                transient,
+            } => return not_again(plan, delivery, &why, transient),
+        };
+        if plan.actions.is_empty() {
+            // Began, then found nothing to do: close it rather than leave a lease.
+            let mut r = plan.report_with(Vec::new());
+            r.delivery = "nothing to do";
+            if let Some(st) = &self.state {
+                let stored = serde_json::to_string(&r).unwrap_or_default();
+                if let Err(e) = st.complete_incident(id, &stored).await {
+                    r.transient_error = Some(e);
+                }
+            }
+            return r;
+        }
+        let plan = plan.clone();
+        // The flap guard counts this occurrence once, when its first change
+        // is about to be made, in the same round trip as that change's
+        // cooldown and the breaker; only a first delivery counts.
+        let flap = self.flap_check(&plan, config, now, delivery == "first");
+        let mut deadline = Instant::now() + config.actions_deadline;
+        let mut invocation = false;
+        if let Some(u) = until.map(Instant::from_std)
+            && u < deadline
+        {
+            deadline = u;
+            invocation = true;
+        }
+        let (notify, work): (Vec<&PlannedAction>, Vec<&PlannedAction>) = plan
+            .actions
+            .iter()
+            .partition(|a| a.name == ActionName::Notify);
+        let mut transient: Option<String> = None;
+        let mut reports: Vec<ActionReport> = Vec::new();
+        // The notification is claimed beside the first stage, not after the last.
+        let claim_notify = join_all(notify.iter().map(|a| async {
+            match &a.decision {
+                Decision::Do(Step::Notify { .. }) => Some(self.claim(a, id, now, lease).await),
+                _ => None,
+            }
+        }));
+        let mut notify_claims = None;
+        let mut claim_notify = Some(claim_notify);
+        // Each action's outcome is written as soon as it ends, in the
+        // background: the stage and the notification do not wait for it, the
+        // completion does.
+        let mut recording: Vec<Recording> = Vec::new();
+        // Stages in order, the actions of one stage concurrently; a later
+        // stage sees what the earlier ones reported (disk usage after cleanup).
+        let stages = work.iter().map(|a| a.stage).max().map_or(0, |m| m + 1);
+        for stage in 0..stages {
+            let earlier = reports.clone();
+            let stage_work = join_all(work.iter().filter(|a| a.stage == stage).map(|a| {
+                let clock = Clock {
+                    deadline,
+                    invocation,
+                    now,
+                    lease,
+                    fresh: delivery == "first",
+                };
+                self.carry_out(a, &plan.incident, config, clock, &earlier, &flap)
+            }));
+            let done = match claim_notify.take() {
+                Some(c) => {
+                    let (claims, done) = tokio::join!(c, stage_work);
+                    notify_claims = Some(claims);
+                    done
+                }
+                None => stage_work.await,
+            };
+            for (r, t, rec) in done {
+                reports.push(r);
+                transient = transient.or(t);
+                recording.extend(rec);
+            }
+        }
+        let claims = match (notify_claims, claim_notify) {
+            (Some(c), _) => c,
+            (None, Some(c)) => c.await,
+            (None, None) => Vec::new(),
+        };
+        // The notification goes out while the last stage's outcomes are written.
+        let publish = async {
+            let mut sent = Vec::new();
+            let mut out = Vec::new();
+            let mut t_notify = None;
+            for (a, claim) in notify.iter().zip(claims) {
+                let report = match (&a.decision, claim) {
+                    (Decision::Do(Step::Notify { topic_arn }), Some(Ok(_))) => {
+                        // An orphaned notification is sent again: a duplicate
+                        // message is better than none.
+                        let n = compose(&plan, &reports);
+                        let started = Instant::now();
+                        let outcome = self
+                            .publish(topic_arn, &plan.incident, &n)
+                            .instrument(info_span!("action", action = "notify"))
+                            .await;
+                        let r = to_report(a, outcome.clone(), started);
+                        sent.extend(self.record_soon(a, id, &outcome));
+                        r
+                    }
+                    (_, Some(Err((early, t)))) => {
+                        t_notify = t_notify.or(t);
+                        early
+                    }
+                    _ => decided_without_aws(a),
+                };
+                log_action(id, &report);
+                out.push(report);
+            }
+            (out, sent, t_notify)
+        };
+        let ((notified, notify_records, t_notify), recorded) =
+            tokio::join!(publish, finish_recording(recording));
+        transient = transient.or(recorded).or(t_notify);
+        reports.extend(notified);
+        let mut report = plan.report_with(reports);
+        if let Some(why) = flap_note(&flap) {
+            report.notes.push(why);
+        }
+        report.delivery = delivery;
+        // The notification's record and the completion together: if the
+        // record is lost, the completion still stops a redelivery.
+        let records = finish_recording(notify_records);
+        let end = async {
+            let st = self.state.as_ref()?;
+            let stored = serde_json::to_string(&report).unwrap_or_default();
+            Some(match &transient {
+                None => st.complete_incident(id, &stored).await,
+                Some(_) => st.release_incident(id).await,
+            })
+        };
+        let (recorded, ended) = tokio::join!(records, end);
+        transient = transient.or(recorded);
+        if let Some(Err(e)) = ended {
+            transient = transient.or(Some(e));
+        }
+        report.transient_error = transient;
+        report
+    }
+
+    /// One alarm may trigger remediation at most `flap_max` times a window.
+    /// Lazy and shared: counted once, by the first change that asks, and
+    /// never when no change is made. Some(why) stops the changes.
+    pub(crate) fn flap_check<'a>(
+        &'a self,
+        plan: &Plan,
+        config: &'a Config,
+        now: i64,
+        first: bool,
+    ) -> FlapCheck<'a> {
+        let alarm = plan
+            .incident
+            .alert
+            .occurrence
+            .split('\n')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let name = plan.incident.alert.alarm_name.clone();
+        async move {
+            let st = self.state.as_ref().filter(|_| first)?;
+            match st
+                .count_in_window(
+                    &format!("flap#{alarm}"),
+                    now,
+                    config.flap_window,
+                    config.flap_max,
+                )
+                .await
+            {
+                Ok(Ok(_)) => None,
+                Ok(Err(max)) => Some(format!(
+                    "flap guard: alarm {name} already triggered remediation {max} times within {} s: notify only",
+                    config.flap_window.as_secs()
+                )),
+                Err(e) => Some(format!("flap guard could not be read ({e}): notify only")),
+            }
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Claims an action for this delivery. Err holds the report (and any
+    /// transient error) when it must not be done here.
+    pub(crate) async fn claim(
+        &self,
+        a: &PlannedAction,
+        incident: &str,
+        now: i64,
+        lease: Duration,
+    ) -> Result<Option<String>, (ActionReport, Option<String>)> {
+        let Some(st) = &self.state else {
+            return Ok(None);
+        };
+        let intent = match &a.decision {
+            Decision::Do(step) => step.intent(),
+            _ => String::new(),
+        };
+        match st
+            .claim_action(incident, &action_key(a), now, lease, &intent)
+            .await
+        {
+            Ok(Claim::Mine) => Ok(None),
+            Ok(Claim::Orphaned { intent }) => Ok(Some(intent)),
+            Ok(Claim::Recorded(rec)) => {
+                let mut r = ActionReport::new(a.name, &a.target, rec.status, &a.reason);
+                let text = format!("in an earlier delivery: {}", rec.detail);
+                if rec.status == Status::Done {
+                    r.detail = Some(text)
+                } else {
+                    r.reason = text
+                }
+                r.ids = rec.ids;
+                Err((r, None))
+            }
+            // Only a delivery that holds the incident gets here, so another
+            // delivery is still inside its lease on this action: leave it.
+            Ok(Claim::Busy) => Err((
+                ActionReport::new(
+                    a.name,
+                    &a.target,
+                    Status::Failed,
+                    "another delivery is still carrying this out: not repeated; check it by hand",
+                ),
+                None,
+            )),
+            Err(e) => Err((
+                ActionReport::new(
+                    a.name,
+                    &a.target,
+                    Status::Failed,
+                    format!("state table: {e}"),
+                ),
+                Some(e),
+            )),
+        }
+    }
+
+    /// Starts recording what came of an action at once, in the background
+    /// (see [`Recording`]).
+    pub(crate) fn record_soon(
+        &self,
+        a: &PlannedAction,
+        incident: &str,
+        o: &Outcome,
+    ) -> Option<Recording> {
+        let st = self.state.clone()?;
+        let (incident, key) = (incident.to_owned(), action_key(a));
+        let o = o.clone();
+        let write = async move { record_with(&st, &incident, &key, &o).await };
+        Some(tokio::spawn(write.in_current_span()))
+    }
+
+    /// Carries out one action: claim, limits, the call. Returns its report,
+    /// any transient error, and the outcome still to be recorded (the
+    /// caller writes it while the next stage runs).
+    pub(crate) async fn carry_out(
+        &self,
+        a: &PlannedAction,
+        incident: &Incident,
+        config: &Config,
+        clock: Clock,
+        earlier: &[ActionReport],
+        flap: &FlapCheck<'_>,
+    ) -> (ActionReport, Option<String>, Option<Recording>) {
+        let Clock {
+            deadline,
+            invocation,
+            now,
+            lease,
+            fresh,
+        } = clock;
+        let step = match &a.decision {
+            Decision::Do(step) => step,
+            _ => {
+                let r = decided_without_aws(a);
+                log_action(&incident.id, &r);
+                return (r, None, None);
+            }
+        };
+        if config.dry_run && step.is_mutating() {
+            let r = ActionReport::new(
+                a.name,
+                &a.target,
+                Status::Skipped,
+                format!("dry run: would {} ({})", step.describe(), a.reason),
+            );
+            log_action(&incident.id, &r);
+            return (r, None, None);
+        }
+        let work = |resume: Option<String>| {
+            let span = info_span!("action", action = a.name.as_str(), target = %a.target);
+            async move {
+                let work = self.perform(step, incident, config, earlier, resume.as_deref());
+                match timeout_at(deadline, work).instrument(span).await {
+                    Ok(o) => o,
+                    Err(_) if invocation => Outcome::uncertain(
+                        "did not finish before the invocation's deadline, less the time kept for this notification (it may still complete in AWS)",
+                    ),
+                    Err(_) => Outcome::uncertain(format!(
+                        "did not finish within the {} s actions deadline (it may still complete in AWS)",
+                        config.actions_deadline.as_secs()
+                    )),
+                }
+            }
+        };
+        let started = Instant::now();
+        let mut cooldown = None;
+        let mut transient = None;
+        let outcome = if fresh && !step.is_mutating() {
+            // A first delivery holds no claim from anyone, and a read-only
+            // action is harmless to repeat: claimed while it runs, one round
+            // trip less. A claim that fails still fails the delivery.
+            let (claim, outcome) =
+                tokio::join!(self.claim(a, &incident.id, now, lease), work(None));
+            match claim {
+                Ok(_) => outcome,
+                Err((r, None)) => {
+                    log_action(&incident.id, &r);
+                    return (r, None, None);
+                }
+                Err((_, t)) => {
+                    transient = t;
+                    outcome
+                }
+            }
+        } else {
+            let (claim, limited) = if fresh {
+                // A first delivery's claim is all but certain (no earlier
+                // delivery wrote one): the limits are taken beside it.
+                tokio::join!(
+                    self.claim(a, &incident.id, now, lease),
+                    self.limits(step, config, now, &incident.id, flap, &mut cooldown)
+                )
+            } else {
+                match self.claim(a, &incident.id, now, lease).await {
+                    Ok(o) => {
+                        let limited = if step.is_mutating() {
+                            self.limits(step, config, now, &incident.id, flap, &mut cooldown)
+                                .await
+                        } else {
+                            None
+                        };
+                        (Ok(o), limited)
+                    }
+                    Err(e) => (Err(e), None),
+                }
+            };
+            let orphaned = match claim {
+                Ok(o) => o,
+                Err((r, t)) => {
+                    if let (Some(st), Some((action, resource))) = (&self.state, &cooldown) {
+                        // Not ours to do after all: the cooldown goes back.
+                        let _ = st.release_cooldown(action, resource).await;
+                    }
+                    log_action(&incident.id, &r);
+                    return (r, t, None);
+                }
+            };
+            if orphaned.is_some()
+                && matches!(step, Step::RestartService { .. } | Step::Reboot { .. })
+            {
+                // Nothing in AWS tells whether a restart or reboot happened, and
+                // doing either twice is not harmless: recorded so no later
+                // delivery repeats it either, and reported for a person.
+                let why = "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand";
+                let r = ActionReport::new(a.name, &a.target, Status::Failed, why);
+                log_action(&incident.id, &r);
+                let rec = self.record_soon(a, &incident.id, &Outcome::skipped(why));
+                return (r, None, rec);
+            }
+            match limited {
+                Some(o) => o,
+                None => work(orphaned).await,
+            }
+        };
+        if outcome.status == Status::Failed
+            && !outcome.uncertain
+            && let (Some(st), Some((action, resource))) = (&self.state, &cooldown)
+        {
+            // (a rate-limited or refused change is Skipped and keeps it)
+            // Failed and surely not made: give the cooldown back so a retry
+            // may act. A change that may have been made keeps it.
+            let _ = st.release_cooldown(action, resource).await;
+        }
+        // A read that failed may simply be read again.
+        let mut outcome = outcome;
+        outcome.uncertain &= step.is_mutating();
+        let r = to_report(a, outcome.clone(), started);
+        log_action(&incident.id, &r);
+        // Without a claim there is nothing to record the outcome against.
+        let rec = match transient {
+            None => self.record_soon(a, &incident.id, &outcome),
+            Some(_) => None,
+        };
+        (r, transient, rec)
+    }
+
+    /// Cooldown, flap guard and circuit breaker. Some(outcome) when a limit stops
+    /// the action; `taken` learns the cooldown this action holds.
+    pub(crate) async fn limits(
+        &self,
+        step: &Step,
+        config: &Config,
+        now: i64,
+        owner: &str,
+        flap: &FlapCheck<'_>,
+        taken: &mut Option<(&'static str, String)>,
+    ) -> Option<Outcome> {
+        // Without a state table there is nothing to count against. Evidence
+        // (a snapshot) changes nothing of the fleet: no cooldown, flap guard
+        // or breaker; its own cap per incident is the planner's.
+        let st = self.state.as_ref()?;
+        if step.is_evidence() {
+            return None;
+        }
+        // The cooldown and the breaker in one round trip. A change its
+        // cooldown refuses may then count once against the breaker: the
+        // breaker errs on the side of stopping sooner.
+        let cooldown = step.cooldown(config);
+        let cool = async {
+            match &cooldown {
+                Some((action, resource, period)) => Some(
+                    st.take_cooldown(action, resource, now, *period, owner)
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let breaker = st.count_in_window(
+            "breaker",
+            now,
+            Duration::from_secs(3600),
+            config.max_mutations_per_hour,
+        );
+        let (cool, breaker, flapping) = tokio::join!(cool, breaker, flap.clone());
+        if let (Some((action, resource, _)), Some(result)) = (&cooldown, cool) {
+            match result {
+                Ok(Ok(())) => *taken = Some((*action, resource.clone())),
+                Ok(Err(until)) => {
+                    return Some(Outcome::skipped(format!(
+                        "cooldown: {action} of {resource} was done recently; not again until {}",
+                        rfc3339(until)
+                    )));
+                }
+                Err(e) => return Some(Outcome::failed(format!("state table: {e}"))),
+            }
+        }
+        if let Some(why) = flapping {
+            if let Some((action, resource)) = taken.take() {
+                let _ = st.release_cooldown(action, &resource).await;
+            }
+            return Some(Outcome::skipped(why));
+        }
+        match breaker {
+            Ok(Ok(_)) => None,
+            Ok(Err(max)) => {
+                if let Some((action, resource)) = taken.take() {
+                    let _ = st.release_cooldown(action, &resource).await;
+                }
+                Some(Outcome::skipped(format!(
+                    "circuit breaker open: {max} changes in the last hour across all incidents; notify only"
+                )))
+            }
+            Err(e) => Some(Outcome::failed(format!("state table: {e}"))),
+        }
+    }
+}
+
+/// Whether [`Aws::begin`] let a delivery through.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Started {
+    /// first, resumed or untracked.
+    Go(&'static str),
+    /// duplicate, busy, or the table unreadable: nothing is done.
+    Stop {
+        delivery: &'static str,
+        why: String,
+        transient: Option<String>,
+    },
+}
+
+/// An action's outcome on its way to the state table: started as soon as
+/// the action ends, so a crash during a later, slower action still finds it
+/// recorded, and awaited only before the incident is completed.
+pub(crate) type Recording = tokio::task::JoinHandle<Option<String>>;
+
+/// Waits for every recording; the first failure, if any.
+pub(crate) async fn finish_recording(recording: Vec<Recording>) -> Option<String> {
+    join_all(recording)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(failed) => failed,
+            Err(e) => Some(format!("recording an outcome: {e}")),
+        })
+        .next()
+}
+
+/// Records what came of an action. Losing this write would leave the
+/// outcome unknown to the next delivery, so it is tried three times (each
+/// with the SDK's own retries); a failure after that is transient.
+pub(crate) async fn record_with(
+    st: &StateStore,
+    incident: &str,
+    key: &str,
+    o: &Outcome,
+) -> Option<String> {
+    let mut last = None;
+    for attempt in 0..3u32 {
+        match st
+            .finish_action(incident, key, o.status, o.uncertain, &o.detail, &o.ids)
+            .await
+        {
+            Ok(()) => return None,
+            Err(e) => last = Some(e),
+        }
+        sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+    }
+    last
+}
+
+/// The flap guard's verdict, shared by the actions of one delivery.
+pub(crate) type FlapCheck<'a> = Shared<BoxFuture<'a, Option<String>>>;
+
+/// What the flap guard said, if it was asked.
+pub(crate) fn flap_note(flap: &FlapCheck<'_>) -> Option<String> {
+    flap.peek().cloned().flatten()
+}
+
+/// When a delivery started, its lease, and the deadline of its actions.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    deadline: Instant,
+    /// The deadline is the invocation's own (less the notification's reserve).
+    invocation: bool,
+    now: i64,
+    lease: Duration,
+    /// A first delivery: no earlier one can have claimed anything.
+    fresh: bool,
+}
+
+pub(crate) fn action_key(a: &PlannedAction) -> String {
+    format!("{}#{}", a.name.as_str(), a.target)
+}
+
+/// The report of a delivery that does nothing: every action skipped.
+pub(crate) fn not_again(
+    plan: &Plan,
+    delivery: &'static str,
+    why: &str,
+    transient: Option<String>,
+) -> IncidentReport {
+    let actions = plan
+        .actions
+        .iter()
+        .map(|a| ActionReport::new(a.name, &a.target, Status::Skipped, why))
+        .collect();
+    let mut r = plan.report_with(actions);
+    r.delivery = delivery;
+    r.notes.push(why.to_owned());
+    r.transient_error = transient;
+    r
+}
+
+pub(crate) fn decided_without_aws(a: &PlannedAction) -> ActionReport {
+    match &a.decision {
+        Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
+        Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
+        Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Failed, "not carried out"),
+    }
+}
+
+pub(crate) fn to_report(a: &PlannedAction, o: Outcome, started: Instant) -> ActionReport {
+    let mut r = ActionReport::new(a.name, &a.target, o.status, &a.reason);
+    if o.status == Status::Done {
+        r.detail = Some(o.detail);
+    } else {
+        r.reason = o.detail;
+    }
+    r.ids = o.ids;
+    r.output = o.output;
+    let elapsed = started.elapsed();
+    r.duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+    r.started_at = chrono::TimeDelta::from_std(elapsed)
+        .ok()
+        .map(|d| (chrono::Utc::now() - d).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    r
+}
+
+pub(crate) fn log_action(incident_id: &str, r: &ActionReport) {
+    // Actions that ran are X-Ray subsegments too (when the invocation is traced).
+    if let Some(ms) = r.duration_ms {
+        let end = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        let annotations = std::collections::BTreeMap::from([
+            ("incident_id", incident_id.to_owned()),
+            ("target", r.target.clone()),
+            ("status", r.status.as_str().to_owned()),
+        ]);
+        crate::xray::record_action(
+            r.action.as_str(),
+            end - ms as f64 / 1e3,
+            end,
+            &annotations,
+            r.status == Status::Failed,
+        );
+    }
+    let text = r.detail.as_deref().unwrap_or(&r.reason);
+    if r.status == Status::Failed {
+        warn!(incident_id, action = r.action.as_str(), target = %r.target, status = r.status.as_str(), ids = ?r.ids, duration_ms = r.duration_ms, "{text}");
+    } else {
+        info!(incident_id, action = r.action.as_str(), target = %r.target, status = r.status.as_str(), ids = ?r.ids, duration_ms = r.duration_ms, "{text}");
+    }
+}
