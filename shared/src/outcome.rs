@@ -1,12 +1,8 @@
 //! What came of one action, before it becomes a report.
 
-#[cfg(feature = "aws")]
-use crate::aws::{HttpResponse, refused, sdk_error};
 use crate::report::Status;
-#[cfg(feature = "aws")]
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
-/// Result of one step, before it becomes an [`ActionReport`].
+/// Result of one step, before it becomes an [`ActionReport`](crate::report::ActionReport).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     pub status: Status,
@@ -23,7 +19,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn done(detail: impl Into<String>, ids: Vec<String>) -> Self {
+    pub fn done(detail: impl Into<String>, ids: Vec<String>) -> Self {
         Self {
             status: Status::Done,
             detail: detail.into(),
@@ -33,7 +29,7 @@ impl Outcome {
             uncertain: false,
         }
     }
-    pub(crate) fn skipped(detail: impl Into<String>) -> Self {
+    pub fn skipped(detail: impl Into<String>) -> Self {
         Self {
             status: Status::Skipped,
             detail: detail.into(),
@@ -44,7 +40,7 @@ impl Outcome {
         }
     }
     /// Failed, and the change may have been made (see [`Outcome::uncertain`]).
-    pub(crate) fn uncertain(detail: impl Into<String>) -> Self {
+    pub fn uncertain(detail: impl Into<String>) -> Self {
         Self {
             uncertain: true,
             ..Self::failed(format!(
@@ -54,21 +50,7 @@ impl Outcome {
         }
     }
 
-    /// Failed with this SDK error: certain when AWS refused the call, else
-    /// the change may have been made.
-    pub(crate) fn failed_call<E>(what: &str, e: &SdkError<E, HttpResponse>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        let text = format!("{what}: {}", sdk_error(e));
-        if refused(e) {
-            Self::failed(text)
-        } else {
-            Self::uncertain(text)
-        }
-    }
-
-    pub(crate) fn failed(detail: impl Into<String>) -> Self {
+    pub fn failed(detail: impl Into<String>) -> Self {
         Self {
             status: Status::Failed,
             detail: detail.into(),

@@ -290,3 +290,20 @@ pub(crate) fn rfc3339(t: i64) -> String {
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_else(|| t.to_string())
 }
+
+/// SDK errors as outcomes (the rest of [`Outcome`] is free of the SDK).
+impl Outcome {
+    /// Failed with this SDK error: certain when AWS refused the call, else
+    /// the change may have been made.
+    pub(crate) fn failed_call<E>(what: &str, e: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let text = format!("{what}: {}", sdk_error(e));
+        if refused(e) {
+            Self::failed(text)
+        } else {
+            Self::uncertain(text)
+        }
+    }
+}
