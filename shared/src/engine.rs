@@ -16,6 +16,7 @@ use crate::plan::{ActionName, Decision, Plan, PlannedAction, Step};
 use crate::report::{ActionReport, IncidentReport, Status};
 use crate::state::{Begin, Claim, StateStore};
 
+use crate::actions::Recovery;
 use crate::aws::*;
 use crate::outcome::Outcome;
 
@@ -453,11 +454,9 @@ impl Aws {
                     return (r, t, None);
                 }
             };
-            if orphaned.is_some()
-                && matches!(step, Step::RestartService { .. } | Step::Reboot { .. })
-            {
-                // Nothing in AWS tells whether a restart or reboot happened, and
-                // doing either twice is not harmless: recorded so no later
+            if orphaned.is_some() && a.name.recovery() == Recovery::Unverifiable {
+                // Nothing tells whether it happened (a restart, a reboot), and
+                // doing it twice is not harmless: recorded so no later
                 // delivery repeats it either, and reported for a person.
                 let why = "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand";
                 let r = ActionReport::new(a.name, &a.target, Status::Failed, why);

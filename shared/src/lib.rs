@@ -1,7 +1,6 @@
 //! first-responder's library: the incident model, routing, the planner, the
 //! AWS executor and the notification. See ARCHITECTURE.md for the flow.
 
-#[cfg(feature = "aws")]
 pub mod actions;
 pub mod alert;
 #[cfg(feature = "aws")]
@@ -16,6 +15,7 @@ pub mod ids;
 pub mod incident;
 pub mod metrics;
 pub mod notify;
+pub mod observed;
 pub mod outcome;
 pub mod plan;
 pub mod playbook;

@@ -13,6 +13,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use crate::aws::sdk_error;
 use crate::report::Status;
 
+/// The IAM actions the state table needs (on that table only).
+pub const PERMISSIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+];
+
 /// Records outlive any redelivery (Lambda async keeps events 6 h, EventBridge
 /// retries for 24 h, SNS for days).
 pub const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -1,243 +1,252 @@
-//! The actions, one module each, and the dispatch from a step to its action.
+//! The actions, one module each: its parameters and decision (pure), its
+//! execution (`run.rs`, with the `aws` feature), its recovery after a crash
+//! and the IAM actions it needs. The registry below is the one list of them.
 
-use aws_config::retry::RetryConfig;
+use serde::Serialize;
+use std::time::Duration;
 
-use crate::commands;
 use crate::config::Config;
-use crate::disk::{human_bytes, marker};
-use crate::incident::Incident;
-use crate::plan::{Diagnostics, HIGH_CPU_DIAGNOSTICS, Step};
-use crate::report::{ActionReport, Status};
+use crate::ids::{GroupName, InstanceId, ServiceName, VolumeId};
 
-use crate::aws::*;
-use crate::outcome::Outcome;
-use expand_volume::intended_size;
-use snapshot::snapshots_taken;
+pub use collect_diagnostics::Diagnostics;
+pub use expand_volume::Expansion;
 
-pub mod collect_evidence;
-pub mod expand_volume;
-pub mod notify;
-pub mod scale_out;
-pub mod snapshot;
+#[cfg(feature = "aws")]
+mod dispatch;
+#[cfg(feature = "aws")]
+mod freed;
+#[cfg(all(test, feature = "aws"))]
+mod tests;
+#[cfg(feature = "aws")]
+pub(crate) use freed::freed;
 
-impl Aws {
-    pub(crate) async fn perform(
-        &self,
-        step: &Step,
-        incident: &Incident,
-        config: &Config,
-        earlier: &[ActionReport],
-        // What an earlier delivery that died meant to do, when it claimed
-        // this action first: AWS is checked before anything is repeated.
-        resume: Option<&str>,
-    ) -> Outcome {
-        let id = &incident.id;
-        let wait = config.diagnostics_timeout;
-        match step {
-            Step::Snapshot {
-                instance,
-                volumes,
-                exclude_boot,
-                exclude,
-            } => {
-                if resume.is_some() {
-                    let found = self.find_instance_snapshots(&incident.id, instance).await;
-                    if !found.is_empty() {
-                        return snapshots_taken(
-                            volumes,
-                            &found,
-                            "taken by an earlier delivery that stopped before recording it (found by their tags)",
-                        );
-                    }
-                }
-                self.snapshot_instance(incident, instance, volumes, *exclude_boot, exclude)
-                    .await
-            }
-            Step::CollectDiagnostics { instance, set } => {
-                let cmds = match set {
-                    Diagnostics::Cpu => HIGH_CPU_DIAGNOSTICS,
-                    Diagnostics::Memory => commands::MEMORY_DIAGNOSTICS,
-                };
-                run_command(
-                    &self.ssm,
-                    instance,
-                    cmds.iter().map(|c| (*c).to_owned()).collect(),
-                    &format!("first-responder diagnostics for {id}"),
-                    wait,
-                    self.poll,
-                )
-                .await
-            }
-            Step::CollectEvidence { instance, console } => self.evidence(instance, *console).await,
-            Step::CleanupTemp { instance, days } => {
-                let o = run_command(
-                    &self.ssm,
-                    instance,
-                    commands::cleanup_temp(*days),
-                    &format!("first-responder cleanup_temp for {id}"),
-                    wait,
-                    self.poll,
-                )
-                .await;
-                freed(o, "under /tmp and /var/tmp")
-            }
-            Step::ArchiveLogs {
-                instance,
-                days,
-                bucket,
-            } => {
-                let o = run_command(
-                    &self.ssm,
-                    instance,
-                    commands::archive_logs(*days, bucket.as_deref(), instance, id),
-                    &format!("first-responder archive_logs for {id}"),
-                    wait,
-                    self.poll,
-                )
-                .await;
-                freed(o, "by compressing rotated logs under /var/log")
-            }
-            Step::ExpandVolume(e) => {
-                let intended = resume.and_then(intended_size);
-                self.expand(e, incident, config, earlier, intended).await
-            }
-            Step::RestartService { instance, service } => {
-                let o = run_command(
-                    &self.ssm,
-                    instance,
-                    commands::restart_service(service),
-                    &format!("first-responder restart_service for {id}"),
-                    wait,
-                    self.poll,
-                )
-                .await;
-                if o.status != Status::Done {
-                    return o;
-                }
-                let mut r = match o.output.as_deref().and_then(|out| marker(out, "active")) {
-                    Some("active") => {
-                        Outcome::done(format!("restarted {service}: active again"), o.ids.clone())
-                    }
-                    Some(state) => Outcome::uncertain(format!(
-                        "restarted {service}, but it is {state}: look at it now"
-                    )),
-                    None => Outcome::done(
-                        format!(
-                            "restart of {service} succeeded; the instance did not report the unit's state"
-                        ),
-                        o.ids.clone(),
-                    ),
-                };
-                r.ids = o.ids;
-                r.output = o.output;
-                r
-            }
-            Step::ReplaceInstance { instance, group } => {
-                if resume.is_some()
-                    && let Ok(health) = self.health_of(instance).await
-                    && health.eq_ignore_ascii_case("unhealthy")
-                {
-                    return Outcome::done(
-                        format!(
-                            "{instance} was marked Unhealthy by an earlier delivery that stopped before recording it"
-                        ),
-                        Vec::new(),
-                    );
-                }
-                let result = self
-                    .autoscaling
-                    .set_instance_health()
-                    .instance_id(instance.as_str())
-                    .health_status("Unhealthy")
-                    // The service is down already: replace it now.
-                    .should_respect_grace_period(false)
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => Outcome::done(
-                        format!("{instance} marked Unhealthy: {group} replaces it"),
-                        Vec::new(),
-                    ),
-                    Err(e) => Outcome::failed_call(&format!("SetInstanceHealth of {instance}"), &e),
-                }
-            }
-            Step::Reboot { instance } => {
-                // Not idempotent (a repeat reboots again): no SDK retries.
-                let rebooted = once(|| {
-                    self.ec2
-                        .reboot_instances()
-                        .instance_ids(instance.as_str())
-                        .customize()
-                        .config_override(
-                            aws_sdk_ec2::config::Builder::default()
-                                .retry_config(RetryConfig::disabled()),
-                        )
-                        .send()
-                })
-                .await;
-                match rebooted {
-                    Ok(_) => Outcome::done(format!("reboot of {instance} requested"), Vec::new()),
-                    Err(e) => Outcome::failed_call(&format!("RebootInstances of {instance}"), &e),
-                }
-            }
-            Step::ScaleOut {
-                group,
-                from,
-                to,
-                max,
-            } => {
-                if let Some(intended) = resume.and_then(intended_size)
-                    && let Ok(Some(g)) = self.group_named(group).await
-                    && g.desired >= intended
-                {
-                    return Outcome::done(
-                        format!(
-                            "desired capacity of {group} is already {} (an earlier delivery meant {intended} and stopped before recording it)",
-                            g.desired
-                        ),
-                        Vec::new(),
-                    );
-                }
-                self.scale_out(group, *from, *to, *max).await
-            }
-            Step::Notify { .. } => {
-                Outcome::failed("the notification is sent after the other actions")
-            }
-        }
-    }
+/// What an action is after a crash of the delivery that started it. Every
+/// action states it: there is no default, so a new action left without it
+/// does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Changes nothing: simply done again.
+    ReadOnly,
+    /// Done again safely: the reason says why.
+    Idempotent(&'static str),
+    /// AWS is read first (how: the text) and the action is repeated only if
+    /// it was not done.
+    Verifiable(&'static str),
+    /// Nothing tells whether it happened and doing it twice is not harmless:
+    /// never repeated by a later delivery, reported for a person.
+    Unverifiable,
 }
 
-/// A cleanup command's outcome, with the bytes it reported freeing.
-pub(crate) fn freed(o: Outcome, where_: &str) -> Outcome {
-    if o.status != Status::Done {
-        return o;
-    }
-    let out = o.output.as_deref().unwrap_or_default();
-    let bytes = marker(out, "freed_bytes").and_then(|b| b.parse::<u64>().ok());
-    let mut detail = match bytes {
-        Some(b) => format!("freed {} {where_}", human_bytes(b)),
-        None => format!("command ran {where_}; the instance did not report the bytes freed"),
+/// The registry: each action's module and its name. `ActionName`, its
+/// string form, its recovery and its permissions all come from this list.
+macro_rules! registry {
+    ($($module:ident => $variant:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ActionName {
+            $($variant),+
+        }
+
+        impl ActionName {
+            pub const ALL: &[Self] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($module)),+
+                }
+            }
+
+            /// What a later delivery does with it after a crash.
+            pub fn recovery(self) -> Recovery {
+                match self {
+                    $(Self::$variant => $module::RECOVERY),+
+                }
+            }
+
+            /// The IAM actions it calls.
+            pub fn permissions(self) -> &'static [&'static str] {
+                match self {
+                    $(Self::$variant => $module::PERMISSIONS),+
+                }
+            }
+        }
     };
-    if let Some(n) = marker(out, "compressed_files") {
-        detail.push_str(&format!(" ({n} files compressed)"));
+}
+
+registry! {
+    snapshot => Snapshot,
+    collect_diagnostics => CollectDiagnostics,
+    collect_evidence => CollectEvidence,
+    scale_out => ScaleOut,
+    cleanup_temp => CleanupTemp,
+    archive_logs => ArchiveLogs,
+    expand_volume => ExpandVolume,
+    restart_service => RestartService,
+    replace_instance => ReplaceInstance,
+    reboot => Reboot,
+    notify => Notify,
+}
+
+/// A fully specified AWS operation the executor can carry out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Every attached volume of the instance at one instant
+    /// (`CreateSnapshots`: crash-consistent across them), less the volumes
+    /// over the per-incident cap.
+    Snapshot {
+        instance: InstanceId,
+        /// The volumes snapshotted, with their device names.
+        volumes: Vec<(VolumeId, Option<String>)>,
+        /// Left out: the boot volume, and data volumes, over the cap.
+        exclude_boot: bool,
+        exclude: Vec<VolumeId>,
+    },
+    CollectDiagnostics {
+        instance: InstanceId,
+        set: Diagnostics,
+    },
+    CollectEvidence {
+        instance: InstanceId,
+        /// The console output too: allowed for opted-in instances only.
+        console: bool,
+    },
+    ScaleOut {
+        group: GroupName,
+        from: i32,
+        to: i32,
+        max: i32,
+    },
+    CleanupTemp {
+        instance: InstanceId,
+        days: u32,
+    },
+    ArchiveLogs {
+        instance: InstanceId,
+        days: u32,
+        bucket: Option<String>,
+    },
+    ExpandVolume(Box<Expansion>),
+    RestartService {
+        instance: InstanceId,
+        service: ServiceName,
+    },
+    ReplaceInstance {
+        instance: InstanceId,
+        group: GroupName,
+    },
+    Reboot {
+        instance: InstanceId,
+    },
+    Notify {
+        topic_arn: String,
+    },
+}
+
+impl Step {
+    /// Changes the fleet (as opposed to reading it or telling people).
+    pub fn is_mutating(&self) -> bool {
+        !matches!(
+            self,
+            Self::CollectDiagnostics { .. } | Self::CollectEvidence { .. } | Self::Notify { .. }
+        )
     }
-    if let Some(n) = marker(out, "kept_open_files").filter(|n| *n != "0") {
-        detail.push_str(&format!(
-            "; {n} old files kept because a process holds them open"
-        ));
+
+    /// Evidence: creates something (a snapshot) but changes nothing of the
+    /// fleet, so the breaker, flap guard and cooldowns do not count it.
+    pub fn is_evidence(&self) -> bool {
+        matches!(self, Self::Snapshot { .. })
     }
-    if marker(out, "open_check").is_some() {
-        detail.push_str(
-            "; nothing touched: the instance's /proc could not be read to tell which files are open",
-        );
+
+    /// The change in words, as a verb phrase ("add one instance to web-asg
+    /// (desired 1 -> 2)"): what a dry run says it would do.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Snapshot {
+                instance, volumes, ..
+            } => format!(
+                "snapshot {} of {instance} ({})",
+                match volumes.len() {
+                    1 => "the volume".to_owned(),
+                    n => format!("all {n} volumes"),
+                },
+                volumes
+                    .iter()
+                    .map(|(v, _)| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::CollectDiagnostics { instance, .. } => {
+                format!("collect diagnostics on {instance} through SSM")
+            }
+            Self::CollectEvidence { instance, .. } => {
+                format!("read the status checks and console output of {instance}")
+            }
+            Self::ScaleOut {
+                group, from, to, ..
+            } => format!("add one instance to {group} (desired {from} -> {to})"),
+            Self::CleanupTemp { instance, days } => format!(
+                "delete regular files older than {days} days under /tmp and /var/tmp on {instance}"
+            ),
+            Self::ArchiveLogs { instance, days, .. } => {
+                format!("compress rotated logs older than {days} days under /var/log on {instance}")
+            }
+            Self::ExpandVolume(e) => format!(
+                "grow {} from {} to {} GiB, then its partition and filesystem",
+                e.volume, e.from_gib, e.to_gib
+            ),
+            Self::RestartService { instance, service } => {
+                format!("restart {service} on {instance}")
+            }
+            Self::ReplaceInstance { instance, group } => {
+                format!("mark {instance} Unhealthy so {group} replaces it")
+            }
+            Self::Reboot { instance } => format!("reboot {instance}"),
+            Self::Notify { topic_arn } => format!("publish the notification to {topic_arn}"),
+        }
     }
-    if let Some(url) = marker(out, "shipped") {
-        detail.push_str(&format!("; shipped to {url}"));
+
+    /// What this step means to leave behind, recorded with its claim so a
+    /// later delivery can check AWS if this one dies half-way.
+    pub fn intent(&self) -> String {
+        match self {
+            Self::ScaleOut { to, .. } => format!("to={to}"),
+            Self::ExpandVolume(e) => format!("to={}", e.to_gib),
+            _ => String::new(),
+        }
     }
-    if let Some(url) = marker(out, "ship_failed") {
-        detail.push_str(&format!(
-            "; shipping to {url} FAILED, the compressed files stay on the instance"
-        ));
+
+    /// The cooldown this step takes: (action, resource, how long).
+    pub fn cooldown(&self, config: &Config) -> Option<(&'static str, String, Duration)> {
+        let pb = &config.playbooks;
+        let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
+        let (action, resource, d) = match self {
+            Self::ScaleOut { group, .. } => {
+                ("scale_out", group.to_string(), config.scale_out_cooldown)
+            }
+            Self::ExpandVolume(e) => (
+                "expand_volume",
+                e.volume.to_string(),
+                Duration::from_secs(u64::from(pb.disk_full.expand_cooldown_hours) * 3600),
+            ),
+            Self::RestartService { instance, .. } => (
+                "restart_service",
+                instance.to_string(),
+                minutes(pb.memory_pressure.restart_cooldown_minutes),
+            ),
+            Self::ReplaceInstance { group, .. } => (
+                "replace_instance",
+                group.to_string(),
+                minutes(pb.service_down.replace_cooldown_minutes),
+            ),
+            Self::Reboot { instance } => (
+                "reboot",
+                instance.to_string(),
+                minutes(pb.service_down.replace_cooldown_minutes),
+            ),
+            _ => return None,
+        };
+        (!d.is_zero()).then_some((action, resource, d))
     }
-    Outcome { detail, ..o }
 }

@@ -14,6 +14,18 @@ use crate::state::StateStore;
 pub mod observe;
 pub mod ssm;
 
+/// The IAM actions of the engine's own components, beside the actions' and
+/// the observation's: the kill switch (a parameter, SecureString through
+/// its KMS key), the encrypted topic, table and queue (the service's KMS
+/// key), and the dead-letter queue Lambda writes for a failed async event.
+pub const ENGINE_PERMISSIONS: &[&str] = &[
+    "ssm:GetParameter",
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "sqs:SendMessage",
+];
+
 pub use crate::outcome::Outcome;
 pub use ssm::{collect_diagnostics, run_command};
 

@@ -12,6 +12,20 @@ use crate::report::Status;
 
 use super::*;
 
+/// The IAM actions the observation calls: reads, plus `lsblk` through SSM
+/// when a device cannot be traced from the API alone.
+pub const PERMISSIONS: &[&str] = &[
+    "ec2:DescribeInstances",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeInstanceStatus",
+    "ec2:DescribeVpcs",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeAutoScalingGroups",
+    "ssm:DescribeInstanceInformation",
+    "ssm:SendCommand",
+    "ssm:GetCommandInvocation",
+];
+
 impl Aws {
     /// Reads the AWS state the planner needs for this incident, concurrently.
     pub async fn observe(&self, incident: &Incident, config: &Config) -> Observed {

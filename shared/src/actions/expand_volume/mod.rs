@@ -1,348 +1,153 @@
 //! expand_volume: grow the EBS volume, then its partition and filesystem.
 
-use aws_sdk_ec2::error::ProvideErrorMetadata;
+use crate::config::Config;
+use crate::ids::{InstanceId, VolumeId};
+// The decision still reads the plan being built (see ARCHITECTURE.md).
+use crate::plan::*;
+use crate::disk::{DiskTarget, Filesystem, new_size, resolve_volume};
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_sdk_ec2::types::VolumeModificationState;
-use tokio::time::{Instant, sleep};
+use super::Recovery;
 
-use crate::commands;
-use crate::config::Config;
-use crate::disk::{df_usage, marker};
-use crate::ids::VolumeId;
-use crate::incident::Incident;
-use crate::plan::Expansion;
-use crate::report::{ActionReport, Status};
+#[cfg(feature = "aws")]
+mod run;
+#[cfg(feature = "aws")]
+#[allow(unused_imports)]
+pub(crate) use run::*;
 
-use crate::aws::*;
-use crate::outcome::Outcome;
+pub const RECOVERY: Recovery = Recovery::Verifiable("the volume's latest modification is read against the size the claim meant");
 
-impl Aws {
-    /// Snapshot, grow the volume, wait until EBS is optimizing, then grow the
-    /// partition and filesystem on the instance. Each stop says what was
-    /// done before it, so nothing is half-done without saying so.
-    pub(crate) async fn expand(
-        &self,
-        e: &Expansion,
-        incident: &Incident,
-        config: &Config,
-        earlier: &[ActionReport],
-        intended: Option<i32>,
-    ) -> Outcome {
-        let vol = &e.volume;
-        // An earlier delivery that died may have modified the volume already:
-        // then only the wait and the filesystem are left to do.
-        let resumed = match intended {
-            Some(n) if self.modified_to(vol, n).await => Some(n),
-            _ => None,
-        };
-        let (snap_id, usage_text, to) = match resumed {
-            Some(n) => {
-                let snap = self
-                    .find_snapshot(&incident.id, vol, "before expand_volume")
-                    .await
-                    .unwrap_or_else(|| "?".into());
-                (
-                    snap,
-                    format!("an earlier delivery had already asked EBS for {n} GiB and stopped"),
-                    n,
-                )
-            }
-            None => match self
-                .expand_start(e, incident, earlier, intended.is_some())
-                .await
-            {
-                Ok((snap, usage, other)) => (snap, usage, other.unwrap_or(e.to_gib)),
-                Err(o) => return o,
-            },
-        };
-        let mut ids = vec![snap_id.clone()];
-        // 4. Until the new size is usable (optimizing or completed).
-        let wait_until = Instant::now() + e.modification_wait;
-        let mut delay = self.poll.first;
-        let state = loop {
-            let read = self
-                .ec2
-                .describe_volumes_modifications()
-                .volume_ids(vol.as_str())
-                .send()
-                .await;
-            let st = match read {
-                Ok(out) => out
-                    .volumes_modifications()
-                    .iter()
-                    .filter(|m| m.target_size() == Some(to))
-                    .max_by_key(|m| m.start_time().map(|t| t.secs()))
-                    .map(|m| {
-                        (
-                            m.modification_state().cloned(),
-                            m.status_message().map(ToOwned::to_owned),
-                        )
-                    }),
-                Err(err) => Some((None, Some(sdk_error(&err)))),
-            };
-            match st {
-                Some((
-                    Some(VolumeModificationState::Optimizing | VolumeModificationState::Completed),
-                    _,
-                )) => {
-                    break Ok(());
-                }
-                Some((Some(VolumeModificationState::Failed), msg)) => {
-                    break Err(format!(
-                        "the modification of {vol} failed ({}); snapshot {snap_id} was taken",
-                        msg.unwrap_or_default()
-                    ));
-                }
-                _ => {}
-            }
-            if Instant::now() >= wait_until {
-                break Err(format!(
-                    "{vol} is being modified to {} GiB but was not optimizing within {} s: the filesystem was not grown; grow it by hand once it is (snapshot {snap_id})",
-                    to,
-                    e.modification_wait.as_secs()
-                ));
-            }
-            sleep(delay.min(wait_until - Instant::now())).await;
-            delay = (delay * 2).min(self.poll.max);
-        };
-        if let Err(why) = state {
-            // The volume was (or is being) modified: a change was made.
-            let mut o = Outcome::uncertain(why);
-            o.ids = ids;
-            return o;
-        }
-        // 5. The partition and filesystem.
-        let grown = run_command(
-            &self.ssm,
-            &e.instance,
-            commands::grow_filesystem(vol, e.xen_letters.as_deref(), to),
-            &format!("first-responder expand_volume for {}", incident.id),
-            // The script waits up to 60 s for the kernel to see the new size.
-            config.diagnostics_timeout + Duration::from_secs(60),
-            self.poll,
-        )
-        .await;
-        ids.extend(grown.ids.iter().cloned());
-        let size_text = if to == e.from_gib {
-            format!("{vol} is {to} GiB")
-        } else {
-            format!("{vol} grown {} -> {to} GiB", e.from_gib)
-        };
-        let sized = format!(
-            "{size_text} ({}; usage was {usage_text}; snapshot {snap_id} first)",
-            e.how
-        );
-        let out = grown.output.clone().unwrap_or_default();
-        let mut o = match grown.status {
-            Status::Done => {
-                let df = e
-                    .mount
-                    .as_deref()
-                    .or_else(|| marker(&out, "mount"))
-                    .and_then(|m| df_usage(&out, m).map(|u| format!("{m} is now {u:.0}% used")));
-                Outcome::done(
-                    match df {
-                        Some(d) => format!("{sized}; partition and filesystem grown, {d}"),
-                        None => format!(
-                            "{sized}; partition and filesystem grown; the instance reported no df output to check"
-                        ),
-                    },
-                    Vec::new(),
-                )
-            }
-            _ => {
-                let why = match (grown.exit_code, marker(&out, "error")) {
-                    (_, Some(m)) => m.to_owned(),
-                    (Some(commands::GROW_UNKNOWN_FS), _) => "unknown filesystem".into(),
-                    _ => grown.detail.clone(),
-                };
-                let text = if why.starts_with("the volume is ") {
-                    // The script said what to run by hand.
-                    format!("{sized}; {why}")
-                } else {
-                    format!(
-                        "{sized}, but the filesystem was NOT grown: {why}. The space is unusable until someone runs growpart and resize2fs/xfs_growfs by hand"
-                    )
-                };
-                Outcome {
-                    uncertain: true,
-                    ..Outcome::failed(text)
-                }
-            }
-        };
-        o.ids = ids;
-        o.output = grown.output;
-        o
-    }
+/// The IAM actions it calls (the template grants them; a test checks both ways).
+pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshot", "ec2:CreateTags", "ec2:DescribeSnapshots", "ec2:ModifyVolume", "ec2:DescribeVolumesModifications", "ssm:SendCommand", "ssm:GetCommandInvocation"];
 
-    /// Steps 1 to 3 of [`Aws::expand`]: the usage check, the snapshot, the
-    /// modification. Ok((snapshot id, how the usage was known)).
-    pub(crate) async fn expand_start(
-        &self,
-        e: &Expansion,
-        incident: &Incident,
-        earlier: &[ActionReport],
-        after_crash: bool,
-    ) -> Result<(String, String, Option<i32>), Outcome> {
-        let vol = &e.volume;
-        // 1. Usage after the cleanup: df on the instance, else the alert's value.
-        let measured = e.mount.as_deref().and_then(|m| {
-            earlier
-                .iter()
-                .filter_map(|r| r.output.as_deref())
-                .filter_map(|o| df_usage(o, m))
-                .reduce(f64::min)
-        });
-        let usage = match (measured, e.alert_usage) {
-            (Some(u), _) => (u, format!("{u:.0}% after the cleanup (df on the instance)")),
-            (None, Some(u)) => (
-                u,
-                format!("{u:.1}% as alerted (the instance reported no usage after the cleanup)"),
-            ),
-            (None, None) => {
-                return Err(Outcome::skipped(
-                    "usage after the cleanup is unknown and the alert carried no value: not expanding blind",
-                ));
-            }
-        };
-        if usage.0 < e.expand_at {
-            return Err(Outcome::skipped(format!(
-                "usage is {}, below {}%: not expanded",
-                usage.1, e.expand_at
-            )));
-        }
-        // 2. The snapshot first (one an earlier delivery took counts).
-        let found = if after_crash {
-            self.find_snapshot(&incident.id, vol, "before expand_volume")
-                .await
-        } else {
-            None
-        };
-        let snap_id = match found {
-            Some(id) => id,
-            None => {
-                let snap = self
-                    .snapshot(incident, &e.instance, vol, None, "before expand_volume")
-                    .await;
-                match snap
-                    .ids
-                    .first()
-                    .cloned()
-                    .filter(|_| snap.status == Status::Done)
-                {
-                    Some(id) => id,
-                    None => {
-                        return Err(Outcome::failed(format!(
-                            "snapshot before expanding failed ({}): {vol} was not touched",
-                            snap.detail
-                        )));
-                    }
-                }
-            }
-        };
-        // 3. The volume, to an absolute size: a repeat cannot grow it twice,
-        // but the SDK does not retry it blindly either (a lost answer is
-        // checked against the volume's modifications instead).
-        let modified = once(|| {
-            self.ec2
-                .modify_volume()
-                .volume_id(vol.as_str())
-                .size(e.to_gib)
-                .customize()
-                .config_override(
-                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
-                )
-                .send()
-        })
-        .await;
-        let err = match modified {
-            Ok(_) => return Ok((snap_id, usage.1, None)),
-            Err(err) => err,
-        };
-        let why = sdk_error(&err);
-        if err.code() == Some("IncorrectModificationState") {
-            // Someone (or an earlier delivery) is modifying it already: wait
-            // for that modification and grow the filesystem to its size.
-            if let Some(target) = self.latest_modification(vol).await {
-                return Ok((
-                    snap_id,
-                    format!(
-                        "{}; {vol} was already being modified to {target} GiB ({why}): waited for that instead",
-                        usage.1
-                    ),
-                    Some(target),
-                ));
-            }
-        }
-        if !refused(&err) && self.modified_to(vol, e.to_gib).await {
-            return Ok((
-                snap_id,
-                format!(
-                    "{}; the answer to ModifyVolume was lost ({why}), the modification found on {vol}",
-                    usage.1
-                ),
-                None,
-            ));
-        }
-        let mut o = if err.code() == Some("VolumeModificationRateExceeded") {
-            Outcome::skipped(format!(
-                "EBS will not modify {vol} again yet ({why}); snapshot {snap_id} was taken, nothing else changed"
-            ))
-        } else if refused(&err) {
-            Outcome::failed(format!(
-                "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken, nothing else changed",
-                e.to_gib
-            ))
-        } else {
-            Outcome::uncertain(format!(
-                "ModifyVolume of {vol} to {} GiB: {why}; snapshot {snap_id} was taken",
-                e.to_gib
-            ))
-        };
-        o.ids = vec![snap_id];
-        Err(o)
-    }
-
-    /// The target size of the volume's newest modification that is still
-    /// under way or done (`modifying`, `optimizing`, `completed`).
-    pub(crate) async fn latest_modification(&self, volume: &VolumeId) -> Option<i32> {
-        let out = self
-            .ec2
-            .describe_volumes_modifications()
-            .volume_ids(volume.as_str())
-            .send()
-            .await
-            .ok()?;
-        out.volumes_modifications()
-            .iter()
-            .filter(|m| {
-                !matches!(
-                    m.modification_state(),
-                    Some(VolumeModificationState::Failed) | None
-                )
-            })
-            .max_by_key(|m| m.start_time().map(|t| t.secs()))
-            .and_then(|m| m.target_size())
-    }
-
-    /// Whether a modification of the volume to this size exists.
-    pub(crate) async fn modified_to(&self, volume: &VolumeId, size: i32) -> bool {
-        self.ec2
-            .describe_volumes_modifications()
-            .volume_ids(volume.as_str())
-            .send()
-            .await
-            .is_ok_and(|out| {
-                out.volumes_modifications()
-                    .iter()
-                    .any(|m| m.target_size() == Some(size))
-            })
-    }
+/// Everything the executor needs to grow one volume and its filesystem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expansion {
+    pub instance: InstanceId,
+    pub volume: VolumeId,
+    /// Block-device mapping letters (`f` of /dev/sdf), for Xen instances.
+    pub xen_letters: Option<String>,
+    pub from_gib: i32,
+    pub to_gib: i32,
+    /// The alert's mount point: read in `df` output, never put in a command.
+    pub mount: Option<String>,
+    /// Expand only when usage after the cleanup is at or above this.
+    pub expand_at: f64,
+    /// The usage the alert reported, for when the instance reports none.
+    pub alert_usage: Option<f64>,
+    pub modification_wait: Duration,
+    /// How the volume was traced from the mount point.
+    pub how: String,
 }
 
-/// The size an orphaned claim meant (`to=N`).
-pub(crate) fn intended_size(intent: &str) -> Option<i32> {
-    intent.strip_prefix("to=")?.parse().ok()
+/// The expand_volume decision: (target, decision, reason).
+pub(crate) fn expansion(
+    instance: &InstanceId,
+    target: &DiskTarget,
+    observed: &Observed,
+    config: &Config,
+    me: &Result<InstanceState, Decision>,
+    usage: Option<f64>,
+) -> (String, Decision, String) {
+    let pb = &config.playbooks.disk_full;
+    let subject = target.describe();
+    let skip = |why: String| (subject.clone(), Decision::Skip(why), String::new());
+    let fail = |why: String| (subject.clone(), Decision::Fail(why), String::new());
+    if let Some(u) = usage
+        && u < pb.expand_at_percent
+    {
+        return skip(format!(
+            "usage {u:.1}% is below {}% (disk_full.expand_at_percent): cleanup only",
+            pb.expand_at_percent
+        ));
+    }
+    let volumes = match &observed.volumes {
+        Ok(v) => v,
+        Err(why) => return fail(format!("could not list the volumes of {instance}: {why}")),
+    };
+    let root = me
+        .as_ref()
+        .ok()
+        .and_then(|s| s.root_device.clone())
+        .or_else(|| match &observed.instance {
+            Ok(Some(s)) => s.root_device.clone(),
+            _ => None,
+        });
+    let r = match resolve_volume(target, volumes, root.as_deref(), observed.layout.as_ref()) {
+        Ok(r) => r,
+        Err(why) => return fail(format!("{why}: not expanded; find the volume by hand")),
+    };
+    let Some(v) = volumes.iter().find(|v| v.id == r.volume) else {
+        return fail(format!("{} is not attached to {instance}", r.volume));
+    };
+    let subject = v.id.to_string();
+    let skip = |why: String| (subject.clone(), Decision::Skip(why), String::new());
+    match r.fstype.as_deref().or(target.fstype.as_deref()) {
+        None => {
+            return skip(format!(
+                "the filesystem type on {} is unknown: not grown automatically (ext2/3/4 and xfs are)",
+                v.id
+            ));
+        }
+        Some(fs) if Filesystem::parse(fs).is_none() => {
+            return skip(format!(
+                "filesystem {fs} on {} is not grown automatically (ext2/3/4 and xfs are)",
+                v.id
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Err(d) = me {
+        return (subject, d.clone(), String::new());
+    }
+    if let Err(why) = opted_in(&format!("volume {}", v.id), &v.tags, config) {
+        return skip(why);
+    }
+    if v.volume_type.as_deref() == Some("standard") {
+        return skip(format!(
+            "{} is a magnetic (standard) volume, which cannot be modified",
+            v.id
+        ));
+    }
+    let Some(from) = v.size_gib else {
+        return (
+            subject.clone(),
+            Decision::Fail(format!("DescribeVolumes gave no size for {}", v.id)),
+            String::new(),
+        );
+    };
+    let mbr = r.pttype.as_deref() == Some("dos") && r.partitioned != Some(false);
+    let to = match new_size(
+        from,
+        pb.grow_percent,
+        pb.grow_min_gib,
+        pb.max_volume_gib,
+        mbr,
+    ) {
+        Ok(to) => to,
+        Err(why) => return skip(why),
+    };
+    let reason = format!(
+        "{} is at or above {}%: snapshot {}, grow it {from} -> {to} GiB, then the partition and filesystem ({})",
+        target.describe(),
+        pb.expand_at_percent,
+        v.id,
+        r.how
+    );
+    (
+        subject,
+        Decision::Do(Step::ExpandVolume(Box::new(Expansion {
+            instance: instance.clone(),
+            volume: v.id.clone(),
+            xen_letters: r.xen_letters.clone(),
+            from_gib: from,
+            to_gib: to,
+            mount: target.mount.clone(),
+            expand_at: pb.expand_at_percent,
+            alert_usage: usage,
+            modification_wait: Duration::from_secs(u64::from(pb.modification_wait_seconds)),
+            how: r.how,
+        }))),
+        reason,
+    )
 }

@@ -1,33 +1,87 @@
-//! scale_out: one more instance in the Auto Scaling group.
+//! scale_out: one more instance in the Auto Scaling group, within its maximum and the cap.
 
-use crate::ids::GroupName;
+use crate::config::Config;
+// The decision still reads the plan being built (see ARCHITECTURE.md).
+use crate::plan::*;
 
-use crate::aws::*;
-use crate::outcome::Outcome;
+use super::Recovery;
 
-impl Aws {
-    pub(crate) async fn scale_out(
-        &self,
-        group: &GroupName,
-        from: i32,
-        to: i32,
-        max: i32,
-    ) -> Outcome {
-        let result = self
-            .autoscaling
-            .set_desired_capacity()
-            .auto_scaling_group_name(group.as_str())
-            .desired_capacity(to)
-            // Act now: the group's own cooldown is for its policies, not for us.
-            .honor_cooldown(false)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Outcome::done(
-                format!("desired capacity of {group} {from} -> {to} (MaxSize {max})"),
-                Vec::new(),
-            ),
-            Err(e) => Outcome::failed_call(&format!("SetDesiredCapacity of {group} to {to}"), &e),
+#[cfg(feature = "aws")]
+mod run;
+#[cfg(feature = "aws")]
+#[allow(unused_imports)]
+pub(crate) use run::*;
+
+pub const RECOVERY: Recovery = Recovery::Verifiable("the group's desired capacity is read against the size the claim meant");
+
+/// The IAM actions it calls (the template grants them; a test checks both ways).
+pub const PERMISSIONS: &[&str] = &["autoscaling:SetDesiredCapacity", "autoscaling:DescribeAutoScalingGroups"];
+
+/// Adds the scale-out decision: +1 up to MaxSize, at or above the threshold.
+pub(crate) fn push_scale_out(
+    p: &mut Plan,
+    subject: String,
+    group: &Result<Option<GroupState>, String>,
+    config: &Config,
+    no_group: impl FnOnce() -> String,
+) {
+    let threshold = config.playbooks.high_cpu.scale_out_at_percent;
+    let (target, decision) = match (incident_value(p), group) {
+        (None, _) => (
+            subject,
+            Decision::Skip("the alert carries no CPU value: not scaling blind".into()),
+        ),
+        (Some(v), _) if v < threshold => (
+            subject,
+            Decision::Skip(format!(
+                "CPU {v:.1}% is below the scale-out threshold of {threshold}%"
+            )),
+        ),
+        (_, Err(why)) => (
+            subject,
+            Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
+        ),
+        (_, Ok(None)) => (subject, Decision::Skip(no_group())),
+        (_, Ok(Some(g))) if g.desired >= g.max => (
+            g.name.to_string(),
+            Decision::Skip(format!(
+                "group {} is already at its MaxSize ({})",
+                g.name, g.max
+            )),
+        ),
+        (_, Ok(Some(g)))
+            if config
+                .max_desired_capacity
+                .is_some_and(|cap| g.desired >= cap) =>
+        {
+            (
+                g.name.to_string(),
+                Decision::Skip(format!(
+                    "group {} is at the configured cap MAX_DESIRED_CAPACITY={} (MaxSize {})",
+                    g.name,
+                    config.max_desired_capacity.unwrap_or_default(),
+                    g.max
+                )),
+            )
         }
-    }
+        (Some(_), Ok(Some(g))) => (
+            g.name.to_string(),
+            match opted_in(&format!("group {}", g.name), &g.tags, config) {
+                Ok(()) => Decision::Do(Step::ScaleOut {
+                    group: g.name.clone(),
+                    from: g.desired,
+                    to: (g.desired + 1)
+                        .min(g.max)
+                        .min(config.max_desired_capacity.unwrap_or(i32::MAX)),
+                    max: g.max,
+                }),
+                Err(why) => Decision::Skip(why),
+            },
+        ),
+    };
+    let reason = format!(
+        "CPU {:.1}% is at or above {threshold}%",
+        incident_value(p).unwrap_or_default()
+    );
+    p.push(config, ActionName::ScaleOut, target, reason, decision);
 }

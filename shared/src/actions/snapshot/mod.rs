@@ -1,262 +1,95 @@
-//! snapshot: evidence before any change.
+//! snapshot: evidence before any change: every volume of the instance at one instant.
 
-use std::time::Duration;
-
-use aws_config::retry::RetryConfig;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use tokio::time::sleep;
-
+use crate::config::Config;
 use crate::ids::{InstanceId, VolumeId};
-use crate::incident::Incident;
+// The decision still reads the plan being built (see ARCHITECTURE.md).
+use crate::plan::*;
 
-use crate::aws::*;
-use crate::outcome::Outcome;
+use super::Recovery;
 
-impl Aws {
-    /// Every listed volume of the instance at one instant, with one
-    /// `CreateSnapshots` (crash-consistent across the volumes; IAM scopes it
-    /// by the instance's opt-in tag). No client token, so no SDK retries:
-    /// after an error the snapshots are looked up by their tags first.
-    pub(crate) async fn snapshot_instance(
-        &self,
-        incident: &Incident,
-        instance: &InstanceId,
-        volumes: &[(VolumeId, Option<String>)],
-        exclude_boot: bool,
-        exclude: &[VolumeId],
-    ) -> Outcome {
-        use aws_sdk_ec2::types::InstanceSpecification;
-        let alarm = &incident.alert.alarm_name;
-        let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
-        let description = printable(
-            &format!(
-                "first-responder evidence for {}: alarm {alarm} on {instance}",
-                incident.id
-            ),
-            255,
-        );
-        let spec = InstanceSpecification::builder()
-            .instance_id(instance.as_str())
-            .exclude_boot_volume(exclude_boot)
-            .set_exclude_data_volume_ids(
-                (!exclude.is_empty()).then(|| exclude.iter().map(|v| v.to_string()).collect()),
-            )
-            .build();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let result = self
-                .ec2
-                .create_snapshots()
-                .instance_specification(spec.clone())
-                .description(description.clone())
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Snapshot)
-                        .tags(tag(TAG_INCIDENT, &incident.id))
-                        .tags(tag(TAG_ALARM, alarm))
-                        .tags(tag(TAG_INSTANCE, instance.as_str()))
-                        .tags(tag(TAG_CREATED_BY, CREATED_BY))
-                        .tags(tag(TAG_PURPOSE, "evidence"))
-                        .tags(tag("Name", &format!("{} {instance}", incident.id)))
-                        .build(),
-                )
-                .customize()
-                .config_override(
-                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
-                )
-                .send()
-                .await;
-            let e = match result {
-                Ok(out) => {
-                    let taken: Vec<(String, String)> = out
-                        .snapshots()
+#[cfg(feature = "aws")]
+mod run;
+#[cfg(feature = "aws")]
+#[allow(unused_imports)]
+pub(crate) use run::*;
+
+pub const RECOVERY: Recovery = Recovery::Verifiable("the incident's snapshots of the instance are looked up by their tags");
+
+/// The IAM actions it calls (the template grants them; a test checks both ways).
+pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeSnapshots"];
+
+/// A snapshot of every attached volume of an opted-in instance: the
+/// evidence, before anything changes. A snapshot changes nothing of the
+/// fleet, so a volume needs no opt-in tag of its own (the root volume, which
+/// holds the logs, rarely carries one); the instance's tag is the scope.
+pub(crate) fn push_snapshots(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    if !p.runs(config, ActionName::Snapshot) {
+        return;
+    }
+    let target = instance.to_string();
+    let (decision, reason) = match (
+        &observed.volumes,
+        instance_opted_in(instance, observed, config),
+    ) {
+        (Err(why), _) => (
+            Decision::Fail(format!("could not list the volumes of {instance}: {why}")),
+            String::new(),
+        ),
+        (Ok(vols), _) if vols.is_empty() => (
+            Decision::Skip(format!("no EBS volumes attached to {instance}")),
+            String::new(),
+        ),
+        (_, Err(d)) => (d, String::new()),
+        (Ok(vols), Ok(state)) => {
+            let cap = usize::try_from(config.max_snapshots_per_incident).unwrap_or(usize::MAX);
+            // The root volume first (it holds the logs), then by device.
+            let is_root = |v: &AttachedVolume| {
+                v.device.is_some() && v.device.as_deref() == state.root_device.as_deref()
+            };
+            let mut ordered: Vec<&AttachedVolume> = vols.iter().collect();
+            ordered.sort_by_key(|v| (!is_root(v), v.device.clone(), v.id.clone()));
+            let (taken, left) = ordered.split_at(cap.min(ordered.len()));
+            let exclude_boot = left.iter().any(|v| is_root(v));
+            let exclude: Vec<VolumeId> = left
+                .iter()
+                .filter(|v| !is_root(v))
+                .map(|v| v.id.clone())
+                .collect();
+            let mut reason = format!(
+                "preserve the evidence on every volume of {instance} ({}), crash-consistent, before anything changes",
+                taken
+                    .iter()
+                    .map(|v| format!("{} {}", v.id, v.device.as_deref().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if !left.is_empty() {
+                reason.push_str(&format!(
+                    "; {} more left out, over the cap of {cap} snapshots per incident (MAX_SNAPSHOTS_PER_INCIDENT): {}",
+                    left.len(),
+                    left.iter()
+                        .map(|v| v.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let decision = if taken.is_empty() {
+                Decision::Skip(format!(
+                    "MAX_SNAPSHOTS_PER_INCIDENT is {cap}: no evidence snapshots"
+                ))
+            } else {
+                Decision::Do(Step::Snapshot {
+                    instance: instance.clone(),
+                    volumes: taken
                         .iter()
-                        .filter_map(|s| {
-                            Some((s.volume_id()?.to_owned(), s.snapshot_id()?.to_owned()))
-                        })
-                        .collect();
-                    return if taken.is_empty() {
-                        Outcome::failed("CreateSnapshots answered without a snapshot")
-                    } else {
-                        snapshots_taken(volumes, &taken, "")
-                    };
-                }
-                Err(e) => e,
+                        .map(|v| (v.id.clone(), v.device.clone()))
+                        .collect(),
+                    exclude_boot,
+                    exclude,
+                })
             };
-            let found = self.find_instance_snapshots(&incident.id, instance).await;
-            if !found.is_empty() {
-                return snapshots_taken(
-                    volumes,
-                    &found,
-                    "the answer to CreateSnapshots was lost, the snapshots found by their tags",
-                );
-            }
-            if attempt >= 3 || !transient(&e) {
-                return Outcome::failed(format!(
-                    "CreateSnapshots of {instance}: {} (attempt {attempt})",
-                    sdk_error(&e)
-                ));
-            }
-            sleep(Duration::from_millis(200 << attempt)).await;
+            (decision, reason)
         }
-    }
-
-    /// The evidence snapshots this incident took of this instance:
-    /// (volume, snapshot) pairs.
-    pub(crate) async fn find_instance_snapshots(
-        &self,
-        incident_id: &str,
-        instance: &InstanceId,
-    ) -> Vec<(String, String)> {
-        let filter = |k: &str, v: &str| Filter::builder().name(k).values(v).build();
-        let Ok(out) = self
-            .ec2
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(filter(&format!("tag:{TAG_INCIDENT}"), incident_id))
-            .filters(filter(&format!("tag:{TAG_INSTANCE}"), instance.as_str()))
-            .filters(filter(&format!("tag:{TAG_PURPOSE}"), "evidence"))
-            .send()
-            .await
-        else {
-            return Vec::new();
-        };
-        out.snapshots()
-            .iter()
-            .filter_map(|s| Some((s.volume_id()?.to_owned(), s.snapshot_id()?.to_owned())))
-            .collect()
-    }
-
-    pub(crate) async fn snapshot(
-        &self,
-        incident: &Incident,
-        instance: &InstanceId,
-        volume: &VolumeId,
-        device: Option<&str>,
-        purpose: &str,
-    ) -> Outcome {
-        let alarm = &incident.alert.alarm_name;
-        let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
-        let description = printable(
-            &format!(
-                "first-responder {purpose} for {}: alarm {alarm} on {instance} ({})",
-                incident.id,
-                device.unwrap_or("unknown device")
-            ),
-            255,
-        );
-        // CreateSnapshot takes no client token: a retry after a lost answer
-        // would take a second snapshot. So the SDK does not retry it; this
-        // loop does, and looks for the snapshot by its tags first.
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let result = self
-                .ec2
-                .create_snapshot()
-                .volume_id(volume.as_str())
-                .description(description.clone())
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Snapshot)
-                        .tags(tag(TAG_INCIDENT, &incident.id))
-                        .tags(tag(TAG_ALARM, alarm))
-                        .tags(tag(TAG_INSTANCE, instance.as_str()))
-                        .tags(tag(TAG_CREATED_BY, CREATED_BY))
-                        .tags(tag(TAG_PURPOSE, purpose))
-                        .tags(tag("Name", &format!("{} {volume}", incident.id)))
-                        .build(),
-                )
-                .customize()
-                .config_override(
-                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
-                )
-                .send()
-                .await;
-            let e = match result {
-                Ok(out) => {
-                    return match out.snapshot_id() {
-                        Some(id) => Outcome::done(
-                            format!("{id} of {volume} ({})", device.unwrap_or("?")),
-                            vec![id.to_owned()],
-                        ),
-                        None => Outcome::failed("CreateSnapshot answered without a snapshot id"),
-                    };
-                }
-                Err(e) => e,
-            };
-            if let Some(id) = self.find_snapshot(&incident.id, volume, purpose).await {
-                return Outcome::done(
-                    format!(
-                        "{id} of {volume} ({}); the answer to CreateSnapshot was lost, the snapshot found by its tags",
-                        device.unwrap_or("?")
-                    ),
-                    vec![id],
-                );
-            }
-            if attempt >= 3 || !transient(&e) {
-                return Outcome::failed(format!(
-                    "CreateSnapshot of {volume}: {} (attempt {attempt})",
-                    sdk_error(&e)
-                ));
-            }
-            sleep(Duration::from_millis(200 << attempt)).await;
-        }
-    }
-
-    /// A snapshot of this volume that this incident took for this purpose.
-    pub(crate) async fn find_snapshot(
-        &self,
-        incident_id: &str,
-        volume: &VolumeId,
-        purpose: &str,
-    ) -> Option<String> {
-        let filter = |k: &str, v: &str| Filter::builder().name(k).values(v).build();
-        let out = self
-            .ec2
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(filter(&format!("tag:{TAG_INCIDENT}"), incident_id))
-            .filters(filter(&format!("tag:{TAG_PURPOSE}"), purpose))
-            .filters(filter("volume-id", volume.as_str()))
-            .send()
-            .await
-            .ok()?;
-        out.snapshots()
-            .iter()
-            .find_map(|s| s.snapshot_id().map(ToOwned::to_owned))
-    }
-}
-
-/// The evidence snapshots as an outcome: one "snap of vol (device)" per
-/// volume, in the plan's order.
-pub(crate) fn snapshots_taken(
-    volumes: &[(VolumeId, Option<String>)],
-    taken: &[(String, String)],
-    how: &str,
-) -> Outcome {
-    let mut parts = Vec::new();
-    let mut ids = Vec::new();
-    for (v, device) in volumes {
-        if let Some((_, snap)) = taken.iter().find(|(vol, _)| vol == v.as_str()) {
-            parts.push(format!(
-                "{snap} of {v} ({})",
-                device.as_deref().unwrap_or("?")
-            ));
-            ids.push(snap.clone());
-        }
-    }
-    // Volumes attached since the plan was made are snapshotted too.
-    for (vol, snap) in taken {
-        if !ids.contains(snap) {
-            parts.push(format!("{snap} of {vol}"));
-            ids.push(snap.clone());
-        }
-    }
-    let mut detail = parts.join(", ");
-    if !how.is_empty() {
-        detail.push_str(&format!("; {how}"));
-    }
-    Outcome::done(detail, ids)
+    };
+    p.push(config, ActionName::Snapshot, target, reason, decision);
 }

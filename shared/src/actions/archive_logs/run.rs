@@ -1,0 +1,30 @@
+//! Runs the archive script and reads what it compressed and shipped.
+
+use crate::aws::*;
+use crate::commands;
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::incident::Incident;
+use crate::outcome::Outcome;
+
+impl Aws {
+    pub(crate) async fn archive_logs(
+        &self,
+        instance: &InstanceId,
+        days: u32,
+        bucket: Option<&str>,
+        incident: &Incident,
+        config: &Config,
+    ) -> Outcome {
+        let o = run_command(
+            &self.ssm,
+            instance,
+            commands::archive_logs(days, bucket, instance, &incident.id),
+            &format!("first-responder archive_logs for {}", incident.id),
+            config.diagnostics_timeout,
+            self.poll,
+        )
+        .await;
+        crate::actions::freed(o, "by compressing rotated logs under /var/log")
+    }
+}

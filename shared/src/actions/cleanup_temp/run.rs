@@ -1,0 +1,29 @@
+//! Runs the cleanup script and reads what it freed.
+
+use crate::aws::*;
+use crate::commands;
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::incident::Incident;
+use crate::outcome::Outcome;
+
+impl Aws {
+    pub(crate) async fn cleanup_temp(
+        &self,
+        instance: &InstanceId,
+        days: u32,
+        incident: &Incident,
+        config: &Config,
+    ) -> Outcome {
+        let o = run_command(
+            &self.ssm,
+            instance,
+            commands::cleanup_temp(days),
+            &format!("first-responder cleanup_temp for {}", incident.id),
+            config.diagnostics_timeout,
+            self.poll,
+        )
+        .await;
+        crate::actions::freed(o, "under /tmp and /var/tmp")
+    }
+}

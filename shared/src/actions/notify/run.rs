@@ -1,0 +1,55 @@
+//! notify: the notification through SNS.
+
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use crate::incident::Incident;
+use crate::notify::{Notification, sns_message};
+
+use crate::aws::*;
+use crate::outcome::Outcome;
+
+impl Aws {
+    pub(crate) async fn publish(
+        &self,
+        topic_arn: &str,
+        incident: &Incident,
+        n: &Notification,
+    ) -> Outcome {
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+        };
+        let (severity, kind, id) = match (
+            attr(n.severity.as_str()),
+            attr(incident.kind.as_str()),
+            attr(&incident.id),
+        ) {
+            (Ok(s), Ok(k), Ok(i)) => (s, k, i),
+            _ => return Outcome::failed("could not build the message attributes"),
+        };
+        let result = self
+            .sns
+            .publish()
+            .topic_arn(topic_arn)
+            .subject(&n.subject)
+            .message(sns_message(n))
+            .message_structure("json")
+            .message_attributes("severity", severity)
+            .message_attributes("kind", kind)
+            .message_attributes("incident_id", id)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let id = out.message_id().unwrap_or_default().to_owned();
+                Outcome::done(
+                    format!("published {:?} (message {id})", n.subject),
+                    vec![id],
+                )
+            }
+            Err(e) => Outcome::failed(format!("Publish to {topic_arn}: {}", sdk_error(&e))),
+        }
+    }
+}

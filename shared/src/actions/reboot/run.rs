@@ -1,0 +1,28 @@
+//! Reboots the instance: not idempotent, so no SDK retries.
+
+use crate::aws::*;
+use crate::ids::InstanceId;
+use crate::outcome::Outcome;
+use aws_config::retry::RetryConfig;
+
+impl Aws {
+    pub(crate) async fn reboot(&self, instance: &InstanceId) -> Outcome {
+        // Not idempotent (a repeat reboots again): no SDK retries.
+        let rebooted = once(|| {
+            self.ec2
+                .reboot_instances()
+                .instance_ids(instance.as_str())
+                .customize()
+                .config_override(
+                    aws_sdk_ec2::config::Builder::default()
+                        .retry_config(RetryConfig::disabled()),
+                )
+                .send()
+        })
+        .await;
+        match rebooted {
+            Ok(_) => Outcome::done(format!("reboot of {instance} requested"), Vec::new()),
+            Err(e) => Outcome::failed_call(&format!("RebootInstances of {instance}"), &e),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Marks the instance Unhealthy in its group; after a crash, its health in
+//! the group says whether that was done.
+
+use crate::aws::*;
+use crate::ids::{GroupName, InstanceId};
+use crate::outcome::Outcome;
+
+impl Aws {
+    pub(crate) async fn replace_instance(
+        &self,
+        instance: &InstanceId,
+        group: &GroupName,
+        resume: Option<&str>,
+    ) -> Outcome {
+        if resume.is_some()
+            && let Ok(health) = self.health_of(instance).await
+            && health.eq_ignore_ascii_case("unhealthy")
+        {
+            return Outcome::done(
+                format!(
+                    "{instance} was marked Unhealthy by an earlier delivery that stopped before recording it"
+                ),
+                Vec::new(),
+            );
+        }
+        let result = self
+            .autoscaling
+            .set_instance_health()
+            .instance_id(instance.as_str())
+            .health_status("Unhealthy")
+            // The service is down already: replace it now.
+            .should_respect_grace_period(false)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Outcome::done(
+                format!("{instance} marked Unhealthy: {group} replaces it"),
+                Vec::new(),
+            ),
+            Err(e) => Outcome::failed_call(&format!("SetInstanceHealth of {instance}"), &e),
+        }
+    }
+}

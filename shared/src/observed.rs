@@ -1,0 +1,130 @@
+//! What the executor read from AWS before planning: the planner's and the
+//! actions' view of the fleet (below both, so neither imports the other).
+
+use std::collections::BTreeMap;
+
+use crate::disk::BlockDev;
+use crate::ids::{GroupName, InstanceId, VolumeId};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachedVolume {
+    pub id: VolumeId,
+    pub device: Option<String>,
+    pub size_gib: Option<i32>,
+    pub volume_type: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupState {
+    pub name: GroupName,
+    pub desired: i32,
+    pub min: i32,
+    pub max: i32,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The instance itself, as DescribeInstances shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceState {
+    pub tags: BTreeMap<String, String>,
+    pub root_device: Option<String>,
+    /// running, stopped, ...
+    pub state: Option<String>,
+}
+
+/// EC2's own view of an instance (`DescribeInstanceStatus` with all
+/// instances): its state and the two status checks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceHealth {
+    /// running, stopped, ...
+    pub state: Option<String>,
+    /// ok, impaired, initializing, insufficient-data, not-applicable
+    pub system: Option<String>,
+    pub instance: Option<String>,
+}
+
+impl InstanceHealth {
+    /// Some(why) when EC2 itself says the instance is down: a status check
+    /// `impaired`, or a state other than running. `initializing` and
+    /// `insufficient-data` are not evidence of anything.
+    pub fn impaired(&self) -> Option<String> {
+        let state = self.state.as_deref().unwrap_or("unknown");
+        if state != "running" {
+            return Some(format!("EC2 reports the instance {state}"));
+        }
+        match (self.system.as_deref(), self.instance.as_deref()) {
+            (Some("impaired"), _) => Some("EC2's system status check is impaired".into()),
+            (_, Some("impaired")) => Some("EC2's instance status check is impaired".into()),
+            _ => None,
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "state {}, system check {}, instance check {}",
+            self.state.as_deref().unwrap_or("unknown"),
+            self.system.as_deref().unwrap_or("unknown"),
+            self.instance.as_deref().unwrap_or("unknown")
+        )
+    }
+}
+
+/// What the executor read from AWS before planning. An `Err` holds why the
+/// read failed; the actions depending on it fail with that reason.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// The kill switch (`KILL_SWITCH_PARAMETER`): Ok(true) when on. A failed
+    /// read is an Err and counts as on: when in doubt, only notify.
+    pub kill_switch: Result<bool, String>,
+    /// The instance behind a private address (Prometheus `instance` label).
+    pub resolved: Option<Result<InstanceId, String>>,
+    /// How the address was resolved (which VPC matched), for the report.
+    pub resolved_in: Option<String>,
+    pub volumes: Result<Vec<AttachedVolume>, String>,
+    pub group: Result<Option<GroupState>, String>,
+    /// Tags and state of the instance, for the playbooks that act on it.
+    pub instance: Result<Option<InstanceState>, String>,
+    /// The instance's block devices (`lsblk` through SSM), read only when
+    /// the alert's device cannot be traced to a volume from the API alone.
+    pub layout: Option<Result<Vec<BlockDev>, String>>,
+    /// EC2's status checks, read for a Prometheus `ServiceDown`: a scrape
+    /// failure alone never reboots or replaces a healthy instance.
+    pub health: Option<Result<InstanceHealth, String>>,
+    /// Whether SSM reaches the instance (its agent online), read only when
+    /// `service_down.act_when_ssm_unreachable` is on.
+    pub ssm_online: Option<Result<bool, String>>,
+}
+
+impl Observed {
+    /// Every read failed for this reason (the reads ran out of time): the
+    /// actions that need them fail with it, the notification goes out.
+    pub fn failed(why: &str) -> Self {
+        Self {
+            kill_switch: Ok(false),
+            resolved: Some(Err(why.to_owned())),
+            resolved_in: None,
+            volumes: Err(why.to_owned()),
+            group: Err(why.to_owned()),
+            instance: Err(why.to_owned()),
+            layout: Some(Err(why.to_owned())),
+            health: Some(Err(why.to_owned())),
+            ssm_online: None,
+        }
+    }
+
+    /// For incidents that need no AWS state.
+    pub fn nothing() -> Self {
+        Self {
+            kill_switch: Ok(false),
+            resolved: None,
+            resolved_in: None,
+            volumes: Ok(Vec::new()),
+            group: Ok(None),
+            instance: Ok(None),
+            layout: None,
+            health: None,
+            ssm_online: None,
+        }
+    }
+}
