@@ -226,6 +226,9 @@ async fn main() -> ExitCode {
             let path = file.map(|f| f.display().to_string());
             return match Playbooks::load(path.as_deref()) {
                 Ok(p) => {
+                    for w in &p.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     print!("{p}");
                     ExitCode::SUCCESS
                 }

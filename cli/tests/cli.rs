@@ -202,7 +202,7 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() -> Result<()> {
         .context("no grow_percent line")?
         + 1;
     assert!(
-        err.contains(&format!("playbooks file {broken}, line {line}: disk_full.grow_percent is 0, expected a whole number from 1 to 100")),
+        err.contains(&format!("playbooks file {broken}, line {line}: disk_full.expand_volume.grow_percent is 0, expected a whole number from 1 to 100")),
         "{err}"
     );
     let out = run(&moto, None, &["check-playbooks", &broken], &[]);
@@ -213,6 +213,30 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() -> Result<()> {
     assert!(
         String::from_utf8(out.stdout)?
             .contains("disk_full: cleanup_temp + archive_logs -> expand_volume -> notify")
+    );
+    // The old layout (a parameter directly under its kind) still works, and
+    // says which key to write instead.
+    let old_layout = dir.join("old.toml");
+    let text = first_responder::playbook::DEFAULT_TEXT
+        .replacen(
+            "[high_cpu.scale_out]\n# Scale out at or above this CPU percentage; also the critical/warning line.\nat_percent = 90.0\n",
+            "",
+            1,
+        )
+        .replacen("[high_cpu]\n", "[high_cpu]\nscale_out_at_percent = 90.0\n", 1);
+    std::fs::write(&old_layout, text)?;
+    let out = run(
+        &moto,
+        None,
+        &["check-playbooks", &old_layout.display().to_string()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8(out.stderr)?;
+    assert!(
+        err.contains("warning: playbooks file")
+            && err.contains("high_cpu.scale_out_at_percent is the old layout, accepted for one release: write `at_percent = ...` under [high_cpu.scale_out]"),
+        "{err}"
     );
     // Nothing was changed by any of it.
     assert!(snapshots(&sdk).await?.is_empty());

@@ -83,6 +83,9 @@ fn chrono_now_ms() -> i64 {
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(false, "info");
     let config = Config::from_env()?;
+    for w in &config.playbooks.warnings {
+        tracing::warn!(warning = %w, "playbooks file");
+    }
     if config.notify_topic_arn.is_none() {
         return Err("NOTIFY_TOPIC_ARN is not set: the responder has nobody to tell".into());
     }

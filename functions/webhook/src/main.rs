@@ -36,6 +36,9 @@ async fn handler(
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(false, "info");
     let config = Config::from_env()?;
+    for w in &config.playbooks.warnings {
+        tracing::warn!(warning = %w, "playbooks file");
+    }
     let responder = std::env::var("RESPONDER_FUNCTION")
         .ok()
         .filter(|v| !v.is_empty())

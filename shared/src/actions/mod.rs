@@ -243,7 +243,7 @@ impl Step {
             Self::Reboot { instance } => (
                 "reboot",
                 instance.to_string(),
-                minutes(pb.service_down.replace_cooldown_minutes),
+                minutes(pb.service_down.reboot_cooldown_minutes),
             ),
             _ => return None,
         };
