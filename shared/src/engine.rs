@@ -427,13 +427,13 @@ impl Aws {
                 // delivery wrote one): the limits are taken beside it.
                 tokio::join!(
                     self.claim(a, &incident.id, now, lease),
-                    self.limits(step, config, now, &incident.id, flap, &mut cooldown)
+                    self.limits(step, config, now, incident, flap, &mut cooldown)
                 )
             } else {
                 match self.claim(a, &incident.id, now, lease).await {
                     Ok(o) => {
                         let limited = if step.is_mutating() {
-                            self.limits(step, config, now, &incident.id, flap, &mut cooldown)
+                            self.limits(step, config, now, incident, flap, &mut cooldown)
                                 .await
                         } else {
                             None
@@ -498,7 +498,7 @@ impl Aws {
         step: &Step,
         config: &Config,
         now: i64,
-        owner: &str,
+        incident: &Incident,
         flap: &FlapCheck<'_>,
         taken: &mut Option<(&'static str, String)>,
     ) -> Option<Outcome> {
@@ -512,7 +512,7 @@ impl Aws {
         // The cooldown and the breaker in one round trip. A change its
         // cooldown refuses may then count once against the breaker: the
         // breaker errs on the side of stopping sooner.
-        let cooldown = step.cooldown(config);
+        let (owner, cooldown) = (incident.id.as_str(), step.cooldown(config, incident.kind));
         let cool = async {
             match &cooldown {
                 Some((action, resource, period)) => Some(

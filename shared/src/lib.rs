@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod observed;
 pub mod outcome;
+pub mod params;
 pub mod plan;
 pub mod playbook;
 pub mod report;

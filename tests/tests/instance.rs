@@ -78,7 +78,11 @@ async fn restart_service_outcome_follows_the_units_state() -> Result<()> {
     let (mut w, _standin, sandbox) = world_with_instance("").await?;
     let instance = w.fleet.instance().to_owned();
     harness::tag(&w.sdk, &instance, "first-responder:restart-service", "app").await?;
-    w.config.playbooks.memory_pressure.restart_cooldown_minutes = 1;
+    w.config
+        .playbooks
+        .memory_pressure
+        .restart_service
+        .cooldown_minutes = 1;
     let event = sample_event("memory-pressure-alarm.json", &instance)?;
     let r = w.handle_text(&event, Mode::Run).await?;
     let restart = action(&r, "restart_service");

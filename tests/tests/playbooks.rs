@@ -135,7 +135,7 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     let event = sample_event("disk-full-alarm.json", &instance)?;
 
     // At the configured maximum: not touched, not even snapshotted.
-    w.config.playbooks.disk_full.max_volume_gib = 20;
+    w.config.playbooks.disk_full.expand_volume.max_volume_gib = 20;
     let r = w.handle(&event).await?;
     let (st, why) = status_of(&r, "expand_volume");
     assert_eq!(st, "skipped");
@@ -145,7 +145,7 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     assert!(snapshots(&w.sdk).await?.is_empty());
 
     // Below the maximum: grown to it, not past it.
-    w.config.playbooks.disk_full.max_volume_gib = 25;
+    w.config.playbooks.disk_full.expand_volume.max_volume_gib = 25;
     let again = event.replace("2026-11-25T02:04:12.152", "2026-11-25T03:04:12.152");
     let r = w.handle(&again).await?;
     assert_eq!(status_of(&r, "expand_volume").0, "done");
@@ -155,7 +155,7 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     let xfs_only = event
         .replace("\"ext4\"", "\"btrfs\"")
         .replace("2026-11-25T02:04:12.152", "2026-11-25T04:04:12.152");
-    w.config.playbooks.disk_full.max_volume_gib = 2048;
+    w.config.playbooks.disk_full.expand_volume.max_volume_gib = 2048;
     let r = w.handle(&xfs_only).await?;
     let (st, why) = status_of(&r, "expand_volume");
     assert_eq!(

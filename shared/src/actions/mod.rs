@@ -2,7 +2,7 @@
 //! execution (`run.rs`, with the `aws` feature), its recovery after a crash
 //! and the IAM actions it needs. The registry below is the one list of them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -13,6 +13,17 @@ pub use expand_volume::Expansion;
 
 #[cfg(feature = "aws")]
 mod dispatch;
+
+/// Decides one action for the plan being built.
+pub(crate) fn decide(
+    name: ActionName,
+    p: &mut crate::plan::Plan,
+    instance: &InstanceId,
+    observed: &crate::observed::Observed,
+    config: &Config,
+) {
+    name.decide(p, instance, observed, config);
+}
 #[cfg(feature = "aws")]
 mod freed;
 #[cfg(all(test, feature = "aws"))]
@@ -37,16 +48,34 @@ pub enum Recovery {
     Unverifiable,
 }
 
+/// What an action's decision needs read from AWS beyond the instance itself
+/// (always read: its tags decide every opt-in). The observation reads the
+/// union of what a kind's listed actions need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The instance's attached volumes.
+    Volumes,
+    /// The instance's Auto Scaling group.
+    Group,
+    /// EC2's status checks (and SSM's view, when configured).
+    Health,
+    /// The instance's block devices, when the API alone cannot tell which
+    /// volume holds the alerted filesystem.
+    Layout,
+}
+
 /// The registry: each action's module and its name. `ActionName`, its
 /// string form, its recovery and its permissions all come from this list.
 macro_rules! registry {
-    ($($module:ident => $variant:ident),+ $(,)?) => {
+    ($($(#[$attr:meta])* $module:ident => $variant:ident),+ $(,)?) => {
         $(pub mod $module;)+
 
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        /// In a playbook's stages, an unknown name is serde's "unknown
+        /// variant `x`, expected one of ...", at its line.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum ActionName {
-            $($variant),+
+            $($(#[$attr])* $variant),+
         }
 
         impl ActionName {
@@ -62,6 +91,26 @@ macro_rules! registry {
             pub fn recovery(self) -> Recovery {
                 match self {
                     $(Self::$variant => $module::RECOVERY),+
+                }
+            }
+
+            /// Decides this action for the plan being built (pure).
+            pub(crate) fn decide(
+                self,
+                p: &mut crate::plan::Plan,
+                instance: &InstanceId,
+                observed: &crate::observed::Observed,
+                config: &Config,
+            ) {
+                match self {
+                    $(Self::$variant => $module::decide(p, instance, observed, config)),+
+                }
+            }
+
+            /// What its decision needs observed.
+            pub fn needs(self) -> &'static [Need] {
+                match self {
+                    $(Self::$variant => $module::NEEDS),+
                 }
             }
 
@@ -86,6 +135,8 @@ registry! {
     restart_service => RestartService,
     replace_instance => ReplaceInstance,
     reboot => Reboot,
+    // The notification always goes last, after every stage: not listed.
+    #[serde(skip_deserializing)]
     notify => Notify,
 }
 
@@ -217,9 +268,14 @@ impl Step {
         }
     }
 
-    /// The cooldown this step takes: (action, resource, how long).
-    pub fn cooldown(&self, config: &Config) -> Option<(&'static str, String, Duration)> {
-        let pb = &config.playbooks;
+    /// The cooldown this step takes: (action, resource, how long), with the
+    /// parameters of the kind's playbook.
+    pub fn cooldown(
+        &self,
+        config: &Config,
+        kind: crate::incident::IncidentKind,
+    ) -> Option<(&'static str, String, Duration)> {
+        let pb = config.playbooks.get(kind)?;
         let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
         let (action, resource, d) = match self {
             Self::ScaleOut { group, .. } => {
@@ -228,22 +284,22 @@ impl Step {
             Self::ExpandVolume(e) => (
                 "expand_volume",
                 e.volume.to_string(),
-                Duration::from_secs(u64::from(pb.disk_full.expand_cooldown_hours) * 3600),
+                Duration::from_secs(u64::from(pb.expand_volume.cooldown_hours) * 3600),
             ),
             Self::RestartService { instance, .. } => (
                 "restart_service",
                 instance.to_string(),
-                minutes(pb.memory_pressure.restart_cooldown_minutes),
+                minutes(pb.restart_service.cooldown_minutes),
             ),
             Self::ReplaceInstance { group, .. } => (
                 "replace_instance",
                 group.to_string(),
-                minutes(pb.service_down.replace_cooldown_minutes),
+                minutes(pb.replace_instance.cooldown_minutes),
             ),
             Self::Reboot { instance } => (
                 "reboot",
                 instance.to_string(),
-                minutes(pb.service_down.reboot_cooldown_minutes),
+                minutes(pb.reboot.cooldown_minutes),
             ),
             _ => return None,
         };

@@ -2,6 +2,7 @@
 
 use aws_sdk_ec2::types::Filter;
 
+use crate::actions::{ActionName, Need};
 use crate::commands;
 use crate::config::Config;
 use crate::disk::{self, DiskTarget};
@@ -44,7 +45,7 @@ impl Aws {
                     };
                 }
             },
-            Resource::Group(g) if kind == IncidentKind::HighCpu => {
+            Resource::Group(g) if config.playbooks.runs(kind, ActionName::ScaleOut) => {
                 return Observed {
                     group: self.group_named(g).await,
                     ..Observed::nothing()
@@ -52,30 +53,37 @@ impl Aws {
             }
             Resource::Group(_) | Resource::None => return Observed::nothing(),
         };
-        use IncidentKind::*;
-        // A Prometheus ServiceDown is only a failed scrape: EC2's status
-        // checks (and, when configured, SSM's view) decide whether the
-        // instance itself is down. Read beside the rest.
-        let scrape_failure = kind == ServiceDown && !incident.alert.source.is_cloudwatch();
-        let ask_ssm = scrape_failure && config.playbooks.service_down.act_when_ssm_unreachable;
+        let needs = |n: Need| config.playbooks.needs(kind, n);
+        // A Prometheus ServiceDown is only a failed scrape, and other kinds
+        // say nothing of the instance's health: EC2's status checks (and,
+        // when configured, SSM's view) decide whether the instance itself is
+        // down. Read beside the rest. CloudWatch's status check alarm is
+        // EC2's own word.
+        let own_word = kind == IncidentKind::ServiceDown && incident.alert.source.is_cloudwatch();
+        let read_health = needs(Need::Health) && !own_word;
+        let ask_ssm = read_health
+            && config
+                .playbooks
+                .get(kind)
+                .is_some_and(|pb| pb.act_when_ssm_unreachable);
         let (volumes, group, me, health, ssm_online) = tokio::join!(
             async {
-                match kind {
-                    HighCpu | DiskFull | ServiceDown => self.volumes_of(&instance).await,
-                    _ => Ok(Vec::new()),
+                match needs(Need::Volumes) {
+                    true => self.volumes_of(&instance).await,
+                    false => Ok(Vec::new()),
                 }
             },
             async {
-                match kind {
-                    HighCpu | ServiceDown => self.group_of(&instance).await,
-                    _ => Ok(None),
+                match needs(Need::Group) {
+                    true => self.group_of(&instance).await,
+                    false => Ok(None),
                 }
             },
             // Every playbook needs the instance's tags (its opt-in decides
             // evidence, commands and changes): read beside the rest.
             self.instance_state(&instance),
             async {
-                match scrape_failure {
+                match read_health {
                     true => Some(self.health(&instance).await),
                     false => None,
                 }
@@ -89,7 +97,7 @@ impl Aws {
         );
         // The instance's block devices, only when the API alone cannot tell
         // which volume holds the filesystem or what filesystem it is.
-        let layout = match (&volumes, kind == DiskFull) {
+        let layout = match (&volumes, needs(Need::Layout)) {
             (Ok(vols), true) => {
                 let labels = incident
                     .alert

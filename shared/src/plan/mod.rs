@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::disk::DiskTarget;
-use crate::ids::{GroupName, InstanceId, ServiceName};
+use crate::ids::{GroupName, InstanceId};
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
+use crate::playbook::Playbook;
 use crate::report::{ActionReport, IncidentReport, Severity, Status};
 
+use crate::actions::scale_out::push_scale_out;
 pub use crate::actions::{ActionName, Diagnostics, Expansion, Step};
-use crate::actions::{
-    expand_volume::expansion, scale_out::push_scale_out, snapshot::push_snapshots,
-};
 pub use crate::commands::HIGH_CPU_DIAGNOSTICS;
 pub use crate::disk::BlockDev;
 pub use crate::observed::{AttachedVolume, GroupState, InstanceHealth, InstanceState, Observed};
@@ -131,6 +130,18 @@ impl Plan {
         });
     }
 
+    /// The incident kind's playbook (None for unrouted alerts, which run no action).
+    pub(crate) fn playbook<'a>(&self, config: &'a Config) -> Option<&'a Playbook> {
+        config.playbooks.get(self.incident.kind)
+    }
+
+    /// A note, once.
+    pub(crate) fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
     pub(crate) fn runs(&self, config: &Config, name: ActionName) -> bool {
         config.playbooks.runs(self.incident.kind, name)
     }
@@ -233,13 +244,13 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         Transition::Firing => {
             p.severity = initial_severity(incident, config);
             match (&incident.resource, &instance) {
-                (_, Some(i)) => match kind {
-                    IncidentKind::HighCpu => plan_high_cpu(&mut p, i, observed, config),
-                    IncidentKind::DiskFull => plan_disk_full(&mut p, i, observed, config),
-                    IncidentKind::MemoryPressure => plan_memory(&mut p, i, observed, config),
-                    IncidentKind::ServiceDown => plan_service_down(&mut p, i, observed, config),
-                    IncidentKind::Unrouted => {}
-                },
+                // Each action the kind's playbook lists decides for itself,
+                // in the playbook's order.
+                (_, Some(i)) => {
+                    for name in config.playbooks.stages(kind).iter().flatten() {
+                        crate::actions::decide(*name, &mut p, i, observed, config);
+                    }
+                }
                 (Resource::Address(a), None) => {
                     let why = match &observed.resolved {
                         Some(Err(why)) => why.clone(),
@@ -249,7 +260,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
                         "could not tell which instance {a} is: {why}; nothing was done"
                     ));
                 }
-                (Resource::Group(g), None) if kind == IncidentKind::HighCpu => {
+                (Resource::Group(g), None) if config.playbooks.runs(kind, ActionName::ScaleOut) => {
                     p.notes.push(format!(
                         "group-level alarm on {g}: no single instance to snapshot or diagnose"
                     ));
@@ -327,11 +338,11 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
     let v = incident.alert.value;
     match incident.kind {
         IncidentKind::HighCpu => match v {
-            Some(v) if v >= config.playbooks.high_cpu.scale_out_at_percent => Severity::Critical,
+            Some(v) if v >= config.playbooks.high_cpu.scale_out.at_percent => Severity::Critical,
             _ => Severity::Warning,
         },
         IncidentKind::DiskFull => match disk_usage(incident) {
-            Some(v) if v < config.playbooks.disk_full.expand_at_percent => Severity::Warning,
+            Some(v) if v < config.playbooks.disk_full.expand_volume.at_percent => Severity::Warning,
             _ => Severity::Critical,
         },
         IncidentKind::MemoryPressure => Severity::Warning,
@@ -340,210 +351,43 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
     }
 }
 
-/// SSM commands run as root on the instance, so they are sent only to an
-/// opted-in instance (the IAM policy allows no other): Err is the decision
-/// for an instance that is not.
-pub(crate) fn commands_allowed(
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-) -> Result<(), Decision> {
-    match instance_opted_in(instance, observed, config) {
-        Ok(_) => Ok(()),
-        Err(Decision::Skip(why)) => Err(Decision::Skip(format!(
-            "{why}; SSM commands are sent to opted-in instances only"
-        ))),
-        Err(d) => Err(d),
-    }
-}
-
-pub(crate) fn plan_high_cpu(
-    p: &mut Plan,
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-) {
-    push_snapshots(p, instance, observed, config);
-    p.push(
-        config,
-        ActionName::CollectDiagnostics,
-        instance.to_string(),
-        "top CPU processes, memory, disks and load, through SSM Run Command",
-        match commands_allowed(instance, observed, config) {
-            Ok(()) => Decision::Do(Step::CollectDiagnostics {
-                instance: instance.clone(),
-                set: Diagnostics::Cpu,
-            }),
-            Err(d) => d,
-        },
-    );
-    if p.runs(config, ActionName::ScaleOut) {
-        let not_in_group = format!("{instance} is not in an Auto Scaling group");
-        push_scale_out(p, instance.to_string(), &observed.group, config, || {
-            not_in_group
-        });
-    }
-}
-
-/// The instance's own opt-in, for actions that change it.
-pub(crate) fn instance_opted_in(
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-) -> Result<InstanceState, Decision> {
-    match &observed.instance {
-        Err(why) => Err(Decision::Fail(format!(
-            "could not describe {instance}: {why}"
-        ))),
-        Ok(None) => Err(Decision::Fail(format!(
-            "{instance} was not found in this account and region"
-        ))),
-        Ok(Some(s)) => match opted_in(&format!("instance {instance}"), &s.tags, config) {
-            Ok(()) => Ok(s.clone()),
-            Err(why) => Err(Decision::Skip(why)),
-        },
-    }
-}
-
-pub(crate) fn plan_disk_full(
-    p: &mut Plan,
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-) {
-    let pb = &config.playbooks.disk_full;
-    let labels = p
-        .incident
+/// The filesystem the alert is about (mount point, device, type), from the
+/// metric's dimensions or the alert's labels.
+pub(crate) fn disk_target(incident: &Incident) -> DiskTarget {
+    let labels = incident
         .alert
         .metric
         .as_ref()
         .map(|m| m.dimensions.clone())
-        .unwrap_or_else(|| p.incident.alert.tags.clone());
-    let target = DiskTarget::from_labels(&labels);
-    let me = instance_opted_in(instance, observed, config);
-    // Cleaning a directory frees space only on the filesystem it lives on:
-    // a /data alert must not delete files on /. Decided from the instance's
-    // block devices when it reported them.
+        .unwrap_or_else(|| incident.alert.tags.clone());
+    DiskTarget::from_labels(&labels)
+}
+
+/// A cleanup on the instance: done only on an opted-in instance, and only
+/// where cleaning `dirs` frees space on the alerted filesystem (a /data
+/// alert must not delete files on /), decided from the instance's block
+/// devices when it reported them.
+pub(crate) fn on_alerted_filesystem(
+    p: &Plan,
+    instance: &InstanceId,
+    observed: &Observed,
+    config: &Config,
+    step: Step,
+    dirs: &[&str],
+) -> Decision {
     let layout = match &observed.layout {
         Some(Ok(l)) => Some(l.as_slice()),
         _ => None,
     };
-    let helps = |dirs: &[&str]| match target.mount.as_deref() {
+    let helps = match disk_target(&p.incident).mount.as_deref() {
         Some(m) => crate::disk::frees_space_on(dirs, m, layout),
         None => Ok(()),
     };
-    let on_instance = |step: Step, dirs: &[&str]| match (&me, helps(dirs)) {
-        (Err(d), _) => d.clone(),
+    match (instance_opted_in(instance, observed, config), helps) {
+        (Err(d), _) => d,
         (Ok(_), Err(why)) => Decision::Skip(why),
         (Ok(_), Ok(())) => Decision::Do(step),
-    };
-    p.push(
-        config,
-        ActionName::CleanupTemp,
-        instance.to_string(),
-        format!(
-            "delete files neither modified nor read for {} days under /tmp and /var/tmp",
-            pb.temp_older_than_days
-        ),
-        on_instance(
-            Step::CleanupTemp {
-                instance: instance.clone(),
-                days: pb.temp_older_than_days,
-            },
-            &["/tmp", "/var/tmp"],
-        ),
-    );
-    p.push(
-        config,
-        ActionName::ArchiveLogs,
-        instance.to_string(),
-        match &pb.log_archive_bucket {
-            Some(b) => format!(
-                "compress rotated logs older than {} days under /var/log and ship them to s3://{b}",
-                pb.logs_older_than_days
-            ),
-            None => format!(
-                "compress rotated logs older than {} days under /var/log",
-                pb.logs_older_than_days
-            ),
-        },
-        on_instance(
-            Step::ArchiveLogs {
-                instance: instance.clone(),
-                days: pb.logs_older_than_days,
-                bucket: pb.log_archive_bucket.clone(),
-            },
-            &["/var/log"],
-        ),
-    );
-    if !p.runs(config, ActionName::ExpandVolume) {
-        return;
     }
-    let usage = disk_usage(&p.incident);
-    let (target_name, decision, reason) =
-        expansion(instance, &target, observed, config, &me, usage);
-    p.push(
-        config,
-        ActionName::ExpandVolume,
-        target_name,
-        reason,
-        decision,
-    );
-}
-
-pub(crate) fn plan_memory(
-    p: &mut Plan,
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-) {
-    p.push(
-        config,
-        ActionName::CollectDiagnostics,
-        instance.to_string(),
-        "processes by memory, free memory and recent OOM-killer lines, through SSM Run Command",
-        match commands_allowed(instance, observed, config) {
-            Ok(()) => Decision::Do(Step::CollectDiagnostics {
-                instance: instance.clone(),
-                set: Diagnostics::Memory,
-            }),
-            Err(d) => d,
-        },
-    );
-    if !p.runs(config, ActionName::RestartService) {
-        return;
-    }
-    let tag = &config.playbooks.memory_pressure.service_tag;
-    let (decision, reason) = match instance_opted_in(instance, observed, config) {
-        Err(d) => (d, String::new()),
-        Ok(s) => match s.tags.get(tag) {
-            None => (
-                Decision::Skip(format!(
-                    "{instance} carries no {tag} tag naming a service to restart"
-                )),
-                String::new(),
-            ),
-            Some(name) => match ServiceName::parse(&format!("tag {tag} of {instance}"), name) {
-                Err(e) => (Decision::Skip(format!("not restarted: {e}")), String::new()),
-                Ok(service) => (
-                    Decision::Do(Step::RestartService {
-                        instance: instance.clone(),
-                        service: service.clone(),
-                    }),
-                    format!(
-                        "restart {service}, named by the instance's {tag} tag, to release its memory"
-                    ),
-                ),
-            },
-        },
-    };
-    p.push(
-        config,
-        ActionName::RestartService,
-        instance.to_string(),
-        reason,
-        decision,
-    );
 }
 
 /// Whether a service-down alert is evidence that the instance itself is
@@ -556,7 +400,7 @@ pub(crate) fn instance_is_down(
     observed: &Observed,
     config: &Config,
 ) -> Result<String, String> {
-    if p.incident.alert.source.is_cloudwatch() {
+    if p.incident.alert.source.is_cloudwatch() && p.incident.kind == IncidentKind::ServiceDown {
         return Ok("EC2's status check alarm fired".into());
     }
     let scrape = "not replacing or rebooting on a scrape failure alone";
@@ -572,7 +416,9 @@ pub(crate) fn instance_is_down(
     if let Some(why) = health.impaired() {
         return Ok(why);
     }
-    if config.playbooks.service_down.act_when_ssm_unreachable {
+    if p.playbook(config)
+        .is_some_and(|pb| pb.act_when_ssm_unreachable)
+    {
         match &observed.ssm_online {
             Some(Ok(false)) => {
                 return Ok(format!(
@@ -595,119 +441,41 @@ pub(crate) fn instance_is_down(
     ))
 }
 
-pub(crate) fn plan_service_down(
-    p: &mut Plan,
+/// SSM commands run as root on the instance, so they are sent only to an
+/// opted-in instance (the IAM policy allows no other): Err is the decision
+/// for an instance that is not.
+pub(crate) fn commands_allowed(
     instance: &InstanceId,
     observed: &Observed,
     config: &Config,
-) {
-    push_snapshots(p, instance, observed, config);
-    p.push(
-        config,
-        ActionName::CollectEvidence,
-        instance.to_string(),
-        "the instance's status checks and console output",
-        Decision::Do(Step::CollectEvidence {
-            instance: instance.clone(),
-            console: instance_opted_in(instance, observed, config).is_ok(),
-        }),
-    );
-    let down = match instance_is_down(p, observed, config) {
-        Ok(why) => why,
-        Err(why) => {
-            for name in [ActionName::ReplaceInstance, ActionName::Reboot] {
-                p.push(
-                    config,
-                    name,
-                    instance.to_string(),
-                    "",
-                    Decision::Skip(why.clone()),
-                );
-            }
-            if observed.health.as_ref().is_some_and(|h| h.is_ok()) {
-                p.notes.push(format!(
-                    "Prometheus cannot scrape {instance}, but EC2 reports the instance healthy: look at the exporter on it (systemctl status node_exporter), the security group or network ACL between Prometheus and its port, and Prometheus's Targets page for the scrape error"
-                ));
-            }
-            return;
-        }
-    };
-    let replaces = p.runs(config, ActionName::ReplaceInstance);
-    if replaces {
-        let (target, decision, reason) = match &observed.group {
-            Err(why) => (
-                instance.to_string(),
-                Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
-                String::new(),
-            ),
-            Ok(None) => (
-                instance.to_string(),
-                Decision::Skip(format!("{instance} is in no Auto Scaling group")),
-                String::new(),
-            ),
-            Ok(Some(g)) => match opted_in(&format!("group {}", g.name), &g.tags, config) {
-                Err(why) => (instance.to_string(), Decision::Skip(why), String::new()),
-                Ok(()) => (
-                    instance.to_string(),
-                    Decision::Do(Step::ReplaceInstance {
-                        instance: instance.clone(),
-                        group: g.name.clone(),
-                    }),
-                    format!(
-                        "{down}: mark {instance} Unhealthy so {} replaces it",
-                        g.name
-                    ),
-                ),
-            },
-        };
-        p.push(
-            config,
-            ActionName::ReplaceInstance,
-            target,
-            reason,
-            decision,
-        );
+) -> Result<(), Decision> {
+    match instance_opted_in(instance, observed, config) {
+        Ok(_) => Ok(()),
+        Err(Decision::Skip(why)) => Err(Decision::Skip(format!(
+            "{why}; SSM commands are sent to opted-in instances only"
+        ))),
+        Err(d) => Err(d),
     }
-    if !p.runs(config, ActionName::Reboot) {
-        return;
+}
+
+/// The instance's own opt-in, for actions that change it.
+pub(crate) fn instance_opted_in(
+    instance: &InstanceId,
+    observed: &Observed,
+    config: &Config,
+) -> Result<InstanceState, Decision> {
+    match &observed.instance {
+        Err(why) => Err(Decision::Fail(format!(
+            "could not describe {instance}: {why}"
+        ))),
+        Ok(None) => Err(Decision::Fail(format!(
+            "{instance} was not found in this account and region"
+        ))),
+        Ok(Some(s)) => match opted_in(&format!("instance {instance}"), &s.tags, config) {
+            Ok(()) => Ok(s.clone()),
+            Err(why) => Err(Decision::Skip(why)),
+        },
     }
-    let (decision, reason) = match (
-        &observed.group,
-        instance_opted_in(instance, observed, config),
-    ) {
-        (Ok(Some(g)), _) if replaces => (
-            Decision::Skip(format!(
-                "{instance} is in group {}: replaced, not rebooted",
-                g.name
-            )),
-            String::new(),
-        ),
-        (Err(why), _) => (
-            Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
-            String::new(),
-        ),
-        (_, Err(d)) => (d, String::new()),
-        (_, Ok(s)) if s.state.as_deref().is_some_and(|st| st != "running") => (
-            Decision::Skip(format!(
-                "{instance} is {}: a reboot cannot bring it back; start it by hand",
-                s.state.as_deref().unwrap_or("?")
-            )),
-            String::new(),
-        ),
-        (_, Ok(_)) => (
-            Decision::Do(Step::Reboot {
-                instance: instance.clone(),
-            }),
-            format!("{down}: reboot {instance}, which no Auto Scaling group would replace"),
-        ),
-    };
-    p.push(
-        config,
-        ActionName::Reboot,
-        instance.to_string(),
-        reason,
-        decision,
-    );
 }
 
 pub(crate) fn incident_value(p: &Plan) -> Option<f64> {

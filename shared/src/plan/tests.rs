@@ -163,7 +163,7 @@ fn below_threshold_does_not_scale_and_is_a_warning() {
     );
     assert_eq!(p.severity, Severity::Warning);
     let mut lower = config();
-    lower.playbooks.high_cpu.scale_out_at_percent = 85.0;
+    lower.playbooks.high_cpu.scale_out.at_percent = 85.0;
     let p = plan(
         &incident(include_str!("../../../events/high-cpu-alarm-moderate.json")),
         &fleet(1, 3),
@@ -659,9 +659,9 @@ fn disk_full_limits_and_refusals() {
     );
     // Capped at the maximum volume size.
     let mut capped = config();
-    capped.playbooks.disk_full.max_volume_gib = 110;
+    capped.playbooks.disk_full.expand_volume.max_volume_gib = 110;
     assert_eq!(expansion_of(&plan(&i, &disk_fleet(), &capped)).to_gib, 110);
-    capped.playbooks.disk_full.max_volume_gib = 100;
+    capped.playbooks.disk_full.expand_volume.max_volume_gib = 100;
     assert_eq!(
         decision_of(&plan(&i, &disk_fleet(), &capped), ActionName::ExpandVolume),
         "vol-0000000000000000b: skip: the volume is 100 GiB, at or above the maximum of 100 GiB (disk_full.max_volume_gib)"

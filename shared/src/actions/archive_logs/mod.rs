@@ -1,6 +1,15 @@
 //! archive_logs: compress old rotated logs under /var/log (and ship them to S3 when a bucket is set).
 
 use super::Recovery;
+use super::{ActionName, Step};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::Plan;
+use crate::plan::on_alerted_filesystem;
+use crate::params::Validator;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -9,3 +18,88 @@ pub const RECOVERY: Recovery = Recovery::Idempotent("it compresses only rotated 
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
+
+/// `[kind.archive_logs]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Compress rotated logs older than this many days.
+    pub older_than_days: u32,
+    /// Ship them to this S3 bucket; None: compress in place only.
+    pub bucket: Option<String>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            older_than_days: 7,
+            bucket: None,
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub older_than_days: Option<Spanned<i64>>,
+    pub bucket: Option<Spanned<String>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        let older_than_days = v.range("older_than_days", raw.older_than_days, (1, 3650), d.older_than_days);
+        let bucket = v.text("bucket", raw.bucket).and_then(|b| {
+            let name = b.get_ref().trim().to_owned();
+            if name.is_empty() {
+                return None;
+            }
+            if !is_bucket_name(&name) {
+                let table = v.table.name.clone();
+                v.fail(
+                    b.span(),
+                    format!("{table}.bucket is {name:?}, not an S3 bucket name (3-63 of a-z 0-9 . -)"),
+                );
+            }
+            Some(name)
+        });
+        Self {
+            older_than_days,
+            bucket,
+        }
+    }
+}
+
+/// An S3 bucket name (3-63 of a-z 0-9 . -, alphanumeric at both ends):
+/// the only text of the configuration that goes into a script.
+pub fn is_bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !b.contains("..")
+}
+
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let params = p
+        .playbook(config)
+        .map(|pb| pb.archive_logs.clone())
+        .unwrap_or_default();
+    let days = params.older_than_days;
+    let reason = match &params.bucket {
+        Some(b) => format!(
+            "compress rotated logs older than {days} days under /var/log and ship them to s3://{b}"
+        ),
+        None => format!("compress rotated logs older than {days} days under /var/log"),
+    };
+    let step = Step::ArchiveLogs {
+        instance: instance.clone(),
+        days,
+        bucket: params.bucket,
+    };
+    let decision = on_alerted_filesystem(p, instance, observed, config, step, &["/var/log"]);
+    p.push(config, ActionName::ArchiveLogs, instance.to_string(), reason, decision);
+}

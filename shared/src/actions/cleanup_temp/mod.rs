@@ -1,6 +1,15 @@
 //! cleanup_temp: delete old, unused regular files under /tmp and /var/tmp on the alerted filesystem.
 
 use super::Recovery;
+use super::{ActionName, Step};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::Plan;
+use crate::plan::on_alerted_filesystem;
+use crate::params::Validator;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -9,3 +18,52 @@ pub const RECOVERY: Recovery = Recovery::Idempotent("it deletes only files still
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
+
+/// `[kind.cleanup_temp]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Delete regular files neither modified nor read for this many days.
+    pub older_than_days: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self { older_than_days: 7 }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub older_than_days: Option<Spanned<i64>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        Self {
+            older_than_days: v.range("older_than_days", raw.older_than_days, (1, 3650), d.older_than_days),
+        }
+    }
+}
+
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let days = p
+        .playbook(config)
+        .map_or(Params::default().older_than_days, |pb| pb.cleanup_temp.older_than_days);
+    let step = Step::CleanupTemp {
+        instance: instance.clone(),
+        days,
+    };
+    let decision = on_alerted_filesystem(p, instance, observed, config, step, &["/tmp", "/var/tmp"]);
+    p.push(
+        config,
+        ActionName::CleanupTemp,
+        instance.to_string(),
+        format!("delete files neither modified nor read for {days} days under /tmp and /var/tmp"),
+        decision,
+    );
+}

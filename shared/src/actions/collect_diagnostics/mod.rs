@@ -2,6 +2,14 @@
 
 
 use super::Recovery;
+use super::{ActionName, Step};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::{Decision, Plan};
+use crate::plan::commands_allowed;
+use crate::incident::IncidentKind;
+use serde::Deserialize;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -11,9 +19,52 @@ pub const RECOVERY: Recovery = Recovery::ReadOnly;
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"];
 
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[];
+
 /// Which fixed diagnostics to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Diagnostics {
     Cpu,
     Memory,
+}
+
+impl Diagnostics {
+    /// The set a kind runs unless its table says otherwise.
+    pub fn for_kind(kind: IncidentKind) -> Self {
+        match kind {
+            IncidentKind::MemoryPressure => Self::Memory,
+            _ => Self::Cpu,
+        }
+    }
+}
+
+/// `[kind.collect_diagnostics]`: optional; `set = "cpu"` or `"memory"`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub set: Option<Diagnostics>,
+}
+
+/// The kind's diagnostics set (`[kind.collect_diagnostics] set`, else by
+/// kind), on an opted-in instance only.
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let set = p
+        .playbook(config)
+        .map_or(Diagnostics::for_kind(p.incident.kind), |pb| pb.diagnostics);
+    let reason = match set {
+        Diagnostics::Cpu => "top CPU processes, memory, disks and load, through SSM Run Command",
+        Diagnostics::Memory => {
+            "processes by memory, free memory and recent OOM-killer lines, through SSM Run Command"
+        }
+    };
+    let decision = match commands_allowed(instance, observed, config) {
+        Ok(()) => Decision::Do(Step::CollectDiagnostics {
+            instance: instance.clone(),
+            set,
+        }),
+        Err(d) => d,
+    };
+    p.push(config, ActionName::CollectDiagnostics, instance.to_string(), reason, decision);
 }

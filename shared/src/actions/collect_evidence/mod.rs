@@ -1,6 +1,12 @@
 //! collect_evidence: EC2 status checks and the console output.
 
 use super::Recovery;
+use super::{ActionName, Step};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::{Decision, Plan};
+use crate::plan::instance_opted_in;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -12,3 +18,20 @@ pub const RECOVERY: Recovery = Recovery::ReadOnly;
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ec2:DescribeInstanceStatus", "ec2:GetConsoleOutput"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[];
+
+/// The status checks always; the console output of an opted-in instance only.
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    p.push(
+        config,
+        ActionName::CollectEvidence,
+        instance.to_string(),
+        "the instance's status checks and console output",
+        Decision::Do(Step::CollectEvidence {
+            instance: instance.clone(),
+            console: instance_opted_in(instance, observed, config).is_ok(),
+        }),
+    );
+}

@@ -8,6 +8,9 @@ use crate::disk::{DiskTarget, Filesystem, new_size, resolve_volume};
 use std::time::Duration;
 
 use super::Recovery;
+use crate::params::Validator;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -19,6 +22,68 @@ pub const RECOVERY: Recovery = Recovery::Verifiable("the volume's latest modific
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshot", "ec2:CreateTags", "ec2:DescribeSnapshots", "ec2:ModifyVolume", "ec2:DescribeVolumesModifications", "ssm:SendCommand", "ssm:GetCommandInvocation"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
+
+/// `[kind.expand_volume]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Expand only when usage (after the cleanup) is at or above this.
+    pub at_percent: f64,
+    /// New size: +grow_percent, at least +grow_min_gib, never above max_volume_gib.
+    pub grow_percent: u32,
+    pub grow_min_gib: i32,
+    pub max_volume_gib: i32,
+    /// No second expansion of the same volume within this many hours.
+    pub cooldown_hours: u32,
+    /// How long to wait for the modification to reach `optimizing`.
+    pub modification_wait_seconds: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            at_percent: 95.0,
+            grow_percent: 20,
+            grow_min_gib: 10,
+            max_volume_gib: 2048,
+            cooldown_hours: 24,
+            modification_wait_seconds: 120,
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub at_percent: Option<Spanned<f64>>,
+    pub grow_percent: Option<Spanned<i64>>,
+    pub grow_min_gib: Option<Spanned<i64>>,
+    pub max_volume_gib: Option<Spanned<i64>>,
+    pub cooldown_hours: Option<Spanned<i64>>,
+    pub modification_wait_seconds: Option<Spanned<i64>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        Self {
+            at_percent: v.percent("at_percent", raw.at_percent, d.at_percent),
+            grow_percent: v.range("grow_percent", raw.grow_percent, (1, 100), d.grow_percent),
+            grow_min_gib: v.gib("grow_min_gib", raw.grow_min_gib, 1, d.grow_min_gib),
+            max_volume_gib: v.gib("max_volume_gib", raw.max_volume_gib, 2, d.max_volume_gib),
+            // EBS allows a volume few modifications a day anyway.
+            cooldown_hours: v.range("cooldown_hours", raw.cooldown_hours, (6, 24 * 30), d.cooldown_hours),
+            modification_wait_seconds: v.range(
+                "modification_wait_seconds",
+                raw.modification_wait_seconds,
+                (1, 600),
+                d.modification_wait_seconds,
+            ),
+        }
+    }
+}
 
 /// Everything the executor needs to grow one volume and its filesystem.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,19 +111,21 @@ pub(crate) fn expansion(
     target: &DiskTarget,
     observed: &Observed,
     config: &Config,
+    params: Option<&Params>,
     me: &Result<InstanceState, Decision>,
     usage: Option<f64>,
 ) -> (String, Decision, String) {
-    let pb = &config.playbooks.disk_full;
+    let default = Params::default();
+    let pb = params.unwrap_or(&default);
     let subject = target.describe();
     let skip = |why: String| (subject.clone(), Decision::Skip(why), String::new());
     let fail = |why: String| (subject.clone(), Decision::Fail(why), String::new());
     if let Some(u) = usage
-        && u < pb.expand_at_percent
+        && u < pb.at_percent
     {
         return skip(format!(
             "usage {u:.1}% is below {}% (disk_full.expand_at_percent): cleanup only",
-            pb.expand_at_percent
+            pb.at_percent
         ));
     }
     let volumes = match &observed.volumes {
@@ -130,7 +197,7 @@ pub(crate) fn expansion(
     let reason = format!(
         "{} is at or above {}%: snapshot {}, grow it {from} -> {to} GiB, then the partition and filesystem ({})",
         target.describe(),
-        pb.expand_at_percent,
+        pb.at_percent,
         v.id,
         r.how
     );
@@ -143,11 +210,23 @@ pub(crate) fn expansion(
             from_gib: from,
             to_gib: to,
             mount: target.mount.clone(),
-            expand_at: pb.expand_at_percent,
+            expand_at: pb.at_percent,
             alert_usage: usage,
             modification_wait: Duration::from_secs(u64::from(pb.modification_wait_seconds)),
             how: r.how,
         }))),
         reason,
     )
+}
+
+/// Only after the cleanup, and only when usage is still at or above
+/// `at_percent`: the volume behind the alerted mount point.
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let target = disk_target(&p.incident);
+    let me = instance_opted_in(instance, observed, config);
+    let usage = disk_usage(&p.incident);
+    let params = p.playbook(config).map(|pb| &pb.expand_volume);
+    let (target_name, decision, reason) =
+        expansion(instance, &target, observed, config, params, &me, usage);
+    p.push(config, ActionName::ExpandVolume, target_name, reason, decision);
 }

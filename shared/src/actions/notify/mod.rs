@@ -1,6 +1,10 @@
 //! notify: the notification through SNS, after every stage.
 
 use super::Recovery;
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::Plan;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -12,3 +16,10 @@ pub const RECOVERY: Recovery = Recovery::Idempotent("sent again: a duplicate mes
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["sns:Publish"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[];
+
+/// The notification is not listed in stages: the planner adds it after
+/// every stage (`plan::plan`), so there is nothing to decide here.
+pub(crate) fn decide(_: &mut Plan, _: &InstanceId, _: &Observed, _: &Config) {}

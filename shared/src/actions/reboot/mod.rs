@@ -1,6 +1,15 @@
 //! reboot: reboot the instance (not in a group).
 
 use super::Recovery;
+use super::{ActionName, Step};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::{Decision, Plan};
+use crate::plan::{instance_is_down, instance_opted_in};
+use crate::params::Validator;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -9,3 +18,89 @@ pub const RECOVERY: Recovery = Recovery::Unverifiable;
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ec2:RebootInstances"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[super::Need::Group, super::Need::Health];
+
+/// `[kind.reboot]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// At most one reboot per instance within this many minutes.
+    pub cooldown_minutes: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self { cooldown_minutes: 15 }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub cooldown_minutes: Option<Spanned<i64>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        Self {
+            cooldown_minutes: v.range("cooldown_minutes", raw.cooldown_minutes, (1, 24 * 60), d.cooldown_minutes),
+        }
+    }
+}
+
+/// Only when the instance itself is down, is running, and is in no group
+/// that `replace_instance` (if listed) replaces it from.
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let down = match instance_is_down(p, observed, config) {
+        Ok(why) => why,
+        Err(why) => {
+            p.push(config, ActionName::Reboot, instance.to_string(), "", Decision::Skip(why));
+            if observed.health.as_ref().is_some_and(|h| h.is_ok()) {
+                p.note(format!(
+                    "Prometheus cannot scrape {instance}, but EC2 reports the instance healthy: look at the exporter on it (systemctl status node_exporter), the security group or network ACL between Prometheus and its port, and Prometheus's Targets page for the scrape error"
+                ));
+            }
+            return;
+        }
+    };
+    let replaces = p.runs(config, ActionName::ReplaceInstance);
+    let (decision, reason) = match (
+        &observed.group,
+        instance_opted_in(instance, observed, config),
+    ) {
+        (Ok(Some(g)), _) if replaces => (
+            Decision::Skip(format!(
+                "{instance} is in group {}: replaced, not rebooted",
+                g.name
+            )),
+            String::new(),
+        ),
+        (Err(why), _) => (
+            Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
+            String::new(),
+        ),
+        (_, Err(d)) => (d, String::new()),
+        (_, Ok(s)) if s.state.as_deref().is_some_and(|st| st != "running") => (
+            Decision::Skip(format!(
+                "{instance} is {}: a reboot cannot bring it back; start it by hand",
+                s.state.as_deref().unwrap_or("?")
+            )),
+            String::new(),
+        ),
+        (_, Ok(_)) => (
+            Decision::Do(Step::Reboot {
+                instance: instance.clone(),
+            }),
+            format!("{down}: reboot {instance}, which no Auto Scaling group would replace"),
+        ),
+    };
+    p.push(
+        config,
+        ActionName::Reboot,
+        instance.to_string(),
+        reason,
+        decision,
+    );
+}

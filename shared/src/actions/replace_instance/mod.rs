@@ -1,6 +1,15 @@
 //! replace_instance: mark the instance Unhealthy so its Auto Scaling group replaces it.
 
 use super::Recovery;
+use super::{ActionName, Step};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::{Decision, Plan};
+use crate::plan::{instance_is_down, opted_in};
+use crate::params::Validator;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -9,3 +18,86 @@ pub const RECOVERY: Recovery = Recovery::Verifiable("the instance's health in it
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["autoscaling:SetInstanceHealth", "autoscaling:DescribeAutoScalingInstances"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[super::Need::Group, super::Need::Health];
+
+/// `[kind.replace_instance]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// At most one replacement per group within this many minutes.
+    pub cooldown_minutes: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self { cooldown_minutes: 15 }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub cooldown_minutes: Option<Spanned<i64>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        Self {
+            cooldown_minutes: v.range("cooldown_minutes", raw.cooldown_minutes, (1, 24 * 60), d.cooldown_minutes),
+        }
+    }
+}
+
+/// Only when the instance itself is down (`instance_is_down`), in an
+/// opted-in group.
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let down = match instance_is_down(p, observed, config) {
+        Ok(why) => why,
+        Err(why) => {
+            p.push(config, ActionName::ReplaceInstance, instance.to_string(), "", Decision::Skip(why));
+            if observed.health.as_ref().is_some_and(|h| h.is_ok()) {
+                p.note(format!(
+                    "Prometheus cannot scrape {instance}, but EC2 reports the instance healthy: look at the exporter on it (systemctl status node_exporter), the security group or network ACL between Prometheus and its port, and Prometheus's Targets page for the scrape error"
+                ));
+            }
+            return;
+        }
+    };
+    {
+        let (target, decision, reason) = match &observed.group {
+            Err(why) => (
+                instance.to_string(),
+                Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
+                String::new(),
+            ),
+            Ok(None) => (
+                instance.to_string(),
+                Decision::Skip(format!("{instance} is in no Auto Scaling group")),
+                String::new(),
+            ),
+            Ok(Some(g)) => match opted_in(&format!("group {}", g.name), &g.tags, config) {
+                Err(why) => (instance.to_string(), Decision::Skip(why), String::new()),
+                Ok(()) => (
+                    instance.to_string(),
+                    Decision::Do(Step::ReplaceInstance {
+                        instance: instance.clone(),
+                        group: g.name.clone(),
+                    }),
+                    format!(
+                        "{down}: mark {instance} Unhealthy so {} replaces it",
+                        g.name
+                    ),
+                ),
+            },
+        };
+        p.push(
+            config,
+            ActionName::ReplaceInstance,
+            target,
+            reason,
+            decision,
+        );
+    }
+}

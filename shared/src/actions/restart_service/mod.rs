@@ -1,6 +1,16 @@
 //! restart_service: restart one systemd service unit named by the instance's tag, and read its state.
 
 use super::Recovery;
+use super::{ActionName, Step};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::plan::{Decision, Plan};
+use crate::ids::ServiceName;
+use crate::plan::instance_opted_in;
+use crate::params::Validator;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -9,3 +19,95 @@ pub const RECOVERY: Recovery = Recovery::Unverifiable;
 
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[];
+
+/// `[kind.restart_service]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// The instance's tag naming the systemd unit to restart.
+    pub service_tag: String,
+    /// No second restart on the same instance within this many minutes.
+    pub cooldown_minutes: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            service_tag: "first-responder:restart-service".into(),
+            cooldown_minutes: 30,
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub service_tag: Option<Spanned<String>>,
+    pub cooldown_minutes: Option<Spanned<i64>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        let service_tag = match v.text("service_tag", raw.service_tag) {
+            None => d.service_tag,
+            Some(t) => {
+                let k = t.get_ref().trim().to_owned();
+                if k.is_empty() || k.len() > 128 || k.starts_with("aws:") {
+                    let table = v.table.name.clone();
+                    v.fail(
+                        t.span(),
+                        format!(
+                            "{table}.service_tag is {k:?}: expected a tag key of 1-128 characters, not starting with aws:"
+                        ),
+                    );
+                }
+                k
+            }
+        };
+        Self {
+            service_tag,
+            cooldown_minutes: v.range("cooldown_minutes", raw.cooldown_minutes, (1, 24 * 60), d.cooldown_minutes),
+        }
+    }
+}
+
+/// The unit named by the instance's tag, on an opted-in instance.
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let tag = &p
+        .playbook(config)
+        .map(|pb| pb.restart_service.service_tag.clone())
+        .unwrap_or_else(|| Params::default().service_tag);
+    let (decision, reason) = match instance_opted_in(instance, observed, config) {
+        Err(d) => (d, String::new()),
+        Ok(s) => match s.tags.get(tag) {
+            None => (
+                Decision::Skip(format!(
+                    "{instance} carries no {tag} tag naming a service to restart"
+                )),
+                String::new(),
+            ),
+            Some(name) => match ServiceName::parse(&format!("tag {tag} of {instance}"), name) {
+                Err(e) => (Decision::Skip(format!("not restarted: {e}")), String::new()),
+                Ok(service) => (
+                    Decision::Do(Step::RestartService {
+                        instance: instance.clone(),
+                        service: service.clone(),
+                    }),
+                    format!(
+                        "restart {service}, named by the instance's {tag} tag, to release its memory"
+                    ),
+                ),
+            },
+        },
+    };
+    p.push(
+        config,
+        ActionName::RestartService,
+        instance.to_string(),
+        reason,
+        decision,
+    );
+}

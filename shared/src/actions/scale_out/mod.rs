@@ -1,10 +1,14 @@
 //! scale_out: one more instance in the Auto Scaling group, within its maximum and the cap.
 
 use crate::config::Config;
+use crate::ids::InstanceId;
 // The decision still reads the plan being built (see ARCHITECTURE.md).
 use crate::plan::*;
 
 use super::Recovery;
+use crate::params::Validator;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -17,6 +21,37 @@ pub const RECOVERY: Recovery = Recovery::Verifiable("the group's desired capacit
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["autoscaling:SetDesiredCapacity", "autoscaling:DescribeAutoScalingGroups"];
 
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[super::Need::Group];
+
+/// `[kind.scale_out]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Scale out at or above this percentage; also the critical/warning line.
+    pub at_percent: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self { at_percent: 90.0 }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub at_percent: Option<Spanned<f64>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        Self {
+            at_percent: v.percent("at_percent", raw.at_percent, d.at_percent),
+        }
+    }
+}
+
 /// Adds the scale-out decision: +1 up to MaxSize, at or above the threshold.
 pub(crate) fn push_scale_out(
     p: &mut Plan,
@@ -25,7 +60,9 @@ pub(crate) fn push_scale_out(
     config: &Config,
     no_group: impl FnOnce() -> String,
 ) {
-    let threshold = config.playbooks.high_cpu.scale_out_at_percent;
+    let threshold = p
+        .playbook(config)
+        .map_or(Params::default().at_percent, |pb| pb.scale_out.at_percent);
     let (target, decision) = match (incident_value(p), group) {
         (None, _) => (
             subject,
@@ -84,4 +121,9 @@ pub(crate) fn push_scale_out(
         incident_value(p).unwrap_or_default()
     );
     p.push(config, ActionName::ScaleOut, target, reason, decision);
+}
+
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let not_in_group = format!("{instance} is not in an Auto Scaling group");
+    push_scale_out(p, instance.to_string(), &observed.group, config, || not_in_group);
 }

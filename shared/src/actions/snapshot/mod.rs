@@ -18,11 +18,14 @@ pub const RECOVERY: Recovery = Recovery::Verifiable("the incident's snapshots of
 /// The IAM actions it calls (the template grants them; a test checks both ways).
 pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeSnapshots"];
 
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[super::Need::Volumes];
+
 /// A snapshot of every attached volume of an opted-in instance: the
 /// evidence, before anything changes. A snapshot changes nothing of the
 /// fleet, so a volume needs no opt-in tag of its own (the root volume, which
 /// holds the logs, rarely carries one); the instance's tag is the scope.
-pub(crate) fn push_snapshots(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
     if !p.runs(config, ActionName::Snapshot) {
         return;
     }
