@@ -1,0 +1,239 @@
+//! Alertmanager webhooks, directly or in a Function URL request.
+
+use super::*;
+
+/// A Function URL request (payload format 2.0), as the `webhook` function
+/// receives it: the body is an Alertmanager payload, possibly base64. The
+/// bearer token is the webhook's business; the CLI, run by an operator, reads
+/// the body only.
+pub(crate) fn parse_function_url(value: Value) -> Result<Vec<Alert>, InputError> {
+    parse_function_url_each(value)?.into_iter().collect()
+}
+
+pub(crate) fn parse_function_url_each(
+    value: Value,
+) -> Result<Vec<Result<Alert, InputError>>, InputError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Request {
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        is_base64_encoded: bool,
+    }
+    let r: Request = deserialize(value, "")?;
+    let body = r.body.unwrap_or_default();
+    let bytes = if r.is_base64_encoded {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|e| InputError::field("body", format!("marked base64 but is not: {e}")))?
+    } else {
+        body.into_bytes()
+    };
+    let inner = decode(&bytes).map_err(|e| InputError::field("body", e.to_string()))?;
+    let in_body = |e: InputError| match e {
+        InputError::Field { field, problem } => InputError::field(format!("body.{field}"), problem),
+        other => InputError::field("body", other.to_string()),
+    };
+    Ok(parse_alertmanager_each(inner)
+        .map_err(in_body)?
+        .into_iter()
+        .map(|r| {
+            r.map(|(mut a, _)| {
+                // Labels are validated later (routing); their paths start at `body` too.
+                if let Some(m) = &mut a.metric {
+                    m.field = format!("body.{}", m.field);
+                }
+                a
+            })
+            .map_err(in_body)
+        })
+        .collect())
+}
+
+/// At most this many alerts in one webhook payload (a storm is ~1,000).
+pub const MAX_ALERTS: usize = 10_000;
+
+/// The envelope of an Alertmanager payload: the alerts stay raw so each
+/// is validated on its own.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AmPayload {
+    version: String,
+    #[serde(default)]
+    status: Option<String>,
+    alerts: Vec<Value>,
+}
+
+/// One Alertmanager alert, exactly the fields the responder reads. The
+/// webhook forwards this (re-serialized), never the request it came in.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AmAlert {
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: String,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// Parses an Alertmanager webhook payload (version 4) and nothing else.
+/// Strict: the first bad alert fails it.
+pub fn parse_alertmanager(value: Value) -> Result<Vec<Alert>, InputError> {
+    parse_alertmanager_each(value)?
+        .into_iter()
+        .map(|r| r.map(|(a, _)| a))
+        .collect()
+}
+
+/// One alert of a batch: the alert and its validated fields, or why not.
+pub type AlertResult = Result<(Alert, AmAlert), InputError>;
+
+/// Parses an Alertmanager payload into one result per alert, each with the
+/// validated alert as it may be forwarded. Err: the envelope is unusable.
+pub fn parse_alertmanager_each(value: Value) -> Result<Vec<AlertResult>, InputError> {
+    if !value.is_object() {
+        return Err(InputError::Unsupported(format!(
+            "expected a JSON object, got {}",
+            json_kind(&value)
+        )));
+    }
+    let p: AmPayload = deserialize(value, "")?;
+    if p.version != "4" {
+        return Err(InputError::field(
+            "version",
+            format!(
+                "{} is not an Alertmanager webhook payload version this accepts (\"4\")",
+                shown(&p.version)
+            ),
+        ));
+    }
+    if let Some(s) = &p.status
+        && s != "firing"
+        && s != "resolved"
+    {
+        return Err(InputError::field(
+            "status",
+            format!("{} is not firing or resolved", shown(s)),
+        ));
+    }
+    if p.alerts.is_empty() {
+        return Err(InputError::field("alerts", "no alerts"));
+    }
+    if p.alerts.len() > MAX_ALERTS {
+        return Err(InputError::field(
+            "alerts",
+            format!(
+                "{} alerts, more than the {MAX_ALERTS} accepted",
+                p.alerts.len()
+            ),
+        ));
+    }
+    Ok(p.alerts
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let a: AmAlert = deserialize(raw, &format!("alerts[{i}]"))?;
+            am_alert(i, a.clone()).map(|alert| (alert, a))
+        })
+        .collect())
+}
+
+pub(crate) fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
+    let at = |f: &str| format!("alerts[{i}].{f}");
+    let (state, previous_state) = match a.status.as_str() {
+        "firing" => (AlarmState::Alarm, None),
+        "resolved" => (AlarmState::Ok, Some(AlarmState::Alarm)),
+        other => {
+            return Err(InputError::field(
+                at("status"),
+                format!("{} is not firing or resolved", shown(other)),
+            ));
+        }
+    };
+    let name = a
+        .labels
+        .get("alertname")
+        .ok_or_else(|| InputError::field(at("labels.alertname"), "missing"))?;
+    if !is_prometheus_name(name) {
+        return Err(InputError::field(
+            at("labels.alertname"),
+            format!(
+                "{} is not a Prometheus alert name ([A-Za-z_:][A-Za-z0-9_:]*)",
+                shown(name)
+            ),
+        ));
+    }
+    if chrono::DateTime::parse_from_rfc3339(&a.starts_at).is_err() {
+        return Err(InputError::field(
+            at("startsAt"),
+            format!("{} is not an RFC 3339 time", shown(&a.starts_at)),
+        ));
+    }
+    let fingerprint = match a.fingerprint {
+        Some(f) if !f.is_empty() && f.len() <= 32 && f.bytes().all(|b| b.is_ascii_hexdigit()) => f,
+        Some(f) => {
+            return Err(InputError::field(
+                at("fingerprint"),
+                format!("{} is not a hex fingerprint", shown(&f)),
+            ));
+        }
+        None => return Err(InputError::field(at("fingerprint"), "missing")),
+    };
+    let value = match a.annotations.get("value") {
+        Some(v) => Some(
+            v.trim()
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    InputError::field(
+                        at("annotations.value"),
+                        format!("{} is not a number", shown(v)),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let reason = a
+        .annotations
+        .get("description")
+        .or_else(|| a.annotations.get("summary"))
+        .cloned()
+        .unwrap_or_default();
+    Ok(Alert {
+        source: AlertSource::Alertmanager,
+        alarm_name: name.clone(),
+        alarm_arn: None,
+        state,
+        previous_state,
+        // A resolution keeps its alert's startsAt: the status makes it its own occurrence.
+        occurrence: format!("{fingerprint}\n{}\n{}", a.starts_at, a.status),
+        state_timestamp: a.starts_at,
+        reason,
+        description: a.annotations.get("summary").cloned(),
+        metric: Some(MetricRef {
+            namespace: "prometheus".into(),
+            name: name.clone(),
+            dimensions: a.labels.clone(),
+            field: at("labels"),
+        }),
+        alarm_rule: None,
+        value,
+        threshold: None,
+        region: None,
+        account: None,
+        tags: a.labels,
+    })
+}
+
+pub(crate) fn is_prometheus_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+        && s.len() <= 200
+}

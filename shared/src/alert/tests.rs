@@ -1,0 +1,327 @@
+use super::*;
+
+const HIGH_CPU: &str = include_str!("../../../events/high-cpu-alarm.json");
+const HIGH_CPU_OK: &str = include_str!("../../../events/high-cpu-ok.json");
+
+#[test]
+fn parses_the_sample_high_cpu_alarm() {
+    let alerts = parse_event(HIGH_CPU.as_bytes()).unwrap();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.alarm_name, "web-high-cpu");
+    assert_eq!(a.state, AlarmState::Alarm);
+    assert_eq!(a.previous_state, Some(AlarmState::Ok));
+    assert_eq!(a.value, Some(95.3));
+    assert_eq!(a.threshold, Some(80.0));
+    assert_eq!(
+        a.alarm_arn.as_deref(),
+        Some("arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-high-cpu")
+    );
+    let m = a.metric.as_ref().unwrap();
+    assert_eq!(
+        (m.namespace.as_str(), m.name.as_str()),
+        ("AWS/EC2", "CPUUtilization")
+    );
+    assert_eq!(m.dimensions["InstanceId"], "i-0123456789abcdef0");
+    assert_eq!(a.state_timestamp, "2026-11-25T02:04:12.152+0000");
+}
+
+#[test]
+fn parses_the_recovery() {
+    let a = &parse_event(HIGH_CPU_OK.as_bytes()).unwrap()[0];
+    assert_eq!(a.state, AlarmState::Ok);
+    assert_eq!(a.previous_state, Some(AlarmState::Alarm));
+    assert_eq!(a.value, Some(37.9));
+}
+
+#[test]
+fn value_comes_from_the_newest_datapoint() {
+    let rd = Some(r#"{"recentDatapoints":[91.0,97.5],"threshold":90}"#.to_owned());
+    assert_eq!(triggering_value(&rd, ""), (Some(97.5), Some(90.0)));
+}
+
+#[test]
+fn value_falls_back_to_the_reason_text() {
+    let reason =
+        "Threshold Crossed: 1 out of the last 1 datapoints [88.25 (25/11/26 01:59:00)] was greater";
+    assert_eq!(triggering_value(&None, reason), (Some(88.25), None));
+    assert_eq!(
+        triggering_value(&Some("not json".into()), reason).0,
+        Some(88.25)
+    );
+    assert_eq!(triggering_value(&None, "no datapoints here"), (None, None));
+    assert_eq!(triggering_value(&None, "[NaN ]"), (None, None));
+}
+
+fn with(path: &[&str], new: Value) -> Vec<u8> {
+    let mut v: Value = serde_json::from_str(HIGH_CPU).unwrap();
+    let mut cur = &mut v;
+    for p in &path[..path.len() - 1] {
+        cur = &mut cur[*p];
+    }
+    cur[path[path.len() - 1]] = new;
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "not valid JSON"),
+        (b"[]".to_vec(), "expected a JSON object"),
+        (b"{}".to_vec(), "not an alert"),
+        (
+            br#"{"detail-type":"CloudWatch Alarm State Change","source":"aws.cloudwatch"}"#
+                .to_vec(),
+            "field `detail`: missing",
+        ),
+        (
+            br#"{"detail-type":5,"source":"aws.cloudwatch","detail":{}}"#.to_vec(),
+            "field `detail-type`",
+        ),
+        (
+            with(
+                &["detail-type"],
+                "EC2 Instance State-change Notification".into(),
+            ),
+            "detail-type",
+        ),
+        (with(&["source"], "aws.ec2".into()), "detail-type"),
+        (
+            with(&["detail", "state", "value"], "FIRING".into()),
+            "detail.state.value",
+        ),
+        (
+            with(&["detail", "state", "value"], 7.into()),
+            "detail.state.value",
+        ),
+        (
+            with(&["detail", "alarmName"], Value::Null),
+            "detail.alarmName",
+        ),
+        (
+            with(&["detail", "alarmName"], "a\nb".into()),
+            "detail.alarmName",
+        ),
+        (
+            with(&["detail", "state", "timestamp"], Value::Null),
+            "detail.state.timestamp",
+        ),
+        (
+            with(&["detail", "previousState", "value"], "NOPE".into()),
+            "detail.previousState.value",
+        ),
+        (
+            with(&["detail", "configuration", "metrics"], "x".into()),
+            "detail.configuration.metrics",
+        ),
+    ];
+    for (bytes, needle) in cases {
+        let err = parse_event(&bytes).unwrap_err().to_string();
+        assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    }
+}
+
+#[test]
+fn refuses_oversized_events() {
+    let big = vec![b' '; MAX_EVENT_BYTES + 1];
+    assert!(parse_event(&big).unwrap_err().to_string().contains("bytes"));
+}
+
+fn one(src: &str) -> Alert {
+    let mut v = parse_event(src.as_bytes()).unwrap();
+    assert_eq!(v.len(), 1);
+    v.remove(0)
+}
+
+#[test]
+fn every_cloudwatch_shape_gives_the_same_alert() {
+    let eb = one(HIGH_CPU);
+    for (src, source) in [
+        (
+            include_str!("../../../events/sns-high-cpu-alarm.json"),
+            AlertSource::Sns,
+        ),
+        (
+            include_str!("../../../events/direct-high-cpu-alarm.json"),
+            AlertSource::AlarmAction,
+        ),
+    ] {
+        let a = one(src);
+        assert_eq!(a.source, source);
+        assert_eq!(a.alarm_name, eb.alarm_name);
+        assert_eq!(a.alarm_arn, eb.alarm_arn);
+        assert_eq!((a.state, a.previous_state), (eb.state, eb.previous_state));
+        assert_eq!(a.value, Some(95.3));
+        assert_eq!(
+            a.occurrence, eb.occurrence,
+            "same occurrence, same incident"
+        );
+        assert_eq!(
+            a.region.as_deref(),
+            Some("us-east-1"),
+            "region code, not the display name"
+        );
+        let m = a.metric.unwrap();
+        assert_eq!(
+            (m.namespace.as_str(), m.name.as_str()),
+            ("AWS/EC2", "CPUUtilization")
+        );
+        assert_eq!(m.dimensions["InstanceId"], "i-0123456789abcdef0");
+    }
+}
+
+#[test]
+fn metric_math_and_anomaly_alarms_use_their_metric_stat() {
+    let a = one(include_str!("../../../events/high-cpu-metric-math.json"));
+    let m = a.metric.unwrap();
+    assert_eq!(m.name, "CPUUtilization");
+    assert_eq!(
+        m.field,
+        "detail.configuration.metrics[1].metricStat.metric.dimensions"
+    );
+    let a = one(include_str!("../../../events/high-cpu-anomaly.json"));
+    assert_eq!(a.metric.unwrap().name, "CPUUtilization");
+    assert_eq!(a.value, Some(96.4));
+}
+
+#[test]
+fn composite_alarm_has_a_rule_and_tags_but_no_metric() {
+    let a = one(include_str!("../../../events/composite-alarm.json"));
+    assert!(a.metric.is_none());
+    assert_eq!(
+        a.alarm_rule.as_deref(),
+        Some("ALARM(web-high-cpu) AND ALARM(web-5xx-rate)")
+    );
+    assert_eq!(a.tags["severity"], "critical");
+}
+
+#[test]
+fn alertmanager_payload_gives_one_alert_per_entry() {
+    let v = parse_event(include_bytes!("../../../events/alertmanager-high-cpu.json")).unwrap();
+    assert_eq!(v.len(), 2, "duplicates are removed later, by occurrence");
+    let a = &v[0];
+    assert_eq!(a.source, AlertSource::Alertmanager);
+    assert_eq!(a.alarm_name, "HighCPUUsage");
+    assert_eq!(a.state, AlarmState::Alarm);
+    assert_eq!(a.value, Some(95.3));
+    assert_eq!(a.tags["instance"], "10.0.1.5:9100");
+    assert_eq!(a.occurrence, v[1].occurrence);
+    let r = one(include_str!(
+        "../../../events/alertmanager-high-cpu-resolved.json"
+    ));
+    assert_eq!(
+        (r.state, r.previous_state),
+        (AlarmState::Ok, Some(AlarmState::Alarm))
+    );
+}
+
+fn am(f: impl Fn(&mut Value)) -> Vec<u8> {
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../../events/alertmanager-high-cpu.json")).unwrap();
+    f(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn alertmanager_errors_name_the_field() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (am(|v| v["version"] = "3".into()), "field `version`"),
+        (
+            am(|v| v["alerts"] = Value::Array(vec![])),
+            "field `alerts`: no alerts",
+        ),
+        (
+            am(|v| v["alerts"][1]["status"] = "pending".into()),
+            "alerts[1].status",
+        ),
+        (
+            am(|v| v["alerts"][0]["labels"]["alertname"] = "$(reboot)".into()),
+            "alerts[0].labels.alertname",
+        ),
+        (
+            am(|v| {
+                v["alerts"][0]["labels"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("alertname");
+            }),
+            "alerts[0].labels.alertname",
+        ),
+        (
+            am(|v| v["alerts"][0]["startsAt"] = "yesterday".into()),
+            "alerts[0].startsAt",
+        ),
+        (
+            am(|v| v["alerts"][0]["fingerprint"] = "../../etc".into()),
+            "alerts[0].fingerprint",
+        ),
+        (
+            am(|v| v["alerts"][0]["annotations"]["value"] = "lots".into()),
+            "alerts[0].annotations.value",
+        ),
+        (
+            am(|v| v["alerts"][0]["labels"]["job"] = 5.into()),
+            "alerts[0].labels.job",
+        ),
+    ];
+    for (bytes, needle) in cases {
+        let err = parse_event(&bytes).unwrap_err().to_string();
+        assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    }
+}
+
+#[test]
+fn sns_errors_name_the_field() {
+    let src: Value =
+        serde_json::from_str(include_str!("../../../events/sns-high-cpu-alarm.json")).unwrap();
+    let mut v = src.clone();
+    v["Records"][0]["Sns"]["Message"] = "plain text".into();
+    assert!(
+        parse_event(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("Records[0].Sns.Message")
+    );
+    let mut v = src.clone();
+    let mut msg: Value =
+        serde_json::from_str(v["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    msg["NewStateValue"] = "BROKEN".into();
+    v["Records"][0]["Sns"]["Message"] = msg.to_string().into();
+    assert!(
+        parse_event(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("Records[0].Sns.Message.NewStateValue")
+    );
+}
+
+#[test]
+fn function_url_requests_carry_the_alertmanager_payload() {
+    let direct = parse_event(include_bytes!("../../../events/alertmanager-high-cpu.json")).unwrap();
+    for src in [
+        include_str!("../../../events/function-url-alertmanager.json"),
+        include_str!("../../../events/function-url-alertmanager-base64.json"),
+    ] {
+        let got = parse_event(src.as_bytes()).unwrap();
+        assert_eq!(got.len(), direct.len());
+        for (g, d) in got.iter().zip(&direct) {
+            assert_eq!(
+                (g.occurrence.as_str(), g.value, &g.tags),
+                (d.occurrence.as_str(), d.value, &d.tags)
+            );
+            assert_eq!(
+                g.metric.as_ref().unwrap().field,
+                format!("body.{}", d.metric.as_ref().unwrap().field)
+            );
+        }
+    }
+    let mut v: Value = serde_json::from_str(include_str!(
+        "../../../events/function-url-alertmanager.json"
+    ))
+    .unwrap();
+    v["body"] = r#"{"version":"4","alerts":[{"status":"x"}]}"#.into();
+    let e = parse_event(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("body.alerts[0]"), "{e}");
+}
