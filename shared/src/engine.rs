@@ -9,6 +9,7 @@ use futures::future::{BoxFuture, Shared, join_all};
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::actions::notify;
 use crate::config::Config;
 use crate::incident::Incident;
 use crate::notify::compose;
@@ -131,7 +132,9 @@ impl Aws {
         // The notification is claimed beside the first stage, not after the last.
         let claim_notify = join_all(notify.iter().map(|a| async {
             match &a.decision {
-                Decision::Do(Step::Notify { .. }) => Some(self.claim(a, id, now, lease).await),
+                Decision::Do(Step::Notify(notify::Step { .. })) => {
+                    Some(self.claim(a, id, now, lease).await)
+                }
                 _ => None,
             }
         }));
@@ -182,7 +185,7 @@ impl Aws {
             let mut t_notify = None;
             for (a, claim) in notify.iter().zip(claims) {
                 let report = match (&a.decision, claim) {
-                    (Decision::Do(Step::Notify { topic_arn }), Some(Ok(_))) => {
+                    (Decision::Do(Step::Notify(notify::Step { topic_arn })), Some(Ok(_))) => {
                         // An orphaned notification is sent again: a duplicate
                         // message is better than none.
                         let n = compose(&plan, &reports);
@@ -388,7 +391,13 @@ impl Aws {
         let work = |resume: Option<String>| {
             let span = info_span!("action", action = a.name.as_str(), target = %a.target);
             async move {
-                let work = self.perform(step, incident, config, earlier, resume.as_deref());
+                let cx = crate::actions::Run {
+                    incident,
+                    config,
+                    earlier,
+                    resume: resume.as_deref(),
+                };
+                let work = self.perform(step, &cx);
                 match timeout_at(deadline, work).instrument(span).await {
                     Ok(o) => o,
                     Err(_) if invocation => Outcome::uncertain(

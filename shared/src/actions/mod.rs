@@ -6,13 +6,11 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::ids::{GroupName, InstanceId, ServiceName, VolumeId};
+use crate::ids::InstanceId;
+use crate::playbook::Playbook;
 
 pub use collect_diagnostics::Diagnostics;
 pub use expand_volume::Expansion;
-
-#[cfg(feature = "aws")]
-mod dispatch;
 
 /// Decides one action for the plan being built.
 pub(crate) fn decide(
@@ -120,6 +118,45 @@ macro_rules! registry {
                     $(Self::$variant => $module::PERMISSIONS),+
                 }
             }
+
+            /// Its execution's source, for the permissions test.
+            #[cfg(test)]
+            pub(crate) fn source(self) -> &'static str {
+                match self {
+                    $(Self::$variant => include_str!(concat!(stringify!($module), "/run.rs"))),+
+                }
+            }
+        }
+
+        /// A fully specified change (or read) the executor can carry out:
+        /// each action's own step type.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Step {
+            $($variant($module::Step)),+
+        }
+
+        impl Step {
+            pub fn name(&self) -> ActionName {
+                match self {
+                    $(Self::$variant(_) => ActionName::$variant),+
+                }
+            }
+
+            fn action(&self) -> &dyn ActionStep {
+                match self {
+                    $(Self::$variant(s) => s),+
+                }
+            }
+        }
+
+        #[cfg(feature = "aws")]
+        impl crate::aws::Aws {
+            /// Carries out one step: its action's `run`.
+            pub(crate) async fn perform(&self, step: &Step, cx: &Run<'_>) -> crate::outcome::Outcome {
+                match step {
+                    $(Step::$variant(s) => $module::run(self, s, cx).await),+
+                }
+            }
         }
     };
 }
@@ -140,132 +177,50 @@ registry! {
     notify => Notify,
 }
 
-/// A fully specified AWS operation the executor can carry out.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    /// Every attached volume of the instance at one instant
-    /// (`CreateSnapshots`: crash-consistent across them), less the volumes
-    /// over the per-incident cap.
-    Snapshot {
-        instance: InstanceId,
-        /// The volumes snapshotted, with their device names.
-        volumes: Vec<(VolumeId, Option<String>)>,
-        /// Left out: the boot volume, and data volumes, over the cap.
-        exclude_boot: bool,
-        exclude: Vec<VolumeId>,
-    },
-    CollectDiagnostics {
-        instance: InstanceId,
-        set: Diagnostics,
-    },
-    CollectEvidence {
-        instance: InstanceId,
-        /// The console output too: allowed for opted-in instances only.
-        console: bool,
-    },
-    ScaleOut {
-        group: GroupName,
-        from: i32,
-        to: i32,
-        max: i32,
-    },
-    CleanupTemp {
-        instance: InstanceId,
-        days: u32,
-    },
-    ArchiveLogs {
-        instance: InstanceId,
-        days: u32,
-        bucket: Option<String>,
-    },
-    ExpandVolume(Box<Expansion>),
-    RestartService {
-        instance: InstanceId,
-        service: ServiceName,
-    },
-    ReplaceInstance {
-        instance: InstanceId,
-        group: GroupName,
-    },
-    Reboot {
-        instance: InstanceId,
-    },
-    Notify {
-        topic_arn: String,
-    },
-}
+/// What the engine and the reports ask of a step; each action answers for
+/// its own.
+pub trait ActionStep {
+    /// The change in words, as a verb phrase ("add one instance to web-asg
+    /// (desired 1 -> 2)"): what a dry run says it would do.
+    fn describe(&self) -> String;
 
-impl Step {
-    /// Changes the fleet (as opposed to reading it or telling people).
-    pub fn is_mutating(&self) -> bool {
-        !matches!(
-            self,
-            Self::CollectDiagnostics { .. } | Self::CollectEvidence { .. } | Self::Notify { .. }
-        )
-    }
+    /// Changes the fleet (as opposed to reading it or telling people). No
+    /// default: each action says.
+    fn is_mutating(&self) -> bool;
 
     /// Evidence: creates something (a snapshot) but changes nothing of the
     /// fleet, so the breaker, flap guard and cooldowns do not count it.
+    fn is_evidence(&self) -> bool {
+        false
+    }
+
+    /// What it means to leave behind, recorded with its claim so a later
+    /// delivery can check AWS if this one dies half-way (`to=N`).
+    fn intent(&self) -> String {
+        String::new()
+    }
+
+    /// The cooldown it takes with the kind's parameters: (resource, how long).
+    fn cooldown(&self, _: &Playbook, _: &Config) -> Option<(String, Duration)> {
+        None
+    }
+}
+
+impl Step {
+    pub fn is_mutating(&self) -> bool {
+        self.action().is_mutating()
+    }
+
     pub fn is_evidence(&self) -> bool {
-        matches!(self, Self::Snapshot { .. })
+        self.action().is_evidence()
     }
 
-    /// The change in words, as a verb phrase ("add one instance to web-asg
-    /// (desired 1 -> 2)"): what a dry run says it would do.
     pub fn describe(&self) -> String {
-        match self {
-            Self::Snapshot {
-                instance, volumes, ..
-            } => format!(
-                "snapshot {} of {instance} ({})",
-                match volumes.len() {
-                    1 => "the volume".to_owned(),
-                    n => format!("all {n} volumes"),
-                },
-                volumes
-                    .iter()
-                    .map(|(v, _)| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Self::CollectDiagnostics { instance, .. } => {
-                format!("collect diagnostics on {instance} through SSM")
-            }
-            Self::CollectEvidence { instance, .. } => {
-                format!("read the status checks and console output of {instance}")
-            }
-            Self::ScaleOut {
-                group, from, to, ..
-            } => format!("add one instance to {group} (desired {from} -> {to})"),
-            Self::CleanupTemp { instance, days } => format!(
-                "delete regular files older than {days} days under /tmp and /var/tmp on {instance}"
-            ),
-            Self::ArchiveLogs { instance, days, .. } => {
-                format!("compress rotated logs older than {days} days under /var/log on {instance}")
-            }
-            Self::ExpandVolume(e) => format!(
-                "grow {} from {} to {} GiB, then its partition and filesystem",
-                e.volume, e.from_gib, e.to_gib
-            ),
-            Self::RestartService { instance, service } => {
-                format!("restart {service} on {instance}")
-            }
-            Self::ReplaceInstance { instance, group } => {
-                format!("mark {instance} Unhealthy so {group} replaces it")
-            }
-            Self::Reboot { instance } => format!("reboot {instance}"),
-            Self::Notify { topic_arn } => format!("publish the notification to {topic_arn}"),
-        }
+        self.action().describe()
     }
 
-    /// What this step means to leave behind, recorded with its claim so a
-    /// later delivery can check AWS if this one dies half-way.
     pub fn intent(&self) -> String {
-        match self {
-            Self::ScaleOut { to, .. } => format!("to={to}"),
-            Self::ExpandVolume(e) => format!("to={}", e.to_gib),
-            _ => String::new(),
-        }
+        self.action().intent()
     }
 
     /// The cooldown this step takes: (action, resource, how long), with the
@@ -276,33 +231,24 @@ impl Step {
         kind: crate::incident::IncidentKind,
     ) -> Option<(&'static str, String, Duration)> {
         let pb = config.playbooks.get(kind)?;
-        let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
-        let (action, resource, d) = match self {
-            Self::ScaleOut { group, .. } => {
-                ("scale_out", group.to_string(), config.scale_out_cooldown)
-            }
-            Self::ExpandVolume(e) => (
-                "expand_volume",
-                e.volume.to_string(),
-                Duration::from_secs(u64::from(pb.expand_volume.cooldown_hours) * 3600),
-            ),
-            Self::RestartService { instance, .. } => (
-                "restart_service",
-                instance.to_string(),
-                minutes(pb.restart_service.cooldown_minutes),
-            ),
-            Self::ReplaceInstance { group, .. } => (
-                "replace_instance",
-                group.to_string(),
-                minutes(pb.replace_instance.cooldown_minutes),
-            ),
-            Self::Reboot { instance } => (
-                "reboot",
-                instance.to_string(),
-                minutes(pb.reboot.cooldown_minutes),
-            ),
-            _ => return None,
-        };
-        (!d.is_zero()).then_some((action, resource, d))
+        let (resource, d) = self.action().cooldown(pb, config)?;
+        (!d.is_zero()).then_some((self.name().as_str(), resource, d))
     }
+}
+
+/// What an action's execution gets beside its step.
+pub struct Run<'a> {
+    pub incident: &'a crate::incident::Incident,
+    pub config: &'a Config,
+    /// The reports of the earlier stages (the disk usage after the cleanup).
+    pub earlier: &'a [crate::report::ActionReport],
+    /// What an earlier delivery that died meant to do, when it claimed this
+    /// action first: AWS is checked before anything is repeated.
+    pub resume: Option<&'a str>,
+}
+
+/// The size an orphaned claim meant (`to=N`).
+#[cfg(feature = "aws")]
+pub(crate) fn intended_size(intent: &str) -> Option<i32> {
+    intent.strip_prefix("to=")?.parse().ok()
 }

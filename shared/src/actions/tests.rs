@@ -7,21 +7,10 @@ use std::collections::BTreeSet;
 
 use super::{ActionName, Recovery};
 
-/// Each action's execution, read as text to find the SDK calls it makes.
+/// Each action's execution, read as text to find the SDK calls it makes
+/// (`ActionName::source`, from the registry: a new action is walked too).
 fn source(name: ActionName) -> &'static str {
-    match name {
-        ActionName::Snapshot => include_str!("snapshot/run.rs"),
-        ActionName::CollectDiagnostics => include_str!("collect_diagnostics/run.rs"),
-        ActionName::CollectEvidence => include_str!("collect_evidence/run.rs"),
-        ActionName::ScaleOut => include_str!("scale_out/run.rs"),
-        ActionName::CleanupTemp => include_str!("cleanup_temp/run.rs"),
-        ActionName::ArchiveLogs => include_str!("archive_logs/run.rs"),
-        ActionName::ExpandVolume => include_str!("expand_volume/run.rs"),
-        ActionName::RestartService => include_str!("restart_service/run.rs"),
-        ActionName::ReplaceInstance => include_str!("replace_instance/run.rs"),
-        ActionName::Reboot => include_str!("reboot/run.rs"),
-        ActionName::Notify => include_str!("notify/run.rs"),
-    }
+    name.source()
 }
 
 fn camel(snake: &str) -> String {

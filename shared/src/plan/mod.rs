@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::actions::notify;
 use crate::config::Config;
 use crate::disk::DiskTarget;
 use crate::ids::{GroupName, InstanceId};
@@ -305,9 +306,9 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             name: ActionName::Notify,
             target: arn.clone(),
             reason: "tell the on-call what fired, what was done and what to do next".into(),
-            decision: Decision::Do(Step::Notify {
+            decision: Decision::Do(Step::Notify(notify::Step {
                 topic_arn: arn.clone(),
-            }),
+            })),
             stage: last,
         },
         None => PlannedAction {

@@ -1,4 +1,8 @@
 use super::*;
+use crate::actions::{
+    archive_logs, cleanup_temp, collect_diagnostics, replace_instance, restart_service, scale_out,
+    snapshot,
+};
 use crate::alert::parse_event;
 use crate::ids::VolumeId;
 
@@ -61,7 +65,9 @@ fn summary(p: &Plan) -> Vec<(ActionName, String, String)> {
         .iter()
         .map(|a| {
             let d = match &a.decision {
-                Decision::Do(Step::ScaleOut { from, to, .. }) => format!("do {from}->{to}"),
+                Decision::Do(Step::ScaleOut(scale_out::Step { from, to, .. })) => {
+                    format!("do {from}->{to}")
+                }
                 Decision::Do(_) => "do".to_owned(),
                 Decision::Skip(w) => format!("skip: {w}"),
                 Decision::Fail(w) => format!("fail: {w}"),
@@ -340,7 +346,9 @@ fn only_opted_in_resources_are_changed() {
     let s = summary(&p);
     assert_eq!(s[0].2, "do", "every volume of an opted-in instance");
     match &p.actions[0].decision {
-        Decision::Do(Step::Snapshot { volumes, .. }) => assert_eq!(volumes.len(), 2),
+        Decision::Do(Step::Snapshot(snapshot::Step { volumes, .. })) => {
+            assert_eq!(volumes.len(), 2)
+        }
         d => panic!("{d:?}"),
     }
     assert_eq!(s[1].2, "do", "diagnostics on an opted-in instance");
@@ -410,12 +418,12 @@ fn evidence_snapshots_have_their_own_cap() {
     };
     let p = plan(&i, &observed, &c);
     match &p.actions[0].decision {
-        Decision::Do(Step::Snapshot {
+        Decision::Do(Step::Snapshot(snapshot::Step {
             volumes,
             exclude_boot,
             exclude,
             ..
-        }) => {
+        })) => {
             assert_eq!(volumes.len(), 20);
             assert_eq!(volumes[0].1.as_deref(), Some("/dev/xvda"), "root first");
             assert!(!exclude_boot);
@@ -589,11 +597,11 @@ fn disk_full_cleans_up_then_expands_the_right_volume() {
     let p = plan(&incident(&root), &disk_fleet(), &config());
     assert!(matches!(
         &p.actions[0].decision,
-        Decision::Do(Step::CleanupTemp { days: 7, .. })
+        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { days: 7, .. }))
     ));
     assert!(matches!(
         &p.actions[1].decision,
-        Decision::Do(Step::ArchiveLogs { .. })
+        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
     ));
     // Without the instance's report, a /var alert holds /var/tmp and
     // /var/log (they are under it), not /tmp.
@@ -601,11 +609,11 @@ fn disk_full_cleans_up_then_expands_the_right_volume() {
     let p = plan(&incident(&var_alert), &disk_fleet(), &config());
     assert!(matches!(
         &p.actions[0].decision,
-        Decision::Do(Step::CleanupTemp { .. })
+        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
     ));
     assert!(matches!(
         &p.actions[1].decision,
-        Decision::Do(Step::ArchiveLogs { .. })
+        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
     ));
     // What the instance reported decides: /var on its own volume.
     let mut o = disk_fleet();
@@ -617,19 +625,19 @@ fn disk_full_cleans_up_then_expands_the_right_volume() {
     assert!(
         matches!(
             &p.actions[0].decision,
-            Decision::Do(Step::CleanupTemp { .. })
+            Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
         ),
         "/var/tmp is on /var"
     );
     assert!(matches!(
         &p.actions[1].decision,
-        Decision::Do(Step::ArchiveLogs { .. })
+        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
     ));
     let p = plan(&incident(&root), &o, &config());
     assert!(
         matches!(
             &p.actions[0].decision,
-            Decision::Do(Step::CleanupTemp { .. })
+            Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
         ),
         "/tmp is on /"
     );
@@ -757,13 +765,13 @@ fn memory_pressure_restarts_only_a_tagged_valid_service() {
     );
     assert!(matches!(
         &p.actions[0].decision,
-        Decision::Do(Step::CollectDiagnostics {
+        Decision::Do(Step::CollectDiagnostics(collect_diagnostics::Step {
             set: Diagnostics::Memory,
             ..
-        })
+        }))
     ));
     match &p.actions[1].decision {
-        Decision::Do(Step::RestartService { service, .. }) => {
+        Decision::Do(Step::RestartService(restart_service::Step { service, .. })) => {
             assert_eq!(service.as_str(), "app.service")
         }
         d => panic!("{d:?}"),
@@ -815,7 +823,7 @@ fn service_down_replaces_in_a_group_and_reboots_otherwise() {
     );
     assert!(matches!(
         &p.actions[2].decision,
-        Decision::Do(Step::ReplaceInstance { .. })
+        Decision::Do(Step::ReplaceInstance(replace_instance::Step { .. }))
     ));
     assert_eq!(
         decision_of(&p, Reboot),

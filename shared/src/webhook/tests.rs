@@ -415,8 +415,8 @@ mod handoff {
 
     #[tokio::test]
     async fn refused_requests_invoke_nothing() {
-        let rule = mock!(Client::invoke)
-            .then_output(|| InvokeOutput::builder().status_code(202).build());
+        let rule =
+            mock!(Client::invoke).then_output(|| InvokeOutput::builder().status_code(202).build());
         let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&rule]);
         let w = webhook(lambda);
         assert_eq!(w.handle(&req(None, AM)).await.status, 401);

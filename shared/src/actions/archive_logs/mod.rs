@@ -1,7 +1,8 @@
 //! archive_logs: compress old rotated logs under /var/log (and ship them to S3 when a bucket is set).
 
 use super::Recovery;
-use super::{ActionName, Step};
+use super::ActionStep;
+use super::ActionName;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -13,6 +14,8 @@ use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Idempotent("it compresses only rotated logs not yet compressed and not held open");
 
@@ -95,11 +98,30 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
         ),
         None => format!("compress rotated logs older than {days} days under /var/log"),
     };
-    let step = Step::ArchiveLogs {
+    let step = super::Step::ArchiveLogs(Step {
         instance: instance.clone(),
         days,
         bucket: params.bucket,
-    };
+    });
     let decision = on_alerted_filesystem(p, instance, observed, config, step, &["/var/log"]);
     p.push(config, ActionName::ArchiveLogs, instance.to_string(), reason, decision);
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    pub days: u32,
+    pub bucket: Option<String>,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!(
+            "compress rotated logs older than {} days under /var/log on {}",
+            self.days, self.instance
+        )
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
 }

@@ -28,3 +28,8 @@ impl Aws {
         crate::actions::freed(o, "by compressing rotated logs under /var/log")
     }
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.archive_logs(&s.instance, s.days, s.bucket.as_deref(), cx.incident, cx.config).await
+}

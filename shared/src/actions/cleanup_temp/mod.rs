@@ -1,7 +1,8 @@
 //! cleanup_temp: delete old, unused regular files under /tmp and /var/tmp on the alerted filesystem.
 
 use super::Recovery;
-use super::{ActionName, Step};
+use super::ActionStep;
+use super::ActionName;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -13,6 +14,8 @@ use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Idempotent("it deletes only files still old and unused, and reports what it freed");
 
@@ -54,10 +57,10 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
     let days = p
         .playbook(config)
         .map_or(Params::default().older_than_days, |pb| pb.cleanup_temp.older_than_days);
-    let step = Step::CleanupTemp {
+    let step = super::Step::CleanupTemp(Step {
         instance: instance.clone(),
         days,
-    };
+    });
     let decision = on_alerted_filesystem(p, instance, observed, config, step, &["/tmp", "/var/tmp"]);
     p.push(
         config,
@@ -66,4 +69,22 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
         format!("delete files neither modified nor read for {days} days under /tmp and /var/tmp"),
         decision,
     );
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    pub days: u32,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!(
+            "delete regular files older than {} days under /tmp and /var/tmp on {}",
+            self.days, self.instance
+        )
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
 }

@@ -27,3 +27,8 @@ impl Aws {
         crate::actions::freed(o, "under /tmp and /var/tmp")
     }
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.cleanup_temp(&s.instance, s.days, cx.incident, cx.config).await
+}

@@ -2,7 +2,8 @@
 
 
 use super::Recovery;
-use super::{ActionName, Step};
+use super::ActionStep;
+use super::ActionName;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -13,6 +14,8 @@ use serde::Deserialize;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::ReadOnly;
 
@@ -60,11 +63,26 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
         }
     };
     let decision = match commands_allowed(instance, observed, config) {
-        Ok(()) => Decision::Do(Step::CollectDiagnostics {
+        Ok(()) => Decision::Do(super::Step::CollectDiagnostics(Step {
             instance: instance.clone(),
             set,
-        }),
+        })),
         Err(d) => d,
     };
     p.push(config, ActionName::CollectDiagnostics, instance.to_string(), reason, decision);
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    pub set: Diagnostics,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!("collect diagnostics on {} through SSM", self.instance)
+    }
+    fn is_mutating(&self) -> bool {
+        false
+    }
 }

@@ -31,3 +31,8 @@ impl Aws {
         .await
     }
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.collect_diagnostics_on(&s.instance, s.set, cx.incident, cx.config).await
+}

@@ -1,7 +1,8 @@
 //! collect_evidence: EC2 status checks and the console output.
 
 use super::Recovery;
-use super::{ActionName, Step};
+use super::ActionStep;
+use super::ActionName;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -11,8 +12,7 @@ use crate::plan::instance_opted_in;
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-#[allow(unused_imports)]
-pub(crate) use run::*;
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::ReadOnly;
 
@@ -29,9 +29,25 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
         ActionName::CollectEvidence,
         instance.to_string(),
         "the instance's status checks and console output",
-        Decision::Do(Step::CollectEvidence {
+        Decision::Do(super::Step::CollectEvidence(Step {
             instance: instance.clone(),
             console: instance_opted_in(instance, observed, config).is_ok(),
-        }),
+        })),
     );
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    /// The console output too: allowed for opted-in instances only.
+    pub console: bool,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!("read the status checks and console output of {}", self.instance)
+    }
+    fn is_mutating(&self) -> bool {
+        false
+    }
 }

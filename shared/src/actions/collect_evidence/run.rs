@@ -92,3 +92,8 @@ impl Aws {
         o
     }
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, _: &crate::actions::Run<'_>) -> Outcome {
+    aws.evidence(&s.instance, s.console).await
+}

@@ -8,6 +8,7 @@ use crate::disk::{DiskTarget, Filesystem, new_size, resolve_volume};
 use std::time::Duration;
 
 use super::Recovery;
+use super::ActionStep;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
@@ -15,8 +16,7 @@ use toml::Spanned;
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-#[allow(unused_imports)]
-pub(crate) use run::*;
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the volume's latest modification is read against the size the claim meant");
 
@@ -203,7 +203,7 @@ pub(crate) fn expansion(
     );
     (
         subject,
-        Decision::Do(Step::ExpandVolume(Box::new(Expansion {
+        Decision::Do(super::Step::ExpandVolume(Box::new(Expansion {
             instance: instance.clone(),
             volume: v.id.clone(),
             xen_letters: r.xen_letters.clone(),
@@ -229,4 +229,43 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
     let (target_name, decision, reason) =
         expansion(instance, &target, observed, config, params, &me, usage);
     p.push(config, ActionName::ExpandVolume, target_name, reason, decision);
+}
+
+/// Everything the executor needs to grow one volume and its filesystem.
+pub type Step = Box<Expansion>;
+
+impl ActionStep for Expansion {
+    fn describe(&self) -> String {
+        format!(
+            "grow {} from {} to {} GiB, then its partition and filesystem",
+            self.volume, self.from_gib, self.to_gib
+        )
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn intent(&self) -> String {
+        format!("to={}", self.to_gib)
+    }
+    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+        Some((
+            self.volume.to_string(),
+            Duration::from_secs(u64::from(pb.expand_volume.cooldown_hours) * 3600),
+        ))
+    }
+}
+
+impl ActionStep for Box<Expansion> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn intent(&self) -> String {
+        (**self).intent()
+    }
+    fn cooldown(&self, pb: &crate::playbook::Playbook, c: &Config) -> Option<(String, Duration)> {
+        (**self).cooldown(pb, c)
+    }
 }

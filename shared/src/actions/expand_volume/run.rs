@@ -342,10 +342,6 @@ impl Aws {
     }
 }
 
-/// The size an orphaned claim meant (`to=N`).
-pub(crate) fn intended_size(intent: &str) -> Option<i32> {
-    intent.strip_prefix("to=")?.parse().ok()
-}
 
 /// The snapshot before the expansion: that one volume, found again by its
 /// tags after a lost answer rather than taken twice.
@@ -449,4 +445,9 @@ impl Aws {
             .iter()
             .find_map(|s| s.snapshot_id().map(ToOwned::to_owned))
     }
+}
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.expand(s, cx.incident, cx.config, cx.earlier, cx.resume.and_then(crate::actions::intended_size)).await
 }

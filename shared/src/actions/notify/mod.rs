@@ -1,6 +1,7 @@
 //! notify: the notification through SNS, after every stage.
 
 use super::Recovery;
+use super::ActionStep;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -9,8 +10,7 @@ use crate::plan::Plan;
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-#[allow(unused_imports)]
-pub(crate) use run::*;
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Idempotent("sent again: a duplicate message is better than none, and it names its incident");
 
@@ -23,3 +23,17 @@ pub const NEEDS: &[super::Need] = &[];
 /// The notification is not listed in stages: the planner adds it after
 /// every stage (`plan::plan`), so there is nothing to decide here.
 pub(crate) fn decide(_: &mut Plan, _: &InstanceId, _: &Observed, _: &Config) {}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub topic_arn: String,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!("publish the notification to {}", self.topic_arn)
+    }
+    fn is_mutating(&self) -> bool {
+        false
+    }
+}

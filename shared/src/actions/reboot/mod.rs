@@ -1,7 +1,9 @@
 //! reboot: reboot the instance (not in a group).
 
 use super::Recovery;
-use super::{ActionName, Step};
+use super::ActionStep;
+use std::time::Duration;
+use super::ActionName;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -13,6 +15,8 @@ use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Unverifiable;
 
@@ -90,9 +94,9 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
             String::new(),
         ),
         (_, Ok(_)) => (
-            Decision::Do(Step::Reboot {
+            Decision::Do(super::Step::Reboot(Step {
                 instance: instance.clone(),
-            }),
+            })),
             format!("{down}: reboot {instance}, which no Auto Scaling group would replace"),
         ),
     };
@@ -103,4 +107,22 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
         reason,
         decision,
     );
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!("reboot {}", self.instance)
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+        let minutes = u64::from(pb.reboot.cooldown_minutes);
+        Some((self.instance.to_string(), Duration::from_secs(minutes * 60)))
+    }
 }

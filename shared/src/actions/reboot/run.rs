@@ -26,3 +26,8 @@ impl Aws {
         }
     }
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, _: &crate::actions::Run<'_>) -> Outcome {
+    aws.reboot(&s.instance).await
+}

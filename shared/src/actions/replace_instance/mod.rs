@@ -1,7 +1,10 @@
 //! replace_instance: mark the instance Unhealthy so its Auto Scaling group replaces it.
 
 use super::Recovery;
-use super::{ActionName, Step};
+use super::ActionStep;
+use crate::ids::GroupName;
+use std::time::Duration;
+use super::ActionName;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -13,6 +16,8 @@ use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the instance's health in its group: Unhealthy means it was done");
 
@@ -81,10 +86,10 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
                 Err(why) => (instance.to_string(), Decision::Skip(why), String::new()),
                 Ok(()) => (
                     instance.to_string(),
-                    Decision::Do(Step::ReplaceInstance {
+                    Decision::Do(super::Step::ReplaceInstance(Step {
                         instance: instance.clone(),
                         group: g.name.clone(),
-                    }),
+                    })),
                     format!(
                         "{down}: mark {instance} Unhealthy so {} replaces it",
                         g.name
@@ -99,5 +104,24 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
             reason,
             decision,
         );
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    pub group: GroupName,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!("mark {} Unhealthy so {} replaces it", self.instance, self.group)
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+        let minutes = u64::from(pb.replace_instance.cooldown_minutes);
+        Some((self.group.to_string(), Duration::from_secs(minutes * 60)))
     }
 }

@@ -41,3 +41,8 @@ impl Aws {
         }
     }
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.replace_instance(&s.instance, &s.group, cx.resume).await
+}

@@ -1,7 +1,9 @@
 //! restart_service: restart one systemd service unit named by the instance's tag, and read its state.
 
 use super::Recovery;
-use super::{ActionName, Step};
+use super::ActionStep;
+use std::time::Duration;
+use super::ActionName;
 use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -14,6 +16,8 @@ use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Unverifiable;
 
@@ -92,10 +96,10 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
             Some(name) => match ServiceName::parse(&format!("tag {tag} of {instance}"), name) {
                 Err(e) => (Decision::Skip(format!("not restarted: {e}")), String::new()),
                 Ok(service) => (
-                    Decision::Do(Step::RestartService {
+                    Decision::Do(super::Step::RestartService(Step {
                         instance: instance.clone(),
                         service: service.clone(),
-                    }),
+                    })),
                     format!(
                         "restart {service}, named by the instance's {tag} tag, to release its memory"
                     ),
@@ -110,4 +114,23 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
         reason,
         decision,
     );
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    pub service: ServiceName,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!("restart {} on {}", self.service, self.instance)
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+        let minutes = u64::from(pb.restart_service.cooldown_minutes);
+        Some((self.instance.to_string(), Duration::from_secs(minutes * 60)))
+    }
 }

@@ -49,3 +49,8 @@ impl Aws {
         r
     }
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.restart_service(&s.instance, &s.service, cx.incident, cx.config).await
+}

@@ -6,6 +6,9 @@ use crate::ids::InstanceId;
 use crate::plan::*;
 
 use super::Recovery;
+use super::ActionStep;
+use crate::ids::GroupName;
+use std::time::Duration;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
@@ -13,8 +16,7 @@ use toml::Spanned;
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-#[allow(unused_imports)]
-pub(crate) use run::*;
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the group's desired capacity is read against the size the claim meant");
 
@@ -104,14 +106,14 @@ pub(crate) fn push_scale_out(
         (Some(_), Ok(Some(g))) => (
             g.name.to_string(),
             match opted_in(&format!("group {}", g.name), &g.tags, config) {
-                Ok(()) => Decision::Do(Step::ScaleOut {
+                Ok(()) => Decision::Do(super::Step::ScaleOut(Step {
                     group: g.name.clone(),
                     from: g.desired,
                     to: (g.desired + 1)
                         .min(g.max)
                         .min(config.max_desired_capacity.unwrap_or(i32::MAX)),
                     max: g.max,
-                }),
+                })),
                 Err(why) => Decision::Skip(why),
             },
         ),
@@ -126,4 +128,30 @@ pub(crate) fn push_scale_out(
 pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
     let not_in_group = format!("{instance} is not in an Auto Scaling group");
     push_scale_out(p, instance.to_string(), &observed.group, config, || not_in_group);
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub group: GroupName,
+    pub from: i32,
+    pub to: i32,
+    pub max: i32,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!(
+            "add one instance to {} (desired {} -> {})",
+            self.group, self.from, self.to
+        )
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn intent(&self) -> String {
+        format!("to={}", self.to)
+    }
+    fn cooldown(&self, _: &crate::playbook::Playbook, config: &Config) -> Option<(String, Duration)> {
+        Some((self.group.to_string(), config.scale_out_cooldown))
+    }
 }

@@ -16,7 +16,7 @@ impl Aws {
         max: i32,
         resume: Option<&str>,
     ) -> Outcome {
-        if let Some(intended) = resume.and_then(crate::actions::expand_volume::intended_size)
+        if let Some(intended) = resume.and_then(crate::actions::intended_size)
             && let Ok(Some(g)) = self.group_named(group).await
             && g.desired >= intended
         {
@@ -55,4 +55,9 @@ impl Aws {
             Err(e) => Outcome::failed_call(&format!("SetDesiredCapacity of {group} to {to}"), &e),
         }
     }
+}
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.scale_out_resuming(&s.group, s.from, s.to, s.max, cx.resume).await
 }

@@ -6,12 +6,12 @@ use crate::ids::{InstanceId, VolumeId};
 use crate::plan::*;
 
 use super::Recovery;
+use super::ActionStep;
 
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-#[allow(unused_imports)]
-pub(crate) use run::*;
+pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the incident's snapshots of the instance are looked up by their tags");
 
@@ -81,7 +81,7 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
                     "MAX_SNAPSHOTS_PER_INCIDENT is {cap}: no evidence snapshots"
                 ))
             } else {
-                Decision::Do(Step::Snapshot {
+                Decision::Do(super::Step::Snapshot(Step {
                     instance: instance.clone(),
                     volumes: taken
                         .iter()
@@ -89,10 +89,46 @@ pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, c
                         .collect(),
                     exclude_boot,
                     exclude,
-                })
+                }))
             };
             (decision, reason)
         }
     };
     p.push(config, ActionName::Snapshot, target, reason, decision);
+}
+
+/// Every attached volume of the instance at one instant (`CreateSnapshots`:
+/// crash-consistent across them), less the volumes over the per-incident cap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    /// The volumes snapshotted, with their device names.
+    pub volumes: Vec<(VolumeId, Option<String>)>,
+    /// Left out: the boot volume, and data volumes, over the cap.
+    pub exclude_boot: bool,
+    pub exclude: Vec<VolumeId>,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!(
+            "snapshot {} of {} ({})",
+            match self.volumes.len() {
+                1 => "the volume".to_owned(),
+                n => format!("all {n} volumes"),
+            },
+            self.instance,
+            self.volumes
+                .iter()
+                .map(|(v, _)| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn is_evidence(&self) -> bool {
+        true
+    }
 }

@@ -186,3 +186,8 @@ pub(crate) fn snapshots_taken(
     }
     Outcome::done(detail, ids)
 }
+
+/// Carries out the step (see `actions::Run`).
+pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    aws.snapshot_or_find(cx.incident, &s.instance, &s.volumes, s.exclude_boot, &s.exclude, cx.resume).await
+}
