@@ -93,6 +93,17 @@ enum ScriptName {
         #[arg(long)]
         kind: String,
     },
+    /// kill_process: stop process PID if its name is allowed (TERM, then KILL).
+    #[command(name = "kill_process")]
+    KillProcess {
+        #[arg(long)]
+        pid: u32,
+        /// Process names (/proc/PID/comm), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        allow: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        grace_seconds: u32,
+    },
 }
 
 const SCRIPT_NAMES: &[(&str, &str)] = &[
@@ -108,6 +119,10 @@ const SCRIPT_NAMES: &[(&str, &str)] = &[
     ("restart_service", "--service NAME"),
     ("lsblk", ""),
     ("diagnostics", "--kind high_cpu|memory_pressure"),
+    (
+        "kill_process",
+        "--pid N --allow NAME[,NAME] [--grace-seconds N]",
+    ),
 ];
 
 /// The script for these typed parameters, validated as the responder
@@ -163,6 +178,21 @@ fn script(name: ScriptName) -> Result<Vec<String>, String> {
         }
         ScriptName::RestartService { service } => {
             commands::restart_service(&ServiceName::parse("--service", &service).map_err(e)?)
+        }
+        ScriptName::KillProcess {
+            pid,
+            allow,
+            grace_seconds,
+        } => {
+            use first_responder::actions::kill_process::{ProcessName, script};
+            let allow = allow
+                .iter()
+                .map(|n| ProcessName::parse("--allow", n))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !(1..=120).contains(&grace_seconds) {
+                return Err(format!("--grace-seconds {grace_seconds}: 1 to 120"));
+            }
+            script(pid, &allow, grace_seconds)
         }
         ScriptName::Lsblk => commands::LSBLK.iter().map(|c| (*c).to_owned()).collect(),
         ScriptName::Diagnostics { kind } => match kind.as_str() {

@@ -405,7 +405,8 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
             "grow_filesystem",
             "restart_service",
             "lsblk",
-            "diagnostics"
+            "diagnostics",
+            "kill_process"
         ]
     );
     let i = InstanceId::parse("t", "i-0123456789abcdef0")?;
@@ -482,6 +483,19 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
                 .map(|c| (*c).to_owned())
                 .collect(),
         ),
+        (
+            vec!["kill_process", "--pid", "4242", "--allow", "java,node"],
+            first_responder::actions::kill_process::script(
+                4242,
+                &[
+                    first_responder::actions::kill_process::ProcessName::parse("t", "java")
+                        .map_err(anyhow::Error::msg)?,
+                    first_responder::actions::kill_process::ProcessName::parse("t", "node")
+                        .map_err(anyhow::Error::msg)?,
+                ],
+                10,
+            ),
+        ),
     ];
     for (args, want) in cases {
         let (code, out, err) = script(&args);
@@ -510,6 +524,10 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
     }
     // Refused as the responder refuses them: exit 2, one line naming the value.
     for (args, says) in [
+        (
+            vec!["kill_process", "--pid", "1", "--allow", "java;reboot"],
+            "a process name is 1-15 of",
+        ),
         (
             vec!["restart_service", "--service", "poweroff.target"],
             "is not a service unit",

@@ -172,6 +172,7 @@ registry! {
     restart_service => RestartService,
     replace_instance => ReplaceInstance,
     reboot => Reboot,
+    kill_process => KillProcess,
     // The notification always goes last, after every stage: not listed.
     #[serde(skip_deserializing)]
     notify => Notify,

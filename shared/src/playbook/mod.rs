@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::actions::{
     ActionName, Diagnostics, archive_logs, cleanup_temp, collect_diagnostics, expand_volume,
-    reboot, replace_instance, restart_service, scale_out,
+    kill_process, reboot, replace_instance, restart_service, scale_out,
 };
 use crate::incident::IncidentKind;
 use crate::params::{Table, Validator};
@@ -57,6 +57,7 @@ pub struct Playbook {
     pub restart_service: restart_service::Params,
     pub replace_instance: replace_instance::Params,
     pub reboot: reboot::Params,
+    pub kill_process: kill_process::Params,
     /// A Prometheus scrape failure (`up == 0`) with passing EC2 status
     /// checks also reboots or replaces when SSM cannot reach the instance.
     pub act_when_ssm_unreachable: bool,
@@ -325,6 +326,9 @@ fn read(v: &mut Validator, kind: IncidentKind, raw: RawPlaybook) -> Playbook {
     enter(v, ActionName::Reboot);
     let reboot = reboot::Params::read(rb, v);
 
+    enter(v, ActionName::KillProcess);
+    let kill_process = kill_process::Params::read(raw.kill_process.unwrap_or_default(), v);
+
     let diagnostics = raw
         .collect_diagnostics
         .and_then(|d| d.set)
@@ -340,6 +344,7 @@ fn read(v: &mut Validator, kind: IncidentKind, raw: RawPlaybook) -> Playbook {
         restart_service,
         replace_instance,
         reboot,
+        kill_process,
         act_when_ssm_unreachable: raw.act_when_ssm_unreachable,
     }
 }
@@ -371,6 +376,7 @@ struct RawPlaybook {
     restart_service: Option<restart_service::Raw>,
     replace_instance: Option<replace_instance::Raw>,
     reboot: Option<reboot::Raw>,
+    kill_process: Option<kill_process::Raw>,
     // The layout before per-action tables (`Validator::pick`).
     scale_out_at_percent: Option<Spanned<f64>>,
     temp_older_than_days: Option<Spanned<i64>>,

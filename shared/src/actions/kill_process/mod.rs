@@ -1,0 +1,232 @@
+//! kill_process: stop the top CPU process that `collect_diagnostics` found,
+//! when its name is on the playbook's allow-list: SIGTERM, then SIGKILL after
+//! a grace period. Off unless a playbook lists it (after the diagnostics).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ActionName, ActionStep, Recovery};
+use crate::config::Config;
+use crate::ids::InstanceId;
+use crate::observed::Observed;
+use crate::params::Validator;
+use crate::plan::{Decision, Plan, commands_allowed};
+
+#[cfg(feature = "aws")]
+mod run;
+#[cfg(feature = "aws")]
+pub(crate) use run::run;
+#[cfg(test)]
+mod tests;
+
+/// A signal cannot be taken back, and after a crash nothing tells whether
+/// it was sent (the process may have exited on its own): never repeated.
+pub const RECOVERY: Recovery = Recovery::Unverifiable;
+
+/// The IAM actions it calls (the template grants them; a test checks both ways).
+pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"];
+
+/// What its decision reads beyond the instance (see `Need`).
+pub const NEEDS: &[super::Need] = &[];
+
+/// A process name as the kernel keeps it (`/proc/PID/comm`): 1-15 of
+/// `A-Z a-z 0-9 . _ + -`. Only such names reach the script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessName(String);
+
+impl ProcessName {
+    pub fn parse(field: &str, s: &str) -> Result<Self, String> {
+        let ok = (1..=15).contains(&s.len())
+            && s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "{field} has {s:?}: a process name is 1-15 of A-Z a-z 0-9 . _ + - (as /proc/PID/comm shows it)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `[kind.kill_process]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// The process names it may stop; empty: none.
+    pub allow: Vec<ProcessName>,
+    /// Seconds between SIGTERM and SIGKILL.
+    pub grace_seconds: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            grace_seconds: 10,
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub allow: Option<Spanned<Vec<String>>>,
+    pub grace_seconds: Option<Spanned<i64>>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, v: &mut Validator) -> Self {
+        let d = Self::default();
+        let table = v.table.name.clone();
+        let allow = match v.required("allow", raw.allow) {
+            None => d.allow,
+            Some(list) => {
+                let span = list.span();
+                let mut out = Vec::new();
+                for name in list.into_inner() {
+                    match ProcessName::parse(&format!("{table}.allow"), &name) {
+                        Ok(n) => out.push(n),
+                        Err(e) => v.fail(span.clone(), e),
+                    }
+                }
+                out
+            }
+        };
+        Self {
+            allow,
+            grace_seconds: v.range("grace_seconds", raw.grace_seconds, (1, 120), d.grace_seconds),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub instance: InstanceId,
+    pub allow: Vec<ProcessName>,
+    pub grace_seconds: u32,
+}
+
+impl ActionStep for Step {
+    fn describe(&self) -> String {
+        format!(
+            "stop the top CPU process on {} if it is {} (SIGTERM, SIGKILL after {} s)",
+            self.instance,
+            names(&self.allow),
+            self.grace_seconds
+        )
+    }
+    fn is_mutating(&self) -> bool {
+        true
+    }
+    fn cooldown(&self, _: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+        // One stop per instance within the grace-plus-restart of a service
+        // manager: a process that comes straight back is a person's call.
+        Some((self.instance.to_string(), Duration::from_secs(15 * 60)))
+    }
+}
+
+fn names(allow: &[ProcessName]) -> String {
+    allow
+        .iter()
+        .map(ProcessName::as_str)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+    let Some(pb) = p.playbook(config) else {
+        return;
+    };
+    let params = pb.kill_process.clone();
+    let kind = p.incident.kind;
+    let after_diagnostics = config.playbooks.runs(kind, ActionName::CollectDiagnostics)
+        && config.playbooks.stage_of(kind, ActionName::CollectDiagnostics)
+            < config.playbooks.stage_of(kind, ActionName::KillProcess);
+    let decision = if params.allow.is_empty() {
+        Decision::Skip(format!(
+            "[{kind}.kill_process] allow names no process: nothing may be stopped"
+        ))
+    } else if !after_diagnostics {
+        Decision::Skip(format!(
+            "kill_process picks the process from collect_diagnostics' output: list collect_diagnostics in an earlier stage of {kind}"
+        ))
+    } else {
+        match commands_allowed(instance, observed, config) {
+            Ok(()) => Decision::Do(super::Step::KillProcess(Step {
+                instance: instance.clone(),
+                allow: params.allow.clone(),
+                grace_seconds: params.grace_seconds,
+            })),
+            Err(d) => d,
+        }
+    };
+    p.push(
+        config,
+        ActionName::KillProcess,
+        instance.to_string(),
+        format!(
+            "the top CPU process, if it is {}: SIGTERM, then SIGKILL after {} s",
+            names(&params.allow),
+            params.grace_seconds
+        ),
+        decision,
+    );
+}
+
+/// The PID of the top CPU process in `collect_diagnostics`' output: the
+/// first row under `ps aux --sort=-%cpu`'s header (PID is the second column).
+pub fn top_cpu_pid(diagnostics: &str) -> Option<u32> {
+    let mut lines = diagnostics
+        .lines()
+        .skip_while(|l| l.trim() != "== top processes by CPU ==")
+        .skip(1);
+    let header = lines.next()?;
+    if header.split_whitespace().nth(1) != Some("PID") {
+        return None;
+    }
+    lines.next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The script, from typed values only: the PID (a number read from `ps`),
+/// the allow-list (checked names) and the grace period. It stops the
+/// process only if `/proc/PID/comm` is on the list, and signals again only
+/// the same process (its start time), so a reused PID is never hit.
+/// Prints `pid=`, `comm=`, then `stopped=TERM|KILL`, `refused=not_allowed`,
+/// `gone=1` or `error=still_running`.
+pub fn script(pid: u32, allow: &[ProcessName], grace_seconds: u32) -> Vec<String> {
+    let cases = allow
+        .iter()
+        .map(|n| format!("'{}'", n.as_str()))
+        .collect::<Vec<_>>()
+        .join("|");
+    let cases = if cases.is_empty() {
+        "''".to_owned()
+    } else {
+        cases
+    };
+    vec![
+        "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C".into(),
+        format!("PID={pid}"),
+        format!("TICKS={}", u64::from(grace_seconds) * 10),
+        "echo \"pid=$PID\"".into(),
+        "comm=$(cat \"/proc/$PID/comm\" 2>/dev/null) || { echo gone=1; exit 0; }".into(),
+        "echo \"comm=$comm\"".into(),
+        format!("case \"$comm\" in {cases}) ;; *) echo refused=not_allowed; exit 0 ;; esac"),
+        // Fields after "PID (comm) ": state is the 1st, the start time the 20th.
+        "started() { s=$(sed 's/^.*) //' \"/proc/$PID/stat\" 2>/dev/null) || return 1; set -- $s; [ \"$1\" != Z ] || return 1; echo \"${20}\"; }".into(),
+        "start=$(started) || { echo gone=1; exit 0; }".into(),
+        "alive() { [ \"$(started)\" = \"$start\" ]; }".into(),
+        "kill -TERM \"$PID\" 2>/dev/null || { echo gone=1; exit 0; }".into(),
+        "i=0; while [ \"$i\" -lt \"$TICKS\" ]; do alive || { echo stopped=TERM; exit 0; }; sleep 0.1; i=$((i + 1)); done".into(),
+        "alive && kill -KILL \"$PID\" 2>/dev/null".into(),
+        "i=0; while [ \"$i\" -lt 50 ]; do alive || { echo stopped=KILL; exit 0; }; sleep 0.1; i=$((i + 1)); done".into(),
+        "echo error=still_running; exit 1".into(),
+    ]
+}
