@@ -128,6 +128,13 @@ macro_rules! registry {
             }
         }
 
+        /// Every action's parameters for one kind, each from its own table
+        /// (`[kind.action]`); an action not listed keeps its defaults.
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct ActionParams {
+            $(pub $module: $module::Params),+
+        }
+
         /// A fully specified change (or read) the executor can carry out:
         /// each action's own step type.
         #[derive(Clone, Debug, PartialEq)]
@@ -161,22 +168,32 @@ macro_rules! registry {
     };
 }
 
-registry! {
-    snapshot => Snapshot,
-    collect_diagnostics => CollectDiagnostics,
-    collect_evidence => CollectEvidence,
-    scale_out => ScaleOut,
-    cleanup_temp => CleanupTemp,
-    archive_logs => ArchiveLogs,
-    expand_volume => ExpandVolume,
-    restart_service => RestartService,
-    replace_instance => ReplaceInstance,
-    reboot => Reboot,
-    kill_process => KillProcess,
-    // The notification always goes last, after every stage: not listed.
-    #[serde(skip_deserializing)]
-    notify => Notify,
+/// The one list of the actions: `with_actions!(m)` is `m! { module => Variant, ... }`.
+/// The registry below and the playbooks file's tables
+/// (`playbook::RawPlaybook`) are both built from it.
+macro_rules! with_actions {
+    ($m:ident) => {
+        $m! {
+            snapshot => Snapshot,
+            collect_diagnostics => CollectDiagnostics,
+            collect_evidence => CollectEvidence,
+            scale_out => ScaleOut,
+            cleanup_temp => CleanupTemp,
+            archive_logs => ArchiveLogs,
+            expand_volume => ExpandVolume,
+            restart_service => RestartService,
+            replace_instance => ReplaceInstance,
+            reboot => Reboot,
+            kill_process => KillProcess,
+            // The notification always goes last, after every stage: not listed.
+            #[serde(skip_deserializing)]
+            notify => Notify,
+        }
+    };
 }
+pub(crate) use with_actions;
+
+with_actions!(registry);
 
 /// What the engine and the reports ask of a step; each action answers for
 /// its own.

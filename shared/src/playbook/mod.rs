@@ -10,10 +10,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::actions::{
-    ActionName, Diagnostics, archive_logs, cleanup_temp, collect_diagnostics, expand_volume,
-    kill_process, reboot, replace_instance, restart_service, scale_out,
-};
+use crate::actions::{self, ActionName, ActionParams};
 use crate::incident::IncidentKind;
 use crate::params::{Table, Validator};
 
@@ -43,24 +40,29 @@ pub struct Playbooks {
 }
 
 /// One kind's playbook: its stages, its next steps, and the parameters of
-/// each action from the action's own table (`[kind.action]`); an action not
-/// listed keeps its defaults, which nothing reads.
+/// each action from the action's own table (`[kind.action]`), which it
+/// derefs to (`playbook.expand_volume.at_percent`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Playbook {
     pub stages: Vec<Vec<ActionName>>,
     pub next_steps: Vec<String>,
-    pub diagnostics: Diagnostics,
-    pub scale_out: scale_out::Params,
-    pub cleanup_temp: cleanup_temp::Params,
-    pub archive_logs: archive_logs::Params,
-    pub expand_volume: expand_volume::Params,
-    pub restart_service: restart_service::Params,
-    pub replace_instance: replace_instance::Params,
-    pub reboot: reboot::Params,
-    pub kill_process: kill_process::Params,
+    pub params: ActionParams,
     /// A Prometheus scrape failure (`up == 0`) with passing EC2 status
     /// checks also reboots or replaces when SSM cannot reach the instance.
     pub act_when_ssm_unreachable: bool,
+}
+
+impl std::ops::Deref for Playbook {
+    type Target = ActionParams;
+    fn deref(&self) -> &ActionParams {
+        &self.params
+    }
+}
+
+impl std::ops::DerefMut for Playbook {
+    fn deref_mut(&mut self) -> &mut ActionParams {
+        &mut self.params
+    }
 }
 
 static DEFAULT: LazyLock<Playbooks> = LazyLock::new(|| {
@@ -172,12 +174,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// One kind's table: its stages (each action once), then each action's
 /// table, with the old layout's keys moved into them (with a warning).
-fn read(v: &mut Validator, kind: IncidentKind, raw: RawPlaybook) -> Playbook {
+fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook {
     let k = kind.as_str();
     let span = raw.stages.span();
     let mut seen: Vec<ActionName> = Vec::new();
     let mut stages = Vec::new();
-    for stage in raw.stages.into_inner() {
+    for stage in std::mem::take(raw.stages.get_mut()) {
         let mut s = Vec::new();
         for a in stage {
             let name = *a.get_ref();
@@ -194,159 +196,129 @@ fn read(v: &mut Validator, kind: IncidentKind, raw: RawPlaybook) -> Playbook {
             stages.push(s);
         }
     }
-    let next_steps = v.steps(k, raw.next_steps);
-    let enter = |v: &mut Validator, action: ActionName| {
-        v.table = Table {
-            name: format!("{k}.{}", action.as_str()),
-            listed: seen.contains(&action),
-            span: span.clone(),
-        };
-        v.table.name.clone()
-    };
-
-    let t = enter(v, ActionName::ScaleOut);
-    let mut so = raw.scale_out.unwrap_or_default();
-    so.at_percent = v.pick(
-        &t,
-        "at_percent",
-        so.at_percent,
-        "scale_out_at_percent",
-        raw.scale_out_at_percent,
+    let steps = Spanned::new(
+        raw.next_steps.span(),
+        std::mem::take(raw.next_steps.get_mut()),
     );
-    let scale_out = scale_out::Params::read(so, v);
-
-    let t = enter(v, ActionName::CleanupTemp);
-    let mut ct = raw.cleanup_temp.unwrap_or_default();
-    ct.older_than_days = v.pick(
-        &t,
-        "older_than_days",
-        ct.older_than_days,
-        "temp_older_than_days",
-        raw.temp_older_than_days,
-    );
-    let cleanup_temp = cleanup_temp::Params::read(ct, v);
-
-    let t = enter(v, ActionName::ArchiveLogs);
-    let mut al = raw.archive_logs.unwrap_or_default();
-    al.older_than_days = v.pick(
-        &t,
-        "older_than_days",
-        al.older_than_days,
-        "logs_older_than_days",
-        raw.logs_older_than_days,
-    );
-    al.bucket = v.pick(
-        &t,
-        "bucket",
-        al.bucket,
-        "log_archive_bucket",
-        raw.log_archive_bucket,
-    );
-    let archive_logs = archive_logs::Params::read(al, v);
-
-    let t = enter(v, ActionName::ExpandVolume);
-    let mut ev = raw.expand_volume.unwrap_or_default();
-    ev.at_percent = v.pick(
-        &t,
-        "at_percent",
-        ev.at_percent,
-        "expand_at_percent",
-        raw.expand_at_percent,
-    );
-    ev.grow_percent = v.pick(
-        &t,
-        "grow_percent",
-        ev.grow_percent,
-        "grow_percent",
-        raw.grow_percent,
-    );
-    ev.grow_min_gib = v.pick(
-        &t,
-        "grow_min_gib",
-        ev.grow_min_gib,
-        "grow_min_gib",
-        raw.grow_min_gib,
-    );
-    ev.max_volume_gib = v.pick(
-        &t,
-        "max_volume_gib",
-        ev.max_volume_gib,
-        "max_volume_gib",
-        raw.max_volume_gib,
-    );
-    ev.cooldown_hours = v.pick(
-        &t,
-        "cooldown_hours",
-        ev.cooldown_hours,
-        "expand_cooldown_hours",
-        raw.expand_cooldown_hours,
-    );
-    ev.modification_wait_seconds = v.pick(
-        &t,
-        "modification_wait_seconds",
-        ev.modification_wait_seconds,
-        "modification_wait_seconds",
-        raw.modification_wait_seconds,
-    );
-    let expand_volume = expand_volume::Params::read(ev, v);
-
-    let t = enter(v, ActionName::RestartService);
-    let mut rs = raw.restart_service.unwrap_or_default();
-    rs.service_tag = v.pick(
-        &t,
-        "service_tag",
-        rs.service_tag,
-        "service_tag",
-        raw.service_tag,
-    );
-    rs.cooldown_minutes = v.pick(
-        &t,
-        "cooldown_minutes",
-        rs.cooldown_minutes,
-        "restart_cooldown_minutes",
-        raw.restart_cooldown_minutes,
-    );
-    let restart_service = restart_service::Params::read(rs, v);
-
-    // The old key set both: the reboot's cooldown was the replacement's.
-    let t = enter(v, ActionName::ReplaceInstance);
-    let mut ri = raw.replace_instance.unwrap_or_default();
-    let mut rb = raw.reboot.unwrap_or_default();
-    if rb.cooldown_minutes.is_none() {
-        rb.cooldown_minutes = raw.replace_cooldown_minutes.clone();
-    }
-    ri.cooldown_minutes = v.pick(
-        &t,
-        "cooldown_minutes",
-        ri.cooldown_minutes,
-        "replace_cooldown_minutes",
-        raw.replace_cooldown_minutes,
-    );
-    let replace_instance = replace_instance::Params::read(ri, v);
-    enter(v, ActionName::Reboot);
-    let reboot = reboot::Params::read(rb, v);
-
-    enter(v, ActionName::KillProcess);
-    let kill_process = kill_process::Params::read(raw.kill_process.unwrap_or_default(), v);
-
-    let diagnostics = raw
-        .collect_diagnostics
-        .and_then(|d| d.set)
-        .unwrap_or_else(|| Diagnostics::for_kind(kind));
+    let next_steps = v.steps(k, steps);
+    old_layout(v, k, &mut raw);
+    let params = read_tables(v, k, &seen, &span, &mut raw);
     Playbook {
         stages,
         next_steps,
-        diagnostics,
-        scale_out,
-        cleanup_temp,
-        archive_logs,
-        expand_volume,
-        restart_service,
-        replace_instance,
-        reboot,
-        kill_process,
+        params,
         act_when_ssm_unreachable: raw.act_when_ssm_unreachable,
     }
+}
+
+/// The layout before per-action tables: each old key becomes its action's
+/// key, with a warning naming it (`Validator::pick`).
+fn old_layout(v: &mut Validator, k: &str, raw: &mut RawPlaybook) {
+    let t = |a: &str| format!("{k}.{a}");
+    let so = raw.scale_out.get_or_insert_default();
+    so.at_percent = v.pick(
+        &t("scale_out"),
+        "at_percent",
+        so.at_percent.take(),
+        "scale_out_at_percent",
+        raw.scale_out_at_percent.take(),
+    );
+    let ct = raw.cleanup_temp.get_or_insert_default();
+    ct.older_than_days = v.pick(
+        &t("cleanup_temp"),
+        "older_than_days",
+        ct.older_than_days.take(),
+        "temp_older_than_days",
+        raw.temp_older_than_days.take(),
+    );
+    let al = raw.archive_logs.get_or_insert_default();
+    al.older_than_days = v.pick(
+        &t("archive_logs"),
+        "older_than_days",
+        al.older_than_days.take(),
+        "logs_older_than_days",
+        raw.logs_older_than_days.take(),
+    );
+    al.bucket = v.pick(
+        &t("archive_logs"),
+        "bucket",
+        al.bucket.take(),
+        "log_archive_bucket",
+        raw.log_archive_bucket.take(),
+    );
+    let ev = raw.expand_volume.get_or_insert_default();
+    let e = t("expand_volume");
+    ev.at_percent = v.pick(
+        &e,
+        "at_percent",
+        ev.at_percent.take(),
+        "expand_at_percent",
+        raw.expand_at_percent.take(),
+    );
+    ev.grow_percent = v.pick(
+        &e,
+        "grow_percent",
+        ev.grow_percent.take(),
+        "grow_percent",
+        raw.grow_percent.take(),
+    );
+    ev.grow_min_gib = v.pick(
+        &e,
+        "grow_min_gib",
+        ev.grow_min_gib.take(),
+        "grow_min_gib",
+        raw.grow_min_gib.take(),
+    );
+    ev.max_volume_gib = v.pick(
+        &e,
+        "max_volume_gib",
+        ev.max_volume_gib.take(),
+        "max_volume_gib",
+        raw.max_volume_gib.take(),
+    );
+    ev.cooldown_hours = v.pick(
+        &e,
+        "cooldown_hours",
+        ev.cooldown_hours.take(),
+        "expand_cooldown_hours",
+        raw.expand_cooldown_hours.take(),
+    );
+    ev.modification_wait_seconds = v.pick(
+        &e,
+        "modification_wait_seconds",
+        ev.modification_wait_seconds.take(),
+        "modification_wait_seconds",
+        raw.modification_wait_seconds.take(),
+    );
+    let rs = raw.restart_service.get_or_insert_default();
+    rs.service_tag = v.pick(
+        &t("restart_service"),
+        "service_tag",
+        rs.service_tag.take(),
+        "service_tag",
+        raw.service_tag.take(),
+    );
+    rs.cooldown_minutes = v.pick(
+        &t("restart_service"),
+        "cooldown_minutes",
+        rs.cooldown_minutes.take(),
+        "restart_cooldown_minutes",
+        raw.restart_cooldown_minutes.take(),
+    );
+    // The old key set both: the reboot's cooldown was the replacement's.
+    let old = raw.replace_cooldown_minutes.take();
+    let rb = raw.reboot.get_or_insert_default();
+    if rb.cooldown_minutes.is_none() {
+        rb.cooldown_minutes = old.clone();
+    }
+    let ri = raw.replace_instance.get_or_insert_default();
+    ri.cooldown_minutes = v.pick(
+        &t("replace_instance"),
+        "cooldown_minutes",
+        ri.cooldown_minutes.take(),
+        "replace_cooldown_minutes",
+        old,
+    );
 }
 
 #[derive(Deserialize)]
@@ -358,40 +330,61 @@ struct RawFile {
     service_down: RawPlaybook,
 }
 
-/// A kind's table. Any action may be listed in any kind's stages: what it
-/// needs observed comes with it (`ActionName::needs`), and its parameters
-/// from its own table.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlaybook {
-    stages: Spanned<Vec<Vec<Spanned<ActionName>>>>,
-    next_steps: Spanned<Vec<String>>,
-    #[serde(default)]
-    act_when_ssm_unreachable: bool,
-    collect_diagnostics: Option<collect_diagnostics::Raw>,
-    scale_out: Option<scale_out::Raw>,
-    cleanup_temp: Option<cleanup_temp::Raw>,
-    archive_logs: Option<archive_logs::Raw>,
-    expand_volume: Option<expand_volume::Raw>,
-    restart_service: Option<restart_service::Raw>,
-    replace_instance: Option<replace_instance::Raw>,
-    reboot: Option<reboot::Raw>,
-    kill_process: Option<kill_process::Raw>,
-    // The layout before per-action tables (`Validator::pick`).
-    scale_out_at_percent: Option<Spanned<f64>>,
-    temp_older_than_days: Option<Spanned<i64>>,
-    logs_older_than_days: Option<Spanned<i64>>,
-    log_archive_bucket: Option<Spanned<String>>,
-    expand_at_percent: Option<Spanned<f64>>,
-    grow_percent: Option<Spanned<i64>>,
-    grow_min_gib: Option<Spanned<i64>>,
-    max_volume_gib: Option<Spanned<i64>>,
-    expand_cooldown_hours: Option<Spanned<i64>>,
-    modification_wait_seconds: Option<Spanned<i64>>,
-    service_tag: Option<Spanned<String>>,
-    restart_cooldown_minutes: Option<Spanned<i64>>,
-    replace_cooldown_minutes: Option<Spanned<i64>>,
+/// A kind's table, and the reading of its actions' tables: one field and
+/// one `Params::read` per action of the registry's list.
+macro_rules! raw_playbook {
+    ($($(#[$attr:meta])* $module:ident => $variant:ident),+ $(,)?) => {
+        /// Any action may be listed in any kind's stages: what it needs
+        /// observed comes with it (`ActionName::needs`), and its parameters
+        /// from its own table.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawPlaybook {
+            stages: Spanned<Vec<Vec<Spanned<ActionName>>>>,
+            next_steps: Spanned<Vec<String>>,
+            #[serde(default)]
+            act_when_ssm_unreachable: bool,
+            $($module: Option<actions::$module::Raw>,)+
+            // The layout before per-action tables (`old_layout`).
+            scale_out_at_percent: Option<Spanned<f64>>,
+            temp_older_than_days: Option<Spanned<i64>>,
+            logs_older_than_days: Option<Spanned<i64>>,
+            log_archive_bucket: Option<Spanned<String>>,
+            expand_at_percent: Option<Spanned<f64>>,
+            grow_percent: Option<Spanned<i64>>,
+            grow_min_gib: Option<Spanned<i64>>,
+            max_volume_gib: Option<Spanned<i64>>,
+            expand_cooldown_hours: Option<Spanned<i64>>,
+            modification_wait_seconds: Option<Spanned<i64>>,
+            service_tag: Option<Spanned<String>>,
+            restart_cooldown_minutes: Option<Spanned<i64>>,
+            replace_cooldown_minutes: Option<Spanned<i64>>,
+        }
+
+        /// Each action's table, validated by the action; a listed action's
+        /// missing key is an error, an unlisted one keeps its defaults.
+        fn read_tables(
+            v: &mut Validator,
+            k: &str,
+            listed: &[ActionName],
+            span: &Range<usize>,
+            raw: &mut RawPlaybook,
+        ) -> ActionParams {
+            ActionParams {
+                $($module: {
+                    v.table = Table {
+                        name: format!("{k}.{}", stringify!($module)),
+                        listed: listed.contains(&ActionName::$variant),
+                        span: span.clone(),
+                    };
+                    actions::$module::Params::read(raw.$module.take().unwrap_or_default(), v)
+                },)+
+            }
+        }
+    };
 }
+
+actions::with_actions!(raw_playbook);
 
 impl fmt::Display for Playbooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -43,11 +43,23 @@ impl Diagnostics {
     }
 }
 
-/// `[kind.collect_diagnostics]`: optional; `set = "cpu"` or `"memory"`.
+/// `[kind.collect_diagnostics]`: optional; `set = "cpu"` or `"memory"`,
+/// else the kind's own (`Diagnostics::for_kind`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params {
+    pub set: Option<Diagnostics>,
+}
+
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
     pub set: Option<Diagnostics>,
+}
+
+impl Params {
+    pub fn read(raw: Raw, _: &mut crate::params::Validator) -> Self {
+        Self { set: raw.set }
+    }
 }
 
 /// The kind's diagnostics set (`[kind.collect_diagnostics] set`, else by
@@ -55,7 +67,8 @@ pub struct Raw {
 pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
     let set = p
         .playbook(config)
-        .map_or(Diagnostics::for_kind(p.incident.kind), |pb| pb.diagnostics);
+        .and_then(|pb| pb.collect_diagnostics.set)
+        .unwrap_or(Diagnostics::for_kind(p.incident.kind));
     let reason = match set {
         Diagnostics::Cpu => "top CPU processes, memory, disks and load, through SSM Run Command",
         Diagnostics::Memory => {

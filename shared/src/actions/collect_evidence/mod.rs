@@ -1,6 +1,7 @@
 //! collect_evidence: EC2 status checks and the console output.
 
 use super::Recovery;
+use serde::Deserialize;
 use super::ActionStep;
 use super::ActionName;
 use crate::config::Config;
@@ -21,6 +22,20 @@ pub const PERMISSIONS: &[&str] = &["ec2:DescribeInstanceStatus", "ec2:GetConsole
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];
+
+/// No parameters: its table (`[kind.collect_evidence]`) may be left out, or empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params;
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {}
+
+impl Params {
+    pub fn read(_: Raw, _: &mut crate::params::Validator) -> Self {
+        Self
+    }
+}
 
 /// The status checks always; the console output of an opted-in instance only.
 pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {

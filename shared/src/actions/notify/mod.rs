@@ -1,6 +1,7 @@
 //! notify: the notification through SNS, after every stage.
 
 use super::Recovery;
+use serde::Deserialize;
 use super::ActionStep;
 use crate::config::Config;
 use crate::ids::InstanceId;
@@ -19,6 +20,20 @@ pub const PERMISSIONS: &[&str] = &["sns:Publish"];
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];
+
+/// No parameters: its table (`[kind.notify]`) may be left out, or empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params;
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {}
+
+impl Params {
+    pub fn read(_: Raw, _: &mut crate::params::Validator) -> Self {
+        Self
+    }
+}
 
 /// The notification is not listed in stages: the planner adds it after
 /// every stage (`plan::plan`), so there is nothing to decide here.

@@ -6,6 +6,7 @@ use crate::ids::{InstanceId, VolumeId};
 use crate::plan::*;
 
 use super::Recovery;
+use serde::Deserialize;
 use super::ActionStep;
 
 #[cfg(feature = "aws")]
@@ -20,6 +21,20 @@ pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshots", "ec2:CreateTags", "ec2
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Volumes];
+
+/// No parameters: its table (`[kind.snapshot]`) may be left out, or empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params;
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {}
+
+impl Params {
+    pub fn read(_: Raw, _: &mut crate::params::Validator) -> Self {
+        Self
+    }
+}
 
 /// A snapshot of every attached volume of an opted-in instance: the
 /// evidence, before anything changes. A snapshot changes nothing of the
