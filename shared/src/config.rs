@@ -89,6 +89,17 @@ impl Default for Config {
 }
 
 impl Config {
+    /// What the actions read of it (they see no more of the configuration).
+    pub fn settings(&self) -> crate::actions::Settings {
+        crate::actions::Settings {
+            opt_in: self.opt_in.clone(),
+            max_desired_capacity: self.max_desired_capacity,
+            max_snapshots_per_incident: self.max_snapshots_per_incident,
+            scale_out_cooldown: self.scale_out_cooldown,
+            diagnostics_timeout: self.diagnostics_timeout,
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::ids::VolumeId;
-use crate::plan::AttachedVolume;
+use crate::observed::AttachedVolume;
 
 /// The filesystem an alert is about, from the CloudWatch agent's dimensions
 /// (`path`, `device`, `fstype`) or node-exporter's labels (`mountpoint`,

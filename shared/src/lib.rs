@@ -15,6 +15,8 @@ pub mod ids;
 pub mod incident;
 pub mod metrics;
 pub mod notify;
+#[cfg(feature = "aws")]
+pub mod observe;
 pub mod observed;
 pub mod outcome;
 pub mod params;

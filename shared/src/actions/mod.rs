@@ -5,23 +5,14 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-use crate::config::Config;
 use crate::ids::InstanceId;
-use crate::playbook::Playbook;
+
+pub mod context;
 
 pub use collect_diagnostics::Diagnostics;
+pub use context::{Context, Decided, Decision, Kind, Settings};
 pub use expand_volume::Expansion;
 
-/// Decides one action for the plan being built.
-pub(crate) fn decide(
-    name: ActionName,
-    p: &mut crate::plan::Plan,
-    instance: &InstanceId,
-    observed: &crate::observed::Observed,
-    config: &Config,
-) {
-    name.decide(p, instance, observed, config);
-}
 #[cfg(feature = "aws")]
 mod freed;
 #[cfg(all(test, feature = "aws"))]
@@ -93,12 +84,12 @@ macro_rules! registry {
             }
 
             /// Decides this action for the plan being built (pure).
-            pub(crate) fn decide(
+            pub fn decide(
                 self,
-                p: &mut crate::plan::Plan,
+                p: &mut Context<'_>,
                 instance: &InstanceId,
                 observed: &crate::observed::Observed,
-                config: &Config,
+                config: &Settings,
             ) {
                 match self {
                     $(Self::$variant => $module::decide(p, instance, observed, config)),+
@@ -219,7 +210,7 @@ pub trait ActionStep {
     }
 
     /// The cooldown it takes with the kind's parameters: (resource, how long).
-    fn cooldown(&self, _: &Playbook, _: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, _: &ActionParams, _: &Settings) -> Option<(String, Duration)> {
         None
     }
 }
@@ -245,11 +236,10 @@ impl Step {
     /// parameters of the kind's playbook.
     pub fn cooldown(
         &self,
-        config: &Config,
-        kind: crate::incident::IncidentKind,
+        params: &ActionParams,
+        settings: &Settings,
     ) -> Option<(&'static str, String, Duration)> {
-        let pb = config.playbooks.get(kind)?;
-        let (resource, d) = self.action().cooldown(pb, config)?;
+        let (resource, d) = self.action().cooldown(params, settings)?;
         (!d.is_zero()).then_some((self.name().as_str(), resource, d))
     }
 }
@@ -257,7 +247,7 @@ impl Step {
 /// What an action's execution gets beside its step.
 pub struct Run<'a> {
     pub incident: &'a crate::incident::Incident,
-    pub config: &'a Config,
+    pub settings: &'a Settings,
     /// The reports of the earlier stages (the disk usage after the cleanup).
     pub earlier: &'a [crate::report::ActionReport],
     /// What an earlier delivery that died meant to do, when it claimed this

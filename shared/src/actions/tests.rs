@@ -143,8 +143,8 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
             a.as_str()
         );
     }
-    let observe = calls(include_str!("../aws/observe.rs"), CLIENTS);
-    let declared: BTreeSet<String> = crate::aws::observe::PERMISSIONS
+    let observe = calls(include_str!("../observe.rs"), CLIENTS);
+    let declared: BTreeSet<String> = crate::observe::PERMISSIONS
         .iter()
         .map(|p| (*p).to_owned())
         .collect();
@@ -163,7 +163,7 @@ fn the_template_grants_exactly_what_is_declared() {
     let declared: BTreeSet<String> = ActionName::ALL
         .iter()
         .flat_map(|a| a.permissions())
-        .chain(crate::aws::observe::PERMISSIONS)
+        .chain(crate::observe::PERMISSIONS)
         .chain(crate::state::PERMISSIONS)
         .chain(crate::aws::ENGINE_PERMISSIONS)
         .map(|p| (*p).to_owned())

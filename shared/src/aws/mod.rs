@@ -11,7 +11,6 @@ use tokio::time::sleep;
 
 use crate::state::StateStore;
 
-pub mod observe;
 pub mod ssm;
 
 /// The IAM actions of the engine's own components, beside the actions' and

@@ -194,7 +194,15 @@ impl Aws {
                         let n = compose(&plan, &reports);
                         let started = Instant::now();
                         let outcome = self
-                            .publish(topic_arn, &plan.incident, &n)
+                            .publish(
+                                topic_arn,
+                                &plan.incident,
+                                &notify::Message {
+                                    subject: n.subject.clone(),
+                                    body: crate::notify::sns_message(&n),
+                                    severity: n.severity.as_str(),
+                                },
+                            )
                             .instrument(info_span!("action", action = "notify"))
                             .await;
                         let r = to_report(a, outcome.clone(), started);
@@ -394,9 +402,10 @@ impl Aws {
         let work = |resume: Option<String>| {
             let span = info_span!("action", action = a.name.as_str(), target = %a.target);
             async move {
+                let settings = config.settings();
                 let cx = crate::actions::Run {
                     incident,
-                    config,
+                    settings: &settings,
                     earlier,
                     resume: resume.as_deref(),
                 };
@@ -524,7 +533,11 @@ impl Aws {
         // The cooldown and the breaker in one round trip. A change its
         // cooldown refuses may then count once against the breaker: the
         // breaker errs on the side of stopping sooner.
-        let (owner, cooldown) = (incident.id.as_str(), step.cooldown(config, incident.kind));
+        let owner = incident.id.as_str();
+        let cooldown = config
+            .playbooks
+            .get(incident.kind)
+            .and_then(|pb| step.cooldown(&pb.params, &config.settings()));
         let cool = async {
             match &cooldown {
                 Some((action, resource, period)) => Some(

@@ -4,28 +4,19 @@
 //! (`infra/playbooks.toml`); this module decides each one for the resources
 //! at hand.
 
-use std::collections::BTreeMap;
-
 use crate::actions::notify;
 use crate::config::Config;
-use crate::disk::DiskTarget;
 use crate::ids::{GroupName, InstanceId};
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
-use crate::playbook::Playbook;
 use crate::report::{ActionReport, IncidentReport, Severity, Status};
 
+pub use crate::actions::context::{disk_usage, is_opted_in};
 use crate::actions::scale_out::push_scale_out;
-pub use crate::actions::{ActionName, Diagnostics, Expansion, Step};
+pub use crate::actions::{ActionName, Decision, Diagnostics, Expansion, Step};
+use crate::actions::{Context, Kind, Settings};
 pub use crate::commands::HIGH_CPU_DIAGNOSTICS;
 pub use crate::disk::BlockDev;
 pub use crate::observed::{AttachedVolume, GroupState, InstanceHealth, InstanceState, Observed};
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Decision {
-    Do(Step),
-    Skip(String),
-    Fail(String),
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedAction {
@@ -36,27 +27,6 @@ pub struct PlannedAction {
     /// The playbook stage it runs in; stages run in order, actions within
     /// one concurrently. The notification comes after every stage.
     pub stage: usize,
-}
-
-/// Whether tags carry the opt-in tag (or none is configured).
-pub fn is_opted_in(tags: &BTreeMap<String, String>, config: &Config) -> bool {
-    opted_in("", tags, config).is_ok()
-}
-
-/// Whether a resource is in scope for changes: it carries the opt-in tag
-/// (when one is configured). Err holds the reason it is not.
-pub(crate) fn opted_in(
-    what: &str,
-    tags: &BTreeMap<String, String>,
-    config: &Config,
-) -> Result<(), String> {
-    match &config.opt_in {
-        None => Ok(()),
-        Some((k, v)) if tags.get(k) == Some(v) => Ok(()),
-        Some((k, v)) => Err(format!(
-            "{what} does not carry the opt-in tag {k}={v}: diagnostics and notification only"
-        )),
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -131,9 +101,31 @@ impl Plan {
         });
     }
 
-    /// The incident kind's playbook (None for unrouted alerts, which run no action).
-    pub(crate) fn playbook<'a>(&self, config: &'a Config) -> Option<&'a Playbook> {
-        config.playbooks.get(self.incident.kind)
+    /// Has the kind's listed actions decide (`f` calls them) in a context
+    /// that sees only the incident, its kind's playbook and the settings;
+    /// what they decided joins the plan in their stages.
+    fn decide(&mut self, config: &Config, f: impl FnOnce(&mut Context<'_>, &Settings)) {
+        let Some(pb) = config.playbooks.get(self.incident.kind) else {
+            return;
+        };
+        let settings = config.settings();
+        let incident = self.incident.clone();
+        let mut cx = Context::new(
+            &incident,
+            Kind {
+                kind: incident.kind,
+                stages: &pb.stages,
+                params: &pb.params,
+                act_when_ssm_unreachable: pb.act_when_ssm_unreachable,
+            },
+        );
+        f(&mut cx, &settings);
+        for d in cx.decided {
+            self.push(config, d.name, d.target, d.reason, d.decision);
+        }
+        for n in cx.notes {
+            self.note(n);
+        }
     }
 
     /// A note, once.
@@ -141,10 +133,6 @@ impl Plan {
         if !self.notes.contains(&note) {
             self.notes.push(note);
         }
-    }
-
-    pub(crate) fn runs(&self, config: &Config, name: ActionName) -> bool {
-        config.playbooks.runs(self.incident.kind, name)
     }
 }
 
@@ -247,11 +235,11 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             match (&incident.resource, &instance) {
                 // Each action the kind's playbook lists decides for itself,
                 // in the playbook's order.
-                (_, Some(i)) => {
-                    for name in config.playbooks.stages(kind).iter().flatten() {
-                        crate::actions::decide(*name, &mut p, i, observed, config);
+                (_, Some(i)) => p.decide(config, |cx, settings| {
+                    for name in cx.kind.stages.iter().flatten() {
+                        name.decide(cx, i, observed, settings);
                     }
-                }
+                }),
                 (Resource::Address(a), None) => {
                     let why = match &observed.resolved {
                         Some(Err(why)) => why.clone(),
@@ -265,8 +253,10 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
                     p.notes.push(format!(
                         "group-level alarm on {g}: no single instance to snapshot or diagnose"
                     ));
-                    push_scale_out(&mut p, g.to_string(), &observed.group, config, || {
-                        format!("Auto Scaling group {g} does not exist")
+                    p.decide(config, |cx, settings| {
+                        push_scale_out(cx, g.to_string(), &observed.group, settings, || {
+                            format!("Auto Scaling group {g} does not exist")
+                        })
                     });
                 }
                 (Resource::Group(g), None) => p.notes.push(format!(
@@ -322,19 +312,6 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
     p
 }
 
-/// Percent used of the filesystem the alert is about. CloudWatch's
-/// `disk_used_percent` is that already; Prometheus disk rules (the runbook's
-/// `DiskSpaceLow`, node-exporter's `NodeFilesystem*`) alert on the percent
-/// still *available*, so their value is turned around.
-pub fn disk_usage(incident: &Incident) -> Option<f64> {
-    let v = incident.alert.value?;
-    if incident.alert.source.is_cloudwatch() {
-        Some(v)
-    } else {
-        Some((100.0 - v).clamp(0.0, 100.0))
-    }
-}
-
 pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity {
     let v = incident.alert.value;
     match incident.kind {
@@ -350,137 +327,6 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
         IncidentKind::ServiceDown => Severity::Critical,
         IncidentKind::Unrouted => Severity::Warning,
     }
-}
-
-/// The filesystem the alert is about (mount point, device, type), from the
-/// metric's dimensions or the alert's labels.
-pub(crate) fn disk_target(incident: &Incident) -> DiskTarget {
-    let labels = incident
-        .alert
-        .metric
-        .as_ref()
-        .map(|m| m.dimensions.clone())
-        .unwrap_or_else(|| incident.alert.tags.clone());
-    DiskTarget::from_labels(&labels)
-}
-
-/// A cleanup on the instance: done only on an opted-in instance, and only
-/// where cleaning `dirs` frees space on the alerted filesystem (a /data
-/// alert must not delete files on /), decided from the instance's block
-/// devices when it reported them.
-pub(crate) fn on_alerted_filesystem(
-    p: &Plan,
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-    step: Step,
-    dirs: &[&str],
-) -> Decision {
-    let layout = match &observed.layout {
-        Some(Ok(l)) => Some(l.as_slice()),
-        _ => None,
-    };
-    let helps = match disk_target(&p.incident).mount.as_deref() {
-        Some(m) => crate::disk::frees_space_on(dirs, m, layout),
-        None => Ok(()),
-    };
-    match (instance_opted_in(instance, observed, config), helps) {
-        (Err(d), _) => d,
-        (Ok(_), Err(why)) => Decision::Skip(why),
-        (Ok(_), Ok(())) => Decision::Do(step),
-    }
-}
-
-/// Whether a service-down alert is evidence that the instance itself is
-/// down. Ok(why) lets replace/reboot go ahead; Err(why) skips them.
-/// CloudWatch's `StatusCheckFailed*` alarms are EC2's own word; a Prometheus
-/// `up == 0` only says a scrape failed (a security group, a dead exporter),
-/// so EC2's status checks must agree.
-pub(crate) fn instance_is_down(
-    p: &Plan,
-    observed: &Observed,
-    config: &Config,
-) -> Result<String, String> {
-    if p.incident.alert.source.is_cloudwatch() && p.incident.kind == IncidentKind::ServiceDown {
-        return Ok("EC2's status check alarm fired".into());
-    }
-    let scrape = "not replacing or rebooting on a scrape failure alone";
-    let health = match &observed.health {
-        None => return Err(format!("EC2 status checks were not read: {scrape}")),
-        Some(Err(why)) => {
-            return Err(format!(
-                "EC2 status checks could not be read ({why}): {scrape}"
-            ));
-        }
-        Some(Ok(h)) => h,
-    };
-    if let Some(why) = health.impaired() {
-        return Ok(why);
-    }
-    if p.playbook(config)
-        .is_some_and(|pb| pb.act_when_ssm_unreachable)
-    {
-        match &observed.ssm_online {
-            Some(Ok(false)) => {
-                return Ok(format!(
-                    "EC2 status checks pass ({}), but SSM cannot reach the instance either",
-                    health.summary()
-                ));
-            }
-            Some(Err(why)) => {
-                return Err(format!(
-                    "EC2 status checks pass ({}) and SSM's view could not be read ({why}): {scrape}",
-                    health.summary()
-                ));
-            }
-            _ => {}
-        }
-    }
-    Err(format!(
-        "EC2 status checks pass: the exporter, not the instance, is down ({})",
-        health.summary()
-    ))
-}
-
-/// SSM commands run as root on the instance, so they are sent only to an
-/// opted-in instance (the IAM policy allows no other): Err is the decision
-/// for an instance that is not.
-pub(crate) fn commands_allowed(
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-) -> Result<(), Decision> {
-    match instance_opted_in(instance, observed, config) {
-        Ok(_) => Ok(()),
-        Err(Decision::Skip(why)) => Err(Decision::Skip(format!(
-            "{why}; SSM commands are sent to opted-in instances only"
-        ))),
-        Err(d) => Err(d),
-    }
-}
-
-/// The instance's own opt-in, for actions that change it.
-pub(crate) fn instance_opted_in(
-    instance: &InstanceId,
-    observed: &Observed,
-    config: &Config,
-) -> Result<InstanceState, Decision> {
-    match &observed.instance {
-        Err(why) => Err(Decision::Fail(format!(
-            "could not describe {instance}: {why}"
-        ))),
-        Ok(None) => Err(Decision::Fail(format!(
-            "{instance} was not found in this account and region"
-        ))),
-        Ok(Some(s)) => match opted_in(&format!("instance {instance}"), &s.tags, config) {
-            Ok(()) => Ok(s.clone()),
-            Err(why) => Err(Decision::Skip(why)),
-        },
-    }
-}
-
-pub(crate) fn incident_value(p: &Plan) -> Option<f64> {
-    p.incident.alert.value
 }
 
 #[cfg(test)]

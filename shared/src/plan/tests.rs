@@ -5,6 +5,7 @@ use crate::actions::{
 };
 use crate::alert::parse_event;
 use crate::ids::VolumeId;
+use std::collections::BTreeMap;
 
 const ALARM: &str = include_str!("../../../events/high-cpu-alarm.json");
 

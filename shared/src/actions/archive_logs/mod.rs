@@ -1,13 +1,14 @@
 //! archive_logs: compress old rotated logs under /var/log (and ship them to S3 when a bucket is set).
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use super::ActionName;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::Plan;
-use crate::plan::on_alerted_filesystem;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
@@ -86,7 +87,7 @@ pub fn is_bucket_name(b: &str) -> bool {
         && !b.contains("..")
 }
 
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let params = p
         .playbook(config)
         .map(|pb| pb.archive_logs.clone())

@@ -2,9 +2,9 @@
 
 use crate::aws::*;
 use crate::commands;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::incident::Incident;
+use crate::actions::Settings;
 use crate::outcome::Outcome;
 
 impl Aws {
@@ -14,7 +14,7 @@ impl Aws {
         days: u32,
         bucket: Option<&str>,
         incident: &Incident,
-        config: &Config,
+        config: &Settings,
     ) -> Outcome {
         let o = run_command(
             &self.ssm,
@@ -31,5 +31,5 @@ impl Aws {
 
 /// Carries out the step (see `actions::Run`).
 pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
-    aws.archive_logs(&s.instance, s.days, s.bucket.as_deref(), cx.incident, cx.config).await
+    aws.archive_logs(&s.instance, s.days, s.bucket.as_deref(), cx.incident, cx.settings).await
 }

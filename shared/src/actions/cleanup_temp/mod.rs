@@ -1,13 +1,14 @@
 //! cleanup_temp: delete old, unused regular files under /tmp and /var/tmp on the alerted filesystem.
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use super::ActionName;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::Plan;
-use crate::plan::on_alerted_filesystem;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
@@ -53,7 +54,7 @@ impl Params {
     }
 }
 
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let days = p
         .playbook(config)
         .map_or(Params::default().older_than_days, |pb| pb.cleanup_temp.older_than_days);

@@ -2,9 +2,9 @@
 
 use crate::aws::*;
 use crate::commands;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::incident::Incident;
+use crate::actions::Settings;
 use crate::outcome::Outcome;
 
 impl Aws {
@@ -13,7 +13,7 @@ impl Aws {
         instance: &InstanceId,
         days: u32,
         incident: &Incident,
-        config: &Config,
+        config: &Settings,
     ) -> Outcome {
         let o = run_command(
             &self.ssm,
@@ -30,5 +30,5 @@ impl Aws {
 
 /// Carries out the step (see `actions::Run`).
 pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
-    aws.cleanup_temp(&s.instance, s.days, cx.incident, cx.config).await
+    aws.cleanup_temp(&s.instance, s.days, cx.incident, cx.settings).await
 }

@@ -2,13 +2,14 @@
 
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use super::ActionName;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::{Decision, Plan};
-use crate::plan::commands_allowed;
 use crate::incident::IncidentKind;
 use serde::Deserialize;
 
@@ -64,7 +65,7 @@ impl Params {
 
 /// The kind's diagnostics set (`[kind.collect_diagnostics] set`, else by
 /// kind), on an opted-in instance only.
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let set = p
         .playbook(config)
         .and_then(|pb| pb.collect_diagnostics.set)

@@ -2,9 +2,9 @@
 
 use crate::aws::*;
 use crate::commands;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::incident::Incident;
+use crate::actions::Settings;
 use crate::outcome::Outcome;
 use super::Diagnostics;
 
@@ -14,7 +14,7 @@ impl Aws {
         instance: &InstanceId,
         set: Diagnostics,
         incident: &Incident,
-        config: &Config,
+        config: &Settings,
     ) -> Outcome {
         let cmds = match set {
             Diagnostics::Cpu => commands::HIGH_CPU_DIAGNOSTICS,
@@ -34,5 +34,5 @@ impl Aws {
 
 /// Carries out the step (see `actions::Run`).
 pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
-    aws.collect_diagnostics_on(&s.instance, s.set, cx.incident, cx.config).await
+    aws.collect_diagnostics_on(&s.instance, s.set, cx.incident, cx.settings).await
 }

@@ -1,14 +1,15 @@
 //! collect_evidence: EC2 status checks and the console output.
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use serde::Deserialize;
 use super::ActionStep;
 use super::ActionName;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::{Decision, Plan};
-use crate::plan::instance_opted_in;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -38,7 +39,7 @@ impl Params {
 }
 
 /// The status checks always; the console output of an opted-in instance only.
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     p.push(
         config,
         ActionName::CollectEvidence,

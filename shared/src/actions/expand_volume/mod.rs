@@ -1,13 +1,17 @@
 //! expand_volume: grow the EBS volume, then its partition and filesystem.
 
-use crate::config::Config;
 use crate::ids::{InstanceId, VolumeId};
 // The decision still reads the plan being built (see ARCHITECTURE.md).
-use crate::plan::*;
 use crate::disk::{DiskTarget, Filesystem, new_size, resolve_volume};
 use std::time::Duration;
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use super::ActionName;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use crate::params::Validator;
 use serde::Deserialize;
@@ -110,7 +114,7 @@ pub(crate) fn expansion(
     instance: &InstanceId,
     target: &DiskTarget,
     observed: &Observed,
-    config: &Config,
+    config: &Settings,
     params: Option<&Params>,
     me: &Result<InstanceState, Decision>,
     usage: Option<f64>,
@@ -221,10 +225,10 @@ pub(crate) fn expansion(
 
 /// Only after the cleanup, and only when usage is still at or above
 /// `at_percent`: the volume behind the alerted mount point.
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
-    let target = disk_target(&p.incident);
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
+    let target = disk_target(p.incident);
     let me = instance_opted_in(instance, observed, config);
-    let usage = disk_usage(&p.incident);
+    let usage = disk_usage(p.incident);
     let params = p.playbook(config).map(|pb| &pb.expand_volume);
     let (target_name, decision, reason) =
         expansion(instance, &target, observed, config, params, &me, usage);
@@ -247,7 +251,7 @@ impl ActionStep for Expansion {
     fn intent(&self) -> String {
         format!("to={}", self.to_gib)
     }
-    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         Some((
             self.volume.to_string(),
             Duration::from_secs(u64::from(pb.expand_volume.cooldown_hours) * 3600),
@@ -265,7 +269,7 @@ impl ActionStep for Box<Expansion> {
     fn intent(&self) -> String {
         (**self).intent()
     }
-    fn cooldown(&self, pb: &crate::playbook::Playbook, c: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, pb: &crate::actions::ActionParams, c: &Settings) -> Option<(String, Duration)> {
         (**self).cooldown(pb, c)
     }
 }

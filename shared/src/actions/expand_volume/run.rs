@@ -8,14 +8,14 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeModi
 use tokio::time::{Instant, sleep};
 
 use crate::commands;
-use crate::config::Config;
 use crate::disk::{df_usage, marker};
 use crate::ids::{InstanceId, VolumeId};
 use crate::incident::Incident;
-use crate::plan::Expansion;
 use crate::report::{ActionReport, Status};
 
+use super::Expansion;
 use crate::aws::*;
+use crate::actions::Settings;
 use crate::outcome::Outcome;
 
 impl Aws {
@@ -26,7 +26,7 @@ impl Aws {
         &self,
         e: &Expansion,
         incident: &Incident,
-        config: &Config,
+        config: &Settings,
         earlier: &[ActionReport],
         intended: Option<i32>,
     ) -> Outcome {
@@ -449,5 +449,5 @@ impl Aws {
 
 /// Carries out the step (see `actions::Run`).
 pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
-    aws.expand(s, cx.incident, cx.config, cx.earlier, cx.resume.and_then(crate::actions::intended_size)).await
+    aws.expand(s, cx.incident, cx.settings, cx.earlier, cx.resume.and_then(crate::actions::intended_size)).await
 }

@@ -8,11 +8,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ActionName, ActionStep, Recovery};
-use crate::config::Config;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
 use crate::params::Validator;
-use crate::plan::{Decision, Plan, commands_allowed};
 
 #[cfg(feature = "aws")]
 mod run;
@@ -125,7 +127,7 @@ impl ActionStep for Step {
     fn is_mutating(&self) -> bool {
         true
     }
-    fn cooldown(&self, _: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, _: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         // One stop per instance within the grace-plus-restart of a service
         // manager: a process that comes straight back is a person's call.
         Some((self.instance.to_string(), Duration::from_secs(15 * 60)))
@@ -140,15 +142,16 @@ fn names(allow: &[ProcessName]) -> String {
         .join(" or ")
 }
 
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let Some(pb) = p.playbook(config) else {
         return;
     };
     let params = pb.kill_process.clone();
     let kind = p.incident.kind;
-    let after_diagnostics = config.playbooks.runs(kind, ActionName::CollectDiagnostics)
-        && config.playbooks.stage_of(kind, ActionName::CollectDiagnostics)
-            < config.playbooks.stage_of(kind, ActionName::KillProcess);
+    let after_diagnostics = matches!(
+        (p.stage_of(ActionName::CollectDiagnostics), p.stage_of(ActionName::KillProcess)),
+        (Some(d), Some(k)) if d < k
+    );
     let decision = if params.allow.is_empty() {
         Decision::Skip(format!(
             "[{kind}.kill_process] allow names no process: nothing may be stopped"

@@ -27,7 +27,7 @@ pub(crate) async fn run(aws: &Aws, s: &Step, cx: &Run<'_>) -> Outcome {
         script(pid, &s.allow, s.grace_seconds),
         &format!("first-responder kill_process for {}", cx.incident.id),
         // The grace period, SIGKILL's wait, and SSM's own delay.
-        cx.config.diagnostics_timeout + std::time::Duration::from_secs(u64::from(s.grace_seconds) + 5),
+        cx.settings.diagnostics_timeout + std::time::Duration::from_secs(u64::from(s.grace_seconds) + 5),
         aws.poll,
     )
     .await;

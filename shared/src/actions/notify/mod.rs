@@ -1,12 +1,16 @@
 //! notify: the notification through SNS, after every stage.
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use super::ActionName;
+#[allow(unused_imports)]
+use crate::observed::*;
 use serde::Deserialize;
 use super::ActionStep;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::Plan;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -37,7 +41,7 @@ impl Params {
 
 /// The notification is not listed in stages: the planner adds it after
 /// every stage (`plan::plan`), so there is nothing to decide here.
-pub(crate) fn decide(_: &mut Plan, _: &InstanceId, _: &Observed, _: &Config) {}
+pub(crate) fn decide(_: &mut Context<'_>, _: &InstanceId, _: &Observed, _: &Settings) {}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -51,4 +55,14 @@ impl ActionStep for Step {
     fn is_mutating(&self) -> bool {
         false
     }
+}
+
+/// What is published: the subject, the SNS JSON message (one text per
+/// protocol, `MessageStructure=json`) and the severity attribute. The
+/// planner and `notify::compose` write it; this action only delivers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+    pub severity: &'static str,
 }

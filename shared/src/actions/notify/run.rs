@@ -3,7 +3,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::incident::Incident;
-use crate::notify::{Notification, sns_message};
+use super::Message;
 
 use crate::aws::*;
 use crate::outcome::Outcome;
@@ -13,7 +13,7 @@ impl Aws {
         &self,
         topic_arn: &str,
         incident: &Incident,
-        n: &Notification,
+        n: &Message,
     ) -> Outcome {
         let attr = |v: &str| {
             MessageAttributeValue::builder()
@@ -22,7 +22,7 @@ impl Aws {
                 .build()
         };
         let (severity, kind, id) = match (
-            attr(n.severity.as_str()),
+            attr(n.severity),
             attr(incident.kind.as_str()),
             attr(&incident.id),
         ) {
@@ -34,7 +34,7 @@ impl Aws {
             .publish()
             .topic_arn(topic_arn)
             .subject(&n.subject)
-            .message(sns_message(n))
+            .message(&n.body)
             .message_structure("json")
             .message_attributes("severity", severity)
             .message_attributes("kind", kind)

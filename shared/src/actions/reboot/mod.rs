@@ -1,14 +1,15 @@
 //! reboot: reboot the instance (not in a group).
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use std::time::Duration;
 use super::ActionName;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::{Decision, Plan};
-use crate::plan::{instance_is_down, instance_opted_in};
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
@@ -56,8 +57,8 @@ impl Params {
 
 /// Only when the instance itself is down, is running, and is in no group
 /// that `replace_instance` (if listed) replaces it from.
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
-    let down = match instance_is_down(p, observed, config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
+    let down = match instance_is_down(p, observed) {
         Ok(why) => why,
         Err(why) => {
             p.push(config, ActionName::Reboot, instance.to_string(), "", Decision::Skip(why));
@@ -121,7 +122,7 @@ impl ActionStep for Step {
     fn is_mutating(&self) -> bool {
         true
     }
-    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         let minutes = u64::from(pb.reboot.cooldown_minutes);
         Some((self.instance.to_string(), Duration::from_secs(minutes * 60)))
     }

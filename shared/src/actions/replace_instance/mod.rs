@@ -1,15 +1,16 @@
 //! replace_instance: mark the instance Unhealthy so its Auto Scaling group replaces it.
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use crate::ids::GroupName;
 use std::time::Duration;
 use super::ActionName;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::{Decision, Plan};
-use crate::plan::{instance_is_down, opted_in};
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
@@ -57,8 +58,8 @@ impl Params {
 
 /// Only when the instance itself is down (`instance_is_down`), in an
 /// opted-in group.
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
-    let down = match instance_is_down(p, observed, config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
+    let down = match instance_is_down(p, observed) {
         Ok(why) => why,
         Err(why) => {
             p.push(config, ActionName::ReplaceInstance, instance.to_string(), "", Decision::Skip(why));
@@ -120,7 +121,7 @@ impl ActionStep for Step {
     fn is_mutating(&self) -> bool {
         true
     }
-    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         let minutes = u64::from(pb.replace_instance.cooldown_minutes);
         Some((self.group.to_string(), Duration::from_secs(minutes * 60)))
     }

@@ -1,15 +1,16 @@
 //! restart_service: restart one systemd service unit named by the instance's tag, and read its state.
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use std::time::Duration;
 use super::ActionName;
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
-use crate::plan::{Decision, Plan};
 use crate::ids::ServiceName;
-use crate::plan::instance_opted_in;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
@@ -79,7 +80,7 @@ impl Params {
 }
 
 /// The unit named by the instance's tag, on an opted-in instance.
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let tag = &p
         .playbook(config)
         .map(|pb| pb.restart_service.service_tag.clone())
@@ -129,7 +130,7 @@ impl ActionStep for Step {
     fn is_mutating(&self) -> bool {
         true
     }
-    fn cooldown(&self, pb: &crate::playbook::Playbook, _: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         let minutes = u64::from(pb.restart_service.cooldown_minutes);
         Some((self.instance.to_string(), Duration::from_secs(minutes * 60)))
     }

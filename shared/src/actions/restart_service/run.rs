@@ -2,10 +2,10 @@
 
 use crate::aws::*;
 use crate::commands;
-use crate::config::Config;
 use crate::disk::marker;
 use crate::ids::{InstanceId, ServiceName};
 use crate::incident::Incident;
+use crate::actions::Settings;
 use crate::outcome::Outcome;
 use crate::report::Status;
 
@@ -15,7 +15,7 @@ impl Aws {
         instance: &InstanceId,
         service: &ServiceName,
         incident: &Incident,
-        config: &Config,
+        config: &Settings,
     ) -> Outcome {
         let (id, wait) = (&incident.id, config.diagnostics_timeout);
         let o = run_command(
@@ -52,5 +52,5 @@ impl Aws {
 
 /// Carries out the step (see `actions::Run`).
 pub(crate) async fn run(aws: &Aws, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
-    aws.restart_service(&s.instance, &s.service, cx.incident, cx.config).await
+    aws.restart_service(&s.instance, &s.service, cx.incident, cx.settings).await
 }

@@ -1,11 +1,15 @@
 //! scale_out: one more instance in the Auto Scaling group, within its maximum and the cap.
 
-use crate::config::Config;
 use crate::ids::InstanceId;
 // The decision still reads the plan being built (see ARCHITECTURE.md).
-use crate::plan::*;
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use super::ActionName;
+#[allow(unused_imports)]
+use crate::observed::*;
 use super::ActionStep;
 use crate::ids::GroupName;
 use std::time::Duration;
@@ -56,10 +60,10 @@ impl Params {
 
 /// Adds the scale-out decision: +1 up to MaxSize, at or above the threshold.
 pub(crate) fn push_scale_out(
-    p: &mut Plan,
+    p: &mut Context<'_>,
     subject: String,
     group: &Result<Option<GroupState>, String>,
-    config: &Config,
+    config: &Settings,
     no_group: impl FnOnce() -> String,
 ) {
     let threshold = p
@@ -125,7 +129,7 @@ pub(crate) fn push_scale_out(
     p.push(config, ActionName::ScaleOut, target, reason, decision);
 }
 
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let not_in_group = format!("{instance} is not in an Auto Scaling group");
     push_scale_out(p, instance.to_string(), &observed.group, config, || not_in_group);
 }
@@ -151,7 +155,7 @@ impl ActionStep for Step {
     fn intent(&self) -> String {
         format!("to={}", self.to)
     }
-    fn cooldown(&self, _: &crate::playbook::Playbook, config: &Config) -> Option<(String, Duration)> {
+    fn cooldown(&self, _: &crate::actions::ActionParams, config: &Settings) -> Option<(String, Duration)> {
         Some((self.group.to_string(), config.scale_out_cooldown))
     }
 }

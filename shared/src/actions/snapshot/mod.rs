@@ -1,11 +1,15 @@
 //! snapshot: evidence before any change: every volume of the instance at one instant.
 
-use crate::config::Config;
 use crate::ids::{InstanceId, VolumeId};
 // The decision still reads the plan being built (see ARCHITECTURE.md).
-use crate::plan::*;
 
 use super::Recovery;
+#[allow(unused_imports)]
+use super::context::*;
+#[allow(unused_imports)]
+use super::ActionName;
+#[allow(unused_imports)]
+use crate::observed::*;
 use serde::Deserialize;
 use super::ActionStep;
 
@@ -40,7 +44,7 @@ impl Params {
 /// evidence, before anything changes. A snapshot changes nothing of the
 /// fleet, so a volume needs no opt-in tag of its own (the root volume, which
 /// holds the logs, rarely carries one); the instance's tag is the scope.
-pub(crate) fn decide(p: &mut Plan, instance: &InstanceId, observed: &Observed, config: &Config) {
+pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     if !p.runs(config, ActionName::Snapshot) {
         return;
     }

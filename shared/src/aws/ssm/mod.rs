@@ -6,8 +6,8 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ssm::types::CommandInvocationStatus;
 use tokio::time::{Instant, sleep};
 
+use crate::commands::HIGH_CPU_DIAGNOSTICS;
 use crate::ids::InstanceId;
-use crate::plan::HIGH_CPU_DIAGNOSTICS;
 
 use super::*;
 

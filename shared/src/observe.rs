@@ -1,7 +1,5 @@
 //! What the planner needs to know, read from AWS concurrently.
 
-use aws_sdk_ec2::types::Filter;
-
 use crate::actions::{ActionName, Need};
 use crate::commands;
 use crate::config::Config;
@@ -11,7 +9,9 @@ use crate::incident::{Incident, IncidentKind, PrivateAddress, Resource, Transiti
 use crate::plan::{AttachedVolume, GroupState, InstanceHealth, InstanceState, Observed};
 use crate::report::Status;
 
-use super::*;
+use crate::aws::*;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::Filter;
 
 /// The IAM actions the observation calls: reads, plus `lsblk` through SSM
 /// when a device cannot be traced from the API alone.
@@ -116,7 +116,7 @@ impl Aws {
                     .as_ref()
                     .ok()
                     .and_then(Option::as_ref)
-                    .is_some_and(|s| crate::plan::is_opted_in(&s.tags, config));
+                    .is_some_and(|s| crate::plan::is_opted_in(&s.tags, &config.settings()));
                 if (known && target.fstype.is_some()) || !commands_allowed {
                     // Known from the API alone, or SSM may not run commands
                     // on this instance (the planner says why).
