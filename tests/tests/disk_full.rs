@@ -1,0 +1,369 @@
+//! The disk_full playbook end to end: the real SDK over HTTP against moto,
+//! results read back from the emulated account (volume sizes and
+//! modifications, snapshots, SSM commands by content, notifications).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use first_responder::aws::PollSchedule;
+use first_responder::commands;
+use first_responder::ids::VolumeId;
+use first_responder::{Aws, Mode, Report};
+use harness::proxy::{Fault, FaultProxy, Faults, Rule};
+use harness::{
+    FleetSpec, World, drain, sample_event, snapshots, ssm_commands, volume_modifications,
+    volume_size,
+};
+
+fn status_of(r: &Report, action: &str) -> (String, String) {
+    r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == action)
+        .map(|a| {
+            (
+                a.status.as_str().to_owned(),
+                a.detail.clone().unwrap_or_else(|| a.reason.clone()),
+            )
+        })
+        .unwrap_or_else(|| ("absent".into(), String::new()))
+}
+
+fn vol(id: &str) -> Result<VolumeId> {
+    Ok(VolumeId::parse("test", id)?)
+}
+
+#[tokio::test]
+async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mount() -> Result<()>
+{
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let data = w.fleet.data_volume.clone();
+    assert_eq!(volume_size(&w.sdk, &data).await?, 20);
+    // Hostile text in the alert's mount point: it may be read, never run.
+    let event = sample_event("disk-full-alarm.json", &instance)?.replace(
+        "\"path\": \"/data\"",
+        "\"path\": \"/data'; reboot; echo '\"",
+    );
+    let report = w.handle(&event).await?;
+    let inc = &report.incidents[0];
+    assert_eq!(inc.kind.as_str(), "disk_full");
+    assert!(!report.any_failed(), "{report:#?}");
+    // The alerted filesystem is not / (where /tmp, /var/tmp and /var/log
+    // live): cleaning them would free nothing on it.
+    for action in ["cleanup_temp", "archive_logs"] {
+        let (st, why) = status_of(&report, action);
+        assert_eq!(st, "skipped", "{action}");
+        assert!(
+            why.contains("frees nothing on the full filesystem"),
+            "{why}"
+        );
+    }
+    let (st, detail) = status_of(&report, "expand_volume");
+    assert_eq!(st, "done", "{detail}");
+    // 20 GiB: +20% is 24, at least +10 GiB wins.
+    assert!(
+        detail.contains(&format!("{data} grown 20 -> 30 GiB")),
+        "{detail}"
+    );
+    assert!(detail.contains("block-device mapping /dev/sdf"), "{detail}");
+    // moto's SSM prints nothing, so usage comes from the alert, and says so.
+    assert!(detail.contains("97.2% as alerted"), "{detail}");
+
+    // The new size, one modification, and the snapshot taken before it.
+    assert_eq!(volume_size(&w.sdk, &data).await?, 30);
+    let mods = volume_modifications(&w.sdk, &data).await?;
+    assert_eq!(mods.len(), 1, "{mods:?}");
+    assert_eq!(mods[0].0, 30);
+    let snaps = snapshots(&w.sdk).await?;
+    assert_eq!(snaps.len(), 1, "only the expanded volume: {snaps:#?}");
+    assert_eq!(snaps[0].volume, data);
+    assert_eq!(
+        snaps[0].tags["first-responder:purpose"],
+        "before expand_volume"
+    );
+    assert_eq!(snaps[0].tags["first-responder:incident-id"], inc.id);
+    assert!(
+        snaps[0].start_time <= mods[0].1,
+        "snapshot after the modification"
+    );
+
+    // The commands, by content: the fixed scripts, with typed values only.
+    let cmds = ssm_commands(&w.sdk).await?;
+    let sent: Vec<&Vec<String>> = cmds.iter().map(|c| &c.commands).collect();
+    // (Only the growth: the cleanup and archive scripts were skipped above;
+    // their content is run for real in tests/tests/scripts.rs.)
+    let want = commands::grow_filesystem(&vol(&data)?, Some("f"), 30);
+    assert!(sent.contains(&&want), "not sent: {want:#?}");
+    assert_eq!(cmds.len(), 1, "{cmds:#?}");
+    for c in &cmds {
+        assert!(c.instances.contains(&instance));
+        let text = c.commands.join("\n");
+        // (The device letters in the grow script come from EC2's block-device
+        // mapping, /dev/sdf, not from the alert.)
+        for event_text in ["reboot", "/data", "web-data-disk-full", "97.2"] {
+            assert!(
+                !text.contains(event_text),
+                "{event_text:?} reached a command: {text}"
+            );
+        }
+    }
+    let grow = cmds
+        .iter()
+        .find(|c| c.comment.contains("expand_volume"))
+        .context("no grow command")?;
+    let grow_text = grow.commands.join("\n");
+    assert!(grow_text.contains("growpart"), "{grow_text}");
+    assert!(grow_text.contains("resize2fs") && grow_text.contains("xfs_growfs"));
+    assert!(grow_text.contains("df -P"));
+
+    // The notification: what was done and the runbook's disk_full steps.
+    let got = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(got.len(), 1);
+    let doc = got[0].document()?;
+    assert_eq!(doc["next_steps"][0], "Check disk usage (df -h).");
+    assert_eq!(doc["next_steps"].as_array().map(Vec::len), Some(5));
+    Ok(())
+}
+
+#[tokio::test]
+async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let data = w.fleet.data_volume.clone();
+    let event = sample_event("disk-full-alarm.json", &instance)?;
+
+    // At the configured maximum: not touched, not even snapshotted.
+    w.config.playbooks.disk_full.expand_volume.max_volume_gib = 20;
+    let r = w.handle(&event).await?;
+    let (st, why) = status_of(&r, "expand_volume");
+    assert_eq!(st, "skipped");
+    assert!(why.contains("at or above the maximum of 20 GiB"), "{why}");
+    assert_eq!(volume_size(&w.sdk, &data).await?, 20);
+    assert!(volume_modifications(&w.sdk, &data).await?.is_empty());
+    assert!(snapshots(&w.sdk).await?.is_empty());
+
+    // Below the maximum: grown to it, not past it.
+    w.config.playbooks.disk_full.expand_volume.max_volume_gib = 25;
+    let again = event.replace("2026-11-25T02:04:12.152", "2026-11-25T03:04:12.152");
+    let r = w.handle(&again).await?;
+    assert_eq!(status_of(&r, "expand_volume").0, "done");
+    assert_eq!(volume_size(&w.sdk, &data).await?, 25);
+
+    // A filesystem it does not know: skipped before anything is changed.
+    let xfs_only = event
+        .replace("\"ext4\"", "\"btrfs\"")
+        .replace("2026-11-25T02:04:12.152", "2026-11-25T04:04:12.152");
+    w.config.playbooks.disk_full.expand_volume.max_volume_gib = 2048;
+    let r = w.handle(&xfs_only).await?;
+    let (st, why) = status_of(&r, "expand_volume");
+    assert_eq!(
+        (st.as_str(), why.contains("btrfs")),
+        ("skipped", true),
+        "{why}"
+    );
+    assert_eq!(volume_size(&w.sdk, &data).await?, 25);
+
+    // EBS refuses the modification (VolumeModificationRateExceeded, which
+    // moto never answers; the proxy does, in EC2's wire format).
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &[Rule {
+                action: "ModifyVolume",
+                fault: Fault::Ec2Error("VolumeModificationRateExceeded"),
+                times: u64::MAX,
+            }],
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let mut aws = Aws::new(&via);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let limited = event.replace("2026-11-25T02:04:12.152", "2026-11-25T05:04:12.152");
+    let before = snapshots(&w.sdk).await?.len();
+    let r = first_responder::handle(serde_json::from_str(&limited)?, &aws, &w.config, Mode::Run)
+        .await?;
+    let (st, why) = status_of(&r, "expand_volume");
+    assert_eq!(st, "skipped", "{why}");
+    assert!(
+        why.contains("EBS will not modify")
+            && why.contains("VolumeModificationRateExceeded")
+            && why.contains("nothing else changed"),
+        "{why}"
+    );
+    assert_eq!(volume_size(&w.sdk, &data).await?, 25, "unchanged");
+    assert_eq!(
+        snapshots(&w.sdk).await?.len(),
+        before + 1,
+        "the snapshot, said so"
+    );
+    let hits = proxy
+        .stats
+        .rule_hits
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    assert_eq!(hits, vec![1]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn disk_full_redelivered_modifies_the_volume_once() -> Result<()> {
+    let w = World::start_with_state(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let data = w.fleet.data_volume.clone();
+    let event = sample_event("disk-full-alarm.json", &instance)?;
+    // Three times in sequence, then three at once.
+    for _ in 0..3 {
+        w.handle(&event).await?;
+    }
+    let (a, b, c) = tokio::join!(w.handle(&event), w.handle(&event), w.handle(&event));
+    for r in [a?, b?, c?] {
+        assert_ne!(r.incidents[0].delivery, "first");
+    }
+    assert_eq!(volume_modifications(&w.sdk, &data).await?.len(), 1);
+    assert_eq!(volume_size(&w.sdk, &data).await?, 30);
+    // A new occurrence of the same alarm within a day: the cooldown holds.
+    let later = event.replace("2026-11-25T02:04:12.152", "2026-11-25T03:30:00.000");
+    let r = w.handle(&later).await?;
+    let (st, why) = status_of(&r, "expand_volume");
+    assert_eq!(st, "skipped");
+    assert!(
+        why.contains(&format!(
+            "cooldown: expand_volume of {data} was done recently; not again until"
+        )),
+        "{why}"
+    );
+    assert_eq!(volume_modifications(&w.sdk, &data).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn prometheus_disk_alert_reaches_the_volume_through_the_private_ip() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let data = w.fleet.data_volume.clone();
+    let event =
+        std::fs::read_to_string(harness::root().join("events/alertmanager-disk-full.json"))?
+            .replace("10.0.1.5", &w.fleet.private_ip);
+    let r = w.handle(&event).await?;
+    let (st, detail) = status_of(&r, "expand_volume");
+    assert_eq!(st, "done", "{r:#?}");
+    // DiskSpaceLow's value is the free percentage: 3.5% free is 96.5% used.
+    assert!(detail.contains("96.5% as alerted"), "{detail}");
+    assert_eq!(volume_size(&w.sdk, &data).await?, 30);
+    Ok(())
+}
+
+/// ModifyVolume answered "already being modified" (someone else, or an
+/// earlier delivery, is growing it): the volume is treated as expanding:
+/// wait for that modification, then grow the filesystem to its size.
+#[tokio::test]
+async fn a_volume_already_being_modified_is_waited_for_then_grown() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let data = w.fleet.data_volume.clone();
+    // A modification to 40 GiB that someone else started.
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .modify_volume()
+        .volume_id(&data)
+        .size(40)
+        .send()
+        .await?;
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &[Rule {
+                action: "ModifyVolume",
+                fault: Fault::Ec2Error("IncorrectModificationState"),
+                times: u64::MAX,
+            }],
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let mut aws = Aws::new(&via);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    let event = sample_event("disk-full-alarm.json", &instance)?;
+    let r =
+        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    let (st, detail) = status_of(&r, "expand_volume");
+    assert_eq!(st, "done", "{r:#?}");
+    // (moto shows the new size at once, as EC2 does once a modification starts)
+    assert!(detail.contains(&format!("{data} is 40 GiB")), "{detail}");
+    assert!(
+        detail.contains("already being modified to 40 GiB"),
+        "{detail}"
+    );
+    // The filesystem was grown to that size, through SSM.
+    let grow = ssm_commands(&w.sdk)
+        .await?
+        .into_iter()
+        .find(|c| c.comment.contains("expand_volume"))
+        .context("no grow command")?;
+    assert!(
+        grow.commands
+            .join("\n")
+            .contains(&(40_i64 << 30).to_string()),
+        "{:?}",
+        grow.commands
+    );
+    assert_eq!(volume_modifications(&w.sdk, &data).await?.len(), 1);
+    Ok(())
+}
+
+/// The notification goes out before the invocation's own deadline, however
+/// long an action hangs: the actions stop `NOTIFY_RESERVE_SECONDS` before it.
+#[tokio::test]
+async fn the_notification_is_sent_before_the_invocation_times_out() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &[Rule {
+                action: "SetDesiredCapacity",
+                fault: Fault::Hang,
+                times: u64::MAX,
+            }],
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let mut aws = Aws::new(&via);
+    aws.poll = PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    w.config.notify_reserve = Duration::from_secs(2);
+    let event = harness::sample_event("high-cpu-alarm.json", w.fleet.instance())?;
+    let started = std::time::Instant::now();
+    // A Lambda invocation with 6 s left; the hung call alone would take the
+    // SDK's 20 s operation timeout.
+    let until = started + Duration::from_secs(6);
+    let r = first_responder::respond::handle_until(
+        serde_json::from_str(&event)?,
+        &aws,
+        &w.config,
+        Mode::Run,
+        Some(until),
+    )
+    .await?;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let (st, why) = status_of(&r, "scale_out");
+    assert_eq!(st, "failed", "{r:#?}");
+    assert!(why.contains("before the invocation's deadline"), "{why}");
+    assert_eq!(status_of(&r, "notify").0, "done", "{r:#?}");
+    let inbox = harness::drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1);
+    Ok(())
+}

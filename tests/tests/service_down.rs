@@ -1,0 +1,111 @@
+//! The service_down playbook end to end against moto: replace in a group,
+//! reboot otherwise, and only when EC2 says the instance is down.
+
+use anyhow::{Context, Result};
+use first_responder::{Mode, Report};
+use harness::{FleetSpec, World, instance_health, snapshots};
+
+fn status_of(r: &Report, action: &str) -> (String, String) {
+    r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == action)
+        .map(|a| {
+            (
+                a.status.as_str().to_owned(),
+                a.detail.clone().unwrap_or_else(|| a.reason.clone()),
+            )
+        })
+        .unwrap_or_else(|| ("absent".into(), String::new()))
+}
+
+#[tokio::test]
+async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
+    let r = w
+        .run("service-down-alarm.json", &instance, Mode::Run)
+        .await?;
+    assert_eq!(r.incidents[0].kind.as_str(), "service_down");
+    assert!(!r.any_failed(), "{r:#?}");
+    let (st, detail) = status_of(&r, "replace_instance");
+    assert_eq!(st, "done");
+    assert!(
+        detail.contains("marked Unhealthy: web-asg replaces it"),
+        "{detail}"
+    );
+    assert_eq!(instance_health(&w.sdk, &instance).await?, "UNHEALTHY");
+    assert_eq!(status_of(&r, "reboot").0, "skipped");
+    // Evidence: status checks and console output, and the snapshots first.
+    let evidence = r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "collect_evidence")
+        .and_then(|a| a.output.clone())
+        .context("no evidence output")?;
+    assert!(evidence.contains("== status checks =="), "{evidence}");
+    assert!(evidence.contains("== console output"), "{evidence}");
+    assert!(
+        evidence.contains("Linux version"),
+        "moto's console text: {evidence}"
+    );
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+
+    // The standalone instance is rebooted instead.
+    let alone = w.fleet.standalone.clone();
+    let r = w.run("service-down-alarm.json", &alone, Mode::Run).await?;
+    assert_eq!(status_of(&r, "reboot").0, "done", "{r:#?}");
+    let (st, why) = status_of(&r, "replace_instance");
+    assert_eq!(st, "skipped");
+    assert!(why.contains("is in no Auto Scaling group"), "{why}");
+    Ok(())
+}
+
+/// Prometheus's `up == 0` only says a scrape failed: with EC2's status
+/// checks passing nothing is rebooted or replaced; once EC2 says the
+/// instance is down (here: stopped), the group replaces it.
+#[tokio::test]
+async fn prometheus_service_down_acts_only_when_ec2_says_the_instance_is_down() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let event =
+        std::fs::read_to_string(harness::root().join("events/alertmanager-service-down.json"))?
+            .replace("10.0.1.5", &w.fleet.private_ip);
+    let r = w.handle(&event).await?;
+    assert_eq!(r.incidents[0].kind.as_str(), "service_down");
+    for action in ["replace_instance", "reboot"] {
+        let (st, why) = status_of(&r, action);
+        assert_eq!(st, "skipped", "{action}: {r:#?}");
+        assert!(
+            why.starts_with("EC2 status checks pass: the exporter, not the instance, is down"),
+            "{action}: {why}"
+        );
+    }
+    assert!(
+        r.incidents[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("look at the exporter")),
+        "{:?}",
+        r.incidents[0].notes
+    );
+    assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
+    // The evidence is still taken.
+    assert_eq!(status_of(&r, "collect_evidence").0, "done");
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+
+    // EC2 now says the instance is not running: the group replaces it.
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .stop_instances()
+        .instance_ids(&instance)
+        .send()
+        .await?;
+    let later = event.replace("2026-11-25T02:04:00.000Z", "2026-11-25T03:04:00.000Z");
+    let r = w.handle(&later).await?;
+    let (st, detail) = status_of(&r, "replace_instance");
+    assert_eq!(st, "done", "{r:#?}");
+    assert!(detail.contains("marked Unhealthy"), "{detail}");
+    assert_eq!(instance_health(&w.sdk, &instance).await?, "UNHEALTHY");
+    Ok(())
+}
