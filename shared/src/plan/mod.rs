@@ -330,4 +330,4 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

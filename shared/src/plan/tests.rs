@@ -1,30 +1,34 @@
-use super::*;
-use crate::actions::{
+pub(crate) use super::*;
+pub(crate) use crate::actions::{
     archive_logs, cleanup_temp, collect_diagnostics, replace_instance, restart_service, scale_out,
     snapshot,
 };
-use crate::alert::parse_event;
-use crate::ids::VolumeId;
-use std::collections::BTreeMap;
+pub(crate) use crate::alert::parse_event;
+pub(crate) use crate::config::Config;
+pub(crate) use crate::ids::InstanceId;
+pub(crate) use crate::ids::VolumeId;
+pub(crate) use crate::incident::{Incident, IncidentKind};
+pub(crate) use crate::report::Severity;
+pub(crate) use std::collections::BTreeMap;
 
-const ALARM: &str = include_str!("../../../events/high-cpu-alarm.json");
+pub(crate) const ALARM: &str = include_str!("../../../events/high-cpu-alarm.json");
 
-fn incident(src: &str) -> Incident {
+pub(crate) fn incident(src: &str) -> Incident {
     Incident::from_alert(parse_event(src.as_bytes()).unwrap().remove(0)).unwrap()
 }
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         notify_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:oncall".into()),
         ..Config::default()
     }
 }
 
-fn opt_in_tags() -> BTreeMap<String, String> {
+pub(crate) fn opt_in_tags() -> BTreeMap<String, String> {
     BTreeMap::from([("first-responder".to_owned(), "enabled".to_owned())])
 }
 
-fn vol(id: &str, dev: &str) -> AttachedVolume {
+pub(crate) fn vol(id: &str, dev: &str) -> AttachedVolume {
     AttachedVolume {
         id: VolumeId::parse("t", id).unwrap(),
         device: Some(dev.into()),
@@ -34,7 +38,7 @@ fn vol(id: &str, dev: &str) -> AttachedVolume {
     }
 }
 
-fn fleet(desired: i32, max: i32) -> Observed {
+pub(crate) fn fleet(desired: i32, max: i32) -> Observed {
     Observed {
         kill_switch: Ok(false),
         resolved: None,
@@ -61,7 +65,7 @@ fn fleet(desired: i32, max: i32) -> Observed {
     }
 }
 
-fn summary(p: &Plan) -> Vec<(ActionName, String, String)> {
+pub(crate) fn summary(p: &Plan) -> Vec<(ActionName, String, String)> {
     p.actions
         .iter()
         .map(|a| {
@@ -115,123 +119,12 @@ impl Decision {
     }
 }
 
-fn scale_decision(p: &Plan) -> String {
+pub(crate) fn scale_decision(p: &Plan) -> String {
     summary(p)
         .into_iter()
         .find(|(n, ..)| *n == ActionName::ScaleOut)
         .unwrap()
         .2
-}
-
-#[test]
-fn scale_out_cases() {
-    let i = incident(ALARM);
-    let c = config();
-    let cases: Vec<(Observed, &str)> = vec![
-        (
-            fleet(3, 3),
-            "skip: group web-asg is already at its MaxSize (3)",
-        ),
-        (
-            fleet(4, 3),
-            "skip: group web-asg is already at its MaxSize (3)",
-        ),
-        (fleet(2, 3), "do 2->3"),
-        (
-            Observed {
-                group: Ok(None),
-                ..fleet(1, 3)
-            },
-            "skip: i-0123456789abcdef0 is not in an Auto Scaling group",
-        ),
-        (
-            Observed {
-                group: Err("AccessDenied".into()),
-                ..fleet(1, 3)
-            },
-            "fail: could not read the Auto Scaling group: AccessDenied",
-        ),
-    ];
-    for (observed, want) in cases {
-        assert_eq!(scale_decision(&plan(&i, &observed, &c)), want);
-    }
-}
-
-#[test]
-fn below_threshold_does_not_scale_and_is_a_warning() {
-    let p = plan(
-        &incident(include_str!("../../../events/high-cpu-alarm-moderate.json")),
-        &fleet(1, 3),
-        &config(),
-    );
-    assert_eq!(
-        scale_decision(&p),
-        "skip: CPU 85.1% is below the scale-out threshold of 90%"
-    );
-    assert_eq!(p.severity, Severity::Warning);
-    let mut lower = config();
-    lower.playbooks.high_cpu.scale_out.at_percent = 85.0;
-    let p = plan(
-        &incident(include_str!("../../../events/high-cpu-alarm-moderate.json")),
-        &fleet(1, 3),
-        &lower,
-    );
-    assert_eq!(scale_decision(&p), "do 1->2");
-    assert_eq!(p.severity, Severity::Critical);
-}
-
-#[test]
-fn threshold_is_inclusive() {
-    let src = ALARM.replace("[95.3]", "[90.0]");
-    assert_eq!(
-        scale_decision(&plan(&incident(&src), &fleet(1, 3), &config())),
-        "do 1->2"
-    );
-}
-
-#[test]
-fn no_value_no_scaling() {
-    let src = ALARM.replace("[95.3]", "[]").replace("[95.3 (", "[? (");
-    assert_eq!(
-        scale_decision(&plan(&incident(&src), &fleet(1, 3), &config())),
-        "skip: the alert carries no CPU value: not scaling blind"
-    );
-}
-
-#[test]
-fn volume_lookup_cases() {
-    let i = incident(ALARM);
-    let p = plan(
-        &i,
-        &Observed {
-            volumes: Ok(vec![]),
-            ..fleet(1, 3)
-        },
-        &config(),
-    );
-    assert_eq!(
-        summary(&p)[0],
-        (
-            ActionName::Snapshot,
-            "i-0123456789abcdef0".into(),
-            "skip: no EBS volumes attached to i-0123456789abcdef0".into()
-        )
-    );
-    let p = plan(
-        &i,
-        &Observed {
-            volumes: Err("RequestLimitExceeded".into()),
-            ..fleet(1, 3)
-        },
-        &config(),
-    );
-    assert!(
-        summary(&p)[0]
-            .2
-            .starts_with("fail: could not list the volumes")
-    );
-    // The other actions still go ahead.
-    assert_eq!(scale_decision(&p), "do 1->2");
 }
 
 #[test]
@@ -399,62 +292,6 @@ fn only_opted_in_resources_are_changed() {
     );
 }
 
-/// Snapshots are evidence with a cap of their own per incident: the
-/// root volume first, the rest by device, the remainder named.
-#[test]
-fn evidence_snapshots_have_their_own_cap() {
-    let i = incident(ALARM);
-    let mut observed = fleet(1, 3);
-    if let Ok(v) = &mut observed.volumes {
-        for n in 0..30 {
-            v.push(vol(
-                &format!("vol-00000000000001{n:03}"),
-                &format!("/dev/sd{n:03}"),
-            ));
-        }
-    }
-    let c = Config {
-        max_snapshots_per_incident: 20,
-        ..config()
-    };
-    let p = plan(&i, &observed, &c);
-    match &p.actions[0].decision {
-        Decision::Do(Step::Snapshot(snapshot::Step {
-            volumes,
-            exclude_boot,
-            exclude,
-            ..
-        })) => {
-            assert_eq!(volumes.len(), 20);
-            assert_eq!(volumes[0].1.as_deref(), Some("/dev/xvda"), "root first");
-            assert!(!exclude_boot);
-            assert_eq!(exclude.len(), 12);
-        }
-        d => panic!("{d:?}"),
-    }
-    assert!(
-        p.actions[0]
-            .reason
-            .contains("12 more left out, over the cap of 20"),
-        "{}",
-        p.actions[0].reason
-    );
-}
-
-#[test]
-fn the_capacity_cap_holds_below_max_size() {
-    let i = incident(ALARM);
-    let capped = Config {
-        max_desired_capacity: Some(2),
-        ..config()
-    };
-    assert_eq!(scale_decision(&plan(&i, &fleet(1, 5), &capped)), "do 1->2");
-    assert_eq!(
-        scale_decision(&plan(&i, &fleet(2, 5), &capped)),
-        "skip: group web-asg is at the configured cap MAX_DESIRED_CAPACITY=2 (MaxSize 5)"
-    );
-}
-
 #[test]
 fn the_kill_switch_leaves_only_the_notification() {
     let i = incident(ALARM);
@@ -526,13 +363,13 @@ fn diagnostics_commands_are_fixed_text() {
     );
 }
 
-const DISK: &str = include_str!("../../../events/disk-full-alarm.json");
-const DISK_NVME: &str = include_str!("../../../events/disk-full-nvme-alarm.json");
-const MEMORY: &str = include_str!("../../../events/memory-pressure-alarm.json");
-const DOWN: &str = include_str!("../../../events/service-down-alarm.json");
+pub(crate) const DISK: &str = include_str!("../../../events/disk-full-alarm.json");
+pub(crate) const DISK_NVME: &str = include_str!("../../../events/disk-full-nvme-alarm.json");
+pub(crate) const MEMORY: &str = include_str!("../../../events/memory-pressure-alarm.json");
+pub(crate) const DOWN: &str = include_str!("../../../events/service-down-alarm.json");
 
 /// The fleet of `fleet()`, with the data volume at 100 GiB.
-fn disk_fleet() -> Observed {
+pub(crate) fn disk_fleet() -> Observed {
     let mut o = fleet(1, 3);
     if let Ok(v) = &mut o.volumes {
         v[1].size_gib = Some(100);
@@ -540,7 +377,7 @@ fn disk_fleet() -> Observed {
     o
 }
 
-fn decision_of(p: &Plan, name: ActionName) -> String {
+pub(crate) fn decision_of(p: &Plan, name: ActionName) -> String {
     summary(p)
         .into_iter()
         .find(|(n, ..)| *n == name)
@@ -548,7 +385,7 @@ fn decision_of(p: &Plan, name: ActionName) -> String {
         .unwrap_or_else(|| "absent".into())
 }
 
-fn expansion_of(p: &Plan) -> &Expansion {
+pub(crate) fn expansion_of(p: &Plan) -> &Expansion {
     p.actions
         .iter()
         .find_map(|a| match &a.decision {
@@ -556,442 +393,6 @@ fn expansion_of(p: &Plan) -> &Expansion {
             _ => None,
         })
         .expect("an expansion")
-}
-
-#[test]
-fn disk_full_cleans_up_then_expands_the_right_volume() {
-    let p = plan(&incident(DISK), &disk_fleet(), &config());
-    assert_eq!(p.severity, Severity::Critical);
-    let s: Vec<(ActionName, usize)> = p.actions.iter().map(|a| (a.name, a.stage)).collect();
-    use ActionName::*;
-    assert_eq!(
-        s,
-        vec![
-            (CleanupTemp, 0),
-            (ArchiveLogs, 0),
-            (ExpandVolume, 1),
-            (Notify, 2)
-        ]
-    );
-    // /data is full; /tmp, /var/tmp and /var/log are on /: cleaning them
-    // frees nothing there.
-    assert_eq!(
-        decision_of(&p, CleanupTemp),
-        "i-0123456789abcdef0: skip: /tmp is on / (assumed: the instance reported no block devices), /var/tmp is on / (assumed: the instance reported no block devices), not on /data: cleaning there frees nothing on the full filesystem"
-    );
-    assert!(
-        decision_of(&p, ArchiveLogs).contains("/var/log is on /"),
-        "{}",
-        decision_of(&p, ArchiveLogs)
-    );
-    assert!(matches!(p.actions[2].decision, Decision::Do(_)));
-    let e = expansion_of(&p);
-    assert_eq!(e.volume.as_str(), "vol-0000000000000000b");
-    assert_eq!((e.from_gib, e.to_gib), (100, 120));
-    assert_eq!(e.xen_letters.as_deref(), Some("f"));
-    assert_eq!(e.mount.as_deref(), Some("/data"));
-    assert_eq!(e.alert_usage, Some(97.2));
-    assert_eq!(e.how, "device xvdf is block-device mapping /dev/sdf");
-    assert_eq!(p.next_steps()[0], "Check disk usage (df -h).");
-    // The root filesystem alerting: the cleanup runs there.
-    let root = DISK.replace("\"path\": \"/data\"", "\"path\": \"/\"");
-    let p = plan(&incident(&root), &disk_fleet(), &config());
-    assert!(matches!(
-        &p.actions[0].decision,
-        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { days: 7, .. }))
-    ));
-    assert!(matches!(
-        &p.actions[1].decision,
-        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
-    ));
-    // Without the instance's report, a /var alert holds /var/tmp and
-    // /var/log (they are under it), not /tmp.
-    let var_alert = DISK.replace("\"path\": \"/data\"", "\"path\": \"/var\"");
-    let p = plan(&incident(&var_alert), &disk_fleet(), &config());
-    assert!(matches!(
-        &p.actions[0].decision,
-        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
-    ));
-    assert!(matches!(
-        &p.actions[1].decision,
-        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
-    ));
-    // What the instance reported decides: /var on its own volume.
-    let mut o = disk_fleet();
-    o.layout = Some(crate::disk::parse_lsblk(
-        r#"{"blockdevices":[{"name":"xvda","type":"disk","children":[{"name":"xvda1","type":"part","mountpoint":"/","fstype":"xfs"}]},{"name":"xvdf","type":"disk","mountpoint":"/var","fstype":"ext4"}]}"#,
-    ));
-    let var = DISK.replace("\"path\": \"/data\"", "\"path\": \"/var\"");
-    let p = plan(&incident(&var), &o, &config());
-    assert!(
-        matches!(
-            &p.actions[0].decision,
-            Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
-        ),
-        "/var/tmp is on /var"
-    );
-    assert!(matches!(
-        &p.actions[1].decision,
-        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
-    ));
-    let p = plan(&incident(&root), &o, &config());
-    assert!(
-        matches!(
-            &p.actions[0].decision,
-            Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
-        ),
-        "/tmp is on /"
-    );
-    assert_eq!(
-        decision_of(&p, ArchiveLogs),
-        "i-0123456789abcdef0: skip: /var/log is on /var, not on /: cleaning there frees nothing on the full filesystem"
-    );
-}
-
-#[test]
-fn disk_full_limits_and_refusals() {
-    let i = incident(DISK);
-    // Below the expansion threshold: cleanup only.
-    let low = DISK
-        .replace("[97.2", "[91.0")
-        .replace("97.2]", "91.0]")
-        .replace(":97.2}", ":91.0}");
-    let p = plan(&incident(&low), &disk_fleet(), &config());
-    assert_eq!(
-        decision_of(&p, ActionName::ExpandVolume),
-        "/data (xvdf): skip: usage 91.0% is below 95% (disk_full.expand_at_percent): cleanup only"
-    );
-    assert!(
-        decision_of(&p, ActionName::CleanupTemp).contains("not on /data"),
-        "{}",
-        decision_of(&p, ActionName::CleanupTemp)
-    );
-    // Capped at the maximum volume size.
-    let mut capped = config();
-    capped.playbooks.disk_full.expand_volume.max_volume_gib = 110;
-    assert_eq!(expansion_of(&plan(&i, &disk_fleet(), &capped)).to_gib, 110);
-    capped.playbooks.disk_full.expand_volume.max_volume_gib = 100;
-    assert_eq!(
-        decision_of(&plan(&i, &disk_fleet(), &capped), ActionName::ExpandVolume),
-        "vol-0000000000000000b: skip: the volume is 100 GiB, at or above the maximum of 100 GiB (disk_full.max_volume_gib)"
-    );
-    // An unknown filesystem is never grown.
-    let btrfs = DISK.replace("\"ext4\"", "\"btrfs\"");
-    assert!(
-        decision_of(&plan(&incident(&btrfs), &disk_fleet(), &config()), ActionName::ExpandVolume)
-            .ends_with("skip: filesystem btrfs on vol-0000000000000000b is not grown automatically (ext2/3/4 and xfs are)")
-    );
-    // Volume without the opt-in tag; instance without it: nothing changes.
-    let mut o = disk_fleet();
-    if let Ok(v) = &mut o.volumes {
-        v[1].tags.clear();
-    }
-    assert!(
-        decision_of(&plan(&i, &o, &config()), ActionName::ExpandVolume)
-            .contains("volume vol-0000000000000000b does not carry the opt-in tag")
-    );
-    let mut o = disk_fleet();
-    if let Ok(Some(s)) = &mut o.instance {
-        s.tags.clear();
-    }
-    let p = plan(&i, &o, &config());
-    for a in [
-        ActionName::CleanupTemp,
-        ActionName::ArchiveLogs,
-        ActionName::ExpandVolume,
-    ] {
-        assert!(
-            decision_of(&p, a)
-                .contains("instance i-0123456789abcdef0 does not carry the opt-in tag"),
-            "{a:?}"
-        );
-    }
-    // NVMe without lsblk: refuses to guess; with it: the serial decides.
-    let p = plan(&incident(DISK_NVME), &disk_fleet(), &config());
-    assert!(
-        decision_of(&p, ActionName::ExpandVolume).contains("fail: / (nvme0n1p1) is an NVMe device")
-    );
-    let mut o = disk_fleet();
-    o.layout = Some(crate::disk::parse_lsblk(
-        r#"{"blockdevices":[{"name":"nvme0n1","type":"disk","serial":"vol0000000000000000a","pttype":"gpt","children":[{"name":"nvme0n1p1","type":"part","mountpoint":"/","fstype":"xfs"}]}]}"#,
-    ));
-    let p = plan(&incident(DISK_NVME), &o, &config());
-    let e = expansion_of(&p);
-    assert_eq!(
-        (e.volume.as_str(), e.from_gib, e.to_gib),
-        ("vol-0000000000000000a", 8, 18)
-    );
-    // Dry run and the kill switch leave it planned-but-not-done / skipped.
-    let c = Config {
-        kill_switch_parameter: Some("/k".into()),
-        ..config()
-    };
-    let p = plan(
-        &i,
-        &Observed {
-            kill_switch: Ok(true),
-            ..disk_fleet()
-        },
-        &c,
-    );
-    assert!(
-        decision_of(&p, ActionName::ExpandVolume)
-            .ends_with("skip: kill switch /k is on: notify only")
-    );
-}
-
-#[test]
-fn prometheus_disk_alerts_carry_the_free_percentage() {
-    let i = incident(include_str!("../../../events/alertmanager-disk-full.json"));
-    assert_eq!(i.kind, IncidentKind::DiskFull);
-    assert_eq!(disk_usage(&i), Some(96.5));
-}
-
-#[test]
-fn memory_pressure_restarts_only_a_tagged_valid_service() {
-    let i = incident(MEMORY);
-    let tag = "first-responder:restart-service";
-    let with = |v: Option<&str>| {
-        let mut o = fleet(1, 3);
-        if let (Ok(Some(s)), Some(v)) = (&mut o.instance, v) {
-            s.tags.insert(tag.into(), v.into());
-        }
-        o
-    };
-    let p = plan(&i, &with(Some("app.service")), &config());
-    assert_eq!(p.severity, Severity::Warning);
-    assert_eq!(
-        decision_of(&p, ActionName::CollectDiagnostics),
-        "i-0123456789abcdef0: do"
-    );
-    assert!(matches!(
-        &p.actions[0].decision,
-        Decision::Do(Step::CollectDiagnostics(collect_diagnostics::Step {
-            set: Diagnostics::Memory,
-            ..
-        }))
-    ));
-    match &p.actions[1].decision {
-        Decision::Do(Step::RestartService(restart_service::Step { service, .. })) => {
-            assert_eq!(service.as_str(), "app.service")
-        }
-        d => panic!("{d:?}"),
-    }
-    assert_eq!(p.actions[1].stage, 1);
-    assert_eq!(
-        decision_of(
-            &plan(&i, &with(None), &config()),
-            ActionName::RestartService
-        ),
-        format!(
-            "i-0123456789abcdef0: skip: i-0123456789abcdef0 carries no {tag} tag naming a service to restart"
-        )
-    );
-    assert!(
-        decision_of(
-            &plan(&i, &with(Some("app; reboot")), &config()),
-            ActionName::RestartService
-        )
-        .contains("is not a systemd service name")
-    );
-    // Configuration that leaves restart_service out refuses it.
-    let mut c = config();
-    c.playbooks.memory_pressure.stages = vec![vec![ActionName::CollectDiagnostics]];
-    assert_eq!(
-        decision_of(
-            &plan(&i, &with(Some("app")), &c),
-            ActionName::RestartService
-        ),
-        "absent"
-    );
-}
-
-#[test]
-fn service_down_replaces_in_a_group_and_reboots_otherwise() {
-    let i = incident(DOWN);
-    let p = plan(&i, &fleet(1, 3), &config());
-    use ActionName::*;
-    let s: Vec<(ActionName, usize)> = p.actions.iter().map(|a| (a.name, a.stage)).collect();
-    assert_eq!(
-        s,
-        vec![
-            (Snapshot, 0),
-            (CollectEvidence, 0),
-            (ReplaceInstance, 1),
-            (Reboot, 1),
-            (Notify, 2)
-        ]
-    );
-    assert!(matches!(
-        &p.actions[2].decision,
-        Decision::Do(Step::ReplaceInstance(replace_instance::Step { .. }))
-    ));
-    assert_eq!(
-        decision_of(&p, Reboot),
-        "i-0123456789abcdef0: skip: i-0123456789abcdef0 is in group web-asg: replaced, not rebooted"
-    );
-    let alone = Observed {
-        group: Ok(None),
-        ..fleet(1, 3)
-    };
-    let p = plan(&i, &alone, &config());
-    assert!(decision_of(&p, ReplaceInstance).contains("is in no Auto Scaling group"));
-    assert_eq!(decision_of(&p, Reboot), "i-0123456789abcdef0: do");
-    let mut stopped = alone.clone();
-    if let Ok(Some(s)) = &mut stopped.instance {
-        s.state = Some("stopped".into());
-    }
-    assert!(
-        decision_of(&plan(&i, &stopped, &config()), Reboot)
-            .contains("is stopped: a reboot cannot bring it back")
-    );
-    // Not allowed by configuration: neither.
-    let mut c = config();
-    c.playbooks.service_down.stages = vec![vec![Snapshot, CollectEvidence]];
-    let p = plan(&i, &fleet(1, 3), &c);
-    assert_eq!(
-        (decision_of(&p, ReplaceInstance), decision_of(&p, Reboot)),
-        ("absent".into(), "absent".into())
-    );
-}
-
-/// Prometheus's ServiceDown is a failed scrape: only EC2's own word
-/// that the instance is down lets replace or reboot go ahead.
-#[test]
-fn a_scrape_failure_never_reboots_or_replaces_a_healthy_instance() {
-    use ActionName::*;
-    let i = incident(include_str!(
-        "../../../events/alertmanager-service-down.json"
-    ));
-    let me = InstanceId::parse("t", "i-0123456789abcdef0").unwrap();
-    let health = |state: &str, system: &str, inst: &str| InstanceHealth {
-        state: Some(state.into()),
-        system: Some(system.into()),
-        instance: Some(inst.into()),
-    };
-    let observed = |h: Option<Result<InstanceHealth, String>>, in_group: bool| Observed {
-        resolved: Some(Ok(me.clone())),
-        health: h,
-        group: if in_group {
-            fleet(1, 3).group
-        } else {
-            Ok(None)
-        },
-        ..fleet(1, 3)
-    };
-    let healthy = "skip: EC2 status checks pass: the exporter, not the instance, is down";
-    // (health, in a group) -> (replace_instance, reboot)
-    type Case<'a> = (
-        Option<Result<InstanceHealth, String>>,
-        bool,
-        &'a str,
-        &'a str,
-    );
-    let cases: Vec<Case> = vec![
-        (
-            Some(Ok(health("running", "ok", "ok"))),
-            true,
-            healthy,
-            healthy,
-        ),
-        (
-            Some(Ok(health("running", "ok", "ok"))),
-            false,
-            healthy,
-            healthy,
-        ),
-        (
-            Some(Ok(health("running", "initializing", "insufficient-data"))),
-            true,
-            healthy,
-            healthy,
-        ),
-        (
-            Some(Ok(health("running", "ok", "impaired"))),
-            true,
-            "do",
-            "skip: i-0123456789abcdef0 is in group web-asg",
-        ),
-        (
-            Some(Ok(health("running", "impaired", "ok"))),
-            false,
-            "skip: i-0123456789abcdef0 is in no Auto Scaling group",
-            "do",
-        ),
-        (
-            Some(Err("DescribeInstanceStatus: Throttling".into())),
-            true,
-            "skip: EC2 status checks could not be read (DescribeInstanceStatus: Throttling)",
-            "skip: EC2 status checks could not be read",
-        ),
-        (
-            None,
-            true,
-            "skip: EC2 status checks were not read",
-            "skip: EC2 status checks were not read",
-        ),
-    ];
-    for (h, in_group, replace, reboot) in cases {
-        let what = format!("{h:?}, in group {in_group}");
-        let p = plan(&i, &observed(h, in_group), &config());
-        let got = (decision_of(&p, ReplaceInstance), decision_of(&p, Reboot));
-        assert!(
-            got.0
-                .starts_with(&format!("i-0123456789abcdef0: {replace}")),
-            "{what}: replace {}",
-            got.0
-        );
-        assert!(
-            got.1.starts_with(&format!("i-0123456789abcdef0: {reboot}")),
-            "{what}: reboot {}",
-            got.1
-        );
-    }
-    // The healthy case says what to look at instead.
-    let p = plan(
-        &i,
-        &observed(Some(Ok(health("running", "ok", "ok"))), true),
-        &config(),
-    );
-    assert!(
-        p.notes.iter().any(|n| n.contains("look at the exporter")),
-        "{:?}",
-        p.notes
-    );
-    // An impaired instance: the reason says why it acts.
-    let p = plan(
-        &i,
-        &observed(Some(Ok(health("running", "ok", "impaired"))), true),
-        &config(),
-    );
-    let replace = p
-        .actions
-        .iter()
-        .find(|a| a.name == ReplaceInstance)
-        .unwrap();
-    assert!(
-        replace
-            .reason
-            .starts_with("EC2's instance status check is impaired"),
-        "{}",
-        replace.reason
-    );
-    // SSM unreachable as well: acts only when configured to.
-    let mut o = observed(Some(Ok(health("running", "ok", "ok"))), false);
-    o.ssm_online = Some(Ok(false));
-    assert!(decision_of(&plan(&i, &o, &config()), Reboot).contains(healthy));
-    let mut c = config();
-    c.playbooks.service_down.act_when_ssm_unreachable = true;
-    assert_eq!(
-        decision_of(&plan(&i, &o, &c), Reboot),
-        "i-0123456789abcdef0: do"
-    );
-    o.ssm_online = Some(Ok(true));
-    assert!(decision_of(&plan(&i, &o, &c), Reboot).contains(healthy));
-    // CloudWatch's StatusCheckFailed is EC2's own word: acts as before,
-    // without reading the checks again.
-    let p = plan(&incident(DOWN), &fleet(1, 3), &config());
-    assert_eq!(decision_of(&p, ReplaceInstance), "i-0123456789abcdef0: do");
 }
 
 #[test]

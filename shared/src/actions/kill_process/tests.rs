@@ -46,3 +46,72 @@ fn the_script_holds_only_typed_values() {
     // No allow-list: matches nothing (an empty case pattern is an empty name).
     assert!(script(1, &[], 1).join("\n").contains("in '') ;;"));
 }
+
+/// Its decision, through the planner: observed state and playbook in,
+/// decision out.
+#[test]
+fn it_acts_only_when_listed_after_the_diagnostics_allowed_and_opted_in() {
+    use crate::plan::tests::{ALARM, config, fleet, incident, summary};
+    use crate::plan::{ActionName, plan};
+    type Setup = fn(&mut crate::config::Config, &mut crate::observed::Observed);
+    let cases: &[(&str, Setup, &str)] = &[
+        ("not listed: off", |_, _| {}, "absent"),
+        (
+            "listed, allow empty",
+            |c, _| c.playbooks.high_cpu.stages.push(vec![ActionName::KillProcess]),
+            "skip: [high_cpu.kill_process] allow names no process",
+        ),
+        (
+            "listed beside the diagnostics, not after",
+            |c, _| {
+                c.playbooks.high_cpu.stages[0].push(ActionName::KillProcess);
+                c.playbooks.high_cpu.kill_process.allow =
+                    vec![ProcessName::parse("t", "java").unwrap()];
+            },
+            "skip: kill_process picks the process from collect_diagnostics' output",
+        ),
+        (
+            "after the diagnostics, allowed, opted-in instance",
+            |c, _| {
+                c.playbooks.high_cpu.stages.push(vec![ActionName::KillProcess]);
+                c.playbooks.high_cpu.kill_process.allow =
+                    vec![ProcessName::parse("t", "java").unwrap()];
+            },
+            "do",
+        ),
+        (
+            "an instance without the opt-in tag",
+            |c, o| {
+                c.playbooks.high_cpu.stages.push(vec![ActionName::KillProcess]);
+                c.playbooks.high_cpu.kill_process.allow =
+                    vec![ProcessName::parse("t", "java").unwrap()];
+                if let Ok(Some(s)) = &mut o.instance {
+                    s.tags.clear();
+                }
+            },
+            "skip: instance i-0123456789abcdef0 does not carry the opt-in tag",
+        ),
+    ];
+    for (what, setup, want) in cases {
+        let mut c = config();
+        c.opt_in = Some(("first-responder".into(), "enabled".into()));
+        let mut o = fleet(1, 4);
+        setup(&mut c, &mut o);
+        let p = plan(&incident(ALARM), &o, &c);
+        let got = summary(&p)
+            .into_iter()
+            .find(|(n, ..)| *n == ActionName::KillProcess)
+            .map(|(_, _, d)| d)
+            .unwrap_or_else(|| "absent".into());
+        assert!(got.starts_with(want), "{what}: {got}");
+        if *want == "do" {
+            let a = p
+                .actions
+                .iter()
+                .find(|a| a.name == ActionName::KillProcess)
+                .unwrap();
+            assert_eq!(a.stage, 1, "{what}");
+            assert!(a.reason.contains("if it is java"), "{what}: {}", a.reason);
+        }
+    }
+}

@@ -17,6 +17,8 @@ use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(test)]
+mod tests;
 #[cfg(feature = "aws")]
 pub(crate) use run::run;
 

@@ -15,6 +15,8 @@ use super::ActionStep;
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(test)]
+mod tests;
 #[cfg(feature = "aws")]
 pub(crate) use run::run;
 

@@ -1,0 +1,229 @@
+//! The decisions of expand_volume (and the disk cleanups before it), through the planner: observed state in,
+//! decision out (fixtures in `plan::tests`).
+
+use crate::plan::tests::*;
+
+#[test]
+fn volume_lookup_cases() {
+    let i = incident(ALARM);
+    let p = plan(
+        &i,
+        &Observed {
+            volumes: Ok(vec![]),
+            ..fleet(1, 3)
+        },
+        &config(),
+    );
+    assert_eq!(
+        summary(&p)[0],
+        (
+            ActionName::Snapshot,
+            "i-0123456789abcdef0".into(),
+            "skip: no EBS volumes attached to i-0123456789abcdef0".into()
+        )
+    );
+    let p = plan(
+        &i,
+        &Observed {
+            volumes: Err("RequestLimitExceeded".into()),
+            ..fleet(1, 3)
+        },
+        &config(),
+    );
+    assert!(
+        summary(&p)[0]
+            .2
+            .starts_with("fail: could not list the volumes")
+    );
+    // The other actions still go ahead.
+    assert_eq!(scale_decision(&p), "do 1->2");
+}
+
+#[test]
+fn disk_full_cleans_up_then_expands_the_right_volume() {
+    let p = plan(&incident(DISK), &disk_fleet(), &config());
+    assert_eq!(p.severity, Severity::Critical);
+    let s: Vec<(ActionName, usize)> = p.actions.iter().map(|a| (a.name, a.stage)).collect();
+    use ActionName::*;
+    assert_eq!(
+        s,
+        vec![
+            (CleanupTemp, 0),
+            (ArchiveLogs, 0),
+            (ExpandVolume, 1),
+            (Notify, 2)
+        ]
+    );
+    // /data is full; /tmp, /var/tmp and /var/log are on /: cleaning them
+    // frees nothing there.
+    assert_eq!(
+        decision_of(&p, CleanupTemp),
+        "i-0123456789abcdef0: skip: /tmp is on / (assumed: the instance reported no block devices), /var/tmp is on / (assumed: the instance reported no block devices), not on /data: cleaning there frees nothing on the full filesystem"
+    );
+    assert!(
+        decision_of(&p, ArchiveLogs).contains("/var/log is on /"),
+        "{}",
+        decision_of(&p, ArchiveLogs)
+    );
+    assert!(matches!(p.actions[2].decision, Decision::Do(_)));
+    let e = expansion_of(&p);
+    assert_eq!(e.volume.as_str(), "vol-0000000000000000b");
+    assert_eq!((e.from_gib, e.to_gib), (100, 120));
+    assert_eq!(e.xen_letters.as_deref(), Some("f"));
+    assert_eq!(e.mount.as_deref(), Some("/data"));
+    assert_eq!(e.alert_usage, Some(97.2));
+    assert_eq!(e.how, "device xvdf is block-device mapping /dev/sdf");
+    assert_eq!(p.next_steps()[0], "Check disk usage (df -h).");
+    // The root filesystem alerting: the cleanup runs there.
+    let root = DISK.replace("\"path\": \"/data\"", "\"path\": \"/\"");
+    let p = plan(&incident(&root), &disk_fleet(), &config());
+    assert!(matches!(
+        &p.actions[0].decision,
+        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { days: 7, .. }))
+    ));
+    assert!(matches!(
+        &p.actions[1].decision,
+        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
+    ));
+    // Without the instance's report, a /var alert holds /var/tmp and
+    // /var/log (they are under it), not /tmp.
+    let var_alert = DISK.replace("\"path\": \"/data\"", "\"path\": \"/var\"");
+    let p = plan(&incident(&var_alert), &disk_fleet(), &config());
+    assert!(matches!(
+        &p.actions[0].decision,
+        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
+    ));
+    assert!(matches!(
+        &p.actions[1].decision,
+        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
+    ));
+    // What the instance reported decides: /var on its own volume.
+    let mut o = disk_fleet();
+    o.layout = Some(crate::disk::parse_lsblk(
+        r#"{"blockdevices":[{"name":"xvda","type":"disk","children":[{"name":"xvda1","type":"part","mountpoint":"/","fstype":"xfs"}]},{"name":"xvdf","type":"disk","mountpoint":"/var","fstype":"ext4"}]}"#,
+    ));
+    let var = DISK.replace("\"path\": \"/data\"", "\"path\": \"/var\"");
+    let p = plan(&incident(&var), &o, &config());
+    assert!(
+        matches!(
+            &p.actions[0].decision,
+            Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
+        ),
+        "/var/tmp is on /var"
+    );
+    assert!(matches!(
+        &p.actions[1].decision,
+        Decision::Do(Step::ArchiveLogs(archive_logs::Step { .. }))
+    ));
+    let p = plan(&incident(&root), &o, &config());
+    assert!(
+        matches!(
+            &p.actions[0].decision,
+            Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
+        ),
+        "/tmp is on /"
+    );
+    assert_eq!(
+        decision_of(&p, ArchiveLogs),
+        "i-0123456789abcdef0: skip: /var/log is on /var, not on /: cleaning there frees nothing on the full filesystem"
+    );
+}
+
+#[test]
+fn disk_full_limits_and_refusals() {
+    let i = incident(DISK);
+    // Below the expansion threshold: cleanup only.
+    let low = DISK
+        .replace("[97.2", "[91.0")
+        .replace("97.2]", "91.0]")
+        .replace(":97.2}", ":91.0}");
+    let p = plan(&incident(&low), &disk_fleet(), &config());
+    assert_eq!(
+        decision_of(&p, ActionName::ExpandVolume),
+        "/data (xvdf): skip: usage 91.0% is below 95% (disk_full.expand_at_percent): cleanup only"
+    );
+    assert!(
+        decision_of(&p, ActionName::CleanupTemp).contains("not on /data"),
+        "{}",
+        decision_of(&p, ActionName::CleanupTemp)
+    );
+    // Capped at the maximum volume size.
+    let mut capped = config();
+    capped.playbooks.disk_full.expand_volume.max_volume_gib = 110;
+    assert_eq!(expansion_of(&plan(&i, &disk_fleet(), &capped)).to_gib, 110);
+    capped.playbooks.disk_full.expand_volume.max_volume_gib = 100;
+    assert_eq!(
+        decision_of(&plan(&i, &disk_fleet(), &capped), ActionName::ExpandVolume),
+        "vol-0000000000000000b: skip: the volume is 100 GiB, at or above the maximum of 100 GiB (disk_full.max_volume_gib)"
+    );
+    // An unknown filesystem is never grown.
+    let btrfs = DISK.replace("\"ext4\"", "\"btrfs\"");
+    assert!(
+        decision_of(&plan(&incident(&btrfs), &disk_fleet(), &config()), ActionName::ExpandVolume)
+            .ends_with("skip: filesystem btrfs on vol-0000000000000000b is not grown automatically (ext2/3/4 and xfs are)")
+    );
+    // Volume without the opt-in tag; instance without it: nothing changes.
+    let mut o = disk_fleet();
+    if let Ok(v) = &mut o.volumes {
+        v[1].tags.clear();
+    }
+    assert!(
+        decision_of(&plan(&i, &o, &config()), ActionName::ExpandVolume)
+            .contains("volume vol-0000000000000000b does not carry the opt-in tag")
+    );
+    let mut o = disk_fleet();
+    if let Ok(Some(s)) = &mut o.instance {
+        s.tags.clear();
+    }
+    let p = plan(&i, &o, &config());
+    for a in [
+        ActionName::CleanupTemp,
+        ActionName::ArchiveLogs,
+        ActionName::ExpandVolume,
+    ] {
+        assert!(
+            decision_of(&p, a)
+                .contains("instance i-0123456789abcdef0 does not carry the opt-in tag"),
+            "{a:?}"
+        );
+    }
+    // NVMe without lsblk: refuses to guess; with it: the serial decides.
+    let p = plan(&incident(DISK_NVME), &disk_fleet(), &config());
+    assert!(
+        decision_of(&p, ActionName::ExpandVolume).contains("fail: / (nvme0n1p1) is an NVMe device")
+    );
+    let mut o = disk_fleet();
+    o.layout = Some(crate::disk::parse_lsblk(
+        r#"{"blockdevices":[{"name":"nvme0n1","type":"disk","serial":"vol0000000000000000a","pttype":"gpt","children":[{"name":"nvme0n1p1","type":"part","mountpoint":"/","fstype":"xfs"}]}]}"#,
+    ));
+    let p = plan(&incident(DISK_NVME), &o, &config());
+    let e = expansion_of(&p);
+    assert_eq!(
+        (e.volume.as_str(), e.from_gib, e.to_gib),
+        ("vol-0000000000000000a", 8, 18)
+    );
+    // Dry run and the kill switch leave it planned-but-not-done / skipped.
+    let c = Config {
+        kill_switch_parameter: Some("/k".into()),
+        ..config()
+    };
+    let p = plan(
+        &i,
+        &Observed {
+            kill_switch: Ok(true),
+            ..disk_fleet()
+        },
+        &c,
+    );
+    assert!(
+        decision_of(&p, ActionName::ExpandVolume)
+            .ends_with("skip: kill switch /k is on: notify only")
+    );
+}
+
+#[test]
+fn prometheus_disk_alerts_carry_the_free_percentage() {
+    let i = incident(include_str!("../../../../events/alertmanager-disk-full.json"));
+    assert_eq!(i.kind, IncidentKind::DiskFull);
+    assert_eq!(disk_usage(&i), Some(96.5));
+}
