@@ -39,175 +39,12 @@ enum Command {
         /// Name the scripts there are.
         #[arg(long)]
         list: bool,
-        #[command(subcommand)]
-        name: Option<ScriptName>,
+        /// The script (see --list).
+        name: Option<String>,
+        /// Its parameters, `--key value` (see --list).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
-}
-
-/// The scripts sent through SSM Run Command (AWS-RunShellScript), by name.
-#[derive(Subcommand)]
-enum ScriptName {
-    /// disk_full: delete old, unused regular files under /tmp and /var/tmp.
-    #[command(name = "cleanup_temp")]
-    CleanupTemp {
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-    },
-    /// disk_full: compress old rotated logs under /var/log (and ship them).
-    #[command(name = "archive_logs")]
-    ArchiveLogs {
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-        /// Ship the compressed logs to this S3 bucket.
-        #[arg(long, requires_all = ["instance", "incident"])]
-        bucket: Option<String>,
-        /// The instance and incident the S3 key names (with --bucket).
-        #[arg(long)]
-        instance: Option<String>,
-        #[arg(long)]
-        incident: Option<String>,
-    },
-    /// disk_full: grow the partition and filesystem once EBS grew the volume.
-    #[command(name = "grow_filesystem")]
-    GrowFilesystem {
-        #[arg(long)]
-        volume_id: String,
-        #[arg(long)]
-        to_gib: i32,
-        /// Block-device mapping letters (`f` of /dev/sdf), for Xen instances.
-        #[arg(long)]
-        xen_letters: Option<String>,
-    },
-    /// memory_pressure: restart a systemd service and report its state.
-    #[command(name = "restart_service")]
-    RestartService {
-        #[arg(long)]
-        service: String,
-    },
-    /// disk_full: the instance's block devices, as JSON.
-    #[command(name = "lsblk")]
-    Lsblk,
-    /// Diagnostics for a kind (high_cpu or memory_pressure).
-    #[command(name = "diagnostics")]
-    Diagnostics {
-        #[arg(long)]
-        kind: String,
-    },
-    /// kill_process: stop process PID if its name is allowed (TERM, then KILL).
-    #[command(name = "kill_process")]
-    KillProcess {
-        #[arg(long)]
-        pid: u32,
-        /// Process names (/proc/PID/comm), comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        allow: Vec<String>,
-        #[arg(long, default_value_t = 10)]
-        grace_seconds: u32,
-    },
-}
-
-const SCRIPT_NAMES: &[(&str, &str)] = &[
-    ("cleanup_temp", "--days N"),
-    (
-        "archive_logs",
-        "--days N [--bucket B --instance I --incident ID]",
-    ),
-    (
-        "grow_filesystem",
-        "--volume-id vol-... --to-gib N [--xen-letters f]",
-    ),
-    ("restart_service", "--service NAME"),
-    ("lsblk", ""),
-    ("diagnostics", "--kind high_cpu|memory_pressure"),
-    (
-        "kill_process",
-        "--pid N --allow NAME[,NAME] [--grace-seconds N]",
-    ),
-];
-
-/// The script for these typed parameters, validated as the responder
-/// validates them.
-fn script(name: ScriptName) -> Result<Vec<String>, String> {
-    use first_responder::commands;
-    use first_responder::ids::{InstanceId, ServiceName, VolumeId};
-    let e = |e: first_responder::InputError| e.to_string();
-    Ok(match name {
-        ScriptName::CleanupTemp { days } => commands::cleanup_temp(days),
-        ScriptName::ArchiveLogs {
-            days,
-            bucket,
-            instance,
-            incident,
-        } => {
-            let instance =
-                InstanceId::parse("--instance", instance.as_deref().unwrap_or("i-00000000"))
-                    .map_err(e)?;
-            if let Some(b) = &bucket
-                && !first_responder::playbook::is_bucket_name(b)
-            {
-                return Err(format!("--bucket {b:?} is not an S3 bucket name"));
-            }
-            commands::archive_logs(
-                days,
-                bucket.as_deref(),
-                &instance,
-                incident.as_deref().unwrap_or("inc-0000000000000000"),
-            )
-        }
-        ScriptName::GrowFilesystem {
-            volume_id,
-            to_gib,
-            xen_letters,
-        } => {
-            let v = VolumeId::parse("--volume-id", &volume_id).map_err(e)?;
-            if let Some(l) = &xen_letters
-                && !(1..=2).contains(&l.len())
-            {
-                return Err(format!("--xen-letters {l:?}: one or two lowercase letters"));
-            }
-            if xen_letters
-                .as_deref()
-                .is_some_and(|l| !l.bytes().all(|b| b.is_ascii_lowercase()))
-            {
-                return Err("--xen-letters: lowercase letters only".into());
-            }
-            if !(1..=65536).contains(&to_gib) {
-                return Err(format!("--to-gib {to_gib}: 1 to 65536"));
-            }
-            commands::grow_filesystem(&v, xen_letters.as_deref(), to_gib)
-        }
-        ScriptName::RestartService { service } => {
-            commands::restart_service(&ServiceName::parse("--service", &service).map_err(e)?)
-        }
-        ScriptName::KillProcess {
-            pid,
-            allow,
-            grace_seconds,
-        } => {
-            use first_responder::actions::kill_process::{ProcessName, script};
-            let allow = allow
-                .iter()
-                .map(|n| ProcessName::parse("--allow", n))
-                .collect::<Result<Vec<_>, _>>()?;
-            if !(1..=120).contains(&grace_seconds) {
-                return Err(format!("--grace-seconds {grace_seconds}: 1 to 120"));
-            }
-            script(pid, &allow, grace_seconds)
-        }
-        ScriptName::Lsblk => commands::LSBLK.iter().map(|c| (*c).to_owned()).collect(),
-        ScriptName::Diagnostics { kind } => match kind.as_str() {
-            "high_cpu" => commands::HIGH_CPU_DIAGNOSTICS,
-            "memory_pressure" => commands::MEMORY_DIAGNOSTICS,
-            other => {
-                return Err(format!(
-                    "--kind {other:?}: high_cpu or memory_pressure (the kinds that run diagnostics)"
-                ));
-            }
-        }
-        .iter()
-        .map(|c| (*c).to_owned())
-        .collect(),
-    })
 }
 
 #[derive(clap::Args)]
@@ -232,15 +69,16 @@ async fn main() -> ExitCode {
     let (mode, args) = match cli.command {
         Command::Plan(a) => (Mode::Plan, a),
         Command::Run(a) => (Mode::Run, a),
-        Command::Script { list, name } => {
+        Command::Script { list, name, args } => {
+            use first_responder::actions::script;
             return match (list, name) {
                 (true, _) => {
-                    for (n, args) in SCRIPT_NAMES {
-                        println!("{n} {args}");
+                    for s in script::all() {
+                        println!("{} {}", s.name, s.usage);
                     }
                     ExitCode::SUCCESS
                 }
-                (false, Some(name)) => match script(name) {
+                (false, Some(name)) => match script::build(&name, &args) {
                     Ok(lines) => {
                         // A closed pipe (`| head`) is not an error worth a panic.
                         use std::io::Write;

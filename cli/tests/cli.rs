@@ -399,13 +399,14 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
         .collect();
     assert_eq!(
         names,
+        // The registry's order: each action lists its own scripts.
         [
+            "diagnostics",
             "cleanup_temp",
             "archive_logs",
             "grow_filesystem",
-            "restart_service",
             "lsblk",
-            "diagnostics",
+            "restart_service",
             "kill_process"
         ]
     );

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::ids::InstanceId;
 
 pub mod context;
+pub mod script;
 
 pub use collect_diagnostics::Diagnostics;
 pub use context::{Context, Decided, Decision, Kind, Settings};
@@ -93,6 +94,13 @@ macro_rules! registry {
             ) {
                 match self {
                     $(Self::$variant => $module::decide(p, instance, observed, config)),+
+                }
+            }
+
+            /// The scripts it sends through SSM (`first-responder script`).
+            pub fn scripts(self) -> &'static [script::Script] {
+                match self {
+                    $(Self::$variant => $module::SCRIPTS),+
                 }
             }
 

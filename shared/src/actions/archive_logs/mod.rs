@@ -1,6 +1,7 @@
 //! archive_logs: compress old rotated logs under /var/log (and ship them to S3 when a bucket is set).
 
 use super::Recovery;
+use super::script::Script;
 #[allow(unused_imports)]
 use super::context::*;
 #[allow(unused_imports)]
@@ -25,6 +26,31 @@ pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
+
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[Script {
+    name: "archive_logs",
+    usage: "--days N [--bucket B --instance I --incident ID]",
+    build: |a| {
+        let bucket = a.get("--bucket");
+        if let Some(b) = bucket
+            && !is_bucket_name(b)
+        {
+            return Err(format!("--bucket {b:?} is not an S3 bucket name"));
+        }
+        if bucket.is_some() && (a.get("--instance").is_none() || a.get("--incident").is_none()) {
+            return Err("--bucket needs --instance and --incident (the S3 key names them)".into());
+        }
+        let instance = InstanceId::parse("--instance", a.get("--instance").unwrap_or("i-00000000"))
+            .map_err(|e| e.to_string())?;
+        Ok(crate::commands::archive_logs(
+            a.number("--days", Some(7))?,
+            bucket,
+            &instance,
+            a.get("--incident").unwrap_or("inc-0000000000000000"),
+        ))
+    },
+}];
 
 /// `[kind.archive_logs]`
 #[derive(Clone, Debug, PartialEq)]

@@ -1,6 +1,7 @@
 //! cleanup_temp: delete old, unused regular files under /tmp and /var/tmp on the alerted filesystem.
 
 use super::Recovery;
+use super::script::Script;
 #[allow(unused_imports)]
 use super::context::*;
 #[allow(unused_imports)]
@@ -25,6 +26,13 @@ pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
+
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[Script {
+    name: "cleanup_temp",
+    usage: "--days N",
+    build: |a| Ok(crate::commands::cleanup_temp(a.number("--days", Some(7))?)),
+}];
 
 /// `[kind.cleanup_temp]`
 #[derive(Clone, Debug, PartialEq)]

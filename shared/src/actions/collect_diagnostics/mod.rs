@@ -2,6 +2,7 @@
 
 
 use super::Recovery;
+use super::script::Script;
 #[allow(unused_imports)]
 use super::context::*;
 #[allow(unused_imports)]
@@ -25,6 +26,24 @@ pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];
+
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[Script {
+    name: "diagnostics",
+    usage: "--kind high_cpu|memory_pressure",
+    build: |a| {
+        let cmds = match a.required("--kind")? {
+            "high_cpu" => crate::commands::HIGH_CPU_DIAGNOSTICS,
+            "memory_pressure" => crate::commands::MEMORY_DIAGNOSTICS,
+            other => {
+                return Err(format!(
+                    "--kind {other:?}: high_cpu or memory_pressure (the kinds that run diagnostics)"
+                ));
+            }
+        };
+        Ok(cmds.iter().map(|c| (*c).to_owned()).collect())
+    },
+}];
 
 /// Which fixed diagnostics to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -24,6 +24,9 @@ pub const PERMISSIONS: &[&str] = &["ec2:DescribeInstanceStatus", "ec2:GetConsole
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];
 
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[];
+
 /// No parameters: its table (`[kind.collect_evidence]`) may be left out, or empty.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Params;

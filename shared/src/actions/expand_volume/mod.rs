@@ -6,6 +6,7 @@ use crate::disk::{DiskTarget, Filesystem, new_size, resolve_volume};
 use std::time::Duration;
 
 use super::Recovery;
+use super::script::Script;
 #[allow(unused_imports)]
 use super::context::*;
 #[allow(unused_imports)]
@@ -31,6 +32,34 @@ pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshot", "ec2:CreateTags", "ec2:
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
+
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[
+    Script {
+        name: "grow_filesystem",
+        usage: "--volume-id vol-... --to-gib N [--xen-letters f]",
+        build: |a| {
+            let v = VolumeId::parse("--volume-id", a.required("--volume-id")?)
+                .map_err(|e| e.to_string())?;
+            let xen = a.get("--xen-letters");
+            if let Some(l) = xen
+                && !((1..=2).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()))
+            {
+                return Err(format!("--xen-letters {l:?}: one or two lowercase letters"));
+            }
+            let to_gib: i32 = a.number("--to-gib", None)?;
+            if !(1..=65536).contains(&to_gib) {
+                return Err(format!("--to-gib {to_gib}: 1 to 65536"));
+            }
+            Ok(crate::commands::grow_filesystem(&v, xen, to_gib))
+        },
+    },
+    Script {
+        name: "lsblk",
+        usage: "",
+        build: |_| Ok(crate::commands::LSBLK.iter().map(|c| (*c).to_owned()).collect()),
+    },
+];
 
 /// `[kind.expand_volume]`
 #[derive(Clone, Debug, PartialEq)]

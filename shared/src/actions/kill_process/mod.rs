@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ActionName, ActionStep, Recovery};
+use super::script::Script;
 #[allow(unused_imports)]
 use super::context::*;
 #[allow(unused_imports)]
@@ -32,6 +33,24 @@ pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];
+
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[Script {
+    name: "kill_process",
+    usage: "--pid N --allow NAME[,NAME] [--grace-seconds N]",
+    build: |a| {
+        let allow = a
+            .required("--allow")?
+            .split(',')
+            .map(|n| ProcessName::parse("--allow", n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let grace: u32 = a.number("--grace-seconds", Some(10))?;
+        if !(1..=120).contains(&grace) {
+            return Err(format!("--grace-seconds {grace}: 1 to 120"));
+        }
+        Ok(script(a.number("--pid", None)?, &allow, grace))
+    },
+}];
 
 /// A process name as the kernel keeps it (`/proc/PID/comm`): 1-15 of
 /// `A-Z a-z 0-9 . _ + -`. Only such names reach the script.

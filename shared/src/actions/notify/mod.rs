@@ -25,6 +25,9 @@ pub const PERMISSIONS: &[&str] = &["sns:Publish"];
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];
 
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[];
+
 /// No parameters: its table (`[kind.notify]`) may be left out, or empty.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Params;

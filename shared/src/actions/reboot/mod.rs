@@ -27,6 +27,9 @@ pub const PERMISSIONS: &[&str] = &["ec2:RebootInstances"];
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Group, super::Need::Health];
 
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[];
+
 /// `[kind.reboot]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {

@@ -30,6 +30,9 @@ pub const PERMISSIONS: &[&str] = &["autoscaling:SetInstanceHealth", "autoscaling
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Group, super::Need::Health];
 
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[];
+
 /// `[kind.replace_instance]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {

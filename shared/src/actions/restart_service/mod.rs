@@ -1,6 +1,7 @@
 //! restart_service: restart one systemd service unit named by the instance's tag, and read its state.
 
 use super::Recovery;
+use super::script::Script;
 #[allow(unused_imports)]
 use super::context::*;
 #[allow(unused_imports)]
@@ -29,6 +30,17 @@ pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];
+
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[Script {
+    name: "restart_service",
+    usage: "--service NAME",
+    build: |a| {
+        let service =
+            ServiceName::parse("--service", a.required("--service")?).map_err(|e| e.to_string())?;
+        Ok(crate::commands::restart_service(&service))
+    },
+}];
 
 /// `[kind.restart_service]`
 #[derive(Clone, Debug, PartialEq)]

@@ -32,6 +32,9 @@ pub const PERMISSIONS: &[&str] = &["autoscaling:SetDesiredCapacity", "autoscalin
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Group];
 
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[];
+
 /// `[kind.scale_out]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {

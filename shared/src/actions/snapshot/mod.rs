@@ -28,6 +28,9 @@ pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshots", "ec2:CreateTags", "ec2
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Volumes];
 
+/// The scripts it sends through SSM, for `first-responder script`.
+pub const SCRIPTS: &[super::script::Script] = &[];
+
 /// No parameters: its table (`[kind.snapshot]`) may be left out, or empty.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Params;
