@@ -8,6 +8,9 @@ pub struct Script {
     pub name: &'static str,
     /// Its arguments, as `--list` shows them.
     pub usage: &'static str,
+    /// Arguments that build it, for `--list`'s readers and the tests (which
+    /// print every script with them and run shellcheck on it).
+    pub example: &'static [&'static str],
     pub build: fn(&Args) -> Result<Vec<String>, String>,
 }
 

@@ -31,6 +31,7 @@ pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "archive_logs",
     usage: "--days N [--bucket B --instance I --incident ID]",
+    example: &["--days", "7", "--bucket", "logs-bucket", "--instance", "i-0123456789abcdef0", "--incident", "inc-0011223344556677"],
     build: |a| {
         let bucket = a.get("--bucket");
         if let Some(b) = bucket

@@ -31,6 +31,7 @@ pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "cleanup_temp",
     usage: "--days N",
+    example: &["--days", "7"],
     build: |a| Ok(crate::commands::cleanup_temp(a.number("--days", Some(7))?)),
 }];
 

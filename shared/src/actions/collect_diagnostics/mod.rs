@@ -31,6 +31,7 @@ pub const NEEDS: &[super::Need] = &[];
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "diagnostics",
     usage: "--kind high_cpu|memory_pressure",
+    example: &["--kind", "memory_pressure"],
     build: |a| {
         let cmds = match a.required("--kind")? {
             "high_cpu" => crate::commands::HIGH_CPU_DIAGNOSTICS,

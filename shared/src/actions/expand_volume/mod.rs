@@ -38,6 +38,7 @@ pub const SCRIPTS: &[super::script::Script] = &[
     Script {
         name: "grow_filesystem",
         usage: "--volume-id vol-... --to-gib N [--xen-letters f]",
+        example: &["--volume-id", "vol-0123456789abcdef0", "--to-gib", "30", "--xen-letters", "f"],
         build: |a| {
             let v = VolumeId::parse("--volume-id", a.required("--volume-id")?)
                 .map_err(|e| e.to_string())?;
@@ -57,6 +58,7 @@ pub const SCRIPTS: &[super::script::Script] = &[
     Script {
         name: "lsblk",
         usage: "",
+        example: &[],
         build: |_| Ok(crate::commands::LSBLK.iter().map(|c| (*c).to_owned()).collect()),
     },
 ];

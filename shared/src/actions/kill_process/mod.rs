@@ -38,6 +38,7 @@ pub const NEEDS: &[super::Need] = &[];
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "kill_process",
     usage: "--pid N --allow NAME[,NAME] [--grace-seconds N]",
+    example: &["--pid", "4242", "--allow", "java,node"],
     build: |a| {
         let allow = a
             .required("--allow")?

@@ -115,3 +115,26 @@ fn it_acts_only_when_listed_after_the_diagnostics_allowed_and_opted_in() {
         }
     }
 }
+
+/// `first-responder script kill_process` refuses what the responder would.
+#[test]
+fn its_printed_script_refuses_bad_names_and_numbers() {
+    use crate::actions::script::build;
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let e = build("kill_process", &args(&["--pid", "1", "--allow", "java;reboot"])).unwrap_err();
+    assert!(e.contains("a process name is 1-15 of"), "{e}");
+    let e = build("kill_process", &args(&["--pid", "x", "--allow", "java"])).unwrap_err();
+    assert!(e.contains("--pid \"x\": expected a whole number"), "{e}");
+    let e = build("kill_process", &args(&["--allow", "java"])).unwrap_err();
+    assert_eq!(e, "--pid is required");
+    let e = build(
+        "kill_process",
+        &args(&["--pid", "1", "--allow", "java", "--grace-seconds", "0"]),
+    )
+    .unwrap_err();
+    assert!(e.contains("1 to 120"), "{e}");
+    let e = build("kill_process", &args(&["--pid", "1", "--allow", "java", "--signal", "9"])).unwrap_err();
+    assert!(e.contains("unknown argument --signal"), "{e}");
+    let ok = build("kill_process", &args(&["--pid=7", "--allow", "java,node"])).unwrap();
+    assert!(ok.join("\n").contains("PID=7\n"));
+}

@@ -35,6 +35,7 @@ pub const NEEDS: &[super::Need] = &[];
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "restart_service",
     usage: "--service NAME",
+    example: &["--service", "app.service"],
     build: |a| {
         let service =
             ServiceName::parse("--service", a.required("--service")?).map_err(|e| e.to_string())?;
