@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::ids::VolumeId;
 use crate::observed::AttachedVolume;
+pub use crate::observed::BlockDev;
 
 /// The filesystem an alert is about, from the CloudWatch agent's dimensions
 /// (`path`, `device`, `fstype`) or node-exporter's labels (`mountpoint`,
@@ -58,24 +59,6 @@ impl Filesystem {
             _ => None,
         }
     }
-}
-
-/// A block device as `lsblk -J` shows it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct BlockDev {
-    pub name: String,
-    #[serde(rename = "type", default)]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub serial: Option<String>,
-    #[serde(default)]
-    pub mountpoint: Option<String>,
-    #[serde(default)]
-    pub fstype: Option<String>,
-    #[serde(default)]
-    pub pttype: Option<String>,
-    #[serde(default)]
-    pub children: Vec<BlockDev>,
 }
 
 pub fn parse_lsblk(json: &str) -> Result<Vec<BlockDev>, String> {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::disk::BlockDev;
 use crate::ids::{GroupName, InstanceId, VolumeId};
+use serde::Deserialize;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttachedVolume {
@@ -127,4 +127,22 @@ impl Observed {
             ssm_online: None,
         }
     }
+}
+
+/// A block device as `lsblk -J` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct BlockDev {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub mountpoint: Option<String>,
+    #[serde(default)]
+    pub fstype: Option<String>,
+    #[serde(default)]
+    pub pttype: Option<String>,
+    #[serde(default)]
+    pub children: Vec<BlockDev>,
 }
