@@ -245,6 +245,36 @@ pub(crate) fn instance_is_down(p: &Context<'_>, observed: &Observed) -> Result<S
     ))
 }
 
+/// For replace_instance and reboot: Some(why it is down), or None after
+/// recording the skip (and, when EC2 says the instance is healthy, the note
+/// on what to look at instead).
+pub(crate) fn down_or_skip(
+    p: &mut Context<'_>,
+    name: ActionName,
+    instance: &InstanceId,
+    observed: &Observed,
+    settings: &Settings,
+) -> Option<String> {
+    match instance_is_down(p, observed) {
+        Ok(why) => Some(why),
+        Err(why) => {
+            p.push(
+                settings,
+                name,
+                instance.to_string(),
+                "",
+                Decision::Skip(why),
+            );
+            if observed.health.as_ref().is_some_and(|h| h.is_ok()) {
+                p.note(format!(
+                    "Prometheus cannot scrape {instance}, but EC2 reports the instance healthy: look at the exporter on it (systemctl status node_exporter), the security group or network ACL between Prometheus and its port, and Prometheus's Targets page for the scrape error"
+                ));
+            }
+            None
+        }
+    }
+}
+
 /// SSM commands run as root on the instance, so they are sent only to an
 /// opted-in instance (the IAM policy allows no other): Err is the decision
 /// for an instance that is not.

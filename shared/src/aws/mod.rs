@@ -36,6 +36,27 @@ pub const TAG_CREATED_BY: &str = "created-by";
 pub const TAG_PURPOSE: &str = "first-responder:purpose";
 pub const CREATED_BY: &str = "first-responder";
 
+/// The tags every snapshot first-responder takes carries (the audit trail,
+/// and how a resumed delivery finds a snapshot an earlier one took).
+pub(crate) fn snapshot_tags(
+    incident: &crate::incident::Incident,
+    instance: &crate::ids::InstanceId,
+    purpose: &str,
+    name: &str,
+) -> aws_sdk_ec2::types::TagSpecification {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
+    TagSpecification::builder()
+        .resource_type(ResourceType::Snapshot)
+        .tags(tag(TAG_INCIDENT, &incident.id))
+        .tags(tag(TAG_ALARM, &incident.alert.alarm_name))
+        .tags(tag(TAG_INSTANCE, instance.as_str()))
+        .tags(tag(TAG_CREATED_BY, CREATED_BY))
+        .tags(tag(TAG_PURPOSE, purpose))
+        .tags(tag("Name", name))
+        .build()
+}
+
 pub const RUN_SHELL_DOCUMENT: &str = "AWS-RunShellScript";
 
 /// SDK configuration with deliberate timeouts and retries. An incident has a

@@ -4,7 +4,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeModificationState};
+use aws_sdk_ec2::types::{Filter, VolumeModificationState};
 use tokio::time::{Instant, sleep};
 
 use crate::commands;
@@ -355,7 +355,6 @@ impl Aws {
         purpose: &str,
     ) -> Outcome {
         let alarm = &incident.alert.alarm_name;
-        let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
         let description = printable(
             &format!(
                 "first-responder {purpose} for {}: alarm {alarm} on {instance} ({})",
@@ -375,17 +374,7 @@ impl Aws {
                 .create_snapshot()
                 .volume_id(volume.as_str())
                 .description(description.clone())
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Snapshot)
-                        .tags(tag(TAG_INCIDENT, &incident.id))
-                        .tags(tag(TAG_ALARM, alarm))
-                        .tags(tag(TAG_INSTANCE, instance.as_str()))
-                        .tags(tag(TAG_CREATED_BY, CREATED_BY))
-                        .tags(tag(TAG_PURPOSE, purpose))
-                        .tags(tag("Name", &format!("{} {volume}", incident.id)))
-                        .build(),
-                )
+                .tag_specifications(snapshot_tags(incident, instance, purpose, &format!("{} {volume}", incident.id)))
                 .customize()
                 .config_override(
                     aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),

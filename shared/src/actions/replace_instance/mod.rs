@@ -64,17 +64,8 @@ impl Params {
 /// Only when the instance itself is down (`instance_is_down`), in an
 /// opted-in group.
 pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
-    let down = match instance_is_down(p, observed) {
-        Ok(why) => why,
-        Err(why) => {
-            p.push(config, ActionName::ReplaceInstance, instance.to_string(), "", Decision::Skip(why));
-            if observed.health.as_ref().is_some_and(|h| h.is_ok()) {
-                p.note(format!(
-                    "Prometheus cannot scrape {instance}, but EC2 reports the instance healthy: look at the exporter on it (systemctl status node_exporter), the security group or network ACL between Prometheus and its port, and Prometheus's Targets page for the scrape error"
-                ));
-            }
-            return;
-        }
+    let Some(down) = down_or_skip(p, ActionName::ReplaceInstance, instance, observed, config) else {
+        return;
     };
     {
         let (target, decision, reason) = match &observed.group {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::Filter;
 use tokio::time::sleep;
 
 use crate::ids::{InstanceId, VolumeId};
@@ -52,7 +52,6 @@ impl Aws {
     ) -> Outcome {
         use aws_sdk_ec2::types::InstanceSpecification;
         let alarm = &incident.alert.alarm_name;
-        let tag = |k: &str, v: &str| Tag::builder().key(k).value(printable(v, 256)).build();
         let description = printable(
             &format!(
                 "first-responder evidence for {}: alarm {alarm} on {instance}",
@@ -75,17 +74,7 @@ impl Aws {
                 .create_snapshots()
                 .instance_specification(spec.clone())
                 .description(description.clone())
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Snapshot)
-                        .tags(tag(TAG_INCIDENT, &incident.id))
-                        .tags(tag(TAG_ALARM, alarm))
-                        .tags(tag(TAG_INSTANCE, instance.as_str()))
-                        .tags(tag(TAG_CREATED_BY, CREATED_BY))
-                        .tags(tag(TAG_PURPOSE, "evidence"))
-                        .tags(tag("Name", &format!("{} {instance}", incident.id)))
-                        .build(),
-                )
+                .tag_specifications(snapshot_tags(incident, instance, "evidence", &format!("{} {instance}", incident.id)))
                 .customize()
                 .config_override(
                     aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
