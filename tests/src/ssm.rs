@@ -7,8 +7,10 @@
 //! then `Success` or `Failed` with the exit code, stdout cut at SSM's 24,000
 //! characters and stderr at 8,000. Every other call goes to moto unchanged.
 //!
-//! An instance's sandbox ([`Instance`]) is a mount namespace of its own
-//! (`unshare --mount --propagation private`, held open by a `sleep`) with
+//! An instance's sandbox ([`Instance`]) is a mount and a PID namespace of
+//! its own (`unshare --mount --pid --fork --mount-proc --propagation
+//! private`, held open by a `sleep`, so that `ps` on the instance sees the
+//! instance's processes and not the test run's or another instance's) with
 //! private tmpfs mounts over /tmp, /var/tmp and /var/log; commands enter it
 //! with `nsenter`. Before each command it checks with `findmnt` that every
 //! one of those paths is the sandbox's own mount, and refuses to run
@@ -86,6 +88,8 @@ struct Loop {
 /// One instance's sandbox: a private mount namespace, held by a process.
 pub struct Instance {
     holder: std::process::Child,
+    /// The host's PID of the sandbox's PID 1 (unshare's child).
+    init: u32,
     id: String,
     disk: Option<Loop>,
 }
@@ -206,7 +210,17 @@ exec sleep 3600
             // running end with it (see Drop), and no output stream of the
             // test is held open by them.
             .process_group(0)
-            .args(["--mount", "--propagation", "private", "--", "bash", "-c"])
+            .args([
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "--",
+                "bash",
+                "-c",
+            ])
             .arg(&program)
             .env("SANDBOX_ID", &id)
             .env("SEED", seed)
@@ -218,10 +232,22 @@ exec sleep 3600
         let out = holder.stdout.take().context("sandbox stdout")?;
         let mut line = String::new();
         std::io::BufReader::new(out).read_line(&mut line)?;
-        let me = Self { holder, id, disk };
+        let host = holder.id();
+        let mut me = Self {
+            holder,
+            init: 0,
+            id,
+            disk,
+        };
         if line.trim() != "ready" {
             bail!("the instance sandbox did not start (needs root for mount namespaces)");
         }
+        // unshare forked the namespace's PID 1; commands enter through it.
+        me.init = std::fs::read_to_string(format!("/proc/{host}/task/{host}/children"))?
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("the instance sandbox's first process")?;
         Ok(me)
     }
 
@@ -293,14 +319,7 @@ exec sleep 3600
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let run = tokio::process::Command::new("nsenter")
-            .args([
-                "-t",
-                &self.holder.id().to_string(),
-                "-m",
-                "--",
-                "bash",
-                "-c",
-            ])
+            .args(["-t", &self.init.to_string(), "-m", "-p", "--", "bash", "-c"])
             .arg(&check)
             .env("SCRIPT", script)
             .env("HOST_NS", host_ns)

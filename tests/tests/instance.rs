@@ -109,6 +109,10 @@ async fn restart_service_outcome_follows_the_units_state() -> Result<()> {
     ] {
         assert!(out.contains(needle), "{needle:?} not in:\n{out}");
     }
+    // The instance's own processes only (its PID namespace): not the test
+    // run's, nor another instance's busy 30,000-character command line,
+    // which once pushed `free` past SSM's cut.
+    assert!(!out.contains("moto_server"), "{out}");
     // The email carries the same real figures (the head of them).
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     let email = inbox[0].document()?["text"]

@@ -1,8 +1,8 @@
 //! kill_process for real: the top CPU process in the instance stand-in is a
 //! busy `burn` (a copy of bash, so /proc/PID/comm says `burn`), found by the
 //! real diagnostics and stopped by the real script, or left alone when the
-//! allow-list does not name it. One test, in its own binary: two busy
-//! processes at once would race for the top of `ps --sort=-%cpu`.
+//! allow-list does not name it. The sandbox's PID namespace keeps other
+//! tests' busy processes off its `ps --sort=-%cpu`.
 
 use std::time::Duration;
 
@@ -49,17 +49,22 @@ async fn run_with(
     Ok((k, sandbox, pid))
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
+/// Whether `pid` (as the instance numbers it: the sandbox has its own PID
+/// namespace) runs and is not a zombie.
+async fn alive(sandbox: &Instance, pid: u32) -> bool {
+    sandbox
+        .sh(&format!("cat /proc/{pid}/stat 2>/dev/null || true"))
+        .await
+        .is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
 }
 
 #[tokio::test]
 async fn kill_process_stops_only_an_allowed_top_process() -> Result<()> {
     // Allowed, and it ends on SIGTERM.
-    let (k, _sandbox, pid) = run_with("while :; do :; done", &["java", "burn"], 5).await?;
+    let (k, sandbox, pid) = run_with("while :; do :; done", &["java", "burn"], 5).await?;
     assert_eq!(k.status.as_str(), "done", "{k:?}");
     let detail = k.detail.clone().unwrap_or_default();
     assert_eq!(
@@ -67,17 +72,17 @@ async fn kill_process_stops_only_an_allowed_top_process() -> Result<()> {
         format!("stopped process {pid} (burn) with SIGTERM"),
         "{k:?}"
     );
-    assert!(!alive(pid), "{pid} still runs");
+    assert!(!alive(&sandbox, pid).await, "{pid} still runs");
 
     // Allowed, but it ignores SIGTERM: SIGKILL after the grace period.
-    let (k, _sandbox, pid) = run_with("trap \"\" TERM; while :; do :; done", &["burn"], 1).await?;
+    let (k, sandbox, pid) = run_with("trap \"\" TERM; while :; do :; done", &["burn"], 1).await?;
     assert_eq!(k.status.as_str(), "done", "{k:?}");
     assert_eq!(
         k.detail.clone().unwrap_or_default(),
         format!("stopped process {pid} (burn) with SIGKILL"),
         "{k:?}"
     );
-    assert!(!alive(pid), "{pid} still runs");
+    assert!(!alive(&sandbox, pid).await, "{pid} still runs");
 
     // Not on the allow-list: left running, and the report says what it is.
     let (k, sandbox, pid) = run_with("while :; do :; done", &["java"], 1).await?;
@@ -88,7 +93,7 @@ async fn kill_process_stops_only_an_allowed_top_process() -> Result<()> {
         )),
         "{k:?}"
     );
-    assert!(alive(pid), "{pid} was stopped");
+    assert!(alive(&sandbox, pid).await, "{pid} was stopped");
     drop(sandbox);
     Ok(())
 }
