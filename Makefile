@@ -28,7 +28,14 @@ $(SAM_STAMP): tools/requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --disable-pip-version-check -q -r tools/requirements-sam.txt
 	touch $@
 
-tools: $(STAMP) $(SAM_STAMP) system-deps
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+$(CHECKOV_STAMP): tools/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --disable-pip-version-check -q -r tools/requirements-checkov.txt
+	touch $@
+
+tools: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) system-deps
 
 # Debian packages the tests use: the real Alertmanager (and its amtool),
 # shellcheck for every script sent to an instance, and for the instance
@@ -99,7 +106,7 @@ fuzz: $(CARGO_FUZZ)
 # Alertmanager receiver must load.
 infra-check: tools
 	cfn-lint infra/template.yaml
-	checkov -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(CHECKOV_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
 	@# SAM's own validation (offline with a region) and the translated
 	@# CloudFormation checked for what linting the SAM source cannot see.
 	SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \

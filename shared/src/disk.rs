@@ -261,6 +261,25 @@ fn visit(d: &BlockDev, f: &mut impl FnMut(&BlockDev)) {
 
 /// The size to grow to: +`percent`, at least +`min_gib`, at most `max_gib`
 /// (and 2 TiB on an MBR partition table). Err when it cannot grow.
+/// The size (GiB) at which a volume `from` GiB, `usage`% full and growing
+/// `percent_per_hour` points of it an hour, would reach `at_percent` only
+/// after `days` more days. None when it is not growing.
+pub fn growth_size(
+    from: i32,
+    usage: f64,
+    percent_per_hour: f64,
+    days: u32,
+    at_percent: f64,
+) -> Option<i32> {
+    if percent_per_hour <= 0.0 || !(1.0..=100.0).contains(&at_percent) {
+        return None;
+    }
+    let used = f64::from(from) * usage / 100.0;
+    let growth = f64::from(from) * percent_per_hour / 100.0 * 24.0 * f64::from(days);
+    let want = ((used + growth) / (at_percent / 100.0)).ceil();
+    (want.is_finite() && want < f64::from(i32::MAX)).then_some(want as i32)
+}
+
 pub fn new_size(
     from: i32,
     percent: u32,

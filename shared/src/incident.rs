@@ -30,6 +30,11 @@ impl IncidentKind {
         Self::Unrouted,
     ];
 
+    /// Kinds about a filesystem filling up (a forecast applies).
+    pub fn is_disk(self) -> bool {
+        matches!(self, Self::DiskFull)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HighCpu => "high_cpu",

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod playbook;
 pub mod report;
 pub mod respond;
+pub mod series;
 #[cfg(feature = "aws")]
 pub mod state;
 pub mod telemetry;

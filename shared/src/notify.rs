@@ -209,6 +209,19 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         let _ = writeln!(t, "Description:");
         let _ = writeln!(t, "    {}", quoted(d, MAX_LONG_FIELD_CHARS));
     }
+    if let Some(c) = &plan.context {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "THE METRIC (read from CloudWatch)");
+        for line in c.lines() {
+            let _ = writeln!(t, "{}", escape(&line));
+        }
+    }
+    if let Some(f) = &plan.forecast {
+        let now = crate::metrics::parse_time_ms(&a.state_timestamp)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or_else(chrono::Utc::now);
+        let _ = writeln!(t, "Forecast: {}", f.describe(now));
+    }
     let _ = writeln!(t);
     let _ = writeln!(t, "WHAT FIRST-RESPONDER DID");
     for n in &plan.notes {
@@ -282,6 +295,8 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
                 "instance": r.target,
                 "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
             }))),
+        "context": plan.context,
+        "forecast": plan.forecast,
         "next_steps": if i.transition == Transition::Firing { steps } else { &[] },
         "text": t,
     });

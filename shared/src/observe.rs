@@ -28,8 +28,18 @@ pub const PERMISSIONS: &[&str] = &[
 ];
 
 impl Aws {
-    /// Reads the AWS state the planner needs for this incident, concurrently.
+    /// Reads the AWS state the planner needs for this incident, and the
+    /// alert's metric beside it (under its own short deadline), concurrently.
     pub async fn observe(&self, incident: &Incident, config: &Config) -> Observed {
+        let (mut observed, metric) = tokio::join!(
+            self.observe_fleet(incident, config),
+            self.metric_context(incident, None)
+        );
+        observed.metric = metric;
+        observed
+    }
+
+    async fn observe_fleet(&self, incident: &Incident, config: &Config) -> Observed {
         let kind = incident.kind;
         if incident.transition != Transition::Firing || kind == IncidentKind::Unrouted {
             return Observed::nothing();

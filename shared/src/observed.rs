@@ -94,6 +94,9 @@ pub struct Observed {
     /// Whether SSM reaches the instance (its agent online), read only when
     /// `service_down.act_when_ssm_unreachable` is on.
     pub ssm_online: Option<Result<bool, String>>,
+    /// The alert's metric over the window before it fired (see `series`):
+    /// None when there is none to read, Err(why) when the read failed.
+    pub metric: Option<Result<crate::series::MetricContext, String>>,
 }
 
 impl Observed {
@@ -110,6 +113,7 @@ impl Observed {
             layout: Some(Err(why.to_owned())),
             health: Some(Err(why.to_owned())),
             ssm_online: None,
+            metric: None,
         }
     }
 
@@ -125,6 +129,7 @@ impl Observed {
             layout: None,
             health: None,
             ssm_online: None,
+            metric: None,
         }
     }
 }

@@ -95,6 +95,21 @@ impl Validator {
         x
     }
 
+    /// A key added after the playbooks file's layout was fixed: a file
+    /// written before it still loads, with the default.
+    pub fn optional_range(
+        &mut self,
+        key: &str,
+        v: Option<Spanned<i64>>,
+        bounds: (i64, i64),
+        default: u32,
+    ) -> u32 {
+        match v {
+            None => default,
+            some => self.range(key, some, bounds, default),
+        }
+    }
+
     pub fn range(
         &mut self,
         key: &str,

@@ -116,6 +116,12 @@ pub struct IncidentReport {
     /// Why nothing (or less) was done, in words.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The alert's metric over the window before it fired (null when there
+    /// is no metric, or it could not be read: a note says why).
+    pub context: Option<crate::series::MetricContext>,
+    /// For a disk: the fitted rate and when the line reaches 100%.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::series::Forecast>,
     pub actions: Vec<ActionReport>,
 }
 

@@ -15,6 +15,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde::{Deserialize, Serialize};
 
 pub mod alertmanager;
+pub mod cloudwatch;
 pub mod proxy;
 pub mod sandbox;
 pub mod ssm;
@@ -989,6 +990,8 @@ pub struct World {
     pub fleet: Fleet,
     pub aws: first_responder::Aws,
     pub config: first_responder::Config,
+    /// CloudWatch's CBOR to moto's JSON 1.0; `aws.cloudwatch` goes through it.
+    pub cloudwatch: cloudwatch::CloudWatchBridge,
 }
 
 impl World {
@@ -998,6 +1001,8 @@ impl World {
         let sdk = moto.sdk().await;
         let fleet = seed(&sdk, spec).await?;
         let mut aws = first_responder::Aws::new(&sdk);
+        let cloudwatch = cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
+        aws.cloudwatch = cloudwatch.client(&sdk);
         // Poll SSM quickly: moto answers at once.
         aws.poll = first_responder::aws::PollSchedule {
             first: Duration::from_millis(50),
@@ -1013,6 +1018,7 @@ impl World {
             fleet,
             aws,
             config,
+            cloudwatch,
         })
     }
 
@@ -1056,4 +1062,90 @@ impl World {
         self.run(name, self.fleet.instance(), first_responder::Mode::Run)
             .await
     }
+}
+
+/// One datapoint a period, oldest first, ending at `end`: what CloudWatch
+/// would hold for the metric (through the bridge, as the product reads it).
+pub async fn put_series(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    dimensions: &[(&str, &str)],
+    end: chrono::DateTime<chrono::Utc>,
+    period_seconds: i64,
+    values: &[f64],
+) -> Result<()> {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let n = values.len() as i64;
+    let data: Vec<MetricDatum> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = end - chrono::Duration::seconds((n - 1 - i as i64) * period_seconds);
+            MetricDatum::builder()
+                .metric_name(name)
+                .set_dimensions(Some(
+                    dimensions
+                        .iter()
+                        .map(|(k, v)| Dimension::builder().name(*k).value(*v).build())
+                        .collect(),
+                ))
+                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                    at.timestamp(),
+                ))
+                .value(*v)
+                .build()
+        })
+        .collect();
+    // PutMetricData takes up to 1,000 datapoints a call.
+    for chunk in data.chunks(1000) {
+        cw.put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(chunk.to_vec()))
+            .send()
+            .await
+            .context("PutMetricData")?;
+    }
+    Ok(())
+}
+
+/// A metric alarm as CloudWatch would hold it, in `state`.
+#[allow(clippy::too_many_arguments)]
+pub async fn put_alarm(
+    cw: &aws_sdk_cloudwatch::Client,
+    alarm: &str,
+    namespace: &str,
+    name: &str,
+    dimensions: &[(&str, &str)],
+    period: i32,
+    threshold: f64,
+    state: &str,
+) -> Result<()> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+    cw.put_metric_alarm()
+        .alarm_name(alarm)
+        .namespace(namespace)
+        .metric_name(name)
+        .set_dimensions(Some(
+            dimensions
+                .iter()
+                .map(|(k, v)| Dimension::builder().name(*k).value(*v).build())
+                .collect(),
+        ))
+        .period(period)
+        .evaluation_periods(1)
+        .statistic(Statistic::Average)
+        .threshold(threshold)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .send()
+        .await
+        .context("PutMetricAlarm")?;
+    cw.set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(StateValue::from(state))
+        .state_reason("seeded by the test")
+        .send()
+        .await
+        .context("SetAlarmState")?;
+    Ok(())
 }

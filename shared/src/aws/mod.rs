@@ -149,6 +149,8 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     pub sns: aws_sdk_sns::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    /// The metric context's reads (`series::read`).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub poll: PollSchedule,
     /// Idempotency, cooldowns, flap guard and breaker; `None` runs untracked.
     pub state: Option<StateStore>,
@@ -188,6 +190,7 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             poll: PollSchedule::default(),
             state: None,
         }

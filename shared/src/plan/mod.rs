@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::ids::{GroupName, InstanceId};
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
 use crate::report::{ActionReport, IncidentReport, Severity, Status};
+use crate::series::{Forecast, MetricContext};
 
 pub use crate::actions::context::{disk_usage, is_opted_in};
 use crate::actions::scale_out::push_scale_out;
@@ -41,6 +42,10 @@ pub struct Plan {
     pub dry_run: bool,
     /// The kind's manual steps, from the playbooks.
     pub next_steps: Vec<String>,
+    /// The alert's metric before it fired, when it could be read.
+    pub context: Option<MetricContext>,
+    /// Where a disk's usage is heading, from that metric.
+    pub forecast: Option<Forecast>,
 }
 
 impl Plan {
@@ -71,6 +76,8 @@ impl Plan {
             delivery: "planned",
             transient_error: None,
             notes: self.notes.clone(),
+            context: self.context.clone(),
+            forecast: self.forecast.clone(),
             actions,
         }
     }
@@ -183,7 +190,19 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         actions: Vec::new(),
         dry_run: config.dry_run,
         next_steps: config.playbooks.next_steps(incident.kind).to_vec(),
+        context: None,
+        forecast: None,
     };
+    match &observed.metric {
+        Some(Ok(c)) => {
+            if incident.kind.is_disk() {
+                p.forecast = crate::series::forecast(&c.datapoints);
+            }
+            p.context = Some(c.clone());
+        }
+        Some(Err(why)) => p.notes.push(format!("metric not shown: {why}")),
+        None => {}
+    }
     if let Some(rule) = &incident.alert.alarm_rule {
         p.notes.push(format!(
             "composite alarm rule: {}",

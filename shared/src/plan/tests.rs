@@ -62,6 +62,7 @@ pub(crate) fn fleet(desired: i32, max: i32) -> Observed {
         layout: None,
         health: None,
         ssm_online: None,
+        metric: None,
     }
 }
 

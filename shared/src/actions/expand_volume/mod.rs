@@ -76,6 +76,10 @@ pub struct Params {
     pub cooldown_hours: u32,
     /// How long to wait for the modification to reach `optimizing`.
     pub modification_wait_seconds: u32,
+    /// When the disk's metric shows it growing, size the volume to hold
+    /// this many days more at that rate (below `at_percent`), if that is
+    /// more than the +grow_percent rule; 0 turns it off.
+    pub growth_days: u32,
 }
 
 impl Default for Params {
@@ -87,6 +91,7 @@ impl Default for Params {
             max_volume_gib: 2048,
             cooldown_hours: 24,
             modification_wait_seconds: 120,
+            growth_days: 2,
         }
     }
 }
@@ -100,6 +105,7 @@ pub struct Raw {
     pub max_volume_gib: Option<Spanned<i64>>,
     pub cooldown_hours: Option<Spanned<i64>>,
     pub modification_wait_seconds: Option<Spanned<i64>>,
+    pub growth_days: Option<Spanned<i64>>,
 }
 
 impl Params {
@@ -118,6 +124,7 @@ impl Params {
                 (1, 600),
                 d.modification_wait_seconds,
             ),
+            growth_days: v.optional_range("growth_days", raw.growth_days, (0, 30), d.growth_days),
         }
     }
 }
@@ -143,6 +150,7 @@ pub struct Expansion {
 }
 
 /// The expand_volume decision: (target, decision, reason).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn expansion(
     instance: &InstanceId,
     target: &DiskTarget,
@@ -151,6 +159,7 @@ pub(crate) fn expansion(
     params: Option<&Params>,
     me: &Result<InstanceState, Decision>,
     usage: Option<f64>,
+    forecast: Option<&crate::series::Forecast>,
 ) -> (String, Decision, String) {
     let default = Params::default();
     let pb = params.unwrap_or(&default);
@@ -231,8 +240,34 @@ pub(crate) fn expansion(
         Ok(to) => to,
         Err(why) => return skip(why),
     };
+    // Growing: room for `growth_days` more at the fitted rate, when the
+    // rule gives less (never above the maximum).
+    let cap = if mbr { pb.max_volume_gib.min(2048) } else { pb.max_volume_gib };
+    let growth = match (forecast, usage) {
+        (Some(f), Some(u)) if f.full_at.is_some() && pb.growth_days > 0 => {
+            crate::disk::growth_size(from, u, f.percent_per_hour, pb.growth_days, pb.at_percent)
+                .filter(|g| *g > to)
+                .map(|g| (g.min(cap), f.percent_per_hour))
+        }
+        _ => None,
+    };
+    let (to, sized) = match growth {
+        Some((g, rate)) => (
+            g,
+            format!(
+                "; sized for {} days more at the current {rate:.2} percentage points an hour{}",
+                pb.growth_days,
+                if g == cap {
+                    format!(", capped at {cap} GiB (max_volume_gib)")
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        None => (to, String::new()),
+    };
     let reason = format!(
-        "{} is at or above {}%: snapshot {}, grow it {from} -> {to} GiB, then the partition and filesystem ({})",
+        "{} is at or above {}%: snapshot {}, grow it {from} -> {to} GiB{sized}, then the partition and filesystem ({})",
         target.describe(),
         pb.at_percent,
         v.id,
@@ -263,8 +298,20 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
     let me = instance_opted_in(instance, observed, config);
     let usage = disk_usage(p.incident);
     let params = p.playbook(config).map(|pb| &pb.expand_volume);
-    let (target_name, decision, reason) =
-        expansion(instance, &target, observed, config, params, &me, usage);
+    let forecast = match &observed.metric {
+        Some(Ok(c)) => crate::series::forecast(&c.datapoints),
+        _ => None,
+    };
+    let (target_name, decision, reason) = expansion(
+        instance,
+        &target,
+        observed,
+        config,
+        params,
+        &me,
+        usage,
+        forecast.as_ref(),
+    );
     p.push(config, ActionName::ExpandVolume, target_name, reason, decision);
 }
 

@@ -227,3 +227,71 @@ fn prometheus_disk_alerts_carry_the_free_percentage() {
     assert_eq!(i.kind, IncidentKind::DiskFull);
     assert_eq!(disk_usage(&i), Some(96.5));
 }
+
+fn reason_of(p: &Plan) -> String {
+    p.actions
+        .iter()
+        .find(|a| a.name == ActionName::ExpandVolume)
+        .map(|a| a.reason.clone())
+        .unwrap_or_default()
+}
+
+/// The disk's metric, rising `per_hour` points an hour to 97.2% at the alarm.
+fn rising(per_hour: f64) -> crate::series::MetricContext {
+    use chrono::TimeZone;
+    let end = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
+    let points = (0..36)
+        .map(|i| crate::series::Point {
+            at: end - chrono::Duration::minutes(5 * (35 - i)),
+            value: 97.2 - per_hour * (35 - i) as f64 / 12.0,
+        })
+        .collect();
+    crate::series::summarize("CWAgent/disk_used_percent".into(), 300, points, Some(90.0), None)
+        .unwrap()
+}
+
+#[test]
+fn a_growing_disk_is_sized_for_days_of_growth_within_the_maximum() {
+    // 100 GiB at 97.2%, +2 points an hour: 2 days more below 95% needs
+    // (97.2 + 96) / 0.95 = 204 GiB, more than the rule's 120.
+    let mut o = disk_fleet();
+    o.metric = Some(Ok(rising(2.0)));
+    let p = plan(&incident(DISK), &o, &config());
+    let f = p.forecast.as_ref().expect("a forecast");
+    assert!((f.percent_per_hour - 2.0).abs() < 0.01, "{f:?}");
+    assert_eq!(expansion_of(&p).to_gib, 204);
+    assert!(
+        reason_of(&p).contains("sized for 2 days more at the current 2.00 percentage points an hour"),
+        "{}",
+        reason_of(&p)
+    );
+    // Never above the maximum, and it says so.
+    let mut c = config();
+    c.playbooks.disk_full.expand_volume.max_volume_gib = 150;
+    let p = plan(&incident(DISK), &o, &c);
+    assert_eq!(expansion_of(&p).to_gib, 150);
+    assert!(reason_of(&p).contains("capped at 150 GiB"), "{}", reason_of(&p));
+    // Turned off: the rule alone.
+    c.playbooks.disk_full.expand_volume.growth_days = 0;
+    c.playbooks.disk_full.expand_volume.max_volume_gib = 2048;
+    assert_eq!(expansion_of(&plan(&incident(DISK), &o, &c)).to_gib, 120);
+    // Slow growth that the rule already covers: the rule.
+    o.metric = Some(Ok(rising(0.1)));
+    let p = plan(&incident(DISK), &o, &config());
+    assert_eq!(expansion_of(&p).to_gib, 120);
+    assert!(!reason_of(&p).contains("sized for"), "{}", reason_of(&p));
+    // A flat disk: the rule, and a forecast that says "not growing".
+    o.metric = Some(Ok(rising(0.0)));
+    let p = plan(&incident(DISK), &o, &config());
+    assert_eq!(expansion_of(&p).to_gib, 120);
+    assert_eq!(p.forecast.as_ref().and_then(|f| f.full_at.clone()), None);
+}
+
+#[test]
+fn growth_size_is_the_size_that_reaches_the_threshold_after_the_days() {
+    use crate::disk::growth_size;
+    assert_eq!(growth_size(100, 90.0, 1.0, 1, 95.0), Some(120)); // (90 + 24) / 0.95
+    assert_eq!(growth_size(100, 90.0, 0.0, 1, 95.0), None);
+    assert_eq!(growth_size(100, 90.0, -1.0, 1, 95.0), None);
+    assert_eq!(growth_size(20, 97.2, 2.0, 2, 95.0), Some(41));
+}

@@ -1,0 +1,344 @@
+//! The reads behind the metric context: the alarm's own configuration
+//! (`DescribeAlarms`), then its metric (`GetMetricData`) over the window.
+//! Nothing from the event goes into the query but the alarm's name, which
+//! names the alarm to describe; the query's ids come from the alarm and are
+//! checked against CloudWatch's own rule.
+
+use aws_sdk_cloudwatch::primitives::DateTime as SdkTime;
+use aws_sdk_cloudwatch::types::{
+    Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, ScanBy,
+};
+use chrono::{DateTime, Utc};
+
+use super::{Comparison, MetricContext, Point, WINDOW_SECONDS, summarize};
+use crate::alert::AlertSource;
+use crate::aws::{Aws, sdk_error};
+use crate::incident::{Incident, IncidentKind, Resource, Transition};
+
+/// How long the reads may take: they run beside the other first-stage
+/// reads and must not hold up the plan (a slow CloudWatch costs the page
+/// its graph, not the fix).
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// `MetricDataQuery.Id`: a lowercase letter, then letters, digits and `_`.
+fn valid_id(id: &str) -> bool {
+    let mut c = id.chars();
+    c.next().is_some_and(|f| f.is_ascii_lowercase())
+        && id.len() <= 255
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+fn to_sdk(t: DateTime<Utc>) -> SdkTime {
+    SdkTime::from_secs(t.timestamp())
+}
+
+fn from_sdk(t: &SdkTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// What to ask `GetMetricData` for, and how to label and judge it.
+#[derive(Debug)]
+struct Query {
+    queries: Vec<MetricDataQuery>,
+    /// The id of the series the alarm watches.
+    returned: String,
+    label: String,
+    period: u32,
+    threshold: Option<f64>,
+    comparison: Option<Comparison>,
+}
+
+fn from_alarm(a: &MetricAlarm) -> Result<Query, String> {
+    let threshold = a.threshold();
+    let comparison = a
+        .comparison_operator()
+        .and_then(|c| Comparison::parse(c.as_str()));
+    if !a.metrics().is_empty() {
+        // Metric math: the alarm's own queries, ids checked.
+        let mut period = a.period().unwrap_or(0);
+        let mut returned = None;
+        let mut label = String::new();
+        for q in a.metrics() {
+            let id = q.id().unwrap_or_default();
+            if !valid_id(id) {
+                return Err(format!(
+                    "the alarm's metric query id {id:?} is not a valid MetricDataQuery id"
+                ));
+            }
+            if let Some(p) = q.metric_stat().and_then(|s| s.period()).filter(|p| *p > 0) {
+                period = period.max(p);
+            }
+            if q.return_data().unwrap_or(true) {
+                returned = Some(id.to_owned());
+                label = q
+                    .expression()
+                    .map(ToOwned::to_owned)
+                    .or_else(|| q.metric_stat().and_then(|s| s.metric()).map(metric_label))
+                    .unwrap_or_else(|| id.to_owned());
+            }
+        }
+        return Ok(Query {
+            queries: a.metrics().to_vec(),
+            returned: returned
+                .ok_or_else(|| "the alarm's metric math returns no series".to_owned())?,
+            label,
+            period: u32::try_from(period).unwrap_or(60).max(1),
+            threshold,
+            comparison,
+        });
+    }
+    let (Some(ns), Some(name)) = (a.namespace(), a.metric_name()) else {
+        return Err("the alarm names no metric".into());
+    };
+    let period = a.period().filter(|p| *p > 0).unwrap_or(300);
+    let stat = a
+        .statistic()
+        .map(|s| s.as_str().to_owned())
+        .or_else(|| a.extended_statistic().map(ToOwned::to_owned))
+        .unwrap_or_else(|| "Average".into());
+    let metric = Metric::builder()
+        .namespace(ns)
+        .metric_name(name)
+        .set_dimensions(Some(a.dimensions().to_vec()))
+        .build();
+    Ok(Query {
+        label: metric_label(&metric),
+        queries: vec![single(metric, period, &stat)],
+        returned: "m0".into(),
+        period: u32::try_from(period).unwrap_or(300),
+        threshold,
+        comparison,
+    })
+}
+
+fn single(metric: Metric, period: i32, stat: &str) -> MetricDataQuery {
+    MetricDataQuery::builder()
+        .id("m0")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(period)
+                .stat(stat)
+                .build(),
+        )
+        .return_data(true)
+        .build()
+}
+
+fn metric_label(m: &Metric) -> String {
+    format!(
+        "{}/{}",
+        m.namespace().unwrap_or("?"),
+        m.metric_name().unwrap_or("?")
+    )
+}
+
+/// For an alert that is not a CloudWatch alarm (Alertmanager): the
+/// instance's own CloudWatch metric for the kind, where there is one that
+/// names the instance alone.
+fn for_instance(kind: IncidentKind, instance: &str) -> Option<Query> {
+    let (ns, name, stat) = match kind {
+        IncidentKind::HighCpu => ("AWS/EC2", "CPUUtilization", "Average"),
+        IncidentKind::MemoryPressure => ("CWAgent", "mem_used_percent", "Average"),
+        _ => return None,
+    };
+    let metric = Metric::builder()
+        .namespace(ns)
+        .metric_name(name)
+        .dimensions(
+            Dimension::builder()
+                .name("InstanceId")
+                .value(instance)
+                .build(),
+        )
+        .build();
+    Some(Query {
+        label: metric_label(&metric),
+        queries: vec![single(metric, 300, stat)],
+        returned: "m0".into(),
+        period: 300,
+        threshold: None,
+        comparison: None,
+    })
+}
+
+impl Aws {
+    /// The metric behind a firing alert over the window up to its state
+    /// change: None when there is nothing to read (a recovery, an alert
+    /// with no metric), Err(why) when the read failed or found no data.
+    pub async fn metric_context(
+        &self,
+        incident: &Incident,
+        instance: Option<&str>,
+    ) -> Option<Result<MetricContext, String>> {
+        if incident.transition != Transition::Firing {
+            return None;
+        }
+        let read = async {
+            let q = if incident.alert.source == AlertSource::Alertmanager {
+                let instance = instance.or(match &incident.resource {
+                    Resource::Instance(i) => Some(i.as_str()),
+                    _ => None,
+                })?;
+                for_instance(incident.kind, instance)?
+            } else {
+                match self.alarm(&incident.alert.alarm_name).await {
+                    Ok(a) => match from_alarm(&a) {
+                        Ok(q) => q,
+                        Err(e) => return Some(Err(e)),
+                    },
+                    Err(e) => return Some(Err(e)),
+                }
+            };
+            let end = crate::metrics::parse_time_ms(&incident.alert.state_timestamp)
+                .and_then(DateTime::from_timestamp_millis)
+                .unwrap_or_else(Utc::now);
+            Some(self.series(q, end).await)
+        };
+        match tokio::time::timeout(DEADLINE, read).await {
+            Ok(r) => r,
+            Err(_) => Some(Err(format!(
+                "CloudWatch did not answer within {} ms",
+                DEADLINE.as_millis()
+            ))),
+        }
+    }
+
+    async fn alarm(&self, name: &str) -> Result<MetricAlarm, String> {
+        let out = self
+            .cloudwatch
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .map_err(|e| format!("DescribeAlarms: {}", sdk_error(&e)))?;
+        out.metric_alarms()
+            .first()
+            .cloned()
+            .ok_or_else(|| "DescribeAlarms found no metric alarm of that name".to_owned())
+    }
+
+    /// The window ends one period after `end` (the datapoint that breached
+    /// is stamped at its period's start) and spans [`WINDOW_SECONDS`].
+    async fn series(&self, q: Query, end: DateTime<Utc>) -> Result<MetricContext, String> {
+        let end = end + chrono::Duration::seconds(i64::from(q.period));
+        let start = end - chrono::Duration::seconds(WINDOW_SECONDS);
+        let out = self
+            .cloudwatch
+            .get_metric_data()
+            .start_time(to_sdk(start))
+            .end_time(to_sdk(end))
+            .scan_by(ScanBy::TimestampAscending)
+            .set_metric_data_queries(Some(q.queries))
+            .send()
+            .await
+            .map_err(|e| format!("GetMetricData: {}", sdk_error(&e)))?;
+        let result = out
+            .metric_data_results()
+            .iter()
+            .find(|r| r.id() == Some(q.returned.as_str()));
+        let points: Vec<Point> = result
+            .map(|r| {
+                r.timestamps()
+                    .iter()
+                    .zip(r.values())
+                    .filter_map(|(t, v)| {
+                        Some(Point {
+                            at: from_sdk(t)?,
+                            value: *v,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        summarize(q.label.clone(), q.period, points, q.threshold, q.comparison).ok_or_else(|| {
+            format!(
+                "no datapoints for {} between {} and {}",
+                q.label,
+                super::rfc3339(start),
+                super::rfc3339(end)
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_ids_follow_cloudwatchs_rule() {
+        assert!(valid_id("m0"));
+        assert!(valid_id("e1_total"));
+        assert!(!valid_id("M0"));
+        assert!(!valid_id("0m"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("m0; drop"));
+    }
+
+    #[test]
+    fn a_single_metric_alarm_asks_for_its_own_metric_stat_and_period() {
+        let a = MetricAlarm::builder()
+            .alarm_name("cpu")
+            .namespace("AWS/EC2")
+            .metric_name("CPUUtilization")
+            .dimensions(Dimension::builder().name("InstanceId").value("i-1").build())
+            .period(60)
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .threshold(90.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .build();
+        let q = from_alarm(&a).unwrap();
+        assert_eq!(q.label, "AWS/EC2/CPUUtilization");
+        assert_eq!(q.period, 60);
+        assert_eq!(q.threshold, Some(90.0));
+        assert_eq!(q.comparison, Some(Comparison::GreaterThan));
+        let stat = q.queries[0].metric_stat().unwrap();
+        assert_eq!(stat.stat(), Some("Maximum"));
+        assert_eq!(stat.metric().unwrap().dimensions()[0].value(), Some("i-1"));
+    }
+
+    #[test]
+    fn a_metric_math_alarm_keeps_its_queries_and_refuses_a_bad_id() {
+        let input = |id: &str| {
+            MetricDataQuery::builder()
+                .id(id)
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace("CWAgent")
+                                .metric_name("x")
+                                .build(),
+                        )
+                        .period(120)
+                        .stat("Sum")
+                        .build(),
+                )
+                .return_data(false)
+                .build()
+        };
+        let expr = MetricDataQuery::builder()
+            .id("e1")
+            .expression("m1 / m2 * 100")
+            .return_data(true)
+            .build();
+        let a = MetricAlarm::builder()
+            .metrics(input("m1"))
+            .metrics(input("m2"))
+            .metrics(expr.clone())
+            .build();
+        let q = from_alarm(&a).unwrap();
+        assert_eq!(
+            (q.returned.as_str(), q.label.as_str(), q.period),
+            ("e1", "m1 / m2 * 100", 120)
+        );
+        let bad = MetricAlarm::builder()
+            .metrics(input("Bad-Id"))
+            .metrics(expr)
+            .build();
+        assert!(from_alarm(&bad).unwrap_err().contains("\"Bad-Id\""));
+    }
+}
