@@ -31,6 +31,10 @@ step "Starting the instance stand-in: SSM commands run for real in a private mou
 start_standin "$RUN_DIR/fleet.json"
 [[ "$STANDIN" == 1 ]] && echo "SSM at $SSM_URL (moto records every command; the stand-in runs it on $INSTANCE)"
 
+step "Starting CloudWatch (the SDK's CBOR bridged to moto's JSON 1.0): the sample alarms and their last 3 hours of datapoints"
+if [[ "$STANDIN" == 1 ]]; then start_cloudwatch "$RUN_DIR/fleet.json" /srv xfs; else start_cloudwatch "$RUN_DIR/fleet.json" /data ext4; fi
+echo "CloudWatch at $CW_URL"
+
 step "Serving the functions locally: cargo lambda watch on 127.0.0.1 (responder + webhook)"
 TOKEN="demo-token-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 start_watch "$TOPIC" "$TOKEN" "$(json_field "$RUN_DIR/fleet.json" state_table)"
@@ -55,6 +59,18 @@ import json,sys
 r=json.load(open(sys.argv[1]))
 for i in r["incidents"]:
     print("incident", i["id"], i["kind"], "severity", i["severity"])
+    c = i.get("context")
+    if c:
+        vals = [v for _, v in c["datapoints"]]
+        lo, hi = min(vals), max(vals)
+        bars = "".join("▁▂▃▄▅▆▇█"[0 if hi == lo else round((v - lo) / (hi - lo) * 7)] for v in vals[-48:])
+        print("  metric  %s every %ss: %s  min %.1f max %.1f latest %.1f threshold %s, breaching since %s" % (
+            c["metric"], c["period"], bars, c["min"], c["max"], c["latest"], c["threshold"], c["breach_started"]))
+    f = i.get("forecast")
+    if f:
+        print("  forecast %+.2f points an hour, full at %s" % (f["percent_per_hour"], f["full_at"]))
+    for n in i.get("notes", []):
+        print("  note   ", n)
     for a in i["actions"]:
         print("  %-8s %-20s %-24s %s" % (a["status"], a["action"], a["target"], a.get("detail") or a["reason"]))
 ' "$1"
@@ -110,7 +126,11 @@ disk = json.load(open(f"{run}/disk-report.json"))["incidents"][0]
 got = [(a["action"], a["status"]) for a in disk["actions"]]
 # /data is full; /tmp, /var/tmp and /var/log live on /: cleaning them would free nothing there.
 assert got == [("cleanup_temp", "skipped"), ("archive_logs", "skipped"), ("expand_volume", "done"), ("notify", "done")], got
-assert ": 30 GiB, 1 modification(s) -> 30 GiB" in account, account
+# Rising 2 points an hour: sized for 2 days more (41 GiB), not the rule's 30.
+assert ": 41 GiB, 1 modification(s) -> 41 GiB" in account, account
+assert disk["forecast"]["full_at"].startswith("2026-11-25T03:"), disk["forecast"]
+assert alarm["context"]["metric"] == "AWS/EC2/CPUUtilization" and len(alarm["context"]["datapoints"]) == 34, alarm["context"]
+assert alarm["context"]["breach_started"] == "2026-11-25T01:50:00Z", alarm["context"]
 assert "tag first-responder:purpose = before expand_volume" in account, account
 got = [(a["action"], a["status"]) for a in alarm["actions"]]
 want = [("snapshot", "done"), ("collect_diagnostics", "done"), ("scale_out", "done"), ("notify", "done")]

@@ -90,9 +90,21 @@ start_standin() { # fleet_json
   esac
 }
 
+# CloudWatch through the harness's bridge (moto has no CBOR, the SDK only
+# CBOR), with the sample alarms and their last 3 hours seeded.
+start_cloudwatch() { # fleet_json disk_path disk_fstype
+  setsid "$FLEET_BIN" cloudwatch "$MOTO_URL" "$1" "$2" "$3" >"$RUN_DIR/cloudwatch.out" 2>"$RUN_DIR/cloudwatch.log" &
+  PIDS+=($!)
+  local deadline=$((SECONDS + 60))
+  until CW_URL=$(head -n 1 "$RUN_DIR/cloudwatch.out" 2>/dev/null) && [[ -n "$CW_URL" ]]; do
+    if ((SECONDS >= deadline)); then echo "the CloudWatch bridge did not start" >&2; show_logs cloudwatch.log; fi
+    sleep 0.2
+  done
+}
+
 start_watch() { # topic_arn webhook_token state_table
   LAMBDA_PORT=$(free_port)
-  AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_SSM=${SSM_URL:-$MOTO_URL} AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
+  AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_SSM=${SSM_URL:-$MOTO_URL} AWS_ENDPOINT_URL_CLOUDWATCH=${CW_URL:-$MOTO_URL} AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
   NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 STATE_TABLE=$3 RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
     setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &

@@ -1,5 +1,7 @@
 //! `first-responder plan|run EVENT_FILE`: the functions' code path from a terminal.
 //! `first-responder check-playbooks [FILE]`: validates a playbooks file.
+//! `first-responder verify INCIDENT_ID [--json]`: the check after the fix,
+//! now (needs STATE_TABLE); it publishes as the delayed check would, once.
 //!
 //! Exit status: 0 handled, 1 an action failed (or AWS could not be reached),
 //! 2 bad input or configuration (one line on stderr says what and where).
@@ -28,6 +30,15 @@ enum Command {
     Plan(Args),
     /// Carry out the actions and print the outcome.
     Run(Args),
+    /// Check now whether the alarm of an incident is still firing after the
+    /// fix, and publish the escalation or the recovery notice (once).
+    Verify {
+        /// The incident's id (`inc-...`, from the report or the email).
+        incident: String,
+        /// Print the verification as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a playbooks file (default: the embedded one) and print its stages.
     CheckPlaybooks {
         /// A complete playbooks file, as PLAYBOOKS_FILE would name it.
@@ -90,6 +101,7 @@ async fn main() -> ExitCode {
                 (false, None) => bad_input("name a script, or --list them"),
             };
         }
+        Command::Verify { incident, json } => return verify(&incident, json).await,
         Command::CheckPlaybooks { file } => {
             let path = file.map(|f| f.display().to_string());
             return match Playbooks::load(path.as_deref()) {
@@ -148,5 +160,53 @@ async fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+async fn verify(incident: &str, json: bool) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let Some(table) = config.state_table.clone() else {
+        return bad_input("verify needs STATE_TABLE: the incident's record is read from it");
+    };
+    let hex = incident.strip_prefix("inc-").unwrap_or_default();
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return bad_input(format!(
+            "INCIDENT_ID {incident:?} is not an incident id (inc- and 16 hex digits)"
+        ));
+    }
+    let sdk = sdk_config_loader().load().await;
+    let aws = Aws::new(&sdk).with_state(&sdk, &table);
+    match aws.verify(incident, &config, chrono::Utc::now()).await {
+        Ok(v) => {
+            if json {
+                match serde_json::to_string_pretty(&v) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("first-responder: cannot print the verification: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                println!(
+                    "incident {} {} (checked {}{}){}",
+                    v.incident,
+                    v.verdict.as_str(),
+                    v.checked,
+                    if v.published { ", published" } else { "" },
+                    v.note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("first-responder: verify {incident}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -77,8 +77,13 @@ def main():
     for name in by_type.get("AWS::SQS::Queue", []):
         if "KmsMasterKeyId" not in res[name]["Properties"]:
             problems.append(f"queue {name} has no KMS key")
-    if by_type.get("AWS::SQS::Queue", []) != ["DeadLetterQueue"]:
-        problems.append(f"queues: {by_type.get('AWS::SQS::Queue')}, expected only DeadLetterQueue")
+    # The dead letters and the check after a fix; no queue SAM made up.
+    if sorted(by_type.get("AWS::SQS::Queue", [])) != ["DeadLetterQueue", "VerifyQueue"]:
+        problems.append(f"queues: {by_type.get('AWS::SQS::Queue')}, expected DeadLetterQueue and VerifyQueue")
+    # The check reaches the responder through an SQS event source mapping.
+    maps = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    if not any(m.get("EventSourceArn") == {"Fn::GetAtt": ["VerifyQueue", "Arn"]} for m in maps):
+        problems.append(f"no event source mapping from VerifyQueue: {maps}")
     for name in by_type.get("AWS::SNS::Topic", []):
         if "KmsMasterKeyId" not in res[name]["Properties"]:
             problems.append(f"topic {name} has no KMS key")

@@ -41,6 +41,9 @@ pub struct Config {
     /// `KILL_SWITCH_PARAMETER`: an SSM parameter; when it holds `on` (or
     /// true/1/yes/notify-only), every function only notifies.
     pub kill_switch_parameter: Option<String>,
+    /// `VERIFY_QUEUE_URL`: the SQS queue of the delayed check after a fix
+    /// (`verify`); unset, no check is scheduled and the report says so.
+    pub verify_queue_url: Option<String>,
     /// `STATE_TABLE`: the DynamoDB table for idempotency, cooldowns, the flap
     /// guard and the circuit breaker. The functions refuse to start without it.
     pub state_table: Option<String>,
@@ -77,6 +80,7 @@ impl Default for Config {
             opt_in: Some(("first-responder".into(), "enabled".into())),
             max_desired_capacity: None,
             kill_switch_parameter: None,
+            verify_queue_url: None,
             state_table: None,
             scale_out_cooldown: Duration::from_secs(600),
             max_mutations_per_hour: 30,
@@ -173,6 +177,9 @@ impl Config {
         }
         if let Some(v) = get("KILL_SWITCH_PARAMETER").filter(|v| !v.is_empty()) {
             c.kill_switch_parameter = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("VERIFY_QUEUE_URL").filter(|v| !v.is_empty()) {
+            c.verify_queue_url = Some(v.trim().to_owned());
         }
         if let Some(v) = get("STATE_TABLE").filter(|v| !v.is_empty()) {
             c.state_table = Some(v.trim().to_owned());

@@ -29,6 +29,7 @@ pub mod series;
 pub mod state;
 pub mod telemetry;
 pub mod text;
+pub mod verify;
 pub mod webhook;
 pub mod xray;
 

@@ -93,6 +93,8 @@ pub struct IncidentReport {
     pub id: String,
     pub kind: crate::incident::IncidentKind,
     pub alarm_name: String,
+    /// cloudwatch or alertmanager: how the verification checks it.
+    pub source: &'static str,
     /// When the alarm changed state (as the event gave it).
     pub alarm_time: String,
     pub state: crate::alert::AlarmState,

@@ -185,12 +185,29 @@ pub async fn respond_until(
                     None => aws.observe(incident, config).await,
                 }
             };
-            let (mut observed, started) = if mode == Mode::Run && may_act {
+            // The check after the fix is sent before any change (beside the
+            // reads), so that a crash after the fix cannot lose it.
+            let playbook = config.playbooks.get(incident.kind);
+            let may_fix = playbook.is_some_and(|pb| {
+                pb.stages.iter().flatten().any(|a| crate::verify::is_fix(*a))
+            });
+            let verify_after = playbook.map_or(0, |pb| pb.verify_after_minutes);
+            let schedule = async {
+                match &config.verify_queue_url {
+                    Some(q) if may_fix && !config.dry_run && incident.transition == Transition::Firing => {
+                        let delay = std::time::Duration::from_secs(u64::from(verify_after) * 60);
+                        Some(aws.schedule_verification(q, &incident.id, delay).await)
+                    }
+                    _ => None,
+                }
+            };
+            let (mut observed, started, scheduled) = if mode == Mode::Run && may_act {
                 let now = crate::aws::unix_now();
-                let (o, s) = tokio::join!(observe, aws.begin(&incident.id, config, now));
-                (o, Some((s, now)))
+                let (o, s, v) =
+                    tokio::join!(observe, aws.begin(&incident.id, config, now), schedule);
+                (o, Some((s, now)), v)
             } else {
-                (observe.await, None)
+                (observe.await, None, None)
             };
             observed.kill_switch = kill_switch.clone();
             let p = plan(incident, &observed, config);
@@ -202,13 +219,26 @@ pub async fn respond_until(
                 };
                 info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
             }
-            match (mode, started) {
+            let fixes = p.actions.iter().any(|a| {
+                crate::verify::is_fix(a.name) && matches!(a.decision, Decision::Do(_))
+            });
+            let mut report = match (mode, started) {
                 (Mode::Plan, _) => p.to_report(),
                 (Mode::Run, Some((s, now))) => {
                     aws.execute_started(&p, config, s, now, hard).await
                 }
                 (Mode::Run, None) => aws.execute(&p, config).await,
+            };
+            if fixes && mode == Mode::Run && !config.dry_run {
+                report.notes.push(match scheduled {
+                    Some(Ok(id)) => format!(
+                        "the fix is checked against the alarm in {verify_after} minutes (verification message {id})"
+                    ),
+                    Some(Err(e)) => format!("no verification is scheduled: {e}"),
+                    None => "no verification is scheduled (VERIFY_QUEUE_URL is not set)".into(),
+                });
             }
+            report
         }
         .instrument(span)
     }))

@@ -236,6 +236,45 @@ impl StateStore {
             .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
     }
 
+    /// The incident's record: (status, stored report), None when there is
+    /// none.
+    pub async fn incident_record(&self, id: &str) -> Result<Option<(String, String)>, String> {
+        let pk = format!("incident#{id}");
+        Ok(self.get(&pk).await?.map(|item| {
+            (
+                get_s(&item, "status").unwrap_or_default().to_owned(),
+                get_s(&item, "outcome").unwrap_or_default().to_owned(),
+            )
+        }))
+    }
+
+    /// Records the verification's verdict once: Ok(true) for the check that
+    /// wrote it, Ok(false) when an earlier one had (it published already).
+    pub async fn mark_verified(&self, id: &str, verdict: &str, now: i64) -> Result<bool, String> {
+        let pk = format!("incident#{id}");
+        let r = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("SET verified = :v, verified_at = :t")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(verified)")
+            .expression_attribute_values(":v", s(verdict))
+            .expression_attribute_values(":t", n(now))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
     /// Claims one action of one incident. A failed action may be claimed
     /// again by a later delivery (a retry is what it needs). A claim whose
     /// delivery died is taken over as [`Claim::Orphaned`], never as `Mine`:

@@ -33,6 +33,10 @@ impl From<Failure> for Diagnostic {
 }
 
 async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Result<Value, Failure> {
+    // The delayed check after a fix (VERIFY_QUEUE_URL's messages).
+    if let Some(requests) = first_responder::verify::Request::from_sqs_event(&event.payload) {
+        return verify(&requests, aws, config).await;
+    }
     // The invocation's own deadline: the notification must go out before it.
     // Lambda gives it in ms since the epoch; `cargo lambda watch` gives the
     // timeout itself (600000), which would read as long past: a deadline
@@ -70,6 +74,31 @@ async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Resul
         serde_json::to_value(report)
             .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
     )
+}
+
+/// Each incident checked; a check that a retry can fix (the incident still
+/// in progress, the table unreachable) fails the batch, so SQS delivers it
+/// again after its visibility timeout.
+async fn verify(
+    requests: &[first_responder::verify::Request],
+    aws: &Aws,
+    config: &Config,
+) -> Result<Value, Failure> {
+    let mut out = Vec::new();
+    for r in requests {
+        let id = &r.first_responder_verify.incident;
+        match aws.verify(id, config, chrono::Utc::now()).await {
+            Ok(v) => {
+                tracing::info!(incident_id = %id, verdict = v.verdict.as_str(), published = v.published, "verified");
+                out.push(v);
+            }
+            Err(e) => {
+                tracing::warn!(incident_id = %id, error = %e, "verification will be retried");
+                return Err(Failure::Transient(e));
+            }
+        }
+    }
+    Ok(serde_json::json!({ "verifications": out }))
 }
 
 fn chrono_now_ms() -> i64 {

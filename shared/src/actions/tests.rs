@@ -59,6 +59,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("ssm", "ssm"),
     ("autoscaling", "autoscaling"),
     ("sns", "sns"),
+    ("cloudwatch", "cloudwatch"),
 ];
 
 /// The IAM actions granted to the responder's role: every `Action:` of its
@@ -153,6 +154,12 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
         "observe calls {:?}",
         observe.difference(&declared)
     );
+    let series = calls(include_str!("../series/read.rs"), CLIENTS);
+    let declared: BTreeSet<String> = crate::series::PERMISSIONS
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+    assert_eq!(series, declared, "the metric context's reads");
     // The scanner finds calls at all (a broken scanner passes everything).
     assert!(observe.contains("ec2:DescribeInstances"), "{observe:?}");
     assert!(calls(source(ActionName::Reboot), CLIENTS).contains("ec2:RebootInstances"));
@@ -164,6 +171,8 @@ fn the_template_grants_exactly_what_is_declared() {
         .iter()
         .flat_map(|a| a.permissions())
         .chain(crate::observe::PERMISSIONS)
+        .chain(crate::series::PERMISSIONS)
+        .chain(crate::verify::PERMISSIONS)
         .chain(crate::state::PERMISSIONS)
         .chain(crate::aws::ENGINE_PERMISSIONS)
         .map(|p| (*p).to_owned())

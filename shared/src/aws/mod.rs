@@ -151,6 +151,8 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     /// The metric context's reads (`series::read`).
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// The verification's delayed message (`verify`).
+    pub sqs: aws_sdk_sqs::Client,
     pub poll: PollSchedule,
     /// Idempotency, cooldowns, flap guard and breaker; `None` runs untracked.
     pub state: Option<StateStore>,
@@ -191,6 +193,7 @@ impl Aws {
             sns: aws_sdk_sns::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
             poll: PollSchedule::default(),
             state: None,
         }

@@ -50,6 +50,9 @@ pub struct Playbook {
     /// A Prometheus scrape failure (`up == 0`) with passing EC2 status
     /// checks also reboots or replaces when SSM cannot reach the instance.
     pub act_when_ssm_unreachable: bool,
+    /// How long after the fix the delayed check looks at the alarm again
+    /// (0 to 15 minutes: SQS's longest delay).
+    pub verify_after_minutes: u32,
 }
 
 impl std::ops::Deref for Playbook {
@@ -203,13 +206,27 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
     let next_steps = v.steps(k, steps);
     old_layout(v, k, &mut raw);
     let params = read_tables(v, k, &seen, &span, &mut raw);
+    v.table = Table {
+        name: k.to_owned(),
+        listed: false,
+        span: span.clone(),
+    };
     Playbook {
         stages,
         next_steps,
         params,
         act_when_ssm_unreachable: raw.act_when_ssm_unreachable,
+        verify_after_minutes: v.optional_range(
+            "verify_after_minutes",
+            raw.verify_after_minutes.take(),
+            (0, i64::from(crate::verify::MAX_DELAY_MINUTES)),
+            DEFAULT_VERIFY_AFTER_MINUTES,
+        ),
     }
 }
+
+/// The delayed check's default delay.
+pub const DEFAULT_VERIFY_AFTER_MINUTES: u32 = 10;
 
 /// The layout before per-action tables: each old key becomes its action's
 /// key, with a warning naming it (`Validator::pick`).
@@ -344,6 +361,7 @@ macro_rules! raw_playbook {
             next_steps: Spanned<Vec<String>>,
             #[serde(default)]
             act_when_ssm_unreachable: bool,
+            verify_after_minutes: Option<Spanned<i64>>,
             $($module: Option<actions::$module::Raw>,)+
             // The layout before per-action tables (`old_layout`).
             scale_out_at_percent: Option<Spanned<f64>>,

@@ -12,8 +12,9 @@ use serde::{Serialize, Serializer};
 #[cfg(feature = "aws")]
 pub(crate) mod read;
 
-/// The IAM actions of the reads. CloudWatch has no resource-level
-/// permissions for either: they are granted on `*`.
+/// The IAM actions of the reads. GetMetricData has no resource-level
+/// permission (granted on `*`); DescribeAlarms is granted on this account's
+/// and region's alarms.
 pub const PERMISSIONS: &[&str] = &["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData"];
 
 /// How far back the page looks from the alarm's state change.
@@ -262,6 +263,33 @@ impl MetricContext {
         if let Some(b) = &self.breach_started {
             out.push(format!("breaching since {b}"));
         }
+        out
+    }
+}
+
+impl MetricContext {
+    /// The lines of a later look at the metric (the verification's).
+    pub fn lines_since(&self) -> Vec<String> {
+        let values: Vec<f64> = self.datapoints.iter().map(|p| p.value).collect();
+        let mut out = vec![format!(
+            "{} (every {} s, from {}): {}",
+            self.metric,
+            self.period,
+            self.datapoints
+                .first()
+                .map(|p| rfc3339(p.at))
+                .unwrap_or_default(),
+            sparkline(&values, SPARK_WIDTH)
+        )];
+        out.push(format!(
+            "min {} | max {} | latest {}{}",
+            figure(self.min),
+            figure(self.max),
+            figure(self.latest),
+            self.threshold
+                .map(|t| format!(" | threshold {}", figure(t)))
+                .unwrap_or_default()
+        ));
         out
     }
 }

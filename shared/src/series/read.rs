@@ -182,7 +182,7 @@ impl Aws {
                 })?;
                 for_instance(incident.kind, instance)?
             } else {
-                match self.alarm(&incident.alert.alarm_name).await {
+                match self.alarm_now(&incident.alert.alarm_name).await {
                     Ok(a) => match from_alarm(&a) {
                         Ok(q) => q,
                         Err(e) => return Some(Err(e)),
@@ -204,7 +204,8 @@ impl Aws {
         }
     }
 
-    async fn alarm(&self, name: &str) -> Result<MetricAlarm, String> {
+    /// The metric alarm of that name, as CloudWatch has it now.
+    pub(crate) async fn alarm_now(&self, name: &str) -> Result<MetricAlarm, String> {
         let out = self
             .cloudwatch
             .describe_alarms()
@@ -219,10 +220,43 @@ impl Aws {
     }
 
     /// The window ends one period after `end` (the datapoint that breached
-    /// is stamped at its period's start) and spans [`WINDOW_SECONDS`].
+    /// is stamped at its period's start), on a period boundary as
+    /// CloudWatch aligns datapoints, and spans [`WINDOW_SECONDS`].
     async fn series(&self, q: Query, end: DateTime<Utc>) -> Result<MetricContext, String> {
-        let end = end + chrono::Duration::seconds(i64::from(q.period));
+        let period = i64::from(q.period.max(1));
+        let end = (end.timestamp() + period).div_euclid(period) * period + period;
+        let end = DateTime::from_timestamp(end, 0).unwrap_or_else(Utc::now);
         let start = end - chrono::Duration::seconds(WINDOW_SECONDS);
+        self.series_between(q, start, end).await
+    }
+
+    /// The alarm's metric from one period before `since` to `until` (the
+    /// verification's "since the fix").
+    pub(crate) async fn alarm_series(
+        &self,
+        alarm: &MetricAlarm,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<MetricContext, String> {
+        let q = from_alarm(alarm)?;
+        let period = i64::from(q.period.max(1));
+        let start = (since.timestamp() - period).div_euclid(period) * period;
+        let end = until.timestamp().div_euclid(period) * period + period;
+        let (Some(start), Some(end)) = (
+            DateTime::from_timestamp(start, 0),
+            DateTime::from_timestamp(end, 0),
+        ) else {
+            return Err("times out of range".into());
+        };
+        self.series_between(q, start, end).await
+    }
+
+    async fn series_between(
+        &self,
+        q: Query,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<MetricContext, String> {
         let out = self
             .cloudwatch
             .get_metric_data()

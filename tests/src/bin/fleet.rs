@@ -5,6 +5,11 @@
 //! instance from an instance stand-in (commands really run, in a private
 //! mount namespace with an xfs data volume at /srv; needs root), printing
 //! its URL, or `unavailable: WHY` on a machine where it cannot run.
+//! `fleet cloudwatch ENDPOINT FLEET_JSON DISK_PATH DISK_FSTYPE` serves
+//! CloudWatch (the SDK's CBOR to moto's JSON 1.0, see `harness::cloudwatch`),
+//! seeds the 3 hours before the sample alarms (CPU breaching at the end; the
+//! data disk rising 2 points an hour) and the alarms themselves, and prints
+//! its URL.
 //! Used by `make demo` and `make bench`.
 
 use anyhow::{Context, Result, bail};
@@ -59,6 +64,16 @@ async fn main() -> Result<()> {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
+        }
+        ["cloudwatch", endpoint, fleet_file, disk_path, disk_fstype] => {
+            let fleet: Fleet = serde_json::from_str(&std::fs::read_to_string(fleet_file)?)?;
+            let sdk = sdk_config(endpoint).await;
+            let bridge = harness::cloudwatch::CloudWatchBridge::start(endpoint).await?;
+            let cw = bridge.client(&sdk);
+            seed_metrics(&cw, fleet.instance(), disk_path, disk_fstype).await?;
+            println!("{}", bridge.endpoint);
+            // Serves until the demo stops this process group.
+            std::future::pending::<()>().await;
         }
         ["ssm-standin", endpoint, fleet_file] => {
             use harness::ssm::{DataVolume, Instance, SsmStandIn};
@@ -201,4 +216,65 @@ fn is_root() -> bool {
                 .and_then(|v| v.split_whitespace().next().map(|u| u == "0"))
         })
         .unwrap_or(false)
+}
+
+/// The samples' alarms (they change state at 2026-11-25T02:04:12) and the
+/// 3 hours of datapoints before them.
+async fn seed_metrics(
+    cw: &aws_sdk_cloudwatch::Client,
+    instance: &str,
+    disk_path: &str,
+    disk_fstype: &str,
+) -> Result<()> {
+    use chrono::TimeZone;
+    let end = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 25, 2, 0, 0)
+        .single()
+        .context("time")?;
+    let cpu_dims = [("InstanceId", instance)];
+    let mut cpu: Vec<f64> = (0..31).map(|i| 22.0 + f64::from(i % 7) * 3.5).collect();
+    cpu.extend([84.0, 91.5, 95.3]);
+    harness::put_series(cw, "AWS/EC2", "CPUUtilization", &cpu_dims, end, 300, &cpu).await?;
+    harness::put_alarm(
+        cw,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &cpu_dims,
+        300,
+        80.0,
+        "ALARM",
+    )
+    .await?;
+    let disk_dims = [
+        ("InstanceId", instance),
+        ("path", disk_path),
+        ("device", "xvdf"),
+        ("fstype", disk_fstype),
+    ];
+    let disk: Vec<f64> = (0..34)
+        .map(|i| 97.2 - 2.0 * f64::from(33 - i) / 12.0)
+        .collect();
+    harness::put_series(
+        cw,
+        "CWAgent",
+        "disk_used_percent",
+        &disk_dims,
+        end,
+        300,
+        &disk,
+    )
+    .await?;
+    harness::put_alarm(
+        cw,
+        "web-data-disk-full",
+        "CWAgent",
+        "disk_used_percent",
+        &disk_dims,
+        300,
+        90.0,
+        "ALARM",
+    )
+    .await?;
+    Ok(())
 }

@@ -1,0 +1,247 @@
+//! Verification after the fix: a while after first-responder changed
+//! something, is the alarm still firing? Still firing: an escalation
+//! (severity `critical`, which the pager subscription takes) saying what was
+//! done, when, and what the metric did since. Recovered: the incident record
+//! says so, and one short notice goes out.
+//!
+//! The check is a durable delayed delivery (an SQS message with a delay,
+//! sent before the first change, so that a crash between the fix and the
+//! check loses nothing); each incident is verified once (a conditional
+//! write on its record). Pure here; the reads and the publish are in
+//! `run.rs`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::actions::ActionName;
+use crate::report::Severity;
+
+#[cfg(feature = "aws")]
+mod run;
+
+/// The IAM actions of the check (besides the alarm and metric reads of
+/// `series`, and the state table's): sending it, and the three Lambda's SQS
+/// event source takes with the function's role to deliver it.
+pub const PERMISSIONS: &[&str] = &[
+    "sqs:SendMessage",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sns:Publish",
+];
+
+/// SQS delays a message at most 15 minutes.
+pub const MAX_DELAY_MINUTES: u32 = 15;
+
+/// The delayed message: which incident to check. Its only field is the
+/// incident id; everything else is read from the incident's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub first_responder_verify: RequestBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBody {
+    pub incident: String,
+}
+
+impl Request {
+    pub fn new(incident: &str) -> Self {
+        Self {
+            first_responder_verify: RequestBody {
+                incident: incident.to_owned(),
+            },
+        }
+    }
+
+    /// The requests in an SQS event, or None when it is not one of ours.
+    pub fn from_sqs_event(event: &serde_json::Value) -> Option<Vec<Request>> {
+        let records = event.get("Records")?.as_array()?;
+        let all: Vec<Request> = records
+            .iter()
+            .filter(|r| r.get("eventSource").and_then(|s| s.as_str()) == Some("aws:sqs"))
+            .filter_map(|r| serde_json::from_str(r.get("body")?.as_str()?).ok())
+            .collect();
+        (!all.is_empty() && all.len() == records.len()).then_some(all)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    StillFiring,
+    Recovered,
+    Unknown,
+}
+
+impl Verdict {
+    /// From a CloudWatch alarm's `StateValue`.
+    pub fn of_alarm_state(state: &str) -> Self {
+        match state {
+            "ALARM" => Self::StillFiring,
+            "OK" => Self::Recovered,
+            _ => Self::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StillFiring => "still_firing",
+            Self::Recovered => "recovered",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// What the incident's record says was done (the stored report).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Stored {
+    pub id: String,
+    pub kind: String,
+    pub alarm_name: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub actions: Vec<StoredAction>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StoredAction {
+    pub action: String,
+    pub target: String,
+    pub status: String,
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+}
+
+/// Whether an action changes the service (and so is worth checking):
+/// evidence, diagnostics and the notification are not fixes.
+pub fn is_fix(a: ActionName) -> bool {
+    !matches!(
+        a,
+        ActionName::Snapshot
+            | ActionName::CollectDiagnostics
+            | ActionName::CollectEvidence
+            | ActionName::Notify
+    )
+}
+
+impl Stored {
+    /// The fixes that were done, and when the first began.
+    pub fn fixes(&self) -> (Vec<&StoredAction>, Option<DateTime<Utc>>) {
+        let done: Vec<&StoredAction> = self
+            .actions
+            .iter()
+            .filter(|a| a.status == "done")
+            .filter(|a| {
+                serde_json::from_value::<ActionName>(serde_json::Value::String(a.action.clone()))
+                    .is_ok_and(is_fix)
+            })
+            .collect();
+        let at = done
+            .iter()
+            .filter_map(|a| a.started_at.as_deref())
+            .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .min();
+        (done, at)
+    }
+}
+
+/// What `first-responder verify --json` prints and the delayed check logs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verification {
+    pub incident: String,
+    pub verdict: Verdict,
+    /// When the check ran (RFC 3339).
+    pub checked: String,
+    /// The alarm's state as CloudWatch gave it, when it was read.
+    pub alarm_state: Option<String>,
+    /// The fixes, as "action target".
+    pub fixed: Vec<String>,
+    pub fixed_at: Option<String>,
+    pub minutes_after_fix: Option<i64>,
+    /// Whether this check published (a second check of the same incident
+    /// does not).
+    pub published: bool,
+    /// Why the verdict is unknown, or what else the reader should know.
+    pub note: Option<String>,
+}
+
+/// The escalation or the recovery notice: (subject, text, severity).
+pub fn compose(
+    stored: &Stored,
+    v: &Verification,
+    metric_lines: &[String],
+    next_steps: &[String],
+) -> Option<(String, String, Severity)> {
+    use std::fmt::Write;
+    let name = crate::text::escape(&stored.alarm_name);
+    let on = stored
+        .instance
+        .as_deref()
+        .or(stored.group.as_deref())
+        .map(|r| format!(" on {r}"))
+        .unwrap_or_default();
+    let did = if v.fixed.is_empty() {
+        "nothing".to_owned()
+    } else {
+        v.fixed.join(", ")
+    };
+    let at = v.fixed_at.as_deref().unwrap_or("an unknown time");
+    let minutes = v.minutes_after_fix.unwrap_or(0);
+    let mut t = String::new();
+    let (subject, severity) = match v.verdict {
+        Verdict::StillFiring => {
+            let _ = writeln!(
+                t,
+                "first-responder did {did} at {at}; the alarm {name} is still firing {minutes} minutes later."
+            );
+            let _ = writeln!(
+                t,
+                "Incident {} | {} | severity critical",
+                stored.id, stored.kind
+            );
+            (
+                format!("[ESCALATION] Still firing after the fix: {name}{on}"),
+                Severity::Critical,
+            )
+        }
+        Verdict::Recovered => {
+            let _ = writeln!(
+                t,
+                "The alarm {name} recovered {minutes} minutes after first-responder did {did} (at {at})."
+            );
+            let _ = writeln!(t, "Incident {} | {}", stored.id, stored.kind);
+            (
+                format!("[RECOVERED] {name}{on} after the fix"),
+                Severity::Info,
+            )
+        }
+        Verdict::Unknown => return None,
+    };
+    if !metric_lines.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "THE METRIC SINCE THE FIX (read from CloudWatch)");
+        for l in metric_lines {
+            let _ = writeln!(t, "{}", crate::text::escape(l));
+        }
+    }
+    if v.verdict == Verdict::StillFiring && !next_steps.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "NEXT STEPS ({} playbook)", stored.kind);
+        for (n, s) in next_steps.iter().enumerate() {
+            let _ = writeln!(t, "{}. {s}", n + 1);
+        }
+    }
+    Some((crate::notify::sanitize_subject(&subject), t, severity))
+}
+
+#[cfg(test)]
+mod tests;

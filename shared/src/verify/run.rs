@@ -1,0 +1,162 @@
+//! The delayed check's AWS side: schedule it (SQS, with a delay), and run
+//! it (the incident's record, the alarm's state, the metric since the fix,
+//! the once-only mark, the publish).
+
+use std::time::Duration;
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use chrono::{DateTime, Utc};
+
+use super::{Request, Stored, Verdict, Verification, compose};
+use crate::aws::{Aws, sdk_error};
+use crate::config::Config;
+use crate::series::rfc3339;
+
+impl Aws {
+    /// Sends the delayed check for `incident`; Ok(message id).
+    pub async fn schedule_verification(
+        &self,
+        queue_url: &str,
+        incident: &str,
+        delay: Duration,
+    ) -> Result<String, String> {
+        let body = serde_json::to_string(&Request::new(incident)).map_err(|e| e.to_string())?;
+        let delay = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .delay_seconds(delay)
+            .send()
+            .await
+            .map(|o| o.message_id().unwrap_or_default().to_owned())
+            .map_err(|e| format!("SendMessage to {queue_url}: {}", sdk_error(&e)))
+    }
+
+    /// Checks the incident now: Err for what a retry can fix (no state
+    /// table, the record unreadable or still in progress).
+    pub async fn verify(
+        &self,
+        incident: &str,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<Verification, String> {
+        let st = self
+            .state
+            .as_ref()
+            .ok_or("verification needs the state table (STATE_TABLE)")?;
+        let (status, outcome) = st
+            .incident_record(incident)
+            .await?
+            .ok_or_else(|| format!("no record of incident {incident} in the state table"))?;
+        if status != "completed" {
+            return Err(format!(
+                "incident {incident} is still being handled ({status}): checked again later"
+            ));
+        }
+        let stored: Stored = serde_json::from_str(&outcome)
+            .map_err(|e| format!("the record of incident {incident} cannot be read: {e}"))?;
+        let (fixes, fixed_at) = stored.fixes();
+        let fixed: Vec<String> = fixes
+            .iter()
+            .map(|a| format!("{} {}", a.action, a.target))
+            .collect();
+        let mut v = Verification {
+            incident: incident.to_owned(),
+            verdict: Verdict::Unknown,
+            checked: rfc3339(now),
+            alarm_state: None,
+            fixed,
+            fixed_at: fixed_at.map(rfc3339),
+            minutes_after_fix: fixed_at.map(|t| (now - t).num_minutes()),
+            published: false,
+            note: None,
+        };
+        let mut metric_lines = Vec::new();
+        if stored.source.as_deref() == Some("alertmanager") {
+            v.note = Some(
+                "an Alertmanager alert: its resolved delivery is not recorded yet, so the check cannot tell".into(),
+            );
+        } else {
+            match self.alarm_now(&stored.alarm_name).await {
+                Ok(alarm) => {
+                    let state = alarm
+                        .state_value()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default();
+                    v.verdict = Verdict::of_alarm_state(&state);
+                    v.alarm_state = Some(state);
+                    if let Some(since) = fixed_at {
+                        match self.alarm_series(&alarm, since, now).await {
+                            Ok(c) => metric_lines = c.lines_since(),
+                            Err(e) => {
+                                metric_lines.push(format!("(the metric could not be read: {e})"))
+                            }
+                        }
+                    }
+                }
+                Err(e) => v.note = Some(e),
+            }
+        }
+        if v.verdict == Verdict::Unknown {
+            return Ok(v);
+        }
+        if !st
+            .mark_verified(incident, v.verdict.as_str(), now.timestamp())
+            .await?
+        {
+            v.note = Some("verified earlier: not published again".into());
+            return Ok(v);
+        }
+        let kind = crate::incident::IncidentKind::parse(&stored.kind);
+        let steps = kind
+            .map(|k| config.playbooks.next_steps(k).to_vec())
+            .unwrap_or_default();
+        let Some((subject, text, severity)) = compose(&stored, &v, &metric_lines, &steps) else {
+            return Ok(v);
+        };
+        let Some(topic) = &config.notify_topic_arn else {
+            v.note = Some("no NOTIFY_TOPIC_ARN: nothing published".into());
+            return Ok(v);
+        };
+        let doc = serde_json::json!({
+            "version": 1,
+            "incident_id": incident,
+            "kind": stored.kind,
+            "severity": severity,
+            "subject": subject,
+            "verification": &v,
+            "text": text,
+        });
+        let n = crate::notify::Notification {
+            subject: subject.clone(),
+            text,
+            document: doc,
+            severity,
+        };
+        let attr = |s: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(s)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let r = self
+            .sns
+            .publish()
+            .topic_arn(topic)
+            .subject(&subject)
+            .message(crate::notify::sns_message(&n))
+            .message_structure("json")
+            .message_attributes("severity", attr(severity.as_str())?)
+            .message_attributes("kind", attr(&stored.kind)?)
+            .message_attributes("incident_id", attr(incident)?)
+            .send()
+            .await;
+        match r {
+            Ok(_) => v.published = true,
+            Err(e) => v.note = Some(format!("Publish to {topic}: {}", sdk_error(&e))),
+        }
+        Ok(v)
+    }
+}

@@ -1,0 +1,235 @@
+//! The metric in the page: datapoints seeded in the emulated CloudWatch
+//! (moto, through the harness's CBOR bridge, with the SDK the product uses),
+//! read back by the responder from the alarm's own configuration, and shown
+//! in the report and the email; for a disk, the forecast and the size it
+//! gives the volume.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, TimeZone, Utc};
+use first_responder::Mode;
+use first_responder::series::sparkline;
+use harness::{FleetSpec, World, drain, put_alarm, put_series, sample_event, volume_size};
+
+/// The last seeded datapoint: the alarm's breaching one (the sample events
+/// change state at 02:04:12).
+fn last_point() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap()
+}
+
+fn cpu_values() -> Vec<f64> {
+    let mut v: Vec<f64> = (0..31).map(|i| 20.0 + f64::from(i % 7) * 3.0).collect();
+    v.extend([85.0, 92.0, 95.3]);
+    v
+}
+
+#[tokio::test]
+async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let dims = [("InstanceId", instance.as_str())];
+    let values = cpu_values();
+    put_series(
+        &w.aws.cloudwatch,
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        last_point(),
+        300,
+        &values,
+    )
+    .await?;
+    // Another instance's series must not leak into this one's page.
+    put_series(
+        &w.aws.cloudwatch,
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("InstanceId", "i-0fffffffffffffff0")],
+        last_point(),
+        300,
+        &[1.0; 34],
+    )
+    .await?;
+    put_alarm(
+        &w.aws.cloudwatch,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        300,
+        80.0,
+        "ALARM",
+    )
+    .await?;
+
+    let event = sample_event("high-cpu-alarm.json", &instance)?;
+    let r = w.handle_text(&event, Mode::Run).await?;
+    let i = &r.incidents[0];
+    let c = i.context.as_ref().context("a metric context")?;
+    assert_eq!(c.metric, "AWS/EC2/CPUUtilization");
+    assert_eq!(c.period, 300);
+    let got: Vec<f64> = c.datapoints.iter().map(|p| p.value).collect();
+    assert_eq!(got, values, "the seeded series, oldest first");
+    assert_eq!(c.datapoints.last().map(|p| p.at), Some(last_point()));
+    assert_eq!((c.min, c.max, c.latest), (20.0, 95.3, 95.3));
+    assert_eq!(c.threshold, Some(80.0));
+    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:50:00Z"));
+    assert!(!i.any_failed(), "{i:#?}");
+
+    // The same in the report's JSON (the CLI's contract).
+    let j = serde_json::to_value(i)?;
+    assert_eq!(
+        j["context"]["datapoints"][33],
+        serde_json::json!(["2026-11-25T02:00:00Z", 95.3])
+    );
+    assert_eq!(j["context"]["breach_started"], "2026-11-25T01:50:00Z");
+    assert!(j.get("forecast").is_none(), "no forecast for a CPU alarm");
+
+    // The email: the sparkline of the seeded values, and the figures.
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let doc = inbox[0].document()?;
+    let text = doc["text"].as_str().unwrap_or_default();
+    let line = sparkline(&values, 48);
+    assert_eq!(line.chars().count(), 34);
+    assert!(
+        text.contains(&format!(
+            "AWS/EC2/CPUUtilization (every 300 s, last 3 h): {line}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("min 20.0 | max 95.3 | latest 95.3 | threshold 80.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("breaching since 2026-11-25T01:50:00Z"),
+        "{text}"
+    );
+    assert_eq!(
+        doc["context"]["datapoints"].as_array().map(Vec::len),
+        Some(34)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_metric_costs_the_page_its_graph_not_the_fix() -> Result<()> {
+    // No alarm of that name in CloudWatch (deleted, or another account).
+    let w = World::start(FleetSpec::default()).await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let i = &r.incidents[0];
+    assert!(i.context.is_none());
+    assert!(
+        i.notes
+            .iter()
+            .any(|n| n.starts_with("metric not shown: DescribeAlarms found no metric alarm")),
+        "{:?}",
+        i.notes
+    );
+    assert!(!r.any_failed(), "{r:#?}");
+    assert!(
+        i.actions
+            .iter()
+            .all(|a| a.status.as_str() == "done" || a.status.as_str() == "skipped"),
+        "{i:#?}"
+    );
+    let j = serde_json::to_value(i)?;
+    assert_eq!(j["context"], serde_json::Value::Null);
+
+    // CloudWatch unreachable: the same, within the deadline.
+    let mut w = w;
+    w.aws.cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(&w.sdk)
+            .endpoint_url("http://127.0.0.1:9")
+            .build(),
+    );
+    let started = std::time::Instant::now();
+    let event = sample_event("high-cpu-alarm.json", w.fleet.instance())?
+        .replace("2026-11-25T02:04:12.152", "2026-11-25T03:04:12.152");
+    let r = w.handle_text(&event, Mode::Plan).await?;
+    assert!(
+        r.incidents[0]
+            .notes
+            .iter()
+            .any(|n| n.starts_with("metric not shown: ")),
+        "{:?}",
+        r.incidents[0].notes
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_disk_rising_two_points_an_hour_is_forecast_and_sized_for_it() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let dims = [
+        ("InstanceId", instance.as_str()),
+        ("path", "/data"),
+        ("device", "xvdf"),
+        ("fstype", "ext4"),
+    ];
+    // 97.2% at 02:00, +2 points an hour, with ±0.3 of noise: the true line
+    // reaches 100% 1.4 h later, at 03:24.
+    let values: Vec<f64> = (0..34)
+        .map(|i| 97.2 - 2.0 * f64::from(33 - i) / 12.0 + if i % 2 == 0 { 0.3 } else { -0.3 })
+        .collect();
+    put_series(
+        &w.aws.cloudwatch,
+        "CWAgent",
+        "disk_used_percent",
+        &dims,
+        last_point(),
+        300,
+        &values,
+    )
+    .await?;
+    put_alarm(
+        &w.aws.cloudwatch,
+        "web-data-disk-full",
+        "CWAgent",
+        "disk_used_percent",
+        &dims,
+        300,
+        90.0,
+        "ALARM",
+    )
+    .await?;
+    assert_eq!(volume_size(&w.sdk, &w.fleet.data_volume).await?, 20);
+    w.config.playbooks.disk_full.expand_volume.growth_days = 2;
+    let r = w.run_sample("disk-full-alarm.json").await?;
+    let i = &r.incidents[0];
+    let f = i.forecast.as_ref().context("a forecast")?;
+    assert!((f.percent_per_hour - 2.0).abs() < 0.1, "{f:?}");
+    let truth = last_point() + chrono::Duration::minutes(84);
+    let alarm = Utc.with_ymd_and_hms(2026, 11, 25, 2, 4, 12).unwrap();
+    let got: DateTime<Utc> = f.full_at.as_deref().context("full_at")?.parse()?;
+    let allowed = (truth - alarm).num_seconds() as f64 * 0.15;
+    assert!(
+        ((got - truth).num_seconds() as f64).abs() <= allowed,
+        "full at {got}, truly {truth} (±{allowed} s)"
+    );
+    // (19.44 GiB used + 2 days at 0.4 GiB an hour) below 95%: 41 GiB, more
+    // than the rule's 30.
+    let expand = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "expand_volume")
+        .context("expand_volume")?;
+    assert_eq!(expand.status.as_str(), "done", "{expand:?}");
+    assert_eq!(volume_size(&w.sdk, &w.fleet.data_volume).await?, 41);
+    assert!(
+        expand.reason.contains("sized for 2 days more"),
+        "{expand:?}"
+    );
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("Forecast: full within the hour")
+            || text.contains("Forecast: full in about 1 h"),
+        "{text}"
+    );
+    Ok(())
+}
