@@ -1149,3 +1149,46 @@ pub async fn put_alarm(
         .context("SetAlarmState")?;
     Ok(())
 }
+
+/// The verification queue (`VERIFY_QUEUE_URL`): a plain SQS queue.
+pub async fn create_verify_queue(sdk: &SdkConfig) -> Result<String> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let out = sqs
+        .create_queue()
+        .queue_name(format!("first-responder-verify-{}", std::process::id()))
+        .send()
+        .await
+        .context("CreateQueue")?;
+    out.queue_url().map(ToOwned::to_owned).context("queue url")
+}
+
+/// What Lambda's SQS event source would hand the responder: the queue's
+/// messages as an SQS event (received and deleted, as a successful batch).
+pub async fn take_sqs_event(sdk: &SdkConfig, queue_url: &str) -> Result<Option<serde_json::Value>> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await?;
+    if out.messages().is_empty() {
+        return Ok(None);
+    }
+    let mut records = Vec::new();
+    for m in out.messages() {
+        records.push(serde_json::json!({
+            "messageId": m.message_id(),
+            "eventSource": "aws:sqs",
+            "body": m.body().unwrap_or_default(),
+        }));
+        if let Some(h) = m.receipt_handle() {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(h)
+                .send()
+                .await?;
+        }
+    }
+    Ok(Some(serde_json::json!({ "Records": records })))
+}

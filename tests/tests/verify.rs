@@ -1,0 +1,228 @@
+//! Verification after the fix, against the emulated account: the delayed
+//! message in SQS, the alarm's state in CloudWatch (through the bridge), the
+//! verdict in the state table, the escalation read back from the pager's
+//! filtered queue.
+
+use anyhow::{Context, Result};
+use chrono::{TimeZone, Utc};
+use first_responder::verify::{Request, Verdict};
+use harness::{
+    FleetSpec, World, create_verify_queue, drain, put_alarm, put_series, take_sqs_event,
+};
+
+async fn world(alarm_state: &str) -> Result<World> {
+    let mut w = World::start_with_state(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let dims = [("InstanceId", instance.as_str())];
+    let end = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
+    put_series(
+        &w.aws.cloudwatch,
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        end,
+        300,
+        &[40.0, 85.0, 95.3],
+    )
+    .await?;
+    // And after the fix (which happens now, by the wall clock), still high.
+    let now =
+        chrono::DateTime::from_timestamp(Utc::now().timestamp() / 300 * 300, 0).context("now")?;
+    put_series(
+        &w.aws.cloudwatch,
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        now,
+        300,
+        &[93.0, 91.0, 90.5],
+    )
+    .await?;
+    put_alarm(
+        &w.aws.cloudwatch,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        300,
+        80.0,
+        alarm_state,
+    )
+    .await?;
+    w.config.verify_queue_url = Some(create_verify_queue(&w.sdk).await?);
+    w.config.playbooks.high_cpu.verify_after_minutes = 0;
+    Ok(w)
+}
+
+/// The fix, then the delayed message as Lambda would deliver it.
+async fn fix_then_message(w: &World) -> Result<(String, Vec<Request>)> {
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let i = &r.incidents[0];
+    let scale = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "scale_out")
+        .context("scale_out")?;
+    assert_eq!(scale.status.as_str(), "done", "{i:#?}");
+    assert!(
+        i.notes.iter().any(|n| n.starts_with(
+            "the fix is checked against the alarm in 0 minutes (verification message "
+        )),
+        "{:?}",
+        i.notes
+    );
+    let event = take_sqs_event(
+        &w.sdk,
+        w.config.verify_queue_url.as_deref().unwrap_or_default(),
+    )
+    .await?
+    .context("the verification message")?;
+    let requests = Request::from_sqs_event(&event).context("our message")?;
+    Ok((i.id.clone(), requests))
+}
+
+#[tokio::test]
+async fn still_firing_after_the_fix_escalates_to_the_pager_once() -> Result<()> {
+    let w = world("ALARM").await?;
+    let (id, requests) = fix_then_message(&w).await?;
+    assert_eq!(requests, vec![Request::new(&id)]);
+    // The incident's own notification (the CPU alarm is critical) is
+    // drained, so that only the escalation is left to read.
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    // Ten minutes after the fix.
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let v = w
+        .aws
+        .verify(&id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
+    assert!(v.published, "{v:?}");
+    assert_eq!(v.alarm_state.as_deref(), Some("ALARM"));
+    assert_eq!(v.fixed, vec![format!("scale_out {}", w.fleet.group)]);
+    let pager = drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    assert_eq!(pager.len(), 1, "{pager:#?}");
+    assert_eq!(pager[0].attribute("severity"), Some("critical"));
+    let doc = pager[0].document()?;
+    let text = doc["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("first-responder did scale_out {}", w.fleet.group)),
+        "{text}"
+    );
+    assert!(text.contains("is still firing"), "{text}");
+    assert!(
+        text.contains("THE METRIC SINCE THE FIX") && text.contains("latest 90.5"),
+        "{text}"
+    );
+    assert!(text.contains("NEXT STEPS (high_cpu playbook)"), "{text}");
+    assert_eq!(doc["verification"]["verdict"], "still_firing");
+
+    assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 1);
+    // Delivered again (SQS is at-least-once), or run by hand: once.
+    let again = w
+        .aws
+        .verify(&id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(!again.published, "{again:?}");
+    assert_eq!(
+        again.note.as_deref(),
+        Some("verified earlier: not published again")
+    );
+    assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
+    let records = harness::state_records(&w.sdk, &w.fleet.state_table).await?;
+    assert_eq!(
+        records.get(&format!("incident#{id}")).map(String::as_str),
+        Some("completed")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn recovered_after_the_fix_is_recorded_with_a_short_notice() -> Result<()> {
+    let w = world("ALARM").await?;
+    let (id, _) = fix_then_message(&w).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    harness::put_alarm(
+        &w.aws.cloudwatch,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("InstanceId", w.fleet.instance())],
+        300,
+        80.0,
+        "OK",
+    )
+    .await?;
+    // Ten minutes after the fix.
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let v = w
+        .aws
+        .verify(&id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
+    assert!(v.published);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].attribute("severity"), Some("info"));
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("recovered 10 minutes after first-responder did scale_out"),
+        "{text}"
+    );
+    assert!(
+        drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty(),
+        "no page for a recovery"
+    );
+    // The record says so.
+    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let item = ddb
+        .get_item()
+        .table_name(&w.fleet.state_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("incident#{id}")),
+        )
+        .send()
+        .await?;
+    let verified = item
+        .item()
+        .and_then(|i| i.get("verified"))
+        .and_then(|v| v.as_s().ok())
+        .cloned();
+    assert_eq!(verified.as_deref(), Some("recovered"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_queue_the_report_says_no_verification_is_scheduled() -> Result<()> {
+    let mut w = world("ALARM").await?;
+    w.config.verify_queue_url = None;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let i = &r.incidents[0];
+    assert!(
+        i.notes
+            .iter()
+            .any(|n| n == "no verification is scheduled (VERIFY_QUEUE_URL is not set)"),
+        "{:?}",
+        i.notes
+    );
+    assert!(!r.any_failed(), "{r:#?}");
+    // An incident that changed nothing (a recovery) gets no such line.
+    let ok = w.run_sample("high-cpu-ok.json").await?;
+    assert!(
+        ok.incidents[0]
+            .notes
+            .iter()
+            .all(|n| !n.contains("verification")),
+        "{:?}",
+        ok.incidents[0].notes
+    );
+    Ok(())
+}
