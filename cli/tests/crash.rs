@@ -258,3 +258,113 @@ async fn killed_after_the_volume_was_modified_resumes_at_the_filesystem() -> Res
     }
     Ok(())
 }
+
+/// A crash between the fix and the check loses no check: the delayed
+/// message was sent before the first change. Until a redelivery completes
+/// the incident, the check says it is still being handled and fails (SQS
+/// delivers it again later); then `first-responder verify` escalates, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_fix_still_gets_its_verification() -> Result<()> {
+    static RULES: [Rule; 1] = [Rule {
+        action: "SetDesiredCapacity",
+        fault: Fault::ForwardThenHang,
+        times: u64::MAX,
+    }];
+    let (moto, sdk, fleet, proxy) = setup(&RULES).await?;
+    let bridge = harness::cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
+    let cw = bridge.client(&sdk);
+    let dims = [("InstanceId", fleet.instance())];
+    harness::put_alarm(
+        &cw,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        300,
+        80.0,
+        "ALARM",
+    )
+    .await?;
+    let queue = harness::create_verify_queue(&sdk).await?;
+    let (dir, event) = event_file("high-cpu-alarm.json", fleet.instance())?;
+    // Checked at once rather than 10 minutes later (moto keeps the delay).
+    let playbooks = dir.0.join("playbooks.toml");
+    std::fs::write(
+        &playbooks,
+        std::fs::read_to_string(harness::root().join("infra/playbooks.toml"))?.replacen(
+            "[high_cpu]\n",
+            "[high_cpu]\nverify_after_minutes = 0\n",
+            1,
+        ),
+    )?;
+    let with_checks = |mut c: Command| {
+        c.env("VERIFY_QUEUE_URL", &queue)
+            .env("PLAYBOOKS_FILE", &playbooks)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.endpoint);
+        c
+    };
+    let mut child = with_checks(command(&proxy.endpoint, &fleet, &event))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // The fix reached AWS (1 -> 2); the process dies before it hears back.
+    eventually(Duration::from_secs(60), || async {
+        let scaled = desired_capacity(&sdk, &fleet.group).await? == 2;
+        Ok((scaled && hits(&proxy) >= 1).then_some(()))
+    })
+    .await?;
+    child.kill()?;
+    child.wait()?;
+    // The check is in the queue already.
+    let ev = harness::take_sqs_event(&sdk, &queue)
+        .await?
+        .context("the verification message survived the crash")?;
+    let reqs = first_responder::verify::Request::from_sqs_event(&ev).context("ours")?;
+    let id = reqs[0].first_responder_verify.incident.clone();
+    let verify = |json: bool| {
+        let mut v = Command::new(BIN);
+        v.args(["verify", &id])
+            .env_clear()
+            .env("NOTIFY_TOPIC_ARN", &fleet.topic_arn)
+            .env("STATE_TABLE", &fleet.state_table)
+            .env("PLAYBOOKS_FILE", &playbooks)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.endpoint);
+        if json {
+            v.arg("--json");
+        }
+        for (k, val) in aws_env(&moto.endpoint) {
+            v.env(k, val);
+        }
+        v.output()
+    };
+    // Before the redelivery: still being handled, retry later.
+    let early = verify(true)?;
+    assert_eq!(early.status.code(), Some(1), "{early:?}");
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("is still being handled"),
+        "{early:?}"
+    );
+    expire_leases(&sdk, &fleet.state_table).await?;
+    let r = with_checks(command(&moto.endpoint, &fleet, &event)).output()?;
+    let r: serde_json::Value = serde_json::from_slice(&r.stdout)?;
+    assert_eq!(r["incidents"][0]["delivery"], "resumed", "{r:#}");
+    drain(&sdk, &fleet.pager_queue_url).await?;
+    let out = verify(true)?;
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["incident"], id.as_str());
+    assert_eq!(v["verdict"], "still_firing", "{v:#}");
+    assert!(
+        v["checked"].as_str().is_some_and(|c| c.ends_with('Z')),
+        "{v:#}"
+    );
+    assert_eq!(v["published"], true);
+    let pager = drain(&sdk, &fleet.pager_queue_url).await?;
+    assert_eq!(pager.len(), 1, "one escalation: {pager:#?}");
+    assert_eq!(pager[0].attribute("severity"), Some("critical"));
+    // Run twice for one incident: published once.
+    let again: serde_json::Value = serde_json::from_slice(&verify(true)?.stdout)?;
+    assert_eq!(again["published"], false, "{again:#}");
+    assert!(drain(&sdk, &fleet.pager_queue_url).await?.is_empty());
+    Ok(())
+}
