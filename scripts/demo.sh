@@ -37,7 +37,10 @@ echo "CloudWatch at $CW_URL"
 
 step "Serving the functions locally: cargo lambda watch on 127.0.0.1 (responder + webhook)"
 TOKEN="demo-token-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-start_watch "$TOPIC" "$TOKEN" "$(json_field "$RUN_DIR/fleet.json" state_table)"
+# The check after a fix: 10 minutes later by default, at once in the demo.
+VERIFY_QUEUE=$(json_field "$RUN_DIR/fleet.json" verify_queue_url)
+sed 's/^\[high_cpu\]$/[high_cpu]\nverify_after_minutes = 0/' "$ROOT/infra/playbooks.toml" >"$RUN_DIR/playbooks.toml"
+start_watch "$TOPIC" "$TOKEN" "$(json_field "$RUN_DIR/fleet.json" state_table)" "$VERIFY_QUEUE" "$RUN_DIR/playbooks.toml"
 echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
 
 # events/ uses a sample instance id; put the seeded one in its place.
@@ -79,6 +82,15 @@ for i in r["incidents"]:
 step "Alarm fires: cargo lambda invoke responder --data-file events/high-cpu-alarm.json (CPU 95.3%)"
 invoke responder "$RUN_DIR/high-cpu-alarm.json" >"$RUN_DIR/alarm-report.json"
 show_report "$RUN_DIR/alarm-report.json"
+
+step "The check after the fix: the delayed message from SQS (10 minutes by default, 0 in the demo) -> cargo lambda invoke responder"
+"$FLEET_BIN" sqs-event "$MOTO_URL" "$VERIFY_QUEUE" 30 >"$RUN_DIR/verify-event.json"
+invoke responder "$RUN_DIR/verify-event.json" >"$RUN_DIR/verify-report.json"
+python3 -c '
+import json,sys
+for v in json.load(open(sys.argv[1]))["verifications"]:
+    print("incident %s: %s (alarm %s; fixed: %s at %s)%s" % (v["incident"], v["verdict"], v["alarm_state"], ", ".join(v["fixed"]) or "nothing", v["fixed_at"], ", escalated to the pager" if v["published"] and v["verdict"] == "still_firing" else ""))
+' "$RUN_DIR/verify-report.json"
 
 step "Disk alarm fires: cargo lambda invoke responder --data-file events/disk-full-alarm.json (97.2% used)"
 invoke responder "$RUN_DIR/disk-full-alarm.json" >"$RUN_DIR/disk-report.json"
@@ -160,9 +172,15 @@ assert "[skipped] scale_out web-asg: cooldown: scale_out of web-asg was done rec
 assert account.count("tag first-responder:incident-id = " + alarm["id"]) == 2, account
 assert account.count("tag first-responder:incident-id = " + am_incident) == 2, account
 assert "Subject: [ALARM] High CPU 95.3%" in account and "Subject: [OK] Resolved: web-high-cpu" in account, account
-assert account.count("== Notification") == 4, account
-# The CPU and disk alarms are critical; the runbook labels HighCPUUsage a warning.
-assert "received 2 message(s)" in account, account
+assert account.count("== Notification") == 5, account
+# The CPU and disk alarms are critical, and so is the escalation (the CPU
+# alarm is still ALARM after the scale-out); the runbook labels HighCPUUsage
+# a warning.
+assert "received 3 message(s)" in account, account
+assert "Subject: [ESCALATION] Still firing after the fix: web-high-cpu" in account, account
+v = json.load(open(f"{run}/verify-report.json"))["verifications"]
+assert [(x["incident"], x["verdict"], x["published"]) for x in v] == [(alarm["id"], "still_firing", True)], v
+assert any(n.startswith("the fix is checked against the alarm in 0 minutes") for n in alarm["notes"]), alarm["notes"]
 print("demo check: 1 passed, 0 failed")
 PY
 fi

@@ -201,6 +201,9 @@ pub struct Fleet {
     pub state_table: String,
     /// Subscribed with the pager's filter policy: `severity = critical` only.
     pub pager_queue_url: String,
+    /// `VERIFY_QUEUE_URL`: the check after a fix.
+    #[serde(default)]
+    pub verify_queue_url: String,
 }
 
 impl Fleet {
@@ -393,6 +396,7 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         inbox_queue_url,
         state_table: create_state_table(sdk).await?,
         pager_queue_url,
+        verify_queue_url: create_verify_queue(sdk).await?,
     })
 }
 

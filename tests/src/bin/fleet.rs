@@ -10,6 +10,8 @@
 //! seeds the 3 hours before the sample alarms (CPU breaching at the end; the
 //! data disk rising 2 points an hour) and the alarms themselves, and prints
 //! its URL.
+//! `fleet sqs-event ENDPOINT QUEUE_URL SECONDS` prints the queue's messages
+//! as the SQS event Lambda would deliver (the delayed check after a fix).
 //! Used by `make demo` and `make bench`.
 
 use anyhow::{Context, Result, bail};
@@ -61,6 +63,23 @@ async fn main() -> Result<()> {
                 }
                 if std::time::Instant::now() > deadline {
                     bail!("only {n} of {want} notifications after {seconds} s");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+        ["sqs-event", endpoint, queue_url, seconds] => {
+            // The queue's messages as Lambda's SQS event source hands them
+            // to the function (received and deleted), once there are any.
+            let sdk = sdk_config(endpoint).await;
+            let deadline =
+                std::time::Instant::now() + std::time::Duration::from_secs(seconds.parse()?);
+            loop {
+                if let Some(ev) = harness::take_sqs_event(&sdk, queue_url).await? {
+                    println!("{ev}");
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!("no message in {queue_url} after {seconds} s");
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
