@@ -1,5 +1,7 @@
 //! `first-responder plan|run EVENT_FILE`: the functions' code path from a terminal.
 //! `first-responder check-playbooks [FILE]`: validates a playbooks file.
+//! `first-responder forecast [--json]`: the predictive check, now: the
+//! opted-in filesystems projected to fill within the horizon (read only).
 //! `first-responder verify INCIDENT_ID [--json]`: the check after the fix,
 //! now (needs STATE_TABLE); it publishes as the delayed check would, once.
 //!
@@ -30,6 +32,14 @@ enum Command {
     Plan(Args),
     /// Carry out the actions and print the outcome.
     Run(Args),
+    /// Run the predictive check now: print the opted-in filesystems whose
+    /// usage is projected to reach 100% within `disk_filling.horizon_hours`,
+    /// with when. Reads only: the scheduled check raises the incidents.
+    Forecast {
+        /// Print the check as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check now whether the alarm of an incident is still firing after the
     /// fix, and publish the escalation or the recovery notice (once).
     Verify {
@@ -102,6 +112,7 @@ async fn main() -> ExitCode {
             };
         }
         Command::Verify { incident, json } => return verify(&incident, json).await,
+        Command::Forecast { json } => return forecast(json).await,
         Command::CheckPlaybooks { file } => {
             let path = file.map(|f| f.display().to_string());
             return match Playbooks::load(path.as_deref()) {
@@ -206,6 +217,50 @@ async fn verify(incident: &str, json: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("first-responder: verify {incident}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn forecast(json: bool) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let sdk = sdk_config_loader().load().await;
+    let aws = Aws::new(&sdk);
+    match aws.forecast_check(&config, chrono::Utc::now()).await {
+        Ok(check) => {
+            if json {
+                match serde_json::to_string_pretty(&check) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("first-responder: cannot print the check: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                println!(
+                    "{} filesystem(s) read; {} at risk within {} h",
+                    check.filesystems,
+                    check.at_risk.len(),
+                    check.horizon_hours
+                );
+                for r in &check.at_risk {
+                    println!(
+                        "{} {} {:.1}% +{:.2}/h full at {}",
+                        r.instance,
+                        first_responder::text::escape(&r.path),
+                        r.latest,
+                        r.forecast.percent_per_hour,
+                        r.forecast.full_at.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("first-responder: forecast: {e}");
             ExitCode::FAILURE
         }
     }

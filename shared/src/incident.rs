@@ -17,22 +17,26 @@ pub enum IncidentKind {
     DiskFull,
     MemoryPressure,
     ServiceDown,
+    /// The predictive check: a filesystem projected to fill within the
+    /// horizon (`forecast`); never routed from an alert.
+    DiskFilling,
     /// No playbook matches the alert: notify that nothing was done.
     Unrouted,
 }
 
 impl IncidentKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::HighCpu,
         Self::DiskFull,
         Self::MemoryPressure,
         Self::ServiceDown,
+        Self::DiskFilling,
         Self::Unrouted,
     ];
 
     /// Kinds about a filesystem filling up (a forecast applies).
     pub fn is_disk(self) -> bool {
-        matches!(self, Self::DiskFull)
+        matches!(self, Self::DiskFull | Self::DiskFilling)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl IncidentKind {
             Self::DiskFull => "disk_full",
             Self::MemoryPressure => "memory_pressure",
             Self::ServiceDown => "service_down",
+            Self::DiskFilling => "disk_filling",
             Self::Unrouted => "unrouted",
         }
     }
@@ -60,6 +65,7 @@ impl IncidentKind {
             Self::DiskFull => "Disk full",
             Self::MemoryPressure => "Memory pressure",
             Self::ServiceDown => "Service down",
+            Self::DiskFilling => "Disk filling",
             Self::Unrouted => "Alert",
         }
     }
@@ -374,6 +380,7 @@ impl AlertSource {
             Self::Sns => "sns",
             Self::AlarmAction => "alarm_action",
             Self::Alertmanager => "alertmanager",
+            Self::Forecast => "forecast",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod disk;
 #[cfg(feature = "aws")]
 pub mod engine;
 pub mod error;
+pub mod forecast;
 pub mod ids;
 pub mod incident;
 pub mod metrics;

@@ -422,6 +422,36 @@ impl StateStore {
         })
     }
 
+    /// Holds `key` for `period` in the name of `owner`, or finds who holds
+    /// it: Ok(the holder), `owner` when this call took it. The predictive
+    /// check names its incident so: every run within one horizon (and a
+    /// redelivery after a crash) raises the same incident.
+    pub async fn hold(
+        &self,
+        key: &str,
+        now: i64,
+        period: Duration,
+        owner: &str,
+    ) -> Result<String, String> {
+        let pk = format!("hold#{key}");
+        let until = now + i64::try_from(period.as_secs()).unwrap_or(i64::MAX / 4);
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("until", n(until))
+            .item("owner", s(owner))
+            .item("expires_at", n(until + 3600))
+            .condition_expression("attribute_not_exists(pk) OR #u < :now")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_values(":now", n(now));
+        Ok(match self.put_or_read(&pk, put).await? {
+            Ok(_) => owner.to_owned(),
+            Err(item) => get_s(&item, "owner").unwrap_or(owner).to_owned(),
+        })
+    }
+
     /// Gives a cooldown back after the action failed, so a retry may act.
     pub async fn release_cooldown(&self, action: &str, resource: &str) -> Result<(), String> {
         let pk = format!("cooldown#{action}#{resource}");

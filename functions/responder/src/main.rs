@@ -37,6 +37,22 @@ async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Resul
     if let Some(requests) = first_responder::verify::Request::from_sqs_event(&event.payload) {
         return verify(&requests, aws, config).await;
     }
+    // The predictive check, every 15 minutes (the template's schedule).
+    if first_responder::forecast::is_scheduled_event(&event.payload) {
+        let (check, report) = aws
+            .scheduled_forecast(config, chrono::Utc::now(), Mode::Run)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the predictive check could not read CloudWatch");
+                Failure::Transient(e)
+            })?;
+        tracing::info!(
+            filesystems = check.filesystems,
+            at_risk = check.at_risk.len(),
+            "predictive check"
+        );
+        return Ok(serde_json::json!({ "forecast": check, "report": report }));
+    }
     // The invocation's own deadline: the notification must go out before it.
     // Lambda gives it in ms since the epoch; `cargo lambda watch` gives the
     // timeout itself (600000), which would read as long past: a deadline

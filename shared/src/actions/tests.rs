@@ -60,6 +60,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("autoscaling", "autoscaling"),
     ("sns", "sns"),
     ("cloudwatch", "cloudwatch"),
+    ("sqs", "sqs"),
 ];
 
 /// The IAM actions granted to the responder's role: every `Action:` of its
@@ -160,6 +161,27 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
         .map(|p| (*p).to_owned())
         .collect();
     assert_eq!(series, declared, "the metric context's reads");
+    // The predictive check and the check after the fix: their own, the
+    // page's reads, the fleet's reads.
+    let allowed: BTreeSet<String> = crate::forecast::PERMISSIONS
+        .iter()
+        .chain(crate::series::PERMISSIONS)
+        .chain(crate::verify::PERMISSIONS)
+        .chain(crate::observe::PERMISSIONS)
+        .map(|p| (*p).to_owned())
+        .collect();
+    for (name, src) in [
+        ("forecast", include_str!("../forecast/run.rs")),
+        ("verify", include_str!("../verify/run.rs")),
+    ] {
+        let used = calls(src, CLIENTS);
+        assert!(!used.is_empty(), "{name}: the scanner found no call");
+        assert!(
+            used.is_subset(&allowed),
+            "{name} calls {:?}",
+            used.difference(&allowed)
+        );
+    }
     // The scanner finds calls at all (a broken scanner passes everything).
     assert!(observe.contains("ec2:DescribeInstances"), "{observe:?}");
     assert!(calls(source(ActionName::Reboot), CLIENTS).contains("ec2:RebootInstances"));
@@ -173,6 +195,7 @@ fn the_template_grants_exactly_what_is_declared() {
         .chain(crate::observe::PERMISSIONS)
         .chain(crate::series::PERMISSIONS)
         .chain(crate::verify::PERMISSIONS)
+        .chain(crate::forecast::PERMISSIONS)
         .chain(crate::state::PERMISSIONS)
         .chain(crate::aws::ENGINE_PERMISSIONS)
         .map(|p| (*p).to_owned())

@@ -65,12 +65,14 @@ pub enum AlertSource {
     AlarmAction,
     /// A Prometheus Alertmanager webhook (payload version 4).
     Alertmanager,
+    /// first-responder's own predictive check (`forecast`).
+    Forecast,
 }
 
 impl AlertSource {
     /// CloudWatch alarms carry dimensions; Prometheus alerts carry labels.
     pub fn is_cloudwatch(self) -> bool {
-        !matches!(self, Self::Alertmanager)
+        matches!(self, Self::EventBridge | Self::Sns | Self::AlarmAction)
     }
 }
 

@@ -345,6 +345,8 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
         },
         IncidentKind::MemoryPressure => Severity::Warning,
         IncidentKind::ServiceDown => Severity::Critical,
+        // A forecast is not an outage yet: a warning, not a page.
+        IncidentKind::DiskFilling => Severity::Warning,
         IncidentKind::Unrouted => Severity::Warning,
     }
 }

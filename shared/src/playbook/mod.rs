@@ -33,6 +33,9 @@ pub struct Playbooks {
     pub disk_full: Playbook,
     pub memory_pressure: Playbook,
     pub service_down: Playbook,
+    /// The predictive check's incidents (`forecast`). A file written before
+    /// it existed may leave it out: the embedded one's is used.
+    pub disk_filling: Playbook,
     /// Keys of the old layout (parameters directly under the kind), each
     /// with the new key to write: accepted for one release. The functions
     /// log them at start; `check-playbooks` prints them.
@@ -53,6 +56,22 @@ pub struct Playbook {
     /// How long after the fix the delayed check looks at the alarm again
     /// (0 to 15 minutes: SQS's longest delay).
     pub verify_after_minutes: u32,
+    /// `disk_filling` only: a filesystem whose fitted line reaches 100%
+    /// within this many hours is an incident.
+    pub horizon_hours: u32,
+}
+
+impl Playbook {
+    fn empty() -> Self {
+        Self {
+            stages: Vec::new(),
+            next_steps: Vec::new(),
+            params: ActionParams::default(),
+            act_when_ssm_unreachable: false,
+            verify_after_minutes: DEFAULT_VERIFY_AFTER_MINUTES,
+            horizon_hours: DEFAULT_HORIZON_HOURS,
+        }
+    }
 }
 
 impl std::ops::Deref for Playbook {
@@ -70,9 +89,11 @@ impl std::ops::DerefMut for Playbook {
 
 static DEFAULT: LazyLock<Playbooks> = LazyLock::new(|| {
     // The embedded file is checked by a unit test; it cannot fail here.
-    Playbooks::parse("(embedded infra/playbooks.toml)", DEFAULT_TEXT)
+    Playbooks::parse(EMBEDDED, DEFAULT_TEXT)
         .unwrap_or_else(|e| panic!("the embedded playbooks do not validate: {e}"))
 });
+
+const EMBEDDED: &str = "(embedded infra/playbooks.toml)";
 
 impl Default for Playbooks {
     fn default() -> Self {
@@ -88,6 +109,7 @@ impl Playbooks {
             IncidentKind::DiskFull => Some(&self.disk_full),
             IncidentKind::MemoryPressure => Some(&self.memory_pressure),
             IncidentKind::ServiceDown => Some(&self.service_down),
+            IncidentKind::DiskFilling => Some(&self.disk_filling),
             IncidentKind::Unrouted => None,
         }
     }
@@ -118,6 +140,10 @@ impl Playbooks {
             .any(|a| a.needs().contains(&need))
     }
 
+    pub fn disk_filling_horizon_hours(&self) -> u32 {
+        self.disk_filling.horizon_hours
+    }
+
     pub fn next_steps(&self, kind: IncidentKind) -> &[String] {
         self.get(kind).map_or(&[], |p| p.next_steps.as_slice())
     }
@@ -141,6 +167,17 @@ impl Playbooks {
             disk_full: read(&mut v, IncidentKind::DiskFull, raw.disk_full),
             memory_pressure: read(&mut v, IncidentKind::MemoryPressure, raw.memory_pressure),
             service_down: read(&mut v, IncidentKind::ServiceDown, raw.service_down),
+            disk_filling: match raw.disk_filling {
+                Some(r) => read(&mut v, IncidentKind::DiskFilling, r),
+                None if origin == EMBEDDED => {
+                    v.fail(
+                        0..0,
+                        "[disk_filling] is missing from the embedded file".into(),
+                    );
+                    Playbook::empty()
+                }
+                None => Self::default().disk_filling,
+            },
             warnings: v
                 .warnings
                 .iter()
@@ -222,8 +259,17 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
             (0, i64::from(crate::verify::MAX_DELAY_MINUTES)),
             DEFAULT_VERIFY_AFTER_MINUTES,
         ),
+        horizon_hours: v.optional_range(
+            "horizon_hours",
+            raw.horizon_hours.take(),
+            (1, 7 * 24),
+            DEFAULT_HORIZON_HOURS,
+        ),
     }
 }
+
+/// How far ahead the predictive check looks (`disk_filling.horizon_hours`).
+pub const DEFAULT_HORIZON_HOURS: u32 = 6;
 
 /// The delayed check's default delay.
 pub const DEFAULT_VERIFY_AFTER_MINUTES: u32 = 10;
@@ -345,6 +391,7 @@ struct RawFile {
     disk_full: RawPlaybook,
     memory_pressure: RawPlaybook,
     service_down: RawPlaybook,
+    disk_filling: Option<RawPlaybook>,
 }
 
 /// A kind's table, and the reading of its actions' tables: one field and
@@ -362,6 +409,7 @@ macro_rules! raw_playbook {
             #[serde(default)]
             act_when_ssm_unreachable: bool,
             verify_after_minutes: Option<Spanned<i64>>,
+            horizon_hours: Option<Spanned<i64>>,
             $($module: Option<actions::$module::Raw>,)+
             // The layout before per-action tables (`old_layout`).
             scale_out_at_percent: Option<Spanned<f64>>,
@@ -411,6 +459,7 @@ impl fmt::Display for Playbooks {
             IncidentKind::DiskFull,
             IncidentKind::MemoryPressure,
             IncidentKind::ServiceDown,
+            IncidentKind::DiskFilling,
         ] {
             let stages: Vec<String> = self
                 .stages(kind)

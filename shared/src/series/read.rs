@@ -181,6 +181,27 @@ impl Aws {
                     _ => None,
                 })?;
                 for_instance(incident.kind, instance)?
+            } else if incident.alert.source == AlertSource::Forecast {
+                // The predictive check's own metric, from ListMetrics.
+                let m = incident.alert.metric.as_ref()?;
+                let metric = Metric::builder()
+                    .namespace(&m.namespace)
+                    .metric_name(&m.name)
+                    .set_dimensions(Some(
+                        m.dimensions
+                            .iter()
+                            .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                            .collect(),
+                    ))
+                    .build();
+                Query {
+                    label: metric_label(&metric),
+                    queries: vec![single(metric, 300, "Maximum")],
+                    returned: "m0".into(),
+                    period: 300,
+                    threshold: Some(100.0),
+                    comparison: None,
+                }
             } else {
                 match self.alarm_now(&incident.alert.alarm_name).await {
                     Ok(a) => match from_alarm(&a) {
