@@ -578,3 +578,78 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
     }
     Ok(())
 }
+
+/// `first-responder forecast --json` and `run --json` with the metric:
+/// the contract's fields, read from CloudWatch through the harness's bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_and_context_in_the_json() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    let bridge = harness::cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
+    let cw = bridge.client(&sdk);
+    let now = chrono::Utc::now().timestamp() / 300 * 300;
+    let end = chrono::DateTime::from_timestamp(now, 0).context("now")?;
+    let values: Vec<f64> = (0..36)
+        .map(|i| 90.0 - 2.0 * f64::from(35 - i) / 12.0)
+        .collect();
+    let dims = [
+        ("InstanceId", fleet.instance()),
+        ("device", "xvdf"),
+        ("fstype", "xfs"),
+        ("path", "/data"),
+    ];
+    harness::put_series(
+        &cw,
+        "CWAgent",
+        "disk_used_percent",
+        &dims,
+        end,
+        300,
+        &values,
+    )
+    .await?;
+    let extra = [("AWS_ENDPOINT_URL_CLOUDWATCH", bridge.endpoint.as_str())];
+    let out = run(&moto, Some(&fleet), &["forecast", "--json"], &extra);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["horizon_hours"], 6);
+    assert_eq!(v["filesystems"], 1);
+    let r = &v["at_risk"][0];
+    assert_eq!(r["instance"], fleet.instance());
+    assert_eq!(r["path"], "/data");
+    assert_eq!(r["percent_per_hour"], 2.0);
+    assert!(
+        r["full_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{v:#}"
+    );
+    let text = run(&moto, Some(&fleet), &["forecast"], &extra);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("1 filesystem(s) read; 1 at risk within 6 h"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+
+    // plan --json: `context` (null here: no alarm of that name) and a note.
+    let dir = tempdir()?;
+    let event = write_event(&dir, "high-cpu-alarm.json", fleet.instance())?;
+    let out = run(&moto, Some(&fleet), &["plan", "--json", &event], &extra);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let inc = &v["incidents"][0];
+    assert!(
+        inc.get("context").is_some_and(serde_json::Value::is_null),
+        "{inc:#}"
+    );
+    assert!(
+        inc["notes"].as_array().is_some_and(|n| n.iter().any(|n| n
+            .as_str()
+            .is_some_and(|s| s.starts_with("metric not shown")))),
+        "{inc:#}"
+    );
+    Ok(())
+}
