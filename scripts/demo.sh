@@ -178,6 +178,7 @@ assert account.count("== Notification") == 5, account
 # a warning.
 assert "received 3 message(s)" in account, account
 assert "Subject: [ESCALATION] Still firing after the fix: web-high-cpu" in account, account
+assert "THE METRIC SINCE THE FIX" in account and "latest 91.0" in account, account
 v = json.load(open(f"{run}/verify-report.json"))["verifications"]
 assert [(x["incident"], x["verdict"], x["published"]) for x in v] == [(alarm["id"], "still_firing", True)], v
 assert any(n.startswith("the fix is checked against the alarm in 0 minutes") for n in alarm["notes"]), alarm["notes"]

@@ -254,6 +254,20 @@ async fn seed_metrics(
     let mut cpu: Vec<f64> = (0..31).map(|i| 22.0 + f64::from(i % 7) * 3.5).collect();
     cpu.extend([84.0, 91.5, 95.3]);
     harness::put_series(cw, "AWS/EC2", "CPUUtilization", &cpu_dims, end, 300, &cpu).await?;
+    // And since now (when the demo's fix happens, by the wall clock): still
+    // high, so the check after the fix shows it.
+    let now = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() / 300 * 300, 0)
+        .context("now")?;
+    harness::put_series(
+        cw,
+        "AWS/EC2",
+        "CPUUtilization",
+        &cpu_dims,
+        now,
+        300,
+        &[93.4, 91.0],
+    )
+    .await?;
     harness::put_alarm(
         cw,
         "web-high-cpu",
