@@ -254,18 +254,22 @@ async fn seed_metrics(
     let mut cpu: Vec<f64> = (0..31).map(|i| 22.0 + f64::from(i % 7) * 3.5).collect();
     cpu.extend([84.0, 91.5, 95.3]);
     harness::put_series(cw, "AWS/EC2", "CPUUtilization", &cpu_dims, end, 300, &cpu).await?;
-    // And since now (when the demo's fix happens, by the wall clock): still
-    // high, so the check after the fix shows it.
-    let now = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() / 300 * 300, 0)
-        .context("now")?;
+    // And around now (the demo's fix happens by the wall clock, whenever
+    // the functions finish building): still high, from 10 minutes before to
+    // 30 after, so the check after the fix shows it.
+    let ahead =
+        chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() / 300 * 300 + 1800, 0)
+            .context("now")?;
+    let mut since = vec![93.4];
+    since.extend([91.0; 8]);
     harness::put_series(
         cw,
         "AWS/EC2",
         "CPUUtilization",
         &cpu_dims,
-        now,
+        ahead,
         300,
-        &[93.4, 91.0],
+        &since,
     )
     .await?;
     harness::put_alarm(
