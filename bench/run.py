@@ -221,7 +221,13 @@ class Proxy:
 
     def calls(self):
         time.sleep(0.1)  # the proxy rewrites its count every 20 ms
-        return int(pathlib.Path(self.count_file()).read_text() or 0)
+        # A read can fall between the truncation and the write: read again.
+        for _ in range(50):
+            text = pathlib.Path(self.count_file()).read_text().strip()
+            if text:
+                return int(text)
+            time.sleep(0.01)
+        raise SystemExit("the proxy's call count stayed empty")
 
     def count_file(self):
         return f"/tmp/first-responder-proxy-{self.p.pid}.count"

@@ -400,26 +400,45 @@ impl StateStore {
         owner: &str,
     ) -> Result<Result<(), i64>, String> {
         let pk = format!("cooldown#{action}#{resource}");
-        let until = now + i64::try_from(period.as_secs()).unwrap_or(i64::MAX / 4);
         // The incident that holds a cooldown may take it again: a delivery
         // resuming after a crash is finishing the same change, not a second one.
-        let put = self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&pk))
-            .item("until", n(until))
-            .item("owner", s(owner))
-            .item("expires_at", n(until + 3600))
-            .condition_expression("attribute_not_exists(pk) OR #u < :now OR #o = :owner")
-            .expression_attribute_names("#u", "until")
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":owner", s(owner));
+        let (put, until) = self.window(&pk, now, period, owner, true);
         Ok(match self.put_or_read(&pk, put).await? {
             Ok(_) => Ok(()),
             Err(item) => Err(get_n(&item, "until").unwrap_or(until)),
         })
+    }
+
+    /// A record that `owner` holds `pk` for `period` from `now`, written
+    /// unless an unexpired one stands (or, with `owner_may_renew`, stands
+    /// in `owner`'s own name); and when it runs out.
+    fn window(
+        &self,
+        pk: &str,
+        now: i64,
+        period: Duration,
+        owner: &str,
+        owner_may_renew: bool,
+    ) -> (PutItemFluentBuilder, i64) {
+        let until = now + i64::try_from(period.as_secs()).unwrap_or(i64::MAX / 4);
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("until", n(until))
+            .item("owner", s(owner))
+            .item("expires_at", n(until + 3600))
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_values(":now", n(now));
+        let put = if owner_may_renew {
+            put.condition_expression("attribute_not_exists(pk) OR #u < :now OR #o = :owner")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_values(":owner", s(owner))
+        } else {
+            put.condition_expression("attribute_not_exists(pk) OR #u < :now")
+        };
+        (put, until)
     }
 
     /// Holds `key` for `period` in the name of `owner`, or finds who holds
@@ -434,18 +453,7 @@ impl StateStore {
         owner: &str,
     ) -> Result<String, String> {
         let pk = format!("hold#{key}");
-        let until = now + i64::try_from(period.as_secs()).unwrap_or(i64::MAX / 4);
-        let put = self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&pk))
-            .item("until", n(until))
-            .item("owner", s(owner))
-            .item("expires_at", n(until + 3600))
-            .condition_expression("attribute_not_exists(pk) OR #u < :now")
-            .expression_attribute_names("#u", "until")
-            .expression_attribute_values(":now", n(now));
+        let (put, _) = self.window(&pk, now, period, owner, false);
         Ok(match self.put_or_read(&pk, put).await? {
             Ok(_) => owner.to_owned(),
             Err(item) => get_s(&item, "owner").unwrap_or(owner).to_owned(),

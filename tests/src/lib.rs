@@ -794,33 +794,47 @@ impl Delivered {
     }
 }
 
+/// Receives what a queue holds (up to 10 messages) and deletes it, as a
+/// consumer that handled it would: (message id, body) each.
+async fn receive_and_delete(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<(String, String)>> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await?;
+    let mut got = Vec::new();
+    for m in out.messages() {
+        let body = m.body().context("message without body")?;
+        got.push((
+            m.message_id().unwrap_or_default().to_owned(),
+            body.to_owned(),
+        ));
+        if let Some(h) = m.receipt_handle() {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(h)
+                .send()
+                .await?;
+        }
+    }
+    Ok(got)
+}
+
 /// Drains a queue: everything delivered so far.
 pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<Delivered>> {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut all = Vec::new();
     loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await?;
-        if out.messages().is_empty() {
+        let got = receive_and_delete(sdk, queue_url).await?;
+        if got.is_empty() {
             return Ok(all);
         }
-        for m in out.messages() {
-            let body = m.body().context("message without body")?;
+        for (_, body) in got {
             all.push(
-                serde_json::from_str(body)
+                serde_json::from_str(&body)
                     .with_context(|| format!("not an SNS envelope: {body}"))?,
             );
-            if let Some(h) = m.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(h)
-                    .send()
-                    .await?;
-            }
         }
     }
 }
@@ -1169,30 +1183,13 @@ pub async fn create_verify_queue(sdk: &SdkConfig) -> Result<String> {
 /// What Lambda's SQS event source would hand the responder: the queue's
 /// messages as an SQS event (received and deleted, as a successful batch).
 pub async fn take_sqs_event(sdk: &SdkConfig, queue_url: &str) -> Result<Option<serde_json::Value>> {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let out = sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await?;
-    if out.messages().is_empty() {
+    let got = receive_and_delete(sdk, queue_url).await?;
+    if got.is_empty() {
         return Ok(None);
     }
-    let mut records = Vec::new();
-    for m in out.messages() {
-        records.push(serde_json::json!({
-            "messageId": m.message_id(),
-            "eventSource": "aws:sqs",
-            "body": m.body().unwrap_or_default(),
-        }));
-        if let Some(h) = m.receipt_handle() {
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(h)
-                .send()
-                .await?;
-        }
-    }
+    let records: Vec<serde_json::Value> = got
+        .into_iter()
+        .map(|(id, body)| serde_json::json!({"messageId": id, "eventSource": "aws:sqs", "body": body}))
+        .collect();
     Ok(Some(serde_json::json!({ "Records": records })))
 }

@@ -243,54 +243,44 @@ impl Forecast {
 impl MetricContext {
     /// The lines the page shows, after the sparkline.
     pub fn lines(&self) -> Vec<String> {
-        let values: Vec<f64> = self.datapoints.iter().map(|p| p.value).collect();
-        let mut out = vec![format!(
-            "{} (every {} s, last {} h): {}",
-            self.metric,
-            self.period,
-            WINDOW_SECONDS / 3600,
-            sparkline(&values, SPARK_WIDTH)
-        )];
-        out.push(format!(
-            "min {} | max {} | latest {}{}",
-            figure(self.min),
-            figure(self.max),
-            figure(self.latest),
-            self.threshold
-                .map(|t| format!(" | threshold {}", figure(t)))
-                .unwrap_or_default()
-        ));
+        let span = format!("last {} h", WINDOW_SECONDS / 3600);
+        let mut out = self.graph(&span);
         if let Some(b) = &self.breach_started {
             out.push(format!("breaching since {b}"));
         }
         out
     }
-}
 
-impl MetricContext {
     /// The lines of a later look at the metric (the verification's).
     pub fn lines_since(&self) -> Vec<String> {
+        let from = self
+            .datapoints
+            .first()
+            .map(|p| rfc3339(p.at))
+            .unwrap_or_default();
+        self.graph(&format!("from {from}"))
+    }
+
+    /// The sparkline over `span`, then the figures.
+    fn graph(&self, span: &str) -> Vec<String> {
         let values: Vec<f64> = self.datapoints.iter().map(|p| p.value).collect();
-        let mut out = vec![format!(
-            "{} (every {} s, from {}): {}",
-            self.metric,
-            self.period,
-            self.datapoints
-                .first()
-                .map(|p| rfc3339(p.at))
-                .unwrap_or_default(),
-            sparkline(&values, SPARK_WIDTH)
-        )];
-        out.push(format!(
-            "min {} | max {} | latest {}{}",
-            figure(self.min),
-            figure(self.max),
-            figure(self.latest),
-            self.threshold
-                .map(|t| format!(" | threshold {}", figure(t)))
-                .unwrap_or_default()
-        ));
-        out
+        vec![
+            format!(
+                "{} (every {} s, {span}): {}",
+                self.metric,
+                self.period,
+                sparkline(&values, SPARK_WIDTH)
+            ),
+            format!(
+                "min {} | max {} | latest {}{}",
+                figure(self.min),
+                figure(self.max),
+                figure(self.latest),
+                self.threshold
+                    .map(|t| format!(" | threshold {}", figure(t)))
+                    .unwrap_or_default()
+            ),
+        ]
     }
 }
 
