@@ -1018,14 +1018,9 @@ impl World {
         let moto = Moto::start()?;
         let sdk = moto.sdk().await;
         let fleet = seed(&sdk, spec).await?;
-        let mut aws = first_responder::Aws::new(&sdk);
+        let mut aws = fast_aws(&sdk);
         let cloudwatch = cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
         aws.cloudwatch = cloudwatch.client(&sdk);
-        // Poll SSM quickly: moto answers at once.
-        aws.poll = first_responder::aws::PollSchedule {
-            first: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-        };
         let config = first_responder::Config {
             notify_topic_arn: Some(fleet.topic_arn.clone()),
             ..first_responder::Config::default()
@@ -1192,4 +1187,31 @@ pub async fn take_sqs_event(sdk: &SdkConfig, queue_url: &str) -> Result<Option<s
         .map(|(id, body)| serde_json::json!({"messageId": id, "eventSource": "aws:sqs", "body": body}))
         .collect();
     Ok(Some(serde_json::json!({ "Records": records })))
+}
+
+/// The product's executor on `sdk`, polling SSM quickly (moto and the
+/// stand-in answer at once): what the tests run with.
+pub fn fast_aws(sdk: &SdkConfig) -> first_responder::Aws {
+    let mut aws = first_responder::Aws::new(sdk);
+    aws.poll = first_responder::aws::PollSchedule {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    };
+    aws
+}
+
+/// The first incident's `action`: (status, detail or else reason), or
+/// ("absent", "") when it is not in the report.
+pub fn status_of(r: &first_responder::Report, action: &str) -> (String, String) {
+    r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == action)
+        .map(|a| {
+            (
+                a.status.as_str().to_owned(),
+                a.detail.clone().unwrap_or_else(|| a.reason.clone()),
+            )
+        })
+        .unwrap_or_else(|| ("absent".into(), String::new()))
 }

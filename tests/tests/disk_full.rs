@@ -5,29 +5,14 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use first_responder::aws::PollSchedule;
+use first_responder::Mode;
 use first_responder::commands;
 use first_responder::ids::VolumeId;
-use first_responder::{Aws, Mode, Report};
 use harness::proxy::{Fault, FaultProxy, Faults, Rule};
 use harness::{
-    FleetSpec, World, drain, sample_event, snapshots, ssm_commands, volume_modifications,
-    volume_size,
+    FleetSpec, World, drain, sample_event, snapshots, ssm_commands, status_of,
+    volume_modifications, volume_size,
 };
-
-fn status_of(r: &Report, action: &str) -> (String, String) {
-    r.incidents[0]
-        .actions
-        .iter()
-        .find(|a| a.action.as_str() == action)
-        .map(|a| {
-            (
-                a.status.as_str().to_owned(),
-                a.detail.clone().unwrap_or_else(|| a.reason.clone()),
-            )
-        })
-        .unwrap_or_else(|| ("absent".into(), String::new()))
-}
 
 fn vol(id: &str) -> Result<VolumeId> {
     Ok(VolumeId::parse("test", id)?)
@@ -179,11 +164,7 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let mut aws = Aws::new(&via);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
+    let aws = harness::fast_aws(&via);
     let limited = event.replace("2026-11-25T02:04:12.152", "2026-11-25T05:04:12.152");
     let before = snapshots(&w.sdk).await?.len();
     let r = first_responder::handle(serde_json::from_str(&limited)?, &aws, &w.config, Mode::Run)
@@ -287,11 +268,7 @@ async fn a_volume_already_being_modified_is_waited_for_then_grown() -> Result<()
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let mut aws = Aws::new(&via);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
+    let aws = harness::fast_aws(&via);
     let event = sample_event("disk-full-alarm.json", &instance)?;
     let r =
         first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
@@ -338,11 +315,7 @@ async fn the_notification_is_sent_before_the_invocation_times_out() -> Result<()
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let mut aws = Aws::new(&via);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
+    let aws = harness::fast_aws(&via);
     w.config.notify_reserve = Duration::from_secs(2);
     let event = harness::sample_event("high-cpu-alarm.json", w.fleet.instance())?;
     let started = std::time::Instant::now();

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use first_responder::aws::PollSchedule;
-use first_responder::{Aws, Config, Mode, handle};
+use first_responder::{Config, Mode, handle};
 use harness::proxy::{FaultProxy, Faults};
 use harness::{FleetSpec, Moto, desired_capacity, drain, sample_event, seed, snapshots};
 
@@ -42,11 +41,7 @@ async fn twenty_percent_of_aws_calls_failing() -> Result<()> {
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let mut aws = Aws::new(&via).with_state(&via, &fleet.state_table);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
+    let aws = harness::fast_aws(&via).with_state(&via, &fleet.state_table);
     let config = Config {
         notify_topic_arn: Some(fleet.topic_arn.clone()),
         state_table: Some(fleet.state_table.clone()),
@@ -215,11 +210,7 @@ async fn a_lost_create_snapshot_answer_takes_no_second_snapshot() -> Result<()> 
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let mut aws = Aws::new(&via);
-    aws.poll = PollSchedule {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(200),
-    };
+    let aws = harness::fast_aws(&via);
     let config = Config {
         notify_topic_arn: Some(fleet.topic_arn.clone()),
         ..Config::default()

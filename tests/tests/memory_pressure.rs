@@ -2,24 +2,10 @@
 //! where it is allowed, and never repeated when its outcome is unknown.
 
 use anyhow::{Context, Result};
+use first_responder::Mode;
 use first_responder::commands;
 use first_responder::ids::ServiceName;
-use first_responder::{Mode, Report};
-use harness::{FleetSpec, World, sample_event, ssm_commands, tag};
-
-fn status_of(r: &Report, action: &str) -> (String, String) {
-    r.incidents[0]
-        .actions
-        .iter()
-        .find(|a| a.action.as_str() == action)
-        .map(|a| {
-            (
-                a.status.as_str().to_owned(),
-                a.detail.clone().unwrap_or_else(|| a.reason.clone()),
-            )
-        })
-        .unwrap_or_else(|| ("absent".into(), String::new()))
-}
+use harness::{FleetSpec, World, sample_event, ssm_commands, status_of, tag};
 
 #[tokio::test]
 async fn memory_pressure_restarts_the_tagged_service_only_when_allowed() -> Result<()> {

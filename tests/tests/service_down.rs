@@ -2,22 +2,8 @@
 //! reboot otherwise, and only when EC2 says the instance is down.
 
 use anyhow::{Context, Result};
-use first_responder::{Mode, Report};
-use harness::{FleetSpec, World, instance_health, snapshots};
-
-fn status_of(r: &Report, action: &str) -> (String, String) {
-    r.incidents[0]
-        .actions
-        .iter()
-        .find(|a| a.action.as_str() == action)
-        .map(|a| {
-            (
-                a.status.as_str().to_owned(),
-                a.detail.clone().unwrap_or_else(|| a.reason.clone()),
-            )
-        })
-        .unwrap_or_else(|| ("absent".into(), String::new()))
-}
+use first_responder::Mode;
+use harness::{FleetSpec, World, instance_health, snapshots, status_of};
 
 #[tokio::test]
 async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -> Result<()> {
