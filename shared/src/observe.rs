@@ -28,18 +28,9 @@ pub const PERMISSIONS: &[&str] = &[
 ];
 
 impl Aws {
-    /// Reads the AWS state the planner needs for this incident, and the
-    /// alert's metric beside it (under its own short deadline), concurrently.
-    pub async fn observe(&self, incident: &Incident, config: &Config) -> Observed {
-        let (mut observed, metric) = tokio::join!(
-            self.observe_fleet(incident, config),
-            self.metric_context(incident, None)
-        );
-        observed.metric = metric;
-        observed
-    }
-
-    async fn observe_fleet(&self, incident: &Incident, config: &Config) -> Observed {
+    /// Reads the AWS state the planner needs for this incident,
+    /// concurrently; the alert's metric is read beside it (see `respond`).
+    pub async fn observe_fleet(&self, incident: &Incident, config: &Config) -> Observed {
         let kind = incident.kind;
         if incident.transition != Transition::Firing || kind == IncidentKind::Unrouted {
             return Observed::nothing();

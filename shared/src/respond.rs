@@ -2,8 +2,14 @@
 //! observe → plan → (execute) → report.
 
 #[cfg(feature = "aws")]
-use futures::future::join_all;
+use crate::engine::LateMetric;
+#[cfg(feature = "aws")]
+use futures::FutureExt;
+#[cfg(feature = "aws")]
+use futures::future::{Either, join_all, select};
 use serde_json::Value;
+#[cfg(feature = "aws")]
+use std::pin::pin;
 #[cfg(feature = "aws")]
 use tracing::{Instrument, info, info_span};
 
@@ -175,14 +181,16 @@ pub async fn respond_until(
             // The reads are bounded too (an `lsblk` over SSM may wait a minute).
             let observe = async {
                 match hard {
-                    Some(h) => tokio::time::timeout_at(h.into(), aws.observe(incident, config))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Observed::failed(
-                                "the reads did not finish before the invocation's deadline",
-                            )
-                        }),
-                    None => aws.observe(incident, config).await,
+                    Some(h) => {
+                        tokio::time::timeout_at(h.into(), aws.observe_fleet(incident, config))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Observed::failed(
+                                    "the reads did not finish before the invocation's deadline",
+                                )
+                            })
+                    }
+                    None => aws.observe_fleet(incident, config).await,
                 }
             };
             // The check after the fix is sent before any change (beside the
@@ -201,33 +209,53 @@ pub async fn respond_until(
                     _ => None,
                 }
             };
-            let (mut observed, started, scheduled) = if mode == Mode::Run && may_act {
-                let now = crate::aws::unix_now();
-                let (o, s, v) =
-                    tokio::join!(observe, aws.begin(&incident.id, config, now), schedule);
-                (o, Some((s, now)), v)
-            } else {
-                (observe.await, None, None)
-            };
-            observed.kill_switch = kill_switch.clone();
-            let p = plan(incident, &observed, config);
-            for a in &p.actions {
-                let decision = match &a.decision {
-                    Decision::Do(_) => "do",
-                    Decision::Skip(_) => "skip",
-                    Decision::Fail(_) => "fail",
-                };
-                info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
-            }
-            let fixes = p.actions.iter().any(|a| {
-                crate::verify::is_fix(a.name) && matches!(a.decision, Decision::Do(_))
-            });
-            let mut report = match (mode, started) {
-                (Mode::Plan, _) => p.to_report(),
-                (Mode::Run, Some((s, now))) => {
-                    aws.execute_started(&p, config, s, now, hard).await
+            // The alert's metric is read beside the fleet (under its own
+            // short deadline), on its own clock.
+            let metric: LateMetric<'_> = aws.metric_context(incident, config).boxed().shared();
+            let decide = |mut observed: Observed| {
+                observed.kill_switch = kill_switch.clone();
+                let p = plan(incident, &observed, config);
+                for a in &p.actions {
+                    let decision = match &a.decision {
+                        Decision::Do(_) => "do",
+                        Decision::Skip(_) => "skip",
+                        Decision::Fail(_) => "fail",
+                    };
+                    info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
                 }
-                (Mode::Run, None) => aws.execute(&p, config).await,
+                let fixes = p.actions.iter().any(|a| {
+                    crate::verify::is_fix(a.name) && matches!(a.decision, Decision::Do(_))
+                });
+                (p, fixes)
+            };
+            let (mut report, fixes, scheduled) = if mode == Mode::Run && may_act {
+                // Acting: planned and started on the fleet's state alone;
+                // the engine waits for the metric only where it is used.
+                let act = async {
+                    let now = crate::aws::unix_now();
+                    let (o, s, v) =
+                        tokio::join!(observe, aws.begin(&incident.id, config, now), schedule);
+                    let (p, fixes) = decide(o);
+                    let r = aws
+                        .execute_started(&p, config, s, now, hard, Some(metric.clone()))
+                        .await;
+                    (r, fixes, v)
+                };
+                // The metric keeps being read while the engine works
+                // elsewhere; once the incident is done, it is let go.
+                match select(pin!(act), metric.clone()).await {
+                    Either::Left((done, _)) => done,
+                    Either::Right((_, act)) => act.await,
+                }
+            } else {
+                let (mut o, m) = tokio::join!(observe, metric);
+                o.metric = m;
+                let (p, fixes) = decide(o);
+                let r = match mode {
+                    Mode::Plan => p.to_report(),
+                    Mode::Run => aws.execute(&p, config).await,
+                };
+                (r, fixes, None)
             };
             if fixes && mode == Mode::Run && !config.dry_run {
                 report.notes.push(match scheduled {

@@ -233,3 +233,62 @@ async fn a_disk_rising_two_points_an_hour_is_forecast_and_sized_for_it() -> Resu
     );
     Ok(())
 }
+
+/// An Alertmanager disk alert names an address and a mount point: the
+/// responder finds the instance and the CloudWatch agent's metric for that
+/// mount point among the instance's (not the root filesystem's), and sizes
+/// the volume by its forecast.
+#[tokio::test]
+async fn an_alertmanager_disk_alert_shows_the_agents_metric_for_its_mount_point() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    // +2 points an hour on /data; the root filesystem flat at 40%.
+    let data: Vec<f64> = (0..34)
+        .map(|i| 96.5 - 2.0 * f64::from(33 - i) / 12.0)
+        .collect();
+    for (path, device, values) in [
+        ("/", "xvda1", vec![40.0; 34]),
+        ("/data", "xvdf", data.clone()),
+    ] {
+        let dims = [
+            ("InstanceId", instance.as_str()),
+            ("device", device),
+            ("fstype", "ext4"),
+            ("path", path),
+        ];
+        put_series(
+            &w.aws.cloudwatch,
+            "CWAgent",
+            "disk_used_percent",
+            &dims,
+            last_point(),
+            300,
+            &values,
+        )
+        .await?;
+    }
+    w.config.playbooks.disk_full.expand_volume.growth_days = 2;
+    let event =
+        std::fs::read_to_string(harness::root().join("events/alertmanager-disk-full.json"))?
+            .replace("10.0.1.5", &w.fleet.private_ip);
+    let r = w.handle(&event).await?;
+    let i = &r.incidents[0];
+    let c = i.context.as_ref().context("a metric context")?;
+    assert_eq!(c.metric, "CWAgent/disk_used_percent");
+    assert_eq!(c.datapoints.len(), data.len(), "{c:?}");
+    assert!(
+        (c.latest - 96.5).abs() < 1e-9,
+        "the /data series, not /: {c:?}"
+    );
+    let f = i.forecast.as_ref().context("a forecast")?;
+    assert!((f.percent_per_hour - 2.0).abs() < 0.01, "{f:?}");
+    // 96.5% of 20 GiB as alerted, + 2 days at 2 points an hour, below 95%.
+    let (st, detail) = harness::status_of(&r, "expand_volume");
+    assert_eq!(st, "done", "{r:#?}");
+    assert_eq!(
+        volume_size(&w.sdk, &w.fleet.data_volume).await?,
+        41,
+        "{detail}"
+    );
+    Ok(())
+}

@@ -153,6 +153,12 @@ macro_rules! registry {
                     $(Self::$variant(s) => s),+
                 }
             }
+
+            fn action_mut(&mut self) -> &mut dyn ActionStep {
+                match self {
+                    $(Self::$variant(s) => s),+
+                }
+            }
         }
 
         #[cfg(feature = "aws")]
@@ -221,6 +227,21 @@ pub trait ActionStep {
     fn cooldown(&self, _: &ActionParams, _: &Settings) -> Option<(String, Duration)> {
         None
     }
+
+    /// Its decision reads the alert's metric. The metric is read beside the
+    /// fleet but not waited for by the planner (it must not lengthen the
+    /// critical path): the engine waits for it before this step's stage and
+    /// hands it to [`ActionStep::with_forecast`].
+    fn uses_metric(&self) -> bool {
+        false
+    }
+
+    /// Decides again with the metric's forecast (None: no metric, or not
+    /// growing); Some(reason) is the decision's new reason. The same answer
+    /// however often it is asked.
+    fn with_forecast(&mut self, _: Option<&crate::series::Forecast>) -> Option<String> {
+        None
+    }
 }
 
 impl Step {
@@ -238,6 +259,14 @@ impl Step {
 
     pub fn intent(&self) -> String {
         self.action().intent()
+    }
+
+    pub fn uses_metric(&self) -> bool {
+        self.action().uses_metric()
+    }
+
+    pub fn with_forecast(&mut self, forecast: Option<&crate::series::Forecast>) -> Option<String> {
+        self.action_mut().with_forecast(forecast)
     }
 
     /// The cooldown this step takes: (action, resource, how long), with the

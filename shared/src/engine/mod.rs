@@ -24,6 +24,14 @@ use crate::outcome::Outcome;
 mod record;
 use record::*;
 
+/// The alert's metric while it is still being read: the responder plans and
+/// starts acting on the fleet's state alone, and the engine waits for the
+/// metric only where it is used (a step that sizes itself by the forecast,
+/// and the page), so the reads never lengthen the critical path. Shared, so
+/// that the caller keeps it going while the engine waits elsewhere.
+pub type LateMetric<'a> =
+    Shared<BoxFuture<'a, Option<Result<crate::series::MetricContext, String>>>>;
+
 impl Aws {
     /// Carries out a plan: independent actions concurrently under the
     /// actions deadline, then the notification with what came of them. With
@@ -38,7 +46,8 @@ impl Aws {
         }
         let now = unix_now();
         let started = self.begin(&plan.incident.id, config, now).await;
-        self.execute_started(plan, config, started, now, None).await
+        self.execute_started(plan, config, started, now, None, None)
+            .await
     }
 
     /// Takes the occurrence's lease (see [`Started`]). Separate from
@@ -82,7 +91,8 @@ impl Aws {
     /// Carries out a plan for a delivery that [`Aws::begin`] let through.
     /// `until`: the invocation's own deadline less the reserve for the
     /// notification; the actions stop at it or at `ACTIONS_DEADLINE_SECONDS`,
-    /// whichever comes first.
+    /// whichever comes first. `metric`: the alert's metric, still being read
+    /// (see [`LateMetric`]).
     pub async fn execute_started(
         &self,
         plan: &Plan,
@@ -90,6 +100,7 @@ impl Aws {
         started: Started,
         now: i64,
         until: Option<std::time::Instant>,
+        metric: Option<LateMetric<'_>>,
     ) -> IncidentReport {
         let lease = config.actions_deadline + Duration::from_secs(60);
         let id = plan.incident.id.as_str();
@@ -113,7 +124,8 @@ impl Aws {
             }
             return r;
         }
-        let plan = plan.clone();
+        let mut plan = plan.clone();
+        let mut metric = metric;
         // The flap guard counts this occurrence once, when its first change
         // is about to be made, in the same round trip as that change's
         // cooldown and the breaker; only a first delivery counts.
@@ -126,10 +138,12 @@ impl Aws {
             deadline = u;
             invocation = true;
         }
-        let (notify, work): (Vec<&PlannedAction>, Vec<&PlannedAction>) = plan
+        let notify: Vec<PlannedAction> = plan
             .actions
             .iter()
-            .partition(|a| a.name == ActionName::Notify);
+            .filter(|a| a.name == ActionName::Notify)
+            .cloned()
+            .collect();
         let mut transient: Option<String> = None;
         let mut reports: Vec<ActionReport> = Vec::new();
         // The notification is claimed beside the first stage, not after the last.
@@ -149,10 +163,29 @@ impl Aws {
         let mut recording: Vec<Recording> = Vec::new();
         // Stages in order, the actions of one stage concurrently; a later
         // stage sees what the earlier ones reported (disk usage after cleanup).
-        let stages = work.iter().map(|a| a.stage).max().map_or(0, |m| m + 1);
+        let stages = plan
+            .actions
+            .iter()
+            .filter(|a| a.name != ActionName::Notify)
+            .map(|a| a.stage)
+            .max()
+            .map_or(0, |m| m + 1);
         for stage in 0..stages {
+            // A step that sizes itself by the metric waits for it here (by
+            // now it is in: it was read beside the fleet and earlier stages).
+            if plan.stage_uses_metric(stage)
+                && let Some(m) = metric.take()
+            {
+                plan.with_metric(m.await);
+            }
             let earlier = reports.clone();
-            let stage_work = join_all(work.iter().filter(|a| a.stage == stage).map(|a| {
+            let work: Vec<PlannedAction> = plan
+                .actions
+                .iter()
+                .filter(|a| a.stage == stage && a.name != ActionName::Notify)
+                .cloned()
+                .collect();
+            let stage_work = join_all(work.iter().map(|a| {
                 let clock = Clock {
                     deadline,
                     invocation,
@@ -181,6 +214,10 @@ impl Aws {
             (None, Some(c)) => c.await,
             (None, None) => Vec::new(),
         };
+        // The page shows the metric.
+        if let Some(m) = metric.take() {
+            plan.with_metric(m.await);
+        }
         // The notification goes out while the last stage's outcomes are written.
         let publish = async {
             let mut sent = Vec::new();

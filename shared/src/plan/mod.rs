@@ -136,6 +136,37 @@ impl Plan {
         }
     }
 
+    /// The alert's metric, when it comes: the context of the page, the
+    /// forecast of a disk, and the steps that size themselves by it decided
+    /// again. Planning first and adding the metric after gives the same plan
+    /// as planning with it (the responder acts before the metric is in).
+    pub fn with_metric(&mut self, metric: Option<Result<MetricContext, String>>) {
+        match metric {
+            Some(Ok(c)) => {
+                if self.incident.kind.is_disk() {
+                    self.forecast = crate::series::forecast(&c.datapoints);
+                }
+                self.context = Some(c);
+            }
+            Some(Err(why)) => self.note(format!("metric not shown: {why}")),
+            None => {}
+        }
+        for a in &mut self.actions {
+            if let Decision::Do(step) = &mut a.decision
+                && let Some(reason) = step.with_forecast(self.forecast.as_ref())
+            {
+                a.reason = reason;
+            }
+        }
+    }
+
+    /// Whether a step of this stage decides by the metric.
+    pub fn stage_uses_metric(&self, stage: usize) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.stage == stage && matches!(&a.decision, Decision::Do(s) if s.uses_metric()))
+    }
+
     /// A note, once.
     pub(crate) fn note(&mut self, note: String) {
         if !self.notes.contains(&note) {
@@ -194,16 +225,6 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         context: None,
         forecast: None,
     };
-    match &observed.metric {
-        Some(Ok(c)) => {
-            if incident.kind.is_disk() {
-                p.forecast = crate::series::forecast(&c.datapoints);
-            }
-            p.context = Some(c.clone());
-        }
-        Some(Err(why)) => p.notes.push(format!("metric not shown: {why}")),
-        None => {}
-    }
     if let Some(rule) = &incident.alert.alarm_rule {
         p.notes.push(format!(
             "composite alarm rule: {}",
@@ -288,6 +309,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             }
         }
     }
+    p.with_metric(observed.metric.clone());
     if let Some(s) = declared_severity(incident) {
         p.severity = s;
     }

@@ -12,10 +12,15 @@ use serde::{Serialize, Serializer};
 #[cfg(feature = "aws")]
 pub(crate) mod read;
 
-/// The IAM actions of the reads. GetMetricData has no resource-level
+/// The IAM actions of the reads. GetMetricData and ListMetrics (an
+/// Alertmanager disk alert's agent metric) have no resource-level
 /// permission (granted on `*`); DescribeAlarms is granted on this account's
 /// and region's alarms.
-pub const PERMISSIONS: &[&str] = &["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData"];
+pub const PERMISSIONS: &[&str] = &[
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:ListMetrics",
+];
 
 /// How far back the page looks from the alarm's state change.
 pub const WINDOW_SECONDS: i64 = 3 * 3600;

@@ -6,18 +6,21 @@
 
 use aws_sdk_cloudwatch::primitives::DateTime as SdkTime;
 use aws_sdk_cloudwatch::types::{
-    Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, ScanBy,
+    Dimension, DimensionFilter, Metric, MetricAlarm, MetricDataQuery, MetricStat, ScanBy,
 };
 use chrono::{DateTime, Utc};
 
 use super::{Comparison, MetricContext, Point, WINDOW_SECONDS, summarize};
 use crate::alert::AlertSource;
 use crate::aws::{Aws, sdk_error};
+use crate::config::Config;
+use crate::disk::DiskTarget;
+use crate::ids::InstanceId;
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
 
 /// How long the reads may take: they run beside the other first-stage
-/// reads and must not hold up the plan (a slow CloudWatch costs the page
-/// its graph, not the fix).
+/// reads; the fix does not wait for them, and the page waits at most this
+/// long (a slow CloudWatch costs the page its graph, not the fix).
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// `MetricDataQuery.Id`: a lowercase letter, then letters, digits and `_`.
@@ -169,18 +172,29 @@ impl Aws {
     pub async fn metric_context(
         &self,
         incident: &Incident,
-        instance: Option<&str>,
+        config: &Config,
     ) -> Option<Result<MetricContext, String>> {
         if incident.transition != Transition::Firing {
             return None;
         }
         let read = async {
             let q = if incident.alert.source == AlertSource::Alertmanager {
-                let instance = instance.or(match &incident.resource {
-                    Resource::Instance(i) => Some(i.as_str()),
-                    _ => None,
-                })?;
-                for_instance(incident.kind, instance)?
+                // An alert that names only an address is looked up here as
+                // well as in the fleet's reads: one more DescribeInstances,
+                // beside them, rather than a wait for theirs.
+                let instance = match &incident.resource {
+                    Resource::Instance(i) => i.clone(),
+                    Resource::Address(a) => self.resolve(a, &config.vpc_ids).await.ok()?.0,
+                    _ => return None,
+                };
+                if incident.kind.is_disk() {
+                    match self.disk_metric(incident, &instance).await {
+                        Ok(q) => q,
+                        Err(e) => return Some(Err(e)),
+                    }
+                } else {
+                    for_instance(incident.kind, instance.as_str())?
+                }
             } else if incident.alert.source == AlertSource::Forecast {
                 // The predictive check's own metric, from ListMetrics.
                 let m = incident.alert.metric.as_ref()?;
@@ -223,6 +237,74 @@ impl Aws {
                 DEADLINE.as_millis()
             ))),
         }
+    }
+
+    /// The CloudWatch agent's `disk_used_percent` for the alerted mount
+    /// point: the instance's metrics are listed by its (validated) id and
+    /// the one whose `path` is the alert's mount point is picked here, so
+    /// the query names only what ListMetrics answered.
+    async fn disk_metric(
+        &self,
+        incident: &Incident,
+        instance: &InstanceId,
+    ) -> Result<Query, String> {
+        let labels = incident
+            .alert
+            .metric
+            .as_ref()
+            .map(|m| m.dimensions.clone())
+            .unwrap_or_default();
+        let Some(mount) = DiskTarget::from_labels(&labels).mount else {
+            return Err("the alert names no mount point to find its disk_used_percent by".into());
+        };
+        let mut token = None;
+        // A handful of pages: one instance has a few filesystems (moto lists
+        // one entry a datapoint).
+        for _ in 0..5 {
+            let out = self
+                .cloudwatch
+                .list_metrics()
+                .namespace("CWAgent")
+                .metric_name("disk_used_percent")
+                .dimensions(
+                    DimensionFilter::builder()
+                        .name("InstanceId")
+                        .value(instance.as_str())
+                        .build(),
+                )
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("ListMetrics: {}", sdk_error(&e)))?;
+            let found = out.metrics().iter().find(|m| {
+                m.dimensions()
+                    .iter()
+                    .any(|d| d.name() == Some("path") && d.value() == Some(mount.as_str()))
+            });
+            if let Some(m) = found {
+                let metric = Metric::builder()
+                    .set_namespace(m.namespace().map(ToOwned::to_owned))
+                    .set_metric_name(m.metric_name().map(ToOwned::to_owned))
+                    .set_dimensions(Some(m.dimensions().to_vec()))
+                    .build();
+                return Ok(Query {
+                    label: metric_label(&metric),
+                    queries: vec![single(metric, 300, "Maximum")],
+                    returned: "m0".into(),
+                    period: 300,
+                    threshold: None,
+                    comparison: None,
+                });
+            }
+            token = out.next_token().map(ToOwned::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Err(format!(
+            "the CloudWatch agent publishes no disk_used_percent for {} on {instance}",
+            crate::text::quoted(&mount, 80)
+        ))
     }
 
     /// The metric alarm of that name, as CloudWatch has it now.

@@ -129,6 +129,16 @@ impl Params {
     }
 }
 
+/// Sizing for growth at the metric's fitted rate (`growth_days`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Growth {
+    pub days: u32,
+    /// `max_volume_gib` (2 TiB on an MBR disk).
+    pub cap_gib: i32,
+    /// The rate it was sized for, when the forecast made it larger.
+    pub rate: Option<f64>,
+}
+
 /// Everything the executor needs to grow one volume and its filesystem.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expansion {
@@ -138,6 +148,11 @@ pub struct Expansion {
     pub xen_letters: Option<String>,
     pub from_gib: i32,
     pub to_gib: i32,
+    /// What the +20% rule gives, before any growth at the forecast rate.
+    pub rule_gib: i32,
+    pub growth: Growth,
+    /// The alerted filesystem, in words.
+    pub subject: String,
     /// The alert's mount point: read in `df` output, never put in a command.
     pub mount: Option<String>,
     /// Expand only when usage after the cleanup is at or above this.
@@ -159,7 +174,6 @@ pub(crate) fn expansion(
     params: Option<&Params>,
     me: &Result<InstanceState, Decision>,
     usage: Option<f64>,
-    forecast: Option<&crate::series::Forecast>,
 ) -> (String, Decision, String) {
     let default = Params::default();
     let pb = params.unwrap_or(&default);
@@ -240,68 +254,86 @@ pub(crate) fn expansion(
         Ok(to) => to,
         Err(why) => return skip(why),
     };
-    // Growing: room for `growth_days` more at the fitted rate, when the
-    // rule gives less (never above the maximum).
     let cap = if mbr { pb.max_volume_gib.min(2048) } else { pb.max_volume_gib };
-    let growth = match (forecast, usage) {
-        (Some(f), Some(u)) if f.full_at.is_some() && pb.growth_days > 0 => {
-            crate::disk::growth_size(from, u, f.percent_per_hour, pb.growth_days, pb.at_percent)
-                .filter(|g| *g > to)
-                .map(|g| (g.min(cap), f.percent_per_hour))
-        }
-        _ => None,
+    let e = Expansion {
+        instance: instance.clone(),
+        volume: v.id.clone(),
+        xen_letters: r.xen_letters.clone(),
+        from_gib: from,
+        to_gib: to,
+        rule_gib: to,
+        growth: Growth {
+            days: pb.growth_days,
+            cap_gib: cap,
+            rate: None,
+        },
+        subject: target.describe(),
+        mount: target.mount.clone(),
+        expand_at: pb.at_percent,
+        alert_usage: usage,
+        modification_wait: Duration::from_secs(u64::from(pb.modification_wait_seconds)),
+        how: r.how,
     };
-    let (to, sized) = match growth {
-        Some((g, rate)) => (
-            g,
-            format!(
+    let reason = e.reason();
+    (subject, Decision::Do(super::Step::ExpandVolume(Box::new(e))), reason)
+}
+
+impl Expansion {
+    /// Sizes the volume for the metric's forecast: room for `growth_days`
+    /// more at the fitted rate when the +20% rule gives less, never above
+    /// the maximum. Without a growing forecast, the rule. The same answer
+    /// however often it is asked (the planner may not have had the metric
+    /// yet; the engine asks again once it has).
+    pub fn size_for(&mut self, forecast: Option<&crate::series::Forecast>) {
+        self.to_gib = self.rule_gib;
+        self.growth.rate = None;
+        if let (Some(f), Some(u)) = (forecast, self.alert_usage)
+            && f.full_at.is_some()
+            && self.growth.days > 0
+            && let Some(g) = crate::disk::growth_size(
+                self.from_gib,
+                u,
+                f.percent_per_hour,
+                self.growth.days,
+                self.expand_at,
+            )
+            .filter(|g| *g > self.rule_gib)
+        {
+            self.to_gib = g.min(self.growth.cap_gib);
+            self.growth.rate = Some(f.percent_per_hour);
+        }
+    }
+
+    /// Why, in the plan's words.
+    pub fn reason(&self) -> String {
+        let sized = match self.growth.rate {
+            Some(rate) => format!(
                 "; sized for {} days more at the current {rate:.2} percentage points an hour{}",
-                pb.growth_days,
-                if g == cap {
-                    format!(", capped at {cap} GiB (max_volume_gib)")
+                self.growth.days,
+                if self.to_gib == self.growth.cap_gib {
+                    format!(", capped at {} GiB (max_volume_gib)", self.growth.cap_gib)
                 } else {
                     String::new()
                 }
             ),
-        ),
-        None => (to, String::new()),
-    };
-    let reason = format!(
-        "{} is at or above {}%: snapshot {}, grow it {from} -> {to} GiB{sized}, then the partition and filesystem ({})",
-        target.describe(),
-        pb.at_percent,
-        v.id,
-        r.how
-    );
-    (
-        subject,
-        Decision::Do(super::Step::ExpandVolume(Box::new(Expansion {
-            instance: instance.clone(),
-            volume: v.id.clone(),
-            xen_letters: r.xen_letters.clone(),
-            from_gib: from,
-            to_gib: to,
-            mount: target.mount.clone(),
-            expand_at: pb.at_percent,
-            alert_usage: usage,
-            modification_wait: Duration::from_secs(u64::from(pb.modification_wait_seconds)),
-            how: r.how,
-        }))),
-        reason,
-    )
+            None => String::new(),
+        };
+        format!(
+            "{} is at or above {}%: snapshot {}, grow it {} -> {} GiB{sized}, then the partition and filesystem ({})",
+            self.subject, self.expand_at, self.volume, self.from_gib, self.to_gib, self.how
+        )
+    }
 }
 
 /// Only after the cleanup, and only when usage is still at or above
-/// `at_percent`: the volume behind the alerted mount point.
+/// `at_percent`: the volume behind the alerted mount point. Sized by the
+/// +20% rule here; the metric's forecast, which may come later than the
+/// fleet's state, sizes it again ([`Expansion::size_for`]).
 pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let target = disk_target(p.incident);
     let me = instance_opted_in(instance, observed, config);
     let usage = disk_usage(p.incident);
     let params = p.playbook(config).map(|pb| &pb.expand_volume);
-    let forecast = match &observed.metric {
-        Some(Ok(c)) => crate::series::forecast(&c.datapoints),
-        _ => None,
-    };
     let (target_name, decision, reason) = expansion(
         instance,
         &target,
@@ -310,7 +342,6 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
         params,
         &me,
         usage,
-        forecast.as_ref(),
     );
     p.push(config, ActionName::ExpandVolume, target_name, reason, decision);
 }
@@ -331,6 +362,13 @@ impl ActionStep for Expansion {
     fn intent(&self) -> String {
         format!("to={}", self.to_gib)
     }
+    fn uses_metric(&self) -> bool {
+        true
+    }
+    fn with_forecast(&mut self, forecast: Option<&crate::series::Forecast>) -> Option<String> {
+        self.size_for(forecast);
+        Some(self.reason())
+    }
     fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         Some((
             self.volume.to_string(),
@@ -348,6 +386,12 @@ impl ActionStep for Box<Expansion> {
     }
     fn intent(&self) -> String {
         (**self).intent()
+    }
+    fn uses_metric(&self) -> bool {
+        true
+    }
+    fn with_forecast(&mut self, forecast: Option<&crate::series::Forecast>) -> Option<String> {
+        (**self).with_forecast(forecast)
     }
     fn cooldown(&self, pb: &crate::actions::ActionParams, c: &Settings) -> Option<(String, Duration)> {
         (**self).cooldown(pb, c)

@@ -288,6 +288,34 @@ fn a_growing_disk_is_sized_for_days_of_growth_within_the_maximum() {
 }
 
 #[test]
+fn the_metric_added_after_planning_gives_the_plan_made_with_it() {
+    // The responder plans on the fleet's state and adds the metric when it
+    // comes (it must not wait for it): the same plan as with it at once.
+    let mut without = disk_fleet();
+    without.metric = None;
+    for rate in [2.0, 0.1, 0.0] {
+        let mut with = disk_fleet();
+        with.metric = Some(Ok(rising(rate)));
+        let at_once = plan(&incident(DISK), &with, &config());
+        let mut later = plan(&incident(DISK), &without, &config());
+        assert_eq!(expansion_of(&later).to_gib, 120, "the rule before the metric");
+        later.with_metric(with.metric.clone());
+        assert_eq!(later, at_once, "at {rate} points an hour");
+        // Asked twice, the same answer.
+        later.with_metric(with.metric.clone());
+        assert_eq!(later, at_once);
+    }
+    let mut later = plan(&incident(DISK), &without, &config());
+    assert!(later.stage_uses_metric(
+        later.actions.iter().find(|a| a.name == ActionName::ExpandVolume).map(|a| a.stage).unwrap()
+    ));
+    assert!(!later.stage_uses_metric(0), "the cleanup does not wait for the metric");
+    later.with_metric(Some(Err("no data".into())));
+    assert_eq!(expansion_of(&later).to_gib, 120);
+    assert!(later.notes.iter().any(|n| n == "metric not shown: no data"), "{:?}", later.notes);
+}
+
+#[test]
 fn growth_size_is_the_size_that_reaches_the_threshold_after_the_days() {
     use crate::disk::growth_size;
     assert_eq!(growth_size(100, 90.0, 1.0, 1, 95.0), Some(120)); // (90 + 24) / 0.95
