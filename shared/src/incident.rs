@@ -359,6 +359,22 @@ impl Incident {
         })
     }
 
+    /// Where this alert's resolution is recorded for the check after the
+    /// fix (see [`crate::verify::resolution_key`]): an Alertmanager
+    /// resolution under the id its firing delivery got (the same
+    /// fingerprint and `startsAt`), a CloudWatch alarm under its name.
+    pub fn resolution_key(&self) -> Option<String> {
+        let firing = match self.alert.source {
+            AlertSource::Alertmanager => self
+                .alert
+                .occurrence
+                .rsplit_once('\n')
+                .map(|(base, _status)| incident_id(&format!("{base}\nfiring")))?,
+            _ => self.id.clone(),
+        };
+        crate::verify::resolution_key(self.alert.source.as_str(), &self.alert.alarm_name, &firing)
+    }
+
     pub fn instance(&self) -> Option<&InstanceId> {
         match &self.resource {
             Resource::Instance(i) => Some(i),

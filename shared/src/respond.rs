@@ -257,6 +257,28 @@ pub async fn respond_until(
                 };
                 (r, fixes, None)
             };
+            // A resolution is recorded for the check after the fix: it
+            // tells an Alertmanager alert's recovery, and whether a resolve
+            // notice already went out.
+            if mode == Mode::Run
+                && !config.dry_run
+                && incident.transition == Transition::Resolved
+                && let (Some(st), Some(key)) = (&aws.state, incident.resolution_key())
+            {
+                let notified = report.actions.iter().any(|a| {
+                    a.action == crate::actions::ActionName::Notify
+                        && a.status == crate::report::Status::Done
+                });
+                if let Err(e) = st
+                    .record_resolution(&key, crate::aws::unix_now(), notified)
+                    .await
+                {
+                    report.notes.push(format!(
+                        "the resolution was not recorded for the check after the fix: {e}"
+                    ));
+                    report.transient_error = report.transient_error.take().or(Some(e));
+                }
+            }
             if fixes && mode == Mode::Run && !config.dry_run {
                 report.notes.push(match scheduled {
                     Some(Ok(id)) => format!(

@@ -248,18 +248,71 @@ impl StateStore {
         }))
     }
 
+    /// Records that an alert resolved (its resolved delivery, or the
+    /// alarm's OK), under `key`: the firing incident's id for Alertmanager,
+    /// `alarm:NAME` for a CloudWatch alarm. `notified`: a resolve notice
+    /// went out, so the check after the fix need not send its own; once
+    /// set, a later delivery does not unset it.
+    pub async fn record_resolution(
+        &self,
+        key: &str,
+        at: i64,
+        notified: bool,
+    ) -> Result<(), String> {
+        let pk = format!("resolved#{key}");
+        let mut update = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .expression_attribute_values(":t", n(at))
+            .expression_attribute_values(":exp", n(at + RECORD_TTL.as_secs() as i64));
+        update = match notified {
+            true => update
+                .update_expression("SET resolved_at = :t, expires_at = :exp, notified = :yes")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true)),
+            false => update.update_expression("SET resolved_at = :t, expires_at = :exp"),
+        };
+        update
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
+    }
+
+    /// The latest resolution under `key`: (when, whether a notice went out).
+    pub async fn resolution(&self, key: &str) -> Result<Option<(i64, bool)>, String> {
+        let pk = format!("resolved#{key}");
+        Ok(self.get(&pk).await?.and_then(|item| {
+            let at = get_n(&item, "resolved_at")?;
+            let notified = item
+                .get("notified")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false);
+            Some((at, notified))
+        }))
+    }
+
     /// Records the verification's verdict once: Ok(true) for the check that
     /// wrote it, Ok(false) when an earlier one had (it published already).
-    pub async fn mark_verified(&self, id: &str, verdict: &str, now: i64) -> Result<bool, String> {
+    pub async fn mark_verified(
+        &self,
+        id: &str,
+        verdict: &str,
+        summary: &str,
+        now: i64,
+    ) -> Result<bool, String> {
         let pk = format!("incident#{id}");
         let r = self
             .ddb
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&pk))
-            .update_expression("SET verified = :v, verified_at = :t")
+            .update_expression("SET verified = :v, verified_at = :t, verification = :s")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(verified)")
             .expression_attribute_values(":v", s(verdict))
+            .expression_attribute_values(":s", s(summary))
             .expression_attribute_values(":t", n(now))
             .send()
             .await;

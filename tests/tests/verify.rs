@@ -226,3 +226,192 @@ async fn without_a_queue_the_report_says_no_verification_is_scheduled() -> Resul
     );
     Ok(())
 }
+
+/// The Alertmanager alert (by the instance's address), fixed; then its
+/// delayed message. The world's CPU series stays past the rule's 80 after
+/// the fix.
+async fn alertmanager_fix(w: &World) -> Result<String> {
+    let event = std::fs::read_to_string(harness::root().join("events/alertmanager-high-cpu.json"))?
+        .replace("10.0.1.5", &w.fleet.private_ip);
+    let r = w.handle(&event).await?;
+    let i = &r.incidents[0];
+    let (st, _) = harness::status_of(&r, "scale_out");
+    assert_eq!(st, "done", "{i:#?}");
+    let c = i.context.as_ref().context("the page's metric")?;
+    assert_eq!(
+        (c.metric.as_str(), c.threshold),
+        ("AWS/EC2/CPUUtilization", Some(80.0))
+    );
+    let event = take_sqs_event(
+        &w.sdk,
+        w.config.verify_queue_url.as_deref().unwrap_or_default(),
+    )
+    .await?
+    .context("the verification message")?;
+    assert_eq!(
+        Request::from_sqs_event(&event),
+        Some(vec![Request::new(&i.id)])
+    );
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    Ok(i.id.clone())
+}
+
+fn resolved_event(w: &World) -> Result<String> {
+    Ok(
+        std::fs::read_to_string(
+            harness::root().join("events/alertmanager-high-cpu-resolved.json"),
+        )?
+        .replace("10.0.1.5", &w.fleet.private_ip),
+    )
+}
+
+#[tokio::test]
+async fn an_alertmanager_alert_without_its_resolved_delivery_and_past_its_threshold_escalates()
+-> Result<()> {
+    let mut w = world("ALARM").await?;
+    w.config.notify_on_resolve = false;
+    let id = alertmanager_fix(&w).await?;
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let v = w
+        .aws
+        .verify(&id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
+    assert!(v.published, "{v:?}");
+    let note = v.note.clone().unwrap_or_default();
+    assert!(
+        note.contains("no resolved delivery from Alertmanager")
+            && note.contains("latest 90.5, threshold 80"),
+        "{note}"
+    );
+    let pager = drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    assert_eq!(pager.len(), 1, "{pager:#?}");
+    assert_eq!(pager[0].attribute("severity"), Some("critical"));
+    let text = pager[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("THE METRIC SINCE THE FIX") && text.contains("latest 90.5"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_alertmanager_resolved_delivery_recovers_it_and_one_notice_is_enough() -> Result<()> {
+    // The metric still past the threshold: the resolved delivery decides.
+    let mut w = world("ALARM").await?;
+    // Resolve notices off: the check sends the one short notice.
+    w.config.notify_on_resolve = false;
+    let id = alertmanager_fix(&w).await?;
+    let r = w.handle(&resolved_event(&w)?).await?;
+    assert!(r.incidents[0].transient_error.is_none(), "{r:#?}");
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let v = w
+        .aws
+        .verify(&id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
+    assert!(
+        v.note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("Alertmanager resolved the alert at "),
+        "{v:?}"
+    );
+    assert!(v.published, "{v:?}");
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1, "{inbox:#?}");
+    assert_eq!(inbox[0].attribute("severity"), Some("info"));
+    let item = verification_of(&w, &id).await?;
+    assert_eq!(item.as_deref(), Some("recovered 10 minutes after the fix"));
+
+    // Resolve notices on: the resolved delivery told people; the check
+    // records the recovery and sends nothing more.
+    let mut w = world("ALARM").await?;
+    w.config.notify_on_resolve = true;
+    let id = alertmanager_fix(&w).await?;
+    let r = w.handle(&resolved_event(&w)?).await?;
+    let (st, _) = harness::status_of(&r, "notify");
+    assert_eq!(st, "done", "{r:#?}");
+    assert_eq!(
+        drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(),
+        1,
+        "the resolve notice"
+    );
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let v = w
+        .aws
+        .verify(&id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
+    assert!(!v.published, "{v:?}");
+    assert_eq!(
+        v.note.as_deref(),
+        Some(
+            "recovered 10 minutes after the fix; the resolve notice already said so: no recovery notice"
+        )
+    );
+    assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
+    assert_eq!(
+        verification_of(&w, &id).await?.as_deref(),
+        Some("recovered 10 minutes after the fix")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cloudwatch_ok_that_was_announced_gets_no_second_notice() -> Result<()> {
+    let mut w = world("ALARM").await?;
+    w.config.notify_on_resolve = true;
+    let (id, _) = fix_then_message(&w).await?;
+    put_alarm(
+        &w.aws.cloudwatch,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("InstanceId", w.fleet.instance())],
+        300,
+        80.0,
+        "OK",
+    )
+    .await?;
+    // The alarm's OK, delivered and announced.
+    let ok = w.run_sample("high-cpu-ok.json").await?;
+    let (st, _) = harness::status_of(&ok, "notify");
+    assert_eq!(st, "done", "{ok:#?}");
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let v = w
+        .aws
+        .verify(&id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
+    assert!(!v.published, "{v:?}");
+    assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
+    Ok(())
+}
+
+/// What the incident's record says of the check.
+async fn verification_of(w: &World, id: &str) -> Result<Option<String>> {
+    let item = aws_sdk_dynamodb::Client::new(&w.sdk)
+        .get_item()
+        .table_name(&w.fleet.state_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("incident#{id}")),
+        )
+        .send()
+        .await?;
+    Ok(item
+        .item()
+        .and_then(|i| i.get("verification"))
+        .and_then(|v| v.as_s().ok())
+        .cloned())
+}

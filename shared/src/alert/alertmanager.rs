@@ -183,22 +183,28 @@ pub(crate) fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
         }
         None => return Err(InputError::field(at("fingerprint"), "missing")),
     };
-    let value = match a.annotations.get("value") {
-        Some(v) => Some(
-            v.trim()
-                .trim_end_matches('%')
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| {
-                    InputError::field(
-                        at("annotations.value"),
-                        format!("{} is not a number", shown(v)),
-                    )
-                })?,
-        ),
-        None => None,
+    // `value`: the number that fired the rule; `threshold`: the one it is
+    // compared with (the shipped rules carry both), in the rule's terms.
+    let number = |key: &str| -> Result<Option<f64>, InputError> {
+        match a.annotations.get(key) {
+            Some(v) => Ok(Some(
+                v.trim()
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| {
+                        InputError::field(
+                            at(&format!("annotations.{key}")),
+                            format!("{} is not a number", shown(v)),
+                        )
+                    })?,
+            )),
+            None => Ok(None),
+        }
     };
+    let value = number("value")?;
+    let threshold = number("threshold")?;
     let reason = a
         .annotations
         .get("description")
@@ -224,7 +230,7 @@ pub(crate) fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
         }),
         alarm_rule: None,
         value,
-        threshold: None,
+        threshold,
         region: None,
         account: None,
         tags: a.labels,

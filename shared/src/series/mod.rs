@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
 
 #[cfg(feature = "aws")]
 pub(crate) mod read;
@@ -93,6 +94,10 @@ pub struct MetricContext {
     /// The first datapoint of the breach that is still going on at the
     /// end of the window (RFC 3339); None when the latest does not breach.
     pub breach_started: Option<String>,
+    /// The metric's dimensions, for a single metric (which filesystem of
+    /// which instance); absent for metric math.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
 }
 
 /// Where the metric is heading (`forecast` in the report's JSON).
@@ -140,6 +145,7 @@ pub fn summarize(
         latest,
         threshold,
         breach_started,
+        dimensions: BTreeMap::new(),
     })
 }
 

@@ -9,6 +9,7 @@ use aws_sdk_cloudwatch::types::{
     Dimension, DimensionFilter, Metric, MetricAlarm, MetricDataQuery, MetricStat, ScanBy,
 };
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 use super::{Comparison, MetricContext, Point, WINDOW_SECONDS, summarize};
 use crate::alert::AlertSource;
@@ -165,6 +166,25 @@ fn for_instance(kind: IncidentKind, instance: &str) -> Option<Query> {
     })
 }
 
+/// The rule's `threshold` annotation against the instance's metric, which
+/// it watches from above (CPU, memory and disk used). Prometheus disk rules
+/// are written on the free percentage, as their `value` is (see
+/// `disk_usage`): 10% free is 90% used.
+fn with_rule_threshold(q: Query, incident: &Incident) -> Query {
+    let threshold = incident
+        .alert
+        .threshold
+        .map(|t| match incident.kind.is_disk() {
+            true => 100.0 - t,
+            false => t,
+        });
+    Query {
+        threshold,
+        comparison: threshold.map(|_| Comparison::GreaterThan),
+        ..q
+    }
+}
+
 impl Aws {
     /// The metric behind a firing alert over the window up to its state
     /// change: None when there is nothing to read (a recovery, an alert
@@ -187,14 +207,15 @@ impl Aws {
                     Resource::Address(a) => self.resolve(a, &config.vpc_ids).await.ok()?.0,
                     _ => return None,
                 };
-                if incident.kind.is_disk() {
+                let q = if incident.kind.is_disk() {
                     match self.disk_metric(incident, &instance).await {
                         Ok(q) => q,
                         Err(e) => return Some(Err(e)),
                     }
                 } else {
                     for_instance(incident.kind, instance.as_str())?
-                }
+                };
+                with_rule_threshold(q, incident)
             } else if incident.alert.source == AlertSource::Forecast {
                 // The predictive check's own metric, from ListMetrics.
                 let m = incident.alert.metric.as_ref()?;
@@ -342,6 +363,62 @@ impl Aws {
         until: DateTime<Utc>,
     ) -> Result<MetricContext, String> {
         let q = from_alarm(alarm)?;
+        self.series_since(q, since, until).await
+    }
+
+    /// An Alertmanager alert's metric since the fix, read again as the page
+    /// read it: the instance's metric for the kind (for a disk, the agent's
+    /// metric by the dimensions ListMetrics gave the page), against the
+    /// rule's threshold as the page had it.
+    pub(crate) async fn instance_series(
+        &self,
+        kind: IncidentKind,
+        instance: &InstanceId,
+        page: &BTreeMap<String, String>,
+        threshold: Option<f64>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<MetricContext, String> {
+        let q = if kind.is_disk() {
+            if page.get("InstanceId").map(String::as_str) != Some(instance.as_str()) {
+                return Err("the page read no disk metric of this instance".into());
+            }
+            let metric = Metric::builder()
+                .namespace("CWAgent")
+                .metric_name("disk_used_percent")
+                .set_dimensions(Some(
+                    page.iter()
+                        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                        .collect(),
+                ))
+                .build();
+            Query {
+                label: metric_label(&metric),
+                queries: vec![single(metric, 300, "Maximum")],
+                returned: "m0".into(),
+                period: 300,
+                threshold: None,
+                comparison: None,
+            }
+        } else {
+            for_instance(kind, instance.as_str())
+                .ok_or_else(|| format!("no instance metric for {kind}"))?
+        };
+        let q = Query {
+            threshold,
+            comparison: threshold.map(|_| Comparison::GreaterThan),
+            ..q
+        };
+        self.series_since(q, since, until).await
+    }
+
+    /// From one period before `since` to the period after `until`.
+    async fn series_since(
+        &self,
+        q: Query,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<MetricContext, String> {
         let period = i64::from(q.period.max(1));
         let start = (since.timestamp() - period).div_euclid(period) * period;
         let end = until.timestamp().div_euclid(period) * period + period;
@@ -360,6 +437,19 @@ impl Aws {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<MetricContext, String> {
+        let dimensions = q
+            .queries
+            .iter()
+            .find(|x| x.id() == Some(q.returned.as_str()))
+            .and_then(|x| x.metric_stat())
+            .and_then(|s| s.metric())
+            .map(|m| {
+                m.dimensions()
+                    .iter()
+                    .filter_map(|d| Some((d.name()?.to_owned(), d.value()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
         let out = self
             .cloudwatch
             .get_metric_data()
@@ -388,14 +478,16 @@ impl Aws {
                     .collect()
             })
             .unwrap_or_default();
-        summarize(q.label.clone(), q.period, points, q.threshold, q.comparison).ok_or_else(|| {
-            format!(
-                "no datapoints for {} between {} and {}",
-                q.label,
-                super::rfc3339(start),
-                super::rfc3339(end)
-            )
-        })
+        summarize(q.label.clone(), q.period, points, q.threshold, q.comparison)
+            .map(|c| MetricContext { dimensions, ..c })
+            .ok_or_else(|| {
+                format!(
+                    "no datapoints for {} between {} and {}",
+                    q.label,
+                    super::rfc3339(start),
+                    super::rfc3339(end)
+                )
+            })
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::ActionName;
 use crate::report::Severity;
+use crate::series::{MetricContext, rfc3339};
 
 #[cfg(feature = "aws")]
 mod run;
@@ -107,6 +108,20 @@ pub struct Stored {
     pub group: Option<String>,
     #[serde(default)]
     pub actions: Vec<StoredAction>,
+    /// When the alert fired (its state change, or Alertmanager's `startsAt`).
+    #[serde(default)]
+    pub alarm_time: Option<String>,
+    /// What the page read of the metric.
+    #[serde(default)]
+    pub context: Option<StoredContext>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct StoredContext {
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub dimensions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -118,6 +133,18 @@ pub struct StoredAction {
     pub detail: Option<String>,
     #[serde(default)]
     pub started_at: Option<String>,
+}
+
+/// The key of an alert's resolution in the state table: the firing
+/// incident's id for Alertmanager (its resolved delivery has its own id),
+/// `alarm:NAME` for a CloudWatch alarm (its OK is a new state change);
+/// None for the predictive check, which nothing resolves.
+pub fn resolution_key(source: &str, alarm_name: &str, firing_incident: &str) -> Option<String> {
+    match source {
+        "alertmanager" => Some(firing_incident.to_owned()),
+        "forecast" => None,
+        _ => Some(format!("alarm:{alarm_name}")),
+    }
 }
 
 /// Whether an action changes the service (and so is worth checking):
@@ -151,6 +178,54 @@ impl Stored {
             .map(|t| t.with_timezone(&Utc))
             .min();
         (done, at)
+    }
+}
+
+/// An Alertmanager alert has no state to ask for: its resolved delivery,
+/// recorded when it came, says it recovered. Without one, the instance's
+/// metric against the rule's threshold: still past it, still firing; back
+/// within it, recovered (Alertmanager resolves a group interval or more
+/// after the metric does). With neither, still firing: Alertmanager sends
+/// resolved deliveries (`send_resolved`, on by default for webhooks) and
+/// none came. (verdict, why)
+pub fn alertmanager_verdict(
+    resolved_at: Option<DateTime<Utc>>,
+    metric: Result<&MetricContext, &str>,
+) -> (Verdict, String) {
+    if let Some(t) = resolved_at {
+        return (
+            Verdict::Recovered,
+            format!("Alertmanager resolved the alert at {}", rfc3339(t)),
+        );
+    }
+    match metric {
+        Ok(c) => match c.threshold {
+            Some(th) if c.latest > th => (
+                Verdict::StillFiring,
+                format!(
+                    "no resolved delivery from Alertmanager, and {} is still past the rule's threshold (latest {:.1}, threshold {th})",
+                    c.metric, c.latest
+                ),
+            ),
+            Some(th) => (
+                Verdict::Recovered,
+                format!(
+                    "{} is back within the rule's threshold (latest {:.1}, threshold {th}); Alertmanager's resolved delivery has not come yet",
+                    c.metric, c.latest
+                ),
+            ),
+            None => (
+                Verdict::StillFiring,
+                format!(
+                    "no resolved delivery from Alertmanager (the rule gives no threshold to read {} against)",
+                    c.metric
+                ),
+            ),
+        },
+        Err(why) => (
+            Verdict::StillFiring,
+            format!("no resolved delivery from Alertmanager (the metric could not be read: {why})"),
+        ),
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 use aws_sdk_sns::types::MessageAttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::{Request, Stored, Verdict, Verification, compose};
+use super::{
+    Request, Stored, Verdict, Verification, alertmanager_verdict, compose, resolution_key,
+};
 use crate::aws::{Aws, sdk_error};
 use crate::config::Config;
 use crate::series::rfc3339;
@@ -73,10 +75,44 @@ impl Aws {
             note: None,
         };
         let mut metric_lines = Vec::new();
-        if stored.source.as_deref() == Some("alertmanager") {
-            v.note = Some(
-                "an Alertmanager alert: its resolved delivery is not recorded yet, so the check cannot tell".into(),
-            );
+        let kind = crate::incident::IncidentKind::parse(&stored.kind);
+        // The alert's resolution, when one was recorded since it fired (an
+        // earlier episode's does not count).
+        let source = stored.source.as_deref().unwrap_or_default();
+        let fired = stored
+            .alarm_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .or(fixed_at);
+        let resolution = match resolution_key(source, &stored.alarm_name, incident) {
+            Some(key) => st.resolution(&key).await?,
+            None => None,
+        }
+        .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));
+        if source == "alertmanager" {
+            let page = stored.context.clone().unwrap_or_default();
+            let instance = stored
+                .instance
+                .as_deref()
+                .and_then(|i| crate::ids::InstanceId::parse("instance", i).ok());
+            let metric = match (kind, instance, fixed_at) {
+                (Some(k), Some(i), Some(since)) => {
+                    self.instance_series(k, &i, &page.dimensions, page.threshold, since, now)
+                        .await
+                }
+                (_, None, _) => Err("the incident names no instance".to_owned()),
+                _ => Err("no fix was done to read it since".to_owned()),
+            };
+            match &metric {
+                Ok(c) => metric_lines = c.lines_since(),
+                Err(e) => metric_lines.push(format!("(the metric could not be read: {e})")),
+            }
+            let resolved_at = resolution.and_then(|(at, _)| DateTime::from_timestamp(at, 0));
+            let (verdict, why) =
+                alertmanager_verdict(resolved_at, metric.as_ref().map_err(String::as_str));
+            v.verdict = verdict;
+            v.note = Some(why);
         } else {
             match self.alarm_now(&stored.alarm_name).await {
                 Ok(alarm) => {
@@ -101,14 +137,25 @@ impl Aws {
         if v.verdict == Verdict::Unknown {
             return Ok(v);
         }
+        let summary = match (v.verdict, v.minutes_after_fix) {
+            (Verdict::Recovered, Some(m)) => format!("recovered {m} minutes after the fix"),
+            (Verdict::StillFiring, Some(m)) => format!("still firing {m} minutes after the fix"),
+            (verdict, _) => verdict.as_str().replace('_', " "),
+        };
         if !st
-            .mark_verified(incident, v.verdict.as_str(), now.timestamp())
+            .mark_verified(incident, v.verdict.as_str(), &summary, now.timestamp())
             .await?
         {
             v.note = Some("verified earlier: not published again".into());
             return Ok(v);
         }
-        let kind = crate::incident::IncidentKind::parse(&stored.kind);
+        // A resolve notice already told people: no second one.
+        if v.verdict == Verdict::Recovered && resolution.is_some_and(|(_, notified)| notified) {
+            v.note = Some(format!(
+                "{summary}; the resolve notice already said so: no recovery notice"
+            ));
+            return Ok(v);
+        }
         let steps = kind
             .map(|k| config.playbooks.next_steps(k).to_vec())
             .unwrap_or_default();

@@ -101,3 +101,88 @@ fn the_escalation_is_critical_says_what_was_done_and_escapes_the_alarm_name() {
     };
     assert!(compose(&s, &unknown, &[], &[]).is_none());
 }
+
+fn cpu(latest: f64, threshold: Option<f64>) -> MetricContext {
+    use chrono::TimeZone;
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 2, 10, 0).unwrap();
+    crate::series::summarize(
+        "AWS/EC2/CPUUtilization".into(),
+        300,
+        vec![crate::series::Point { at, value: latest }],
+        threshold,
+        Some(crate::series::Comparison::GreaterThan),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_alertmanager_alert_recovers_by_its_resolved_delivery_or_its_metric() {
+    use chrono::TimeZone;
+    let resolved = Utc.with_ymd_and_hms(2026, 11, 25, 2, 12, 0).unwrap();
+    // Its resolved delivery decides, whatever the metric says.
+    let (v, why) = alertmanager_verdict(Some(resolved), Ok(&cpu(95.0, Some(80.0))));
+    assert_eq!(v, Verdict::Recovered);
+    assert_eq!(
+        why,
+        "Alertmanager resolved the alert at 2026-11-25T02:12:00Z"
+    );
+    // None: the metric against the rule's threshold.
+    let (v, why) = alertmanager_verdict(None, Ok(&cpu(90.5, Some(80.0))));
+    assert_eq!(v, Verdict::StillFiring, "{why}");
+    assert!(
+        why.contains("still past the rule's threshold (latest 90.5, threshold 80)"),
+        "{why}"
+    );
+    let (v, why) = alertmanager_verdict(None, Ok(&cpu(42.0, Some(80.0))));
+    assert_eq!(v, Verdict::Recovered, "{why}");
+    assert!(why.contains("resolved delivery has not come yet"), "{why}");
+    // At the threshold is not past it (the rules compare with >).
+    assert_eq!(
+        alertmanager_verdict(None, Ok(&cpu(80.0, Some(80.0)))).0,
+        Verdict::Recovered
+    );
+    // Nothing to tell by: Alertmanager has not resolved it.
+    assert_eq!(
+        alertmanager_verdict(None, Ok(&cpu(42.0, None))).0,
+        Verdict::StillFiring
+    );
+    let (v, why) = alertmanager_verdict(None, Err("no datapoints"));
+    assert_eq!(v, Verdict::StillFiring);
+    assert!(why.contains("no datapoints"), "{why}");
+}
+
+#[test]
+fn an_alertmanager_resolution_is_keyed_by_its_firing_incident() {
+    let routes = crate::incident::Routes::default();
+    let event = |name: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../events")
+                    .join(name),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    let (firing, _) =
+        crate::respond::incidents(event("alertmanager-high-cpu.json"), &routes).unwrap();
+    let (resolved, _) =
+        crate::respond::incidents(event("alertmanager-high-cpu-resolved.json"), &routes).unwrap();
+    assert_ne!(
+        firing[0].id, resolved[0].id,
+        "each delivery is its own occurrence"
+    );
+    assert_eq!(
+        firing[0].resolution_key().as_deref(),
+        Some(firing[0].id.as_str())
+    );
+    assert_eq!(resolved[0].resolution_key(), firing[0].resolution_key());
+    // A CloudWatch alarm's OK is keyed by the alarm's name.
+    let (ok, _) = crate::respond::incidents(event("high-cpu-ok.json"), &routes).unwrap();
+    assert_eq!(
+        ok[0].resolution_key(),
+        Some(format!("alarm:{}", ok[0].alert.alarm_name))
+    );
+    assert_eq!(resolution_key("forecast", "x", "inc-1"), None);
+}
