@@ -233,7 +233,8 @@ impl Aws {
                         let outcome = self
                             .publish(
                                 topic_arn,
-                                &plan.incident,
+                                plan.incident.kind.as_str(),
+                                &plan.incident.id,
                                 &notify::Message {
                                     subject: n.subject.clone(),
                                     body: crate::notify::sns_message(&n),

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_sns::types::MessageAttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -181,28 +180,21 @@ impl Aws {
             document: doc,
             severity,
         };
-        let attr = |s: &str| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(s)
-                .build()
-                .map_err(|e| e.to_string())
-        };
-        let r = self
-            .sns
-            .publish()
-            .topic_arn(topic)
-            .subject(&subject)
-            .message(crate::notify::sns_message(&n))
-            .message_structure("json")
-            .message_attributes("severity", attr(severity.as_str())?)
-            .message_attributes("kind", attr(&stored.kind)?)
-            .message_attributes("incident_id", attr(incident)?)
-            .send()
+        let sent = self
+            .publish(
+                topic,
+                &stored.kind,
+                incident,
+                &crate::actions::notify::Message {
+                    subject,
+                    body: crate::notify::sns_message(&n),
+                    severity: severity.as_str(),
+                },
+            )
             .await;
-        match r {
-            Ok(_) => v.published = true,
-            Err(e) => v.note = Some(format!("Publish to {topic}: {}", sdk_error(&e))),
+        match sent.status {
+            crate::report::Status::Done => v.published = true,
+            _ => v.note = Some(sent.detail),
         }
         Ok(v)
     }

@@ -2,7 +2,6 @@
 
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use crate::incident::Incident;
 use super::Message;
 
 use crate::aws::*;
@@ -12,7 +11,8 @@ impl Aws {
     pub(crate) async fn publish(
         &self,
         topic_arn: &str,
-        incident: &Incident,
+        kind: &str,
+        incident_id: &str,
         n: &Message,
     ) -> Outcome {
         let attr = |v: &str| {
@@ -23,8 +23,8 @@ impl Aws {
         };
         let (severity, kind, id) = match (
             attr(n.severity),
-            attr(incident.kind.as_str()),
-            attr(&incident.id),
+            attr(kind),
+            attr(incident_id),
         ) {
             (Ok(s), Ok(k), Ok(i)) => (s, k, i),
             _ => return Outcome::failed("could not build the message attributes"),
