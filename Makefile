@@ -38,16 +38,18 @@ $(CHECKOV_STAMP): tools/requirements-checkov.txt
 tools: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) system-deps
 
 # Debian packages the tests use: the real Alertmanager (and its amtool),
-# shellcheck for every script sent to an instance, and for the instance
+# Prometheus (its promtool tests the shipped rules), shellcheck for every
+# script sent to an instance, and for the instance
 # stand-in util-linux (unshare, nsenter, findmnt, losetup), xfsprogs and
 # e2fsprogs (real filesystems on loop devices).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null && \
+	  command -v prometheus >/dev/null && command -v promtool >/dev/null && \
 	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null && \
 	  command -v mkfs.xfs >/dev/null && command -v mkfs.ext4 >/dev/null || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
-	    prometheus-alertmanager shellcheck util-linux xfsprogs e2fsprogs; }
+	    prometheus-alertmanager prometheus shellcheck util-linux xfsprogs e2fsprogs; }
 
 demo: tools
 	bash scripts/demo.sh
@@ -114,6 +116,9 @@ infra-check: tools
 	$(SAM_VENV)/bin/python infra/tests/translate.py
 	python3 infra/iam/generate.py --check
 	amtool check-config infra/alertmanager/alertmanager.yml
+	@# The shipped rules, each on both sides of its threshold and its `for`.
+	promtool check rules infra/prometheus/alert_rules.yml
+	promtool test rules infra/prometheus/alert_rules.test.yml
 
 # Each function's Lambda artifact, as deployed: arm64, release profile, zip.
 # Fails past the size budget in the README; checks that `cargo lambda deploy`
