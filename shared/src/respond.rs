@@ -257,11 +257,12 @@ pub async fn respond_until(
                 };
                 (r, fixes, None)
             };
-            // A resolution is recorded for the check after the fix: it
-            // tells an Alertmanager alert's recovery, and whether a resolve
-            // notice already went out.
+            // A resolution is recorded for the check after the fix (when
+            // checks are scheduled at all): it tells an Alertmanager alert's
+            // recovery, and whether a resolve notice already went out.
             if mode == Mode::Run
                 && !config.dry_run
+                && config.verify_queue_url.is_some()
                 && incident.transition == Transition::Resolved
                 && let (Some(st), Some(key)) = (&aws.state, incident.resolution_key())
             {
