@@ -276,3 +276,64 @@ async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
     assert_eq!(reply.status, 400);
     Ok(())
 }
+
+/// Grafana Alerting's contact point: the same Function URL and bearer token;
+/// its payload (version 1, the rule's title as `alertname`, the value in
+/// `values`) reaches the responder, routed by `ROUTES`.
+#[tokio::test]
+async fn a_grafana_contact_point_reaches_the_responder() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    put_secret(&sdk, PARAM, TOKEN).await?;
+    let port = free_port()?;
+    let mut env = aws_env(&moto.endpoint);
+    env.extend([
+        (
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("NOTIFY_TOPIC_ARN", fleet.topic_arn.clone()),
+        ("WEBHOOK_TOKEN_PARAMETER", PARAM.to_owned()),
+        ("RESPONDER_FUNCTION", "responder".to_owned()),
+        ("STATE_TABLE", fleet.state_table.clone()),
+        ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
+        ("ROUTES", "High CPU usage=high_cpu".to_owned()),
+    ]);
+    let watch = Watch::start(port, &env)?;
+    let url = watch.function_url("webhook");
+    let alert = sample_event("grafana-high-cpu.json", fleet.instance())?
+        .replace("10.0.1.5", &fleet.private_ip);
+    let bearer = format!("Bearer {TOKEN}");
+    let (s, body) = http_request(
+        port,
+        "POST",
+        &url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &bearer),
+        ],
+        alert.as_bytes(),
+    )?;
+    assert_eq!(s, 202, "{body}");
+    let accepted: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(accepted["accepted"].as_u64(), Some(1), "{body}");
+    let inbox = eventually(Duration::from_secs(90), || async {
+        let got = drain(&sdk, &fleet.inbox_queue_url).await?;
+        Ok((!got.is_empty()).then_some(got))
+    })
+    .await?;
+    let doc = inbox[0].document()?;
+    assert_eq!(doc["incident_id"], accepted["incidents"][0]);
+    assert_eq!(doc["kind"], "high_cpu");
+    assert_eq!(doc["instance"], fleet.instance());
+    let text = doc["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("High CPU usage") && text.contains("Value: 95.3"),
+        "{text}"
+    );
+    // 95.3% is past the scale-out threshold: the group grew, after the evidence.
+    assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
+    assert_eq!(snapshots(&sdk).await?.len(), 2);
+    Ok(())
+}

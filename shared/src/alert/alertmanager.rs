@@ -92,9 +92,79 @@ pub fn parse_alertmanager(value: Value) -> Result<Vec<Alert>, InputError> {
 /// One alert of a batch: the alert and its validated fields, or why not.
 pub type AlertResult = Result<(Alert, AmAlert), InputError>;
 
+/// Whose webhook it is: Prometheus's Alertmanager (`"version": "4"`) or
+/// Grafana Alerting's (`"version": "1"`: Alertmanager's fields and
+/// Grafana's own, `orgId`, `title`, and per alert `values`, `valueString`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Alertmanager,
+    Grafana,
+}
+
+impl Flavor {
+    /// The payload's `version`, as the webhook hands it on.
+    pub fn version(self) -> &'static str {
+        match self {
+            Self::Alertmanager => "4",
+            Self::Grafana => "1",
+        }
+    }
+}
+
+/// Grafana's fields of one alert beside Alertmanager's.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrafanaAlert {
+    #[serde(flatten)]
+    alert: AmAlert,
+    #[serde(default)]
+    values: Option<BTreeMap<String, f64>>,
+    #[serde(default)]
+    value_string: Option<String>,
+}
+
+/// A Grafana alert's value when its rule has no `value` annotation: the one
+/// entry of `values` that is not the alert condition's 0/1, else the first
+/// such number in `valueString` (`[ var='B' labels={...} value=44.2 ], ...`),
+/// else its first number.
+pub fn grafana_value(
+    values: Option<&BTreeMap<String, f64>>,
+    value_string: Option<&str>,
+) -> Option<f64> {
+    let not_condition = |v: &f64| v.is_finite() && *v != 0.0 && *v != 1.0;
+    if let Some(vs) = values {
+        let mut candidates = vs.values().filter(|v| not_condition(v));
+        if let (Some(v), None) = (candidates.next(), candidates.next()) {
+            return Some(*v);
+        }
+    }
+    let numbers: Vec<f64> = value_string?
+        .split("value=")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+                .unwrap_or(rest.len());
+            rest[..end].parse::<f64>().ok().filter(|v| v.is_finite())
+        })
+        .collect();
+    numbers
+        .iter()
+        .copied()
+        .find(not_condition)
+        .or_else(|| numbers.first().copied())
+}
+
 /// Parses an Alertmanager payload into one result per alert, each with the
 /// validated alert as it may be forwarded. Err: the envelope is unusable.
 pub fn parse_alertmanager_each(value: Value) -> Result<Vec<AlertResult>, InputError> {
+    Ok(parse_webhook_each(value)?.1)
+}
+
+/// [`parse_alertmanager_each`], with whose webhook it was. A Grafana alert
+/// is handed on as Alertmanager's fields with its value in the `value`
+/// annotation.
+pub fn parse_webhook_each(value: Value) -> Result<(Flavor, Vec<AlertResult>), InputError> {
     if !value.is_object() {
         return Err(InputError::Unsupported(format!(
             "expected a JSON object, got {}",
@@ -102,15 +172,19 @@ pub fn parse_alertmanager_each(value: Value) -> Result<Vec<AlertResult>, InputEr
         )));
     }
     let p: AmPayload = deserialize(value, "")?;
-    if p.version != "4" {
-        return Err(InputError::field(
-            "version",
-            format!(
-                "{} is not an Alertmanager webhook payload version this accepts (\"4\")",
-                shown(&p.version)
-            ),
-        ));
-    }
+    let flavor = match p.version.as_str() {
+        "4" => Flavor::Alertmanager,
+        "1" => Flavor::Grafana,
+        _ => {
+            return Err(InputError::field(
+                "version",
+                format!(
+                    "{} is not a webhook payload version this accepts (\"4\": Alertmanager, \"1\": Grafana Alerting)",
+                    shown(&p.version)
+                ),
+            ));
+        }
+    };
     if let Some(s) = &p.status
         && s != "firing"
         && s != "resolved"
@@ -132,17 +206,32 @@ pub fn parse_alertmanager_each(value: Value) -> Result<Vec<AlertResult>, InputEr
             ),
         ));
     }
-    Ok(p.alerts
+    let alerts = p
+        .alerts
         .into_iter()
         .enumerate()
         .map(|(i, raw)| {
-            let a: AmAlert = deserialize(raw, &format!("alerts[{i}]"))?;
-            am_alert(i, a.clone()).map(|alert| (alert, a))
+            let at = format!("alerts[{i}]");
+            let a = match flavor {
+                Flavor::Alertmanager => deserialize::<AmAlert>(raw, &at)?,
+                Flavor::Grafana => {
+                    let g: GrafanaAlert = deserialize(raw, &at)?;
+                    let mut a = g.alert;
+                    if !a.annotations.contains_key("value")
+                        && let Some(v) = grafana_value(g.values.as_ref(), g.value_string.as_deref())
+                    {
+                        a.annotations.insert("value".into(), v.to_string());
+                    }
+                    a
+                }
+            };
+            am_alert(i, a.clone(), flavor).map(|alert| (alert, a))
         })
-        .collect())
+        .collect();
+    Ok((flavor, alerts))
 }
 
-pub(crate) fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
+pub(crate) fn am_alert(i: usize, a: AmAlert, flavor: Flavor) -> Result<Alert, InputError> {
     let at = |f: &str| format!("alerts[{i}].{f}");
     let (state, previous_state) = match a.status.as_str() {
         "firing" => (AlarmState::Alarm, None),
@@ -158,14 +247,27 @@ pub(crate) fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
         .labels
         .get("alertname")
         .ok_or_else(|| InputError::field(at("labels.alertname"), "missing"))?;
-    if !is_prometheus_name(name) {
-        return Err(InputError::field(
-            at("labels.alertname"),
-            format!(
-                "{} is not a Prometheus alert name ([A-Za-z_:][A-Za-z0-9_:]*)",
-                shown(name)
-            ),
-        ));
+    match flavor {
+        Flavor::Alertmanager if !is_prometheus_name(name) => {
+            return Err(InputError::field(
+                at("labels.alertname"),
+                format!(
+                    "{} is not a Prometheus alert name ([A-Za-z_:][A-Za-z0-9_:]*)",
+                    shown(name)
+                ),
+            ));
+        }
+        // A Grafana rule's title: any text, kept short and on one line.
+        Flavor::Grafana if !is_grafana_title(name) => {
+            return Err(InputError::field(
+                at("labels.alertname"),
+                format!(
+                    "{} is not a Grafana rule title (1 to 190 characters, no control characters)",
+                    shown(name)
+                ),
+            ));
+        }
+        _ => {}
     }
     if chrono::DateTime::parse_from_rfc3339(&a.starts_at).is_err() {
         return Err(InputError::field(
@@ -223,7 +325,11 @@ pub(crate) fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
         reason,
         description: a.annotations.get("summary").cloned(),
         metric: Some(MetricRef {
-            namespace: "prometheus".into(),
+            namespace: match flavor {
+                Flavor::Alertmanager => "prometheus",
+                Flavor::Grafana => "grafana",
+            }
+            .into(),
             name: name.clone(),
             dimensions: a.labels.clone(),
             field: at("labels"),
@@ -235,6 +341,10 @@ pub(crate) fn am_alert(i: usize, a: AmAlert) -> Result<Alert, InputError> {
         account: None,
         tags: a.labels,
     })
+}
+
+pub(crate) fn is_grafana_title(s: &str) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= 190 && !s.chars().any(char::is_control)
 }
 
 pub(crate) fn is_prometheus_name(s: &str) -> bool {

@@ -325,3 +325,99 @@ fn function_url_requests_carry_the_alertmanager_payload() {
         .to_string();
     assert!(e.contains("body.alerts[0]"), "{e}");
 }
+
+const GRAFANA: &str = include_str!("../../../events/grafana-high-cpu.json");
+
+#[test]
+fn a_grafana_webhook_is_alertmanagers_fields_and_grafanas_value() {
+    let alerts = parse_event(GRAFANA.as_bytes()).unwrap();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.source, AlertSource::Alertmanager);
+    // A Grafana rule's title, spaces and all.
+    assert_eq!(a.alarm_name, "High CPU usage");
+    assert_eq!(a.state, AlarmState::Alarm);
+    // `values`: B is the query, C the condition's 1.
+    assert_eq!(a.value, Some(95.3));
+    let m = a.metric.as_ref().unwrap();
+    assert_eq!(
+        (m.namespace.as_str(), m.dimensions["instance"].as_str()),
+        ("grafana", "10.0.1.5:9100")
+    );
+    // The same title in an Alertmanager (version 4) payload is not a Prometheus name.
+    let v4 = GRAFANA.replace("\"version\": \"1\"", "\"version\": \"4\"");
+    let e = parse_event(v4.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.contains("alerts[0].labels.alertname") && e.contains("not a Prometheus alert name"),
+        "{e}"
+    );
+    // Neither version: named.
+    let v2 = GRAFANA.replace("\"version\": \"1\"", "\"version\": \"2\"");
+    let e = parse_event(v2.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.contains("version") && e.contains("\"1\": Grafana Alerting"),
+        "{e}"
+    );
+    // A title with a line break is refused, naming the field.
+    let bad = GRAFANA.replacen(
+        "\"alertname\": \"High CPU usage\"",
+        "\"alertname\": \"High\\nCPU\"",
+        1,
+    );
+    let e = parse_event(bad.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.contains("alerts[0].labels.alertname") && e.contains("Grafana rule title"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_grafana_value_comes_from_the_annotation_then_values_then_value_string() {
+    use std::collections::BTreeMap;
+    let values = |v: &[(&str, f64)]| -> BTreeMap<String, f64> {
+        v.iter().map(|(k, x)| ((*k).to_owned(), *x)).collect()
+    };
+    // The one entry that is not the condition's 0/1.
+    assert_eq!(
+        grafana_value(Some(&values(&[("B", 44.2), ("C", 1.0)])), None),
+        Some(44.2)
+    );
+    assert_eq!(
+        grafana_value(Some(&values(&[("A", 12.5), ("C", 0.0)])), None),
+        Some(12.5)
+    );
+    // Two candidates: ambiguous, so valueString decides; none there: nothing.
+    let two = values(&[("A", 80.5), ("B", 44.2), ("C", 1.0)]);
+    assert_eq!(grafana_value(Some(&two), None), None);
+    assert_eq!(
+        grafana_value(
+            Some(&two),
+            Some("[ var='A' labels={} value=80.5 ], [ var='C' labels={} value=1 ]")
+        ),
+        Some(80.5)
+    );
+    // Grafana 9's valueString, no values.
+    assert_eq!(
+        grafana_value(
+            None,
+            Some("[ metric='' labels={} value=14151.331895396988 ]")
+        ),
+        Some(14151.331895396988)
+    );
+    // A value of 0 (a target down) is still a value when it is the only one.
+    assert_eq!(
+        grafana_value(None, Some("[ var='B' labels={} value=0 ]")),
+        Some(0.0)
+    );
+    assert_eq!(grafana_value(None, Some("no numbers here")), None);
+    // The rule's own `value` annotation wins over both.
+    let with_annotation = GRAFANA.replace(
+        "\"description\": \"CPU usage is above 80%\"\n      },",
+        "\"description\": \"CPU usage is above 80%\",\n        \"value\": \"91.0\"\n      },",
+    );
+    assert_ne!(with_annotation, GRAFANA);
+    assert_eq!(
+        parse_event(with_annotation.as_bytes()).unwrap()[0].value,
+        Some(91.0)
+    );
+}

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 #[cfg(feature = "aws")]
 use tracing::{info, warn};
 
-use crate::alert::{decode, parse_alertmanager_each, shapes_of};
+use crate::alert::{decode, parse_webhook_each, shapes_of};
 #[cfg(feature = "aws")]
 use crate::aws::sdk_error;
 use crate::error::ConfigError;
@@ -157,7 +157,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
         return Err(Reply::error(
             405,
             format!(
-                "method {} not allowed: POST an Alertmanager webhook payload",
+                "method {} not allowed: POST an Alertmanager or Grafana webhook payload",
                 req.method
             ),
         ));
@@ -184,7 +184,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
     let shapes = shapes_of(&value);
     if shapes.iter().any(|k| *k != "alerts") {
         return Err(bad(&format!(
-            "not an Alertmanager webhook payload (`version` and `alerts` only): it carries {}",
+            "not an Alertmanager or Grafana webhook payload (`version` and `alerts` only): it carries {}",
             shapes
                 .iter()
                 .filter(|k| **k != "alerts")
@@ -193,7 +193,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
                 .join(", ")
         )));
     }
-    let alerts = parse_alertmanager_each(value).map_err(|e| bad(&e))?;
+    let (flavor, alerts) = parse_webhook_each(value).map_err(|e| bad(&e))?;
     let count = alerts.len();
     let mut seen = std::collections::HashSet::new();
     let mut handoffs = Vec::new();
@@ -221,7 +221,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
         // Built from scratch: the envelope fields the responder reads and
         // the one validated alert. Linear in the payload.
         let one = json!({
-            "version": "4",
+            "version": flavor.version(),
             "status": validated.status,
             "alerts": [validated],
         });

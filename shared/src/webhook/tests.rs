@@ -425,3 +425,28 @@ mod handoff {
         assert_eq!(rule.num_calls(), 0);
     }
 }
+
+#[test]
+fn a_grafana_payload_is_handed_on_with_its_value_as_an_annotation() {
+    let body = include_str!("../../../events/grafana-high-cpu.json");
+    let good = format!("Bearer {TOKEN}");
+    let mut routes = Routes::new();
+    routes.insert(
+        "High CPU usage".into(),
+        crate::incident::IncidentKind::HighCpu,
+    );
+    let a = accept(&req(Some(&good), body), &token(), &routes).unwrap();
+    assert_eq!(a.handoffs.len(), 1);
+    assert_eq!(a.handoffs[0].kind, "high_cpu");
+    let sent: serde_json::Value = serde_json::from_slice(&a.handoffs[0].payload).unwrap();
+    assert_eq!(sent["version"], "1");
+    assert_eq!(sent["alerts"][0]["annotations"]["value"], "95.3");
+    // Grafana's own fields stay behind; the responder reads the same alert.
+    assert!(sent["alerts"][0].get("values").is_none(), "{sent}");
+    assert!(sent.get("orgId").is_none(), "{sent}");
+    let again = crate::alert::parse_event(&a.handoffs[0].payload).unwrap();
+    assert_eq!(
+        (again[0].alarm_name.as_str(), again[0].value),
+        ("High CPU usage", Some(95.3))
+    );
+}
