@@ -1,9 +1,14 @@
 //! The notification: composed from the plan and the action outcomes, pure.
 //! One SNS publish with `MessageStructure=json` carries a readable text for
-//! email (and `default`) and a JSON document for sqs, https and lambda.
+//! email (and `default`), a JSON document for sqs and lambda, and for https
+//! the same document beside the fields of a CloudWatch alarm notification,
+//! which the paging services' CloudWatch integrations read.
 
+use aws_lambda_events::sns::{CloudWatchAlarmPayload, CloudWatchAlarmTrigger, CloudWatchDimension};
 use serde_json::{Value, json};
 use std::fmt::Write;
+
+use crate::alert::{AlarmState, Alert, AlertSource};
 
 use crate::incident::Transition;
 use crate::plan::{ActionName, Plan};
@@ -23,6 +28,95 @@ pub struct Notification {
     pub text: String,
     pub document: Value,
     pub severity: Severity,
+    /// The alert as a CloudWatch alarm notification, for `https`
+    /// subscribers (see [`pager`]); None: the document alone.
+    pub pager: Option<CloudWatchAlarmPayload>,
+}
+
+/// The key a pager de-duplicates and resolves by (`AlarmName`): the alarm's
+/// name, or for an Alertmanager alert its name and fingerprint, which its
+/// firing and resolved deliveries share and no other alert has.
+pub fn alarm_key(a: &Alert) -> String {
+    match a.source {
+        AlertSource::Alertmanager => {
+            let fingerprint = a.occurrence.split('\n').next().unwrap_or_default();
+            format!("{} [{fingerprint}]", a.alarm_name)
+        }
+        _ => a.alarm_name.clone(),
+    }
+}
+
+/// A time as CloudWatch's notifications write it (`2026-11-25T02:04:12.152+0000`).
+pub fn cloudwatch_time(t: &str) -> String {
+    crate::metrics::parse_time_ms(t)
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || t.to_owned(),
+            |d| d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string(),
+        )
+}
+
+/// What a CloudWatch alarm notification says, from any alert: PagerDuty's
+/// and Opsgenie's CloudWatch integrations open an incident on `ALARM`,
+/// de-duplicate by `AlarmName` and resolve it on `OK`.
+pub fn pager(plan: &Plan) -> CloudWatchAlarmPayload {
+    let a = &plan.incident.alert;
+    let mut trigger = CloudWatchAlarmTrigger::default();
+    if let Some(m) = &a.metric {
+        trigger.metric_name = Some(m.name.clone());
+        trigger.namespace = Some(m.namespace.clone());
+        trigger.dimensions = m
+            .dimensions
+            .iter()
+            .map(|(k, v)| {
+                let mut d = CloudWatchDimension::default();
+                d.name = k.clone();
+                d.value = v.clone();
+                d
+            })
+            .collect();
+    }
+    let context = plan.context.as_ref();
+    trigger.threshold = a
+        .threshold
+        .or_else(|| context.and_then(|c| c.threshold))
+        .unwrap_or_default();
+    trigger.period = context.map_or(0, |c| i64::from(c.period));
+    trigger.evaluation_periods = 1;
+    let mut p = CloudWatchAlarmPayload::default();
+    p.alarm_name = alarm_key(a);
+    p.alarm_description = a.description.clone().unwrap_or_default();
+    p.aws_account_id = a.account.clone().unwrap_or_default();
+    p.new_state_value = a.state.as_str().to_owned();
+    p.new_state_reason = a.reason.clone();
+    p.state_change_time = cloudwatch_time(&a.state_timestamp);
+    p.region = a.region.clone().unwrap_or_default();
+    p.alarm_arn = a.alarm_arn.clone().unwrap_or_default();
+    p.old_state_value = a
+        .previous_state
+        .unwrap_or(match a.state {
+            AlarmState::Alarm => AlarmState::Ok,
+            _ => AlarmState::Alarm,
+        })
+        .as_str()
+        .to_owned();
+    p.trigger = trigger;
+    p
+}
+
+/// The `https` document: the CloudWatch alarm notification's fields, and
+/// first-responder's own beside them (their names never meet: CloudWatch's
+/// are PascalCase).
+pub fn https_document(pager: Option<&CloudWatchAlarmPayload>, document: &Value) -> Value {
+    let Some(mut v) = pager.and_then(|p| serde_json::to_value(p).ok()) else {
+        return document.clone();
+    };
+    if let (Some(o), Some(d)) = (v.as_object_mut(), document.as_object()) {
+        for (k, x) in d {
+            o.entry(k.clone()).or_insert_with(|| x.clone());
+        }
+    }
+    v
 }
 
 /// Printable ASCII, single line, at most 99 characters.
@@ -306,17 +400,20 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         text: t,
         document,
         severity: plan.severity,
+        pager: Some(pager(plan)),
     }
 }
 
 /// The `Message` for `Publish` with `MessageStructure=json`.
 pub fn sns_message(n: &Notification) -> String {
     let doc = n.document.to_string();
+    let https = https_document(n.pager.as_ref(), &n.document).to_string();
     let msg = json!({
         "default": n.text,
         "email": n.text,
         "sqs": doc,
-        "https": doc,
+        "http": https,
+        "https": https,
         "lambda": doc,
     })
     .to_string();
@@ -329,8 +426,10 @@ pub fn sns_message(n: &Notification) -> String {
         trim_output(&n.text, 20_000),
         n.document["incident_id"].as_str().unwrap_or("")
     );
-    let doc = json!({"incident_id": n.document["incident_id"], "subject": n.subject, "truncated": true, "text": short}).to_string();
-    json!({"default": short, "email": short, "sqs": doc, "https": doc, "lambda": doc}).to_string()
+    let doc = json!({"incident_id": n.document["incident_id"], "subject": n.subject, "truncated": true, "text": short});
+    let https = https_document(n.pager.as_ref(), &doc).to_string();
+    let doc = doc.to_string();
+    json!({"default": short, "email": short, "sqs": doc, "http": https, "https": https, "lambda": doc}).to_string()
 }
 
 #[cfg(test)]
@@ -580,5 +679,80 @@ mod tests {
         assert!(t.contains("more characters trimmed"), "{t}");
         assert!(t.ends_with(SSM_CUT_NOTE), "{t}");
         assert!(t.len() < 400, "{t}");
+    }
+
+    /// The `https` (and `http`) message as a pager's CloudWatch integration
+    /// reads it: typed by `aws_lambda_events`' CloudWatch alarm payload.
+    fn pager_view(
+        n: &Notification,
+        key: &str,
+    ) -> (aws_lambda_events::sns::CloudWatchAlarmPayload, Value) {
+        let msg: Value = serde_json::from_str(&sns_message(n)).unwrap();
+        let text = msg[key].as_str().unwrap();
+        (
+            serde_json::from_str(text).unwrap(),
+            serde_json::from_str(text).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_https_message_is_a_cloudwatch_alarm_notification_and_the_sqs_one_ours() {
+        let n = compose(
+            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &outcomes(),
+        );
+        let (cw, raw) = pager_view(&n, "https");
+        assert_eq!(cw.alarm_name, "web-high-cpu");
+        assert_eq!(
+            (cw.new_state_value.as_str(), cw.old_state_value.as_str()),
+            ("ALARM", "OK")
+        );
+        assert_eq!(cw.state_change_time, "2026-11-25T02:04:12.152+0000");
+        assert_eq!(
+            cw.alarm_arn,
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-high-cpu"
+        );
+        assert_eq!(cw.aws_account_id, "123456789012");
+        assert_eq!(cw.trigger.metric_name.as_deref(), Some("CPUUtilization"));
+        assert_eq!(cw.trigger.namespace.as_deref(), Some("AWS/EC2"));
+        assert_eq!(cw.trigger.threshold, 80.0);
+        assert_eq!(cw.trigger.dimensions[0].name, "InstanceId");
+        // Types as AWS documents them, and first-responder's own fields beside.
+        assert!(
+            raw["AlarmName"].is_string() && raw["Trigger"]["Threshold"].is_f64(),
+            "{raw}"
+        );
+        assert!(
+            raw["Trigger"]["Period"].is_i64() && raw["Trigger"]["Dimensions"].is_array(),
+            "{raw}"
+        );
+        assert_eq!(raw["incident_id"], n.document["incident_id"]);
+        assert_eq!(raw["severity"], "critical");
+        let (http, _) = pager_view(&n, "http");
+        assert_eq!(http, cw);
+        // The sqs and lambda documents stay first-responder's own.
+        let msg: Value = serde_json::from_str(&sns_message(&n)).unwrap();
+        for key in ["sqs", "lambda"] {
+            let doc: Value = serde_json::from_str(msg[key].as_str().unwrap()).unwrap();
+            assert_eq!(doc, n.document);
+            assert!(doc.get("AlarmName").is_none());
+        }
+    }
+
+    #[test]
+    fn an_alertmanager_alert_opens_and_resolves_one_pager_incident() {
+        let firing = include_str!("../../events/alertmanager-high-cpu.json");
+        let resolved = include_str!("../../events/alertmanager-high-cpu-resolved.json");
+        let (f, _) = pager_view(&compose(&the_plan(firing, false), &[]), "https");
+        let (r, _) = pager_view(&compose(&the_plan(resolved, false), &[]), "https");
+        assert_eq!(f.alarm_name, "HighCPUUsage [7e4a1c9b2d3f5a60]");
+        assert_eq!(r.alarm_name, f.alarm_name, "the same key resolves it");
+        assert_eq!(
+            (f.new_state_value.as_str(), r.new_state_value.as_str()),
+            ("ALARM", "OK")
+        );
+        assert_eq!(f.state_change_time, "2026-11-25T02:04:00.000+0000");
+        assert_eq!(f.trigger.namespace.as_deref(), Some("prometheus"));
+        assert_eq!(f.trigger.threshold, 80.0, "the rule's threshold annotation");
     }
 }

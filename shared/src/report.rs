@@ -93,6 +93,10 @@ pub struct IncidentReport {
     pub id: String,
     pub kind: crate::incident::IncidentKind,
     pub alarm_name: String,
+    /// What a pager de-duplicates and resolves by (`AlarmName` of the
+    /// `https` notification): the alarm's name, or an Alertmanager alert's
+    /// name and fingerprint.
+    pub alarm_key: String,
     /// cloudwatch or alertmanager: how the verification checks it.
     pub source: &'static str,
     /// When the alarm changed state (as the event gave it).

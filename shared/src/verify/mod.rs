@@ -101,6 +101,8 @@ pub struct Stored {
     pub kind: String,
     pub alarm_name: String,
     #[serde(default)]
+    pub alarm_key: Option<String>,
+    #[serde(default)]
     pub source: Option<String>,
     #[serde(default)]
     pub instance: Option<String>,
@@ -247,6 +249,40 @@ pub struct Verification {
     pub published: bool,
     /// Why the verdict is unknown, or what else the reader should know.
     pub note: Option<String>,
+}
+
+/// The check's verdict as a CloudWatch alarm notification for the pager:
+/// the incident's own `AlarmName`, so an escalation lands on the incident
+/// the first page opened (`ALARM`) and a recovery resolves it (`OK`).
+pub fn pager(
+    stored: &Stored,
+    v: &Verification,
+    reason: &str,
+) -> aws_lambda_events::sns::CloudWatchAlarmPayload {
+    let mut p = aws_lambda_events::sns::CloudWatchAlarmPayload::default();
+    p.alarm_name = stored
+        .alarm_key
+        .clone()
+        .unwrap_or_else(|| stored.alarm_name.clone());
+    p.alarm_description = format!(
+        "first-responder's check after the fix of incident {}",
+        stored.id
+    );
+    p.new_state_value = match v.verdict {
+        Verdict::Recovered => "OK",
+        _ => "ALARM",
+    }
+    .to_owned();
+    p.old_state_value = "ALARM".to_owned();
+    p.new_state_reason = reason.to_owned();
+    p.state_change_time = crate::notify::cloudwatch_time(&v.checked);
+    p.trigger.threshold = stored
+        .context
+        .as_ref()
+        .and_then(|c| c.threshold)
+        .unwrap_or_default();
+    p.trigger.evaluation_periods = 1;
+    p
 }
 
 /// The escalation or the recovery notice: (subject, text, severity).

@@ -174,11 +174,13 @@ impl Aws {
             "verification": &v,
             "text": text,
         });
+        let reason = text.lines().next().unwrap_or_default().to_owned();
         let n = crate::notify::Notification {
             subject: subject.clone(),
             text,
             document: doc,
             severity,
+            pager: Some(super::pager(&stored, &v, &reason)),
         };
         let sent = self
             .publish(
