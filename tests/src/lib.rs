@@ -381,7 +381,9 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         &sqs,
         &topic_arn,
         "pager",
-        Some(r#"{"severity":["critical"]}"#),
+        // As the template's pager subscription: critical pages, and every
+        // OK (which resolves the incident a page opened).
+        Some(PAGER_FILTER_POLICY),
     )
     .await?;
 
@@ -437,6 +439,9 @@ pub async fn create_state_table(sdk: &SdkConfig) -> Result<String> {
         .await?;
     Ok(name.to_owned())
 }
+
+/// The template's `PagerSubscription` filter policy.
+pub const PAGER_FILTER_POLICY: &str = r#"{"$or":[{"severity":["critical"]},{"state":["OK"]}]}"#;
 
 async fn subscribe_queue(
     sns: &aws_sdk_sns::Client,

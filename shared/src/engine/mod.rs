@@ -235,11 +235,7 @@ impl Aws {
                                 topic_arn,
                                 plan.incident.kind.as_str(),
                                 &plan.incident.id,
-                                &notify::Message {
-                                    subject: n.subject.clone(),
-                                    body: crate::notify::sns_message(&n),
-                                    severity: n.severity.as_str(),
-                                },
+                                &notify::Message::of(&n),
                             )
                             .instrument(info_span!("action", action = "notify"))
                             .await;

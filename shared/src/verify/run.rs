@@ -187,11 +187,7 @@ impl Aws {
                 topic,
                 &stored.kind,
                 incident,
-                &crate::actions::notify::Message {
-                    subject,
-                    body: crate::notify::sns_message(&n),
-                    severity: severity.as_str(),
-                },
+                &crate::actions::notify::Message::of(&n),
             )
             .await;
         match sent.status {

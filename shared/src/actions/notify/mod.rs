@@ -61,11 +61,31 @@ impl ActionStep for Step {
 }
 
 /// What is published: the subject, the SNS JSON message (one text per
-/// protocol, `MessageStructure=json`) and the severity attribute. The
-/// planner and `notify::compose` write it; this action only delivers it.
+/// protocol, `MessageStructure=json`) and the severity and state
+/// attributes. The planner and `notify::compose` write it; this action only
+/// delivers it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     pub subject: String,
     pub body: String,
     pub severity: &'static str,
+    /// The notification's `NewStateValue` (`ALARM`, `OK`): a pager's
+    /// subscription takes `critical` pages and every `OK`, which resolves
+    /// the incident a page opened.
+    pub state: String,
+}
+
+impl Message {
+    pub fn of(n: &crate::notify::Notification) -> Self {
+        Self {
+            subject: n.subject.clone(),
+            body: crate::notify::sns_message(n),
+            severity: n.severity.as_str(),
+            state: n
+                .pager
+                .as_ref()
+                .map(|p| p.new_state_value.clone())
+                .unwrap_or_default(),
+        }
+    }
 }

@@ -29,7 +29,7 @@ impl Aws {
             (Ok(s), Ok(k), Ok(i)) => (s, k, i),
             _ => return Outcome::failed("could not build the message attributes"),
         };
-        let result = self
+        let mut request = self
             .sns
             .publish()
             .topic_arn(topic_arn)
@@ -38,9 +38,13 @@ impl Aws {
             .message_structure("json")
             .message_attributes("severity", severity)
             .message_attributes("kind", kind)
-            .message_attributes("incident_id", id)
-            .send()
-            .await;
+            .message_attributes("incident_id", id);
+        if !n.state.is_empty()
+            && let Ok(state) = attr(&n.state)
+        {
+            request = request.message_attributes("state", state);
+        }
+        let result = request.send().await;
         match result {
             Ok(out) => {
                 let id = out.message_id().unwrap_or_default().to_owned();
