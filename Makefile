@@ -119,6 +119,9 @@ infra-check: tools
 	@# The shipped rules, each on both sides of its threshold and its `for`.
 	promtool check rules infra/prometheus/alert_rules.yml
 	promtool test rules infra/prometheus/alert_rules.test.yml
+	@# The AMP alert manager definition: its template is first_responder.tmpl, its config
+	@# passes amtool, the template renders JSON.
+	$(VENV)/bin/python infra/amp/check.py
 
 # Each function's Lambda artifact, as deployed: arm64, release profile, zip.
 # Fails past the size budget in the README; checks that `cargo lambda deploy`

@@ -75,6 +75,24 @@ receivers:
         );
         let config_file = dir.join("alertmanager.yml");
         std::fs::write(&config_file, config)?;
+        Self::spawn(port, dir, &config_file)
+    }
+
+    /// With a configuration file written elsewhere (the AMP definition's,
+    /// made local by `infra/amp/check.py --local`).
+    pub fn start_with_config(config_file: &std::path::Path) -> Result<Self> {
+        if Command::new(BINARY).arg("--version").output().is_err() {
+            bail!(
+                "{BINARY} is not installed: run `make test` (it installs Debian's prometheus-alertmanager)"
+            );
+        }
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("first-responder-am-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        Self::spawn(port, dir, config_file)
+    }
+
+    fn spawn(port: u16, dir: PathBuf, config_file: &std::path::Path) -> Result<Self> {
         let log = dir.join("alertmanager.log");
         let out = std::fs::File::create(&log)?;
         let child = Command::new(BINARY)
@@ -108,6 +126,24 @@ receivers:
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(am)
+    }
+
+    /// Posts alerts to its API (`/api/v2/alerts`), as Prometheus (or AMP's
+    /// ruler) does: any label or annotation text, quotes and line breaks
+    /// included, which `amtool` refuses.
+    pub fn post(&self, alerts: &serde_json::Value) -> Result<()> {
+        let body = alerts.to_string();
+        let (status, reply) = crate::http_request(
+            self.port,
+            "POST",
+            "/api/v2/alerts",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )?;
+        if status != 200 {
+            bail!("alertmanager answered {status}: {reply}");
+        }
+        Ok(())
     }
 
     pub fn url(&self) -> String {

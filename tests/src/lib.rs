@@ -801,7 +801,7 @@ impl Delivered {
 
 /// Receives what a queue holds (up to 10 messages) and deletes it, as a
 /// consumer that handled it would: (message id, body) each.
-async fn receive_and_delete(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<(String, String)>> {
+pub async fn receive_and_delete(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<(String, String)>> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let out = sqs
         .receive_message()

@@ -293,6 +293,17 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                     format!("not a CloudWatch alarm message (not JSON: {e})"),
                 )
             })?;
+            // Amazon Managed Service for Prometheus delivers its alerts only
+            // to SNS: the message is an Alertmanager webhook body, rendered
+            // by the shipped template (`infra/amp/`).
+            if inner.get("alerts").is_some() {
+                return parse_alertmanager(inner).map_err(|e| match e {
+                    InputError::Field { field: f, problem } => {
+                        InputError::field(format!("{field}.{f}"), problem)
+                    }
+                    other => InputError::field(&field, other.to_string()),
+                });
+            }
             let m: SnsAlarmMessage = deserialize(inner, &field)?;
             // `Region` in the message is a display name ("US East (N. Virginia)"):
             // the region code comes from the alarm (or topic) ARN.
@@ -353,7 +364,7 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                 m.alarm_arn.as_deref().unwrap_or(&alarm_name),
                 m.state_change_time
             );
-            Ok(Alert {
+            Ok(vec![Alert {
                 source: AlertSource::Sns,
                 alarm_name,
                 alarm_arn: m.alarm_arn,
@@ -370,7 +381,8 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                 region,
                 account: m.aws_account_id,
                 tags: BTreeMap::new(),
-            })
+            }])
         })
-        .collect()
+        .collect::<Result<Vec<Vec<Alert>>, InputError>>()
+        .map(|all| all.into_iter().flatten().collect())
 }

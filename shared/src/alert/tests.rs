@@ -421,3 +421,32 @@ fn a_grafana_value_comes_from_the_annotation_then_values_then_value_string() {
         Some(91.0)
     );
 }
+
+#[test]
+fn an_amp_alert_through_sns_is_an_alertmanager_alert() {
+    let src = include_str!("../../../events/sns-amp-high-cpu.json");
+    let alerts = parse_event(src.as_bytes()).unwrap();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.source, AlertSource::Alertmanager);
+    assert_eq!(
+        (a.alarm_name.as_str(), a.value, a.threshold),
+        ("HighCPUUsage", Some(95.3), Some(80.0))
+    );
+    assert_eq!(
+        a.metric.as_ref().unwrap().dimensions["instance"],
+        "10.0.1.5:9100"
+    );
+    // The same occurrence as the webhook's delivery of that alert: one incident.
+    let direct =
+        parse_event(include_str!("../../../events/alertmanager-high-cpu.json").as_bytes()).unwrap();
+    assert_eq!(a.occurrence, direct[0].occurrence);
+    // A bad alert inside is named by its path through the SNS record.
+    let bad = src.replace("HighCPUUsage\\\",\\\"instance", "High CPU\\\",\\\"instance");
+    assert_ne!(bad, src);
+    let e = parse_event(bad.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.contains("Records[0].Sns.Message.alerts[0].labels.alertname"),
+        "{e}"
+    );
+}
