@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod alertmanager;
 pub mod cloudwatch;
+pub mod prometheus;
 pub mod proxy;
 pub mod sandbox;
 pub mod ssm;

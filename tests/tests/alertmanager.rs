@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use harness::alertmanager::{self, Alertmanager, Receiver};
+use harness::prometheus;
 use harness::{
     Fleet, FleetSpec, Moto, Watch, aws_env, desired_capacity, drain, eventually, free_port,
     http_request, put_secret, seed, snapshots,
@@ -204,5 +205,83 @@ async fn a_wrong_token_gets_401_and_alertmanager_does_not_retry_it() -> Result<(
     assert!(snapshots(&s.sdk).await?.is_empty());
     assert_eq!(desired_capacity(&s.sdk, &s.fleet.group).await?, 1);
     assert!(drain(&s.sdk, &s.fleet.inbox_queue_url).await?.is_empty());
+    Ok(())
+}
+
+/// The whole chain as users run it: Debian's Prometheus scrapes Debian's
+/// node exporter (on 127.0.0.1; the `instance` label rewritten by
+/// `relabel_configs` to the seeded instance's address, which nothing
+/// contacts) and evaluates the shipped rules, their `for` shortened; the
+/// exporter stops, `ServiceDown` fires for it, and Prometheus → Alertmanager
+/// → webhook → responder → the emulated account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_scrape_target_pages_through_prometheus_and_alertmanager() -> Result<()> {
+    let s = system().await?;
+    let url = webhook_url(&s);
+    let am = Alertmanager::start(&Receiver {
+        url: &url,
+        token: TOKEN,
+        repeat_interval: "1h",
+    })?;
+    let shipped =
+        std::fs::read_to_string(harness::root().join("infra/prometheus/alert_rules.yml"))?;
+    let rules = prometheus::quick_rules(&shipped)?;
+    let mut target = prometheus::node_exporter()?;
+    let address = format!("{}:9100", s.fleet.private_ip);
+    let prom = prometheus::prometheus(&rules, target.port, &address, am.port)?;
+    // Scraped and up first, so what follows is the target going down.
+    let up = format!(
+        "/api/v1/query?query=up%7Binstance%3D%22{}%22%7D",
+        address.replace(':', "%3A")
+    );
+    eventually(Duration::from_secs(30), || async {
+        let (status, body) = http_request(prom.port, "GET", &up, &[], b"")?;
+        Ok(
+            (status == 200 && body.contains(r#""value":["#) && body.contains(r#","1"]"#))
+                .then_some(()),
+        )
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\nprometheus log:\n{}", prom.logs()))?;
+    let stopped = std::time::Instant::now();
+    target.stop();
+    // The ServiceDown notification, read from the account (a busy machine
+    // may also fire HighCPUUsage: only ServiceDown is looked for).
+    let down = eventually(Duration::from_secs(120), || async {
+        let got = drain(&s.sdk, &s.fleet.inbox_queue_url).await?;
+        Ok(got
+            .into_iter()
+            .find(|m| m.document().is_ok_and(|d| d["kind"] == "service_down")))
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nprometheus log:\n{}\nalertmanager log:\n{}",
+            prom.logs(),
+            am.logs()
+        )
+    })?;
+    eprintln!(
+        "ServiceDown reached the inbox {:?} after the target stopped",
+        stopped.elapsed()
+    );
+    let doc = down.document()?;
+    assert_eq!(doc["source"], "alertmanager");
+    assert_eq!(doc["alarm"]["name"], "ServiceDown");
+    assert_eq!(doc["instance"], s.fleet.instance());
+    assert_eq!(
+        doc["alarm"]["metric"]["dimensions"]["instance"],
+        address.as_str()
+    );
+    assert_eq!(doc["alarm"]["metric"]["dimensions"]["job"], "node-exporter");
+    // A failed scrape is not a dead instance: EC2 says it is fine, so
+    // nothing is replaced or rebooted, and the page says why.
+    let actions = doc["actions"].as_array().cloned().unwrap_or_default();
+    let replace = actions
+        .iter()
+        .find(|a| a["action"] == "replace_instance")
+        .ok_or_else(|| anyhow::anyhow!("no replace_instance in {doc:#}"))?;
+    assert_eq!(replace["status"], "skipped", "{replace:#}");
+    assert_eq!(desired_capacity(&s.sdk, &s.fleet.group).await?, 1);
     Ok(())
 }
