@@ -471,3 +471,40 @@ async fn a_private_address_is_resolved_only_in_the_configured_vpcs() -> Result<(
     );
     Ok(())
 }
+
+/// Amazon Managed Service for Prometheus's delivery: an SNS event whose
+/// message is the Alertmanager body the shipped template renders.
+#[tokio::test]
+async fn amp_alert_through_sns() -> Result<()> {
+    let w = world().await?;
+    let r = w
+        .handle(&alertmanager(
+            &w,
+            "sns-amp-high-cpu.json",
+            &w.fleet.private_ip,
+        )?)
+        .await?;
+    assert_full_response(&w, &r).await?;
+    assert_eq!(r.incidents[0].source, "alertmanager");
+    Ok(())
+}
+
+/// Grafana Alerting's webhook payload, its rule title routed by `ROUTES`.
+#[tokio::test]
+async fn grafana_alert_routed_by_its_title() -> Result<()> {
+    let mut w = world().await?;
+    w.config.routes.insert(
+        "High CPU usage".into(),
+        first_responder::incident::IncidentKind::HighCpu,
+    );
+    let r = w
+        .handle(&alertmanager(
+            &w,
+            "grafana-high-cpu.json",
+            &w.fleet.private_ip,
+        )?)
+        .await?;
+    assert_full_response(&w, &r).await?;
+    assert_eq!(r.incidents[0].value, Some(95.3));
+    Ok(())
+}
