@@ -40,16 +40,27 @@ pub fn version() -> Result<String> {
         .context("no version line")
 }
 
+fn installed() -> Result<()> {
+    if Command::new(BINARY).arg("--version").output().is_err() {
+        bail!(
+            "{BINARY} is not installed: run `make test` (it installs Debian's prometheus-alertmanager)"
+        );
+    }
+    Ok(())
+}
+
+/// Checks the binary is there; a free port and a directory of its own.
+fn place() -> Result<(u16, PathBuf)> {
+    installed()?;
+    let port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("first-responder-am-{port}"));
+    std::fs::create_dir_all(&dir)?;
+    Ok((port, dir))
+}
+
 impl Alertmanager {
     pub fn start(receiver: &Receiver) -> Result<Self> {
-        if Command::new(BINARY).arg("--version").output().is_err() {
-            bail!(
-                "{BINARY} is not installed: run `make test` (it installs Debian's prometheus-alertmanager)"
-            );
-        }
-        let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("first-responder-am-{port}"));
-        std::fs::create_dir_all(&dir)?;
+        let (port, dir) = place()?;
         let token_file = dir.join("token");
         std::fs::write(&token_file, receiver.token)?;
         let config = format!(
@@ -81,14 +92,7 @@ receivers:
     /// With a configuration file written elsewhere (the AMP definition's,
     /// made local by `infra/amp/check.py --local`).
     pub fn start_with_config(config_file: &std::path::Path) -> Result<Self> {
-        if Command::new(BINARY).arg("--version").output().is_err() {
-            bail!(
-                "{BINARY} is not installed: run `make test` (it installs Debian's prometheus-alertmanager)"
-            );
-        }
-        let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("first-responder-am-{port}"));
-        std::fs::create_dir_all(&dir)?;
+        let (port, dir) = place()?;
         Self::spawn(port, dir, config_file)
     }
 

@@ -845,6 +845,51 @@ pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<Delivered>> {
     }
 }
 
+/// The parameter the webhook reads its token from, in the tests.
+pub const TOKEN_PARAMETER: &str = "/first-responder/webhook-token";
+
+/// moto, a seeded fleet, the webhook's token in an SSM SecureString, and both
+/// functions under `cargo lambda watch`: the webhook's Lambda client pointed
+/// at it, every other AWS call at moto.
+pub struct Functions {
+    pub moto: Moto,
+    pub sdk: SdkConfig,
+    pub fleet: Fleet,
+    pub watch: Watch,
+}
+
+impl Functions {
+    /// `extra`: more of the functions' environment (`ROUTES`, ...).
+    pub async fn start(token: &str, extra: &[(&str, String)]) -> Result<Self> {
+        let moto = Moto::start()?;
+        let sdk = moto.sdk().await;
+        let fleet = seed(&sdk, FleetSpec::default()).await?;
+        // Read once at the webhook's start, as in AWS.
+        put_secret(&sdk, TOKEN_PARAMETER, token).await?;
+        let port = free_port()?;
+        let mut env = aws_env(&moto.endpoint);
+        env.extend([
+            (
+                "AWS_ENDPOINT_URL_LAMBDA",
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("NOTIFY_TOPIC_ARN", fleet.topic_arn.clone()),
+            ("WEBHOOK_TOKEN_PARAMETER", TOKEN_PARAMETER.to_owned()),
+            ("RESPONDER_FUNCTION", "responder".to_owned()),
+            ("STATE_TABLE", fleet.state_table.clone()),
+            ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
+        ]);
+        env.extend(extra.iter().cloned());
+        let watch = Watch::start(port, &env)?;
+        Ok(Self {
+            moto,
+            sdk,
+            fleet,
+            watch,
+        })
+    }
+}
+
 /// `cargo lambda watch` serving every function of the workspace on a free
 /// 127.0.0.1 port, with the given environment; stopped (whole process group)
 /// on drop.

@@ -10,12 +10,10 @@ use anyhow::Result;
 use harness::alertmanager::{self, Alertmanager, Receiver};
 use harness::prometheus;
 use harness::{
-    Fleet, FleetSpec, Moto, Watch, aws_env, desired_capacity, drain, eventually, free_port,
-    http_request, put_secret, seed, snapshots,
+    Fleet, Functions, Moto, Watch, desired_capacity, drain, eventually, http_request, snapshots,
 };
 
 const TOKEN: &str = "alertmanager-test-token-0123456789";
-const PARAM: &str = "/first-responder/webhook-token";
 
 struct System {
     _moto: Moto,
@@ -28,24 +26,13 @@ struct System {
 /// already built and started (so Alertmanager's first notification does not
 /// wait for a compiler).
 async fn system() -> Result<System> {
-    let moto = Moto::start()?;
-    let sdk = moto.sdk().await;
-    let fleet = seed(&sdk, FleetSpec::default()).await?;
-    put_secret(&sdk, PARAM, TOKEN).await?;
-    let port = free_port()?;
-    let mut env = aws_env(&moto.endpoint);
-    env.extend([
-        (
-            "AWS_ENDPOINT_URL_LAMBDA",
-            format!("http://127.0.0.1:{port}"),
-        ),
-        ("NOTIFY_TOPIC_ARN", fleet.topic_arn.clone()),
-        ("WEBHOOK_TOKEN_PARAMETER", PARAM.to_owned()),
-        ("RESPONDER_FUNCTION", "responder".to_owned()),
-        ("STATE_TABLE", fleet.state_table.clone()),
-        ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
-    ]);
-    let watch = Watch::start(port, &env)?;
+    let Functions {
+        moto,
+        sdk,
+        fleet,
+        watch,
+    } = Functions::start(TOKEN, &[]).await?;
+    let port = watch.port;
     let (s, _) = http_request(port, "GET", &watch.function_url("webhook"), &[], b"")?;
     assert_eq!(s, 401, "the webhook is up, and wants its token");
     http_request(

@@ -91,12 +91,7 @@ async fn still_firing_after_the_fix_escalates_to_the_pager_once() -> Result<()> 
     drain(&w.sdk, &w.fleet.pager_queue_url).await?;
     drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     // Ten minutes after the fix.
-    let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = w
-        .aws
-        .verify(&id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (v, now) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
     assert!(v.published, "{v:?}");
     assert_eq!(v.alarm_state.as_deref(), Some("ALARM"));
@@ -157,12 +152,7 @@ async fn recovered_after_the_fix_is_recorded_with_a_short_notice() -> Result<()>
     )
     .await?;
     // Ten minutes after the fix.
-    let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = w
-        .aws
-        .verify(&id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (v, _) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
     assert!(v.published);
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
@@ -185,22 +175,14 @@ async fn recovered_after_the_fix_is_recorded_with_a_short_notice() -> Result<()>
         (Some("info"), Some("OK"))
     );
     // The record says so.
-    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
-    let item = ddb
-        .get_item()
-        .table_name(&w.fleet.state_table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("incident#{id}")),
-        )
-        .send()
-        .await?;
-    let verified = item
-        .item()
-        .and_then(|i| i.get("verified"))
-        .and_then(|v| v.as_s().ok())
-        .cloned();
-    assert_eq!(verified.as_deref(), Some("recovered"));
+    assert_eq!(
+        record_field(&w, &id, "verified").await?.as_deref(),
+        Some("recovered")
+    );
+    assert_eq!(
+        record_field(&w, &id, "verification").await?.as_deref(),
+        Some("recovered 10 minutes after the fix")
+    );
     Ok(())
 }
 
@@ -276,12 +258,7 @@ async fn an_alertmanager_alert_without_its_resolved_delivery_and_past_its_thresh
     let mut w = world("ALARM").await?;
     w.config.notify_on_resolve = false;
     let id = alertmanager_fix(&w).await?;
-    let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = w
-        .aws
-        .verify(&id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (v, _) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
     assert!(v.published, "{v:?}");
     let note = v.note.clone().unwrap_or_default();
@@ -313,12 +290,7 @@ async fn an_alertmanager_resolved_delivery_recovers_it_and_one_notice_is_enough(
     let id = alertmanager_fix(&w).await?;
     let r = w.handle(&resolved_event(&w)?).await?;
     assert!(r.incidents[0].transient_error.is_none(), "{r:#?}");
-    let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = w
-        .aws
-        .verify(&id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (v, _) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
     assert!(
         v.note
@@ -331,7 +303,7 @@ async fn an_alertmanager_resolved_delivery_recovers_it_and_one_notice_is_enough(
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     assert_eq!(inbox.len(), 1, "{inbox:#?}");
     assert_eq!(inbox[0].attribute("severity"), Some("info"));
-    let item = verification_of(&w, &id).await?;
+    let item = record_field(&w, &id, "verification").await?;
     assert_eq!(item.as_deref(), Some("recovered 10 minutes after the fix"));
 
     // Resolve notices on: the resolved delivery told people; the check
@@ -347,12 +319,7 @@ async fn an_alertmanager_resolved_delivery_recovers_it_and_one_notice_is_enough(
         1,
         "the resolve notice"
     );
-    let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = w
-        .aws
-        .verify(&id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (v, _) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
     assert!(!v.published, "{v:?}");
     assert_eq!(
@@ -363,7 +330,7 @@ async fn an_alertmanager_resolved_delivery_recovers_it_and_one_notice_is_enough(
     );
     assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
     assert_eq!(
-        verification_of(&w, &id).await?.as_deref(),
+        record_field(&w, &id, "verification").await?.as_deref(),
         Some("recovered 10 minutes after the fix")
     );
     Ok(())
@@ -390,20 +357,30 @@ async fn a_cloudwatch_ok_that_was_announced_gets_no_second_notice() -> Result<()
     let (st, _) = harness::status_of(&ok, "notify");
     assert_eq!(st, "done", "{ok:#?}");
     drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = w
-        .aws
-        .verify(&id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (v, _) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
     assert!(!v.published, "{v:?}");
     assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
     Ok(())
 }
 
-/// What the incident's record says of the check.
-async fn verification_of(w: &World, id: &str) -> Result<Option<String>> {
+/// The check as the delayed message runs it, ten minutes after the fix:
+/// its verification and the time it ran at.
+async fn ten_minutes_later(
+    w: &World,
+    id: &str,
+) -> Result<(first_responder::verify::Verification, chrono::DateTime<Utc>)> {
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let v = w
+        .aws
+        .verify(id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok((v, now))
+}
+
+/// One text field of the incident's record in the state table.
+async fn record_field(w: &World, id: &str, field: &str) -> Result<Option<String>> {
     let item = aws_sdk_dynamodb::Client::new(&w.sdk)
         .get_item()
         .table_name(&w.fleet.state_table)
@@ -415,7 +392,7 @@ async fn verification_of(w: &World, id: &str) -> Result<Option<String>> {
         .await?;
     Ok(item
         .item()
-        .and_then(|i| i.get("verification"))
+        .and_then(|i| i.get(field))
         .and_then(|v| v.as_s().ok())
         .cloned())
 }

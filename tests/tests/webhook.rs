@@ -7,35 +7,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use harness::{
-    FleetSpec, Moto, Watch, aws_env, desired_capacity, drain, eventually, free_port, http_request,
-    put_secret, sample_event, seed, snapshots, ssm_commands,
+    Functions, desired_capacity, drain, eventually, free_port, http_request, put_secret,
+    sample_event, snapshots, ssm_commands,
 };
 
 const TOKEN: &str = "local-test-token-0123456789";
-const PARAM: &str = "/first-responder/webhook-token";
+const PARAM: &str = harness::TOKEN_PARAMETER;
 
 #[tokio::test]
 async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
-    let moto = Moto::start()?;
-    let sdk = moto.sdk().await;
-    let fleet = seed(&sdk, FleetSpec::default()).await?;
-    // The token lives in an SSM SecureString, read once at the webhook's start.
-    put_secret(&sdk, PARAM, TOKEN).await?;
-    let port = free_port()?;
-    let mut env = aws_env(&moto.endpoint);
-    env.extend([
-        (
-            "AWS_ENDPOINT_URL_LAMBDA",
-            format!("http://127.0.0.1:{port}"),
-        ),
-        ("NOTIFY_TOPIC_ARN", fleet.topic_arn.clone()),
-        ("WEBHOOK_TOKEN_PARAMETER", PARAM.to_owned()),
-        ("RESPONDER_FUNCTION", "responder".to_owned()),
-        ("STATE_TABLE", fleet.state_table.clone()),
-        ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
-        ("WEBHOOK_TOKEN_REFRESH_SECONDS", "1".to_owned()),
-    ]);
-    let watch = Watch::start(port, &env)?;
+    let Functions {
+        moto: _moto,
+        sdk,
+        fleet,
+        watch,
+    } = Functions::start(TOKEN, &[("WEBHOOK_TOKEN_REFRESH_SECONDS", "1".to_owned())]).await?;
+    let port = watch.port;
     let url = watch.function_url("webhook");
     let post = |auth: Option<&str>, ctype: &str, body: &[u8]| {
         let bearer = auth.map(|t| format!("Bearer {t}"));
@@ -282,25 +269,13 @@ async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
 /// `values`) reaches the responder, routed by `ROUTES`.
 #[tokio::test]
 async fn a_grafana_contact_point_reaches_the_responder() -> Result<()> {
-    let moto = Moto::start()?;
-    let sdk = moto.sdk().await;
-    let fleet = seed(&sdk, FleetSpec::default()).await?;
-    put_secret(&sdk, PARAM, TOKEN).await?;
-    let port = free_port()?;
-    let mut env = aws_env(&moto.endpoint);
-    env.extend([
-        (
-            "AWS_ENDPOINT_URL_LAMBDA",
-            format!("http://127.0.0.1:{port}"),
-        ),
-        ("NOTIFY_TOPIC_ARN", fleet.topic_arn.clone()),
-        ("WEBHOOK_TOKEN_PARAMETER", PARAM.to_owned()),
-        ("RESPONDER_FUNCTION", "responder".to_owned()),
-        ("STATE_TABLE", fleet.state_table.clone()),
-        ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
-        ("ROUTES", "High CPU usage=high_cpu".to_owned()),
-    ]);
-    let watch = Watch::start(port, &env)?;
+    let Functions {
+        moto: _moto,
+        sdk,
+        fleet,
+        watch,
+    } = Functions::start(TOKEN, &[("ROUTES", "High CPU usage=high_cpu".to_owned())]).await?;
+    let port = watch.port;
     let url = watch.function_url("webhook");
     let alert = sample_event("grafana-high-cpu.json", fleet.instance())?
         .replace("10.0.1.5", &fleet.private_ip);

@@ -15,7 +15,6 @@ use super::{Comparison, MetricContext, Point, WINDOW_SECONDS, summarize};
 use crate::alert::AlertSource;
 use crate::aws::{Aws, sdk_error};
 use crate::config::Config;
-use crate::disk::DiskTarget;
 use crate::ids::InstanceId;
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
 
@@ -137,6 +136,34 @@ fn metric_label(m: &Metric) -> String {
     )
 }
 
+/// The CloudWatch agent's disk metric (or the predictive check's, by its
+/// listed dimensions), at its 5-minute period, at its maximum.
+fn disk_query(
+    namespace: &str,
+    name: &str,
+    dimensions: &BTreeMap<String, String>,
+    threshold: Option<f64>,
+) -> Query {
+    let metric = Metric::builder()
+        .namespace(namespace)
+        .metric_name(name)
+        .set_dimensions(Some(
+            dimensions
+                .iter()
+                .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                .collect(),
+        ))
+        .build();
+    Query {
+        label: metric_label(&metric),
+        queries: vec![single(metric, 300, "Maximum")],
+        returned: "m0".into(),
+        period: 300,
+        threshold,
+        comparison: None,
+    }
+}
+
 /// For an alert that is not a CloudWatch alarm (Alertmanager): the
 /// instance's own CloudWatch metric for the kind, where there is one that
 /// names the instance alone.
@@ -219,24 +246,7 @@ impl Aws {
             } else if incident.alert.source == AlertSource::Forecast {
                 // The predictive check's own metric, from ListMetrics.
                 let m = incident.alert.metric.as_ref()?;
-                let metric = Metric::builder()
-                    .namespace(&m.namespace)
-                    .metric_name(&m.name)
-                    .set_dimensions(Some(
-                        m.dimensions
-                            .iter()
-                            .map(|(k, v)| Dimension::builder().name(k).value(v).build())
-                            .collect(),
-                    ))
-                    .build();
-                Query {
-                    label: metric_label(&metric),
-                    queries: vec![single(metric, 300, "Maximum")],
-                    returned: "m0".into(),
-                    period: 300,
-                    threshold: Some(100.0),
-                    comparison: None,
-                }
+                disk_query(&m.namespace, &m.name, &m.dimensions, Some(100.0))
             } else {
                 match self.alarm_now(&incident.alert.alarm_name).await {
                     Ok(a) => match from_alarm(&a) {
@@ -269,13 +279,7 @@ impl Aws {
         incident: &Incident,
         instance: &InstanceId,
     ) -> Result<Query, String> {
-        let labels = incident
-            .alert
-            .metric
-            .as_ref()
-            .map(|m| m.dimensions.clone())
-            .unwrap_or_default();
-        let Some(mount) = DiskTarget::from_labels(&labels).mount else {
+        let Some(mount) = crate::actions::context::disk_target(incident).mount else {
             return Err("the alert names no mount point to find its disk_used_percent by".into());
         };
         let mut token = None;
@@ -303,19 +307,17 @@ impl Aws {
                     .any(|d| d.name() == Some("path") && d.value() == Some(mount.as_str()))
             });
             if let Some(m) = found {
-                let metric = Metric::builder()
-                    .set_namespace(m.namespace().map(ToOwned::to_owned))
-                    .set_metric_name(m.metric_name().map(ToOwned::to_owned))
-                    .set_dimensions(Some(m.dimensions().to_vec()))
-                    .build();
-                return Ok(Query {
-                    label: metric_label(&metric),
-                    queries: vec![single(metric, 300, "Maximum")],
-                    returned: "m0".into(),
-                    period: 300,
-                    threshold: None,
-                    comparison: None,
-                });
+                let dimensions = m
+                    .dimensions()
+                    .iter()
+                    .filter_map(|d| Some((d.name()?.to_owned(), d.value()?.to_owned())))
+                    .collect();
+                return Ok(disk_query(
+                    "CWAgent",
+                    "disk_used_percent",
+                    &dimensions,
+                    None,
+                ));
             }
             token = out.next_token().map(ToOwned::to_owned);
             if token.is_none() {
@@ -383,23 +385,7 @@ impl Aws {
             if page.get("InstanceId").map(String::as_str) != Some(instance.as_str()) {
                 return Err("the page read no disk metric of this instance".into());
             }
-            let metric = Metric::builder()
-                .namespace("CWAgent")
-                .metric_name("disk_used_percent")
-                .set_dimensions(Some(
-                    page.iter()
-                        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
-                        .collect(),
-                ))
-                .build();
-            Query {
-                label: metric_label(&metric),
-                queries: vec![single(metric, 300, "Maximum")],
-                returned: "m0".into(),
-                period: 300,
-                threshold: None,
-                comparison: None,
-            }
+            disk_query("CWAgent", "disk_used_percent", page, None)
         } else {
             for_instance(kind, instance.as_str())
                 .ok_or_else(|| format!("no instance metric for {kind}"))?
