@@ -33,6 +33,23 @@ pub struct Notification {
     pub pager: Option<CloudWatchAlarmPayload>,
 }
 
+impl Notification {
+    /// What the notify action publishes: the SNS message of every protocol,
+    /// and the `severity` and `state` attributes.
+    pub fn message(&self) -> crate::actions::notify::Message {
+        crate::actions::notify::Message {
+            subject: self.subject.clone(),
+            body: sns_message(self),
+            severity: self.severity.as_str(),
+            state: self
+                .pager
+                .as_ref()
+                .map(|p| p.new_state_value.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// The key a pager de-duplicates and resolves by (`AlarmName`): the alarm's
 /// name, or for an Alertmanager alert its name and fingerprint, which its
 /// firing and resolved deliveries share and no other alert has.

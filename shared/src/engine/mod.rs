@@ -235,7 +235,7 @@ impl Aws {
                                 topic_arn,
                                 plan.incident.kind.as_str(),
                                 &plan.incident.id,
-                                &notify::Message::of(&n),
+                                &n.message(),
                             )
                             .instrument(info_span!("action", action = "notify"))
                             .await;

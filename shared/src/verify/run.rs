@@ -183,12 +183,7 @@ impl Aws {
             pager: Some(super::pager(&stored, &v, &reason)),
         };
         let sent = self
-            .publish(
-                topic,
-                &stored.kind,
-                incident,
-                &crate::actions::notify::Message::of(&n),
-            )
+            .publish(topic, &stored.kind, incident, &n.message())
             .await;
         match sent.status {
             crate::report::Status::Done => v.published = true,

@@ -75,17 +75,3 @@ pub struct Message {
     pub state: String,
 }
 
-impl Message {
-    pub fn of(n: &crate::notify::Notification) -> Self {
-        Self {
-            subject: n.subject.clone(),
-            body: crate::notify::sns_message(n),
-            severity: n.severity.as_str(),
-            state: n
-                .pager
-                .as_ref()
-                .map(|p| p.new_state_value.clone())
-                .unwrap_or_default(),
-        }
-    }
-}
