@@ -175,8 +175,9 @@ assert "Subject: [ALARM] High CPU 95.3%" in account and "Subject: [OK] Resolved:
 assert account.count("== Notification") == 5, account
 # The CPU and disk alarms are critical, and so is the escalation (the CPU
 # alarm is still ALARM after the scale-out); the runbook labels HighCPUUsage
-# a warning.
-assert "received 3 message(s)" in account, account
+# a warning. The pager also takes every OK (it resolves what a page opened).
+assert "received 4 message(s)" in account, account
+assert "    [OK] Resolved: web-high-cpu" in account, account
 assert "Subject: [ESCALATION] Still firing after the fix: web-high-cpu" in account, account
 assert "THE METRIC SINCE THE FIX" in account and "latest 91.0" in account, account
 v = json.load(open(f"{run}/verify-report.json"))["verifications"]

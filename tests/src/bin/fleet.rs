@@ -216,7 +216,7 @@ async fn show(endpoint: &str, fleet: &Fleet) -> Result<()> {
         println!("{}", doc["text"].as_str().unwrap_or(""));
     }
     println!(
-        "== Pager subscription (filter severity = critical) received {} message(s) ==",
+        "== Pager subscription (critical pages and every OK) received {} message(s) ==",
         pager.len()
     );
     for m in &pager {
