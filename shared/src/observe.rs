@@ -12,6 +12,8 @@ use crate::report::Status;
 use crate::aws::*;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::Filter;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 /// The IAM actions the observation calls: reads, plus `lsblk` through SSM
 /// when a device cannot be traced from the API alone.
@@ -27,17 +29,47 @@ pub const PERMISSIONS: &[&str] = &[
     "ssm:GetCommandInvocation",
 ];
 
+/// An alert's address looked up once, shared by the fleet's reads and the
+/// metric's (each awaits its own clone; the calls are made once).
+pub type Lookup<'a> = Shared<BoxFuture<'a, Result<(InstanceId, String), String>>>;
+
 impl Aws {
+    /// The lookup of the instance behind a firing alert that names only an
+    /// address; None for any other alert.
+    pub fn lookup<'a>(&'a self, incident: &'a Incident, config: &'a Config) -> Option<Lookup<'a>> {
+        match &incident.resource {
+            Resource::Address(a) if incident.transition == Transition::Firing => {
+                Some(self.resolve(a, &config.vpc_ids).boxed().shared())
+            }
+            _ => None,
+        }
+    }
+
+    /// The instance behind an alert's address, from its shared lookup.
+    pub(crate) async fn resolved(
+        lookup: Option<&Lookup<'_>>,
+    ) -> Result<(InstanceId, String), String> {
+        match lookup {
+            Some(l) => l.clone().await,
+            None => Err("the address was not looked up".into()),
+        }
+    }
+
     /// Reads the AWS state the planner needs for this incident,
     /// concurrently; the alert's metric is read beside it (see `respond`).
-    pub async fn observe_fleet(&self, incident: &Incident, config: &Config) -> Observed {
+    pub async fn observe_fleet(
+        &self,
+        incident: &Incident,
+        config: &Config,
+        lookup: Option<&Lookup<'_>>,
+    ) -> Observed {
         let kind = incident.kind;
         if incident.transition != Transition::Firing || kind == IncidentKind::Unrouted {
             return Observed::nothing();
         }
         let (instance, resolved) = match &incident.resource {
             Resource::Instance(i) => (i.clone(), None),
-            Resource::Address(a) => match self.resolve(a, &config.vpc_ids).await {
+            Resource::Address(_) => match Self::resolved(lookup).await {
                 Ok((i, vpc)) => (i.clone(), Some((i, vpc))),
                 Err(why) => {
                     return Observed {

@@ -178,11 +178,13 @@ pub async fn respond_until(
             // one round trip less before the first action.
             let may_act = incident.transition == Transition::Firing
                 || (incident.transition == Transition::Resolved && config.notify_on_resolve);
+            // An address is looked up once, for the fleet's reads and the metric's.
+            let lookup = aws.lookup(incident, config);
             // The reads are bounded too (an `lsblk` over SSM may wait a minute).
             let observe = async {
                 match hard {
                     Some(h) => {
-                        tokio::time::timeout_at(h.into(), aws.observe_fleet(incident, config))
+                        tokio::time::timeout_at(h.into(), aws.observe_fleet(incident, config, lookup.as_ref()))
                             .await
                             .unwrap_or_else(|_| {
                                 Observed::failed(
@@ -190,7 +192,7 @@ pub async fn respond_until(
                                 )
                             })
                     }
-                    None => aws.observe_fleet(incident, config).await,
+                    None => aws.observe_fleet(incident, config, lookup.as_ref()).await,
                 }
             };
             // The check after the fix is sent before any change (beside the
@@ -211,7 +213,10 @@ pub async fn respond_until(
             };
             // The alert's metric is read beside the fleet (under its own
             // short deadline), on its own clock.
-            let metric: LateMetric<'_> = aws.metric_context(incident, config).boxed().shared();
+            let metric: LateMetric<'_> = aws
+                .metric_context(incident, lookup.as_ref())
+                .boxed()
+                .shared();
             let decide = |mut observed: Observed| {
                 observed.kill_switch = kill_switch.clone();
                 let p = plan(incident, &observed, config);

@@ -50,6 +50,8 @@ pub enum Fault {
     Hang,
     /// Forward, let the emulator act, then hold the answer back forever.
     ForwardThenHang,
+    /// Forward untouched: only counted (`Stats::rule_hits`).
+    Count,
 }
 
 #[derive(Debug, Default)]

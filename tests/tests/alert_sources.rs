@@ -508,3 +508,41 @@ async fn grafana_alert_routed_by_its_title() -> Result<()> {
     assert_eq!(r.incidents[0].value, Some(95.3));
     Ok(())
 }
+
+/// An alert that names only an address is looked up once, for the fleet's
+/// reads and the metric's alike: one DescribeVpcs (the lookup counts the
+/// account's VPCs beside it), not one for each.
+#[tokio::test]
+async fn an_address_is_looked_up_once() -> Result<()> {
+    use harness::proxy::{Fault, FaultProxy, Faults, Rule};
+    let w = world().await?;
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &[Rule {
+                action: "DescribeVpcs",
+                fault: Fault::Count,
+                times: u64::MAX,
+            }],
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let aws = harness::fast_aws(&harness::sdk_config(&proxy.endpoint).await);
+    let event = alertmanager(&w, "alertmanager-high-cpu.json", &w.fleet.private_ip)?;
+    let r =
+        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    assert_eq!(
+        r.incidents[0].instance.as_deref(),
+        Some(w.fleet.instance()),
+        "{r:#?}"
+    );
+    let hits = proxy
+        .stats
+        .rule_hits
+        .lock()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .clone();
+    assert_eq!(hits, vec![1], "DescribeVpcs calls");
+    Ok(())
+}

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use super::{Comparison, MetricContext, Point, WINDOW_SECONDS, summarize};
 use crate::alert::AlertSource;
 use crate::aws::{Aws, sdk_error};
-use crate::config::Config;
 use crate::ids::InstanceId;
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
 
@@ -219,19 +218,18 @@ impl Aws {
     pub async fn metric_context(
         &self,
         incident: &Incident,
-        config: &Config,
+        lookup: Option<&crate::observe::Lookup<'_>>,
     ) -> Option<Result<MetricContext, String>> {
         if incident.transition != Transition::Firing {
             return None;
         }
         let read = async {
             let q = if incident.alert.source == AlertSource::Alertmanager {
-                // An alert that names only an address is looked up here as
-                // well as in the fleet's reads: one more DescribeInstances,
-                // beside them, rather than a wait for theirs.
+                // An alert that names only an address waits for the lookup
+                // the fleet's reads share (made once, beside them).
                 let instance = match &incident.resource {
                     Resource::Instance(i) => i.clone(),
-                    Resource::Address(a) => self.resolve(a, &config.vpc_ids).await.ok()?.0,
+                    Resource::Address(_) => Self::resolved(lookup).await.ok()?.0,
                     _ => return None,
                 };
                 let q = if incident.kind.is_disk() {
