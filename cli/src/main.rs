@@ -157,12 +157,8 @@ async fn main() -> ExitCode {
         respond::respond(&batch.incidents, batch.duplicates, &aws, &config, mode).await;
     report.rejected = batch.rejected.iter().map(Into::into).collect();
     if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("first-responder: cannot print the report: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(code) = print_json(&report, "the report") {
+            return code;
         }
     } else {
         print!("{}", report.to_text());
@@ -193,12 +189,8 @@ async fn verify(incident: &str, json: bool) -> ExitCode {
     match aws.verify(incident, &config, chrono::Utc::now()).await {
         Ok(v) => {
             if json {
-                match serde_json::to_string_pretty(&v) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("first-responder: cannot print the verification: {e}");
-                        return ExitCode::FAILURE;
-                    }
+                if let Err(code) = print_json(&v, "the verification") {
+                    return code;
                 }
             } else {
                 println!(
@@ -232,12 +224,8 @@ async fn forecast(json: bool) -> ExitCode {
     match aws.forecast_check(&config, chrono::Utc::now()).await {
         Ok(check) => {
             if json {
-                match serde_json::to_string_pretty(&check) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("first-responder: cannot print the check: {e}");
-                        return ExitCode::FAILURE;
-                    }
+                if let Err(code) = print_json(&check, "the check") {
+                    return code;
                 }
             } else {
                 println!(
@@ -262,6 +250,20 @@ async fn forecast(json: bool) -> ExitCode {
         Err(e) => {
             eprintln!("first-responder: forecast: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Pretty JSON on stdout; when it cannot be printed, says so and fails.
+fn print_json<T: serde::Serialize>(value: &T, what: &str) -> Result<(), ExitCode> {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => {
+            println!("{s}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("first-responder: cannot print {what}: {e}");
+            Err(ExitCode::FAILURE)
         }
     }
 }
