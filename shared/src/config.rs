@@ -64,6 +64,14 @@ pub struct Config {
     /// 3600): how often one alarm may trigger remediation.
     pub flap_max: u32,
     pub flap_window: Duration,
+    /// Approval links: the key signs them (`APPROVAL_KEY` locally; the
+    /// functions read `APPROVAL_KEY_PARAMETER`, an SSM SecureString, at
+    /// start), `APPROVAL_BASE_URL` is the webhook's Function URL, and a link
+    /// lives `APPROVAL_TTL_MINUTES` (default 60, at most 1440).
+    pub approval_key: Option<crate::approval::Key>,
+    pub approval_key_parameter: Option<String>,
+    pub approval_base_url: Option<String>,
+    pub approval_ttl: Duration,
 }
 
 impl Default for Config {
@@ -88,6 +96,10 @@ impl Default for Config {
             vpc_ids: Vec::new(),
             flap_max: 3,
             flap_window: Duration::from_secs(3600),
+            approval_key: None,
+            approval_key_parameter: None,
+            approval_base_url: None,
+            approval_ttl: Duration::from_secs(crate::approval::DEFAULT_TTL_MINUTES * 60),
         }
     }
 }
@@ -212,6 +224,43 @@ impl Config {
         }
         if let Some(v) = get("FLAP_WINDOW_SECONDS") {
             c.flap_window = seconds("FLAP_WINDOW_SECONDS", &v, 60, 7 * 86_400)?;
+        }
+        if let Some(v) = get("APPROVAL_KEY").filter(|v| !v.is_empty()) {
+            c.approval_key = Some(crate::approval::Key::new("APPROVAL_KEY", &v)?);
+        }
+        if let Some(v) = get("APPROVAL_KEY_PARAMETER").filter(|v| !v.is_empty()) {
+            c.approval_key_parameter = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("APPROVAL_BASE_URL").filter(|v| !v.is_empty()) {
+            let t = v.trim();
+            if !(t.starts_with("https://") || t.starts_with("http://"))
+                || t.contains(['?', '#', ' '])
+            {
+                return Err(err(
+                    "APPROVAL_BASE_URL",
+                    &v,
+                    "expected the webhook's Function URL (https://…/), without a query",
+                ));
+            }
+            // The links are BASE + approve/deny.
+            c.approval_base_url = Some(if t.ends_with('/') {
+                t.to_owned()
+            } else {
+                format!("{t}/")
+            });
+        }
+        if let Some(v) = get("APPROVAL_TTL_MINUTES") {
+            let max = crate::approval::MAX_TTL_MINUTES;
+            c.approval_ttl = match v.trim().parse::<u64>() {
+                Ok(m) if (1..=max).contains(&m) => Duration::from_secs(m * 60),
+                _ => {
+                    return Err(err(
+                        "APPROVAL_TTL_MINUTES",
+                        &v,
+                        &format!("expected 1 to {max} minutes"),
+                    ));
+                }
+            };
         }
         Ok(c)
     }

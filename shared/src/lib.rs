@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod alert;
+pub mod approval;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod commands;

@@ -12,7 +12,7 @@ use crate::alert::{AlarmState, Alert, AlertSource};
 
 use crate::incident::Transition;
 use crate::plan::{ActionName, Plan};
-use crate::report::{ActionReport, Severity};
+use crate::report::{ActionReport, Severity, Status};
 use crate::text::{MAX_FIELD_CHARS, MAX_LONG_FIELD_CHARS, escape, escape_keeping_lines, quoted};
 
 /// SNS: subject under 100 characters, printable ASCII only.
@@ -221,7 +221,7 @@ fn action_line(a: &ActionReport) -> String {
     let what = a.detail.as_deref().unwrap_or(&a.reason);
     format!(
         "[{}] {} {}: {}",
-        a.status.as_str(),
+        a.status.as_str().replace('_', " "),
         a.action.as_str(),
         escape(&a.target),
         escape(what)
@@ -344,6 +344,22 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
     for r in actions {
         let _ = writeln!(t, "- {}", action_line(r));
     }
+    // Held changes: each with its two links (signed, single-use; opening
+    // one changes nothing, the page it shows asks for one press).
+    let held: Vec<&ActionReport> = actions.iter().filter(|r| r.approve_url.is_some()).collect();
+    if !held.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "AWAITING YOUR APPROVAL");
+        for r in held {
+            let _ = writeln!(t, "- {} {}", r.action.as_str(), escape(&r.target));
+            if let Some(u) = &r.approve_url {
+                let _ = writeln!(t, "  approve: {u}");
+            }
+            if let Some(u) = &r.deny_url {
+                let _ = writeln!(t, "  deny:    {u}");
+            }
+        }
+    }
     let share = MAX_DIAGNOSTICS_CHARS / outputs.len().max(1);
     for (head, out) in &outputs {
         let _ = writeln!(t);
@@ -390,15 +406,22 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         "source": i.alert.source.as_str(),
         "group": plan.group,
         "notes": plan.notes,
-        "actions": actions.iter().map(|r| json!({
-            "action": r.action,
-            "target": r.target,
-            "status": r.status,
-            "reason": r.reason,
-            "detail": r.detail,
-            "ids": r.ids,
-            "output": r.output.as_deref().map(|o| trim_output(o, share)),
-        })).collect::<Vec<_>>(),
+        "actions": actions.iter().map(|r| {
+            let mut j = json!({
+                "action": r.action,
+                "target": r.target,
+                "status": r.status,
+                "reason": r.reason,
+                "detail": r.detail,
+                "ids": r.ids,
+                "output": r.output.as_deref().map(|o| trim_output(o, share)),
+            });
+            if r.status == Status::AwaitingApproval {
+                j["approve_url"] = json!(r.approve_url);
+                j["deny_url"] = json!(r.deny_url);
+            }
+            j
+        }).collect::<Vec<_>>(),
         "diagnostics": actions
             .iter()
             .find(|r| r.action == ActionName::CollectDiagnostics)

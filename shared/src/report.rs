@@ -12,6 +12,8 @@ pub enum Status {
     Done,
     Skipped,
     Failed,
+    /// Planned and held until a person approves it (`approve_url`).
+    AwaitingApproval,
 }
 
 impl Status {
@@ -21,6 +23,7 @@ impl Status {
             Self::Done => "done",
             Self::Skipped => "skipped",
             Self::Failed => "failed",
+            Self::AwaitingApproval => "awaiting_approval",
         }
     }
 }
@@ -47,6 +50,12 @@ pub struct ActionReport {
     pub started_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// A held action's links (`awaiting_approval`): each opens a page that
+    /// states the change and asks for one press; signed, single-use, expiring.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approve_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny_url: Option<String>,
 }
 
 impl ActionReport {
@@ -66,6 +75,8 @@ impl ActionReport {
             output: None,
             started_at: None,
             duration_ms: None,
+            approve_url: None,
+            deny_url: None,
         }
     }
 }

@@ -115,12 +115,24 @@ pub async fn handle_until(
     mode: Mode,
     until: Option<Instant>,
 ) -> Result<Report, InputError> {
+    // A held action's approval plans again from the event: its text is
+    // kept only when links can be made and some playbook holds an action.
+    let text = (config.approval_key.is_some() && config.playbooks.holds_any())
+        .then(|| std::sync::Arc::<str>::from(event.to_string()));
     let batch = incidents_each(event, &config.routes)?;
     for e in &batch.rejected {
         tracing::warn!(error = %e, "rejected one alert of the event; handling the others");
     }
-    let mut report =
-        respond_until(&batch.incidents, batch.duplicates, aws, config, mode, until).await;
+    let mut report = respond_event(
+        &batch.incidents,
+        batch.duplicates,
+        aws,
+        config,
+        mode,
+        until,
+        text,
+    )
+    .await;
     report.rejected = batch.rejected.iter().map(Into::into).collect();
     Ok(report)
 }
@@ -148,6 +160,22 @@ pub async fn respond_until(
     mode: Mode,
     until: Option<Instant>,
 ) -> Report {
+    respond_event(incidents, duplicates, aws, config, mode, until, None).await
+}
+
+/// [`respond_until`] with the text of the event the incidents came from
+/// (kept with a held action, for its approval).
+#[cfg(feature = "aws")]
+async fn respond_event(
+    incidents: &[Incident],
+    duplicates: usize,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+    until: Option<Instant>,
+    event: Option<std::sync::Arc<str>>,
+) -> Report {
+    let event = &event;
     // Everything but the notification and the state writes ends here.
     // The reserve is at most half of what is left (a function configured
     // with a short timeout still gets time to act).
@@ -219,10 +247,12 @@ pub async fn respond_until(
                 .shared();
             let decide = |mut observed: Observed| {
                 observed.kill_switch = kill_switch.clone();
-                let p = plan(incident, &observed, config);
+                let mut p = plan(incident, &observed, config);
+                p.event = event.clone();
                 for a in &p.actions {
                     let decision = match &a.decision {
                         Decision::Do(_) => "do",
+                        Decision::Hold(_) => "hold",
                         Decision::Skip(_) => "skip",
                         Decision::Fail(_) => "fail",
                     };

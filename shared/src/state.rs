@@ -53,6 +53,21 @@ pub struct Recorded {
     pub ids: Vec<String>,
 }
 
+/// What deciding a held action found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Approval {
+    /// This request decided it; the event the action came from.
+    Mine { event: String },
+    /// Decided before (status, by whom, what came of it): nothing again.
+    Decided {
+        status: String,
+        by: String,
+        result: String,
+    },
+    /// No such held action (never written, or gone with its record).
+    Missing,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Claim {
     /// This delivery does the action.
@@ -323,6 +338,131 @@ impl StateStore {
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
                 Ok(false)
+            }
+            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
+    /// Keeps a held action for its approval: the event it came from (the
+    /// approval plans again from it) and the change approved, `pending`
+    /// until `decide_approval`. A redelivery writes it again while it is
+    /// still pending; Ok(false) once it was decided.
+    pub async fn hold_approval(
+        &self,
+        pk: &str,
+        event: &str,
+        change: &str,
+        expires: i64,
+    ) -> Result<bool, String> {
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("status", s("pending"))
+            .item("event", s(event))
+            .item("change", s(change))
+            .item("link_expires", n(expires))
+            .item("expires_at", n(expires + RECORD_TTL.as_secs() as i64))
+            .condition_expression("attribute_not_exists(pk) OR #s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s("pending"));
+        Ok(self.put_or_read(pk, put).await?.is_ok())
+    }
+
+    /// Decides a held action once: a conditional write from `pending` to
+    /// `verb`, with who sent it. The first caller gets the stored event.
+    pub async fn decide_approval(
+        &self,
+        pk: &str,
+        verb: &str,
+        who: &str,
+        now: i64,
+    ) -> Result<Approval, String> {
+        let r = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression("SET #s = :v, decided_by = :w, decided_at = :t")
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":v", s(verb))
+            .expression_attribute_values(":w", s(who))
+            .expression_attribute_values(":t", n(now))
+            .expression_attribute_values(":pending", s("pending"))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(Approval::Mine {
+                    event: get_s(&item, "event").unwrap_or_default().to_owned(),
+                })
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(match self.get(pk).await? {
+                    Some(item) if item.contains_key("status") => Approval::Decided {
+                        status: get_s(&item, "status").unwrap_or_default().to_owned(),
+                        by: get_s(&item, "decided_by").unwrap_or_default().to_owned(),
+                        result: get_s(&item, "result").unwrap_or_default().to_owned(),
+                    },
+                    _ => Approval::Missing,
+                })
+            }
+            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
+    /// What came of a decided approval (`done`, `failed`, `refused`, ...).
+    pub async fn finish_approval(
+        &self,
+        pk: &str,
+        status: &str,
+        result: &str,
+    ) -> Result<(), String> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression("SET #s = :s, #r = :r")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#r", "result")
+            .expression_attribute_values(":s", s(status))
+            .expression_attribute_values(":r", s(result))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
+    }
+
+    /// Puts an approval's decision in the incident's record
+    /// (`approval_<action>`), beside its report; nothing when there is no
+    /// record (it would look like a delivery under way).
+    pub async fn note_on_incident(&self, id: &str, action: &str, text: &str) -> Result<(), String> {
+        let pk = format!("incident#{id}");
+        let r = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("SET #a = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#a", format!("approval_{action}"))
+            .expression_attribute_values(":t", s(text))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
             Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
         }

@@ -123,6 +123,9 @@ impl<'a> Context<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     Do(Step),
+    /// Decided, and held until a person approves it: its playbook table
+    /// says `approval = "required"` (`crate::approval`).
+    Hold(Step),
     Skip(String),
     Fail(String),
 }

@@ -209,6 +209,14 @@ impl Aws {
                 recording.extend(rec);
             }
         }
+        // Held actions get their links (and their records) before the
+        // notification that carries them.
+        let held_notes = self
+            .hold_for_approval(&plan, config, &mut reports, now)
+            .await;
+        for n in held_notes {
+            plan.note(n);
+        }
         let claims = match (notify_claims, claim_notify) {
             (Some(c), _) => c,
             (None, Some(c)) => c.await,
@@ -544,6 +552,30 @@ impl Aws {
             Some(_) => None,
         };
         (r, transient, rec)
+    }
+
+    /// Carries out one approved action alone, as any action is: its claim
+    /// (under the incident's id), its limits (cooldown and breaker; not the
+    /// flap guard, which counts alarms, not a person's decisions), the call,
+    /// and its record. Returns its report and any transient error.
+    pub(crate) async fn carry_out_approved(
+        &self,
+        a: &PlannedAction,
+        incident: &Incident,
+        config: &Config,
+        now: i64,
+    ) -> (ActionReport, Option<String>) {
+        let clock = Clock {
+            deadline: Instant::now() + config.actions_deadline,
+            invocation: false,
+            now,
+            lease: config.actions_deadline + Duration::from_secs(60),
+            fresh: false,
+        };
+        let flap: FlapCheck<'_> = async { None }.boxed().shared();
+        let (r, t, rec) = self.carry_out(a, incident, config, clock, &[], &flap).await;
+        let recorded = finish_recording(rec.into_iter().collect()).await;
+        (r, t.or(recorded))
     }
 
     /// Cooldown, flap guard and circuit breaker. Some(outcome) when a limit stops

@@ -76,6 +76,9 @@ pub(crate) fn decided_without_aws(a: &PlannedAction) -> ActionReport {
     match &a.decision {
         Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
         Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
+        Decision::Hold(_) => {
+            ActionReport::new(a.name, &a.target, Status::AwaitingApproval, &a.reason)
+        }
         Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Failed, "not carried out"),
     }
 }

@@ -46,6 +46,9 @@ pub struct Plan {
     pub context: Option<MetricContext>,
     /// Where a disk's usage is heading, from that metric.
     pub forecast: Option<Forecast>,
+    /// The event the incident came from, kept with a held action so that
+    /// its approval can plan again from it (`crate::approval`).
+    pub event: Option<std::sync::Arc<str>>,
 }
 
 impl Plan {
@@ -98,7 +101,7 @@ impl Plan {
             return;
         }
         let reason = match &decision {
-            Decision::Do(_) => reason.into(),
+            Decision::Do(_) | Decision::Hold(_) => reason.into(),
             _ => String::new(),
         };
         self.actions.push(PlannedAction {
@@ -153,7 +156,7 @@ impl Plan {
             None => {}
         }
         for a in &mut self.actions {
-            if let Decision::Do(step) = &mut a.decision
+            if let Decision::Do(step) | Decision::Hold(step) = &mut a.decision
                 && let Some(reason) = step.with_forecast(self.forecast.as_ref())
             {
                 a.reason = reason;
@@ -180,6 +183,9 @@ impl Plan {
 pub fn decided(a: &PlannedAction) -> ActionReport {
     match &a.decision {
         Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Planned, &a.reason),
+        Decision::Hold(_) => {
+            ActionReport::new(a.name, &a.target, Status::AwaitingApproval, &a.reason)
+        }
         Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
         Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
     }
@@ -225,6 +231,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         next_steps: config.playbooks.next_steps(incident.kind).to_vec(),
         context: None,
         forecast: None,
+        event: None,
     };
     if let Some(rule) = &incident.alert.alarm_rule {
         p.notes.push(format!(
@@ -310,6 +317,20 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             }
         }
     }
+    // A change its playbook holds for approval is planned in full (the
+    // person approves exactly it) but not carried out here.
+    for a in &mut p.actions {
+        if config.playbooks.needs_approval(kind, a.name)
+            && matches!(&a.decision, Decision::Do(s) if s.is_mutating())
+        {
+            let Decision::Do(step) =
+                std::mem::replace(&mut a.decision, Decision::Skip(String::new()))
+            else {
+                continue;
+            };
+            a.decision = Decision::Hold(step);
+        }
+    }
     p.with_metric(observed.metric.clone());
     if let Some(s) = declared_severity(incident) {
         p.severity = s;
@@ -324,7 +345,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
     if let Some(stop) = stop {
         let mut stopped = false;
         for a in &mut p.actions {
-            if matches!(a.decision, Decision::Do(_)) {
+            if matches!(a.decision, Decision::Do(_) | Decision::Hold(_)) {
                 a.decision = Decision::Skip(stop.clone());
                 stopped = true;
             }

@@ -75,6 +75,7 @@ pub(crate) fn summary(p: &Plan) -> Vec<(ActionName, String, String)> {
                     format!("do {from}->{to}")
                 }
                 Decision::Do(_) => "do".to_owned(),
+                Decision::Hold(_) => "hold".to_owned(),
                 Decision::Skip(w) => format!("skip: {w}"),
                 Decision::Fail(w) => format!("fail: {w}"),
             };
@@ -290,6 +291,55 @@ fn only_opted_in_resources_are_changed() {
         summary(&plan(&i, &observed, &off))
             .iter()
             .all(|a| a.2.starts_with("do"))
+    );
+}
+
+#[test]
+fn an_action_its_playbook_holds_is_planned_in_full_and_held_alone() {
+    // high_cpu's scale_out held: the snapshot and diagnostics still go.
+    let i = incident(ALARM);
+    let mut c = config();
+    c.playbooks.high_cpu.approval_required = vec![ActionName::ScaleOut];
+    let p = plan(&i, &fleet(1, 3), &c);
+    let s = summary(&p);
+    assert_eq!(s[0].2, "do", "snapshot");
+    assert_eq!(s[1].2, "do", "diagnostics");
+    assert_eq!(s[2].2, "hold", "scale_out");
+    let Decision::Hold(step) = &p.actions[2].decision else {
+        panic!("not held")
+    };
+    assert_eq!(
+        step.describe(),
+        "add one instance to web-asg (desired 1 -> 2)"
+    );
+    let r = p.to_report();
+    assert_eq!(r.actions[2].status, Status::AwaitingApproval);
+    assert_eq!(
+        serde_json::to_value(&r.actions[2]).unwrap()["status"],
+        "awaiting_approval"
+    );
+    // A read-only action is never held, whatever its table says.
+    c.playbooks
+        .high_cpu
+        .approval_required
+        .push(ActionName::CollectDiagnostics);
+    assert_eq!(summary(&plan(&i, &fleet(1, 3), &c))[1].2, "do");
+    // The kill switch stops a held change too.
+    let c = Config {
+        kill_switch_parameter: Some("/fr/kill".into()),
+        ..c
+    };
+    let p = plan(
+        &i,
+        &Observed {
+            kill_switch: Ok(true),
+            ..fleet(1, 3)
+        },
+        &c,
+    );
+    assert_eq!(
+        summary(&p)[2].2,
+        "skip: kill switch /fr/kill is on: notify only"
     );
 }
 

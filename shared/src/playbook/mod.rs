@@ -50,6 +50,9 @@ pub struct Playbook {
     pub stages: Vec<Vec<ActionName>>,
     pub next_steps: Vec<String>,
     pub params: ActionParams,
+    /// The actions whose tables say `approval = "required"`: planned, then
+    /// held until a person approves them (`crate::approval`).
+    pub approval_required: Vec<ActionName>,
     /// A Prometheus scrape failure (`up == 0`) with passing EC2 status
     /// checks also reboots or replaces when SSM cannot reach the instance.
     pub act_when_ssm_unreachable: bool,
@@ -67,6 +70,7 @@ impl Playbook {
             stages: Vec::new(),
             next_steps: Vec::new(),
             params: ActionParams::default(),
+            approval_required: Vec::new(),
             act_when_ssm_unreachable: false,
             verify_after_minutes: DEFAULT_VERIFY_AFTER_MINUTES,
             horizon_hours: DEFAULT_HORIZON_HOURS,
@@ -122,6 +126,25 @@ impl Playbooks {
     /// Whether the kind's playbook lists this action.
     pub fn runs(&self, kind: IncidentKind, action: ActionName) -> bool {
         self.stages(kind).iter().flatten().any(|a| *a == action)
+    }
+
+    /// Whether any kind's playbook holds an action for approval.
+    pub fn holds_any(&self) -> bool {
+        [
+            &self.high_cpu,
+            &self.disk_full,
+            &self.memory_pressure,
+            &self.service_down,
+            &self.disk_filling,
+        ]
+        .iter()
+        .any(|p| !p.approval_required.is_empty())
+    }
+
+    /// Whether the kind's playbook holds this action for approval.
+    pub fn needs_approval(&self, kind: IncidentKind, action: ActionName) -> bool {
+        self.get(kind)
+            .is_some_and(|p| p.approval_required.contains(&action))
     }
 
     /// The stage an action runs in (0-based).
@@ -242,7 +265,7 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
     );
     let next_steps = v.steps(k, steps);
     old_layout(v, k, &mut raw);
-    let params = read_tables(v, k, &seen, &span, &mut raw);
+    let (params, approval_required) = read_tables(v, k, &seen, &span, &mut raw);
     v.table = Table {
         name: k.to_owned(),
         listed: false,
@@ -252,6 +275,7 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
         stages,
         next_steps,
         params,
+        approval_required,
         act_when_ssm_unreachable: raw.act_when_ssm_unreachable,
         verify_after_minutes: v.optional_range(
             "verify_after_minutes",
@@ -265,6 +289,26 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
             (1, 7 * 24),
             DEFAULT_HORIZON_HOURS,
         ),
+    }
+}
+
+/// An action table's `approval`: `required` or `auto` (the default).
+fn approval_required(v: &mut Validator, a: &Option<Spanned<String>>) -> bool {
+    let Some(a) = a else { return false };
+    match a.get_ref().as_str() {
+        "required" => true,
+        "auto" => false,
+        other => {
+            let table = v.table.name.clone();
+            v.fail(
+                a.span(),
+                format!(
+                    "{table}.approval is {}: expected \"required\" or \"auto\"",
+                    crate::ids::shown(other)
+                ),
+            );
+            false
+        }
     }
 }
 
@@ -435,17 +479,23 @@ macro_rules! raw_playbook {
             listed: &[ActionName],
             span: &Range<usize>,
             raw: &mut RawPlaybook,
-        ) -> ActionParams {
-            ActionParams {
+        ) -> (ActionParams, Vec<ActionName>) {
+            let mut held = Vec::new();
+            let params = ActionParams {
                 $($module: {
                     v.table = Table {
                         name: format!("{k}.{}", stringify!($module)),
                         listed: listed.contains(&ActionName::$variant),
                         span: span.clone(),
                     };
-                    actions::$module::Params::read(raw.$module.take().unwrap_or_default(), v)
+                    let mut table = raw.$module.take().unwrap_or_default();
+                    if approval_required(v, &table.approval.take()) {
+                        held.push(ActionName::$variant);
+                    }
+                    actions::$module::Params::read(table, v)
                 },)+
-            }
+            };
+            (params, held)
         }
     };
 }

@@ -25,6 +25,28 @@ fn the_embedded_file_validates() {
     );
 }
 
+#[test]
+fn reboot_and_replace_are_held_for_approval_and_a_bad_value_is_an_error() {
+    let p = Playbooks::parse("default", DEFAULT_TEXT).unwrap();
+    assert!(p.needs_approval(IncidentKind::ServiceDown, ActionName::Reboot));
+    assert!(p.needs_approval(IncidentKind::ServiceDown, ActionName::ReplaceInstance));
+    assert!(!p.needs_approval(IncidentKind::HighCpu, ActionName::ScaleOut));
+    assert!(p.holds_any());
+    let auto = DEFAULT_TEXT.replace("approval = \"required\"", "approval = \"auto\"");
+    assert!(!Playbooks::parse("p.toml", &auto).unwrap().holds_any());
+    let e = broken(
+        "[high_cpu.scale_out]\n",
+        "[high_cpu.scale_out]\napproval = \"maybe\"\n",
+    );
+    assert_eq!(e.line, line_with("[high_cpu.scale_out]") + 1);
+    assert!(
+        e.message.contains(
+            "high_cpu.scale_out.approval is \"maybe\": expected \"required\" or \"auto\""
+        ),
+        "{e}"
+    );
+}
+
 fn broken(from: &str, to: &str) -> PlaybookError {
     assert!(DEFAULT_TEXT.contains(from), "{from}");
     Playbooks::parse("p.toml", &DEFAULT_TEXT.replacen(from, to, 1)).unwrap_err()

@@ -51,6 +51,8 @@ impl Default for Params {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
+    /// `required`: held for a person's approval (read by the playbook).
+    pub approval: Option<Spanned<String>>,
     pub older_than_days: Option<Spanned<i64>>,
 }
 

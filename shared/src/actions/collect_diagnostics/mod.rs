@@ -13,6 +13,7 @@ use crate::ids::InstanceId;
 use crate::observed::Observed;
 use crate::incident::IncidentKind;
 use serde::Deserialize;
+use toml::Spanned;
 
 #[cfg(feature = "aws")]
 mod run;
@@ -74,6 +75,8 @@ pub struct Params {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
+    /// `required`: held for a person's approval (read by the playbook).
+    pub approval: Option<Spanned<String>>,
     pub set: Option<Diagnostics>,
 }
 

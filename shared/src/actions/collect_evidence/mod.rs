@@ -6,6 +6,7 @@ use super::context::*;
 #[allow(unused_imports)]
 use crate::observed::*;
 use serde::Deserialize;
+use toml::Spanned;
 use super::ActionStep;
 use super::ActionName;
 use crate::ids::InstanceId;
@@ -33,7 +34,10 @@ pub struct Params;
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {}
+pub struct Raw {
+    /// `required`: held for a person's approval (read by the playbook).
+    pub approval: Option<Spanned<String>>,
+}
 
 impl Params {
     pub fn read(_: Raw, _: &mut crate::params::Validator) -> Self {

@@ -99,6 +99,8 @@ impl Default for Params {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
+    /// `required`: held for a person's approval (read by the playbook).
+    pub approval: Option<Spanned<String>>,
     pub allow: Option<Spanned<Vec<String>>>,
     pub grace_seconds: Option<Spanned<i64>>,
 }

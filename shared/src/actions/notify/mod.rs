@@ -8,6 +8,7 @@ use super::ActionName;
 #[allow(unused_imports)]
 use crate::observed::*;
 use serde::Deserialize;
+use toml::Spanned;
 use super::ActionStep;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
@@ -34,7 +35,10 @@ pub struct Params;
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {}
+pub struct Raw {
+    /// `required`: held for a person's approval (read by the playbook).
+    pub approval: Option<Spanned<String>>,
+}
 
 impl Params {
     pub fn read(_: Raw, _: &mut crate::params::Validator) -> Self {

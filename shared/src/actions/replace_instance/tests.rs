@@ -21,7 +21,7 @@ fn service_down_replaces_in_a_group_and_reboots_otherwise() {
     );
     assert!(matches!(
         &p.actions[2].decision,
-        Decision::Do(Step::ReplaceInstance(replace_instance::Step { .. }))
+        Decision::Hold(Step::ReplaceInstance(replace_instance::Step { .. }))
     ));
     assert_eq!(
         decision_of(&p, Reboot),
@@ -33,7 +33,7 @@ fn service_down_replaces_in_a_group_and_reboots_otherwise() {
     };
     let p = plan(&i, &alone, &config());
     assert!(decision_of(&p, ReplaceInstance).contains("is in no Auto Scaling group"));
-    assert_eq!(decision_of(&p, Reboot), "i-0123456789abcdef0: do");
+    assert_eq!(decision_of(&p, Reboot), "i-0123456789abcdef0: hold");
     let mut stopped = alone.clone();
     if let Ok(Some(s)) = &mut stopped.instance {
         s.state = Some("stopped".into());
@@ -106,14 +106,14 @@ fn a_scrape_failure_never_reboots_or_replaces_a_healthy_instance() {
         (
             Some(Ok(health("running", "ok", "impaired"))),
             true,
-            "do",
+            "hold",
             "skip: i-0123456789abcdef0 is in group web-asg",
         ),
         (
             Some(Ok(health("running", "impaired", "ok"))),
             false,
             "skip: i-0123456789abcdef0 is in no Auto Scaling group",
-            "do",
+            "hold",
         ),
         (
             Some(Err("DescribeInstanceStatus: Throttling".into())),
@@ -181,12 +181,12 @@ fn a_scrape_failure_never_reboots_or_replaces_a_healthy_instance() {
     c.playbooks.service_down.act_when_ssm_unreachable = true;
     assert_eq!(
         decision_of(&plan(&i, &o, &c), Reboot),
-        "i-0123456789abcdef0: do"
+        "i-0123456789abcdef0: hold"
     );
     o.ssm_online = Some(Ok(true));
     assert!(decision_of(&plan(&i, &o, &c), Reboot).contains(healthy));
     // CloudWatch's StatusCheckFailed is EC2's own word: acts as before,
     // without reading the checks again.
     let p = plan(&incident(DOWN), &fleet(1, 3), &config());
-    assert_eq!(decision_of(&p, ReplaceInstance), "i-0123456789abcdef0: do");
+    assert_eq!(decision_of(&p, ReplaceInstance), "i-0123456789abcdef0: hold");
 }

@@ -64,6 +64,8 @@ impl Default for Params {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
+    /// `required`: held for a person's approval (read by the playbook).
+    pub approval: Option<Spanned<String>>,
     pub service_tag: Option<Spanned<String>>,
     pub cooldown_minutes: Option<Spanned<i64>>,
 }
