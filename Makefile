@@ -42,16 +42,18 @@ tools: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) system-deps
 # live chain scrapes the exporter and evaluates them), shellcheck for every
 # script sent to an instance, and for the instance
 # stand-in util-linux (unshare, nsenter, findmnt, losetup), xfsprogs and
-# e2fsprogs (real filesystems on loop devices).
+# e2fsprogs (real filesystems on loop devices), and Chromium for the approval
+# page's browser test (driven by Playwright from the .venv).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null && \
 	  command -v prometheus >/dev/null && command -v promtool >/dev/null && \
 	  command -v prometheus-node-exporter >/dev/null && \
 	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null && \
-	  command -v mkfs.xfs >/dev/null && command -v mkfs.ext4 >/dev/null || \
+	  command -v mkfs.xfs >/dev/null && command -v mkfs.ext4 >/dev/null && \
+	  command -v chromium >/dev/null || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
-	    prometheus-alertmanager prometheus prometheus-node-exporter shellcheck util-linux xfsprogs e2fsprogs; }
+	    prometheus-alertmanager prometheus prometheus-node-exporter shellcheck util-linux xfsprogs e2fsprogs chromium; }
 
 demo: tools
 	bash scripts/demo.sh

@@ -127,7 +127,7 @@ async fn main() -> ExitCode {
             };
         }
     };
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return bad_input(e),
     };
@@ -153,8 +153,27 @@ async fn main() -> ExitCode {
         Some(table) => Aws::new(&sdk).with_state(&sdk, table),
         None => Aws::new(&sdk),
     };
-    let mut report =
-        respond::respond(&batch.incidents, batch.duplicates, &aws, &config, mode).await;
+    // A held action's links need the key (and the event, to plan again from).
+    if mode == Mode::Run && config.playbooks.holds_any() {
+        match first_responder::approval::load_key(&config, &aws.ssm).await {
+            Ok(k) => config.approval_key = k,
+            Err(e) => return bad_input(e),
+        }
+    }
+    let text = config
+        .approval_key
+        .is_some()
+        .then(|| std::sync::Arc::<str>::from(String::from_utf8_lossy(&bytes).into_owned()));
+    let mut report = respond::respond_event(
+        &batch.incidents,
+        batch.duplicates,
+        &aws,
+        &config,
+        mode,
+        None,
+        text,
+    )
+    .await;
     report.rejected = batch.rejected.iter().map(Into::into).collect();
     if args.json {
         if let Err(code) = print_json(&report, "the report") {

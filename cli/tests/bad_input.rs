@@ -98,6 +98,8 @@ async fn every_bad_payload_is_refused_and_nothing_changes() -> Result<()> {
                 authorization: Some(auth),
                 body: Some(&body),
                 base64: false,
+                path: "/",
+                ..Default::default()
             },
             &token,
             &Routes::new(),

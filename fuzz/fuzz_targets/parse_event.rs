@@ -1,6 +1,7 @@
 //! Any bytes through every event parser, routing, the planner and the
-//! notification, and through the webhook's request check: errors are
-//! fine, panics are not.
+//! notification, through the webhook's request check, and as a query or a
+//! form through the approval routes (whose answer must never be a
+//! decision: nothing here is signed): errors are fine, panics are not.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -9,12 +10,18 @@ use first_responder::config::Config;
 use first_responder::incident::Routes;
 use first_responder::notify::{compose, sns_message};
 use first_responder::plan::{Observed, plan};
-use first_responder::webhook::{Request, Token, accept};
+use first_responder::approval::Key;
+use first_responder::webhook::{ApprovalRoute, Request, Token, accept, approval_route};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzz-token-0123456789";
 static TOKEN: LazyLock<Token> = LazyLock::new(|| match Token::new("fuzz", SECRET) {
     Ok(t) => t,
+    Err(e) => panic!("{e}"),
+});
+
+static KEY: LazyLock<Key> = LazyLock::new(|| match Key::new("fuzz", "fuzz-approval-key-0123456789abcdef") {
+    Ok(k) => k,
     Err(e) => panic!("{e}"),
 });
 
@@ -36,8 +43,27 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(body) = std::str::from_utf8(data) {
         let auth = format!("Bearer {SECRET}");
         for base64 in [false, true] {
-            let req = Request { method: "POST", authorization: Some(&auth), body: Some(body), base64 };
+            let req = Request {
+                method: "POST",
+                path: "/",
+                authorization: Some(&auth),
+                body: Some(body),
+                base64,
+                ..Default::default()
+            };
             let _ = accept(&req, &TOKEN, &Routes::new());
+            for (method, path) in [("GET", "/approve"), ("POST", "/deny")] {
+                let req = Request {
+                    method,
+                    path,
+                    query: Some(body),
+                    body: Some(body),
+                    base64,
+                    ..Default::default()
+                };
+                let route = approval_route(&req, Some(&KEY), 0);
+                assert!(!matches!(route, Some(ApprovalRoute::Decide(_))), "an unsigned request decided");
+            }
         }
     }
 });

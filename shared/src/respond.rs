@@ -166,7 +166,7 @@ pub async fn respond_until(
 /// [`respond_until`] with the text of the event the incidents came from
 /// (kept with a held action, for its approval).
 #[cfg(feature = "aws")]
-async fn respond_event(
+pub async fn respond_event(
     incidents: &[Incident],
     duplicates: usize,
     aws: &Aws,

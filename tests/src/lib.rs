@@ -848,6 +848,36 @@ pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Result<Vec<Delivered>> {
 /// The parameter the webhook reads its token from, in the tests.
 pub const TOKEN_PARAMETER: &str = "/first-responder/webhook-token";
 
+/// The parameter both functions read the approval links' key from, and the
+/// key the tests put there (so a test can sign a link of its own, e.g. an
+/// expired one).
+pub const APPROVAL_KEY_PARAMETER: &str = "/first-responder/approval-key";
+pub const APPROVAL_KEY: &str = "approval-test-key-0123456789abcdef0123456789";
+
+/// A state-table item's string and number attributes (None: no such item).
+pub async fn state_item(
+    sdk: &SdkConfig,
+    table: &str,
+    pk: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    let out = aws_sdk_dynamodb::Client::new(sdk)
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .consistent_read(true)
+        .send()
+        .await?;
+    Ok(out.item.map(|item| {
+        item.into_iter()
+            .filter_map(|(k, v)| match v {
+                aws_sdk_dynamodb::types::AttributeValue::S(s)
+                | aws_sdk_dynamodb::types::AttributeValue::N(s) => Some((k, s)),
+                _ => None,
+            })
+            .collect()
+    }))
+}
+
 /// moto, a seeded fleet, the webhook's token in an SSM SecureString, and both
 /// functions under `cargo lambda watch`: the webhook's Lambda client pointed
 /// at it, every other AWS call at moto.
@@ -864,8 +894,9 @@ impl Functions {
         let moto = Moto::start()?;
         let sdk = moto.sdk().await;
         let fleet = seed(&sdk, FleetSpec::default()).await?;
-        // Read once at the webhook's start, as in AWS.
+        // Read once at the functions' start, as in AWS.
         put_secret(&sdk, TOKEN_PARAMETER, token).await?;
+        put_secret(&sdk, APPROVAL_KEY_PARAMETER, APPROVAL_KEY).await?;
         let port = free_port()?;
         let mut env = aws_env(&moto.endpoint);
         env.extend([
@@ -878,6 +909,12 @@ impl Functions {
             ("RESPONDER_FUNCTION", "responder".to_owned()),
             ("STATE_TABLE", fleet.state_table.clone()),
             ("DIAGNOSTICS_TIMEOUT_SECONDS", "20".to_owned()),
+            // Approval links point back at the webhook as served here.
+            ("APPROVAL_KEY_PARAMETER", APPROVAL_KEY_PARAMETER.to_owned()),
+            (
+                "APPROVAL_BASE_URL",
+                format!("http://127.0.0.1:{port}/lambda-url/webhook/"),
+            ),
         ]);
         env.extend(extra.iter().cloned());
         let watch = Watch::start(port, &env)?;

@@ -338,6 +338,8 @@ async fn alert_storm_becomes_one_incident_per_occurrence() -> Result<()> {
             authorization: Some("Bearer storm-test-token-0000000"),
             body: Some(&body),
             base64: false,
+            path: "/",
+            ..Default::default()
         },
         &token,
         &Default::default(),

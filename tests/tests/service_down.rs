@@ -7,7 +7,9 @@ use harness::{FleetSpec, World, instance_health, snapshots, status_of};
 
 #[tokio::test]
 async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -> Result<()> {
-    let w = World::start(FleetSpec::default()).await?;
+    let mut w = World::start(FleetSpec::default()).await?;
+    // The actions themselves, without their approval (tests/tests/approval.rs).
+    w.config.playbooks.service_down.approval_required.clear();
     let instance = w.fleet.instance().to_owned();
     assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
     let r = w
@@ -53,7 +55,9 @@ async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -
 /// instance is down (here: stopped), the group replaces it.
 #[tokio::test]
 async fn prometheus_service_down_acts_only_when_ec2_says_the_instance_is_down() -> Result<()> {
-    let w = World::start(FleetSpec::default()).await?;
+    let mut w = World::start(FleetSpec::default()).await?;
+    // The actions themselves, without their approval (tests/tests/approval.rs).
+    w.config.playbooks.service_down.approval_required.clear();
     let instance = w.fleet.instance().to_owned();
     let event =
         std::fs::read_to_string(harness::root().join("events/alertmanager-service-down.json"))?

@@ -234,6 +234,7 @@ async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
         responder: "responder".into(),
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),
+        approval_key: None,
     };
     let body = sample_event("alertmanager-high-cpu.json", "i-0123456789abcdef0")?;
     let auth = format!("Bearer {TOKEN}");
@@ -243,6 +244,8 @@ async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
             authorization: Some(&auth),
             body: Some(&body),
             base64: false,
+            path: "/",
+            ..Default::default()
         })
         .await;
     assert_eq!(reply.status, 503, "{:?}", reply.body);
@@ -258,6 +261,8 @@ async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
             authorization: Some(&auth),
             body: Some("{}"),
             base64: false,
+            path: "/",
+            ..Default::default()
         })
         .await;
     assert_eq!(reply.status, 400);

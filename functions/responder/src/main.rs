@@ -33,6 +33,17 @@ impl From<Failure> for Diagnostic {
 }
 
 async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Result<Value, Failure> {
+    // A decision posted on an approval page (the webhook waits for the page).
+    if let Some(r) = first_responder::approval::Request::from_event(&event.payload) {
+        let page = aws
+            .approve(
+                &r.first_responder_approval,
+                config,
+                chrono::Utc::now().timestamp(),
+            )
+            .await;
+        return Ok(serde_json::to_value(page).unwrap_or_default());
+    }
     // The delayed check after a fix (VERIFY_QUEUE_URL's messages).
     if let Some(requests) = first_responder::verify::Request::from_sqs_event(&event.payload) {
         return verify(&requests, aws, config).await;
@@ -127,7 +138,7 @@ fn chrono_now_ms() -> i64 {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(false, "info");
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     for w in &config.playbooks.warnings {
         tracing::warn!(warning = %w, "playbooks file");
     }
@@ -141,6 +152,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let sdk = sdk_config_loader().load().await;
     let aws = Aws::new(&sdk).with_state(&sdk, &table);
+    // The approval links' key, when a playbook holds an action and one is
+    // configured (one SSM read at start; none otherwise).
+    if config.playbooks.holds_any() {
+        config.approval_key = first_responder::approval::load_key(&config, &aws.ssm).await?;
+    }
     let (aws, config) = (&aws, &config);
     lambda_runtime::run(service_fn(move |event| handler(event, aws, config))).await
 }

@@ -16,19 +16,41 @@ async fn handler(
     webhook: &Webhook,
 ) -> Result<LambdaFunctionUrlResponse, std::convert::Infallible> {
     let r = &event.payload;
+    let http = &r.request_context.http;
     let request = Request {
-        method: r.request_context.http.method.as_deref().unwrap_or("POST"),
+        method: http.method.as_deref().unwrap_or("POST"),
+        path: r.raw_path.as_deref().unwrap_or("/"),
+        query: r.raw_query_string.as_deref(),
         authorization: r.headers.get("authorization").and_then(|v| v.to_str().ok()),
         body: r.body.as_deref(),
         base64: r.is_base64_encoded,
+        source_ip: http.source_ip.as_deref().unwrap_or("unknown"),
+        // The header as sent (`cargo lambda watch` puts its own name in the
+        // request context; AWS puts the header's value there).
+        user_agent: r
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .or(http.user_agent.as_deref())
+            .unwrap_or(""),
     };
     let reply = webhook.handle(&request).await;
     let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
     let mut response = LambdaFunctionUrlResponse::default();
     response.status_code = i64::from(reply.status);
+    match reply.html {
+        Some(html) => {
+            for (k, v) in first_responder::approval::HEADERS {
+                headers.insert(k, HeaderValue::from_static(v));
+            }
+            response.body = Some(html);
+        }
+        None => {
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            response.body = Some(reply.body.to_string());
+        }
+    }
     response.headers = headers;
-    response.body = Some(reply.body.to_string());
     Ok(response)
 }
 
@@ -53,7 +75,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let parameter = std::env::var("WEBHOOK_TOKEN_PARAMETER")
         .ok()
         .filter(|p| !p.is_empty());
-    let token = load_token(env_token.clone(), parameter.clone(), &ssm).await?;
+    // The token and the approval key, read at once.
+    let (token, approval_key) = tokio::join!(
+        load_token(env_token.clone(), parameter.clone(), &ssm),
+        first_responder::approval::load_key(&config, &ssm)
+    );
+    let token = token?;
+    let approval_key = approval_key?;
     // Re-read the parameter at most this often, so a rotation (new and
     // previous token in the parameter) needs no redeploy.
     let every = match std::env::var("WEBHOOK_TOKEN_REFRESH_SECONDS") {
@@ -83,6 +111,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         responder,
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),
+        approval_key,
     };
     let webhook = &webhook;
     lambda_runtime::run(service_fn(move |event| handler(event, webhook))).await

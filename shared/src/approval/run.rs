@@ -66,7 +66,7 @@ impl Aws {
                 _ => None,
             })
             .collect();
-        if held.is_empty() {
+        if held.is_empty() || config.dry_run {
             return Vec::new();
         }
         let why_not = match (

@@ -425,6 +425,20 @@ impl Aws {
         } = clock;
         let step = match &a.decision {
             Decision::Do(step) => step,
+            Decision::Hold(step) if config.dry_run => {
+                let r = ActionReport::new(
+                    a.name,
+                    &a.target,
+                    Status::Skipped,
+                    format!(
+                        "dry run: would {} once a person approved it ({})",
+                        step.describe(),
+                        a.reason
+                    ),
+                );
+                log_action(&incident.id, &r);
+                return (r, None, None);
+            }
             _ => {
                 let r = decided_without_aws(a);
                 log_action(&incident.id, &r);

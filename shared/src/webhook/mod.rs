@@ -100,11 +100,13 @@ impl Token {
     }
 }
 
-/// An HTTP answer: status and a JSON body.
+/// An HTTP answer: status and a JSON body, or for the approval routes an
+/// HTML page (`html`, served with [`crate::approval::HEADERS`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    pub html: Option<String>,
 }
 
 impl Reply {
@@ -112,6 +114,15 @@ impl Reply {
         Self {
             status,
             body: json!({ "error": reason.into() }),
+            html: None,
+        }
+    }
+
+    fn page(p: crate::approval::Page) -> Self {
+        Self {
+            status: p.status,
+            body: Value::Null,
+            html: Some(p.html),
         }
     }
 }
@@ -137,11 +148,86 @@ pub struct Accepted {
 }
 
 /// The request as the function sees it.
+#[derive(Default)]
 pub struct Request<'a> {
     pub method: &'a str,
+    /// `/`, or `/approve` and `/deny` for the approval pages.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
     pub authorization: Option<&'a str>,
     pub body: Option<&'a str>,
     pub base64: bool,
+    /// Who sent it, as far as the request tells (recorded with a decision).
+    pub source_ip: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// What an approval route does with a request (pure): answer at once (the
+/// page of a GET, a refusal), or hand the posted decision to the responder.
+#[derive(Debug, PartialEq)]
+pub enum ApprovalRoute {
+    Answer(Reply),
+    Decide(crate::approval::Request),
+}
+
+/// The approval routes (`/approve`, `/deny`): None for any other path. They
+/// answer without the bearer token: the signature is their credential. A GET
+/// (or HEAD) never acts: it shows the change and a form. Only a POST of that
+/// form decides.
+pub fn approval_route(
+    req: &Request<'_>,
+    key: Option<&crate::approval::Key>,
+    now: i64,
+) -> Option<ApprovalRoute> {
+    use crate::approval::{Page, Signed, Verb};
+    let verb = Verb::from_path(req.path)?;
+    let answer = |p: Page| Some(ApprovalRoute::Answer(Reply::page(p)));
+    let Some(key) = key else {
+        return answer(Page::message(
+            404,
+            "Approvals are not configured",
+            "This deployment has no approval key: nothing was done.",
+        ));
+    };
+    let method = req.method.to_ascii_uppercase();
+    let encoded = match method.as_str() {
+        "GET" | "HEAD" => req.query.unwrap_or_default().to_owned(),
+        "POST" => {
+            let raw = req.body.unwrap_or_default();
+            if raw.len() > 16 * 1024 {
+                return answer(Page::message(413, "Too large", "Nothing was done."));
+            }
+            if req.base64 {
+                match base64::engine::general_purpose::STANDARD.decode(raw.trim()) {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err(_) => return answer(crate::approval::Refusal::Tampered.page()),
+                }
+            } else {
+                raw.to_owned()
+            }
+        }
+        _ => {
+            return answer(Page::message(
+                405,
+                "Method not allowed",
+                "Open the link, then press the button on the page.",
+            ));
+        }
+    };
+    let signed = match Signed::parse(verb, &encoded).and_then(|s| s.check(key, now).map(|()| s)) {
+        Ok(s) => s,
+        Err(r) => return answer(r.page()),
+    };
+    if method != "POST" {
+        return answer(Page::confirm(&signed, now));
+    }
+    Some(ApprovalRoute::Decide(crate::approval::Request {
+        first_responder_approval: crate::approval::Decision {
+            signed,
+            source_ip: req.source_ip.chars().take(64).collect(),
+            user_agent: req.user_agent.chars().take(200).collect(),
+        },
+    }))
 }
 
 /// Authenticates, bounds, decodes and validates. Pure: no I/O.
@@ -237,6 +323,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
             |r| format!("field `{}`: {}", r.field, r.problem),
         );
         return Err(Reply {
+            html: None,
             status: 400,
             body: json!({
                 "error": if rejected.len() > 1 {
@@ -270,6 +357,8 @@ pub struct Webhook {
     pub lambda: aws_sdk_lambda::Client,
     /// Refused requests, counted and reported once a window.
     pub refusals: Refusals,
+    /// The approval links' key (None: the approval routes answer 404).
+    pub approval_key: Option<crate::approval::Key>,
 }
 
 /// The SSM parameter holding the token, read again at most every `every`.
@@ -380,10 +469,71 @@ impl Webhook {
         }
     }
 
+    /// A posted decision, carried out by the responder while the person
+    /// waits (one attempt: the decision is single-use, and a retry would
+    /// find it decided); its page is the answer.
+    async fn decide(&self, d: &crate::approval::Request) -> Reply {
+        use aws_sdk_lambda::config::timeout::TimeoutConfig;
+        let payload = match serde_json::to_vec(d) {
+            Ok(p) => p,
+            Err(e) => return Reply::error(500, e.to_string()),
+        };
+        let once = aws_sdk_lambda::config::Builder::default()
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(std::time::Duration::from_secs(600))
+                    .operation_timeout(std::time::Duration::from_secs(600))
+                    .build(),
+            );
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(&self.responder)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(payload))
+            .customize()
+            .config_override(once)
+            .send()
+            .await;
+        let failed = |why: String| {
+            warn!(error = %why, "approval not carried out by the responder");
+            Reply::page(crate::approval::Page::message(
+                502,
+                "Could not reach the responder",
+                "The decision may or may not have been recorded. Open the link again: it says whether it was.",
+            ))
+        };
+        match out {
+            Ok(o) if o.function_error().is_none() => {
+                match o
+                    .payload()
+                    .map(|b| serde_json::from_slice::<crate::approval::Page>(b.as_ref()))
+                {
+                    Some(Ok(p)) => Reply::page(p),
+                    Some(Err(e)) => failed(e.to_string()),
+                    None => failed("no payload".into()),
+                }
+            }
+            Ok(o) => failed(format!("the responder failed: {:?}", o.function_error())),
+            Err(e) => failed(sdk_error(&e)),
+        }
+    }
+
     /// Answers one request. 2xx only once every incident is with the
     /// responder (Lambda keeps async events durably), so a crash after the
     /// answer loses nothing.
     pub async fn handle(&self, req: &Request<'_>) -> Reply {
+        match approval_route(req, self.approval_key.as_ref(), crate::aws::unix_now()) {
+            Some(ApprovalRoute::Answer(r)) => {
+                if r.status >= 400 {
+                    self.refusals.note(r.status, std::time::Instant::now());
+                }
+                return r;
+            }
+            Some(ApprovalRoute::Decide(d)) => return self.decide(&d).await,
+            None => {}
+        }
         self.refresh_token().await;
         let checked = {
             let token = self.token.read().unwrap_or_else(|p| p.into_inner());
@@ -452,6 +602,7 @@ impl Webhook {
             warn!(field = %r.field, problem = %r.problem, "rejected one alert; the others were handed off");
         }
         Reply {
+            html: None,
             status: 202,
             body: json!({
                 "accepted": ids.len(),

@@ -10,9 +10,11 @@ fn token() -> Token {
 fn req<'a>(auth: Option<&'a str>, body: &'a str) -> Request<'a> {
     Request {
         method: "POST",
+        path: "/",
         authorization: auth,
         body: Some(body),
         base64: false,
+        ..Default::default()
     }
 }
 
@@ -366,6 +368,7 @@ mod handoff {
             responder: "responder".into(),
             lambda,
             refusals: Refusals::new(std::time::Duration::from_secs(60)),
+            approval_key: None,
         }
     }
 
@@ -449,4 +452,133 @@ fn a_grafana_payload_is_handed_on_with_its_value_as_an_annotation() {
         (again[0].alarm_name.as_str(), again[0].value),
         ("High CPU usage", Some(95.3))
     );
+}
+
+mod approvals {
+    use super::*;
+    use crate::approval::{Grant, Key, Signed, Verb};
+
+    fn key() -> Key {
+        Key::new("test", "0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn signed(verb: Verb) -> Signed {
+        Signed::new(
+            &key(),
+            verb,
+            Grant {
+                incident: "inc-0011223344556677".into(),
+                action: "reboot".into(),
+                target: "i-0abc1234def567890".into(),
+                change: "reboot i-0abc1234def567890".into(),
+                done: "snapshot".into(),
+                expires: 2_000,
+            },
+        )
+    }
+
+    fn route(method: &str, path: &str, query: &str, body: &str, now: i64) -> ApprovalRoute {
+        let r = Request {
+            method,
+            path,
+            query: Some(query),
+            body: Some(body),
+            source_ip: "198.51.100.7",
+            user_agent: "Mozilla/5.0",
+            ..Default::default()
+        };
+        approval_route(&r, Some(&key()), now).expect("an approval route")
+    }
+
+    fn status(r: &ApprovalRoute) -> u16 {
+        match r {
+            ApprovalRoute::Answer(r) => r.status,
+            ApprovalRoute::Decide(_) => 0,
+        }
+    }
+
+    #[test]
+    fn other_paths_are_not_approval_routes_and_need_the_token() {
+        let r = req(None, AM);
+        assert_eq!(approval_route(&r, Some(&key()), 0), None);
+        assert_eq!(status_of(&r), 401);
+    }
+
+    fn status_of(r: &Request<'_>) -> u16 {
+        match accept(r, &token(), &Routes::new()) {
+            Ok(_) => 202,
+            Err(e) => e.status,
+        }
+    }
+
+    #[test]
+    fn a_get_shows_the_page_and_never_decides() {
+        let s = signed(Verb::Approve);
+        for method in ["GET", "HEAD"] {
+            let r = route(method, "/lambda-url/webhook/approve", &s.query(), "", 1_000);
+            let ApprovalRoute::Answer(reply) = r else {
+                panic!("a {method} decided")
+            };
+            assert_eq!(reply.status, 200);
+            let html = reply.html.unwrap();
+            assert!(html.contains("reboot i-0abc1234def567890"));
+            assert!(html.contains("<form method=\"post\" action=\"approve\">"));
+        }
+    }
+
+    #[test]
+    fn a_post_of_the_form_decides_with_who_sent_it() {
+        let s = signed(Verb::Deny);
+        let r = route("POST", "/deny", "", &s.query(), 1_000);
+        let ApprovalRoute::Decide(d) = r else {
+            panic!("not decided: {r:?}")
+        };
+        assert_eq!(d.first_responder_approval.signed, s);
+        assert_eq!(d.first_responder_approval.source_ip, "198.51.100.7");
+        assert_eq!(d.first_responder_approval.user_agent, "Mozilla/5.0");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(s.query());
+        let r = Request {
+            method: "POST",
+            path: "/deny",
+            body: Some(&b64),
+            base64: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            approval_route(&r, Some(&key()), 1_000),
+            Some(ApprovalRoute::Decide(_))
+        ));
+    }
+
+    #[test]
+    fn tampered_expired_wrong_route_and_methods_are_refused() {
+        let s = signed(Verb::Approve);
+        let q = s.query().replace("reboot+i-0abc", "reboot+i-0abd");
+        assert_eq!(status(&route("POST", "/approve", "", &q, 1_000)), 403);
+        assert_eq!(status(&route("GET", "/approve", &q, "", 1_000)), 403);
+        assert_eq!(
+            status(&route("POST", "/approve", "", &s.query(), 2_000)),
+            410
+        );
+        assert_eq!(
+            status(&route("GET", "/approve", &s.query(), "", 2_000)),
+            410
+        );
+        // The approve link's fields posted to /deny: another decision, refused.
+        assert_eq!(status(&route("POST", "/deny", "", &s.query(), 1_000)), 403);
+        assert_eq!(
+            status(&route("PUT", "/approve", "", &s.query(), 1_000)),
+            405
+        );
+        let r = Request {
+            method: "GET",
+            path: "/approve",
+            query: Some(&s.query()),
+            ..Default::default()
+        };
+        match approval_route(&r, None, 1_000) {
+            Some(ApprovalRoute::Answer(r)) => assert_eq!(r.status, 404),
+            other => panic!("{other:?}"),
+        }
+    }
 }
