@@ -31,6 +31,7 @@ REFS = {
     "OptInTagValue": "enabled",
     "NotifyTopic": "${NotifyTopicArn}",
     "KillSwitchParameter": "/first-responder/kill-switch",
+    "ApprovalKeyParameter": "/first-responder/approval-key",
 }
 
 
@@ -60,6 +61,9 @@ def render(role):
         ("${AWS::AccountId}", "${Account}"),
         ("${KillSwitchParameter}", "/first-responder/kill-switch"),
         ("${WebhookTokenParameter}", "/first-responder/webhook-token"),
+        ("${ApprovalKeyParameter}", "/first-responder/approval-key"),
+        # `cargo lambda deploy` names the function itself: responder.
+        ("${AWS::StackName}-responder", "responder"),
     ]:
         s = s.replace(a, b)
     return s

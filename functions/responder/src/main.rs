@@ -155,7 +155,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The approval links' key, when a playbook holds an action and one is
     // configured (one SSM read at start; none otherwise).
     if config.playbooks.holds_any() {
-        config.approval_key = first_responder::approval::load_key(&config, &aws.ssm).await?;
+        // Without it, held changes go out without links (the report says
+        // why): a missing key must not stop the response itself.
+        config.approval_key = first_responder::approval::load_key(&config, &aws.ssm)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no approval key: held changes get no links");
+                None
+            });
     }
     let (aws, config) = (&aws, &config);
     lambda_runtime::run(service_fn(move |event| handler(event, aws, config))).await

@@ -81,7 +81,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         first_responder::approval::load_key(&config, &ssm)
     );
     let token = token?;
-    let approval_key = approval_key?;
+    // Without the key the approval pages answer 404; the webhook still works.
+    let approval_key = approval_key.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no approval key: the approval pages are off");
+        None
+    });
     // Re-read the parameter at most this often, so a rotation (new and
     // previous token in the parameter) needs no redeploy.
     let every = match std::env::var("WEBHOOK_TOKEN_REFRESH_SECONDS") {
