@@ -40,6 +40,8 @@ TOKEN="demo-token-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 # The check after a fix: 10 minutes later by default, at once in the demo.
 VERIFY_QUEUE=$(json_field "$RUN_DIR/fleet.json" verify_queue_url)
 sed 's/^\[high_cpu\]$/[high_cpu]\nverify_after_minutes = 0/' "$ROOT/infra/playbooks.toml" >"$RUN_DIR/playbooks.toml"
+# Signs the approval links (in AWS: an SSM SecureString, APPROVAL_KEY_PARAMETER).
+APPROVAL_KEY="demo-approval-key-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 start_watch "$TOPIC" "$TOKEN" "$(json_field "$RUN_DIR/fleet.json" state_table)" "$VERIFY_QUEUE" "$RUN_DIR/playbooks.toml"
 echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
 
@@ -53,6 +55,7 @@ if [[ "$STANDIN" == 1 ]]; then
 else
   sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/disk-full-alarm.json" >"$RUN_DIR/disk-full-alarm.json"
 fi
+sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/service-down-alarm.json" >"$RUN_DIR/service-down-alarm.json"
 PRIVATE_IP=$(json_field "$RUN_DIR/fleet.json" private_ip)
 sed "s/10\.0\.1\.5/$PRIVATE_IP/g" "$ROOT/events/alertmanager-high-cpu.json" >"$RUN_DIR/alertmanager-high-cpu.json"
 
@@ -125,6 +128,20 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([(a["action"]
 step "What happened in the emulated AWS account"
 "$FLEET_BIN" show "$MOTO_URL" "$RUN_DIR/fleet.json" | tee "$RUN_DIR/account.txt"
 
+step "The service stops answering: cargo lambda invoke responder --data-file events/service-down-alarm.json (replacing an instance is held for a person)"
+invoke responder "$RUN_DIR/service-down-alarm.json" >"$RUN_DIR/service-down-report.json"
+show_report "$RUN_DIR/service-down-report.json"
+APPROVE_URL=$(python3 -c '
+import json,sys
+r=json.load(open(sys.argv[1]))
+print(next(a["approve_url"] for a in r["incidents"][0]["actions"] if a["status"] == "awaiting_approval"))' "$RUN_DIR/service-down-report.json")
+echo "approve: $APPROVE_URL"
+"$FLEET_BIN" health "$MOTO_URL" "$INSTANCE" | tee "$RUN_DIR/health-before.txt"
+
+step "The on-call opens the link from the email (a GET: the page only) and presses Approve (the form's POST), then presses it again"
+approve_link "$APPROVE_URL" | tee "$RUN_DIR/approval.txt"
+"$FLEET_BIN" health "$MOTO_URL" "$INSTANCE" | tee "$RUN_DIR/health-after.txt"
+
 if [[ "$CHECK" == "--check" ]]; then
   step "Checking the outcome"
   python3 - "$RUN_DIR" "$STANDIN" <<'PY'
@@ -183,6 +200,18 @@ assert "THE METRIC SINCE THE FIX" in account and "latest 91.0" in account, accou
 v = json.load(open(f"{run}/verify-report.json"))["verifications"]
 assert [(x["incident"], x["verdict"], x["published"]) for x in v] == [(alarm["id"], "still_firing", True)], v
 assert any(n.startswith("the fix is checked against the alarm in 0 minutes") for n in alarm["notes"]), alarm["notes"]
+# One approval end to end: held, shown by a GET that changed nothing,
+# carried out once by the press, refused the second time.
+down = json.load(open(f"{run}/service-down-report.json"))["incidents"][0]
+held = [a for a in down["actions"] if a["status"] == "awaiting_approval"]
+assert [a["action"] for a in held] == ["replace_instance"], down["actions"]
+assert held[0]["approve_url"].startswith("http://127.0.0.1:") and held[0]["deny_url"], held
+assert open(f"{run}/health-before.txt").read().strip().endswith(": HEALTHY")
+approval = open(f"{run}/approval.txt").read()
+assert "GET  200: Approve this change?" in approval, approval
+assert "POST 200 (press): Done:" in approval, approval
+assert "POST 409 (again): Already decided" in approval, approval
+assert open(f"{run}/health-after.txt").read().strip().endswith(": UNHEALTHY")
 print("demo check: 1 passed, 0 failed")
 PY
 fi

@@ -106,6 +106,7 @@ start_watch() { # topic_arn webhook_token state_table [verify_queue_url playbook
   LAMBDA_PORT=$(free_port)
   AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_SSM=${SSM_URL:-$MOTO_URL} AWS_ENDPOINT_URL_CLOUDWATCH=${CW_URL:-$MOTO_URL} AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
+  APPROVAL_KEY=${APPROVAL_KEY:-} APPROVAL_BASE_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/webhook/" \
   NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 STATE_TABLE=$3 VERIFY_QUEUE_URL=${4:-} PLAYBOOKS_FILE=${5:-} RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
     setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
   PIDS+=($!)
@@ -126,6 +127,46 @@ try:
 except urllib.error.HTTPError as e:
     status, body = e.code, e.read().decode()
 print(f"HTTP {status} in {1000 * (time.monotonic() - t):.0f} ms: {body}")
+PY
+}
+
+# An approval link as a person uses it: open it (GET: the page, which
+# changes nothing), then press its one button (the form's POST), then press
+# it again. Prints what each answered.
+approve_link() { # url
+  python3 - "$1" <<'PY'
+import html.parser, sys, urllib.error, urllib.parse, urllib.request
+url = sys.argv[1]
+
+class Page(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__(); self.fields = {}; self.action = None; self.at = None; self.text = {}
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form": self.action = a.get("action")
+        if tag == "input": self.fields[a["name"]] = a.get("value", "")
+        if a.get("id") or tag == "h1": self.at = a.get("id") or tag
+    def handle_data(self, d):
+        if self.at: self.text[self.at] = self.text.get(self.at, "") + d
+    def handle_endtag(self, tag):
+        if tag in ("h1", "p", "dd"): self.at = None
+
+def fetch(u, data=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(u, data=data), timeout=120) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+status, body = fetch(url)
+p = Page(); p.feed(body)
+print(f"GET  {status}: {p.text.get('h1')} {p.text.get('change')} | incident {p.text.get('incident')} | already done: {p.text.get('done')} | expires {p.text.get('expires')}")
+form = urllib.parse.urljoin(url, p.action)
+data = urllib.parse.urlencode(p.fields).encode()
+for n in ("press", "again"):
+    status, body = fetch(form, data)
+    r = Page(); r.feed(body)
+    print(f"POST {status} ({n}): {r.text.get('h1')}: {r.text.get('result')}")
 PY
 }
 

@@ -164,17 +164,17 @@ impl Aws {
         let event = match st.decide_approval(&pk, s.verb.as_str(), &who, now).await {
             Ok(Approval::Mine { event }) => event,
             Ok(Approval::Decided { status, by, result }) => {
-                let result = if result.is_empty() {
-                    String::new()
+                // The outcome when there is one; else who decided (still
+                // being carried out).
+                let what = if result.is_empty() {
+                    format!("{status} by {by}")
                 } else {
-                    format!(" ({result})")
+                    result
                 };
                 return Page::message(
                     409,
                     "Already decided",
-                    &format!(
-                        "This change was already decided: {status} by {by}{result}. Nothing was done again."
-                    ),
+                    &format!("This change was already decided: {what}. Nothing was done again."),
                 );
             }
             Ok(Approval::Missing) => {

@@ -67,6 +67,14 @@ async fn main() -> Result<()> {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
         }
+        ["health", endpoint, instance] => {
+            // The instance's health as its Auto Scaling group sees it.
+            let sdk = sdk_config(endpoint).await;
+            println!(
+                "{instance}: {}",
+                harness::instance_health(&sdk, instance).await?
+            );
+        }
         ["sqs-event", endpoint, queue_url, seconds] => {
             // The queue's messages as Lambda's SQS event source hands them
             // to the function (received and deleted), once there are any.
@@ -155,7 +163,7 @@ async fn main() -> Result<()> {
             }
         }
         _ => bail!(
-            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS | fleet proxy UPSTREAM LATENCY_MS"
+            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet health ENDPOINT INSTANCE | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS | fleet proxy UPSTREAM LATENCY_MS"
         ),
     }
     Ok(())
