@@ -6,6 +6,7 @@ pub mod alert;
 pub mod approval;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod backtest;
 pub mod commands;
 pub mod config;
 pub mod disk;
@@ -33,6 +34,7 @@ pub mod telemetry;
 pub mod text;
 pub mod verify;
 pub mod webhook;
+pub mod window;
 pub mod xray;
 
 #[cfg(feature = "aws")]

@@ -63,6 +63,25 @@ impl Aws {
         config: &Config,
         lookup: Option<&Lookup<'_>>,
     ) -> Observed {
+        self.observe_with(incident, config, lookup, true).await
+    }
+
+    /// [`Aws::observe_fleet`] with read permissions only: no SSM command is
+    /// sent (a disk's block devices, when the API cannot tell its volume,
+    /// stay unread and the planner says so). The backtest reads this way.
+    pub async fn observe_read_only(&self, incident: &Incident, config: &Config) -> Observed {
+        let lookup = self.lookup(incident, config);
+        self.observe_with(incident, config, lookup.as_ref(), false)
+            .await
+    }
+
+    async fn observe_with(
+        &self,
+        incident: &Incident,
+        config: &Config,
+        lookup: Option<&Lookup<'_>>,
+        commands: bool,
+    ) -> Observed {
         let kind = incident.kind;
         if incident.transition != Transition::Firing || kind == IncidentKind::Unrouted {
             return Observed::nothing();
@@ -150,7 +169,7 @@ impl Aws {
                     .ok()
                     .and_then(Option::as_ref)
                     .is_some_and(|s| crate::plan::is_opted_in(&s.tags, &config.settings()));
-                if (known && target.fstype.is_some()) || !commands_allowed {
+                if (known && target.fstype.is_some()) || !commands_allowed || !commands {
                     // Known from the API alone, or SSM may not run commands
                     // on this instance (the planner says why).
                     None

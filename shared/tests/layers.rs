@@ -79,6 +79,7 @@ fn the_vocabulary_imports_no_action_and_nothing_above() {
         ("incident", false),
         ("alert", false),
         ("outcome", false),
+        ("window", false),
         ("report", true),
     ] {
         let mut paths = Vec::new();

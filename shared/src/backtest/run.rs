@@ -1,0 +1,130 @@
+//! The backtest's reads: the alarms' definitions (DescribeAlarms) and the
+//! fleet as it is now (the same reads as `plan`, without SSM commands).
+//! Read-only: nothing here writes anything.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::{Definitions, Limits, Replayed, Summary};
+use crate::aws::{Aws, sdk_error};
+use crate::config::Config;
+use crate::incident::IncidentKind;
+use crate::plan::{Observed, plan};
+
+/// DescribeAlarms' answer in `describe-alarms` JSON (what `--alarms` takes).
+fn alarm_json(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Value {
+    let dims = |d: &[aws_sdk_cloudwatch::types::Dimension]| -> Vec<Value> {
+        d.iter()
+            .map(|x| json!({"Name": x.name(), "Value": x.value()}))
+            .collect()
+    };
+    let mut v = json!({
+        "AlarmName": a.alarm_name(),
+        "AlarmArn": a.alarm_arn(),
+        "AlarmDescription": a.alarm_description(),
+        "Namespace": a.namespace(),
+        "MetricName": a.metric_name(),
+        "Statistic": a.statistic().map(|s| s.as_str()),
+        "Dimensions": dims(a.dimensions()),
+        "Period": a.period(),
+        "Threshold": a.threshold(),
+    });
+    if !a.metrics().is_empty() {
+        v["Metrics"] = a
+            .metrics()
+            .iter()
+            .map(|q| {
+                let mut m = json!({"Id": q.id(), "ReturnData": q.return_data(), "Expression": q.expression()});
+                if let Some(ms) = q.metric_stat() {
+                    let metric = ms.metric();
+                    m["MetricStat"] = json!({
+                        "Metric": {
+                            "Namespace": metric.and_then(|x| x.namespace()),
+                            "MetricName": metric.and_then(|x| x.metric_name()),
+                            "Dimensions": dims(metric.map(|x| x.dimensions()).unwrap_or_default()),
+                        },
+                        "Period": ms.period(),
+                        "Stat": ms.stat(),
+                    });
+                }
+                m
+            })
+            .collect();
+    }
+    v
+}
+
+impl Aws {
+    /// The named alarms' definitions, 100 names a call (DescribeAlarms' cap).
+    pub async fn alarm_definitions(&self, names: &[String]) -> Result<Definitions, String> {
+        let mut out = Definitions::new();
+        for chunk in names.chunks(100) {
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .cloudwatch
+                    .describe_alarms()
+                    .set_alarm_names(Some(chunk.to_vec()))
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| format!("DescribeAlarms: {}", sdk_error(&e)))?;
+                for a in page.metric_alarms() {
+                    if let Some(n) = a.alarm_name() {
+                        out.insert(n.to_owned(), alarm_json(a));
+                    }
+                }
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replays the transitions in time order: each incident planned against
+    /// the fleet as it is now (read once per resource), then through the
+    /// limits as the engine would have taken them.
+    pub async fn backtest(&self, replayed: &[Replayed], config: &Config) -> Summary {
+        let mut config = config.clone();
+        // The playbooks as they would act, not as this run is configured to.
+        config.dry_run = false;
+        let mut summary = Summary::default();
+        let mut limits = Limits::default();
+        let mut fleet: HashMap<(IncidentKind, String, bool), Observed> = HashMap::new();
+        for r in replayed {
+            let incident = match &r.incident {
+                Ok(i) => i,
+                Err(why) => {
+                    summary.unroutable(r, why);
+                    continue;
+                }
+            };
+            if incident.kind == IncidentKind::Unrouted {
+                let what = incident
+                    .alert
+                    .metric
+                    .as_ref()
+                    .map(|m| format!("no playbook for metric {}/{}", m.namespace, m.name))
+                    .unwrap_or_else(|| "no playbook for an alarm without a metric".into());
+                summary.unroutable(r, &what);
+                continue;
+            }
+            let key = (
+                incident.kind,
+                incident.resource.describe(),
+                incident.alert.source.is_cloudwatch(),
+            );
+            if !fleet.contains_key(&key) {
+                let o = self.observe_read_only(incident, &config).await;
+                fleet.insert(key.clone(), o);
+            }
+            let observed = fleet.get(&key).cloned().unwrap_or_else(Observed::nothing);
+            let p = plan(incident, &observed, &config);
+            summary.apply(r, &p, &config, &mut limits);
+        }
+        summary
+    }
+}
