@@ -49,6 +49,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replay an alarm history through the routing, the planner and the
+    /// limits: what the playbooks would have done, held for approval, or
+    /// been stopped from doing, per alarm and overall. Reads only.
+    Backtest {
+        /// `aws cloudwatch describe-alarm-history --history-item-type
+        /// StateUpdate --output json`, and/or Alertmanager webhook payloads
+        /// one per line; any number of files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The alarms' definitions (`aws cloudwatch describe-alarms --output
+        /// json`) instead of DescribeAlarms.
+        #[arg(long)]
+        alarms: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a playbooks file (default: the embedded one) and print its stages.
     CheckPlaybooks {
         /// A complete playbooks file, as PLAYBOOKS_FILE would name it.
@@ -113,6 +130,11 @@ async fn main() -> ExitCode {
         }
         Command::Verify { incident, json } => return verify(&incident, json).await,
         Command::Forecast { json } => return forecast(json).await,
+        Command::Backtest {
+            files,
+            alarms,
+            json,
+        } => return backtest(&files, alarms.as_deref(), json).await,
         Command::CheckPlaybooks { file } => {
             let path = file.map(|f| f.display().to_string());
             return match Playbooks::load(path.as_deref()) {
@@ -231,6 +253,71 @@ async fn verify(incident: &str, json: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads every input before AWS is asked anything; bad input exits 2.
+async fn backtest(files: &[PathBuf], alarms: Option<&std::path::Path>, json: bool) -> ExitCode {
+    use first_responder::backtest;
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let mut inputs = Vec::new();
+    for f in files {
+        let origin = f.display().to_string();
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => return bad_input(format!("{origin}: cannot read: {e}")),
+        };
+        match backtest::read_input(&origin, &text) {
+            Ok(i) => inputs.push((origin, i)),
+            Err(e) => return bad_input(e),
+        }
+    }
+    let given = match alarms {
+        Some(p) => {
+            let origin = p.display().to_string();
+            let read = std::fs::read_to_string(p)
+                .map_err(|e| format!("{origin}: cannot read: {e}"))
+                .and_then(|t| {
+                    serde_json::from_str(&t).map_err(|e| format!("{origin}: not JSON: {e}"))
+                })
+                .and_then(|v| backtest::definitions(&origin, &v).map_err(|e| e.to_string()));
+            match read {
+                Ok(d) => Some(d),
+                Err(e) => return bad_input(e),
+            }
+        }
+        None => None,
+    };
+    let sdk = sdk_config_loader().load().await;
+    let aws = Aws::new(&sdk);
+    let defs = match given {
+        Some(d) => d,
+        None => {
+            let names = backtest::alarm_names(&inputs);
+            match aws.alarm_definitions(&names).await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("first-responder: {e} (or pass --alarms FILE)");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let replayed = match backtest::transitions(&inputs, &defs, &config.routes) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    let summary = aws.backtest(&replayed, &config).await;
+    if json {
+        if let Err(code) = print_json(&summary, "the backtest") {
+            return code;
+        }
+    } else {
+        print!("{}", summary.to_text());
+    }
+    ExitCode::SUCCESS
 }
 
 async fn forecast(json: bool) -> ExitCode {

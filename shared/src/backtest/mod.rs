@@ -104,10 +104,10 @@ pub fn read_input(origin: &str, text: &str) -> Result<Input, BacktestError> {
 }
 
 /// The alarm names a history mentions (for DescribeAlarms).
-pub fn alarm_names(inputs: &[Input]) -> Vec<String> {
+pub fn alarm_names(inputs: &[(String, Input)]) -> Vec<String> {
     let mut names: Vec<String> = inputs
         .iter()
-        .filter_map(|i| match i {
+        .filter_map(|(_, i)| match i {
             Input::History(items) => Some(items),
             Input::Alertmanager(_) => None,
         })
@@ -207,12 +207,12 @@ fn configuration(def: &Value) -> Value {
     c
 }
 
+/// A change into ALARM: when, the alarm, and its event (or why there is none).
+type Found = (DateTime<Utc>, String, Result<Value, String>);
+
 /// The EventBridge "CloudWatch Alarm State Change" this history item was:
 /// None when it is not a change into ALARM. Err when it cannot be read.
-fn history_event(
-    item: &Value,
-    defs: &Definitions,
-) -> Result<Option<(DateTime<Utc>, String, Result<Value, String>)>, String> {
+fn history_event(item: &Value, defs: &Definitions) -> Result<Option<Found>, String> {
     let name = item
         .get("AlarmName")
         .and_then(Value::as_str)
@@ -374,6 +374,9 @@ pub struct ActionTally {
     /// cap, the largest volume), `other` (the planner's other reasons: not
     /// needed, not found).
     pub suppressed: BTreeMap<&'static str, u32>,
+    /// The planner's words for `other`, with how often (at most 5 kept).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, u32>,
 }
 
 /// The tally of one alarm, or of all.
@@ -538,6 +541,7 @@ impl Summary {
         self.count(r);
         let now = r.at.timestamp();
         let mut outcomes: Vec<(ActionName, Result<(), &'static str>, bool)> = Vec::new();
+        let mut why_other: Vec<(ActionName, String)> = Vec::new();
         let mut flapping: Option<bool> = None;
         let alarm_key = plan
             .incident
@@ -552,7 +556,13 @@ impl Summary {
         for a in plan.actions.iter().filter(|a| a.name != ActionName::Notify) {
             let outcome = match &a.decision {
                 Decision::Hold(_) => (a.name, Ok(()), true),
-                Decision::Skip(why) | Decision::Fail(why) => (a.name, Err(limit_of(why)), false),
+                Decision::Skip(why) | Decision::Fail(why) => {
+                    let limit = limit_of(why);
+                    if limit == "other" {
+                        why_other.push((a.name, why.clone()));
+                    }
+                    (a.name, Err(limit), false)
+                }
                 Decision::Do(step) if !step.is_mutating() || step.is_evidence() => {
                     (a.name, Ok(()), false)
                 }
@@ -605,6 +615,12 @@ impl Summary {
                     (Err(limit), false) => *x.suppressed.entry(limit).or_insert(0) += 1,
                 }
             }
+            for (name, why) in &why_other {
+                let x = t.action(*name);
+                if x.other.len() < 5 || x.other.contains_key(why) {
+                    *x.other.entry(why.clone()).or_insert(0) += 1;
+                }
+            }
         }
     }
 
@@ -620,15 +636,20 @@ impl Summary {
             self.to.as_deref().unwrap_or("-"),
             self.alarms.len()
         );
+        let plural = |n: u32, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
         let block = |s: &mut String, name: &str, t: &Tally| {
             let _ = writeln!(
                 s,
-                "\n{name}: {} transitions, {} incidents{}",
-                t.transitions,
-                t.incidents,
+                "\n{name}: {}, {}{}",
+                plural(t.transitions, "transition"),
+                plural(t.incidents, "incident"),
                 t.busiest_hour
                     .as_ref()
-                    .map(|b| format!(", busiest hour {} ({} transitions)", b.hour, b.transitions))
+                    .map(|b| format!(
+                        ", busiest hour {} ({})",
+                        b.hour,
+                        plural(b.transitions, "transition")
+                    ))
                     .unwrap_or_default()
             );
             for (a, x) in &t.actions {
@@ -648,6 +669,12 @@ impl Summary {
                         suppressed.join(", ")
                     }
                 );
+                // What `other` was, in the planner's words (the commonest two).
+                let mut why: Vec<(&String, &u32)> = x.other.iter().collect();
+                why.sort_by(|a, b| b.1.cmp(a.1));
+                for (w, n) in why.into_iter().take(2) {
+                    let _ = writeln!(s, "    other ({n}): {}", crate::text::escape(w));
+                }
             }
         };
         for (name, t) in &self.alarms {

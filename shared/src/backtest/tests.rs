@@ -80,12 +80,9 @@ fn only_changes_into_alarm_are_replayed_in_time_order_each_once() {
         ),
     ];
     let text = json!({"AlarmHistoryItems": items}).to_string();
-    let input = read_input("h.json", &text).unwrap();
-    assert_eq!(
-        alarm_names(std::slice::from_ref(&input)),
-        ["unknown-alarm", "web-high-cpu"]
-    );
-    let r = transitions(&[("h.json".into(), input)], &defs(I), &Routes::new()).unwrap();
+    let inputs = vec![("h.json".to_owned(), read_input("h.json", &text).unwrap())];
+    assert_eq!(alarm_names(&inputs), ["unknown-alarm", "web-high-cpu"]);
+    let r = transitions(&inputs, &defs(I), &Routes::new()).unwrap();
     assert_eq!(
         r.len(),
         3,

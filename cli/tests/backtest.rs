@@ -1,0 +1,257 @@
+//! `first-responder backtest` on a month of history made by
+//! tests/backtest/generate.py (five alarms, 210 changes into ALARM, shaped
+//! like `describe-alarm-history`; and Alertmanager payloads), against the
+//! fleet in moto. The expected counts are worked out by hand from the
+//! schedule and the limits (comments below); the run changes nothing.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use harness::{FleetSpec, Moto, aws_env, fleet_state, seed};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_first-responder");
+
+fn backtest(moto: &Moto, cloudwatch: &str, args: &[&str]) -> Result<std::process::Output> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("backtest")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in aws_env(&moto.endpoint) {
+        cmd.env(k, v);
+    }
+    cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch)
+        // A small breaker, so that one burst reaches it (below).
+        .env("MAX_MUTATIONS_PER_HOUR", "5");
+    Ok(cmd.output()?)
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_month_of_history_replays_with_the_counts_the_limits_imply() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    // An instance without the opt-in tag, in no group.
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let image = ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await?
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .context("no AMI")?
+        .to_owned();
+    let batch = ec2
+        .run_instances()
+        .image_id(image)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await?
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .context("no instance")?
+        .to_owned();
+    let dir = std::env::temp_dir().join(format!("fr-backtest-{}", std::process::id()));
+    let made = Command::new("python3")
+        .arg(harness::root().join("tests/backtest/generate.py"))
+        .arg(&dir)
+        .arg(fleet.instance())
+        .arg(&batch)
+        .output()?;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let history = dir.join("history.json").display().to_string();
+    let alarms = dir.join("alarms.json").display().to_string();
+    let am = dir.join("alertmanager.jsonl").display().to_string();
+    // The same definitions in CloudWatch, for the run without --alarms.
+    let bridge = harness::cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
+    let cw = bridge.client(&sdk);
+    let defs: Value = serde_json::from_str(&std::fs::read_to_string(&alarms)?)?;
+    for a in defs["MetricAlarms"].as_array().context("no alarms")? {
+        let dims: Vec<(&str, &str)> = a["Dimensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["Name"].as_str().unwrap_or(""),
+                    d["Value"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        harness::put_alarm(
+            &cw,
+            a["AlarmName"].as_str().unwrap_or(""),
+            a["Namespace"].as_str().unwrap_or(""),
+            a["MetricName"].as_str().unwrap_or(""),
+            &dims,
+            300,
+            a["Threshold"].as_f64().unwrap_or(0.0),
+            "OK",
+        )
+        .await?;
+    }
+    let before = fleet_state(&sdk).await?;
+
+    let out = backtest(
+        &moto,
+        &bridge.endpoint,
+        &[&history, &am, "--alarms", &alarms, "--json"],
+    )?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout)?;
+
+    // 210 changes into ALARM (each ALARM -> OK after it and the noise are
+    // not replayed) and Alertmanager's 2 occurrences (the repeat is one).
+    assert_eq!(j["transitions"], 212, "{j:#}");
+    // The 2 Alertmanager alerts have no playbook.
+    assert_eq!(j["incidents"], 210);
+    assert!(
+        j["unroutable"]["NodeClockSkew"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no playbook"),
+        "{j:#}"
+    );
+    let alarm = |name: &str, action: &str| j["alarms"][name]["actions"][action].clone();
+
+    // web-high-cpu: 60, twelve hours apart: every scale-out runs.
+    assert_eq!(j["alarms"]["web-high-cpu"]["incidents"], 60);
+    let x = alarm("web-high-cpu", "scale_out");
+    assert_eq!(
+        (
+            n(&x["would_run"]),
+            x["suppressed"].as_object().map_or(0, |m| m.len())
+        ),
+        (60, 0),
+        "{x}"
+    );
+    assert_eq!(alarm("web-high-cpu", "snapshot")["would_run"], 60);
+
+    // web-cpu-storm: bursts of 10 two minutes apart. Per burst: the first
+    // runs (cooldown 10 min, flap count 1); at +2, +4, +6, +8 the cooldown
+    // refuses (the flap guard counts +2 and +4, then is full at 3); from
+    // +10 the cooldown is over but the flap guard refuses, 5 times. Times 5.
+    let x = alarm("web-cpu-storm", "scale_out");
+    assert_eq!(n(&x["would_run"]), 5, "{x}");
+    assert_eq!(n(&x["suppressed"]["cooldown"]), 20, "{x}");
+    assert_eq!(n(&x["suppressed"]["flap_guard"]), 25, "{x}");
+    // Evidence and diagnostics are never held back.
+    assert_eq!(alarm("web-cpu-storm", "snapshot")["would_run"], 50);
+    assert_eq!(
+        alarm("web-cpu-storm", "collect_diagnostics")["would_run"],
+        50
+    );
+
+    // web-disk-full: bursts of 3 at 12:01-12:03, after web-high-cpu's
+    // scale-out at 12:00 (breaker 1 of 5). 12:01: the cleanup (2), the log
+    // archive (3) and the volume (4) run; 12:02: the cleanup runs (5), the
+    // breaker is full for the archive, the volume's 24 h cooldown refuses it
+    // (cooldowns are checked first); 12:03: the breaker refuses the cleanup
+    // and the archive, the cooldown the volume. Times 10.
+    let x = alarm("web-disk-full", "cleanup_temp");
+    assert_eq!(n(&x["would_run"]), 20, "{x}");
+    assert_eq!(n(&x["suppressed"]["breaker"]), 10, "{x}");
+    let x = alarm("web-disk-full", "archive_logs");
+    assert_eq!(n(&x["would_run"]), 10, "{x}");
+    assert_eq!(n(&x["suppressed"]["breaker"]), 20, "{x}");
+    let x = alarm("web-disk-full", "expand_volume");
+    assert_eq!(n(&x["would_run"]), 10, "{x}");
+    assert_eq!(n(&x["suppressed"]["cooldown"]), 20, "{x}");
+
+    // web-service-down: replacing the group's instance waits for a person
+    // (the shipped playbook), 30 times; the reboot is not for group members.
+    let x = alarm("web-service-down", "replace_instance");
+    assert_eq!(n(&x["held_for_approval"]), 30, "{x}");
+    assert_eq!(n(&x["would_run"]), 0, "{x}");
+    assert_eq!(
+        n(&alarm("web-service-down", "reboot")["suppressed"]["other"]),
+        30
+    );
+    assert_eq!(alarm("web-service-down", "snapshot")["would_run"], 30);
+
+    // batch-high-cpu: no opt-in tag: no snapshot, no commands; no group.
+    let x = alarm("batch-high-cpu", "snapshot");
+    assert_eq!(n(&x["suppressed"]["opt_in"]), 40, "{x}");
+    assert_eq!(
+        n(&alarm("batch-high-cpu", "collect_diagnostics")["suppressed"]["opt_in"]),
+        40
+    );
+    assert_eq!(
+        n(&alarm("batch-high-cpu", "scale_out")["suppressed"]["other"]),
+        40
+    );
+
+    // Overall is the sum.
+    let o = &j["actions"];
+    assert_eq!(n(&o["scale_out"]["would_run"]), 65);
+    assert_eq!(n(&o["scale_out"]["suppressed"]["flap_guard"]), 25);
+    assert_eq!(n(&o["snapshot"]["would_run"]), 60 + 50 + 30);
+    assert_eq!(n(&o["replace_instance"]["held_for_approval"]), 30);
+    // The busiest hour: a storm burst (10) plus nothing else at 06:00.
+    assert_eq!(j["busiest_hour"]["transitions"], 10, "{j:#}");
+    assert_eq!(j["busiest_hour"]["hour"], "2026-10-30T06:00Z");
+
+    // Without --alarms the definitions come from DescribeAlarms: the same result.
+    let out = backtest(&moto, &bridge.endpoint, &[&history, &am, "--json"])?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(again, j);
+
+    // The text names the alarms, the limits and the busiest hour.
+    let out = backtest(
+        &moto,
+        &bridge.endpoint,
+        &[&history, &am, "--alarms", &alarms],
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("backtest: 212 transitions into ALARM/firing from 2026-10-29T00:00:00Z"),
+        "{text}"
+    );
+    assert!(text.contains("alarm web-cpu-storm: 50 transitions, 50 incidents, busiest hour 2026-10-30T06:00Z (10 transitions)"), "{text}");
+    assert!(
+        text.contains("suppressed cooldown 20, flap_guard 25"),
+        "{text}"
+    );
+    assert!(
+        text.contains("could not route:\n  NodeClockSkew: no playbook"),
+        "{text}"
+    );
+
+    // Nothing was changed.
+    assert_eq!(fleet_state(&sdk).await?, before);
+    // Bad input is refused before AWS is asked anything.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\"nope\": 1}\n")?;
+    let out = backtest(&moto, &bridge.endpoint, &[&bad.display().to_string()])?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("line 1: neither describe-alarm-history output")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
