@@ -418,6 +418,50 @@ impl StateStore {
         }
     }
 
+    /// Marks a held action's approval expired when it is still pending past
+    /// its link's expiry. Its status and expiry afterwards (None: no record).
+    pub async fn expire_approval(
+        &self,
+        pk: &str,
+        now: i64,
+    ) -> Result<Option<(String, i64)>, String> {
+        let r = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression("SET #s = :expired")
+            .condition_expression("#s = :pending AND link_expires <= :now")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":expired", s("expired"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(Some((
+                    "expired".into(),
+                    get_n(&item, "link_expires").unwrap_or(now),
+                )))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(self.get(pk).await?.and_then(|item| {
+                    Some((
+                        get_s(&item, "status")?.to_owned(),
+                        get_n(&item, "link_expires").unwrap_or(0),
+                    ))
+                }))
+            }
+            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
     /// What came of a decided approval (`done`, `failed`, `refused`, ...).
     pub async fn finish_approval(
         &self,

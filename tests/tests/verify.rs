@@ -396,3 +396,64 @@ async fn record_field(w: &World, id: &str, field: &str) -> Result<Option<String>
         .and_then(|v| v.as_s().ok())
         .cloned())
 }
+
+/// A held change nobody answered: the check after the fix marks its link
+/// expired (the record says so, a later POST finds it decided) and says so
+/// in its notice; before its expiry it only reports it as still waiting.
+#[tokio::test]
+async fn the_check_after_the_fix_expires_an_unanswered_approval() -> Result<()> {
+    let mut w = World::start_with_state(FleetSpec::default()).await?;
+    w.config.approval_key = Some(first_responder::approval::Key::new(
+        "test",
+        harness::APPROVAL_KEY,
+    )?);
+    w.config.approval_base_url = Some("http://127.0.0.1:9/lambda-url/webhook/".into());
+    let instance = w.fleet.instance().to_owned();
+    let event = harness::sample_event("service-down-alarm.json", &instance)?;
+    let r = w.handle(&event).await?;
+    let i = &r.incidents[0];
+    let held = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "replace_instance")
+        .context("no replace_instance")?;
+    assert_eq!(held.status.as_str(), "awaiting_approval", "{i:#?}");
+    assert!(held.approve_url.is_some(), "{i:#?}");
+    let pk = first_responder::approval::record_key(&i.id, "replace_instance");
+    let status = |item: Option<std::collections::BTreeMap<String, String>>| {
+        item.and_then(|m| m.get("status").cloned())
+            .unwrap_or_default()
+    };
+    // Within the link's hour: still waiting.
+    let v = w
+        .aws
+        .verify(&i.id, &w.config, Utc::now())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.held.len(), 1, "{v:?}");
+    assert!(v.held[0].contains("still awaiting approval"), "{v:?}");
+    assert_eq!(
+        status(harness::state_item(&w.sdk, &w.fleet.state_table, &pk).await?),
+        "pending"
+    );
+    // Past it: expired, and nothing was done.
+    let later = Utc::now() + chrono::Duration::minutes(61);
+    let v = w
+        .aws
+        .verify(&i.id, &w.config, later)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(
+        v.held[0].starts_with("replace_instance ") && v.held[0].contains("expired unanswered"),
+        "{v:?}"
+    );
+    assert_eq!(
+        status(harness::state_item(&w.sdk, &w.fleet.state_table, &pk).await?),
+        "expired"
+    );
+    assert_eq!(
+        harness::instance_health(&w.sdk, &instance).await?,
+        "HEALTHY"
+    );
+    Ok(())
+}

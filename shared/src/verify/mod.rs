@@ -249,6 +249,10 @@ pub struct Verification {
     pub published: bool,
     /// Why the verdict is unknown, or what else the reader should know.
     pub note: Option<String>,
+    /// The incident's changes held for approval, and where each stands
+    /// (an unanswered link past its expiry is marked expired here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 /// The check's verdict as a CloudWatch alarm notification for the pager:
@@ -342,6 +346,13 @@ pub fn compose(
         let _ = writeln!(t, "THE METRIC SINCE THE FIX (read from CloudWatch)");
         for l in metric_lines {
             let _ = writeln!(t, "{}", crate::text::escape(l));
+        }
+    }
+    if !v.held.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "HELD FOR APPROVAL");
+        for h in &v.held {
+            let _ = writeln!(t, "- {}", crate::text::escape(h));
         }
     }
     if v.verdict == Verdict::StillFiring && !next_steps.is_empty() {

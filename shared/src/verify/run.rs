@@ -72,7 +72,35 @@ impl Aws {
             minutes_after_fix: fixed_at.map(|t| (now - t).num_minutes()),
             published: false,
             note: None,
+            held: Vec::new(),
         };
+        // Held changes: an unanswered link past its expiry is spent now
+        // (the POST checks the expiry too; this closes the record).
+        for a in stored
+            .actions
+            .iter()
+            .filter(|a| a.status == "awaiting_approval")
+        {
+            let pk = crate::approval::record_key(incident, &a.action);
+            let line = match st.expire_approval(&pk, now.timestamp()).await {
+                Ok(Some((status, _))) if status == "expired" => {
+                    format!(
+                        "{} {}: the approval link expired unanswered; nothing was done",
+                        a.action, a.target
+                    )
+                }
+                Ok(Some((status, expires))) if status == "pending" => format!(
+                    "{} {}: still awaiting approval (the link expires at {})",
+                    a.action,
+                    a.target,
+                    rfc3339(DateTime::from_timestamp(expires, 0).unwrap_or(now))
+                ),
+                Ok(Some((status, _))) => format!("{} {}: {status}", a.action, a.target),
+                Ok(None) => format!("{} {}: held without a link", a.action, a.target),
+                Err(e) => format!("{} {}: approval unknown ({e})", a.action, a.target),
+            };
+            v.held.push(line);
+        }
         let mut metric_lines = Vec::new();
         let kind = crate::incident::IncidentKind::parse(&stored.kind);
         // The alert's resolution, when one was recorded since it fired (an

@@ -69,8 +69,13 @@ fn the_escalation_is_critical_says_what_was_done_and_escapes_the_alarm_name() {
         minutes_after_fix: Some(10),
         published: false,
         note: None,
+        held: vec!["reboot i-0abc: the approval link expired unanswered; nothing was done".into()],
     };
     let (subject, text, sev) = compose(&s, &v, &["m ▁█".into()], &["Look.".into()]).unwrap();
+    assert!(
+        text.contains("HELD FOR APPROVAL\n- reboot i-0abc: the approval link expired unanswered"),
+        "{text}"
+    );
     assert_eq!(sev, Severity::Critical);
     assert!(
         subject.starts_with("[ESCALATION] Still firing after the fix"),
