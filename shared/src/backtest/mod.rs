@@ -20,6 +20,8 @@ use crate::plan::{Decision, Plan};
 
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+pub use run::permissions;
 
 /// Why an input could not be read: the file and what is wrong, by field.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -55,6 +55,20 @@ fn alarm_json(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Value {
     v
 }
 
+/// What `first-responder backtest` calls: the observation's reads (never
+/// its SSM commands) and DescribeAlarms. `infra/iam/backtest-policy.json`
+/// grants exactly these (a unit test compares them).
+pub fn permissions() -> Vec<&'static str> {
+    let mut p: Vec<&'static str> = crate::observe::PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|a| !matches!(*a, "ssm:SendCommand" | "ssm:GetCommandInvocation"))
+        .chain(["cloudwatch:DescribeAlarms"])
+        .collect();
+    p.sort_unstable();
+    p
+}
+
 impl Aws {
     /// The named alarms' definitions, 100 names a call (DescribeAlarms' cap).
     pub async fn alarm_definitions(&self, names: &[String]) -> Result<Definitions, String> {

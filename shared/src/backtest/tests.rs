@@ -225,3 +225,26 @@ fn the_planners_reasons_name_their_limit() {
     assert_eq!(limit_of(&why), "budget", "{why}");
     assert_eq!(limit_of("instance i-1 not found"), "other");
 }
+
+#[cfg(feature = "aws")]
+#[test]
+fn the_shipped_policy_grants_exactly_the_backtests_reads() {
+    let text = include_str!("../../../infra/iam/backtest-policy.json");
+    let v: Value = serde_json::from_str(text).unwrap();
+    let granted: Vec<&str> = v["Statement"][0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(granted, permissions());
+    for a in &granted {
+        let verb = a.split(':').nth(1).unwrap();
+        assert!(
+            ["Describe", "List", "Get"]
+                .iter()
+                .any(|p| verb.starts_with(p)),
+            "{a} is not a read"
+        );
+    }
+}
