@@ -38,16 +38,7 @@ async fn a_month_of_history_replays_with_the_counts_the_limits_imply() -> Result
     let fleet = seed(&sdk, FleetSpec::default()).await?;
     // An instance without the opt-in tag, in no group.
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    let image = ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await?
-        .images()
-        .first()
-        .and_then(|i| i.image_id())
-        .context("no AMI")?
-        .to_owned();
+    let image = harness::moto_image(&ec2).await?;
     let batch = ec2
         .run_instances()
         .image_id(image)

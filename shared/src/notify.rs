@@ -56,7 +56,7 @@ impl Notification {
 pub fn alarm_key(a: &Alert) -> String {
     match a.source {
         AlertSource::Alertmanager => {
-            let fingerprint = a.occurrence.split('\n').next().unwrap_or_default();
+            let fingerprint = a.identity();
             format!("{} [{fingerprint}]", a.alarm_name)
         }
         _ => a.alarm_name.clone(),

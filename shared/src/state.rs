@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::aws::sdk_error;
@@ -151,6 +152,25 @@ impl StateStore {
                 Ok(Err(self.get(pk).await?.unwrap_or_default()))
             }
             Err(e) => Err(format!("PutItem {pk}: {}", sdk_error(&e))),
+        }
+    }
+
+    /// A conditional update: Ok(Some(the attributes it returned)) when it
+    /// went through, Ok(None) when its condition failed.
+    async fn update_if(
+        &self,
+        pk: &str,
+        update: UpdateItemFluentBuilder,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, String> {
+        match update.send().await {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
         }
     }
 
@@ -319,7 +339,7 @@ impl StateStore {
         now: i64,
     ) -> Result<bool, String> {
         let pk = format!("incident#{id}");
-        let r = self
+        let update = self
             .ddb
             .update_item()
             .table_name(&self.table)
@@ -328,19 +348,8 @@ impl StateStore {
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(verified)")
             .expression_attribute_values(":v", s(verdict))
             .expression_attribute_values(":s", s(summary))
-            .expression_attribute_values(":t", n(now))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
-        }
+            .expression_attribute_values(":t", n(now));
+        Ok(self.update_if(&pk, update).await?.is_some())
     }
 
     /// Keeps a held action for its approval: the event it came from (the
@@ -379,7 +388,7 @@ impl StateStore {
         who: &str,
         now: i64,
     ) -> Result<Approval, String> {
-        let r = self
+        let update = self
             .ddb
             .update_item()
             .table_name(&self.table)
@@ -391,31 +400,20 @@ impl StateStore {
             .expression_attribute_values(":w", s(who))
             .expression_attribute_values(":t", n(now))
             .expression_attribute_values(":pending", s("pending"))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Ok(Approval::Mine {
-                    event: get_s(&item, "event").unwrap_or_default().to_owned(),
-                })
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(match self.get(pk).await? {
-                    Some(item) if item.contains_key("status") => Approval::Decided {
-                        status: get_s(&item, "status").unwrap_or_default().to_owned(),
-                        by: get_s(&item, "decided_by").unwrap_or_default().to_owned(),
-                        result: get_s(&item, "result").unwrap_or_default().to_owned(),
-                    },
-                    _ => Approval::Missing,
-                })
-            }
-            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+            .return_values(ReturnValue::AllNew);
+        if let Some(item) = self.update_if(pk, update).await? {
+            return Ok(Approval::Mine {
+                event: get_s(&item, "event").unwrap_or_default().to_owned(),
+            });
         }
+        Ok(match self.get(pk).await? {
+            Some(item) if item.contains_key("status") => Approval::Decided {
+                status: get_s(&item, "status").unwrap_or_default().to_owned(),
+                by: get_s(&item, "decided_by").unwrap_or_default().to_owned(),
+                result: get_s(&item, "result").unwrap_or_default().to_owned(),
+            },
+            _ => Approval::Missing,
+        })
     }
 
     /// Marks a held action's approval expired when it is still pending past
@@ -425,7 +423,7 @@ impl StateStore {
         pk: &str,
         now: i64,
     ) -> Result<Option<(String, i64)>, String> {
-        let r = self
+        let update = self
             .ddb
             .update_item()
             .table_name(&self.table)
@@ -436,30 +434,19 @@ impl StateStore {
             .expression_attribute_values(":expired", s("expired"))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":now", n(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Ok(Some((
-                    "expired".into(),
-                    get_n(&item, "link_expires").unwrap_or(now),
-                )))
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(self.get(pk).await?.and_then(|item| {
-                    Some((
-                        get_s(&item, "status")?.to_owned(),
-                        get_n(&item, "link_expires").unwrap_or(0),
-                    ))
-                }))
-            }
-            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+            .return_values(ReturnValue::AllNew);
+        if let Some(item) = self.update_if(pk, update).await? {
+            return Ok(Some((
+                "expired".into(),
+                get_n(&item, "link_expires").unwrap_or(now),
+            )));
         }
+        Ok(self.get(pk).await?.and_then(|item| {
+            Some((
+                get_s(&item, "status")?.to_owned(),
+                get_n(&item, "link_expires").unwrap_or(0),
+            ))
+        }))
     }
 
     /// What came of a decided approval (`done`, `failed`, `refused`, ...).
@@ -489,7 +476,7 @@ impl StateStore {
     /// record (it would look like a delivery under way).
     pub async fn note_on_incident(&self, id: &str, action: &str, text: &str) -> Result<(), String> {
         let pk = format!("incident#{id}");
-        let r = self
+        let update = self
             .ddb
             .update_item()
             .table_name(&self.table)
@@ -497,19 +484,8 @@ impl StateStore {
             .update_expression("SET #a = :t")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#a", format!("approval_{action}"))
-            .expression_attribute_values(":t", s(text))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
-        }
+            .expression_attribute_values(":t", s(text));
+        self.update_if(&pk, update).await.map(|_| ())
     }
 
     /// Claims one action of one incident. A failed action may be claimed

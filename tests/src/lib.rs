@@ -213,6 +213,17 @@ impl Fleet {
     }
 }
 
+/// An AMI moto knows (its first Amazon image), for instances a test runs.
+pub async fn moto_image(ec2: &aws_sdk_ec2::Client) -> Result<String> {
+    let images = ec2.describe_images().owners("amazon").send().await?;
+    Ok(images
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .context("moto has no AMI")?
+        .to_owned())
+}
+
 /// Seeds a small fleet: a launch template, an Auto Scaling group with
 /// instances (each with a root volume), a data volume on the first instance,
 /// a standalone instance, and an SNS topic with two SQS subscribers.
@@ -222,13 +233,7 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
     let sns = aws_sdk_sns::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
 
-    let images = ec2.describe_images().owners("amazon").send().await?;
-    let image = images
-        .images()
-        .first()
-        .and_then(|i| i.image_id())
-        .context("moto has no AMI")?
-        .to_owned();
+    let image = moto_image(&ec2).await?;
     let subnets = ec2.describe_subnets().send().await?;
     let subnet = subnets
         .subnets()

@@ -410,16 +410,7 @@ async fn a_private_address_is_resolved_only_in_the_configured_vpcs() -> Result<(
         .and_then(|s| s.subnet_id())
         .unwrap_or_default()
         .to_owned();
-    let image = ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await?
-        .images()
-        .first()
-        .and_then(|i| i.image_id())
-        .unwrap_or_default()
-        .to_owned();
+    let image = harness::moto_image(&ec2).await?;
     let twin = ec2
         .run_instances()
         .image_id(&image)

@@ -115,6 +115,14 @@ pub struct Alert {
     pub tags: BTreeMap<String, String>,
 }
 
+impl Alert {
+    /// The alert itself, without this occurrence's time: the alarm's ARN
+    /// (or name), or Alertmanager's fingerprint. What the flap guard counts.
+    pub fn identity(&self) -> &str {
+        self.occurrence.split('\n').next().unwrap_or_default()
+    }
+}
+
 /// Parses raw event bytes into alerts.
 pub fn parse_event(bytes: &[u8]) -> Result<Vec<Alert>, InputError> {
     parse_value(decode(bytes)?)

@@ -4,7 +4,7 @@
 
 use super::{Decision, Grant, Key, Page, Signed, Verb, record_key};
 use crate::actions::ActionName;
-use crate::aws::{Aws, rfc3339, sdk_error};
+use crate::aws::{Aws, rfc3339};
 use crate::config::Config;
 use crate::plan::{Plan, PlannedAction, plan};
 use crate::report::{ActionReport, Status};
@@ -20,18 +20,8 @@ pub async fn load_key(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Opti
     let Some(name) = &config.approval_key_parameter else {
         return Ok(None);
     };
-    let out = ssm
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| format!("reading SSM parameter {name}: {}", sdk_error(&e)))?;
-    let value = out
-        .parameter()
-        .and_then(|p| p.value())
-        .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
-    Key::new(&format!("SSM parameter {name}"), value)
+    let value = crate::aws::secure_parameter(ssm, name).await?;
+    Key::new(&format!("SSM parameter {name}"), &value)
         .map(Some)
         .map_err(|e| e.to_string())
 }

@@ -122,6 +122,21 @@ pub fn ssm_client(sdk: &SdkConfig) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(sdk)
 }
 
+/// An SSM SecureString's value (decrypted), naming the parameter in errors.
+pub async fn secure_parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
+    let out = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| format!("reading SSM parameter {name}: {}", sdk_error(&e)))?;
+    out.parameter()
+        .and_then(|p| p.value())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("SSM parameter {name} has no value"))
+}
+
 pub fn lambda_client(sdk: &SdkConfig) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(sdk)
 }

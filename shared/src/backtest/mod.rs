@@ -545,14 +545,7 @@ impl Summary {
         let mut outcomes: Vec<(ActionName, Result<(), &'static str>, bool)> = Vec::new();
         let mut why_other: Vec<(ActionName, String)> = Vec::new();
         let mut flapping: Option<bool> = None;
-        let alarm_key = plan
-            .incident
-            .alert
-            .occurrence
-            .split('\n')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let alarm_key = plan.incident.alert.identity().to_owned();
         let params = config.playbooks.get(plan.incident.kind).map(|p| &p.params);
         let settings = config.settings();
         for a in plan.actions.iter().filter(|a| a.name != ActionName::Notify) {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::plan::tests::{config, fleet, opt_in_tags};
+use crate::plan::tests::{config, fleet};
 
 fn history_item(name: &str, at: &str, old: &str, new: &str, value: f64) -> Value {
     let data = json!({
@@ -191,7 +191,6 @@ fn the_planners_reasons_name_their_limit() {
     if let Ok(Some(g)) = &mut o.group {
         g.tags.clear();
     }
-    let _ = opt_in_tags();
     let r = {
         let t = json!({"AlarmHistoryItems": [history_item("web-high-cpu", "2026-11-01T09:00:00Z", "OK", "ALARM", 95.0)]}).to_string();
         let input = read_input("h", &t).unwrap();
@@ -199,29 +198,21 @@ fn the_planners_reasons_name_their_limit() {
             .unwrap()
             .remove(0)
     };
-    let p = crate::plan::plan(r.incident.as_ref().unwrap(), &o, &c);
-    let why = match &p
-        .actions
-        .iter()
-        .find(|a| a.name == ActionName::ScaleOut)
-        .unwrap()
-        .decision
-    {
-        Decision::Skip(w) => w.clone(),
-        d => panic!("{d:?}"),
+    let scale_out_skip = |o: &crate::plan::Observed| {
+        let p = crate::plan::plan(r.incident.as_ref().unwrap(), o, &c);
+        match p
+            .actions
+            .iter()
+            .find(|a| a.name == ActionName::ScaleOut)
+            .map(|a| &a.decision)
+        {
+            Some(Decision::Skip(w)) => w.clone(),
+            d => panic!("{d:?}"),
+        }
     };
+    let why = scale_out_skip(&o);
     assert_eq!(limit_of(&why), "opt_in", "{why}");
-    let p = crate::plan::plan(r.incident.as_ref().unwrap(), &fleet(3, 3), &c);
-    let why = match &p
-        .actions
-        .iter()
-        .find(|a| a.name == ActionName::ScaleOut)
-        .unwrap()
-        .decision
-    {
-        Decision::Skip(w) => w.clone(),
-        d => panic!("{d:?}"),
-    };
+    let why = scale_out_skip(&fleet(3, 3));
     assert_eq!(limit_of(&why), "budget", "{why}");
     assert_eq!(limit_of("instance i-1 not found"), "other");
 }

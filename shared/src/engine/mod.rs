@@ -301,14 +301,7 @@ impl Aws {
         now: i64,
         first: bool,
     ) -> FlapCheck<'a> {
-        let alarm = plan
-            .incident
-            .alert
-            .occurrence
-            .split('\n')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let alarm = plan.incident.alert.identity().to_owned();
         let name = plan.incident.alert.alarm_name.clone();
         async move {
             let st = self.state.as_ref().filter(|_| first)?;

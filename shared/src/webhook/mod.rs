@@ -429,18 +429,8 @@ pub async fn load_token(
 
 #[cfg(feature = "aws")]
 async fn read_token(name: &str, ssm: &aws_sdk_ssm::Client) -> Result<Token, String> {
-    let out = ssm
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| format!("reading SSM parameter {name}: {}", sdk_error(&e)))?;
-    let value = out
-        .parameter()
-        .and_then(|p| p.value())
-        .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
-    Token::rotating(&format!("SSM parameter {name}"), value).map_err(|e| e.to_string())
+    let value = crate::aws::secure_parameter(ssm, name).await?;
+    Token::rotating(&format!("SSM parameter {name}"), &value).map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "aws")]
