@@ -235,6 +235,7 @@ async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),
         approval_key: None,
+        approval_wait: first_responder::webhook::APPROVAL_WAIT,
     };
     let body = sample_event("alertmanager-high-cpu.json", "i-0123456789abcdef0")?;
     let auth = format!("Bearer {TOKEN}");
@@ -315,5 +316,64 @@ async fn a_grafana_contact_point_reaches_the_responder() -> Result<()> {
     // 95.3% is past the scale-out threshold: the group grew, after the evidence.
     assert_eq!(desired_capacity(&sdk, &fleet.group).await?, 2);
     assert_eq!(snapshots(&sdk).await?.len(), 2);
+    Ok(())
+}
+
+/// A posted approval whose change outlasts the wait (a responder that does
+/// not answer in time) gets a 202 page: the decision is with the responder,
+/// the outcome comes by notification.
+#[tokio::test]
+async fn a_slow_approval_answers_202_and_leaves_the_change_to_the_responder() -> Result<()> {
+    use first_responder::approval::{Grant, Key, Signed, Verb};
+    use first_responder::webhook::{Refusals, Request, Token, Webhook};
+    // Accepts the connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            open.push(s);
+        }
+    });
+    let sdk = harness::sdk_config(&format!("http://127.0.0.1:{port}")).await;
+    let key = Key::new("test", harness::APPROVAL_KEY)?;
+    let webhook = Webhook {
+        token: std::sync::RwLock::new(Token::new("t", TOKEN)?),
+        refresh: None,
+        routes: Default::default(),
+        responder: "responder".into(),
+        lambda: first_responder::aws::lambda_client(&sdk),
+        refusals: Refusals::new(Duration::from_secs(60)),
+        approval_key: Some(key.clone()),
+        approval_wait: Duration::from_secs(1),
+    };
+    let signed = Signed::new(
+        &key,
+        Verb::Approve,
+        Grant {
+            incident: "inc-0011223344556677".into(),
+            action: "expand_volume".into(),
+            target: "vol-0123456789abcdef0".into(),
+            change:
+                "grow vol-0123456789abcdef0 from 100 to 120 GiB, then its partition and filesystem"
+                    .into(),
+            done: "cleanup_temp".into(),
+            expires: chrono::Utc::now().timestamp() + 600,
+        },
+    );
+    let body = signed.query();
+    let started = std::time::Instant::now();
+    let reply = webhook
+        .handle(&Request {
+            method: "POST",
+            path: "/approve",
+            body: Some(&body),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+    assert!(reply.html.unwrap_or_default().contains("being carried out"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    hold.abort();
     Ok(())
 }

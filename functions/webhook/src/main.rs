@@ -116,6 +116,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),
         approval_key,
+        approval_wait: first_responder::webhook::APPROVAL_WAIT,
     };
     let webhook = &webhook;
     lambda_runtime::run(service_fn(move |event| handler(event, webhook))).await

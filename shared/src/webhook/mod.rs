@@ -27,6 +27,9 @@ use crate::report::Rejected;
 
 /// Larger bodies are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long a posted approval waits for the responder before answering 202
+/// (the template gives the webhook 30 s).
+pub const APPROVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Hand-offs in flight at once (a storm of 1,000 alerts stays within the
 /// account's Invoke rate without queueing behind one slow call).
 #[cfg(feature = "aws")]
@@ -359,6 +362,8 @@ pub struct Webhook {
     pub refusals: Refusals,
     /// The approval links' key (None: the approval routes answer 404).
     pub approval_key: Option<crate::approval::Key>,
+    /// How long a posted decision waits for the responder ([`APPROVAL_WAIT`]).
+    pub approval_wait: std::time::Duration,
 }
 
 /// The SSM parameter holding the token, read again at most every `every`.
@@ -461,7 +466,9 @@ impl Webhook {
 
     /// A posted decision, carried out by the responder while the person
     /// waits (one attempt: the decision is single-use, and a retry would
-    /// find it decided); its page is the answer.
+    /// find it decided); its page is the answer. A change that takes longer
+    /// than `approval_wait` (a volume's growth) goes on in the responder:
+    /// the person gets a 202 and the outcome comes as a notification.
     async fn decide(&self, d: &crate::approval::Request) -> Reply {
         use aws_sdk_lambda::config::timeout::TimeoutConfig;
         let payload = match serde_json::to_vec(d) {
@@ -476,7 +483,7 @@ impl Webhook {
                     .operation_timeout(std::time::Duration::from_secs(600))
                     .build(),
             );
-        let out = self
+        let invoke = self
             .lambda
             .invoke()
             .function_name(&self.responder)
@@ -484,8 +491,17 @@ impl Webhook {
             .payload(Blob::new(payload))
             .customize()
             .config_override(once)
-            .send()
-            .await;
+            .send();
+        // Lambda runs an invocation to its end whether or not its caller
+        // still waits.
+        let Ok(out) = tokio::time::timeout(self.approval_wait, invoke).await else {
+            info!("approval handed to the responder; answering before it finishes");
+            return Reply::page(crate::approval::Page::message(
+                202,
+                "Decided: being carried out",
+                "The decision is recorded and the change is under way. What came of it will arrive as a notification.",
+            ));
+        };
         let failed = |why: String| {
             warn!(error = %why, "approval not carried out by the responder");
             Reply::page(crate::approval::Page::message(
