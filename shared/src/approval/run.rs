@@ -26,6 +26,10 @@ pub async fn load_key(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Opti
         .map_err(|e| e.to_string())
 }
 
+/// The largest event kept with a held action (DynamoDB's item limit is
+/// 400 KB, and the record holds more than the event).
+const MAX_EVENT_KEPT: usize = 350 * 1024;
+
 /// The incident's actions that were done, for the page ("already done").
 fn done_so_far(reports: &[ActionReport]) -> String {
     reports
@@ -82,6 +86,13 @@ impl Aws {
                 "held for approval without links: {why}; approve by hand by carrying out the held change"
             )];
         };
+        // A state-table item holds at most 400 KB (a large SNS batch).
+        if event.len() > MAX_EVENT_KEPT {
+            return vec![format!(
+                "held for approval without links: the event ({} bytes) is too large to keep for planning again; approve by hand by carrying out the held change",
+                event.len()
+            )];
+        }
         let done = done_so_far(reports);
         let expires = now + config.approval_ttl.as_secs() as i64;
         let mut notes = Vec::new();
