@@ -111,8 +111,8 @@ fuzz: $(CARGO_FUZZ)
 # policies for `cargo lambda deploy` must match the template's; the example
 # Alertmanager receiver must load.
 infra-check: tools
-	cfn-lint infra/template.yaml
-	$(CHECKOV_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
+	cfn-lint infra/template.yaml infra/member-role.yaml
+	$(CHECKOV_VENV)/bin/checkov -f infra/template.yaml -f infra/member-role.yaml --framework cloudformation --compact --quiet --skip-download
 	@# SAM's own validation (offline with a region) and the translated
 	@# CloudFormation checked for what linting the SAM source cannot see.
 	SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \

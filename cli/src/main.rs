@@ -174,7 +174,8 @@ async fn main() -> ExitCode {
     let aws = match &config.state_table {
         Some(table) => Aws::new(&sdk).with_state(&sdk, table),
         None => Aws::new(&sdk),
-    };
+    }
+    .with_members(&sdk);
     // A held action's links need the key (and the event, to plan again from).
     if mode == Mode::Run && config.playbooks.holds_any() {
         match first_responder::approval::load_key(&config, &aws.ssm).await {

@@ -32,6 +32,7 @@ REFS = {
     "NotifyTopic": "${NotifyTopicArn}",
     "KillSwitchParameter": "/first-responder/kill-switch",
     "ApprovalKeyParameter": "/first-responder/approval-key",
+    "MemberRoleName": "first-responder-member",
 }
 
 
@@ -62,6 +63,7 @@ def render(role):
         ("${KillSwitchParameter}", "/first-responder/kill-switch"),
         ("${WebhookTokenParameter}", "/first-responder/webhook-token"),
         ("${ApprovalKeyParameter}", "/first-responder/approval-key"),
+        ("${MemberRoleName}", "first-responder-member"),
         # `cargo lambda deploy` names the function itself: responder.
         ("${AWS::StackName}-responder", "responder"),
     ]:
@@ -69,9 +71,37 @@ def render(role):
     return s
 
 
+MEMBER = HERE.parent / "member-role.yaml"
+BEGIN, END = "# BEGIN fleet statements", "# END fleet statements"
+
+
+def between(text, name):
+    """The lines strictly between the markers (the BEGIN line may go on)."""
+    lines = text.split("\n")
+    try:
+        start = next(i for i, l in enumerate(lines) if l.strip().startswith(BEGIN))
+        end = next(i for i, l in enumerate(lines) if l.strip() == END)
+    except StopIteration:
+        sys.exit(f"infra/iam: {name} has no {BEGIN!r} ... {END!r} markers")
+    return lines, start, end
+
+
+def member_role():
+    """infra/member-role.yaml with the template's fleet statements copied in."""
+    tl, ts, te = between(TEMPLATE.read_text(), "infra/template.yaml")
+    ml, ms, me = between(MEMBER.read_text(), "infra/member-role.yaml")
+    return "\n".join(ml[: ms + 1] + tl[ts + 1 : te] + ml[me:])
+
+
 def main():
     check = "--check" in sys.argv
     stale = []
+    member = member_role()
+    if check:
+        if MEMBER.read_text() != member:
+            stale.append("../member-role.yaml")
+    else:
+        MEMBER.write_text(member)
     for role, name in [("ResponderRole", "responder"), ("WebhookRole", "webhook")]:
         path = HERE / f"{name}-policy.json"
         text = render(role)

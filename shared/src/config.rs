@@ -1,5 +1,6 @@
 //! Configuration from the environment, validated once at start.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -72,6 +73,19 @@ pub struct Config {
     pub approval_key_parameter: Option<String>,
     pub approval_base_url: Option<String>,
     pub approval_ttl: Duration,
+    /// Many accounts (`crate::target`): the role assumed in a member account
+    /// (`MEMBER_ROLE_NAME`, default `first-responder-member`) with
+    /// `MEMBER_EXTERNAL_ID`; the accounts acted in besides the deployment's
+    /// own (`ALLOWED_ACCOUNTS`), or any of the organization's
+    /// (`ALLOWED_ORG_ID`: its membership is enforced by IAM, not here); names
+    /// for notifications (`ACCOUNT_ALIASES`, `ID=name,…`); the deployment's
+    /// own account (`HOME_ACCOUNT_ID`; else asked of STS once).
+    pub member_role_name: String,
+    pub member_external_id: Option<String>,
+    pub allowed_accounts: Vec<crate::ids::AccountId>,
+    pub allowed_org_id: Option<String>,
+    pub account_aliases: BTreeMap<String, String>,
+    pub home_account: Option<crate::ids::AccountId>,
 }
 
 impl Default for Config {
@@ -100,6 +114,12 @@ impl Default for Config {
             approval_key_parameter: None,
             approval_base_url: None,
             approval_ttl: Duration::from_secs(crate::approval::DEFAULT_TTL_MINUTES * 60),
+            member_role_name: "first-responder-member".into(),
+            member_external_id: None,
+            allowed_accounts: Vec::new(),
+            allowed_org_id: None,
+            account_aliases: BTreeMap::new(),
+            home_account: None,
         }
     }
 }
@@ -248,6 +268,85 @@ impl Config {
             } else {
                 format!("{t}/")
             });
+        }
+        if let Some(v) = get("MEMBER_ROLE_NAME").filter(|v| !v.is_empty()) {
+            let t = v.trim();
+            // IAM role names: 1 to 64 of letters, digits and +=,.@_-
+            let ok = (1..=64).contains(&t.len())
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+            if !ok {
+                return Err(err(
+                    "MEMBER_ROLE_NAME",
+                    &v,
+                    "not an IAM role name (1 to 64 of letters, digits and +=,.@_-)",
+                ));
+            }
+            c.member_role_name = t.to_owned();
+        }
+        if let Some(v) = get("MEMBER_EXTERNAL_ID").filter(|v| !v.is_empty()) {
+            let t = v.trim();
+            let ok = (2..=1224).contains(&t.len())
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&b));
+            if !ok {
+                return Err(ConfigError {
+                    var: "MEMBER_EXTERNAL_ID".into(),
+                    value: "<redacted>".into(),
+                    problem: "not an external id (2 to 1224 of letters, digits and +=,.@:/_-)"
+                        .into(),
+                });
+            }
+            c.member_external_id = Some(t.to_owned());
+        }
+        if let Some(v) = get("ALLOWED_ACCOUNTS") {
+            c.allowed_accounts = Vec::new();
+            for a in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                let id = crate::ids::AccountId::parse("ALLOWED_ACCOUNTS", a)
+                    .map_err(|e| err("ALLOWED_ACCOUNTS", &v, &e.to_string()))?;
+                c.allowed_accounts.push(id);
+            }
+        }
+        if let Some(v) = get("ALLOWED_ORG_ID").filter(|v| !v.is_empty()) {
+            let t = v.trim();
+            let id = t.strip_prefix("o-").unwrap_or_default();
+            if !(10..=32).contains(&id.len())
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                return Err(err(
+                    "ALLOWED_ORG_ID",
+                    &v,
+                    "not an organization id (o- and 10 to 32 lower-case letters or digits)",
+                ));
+            }
+            c.allowed_org_id = Some(t.to_owned());
+        }
+        if let Some(v) = get("ACCOUNT_ALIASES") {
+            for pair in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                let (id, name) = pair
+                    .split_once('=')
+                    .ok_or_else(|| err("ACCOUNT_ALIASES", &v, "expected ID=name,..."))?;
+                let id = crate::ids::AccountId::parse("ACCOUNT_ALIASES", id.trim())
+                    .map_err(|e| err("ACCOUNT_ALIASES", &v, &e.to_string()))?;
+                let name = name.trim();
+                if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                    return Err(err(
+                        "ACCOUNT_ALIASES",
+                        &v,
+                        "an alias is 1 to 64 printable characters",
+                    ));
+                }
+                c.account_aliases
+                    .insert(id.as_str().to_owned(), name.to_owned());
+            }
+        }
+        if let Some(v) = get("HOME_ACCOUNT_ID").filter(|v| !v.is_empty()) {
+            c.home_account = Some(
+                crate::ids::AccountId::parse("HOME_ACCOUNT_ID", v.trim())
+                    .map_err(|e| err("HOME_ACCOUNT_ID", &v, &e.to_string()))?,
+            );
         }
         if let Some(v) = get("APPROVAL_TTL_MINUTES") {
             let max = crate::approval::MAX_TTL_MINUTES;

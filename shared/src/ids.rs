@@ -204,9 +204,116 @@ impl fmt::Display for GroupName {
     }
 }
 
+/// An AWS account id: exactly 12 digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn parse(field: &str, value: &str) -> Result<Self, InputError> {
+        if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InputError::field(
+                field,
+                format!("{} is not an AWS account id (12 digits)", shown(value)),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AWS region code (`us-west-2`, `us-gov-west-1`, `cn-north-1`): lower-case
+/// words joined by `-`, ending in a number; never a display name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RegionName(String);
+
+impl RegionName {
+    pub fn parse(field: &str, value: &str) -> Result<Self, InputError> {
+        let parts: Vec<&str> = value.split('-').collect();
+        let ok = value.len() <= 32
+            && parts.len() >= 3
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+            && parts.last().is_some_and(|n| {
+                !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit())
+            });
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InputError::field(
+                field,
+                format!(
+                    "{} is not an AWS region code (like us-west-2)",
+                    shown(value)
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RegionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_and_regions_are_codes_not_text() {
+        assert!(AccountId::parse("a", "222222222222").is_ok());
+        for bad in [
+            "22222222222",
+            "2222222222222",
+            "22222222222a",
+            "",
+            "222222222222\n",
+        ] {
+            assert!(AccountId::parse("a", bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "us-west-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "ap-southeast-4",
+            "eu-central-1",
+        ] {
+            assert!(RegionName::parse("r", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "US East (N. Virginia)",
+            "us-west",
+            "us--west-2",
+            "us-west-2a",
+            "us-west-2;x",
+            "-1",
+            "",
+        ] {
+            let e = RegionName::parse("r", bad).unwrap_err();
+            assert!(
+                e.to_string().contains("not an AWS region code"),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn service_names() {

@@ -30,6 +30,7 @@ pub mod respond;
 pub mod series;
 #[cfg(feature = "aws")]
 pub mod state;
+pub mod target;
 pub mod telemetry;
 pub mod text;
 pub mod verify;

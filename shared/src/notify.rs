@@ -297,7 +297,10 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         _ => {}
     }
     let _ = writeln!(t, "When: {}", quoted(&a.state_timestamp, MAX_FIELD_CHARS));
-    if let Some(r) = a.region.as_deref() {
+    if let (Some(r), Some(acct)) = (&plan.region, &plan.account) {
+        // Where every action of this incident was taken.
+        let _ = writeln!(t, "Where: {r}, account {}", escape(acct));
+    } else if let Some(r) = a.region.as_deref() {
         let _ = writeln!(
             t,
             "Where: {}{}",
@@ -405,6 +408,9 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         "resource": i.resource,
         "source": i.alert.source.as_str(),
         "group": plan.group,
+        // Where the actions were taken (with many accounts).
+        "account": plan.account,
+        "region": plan.region,
         "notes": plan.notes,
         "actions": actions.iter().map(|r| {
             let mut j = json!({

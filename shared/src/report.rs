@@ -139,6 +139,12 @@ pub struct IncidentReport {
     /// For a disk: the fitted rate and when the line reaches 100%.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<crate::series::Forecast>,
+    /// The account (with its alias) and region acted in, when the
+    /// deployment acts in several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub actions: Vec<ActionReport>,
 }
 

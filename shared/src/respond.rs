@@ -163,6 +163,33 @@ pub async fn respond_until(
     respond_event(incidents, duplicates, aws, config, mode, until, None).await
 }
 
+/// An incident from an account it may not act in: every action refused
+/// with why, and no call made to that account; the notification still goes.
+#[cfg(feature = "aws")]
+async fn refused(
+    incident: &Incident,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+    why: &str,
+) -> crate::report::IncidentReport {
+    tracing::warn!(incident_id = %incident.id, reason = why, "refused");
+    let mut p = plan(incident, &Observed::nothing(), config);
+    for a in p
+        .actions
+        .iter_mut()
+        .filter(|a| a.name != crate::actions::ActionName::Notify)
+    {
+        a.decision = Decision::Fail(why.to_owned());
+        a.reason = String::new();
+    }
+    p.note(why.to_owned());
+    match mode {
+        Mode::Plan => p.to_report(),
+        Mode::Run => aws.execute(&p, config).await,
+    }
+}
+
 /// [`respond_until`] with the text of the event the incidents came from
 /// (kept with a held action, for its approval).
 #[cfg(feature = "aws")]
@@ -202,6 +229,14 @@ pub async fn respond_event(
     let reports = join_all(incidents.iter().map(|incident| {
         let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
         async move {
+            // Where the alert lives decides where to act: that account's and
+            // region's clients (the topic and the state table stay ours).
+            let home = aws;
+            let (member, target) = match aws.for_incident(incident, config).await {
+                Ok(x) => x,
+                Err(why) => return refused(incident, home, config, mode, &why).await,
+            };
+            let aws = &member;
             // With something to do, the lease is taken while AWS is read:
             // one round trip less before the first action.
             let may_act = incident.transition == Transition::Firing
@@ -249,6 +284,7 @@ pub async fn respond_event(
                 observed.kill_switch = kill_switch.clone();
                 let mut p = plan(incident, &observed, config);
                 p.event = event.clone();
+                p.set_target(target.as_ref(), config);
                 for a in &p.actions {
                     let decision = match &a.decision {
                         Decision::Do(_) => "do",

@@ -150,6 +150,26 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// The SDK as another account in `region`: moto maps the credentials
+/// `AssumeRole` returns to the role's account, so what is made with them is
+/// that account's (and invisible to the default one).
+pub async fn sdk_for_account(endpoint: &str, account: &str, region: &str) -> SdkConfig {
+    let central = sdk_config(endpoint).await;
+    let role = aws_config::sts::AssumeRoleProvider::builder(format!(
+        "arn:aws:iam::{account}:role/harness"
+    ))
+    .session_name("harness")
+    .configure(&central)
+    .build()
+    .await;
+    let mut b = central.to_builder();
+    b.set_region(Some(aws_config::Region::new(region.to_owned())));
+    b.set_credentials_provider(Some(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+        role,
+    )));
+    b.build()
+}
+
 /// The environment a process (CLI, `cargo lambda watch`) needs to reach moto,
 /// through the SDK's own `AWS_ENDPOINT_URL` support.
 pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {

@@ -151,7 +151,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         );
     };
     let sdk = sdk_config_loader().load().await;
-    let aws = Aws::new(&sdk).with_state(&sdk, &table);
+    // Acts in the account and region each alert comes from.
+    let aws = Aws::new(&sdk).with_state(&sdk, &table).with_members(&sdk);
     // The approval links' key, when a playbook holds an action and one is
     // configured (one SSM read at start; none otherwise).
     if config.playbooks.holds_any() {

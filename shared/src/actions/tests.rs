@@ -73,6 +73,8 @@ fn granted() -> BTreeSet<String> {
         .nth(1)
         .expect("ResponderRole in the template");
     let role = role.split("\n  WebhookRole:").next().unwrap_or(role);
+    // The role's own policies, not its trust policy (Lambda's sts:AssumeRole).
+    let role = role.split("\n      Policies:").nth(1).unwrap_or(role);
     let mut out = BTreeSet::new();
     let mut in_list = false;
     for line in role.lines() {
@@ -96,7 +98,7 @@ fn granted() -> BTreeSet<String> {
         }
     }
     // Attached managed policies (logs, X-Ray) are not ours to declare.
-    out.retain(|a| a.contains(':') && !a.starts_with("sts:"));
+    out.retain(|a| a.contains(':'));
     out
 }
 
@@ -198,6 +200,7 @@ fn the_template_grants_exactly_what_is_declared() {
         .chain(crate::forecast::PERMISSIONS)
         .chain(crate::state::PERMISSIONS)
         .chain(crate::aws::ENGINE_PERMISSIONS)
+        .chain(crate::aws::members::PERMISSIONS)
         .map(|p| (*p).to_owned())
         .collect();
     let granted = granted();

@@ -337,8 +337,10 @@ pub(crate) fn am_alert(i: usize, a: AmAlert, flavor: Flavor) -> Result<Alert, In
         alarm_rule: None,
         value,
         threshold,
-        region: None,
-        account: None,
+        // Where it lives, when the rule or the relabelling says so
+        // (validated where it is used, `crate::target`).
+        region: a.labels.get("region").cloned(),
+        account: a.labels.get("account_id").cloned(),
         tags: a.labels,
     })
 }

@@ -251,7 +251,12 @@ impl Aws {
         let Some(incident) = incident else {
             return refuse("the alert it came from no longer reads as this incident".into());
         };
-        let lookup = self.lookup(&incident, config);
+        // In the account and region the alert came from, as the plan was.
+        let (aws, _) = match self.for_incident(&incident, config).await {
+            Ok(x) => x,
+            Err(why) => return refuse(why),
+        };
+        let lookup = aws.lookup(&incident, config);
         let kill = async {
             match &config.kill_switch_parameter {
                 Some(name) => self.kill_switch(name).await,
@@ -259,7 +264,7 @@ impl Aws {
             }
         };
         let (mut observed, kill) =
-            tokio::join!(self.observe_fleet(&incident, config, lookup.as_ref()), kill);
+            tokio::join!(aws.observe_fleet(&incident, config, lookup.as_ref()), kill);
         observed.kill_switch = kill;
         let fresh = plan(&incident, &observed, config);
         let planned = fresh
@@ -288,7 +293,7 @@ impl Aws {
             decision: crate::plan::Decision::Do(step.clone()),
             ..a.clone()
         };
-        let (r, transient) = self.carry_out_approved(&go, &incident, config, now).await;
+        let (r, transient) = aws.carry_out_approved(&go, &incident, config, now).await;
         let what = r.detail.clone().unwrap_or_else(|| r.reason.clone());
         let what = match transient {
             Some(t) => format!("{what} (state table: {t})"),

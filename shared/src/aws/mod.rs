@@ -11,6 +11,7 @@ use tokio::time::sleep;
 
 use crate::state::StateStore;
 
+pub mod members;
 pub mod ssm;
 
 /// The IAM actions of the engine's own components, beside the actions' and
@@ -171,6 +172,9 @@ pub struct Aws {
     pub poll: PollSchedule,
     /// Idempotency, cooldowns, flap guard and breaker; `None` runs untracked.
     pub state: Option<StateStore>,
+    /// The accounts and regions alerts come from (`with_members`); `None`:
+    /// everything is done with these clients.
+    pub members: Option<std::sync::Arc<members::Members>>,
 }
 
 /// An SDK error in one line: the service's code and message when there is
@@ -211,6 +215,7 @@ impl Aws {
             sqs: aws_sdk_sqs::Client::new(sdk),
             poll: PollSchedule::default(),
             state: None,
+            members: None,
         }
     }
 

@@ -49,6 +49,10 @@ pub struct Plan {
     /// The event the incident came from, kept with a held action so that
     /// its approval can plan again from it (`crate::approval`).
     pub event: Option<std::sync::Arc<str>>,
+    /// The account (with its alias) and region acted in, when the
+    /// deployment acts in several (`crate::target`).
+    pub account: Option<String>,
+    pub region: Option<String>,
 }
 
 impl Plan {
@@ -83,6 +87,8 @@ impl Plan {
             notes: self.notes.clone(),
             context: self.context.clone(),
             forecast: self.forecast.clone(),
+            account: self.account.clone(),
+            region: self.region.clone(),
             actions,
         }
     }
@@ -171,6 +177,15 @@ impl Plan {
             .any(|a| a.stage == stage && matches!(&a.decision, Decision::Do(s) if s.uses_metric()))
     }
 
+    /// The account and region the incident acts in, for its report and
+    /// notification.
+    pub fn set_target(&mut self, t: Option<&crate::target::Target>, config: &Config) {
+        if let Some(t) = t {
+            self.account = Some(crate::target::named(t.account.as_str(), config));
+            self.region = Some(t.region.to_string());
+        }
+    }
+
     /// A note, once.
     pub(crate) fn note(&mut self, note: String) {
         if !self.notes.contains(&note) {
@@ -232,6 +247,8 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         context: None,
         forecast: None,
         event: None,
+        account: None,
+        region: None,
     };
     if let Some(rule) = &incident.alert.alarm_rule {
         p.notes.push(format!(

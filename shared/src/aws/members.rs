@@ -1,0 +1,139 @@
+//! Many accounts and regions: the clients of the account and region an
+//! alert came from. Another account is reached through its member role
+//! (`sts:AssumeRole` with the external id); its credentials are cached with
+//! the clients, per account and region, for their lifetime (the SDK renews
+//! them before they expire). The state table, the topic and the queues stay
+//! the deployment's own.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_config::SdkConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_sdk_ec2::config::{Region, SharedCredentialsProvider};
+
+use super::{Aws, sdk_error};
+use crate::config::Config;
+use crate::ids::{AccountId, RegionName};
+use crate::incident::Incident;
+use crate::target::{Target, target_of};
+
+/// The deployment's own configuration and the member clients made so far.
+pub struct Members {
+    central: SdkConfig,
+    home: tokio::sync::OnceCell<Target>,
+    clients: Mutex<HashMap<Target, Aws>>,
+}
+
+impl std::fmt::Debug for Members {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Members").finish_non_exhaustive()
+    }
+}
+
+/// The IAM action reaching a member account needs (GetCallerIdentity needs
+/// none, and the template sets `HOME_ACCOUNT_ID` so it is not called).
+pub const PERMISSIONS: &[&str] = &["sts:AssumeRole"];
+
+impl Members {
+    pub fn new(central: &SdkConfig) -> Self {
+        Self {
+            central: central.clone(),
+            home: tokio::sync::OnceCell::new(),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The deployment's own account (`HOME_ACCOUNT_ID`, else STS once) and
+    /// region.
+    async fn home(&self, config: &Config) -> Result<Target, String> {
+        self.home
+            .get_or_try_init(|| async {
+                let region = self
+                    .central
+                    .region()
+                    .map(|r| r.as_ref().to_owned())
+                    .ok_or("no AWS region configured")?;
+                let region = RegionName::parse("AWS_REGION", &region).map_err(|e| e.to_string())?;
+                let account = match &config.home_account {
+                    Some(a) => a.clone(),
+                    None => {
+                        let me = aws_sdk_sts::Client::new(&self.central)
+                            .get_caller_identity()
+                            .send()
+                            .await
+                            .map_err(|e| format!("GetCallerIdentity: {}", sdk_error(&e)))?;
+                        AccountId::parse(
+                            "GetCallerIdentity.Account",
+                            me.account().unwrap_or_default(),
+                        )
+                        .map_err(|e| e.to_string())?
+                    }
+                };
+                Ok(Target { account, region })
+            })
+            .await
+            .cloned()
+    }
+}
+
+impl Aws {
+    /// Acts in the accounts and regions alerts come from (the functions and
+    /// the CLI); without it, everything is done with these clients.
+    pub fn with_members(mut self, central: &SdkConfig) -> Self {
+        self.members = Some(std::sync::Arc::new(Members::new(central)));
+        self
+    }
+
+    /// The clients for this incident's account and region (Err: refused,
+    /// with why; no call was made to that account). These same clients for
+    /// the deployment's own.
+    pub async fn for_incident(
+        &self,
+        incident: &Incident,
+        config: &Config,
+    ) -> Result<(Aws, Option<Target>), String> {
+        let Some(m) = &self.members else {
+            return Ok((self.clone(), None));
+        };
+        let home = m.home(config).await?;
+        let t = target_of(&incident.alert, &home, config)?;
+        if t == home {
+            return Ok((self.clone(), Some(t)));
+        }
+        if let Some(a) = m.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&t) {
+            return Ok((a.clone(), Some(t)));
+        }
+        let mut b = m.central.to_builder();
+        b.set_region(Some(Region::new(t.region.as_str().to_owned())));
+        if t.account != home.account {
+            let mut role = AssumeRoleProvider::builder(t.role_arn(&config.member_role_name))
+                .session_name("first-responder")
+                .configure(&m.central);
+            if let Some(x) = &config.member_external_id {
+                role = role.external_id(x);
+            }
+            let provider = role.build().await;
+            b.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
+        }
+        let member = b.build();
+        let a = Aws {
+            ec2: aws_sdk_ec2::Client::new(&member),
+            ssm: aws_sdk_ssm::Client::new(&member),
+            autoscaling: aws_sdk_autoscaling::Client::new(&member),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&member),
+            // The deployment's own: the topic, the queue, the state table.
+            sns: self.sns.clone(),
+            sqs: self.sqs.clone(),
+            state: self.state.clone(),
+            poll: self.poll,
+            members: self.members.clone(),
+        };
+        m.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(t.clone())
+            .or_insert_with(|| a.clone());
+        Ok((a, Some(t)))
+    }
+}
