@@ -86,6 +86,13 @@ pub struct Config {
     pub allowed_org_id: Option<String>,
     pub account_aliases: BTreeMap<String, String>,
     pub home_account: Option<crate::ids::AccountId>,
+    /// Budgets (unset: only the breaker, `MAX_MUTATIONS_PER_HOUR`, limits):
+    /// changes an hour per account and per Auto Scaling group, and the share
+    /// of a group's instances that may be replaced or rebooted within an
+    /// hour (`MAX_GROUP_SHARE_PERCENT`, default 10, at least one instance).
+    pub budget_per_account_per_hour: Option<u32>,
+    pub budget_per_group_per_hour: Option<u32>,
+    pub max_group_share_percent: u32,
 }
 
 impl Default for Config {
@@ -120,6 +127,9 @@ impl Default for Config {
             allowed_org_id: None,
             account_aliases: BTreeMap::new(),
             home_account: None,
+            budget_per_account_per_hour: None,
+            budget_per_group_per_hour: None,
+            max_group_share_percent: 10,
         }
     }
 }
@@ -341,6 +351,18 @@ impl Config {
                 c.account_aliases
                     .insert(id.as_str().to_owned(), name.to_owned());
             }
+        }
+        if let Some(v) = get("BUDGET_PER_ACCOUNT_PER_HOUR").filter(|v| !v.is_empty()) {
+            c.budget_per_account_per_hour = Some(count("BUDGET_PER_ACCOUNT_PER_HOUR", &v)?);
+        }
+        if let Some(v) = get("BUDGET_PER_GROUP_PER_HOUR").filter(|v| !v.is_empty()) {
+            c.budget_per_group_per_hour = Some(count("BUDGET_PER_GROUP_PER_HOUR", &v)?);
+        }
+        if let Some(v) = get("MAX_GROUP_SHARE_PERCENT").filter(|v| !v.is_empty()) {
+            c.max_group_share_percent = match v.trim().parse::<u32>() {
+                Ok(p) if (1..=100).contains(&p) => p,
+                _ => return Err(err("MAX_GROUP_SHARE_PERCENT", &v, "expected 1 to 100")),
+            };
         }
         if let Some(v) = get("HOME_ACCOUNT_ID").filter(|v| !v.is_empty()) {
             c.home_account = Some(

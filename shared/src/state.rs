@@ -695,6 +695,29 @@ impl StateStore {
     /// The current bucket is incremented conditionally (never past `max`)
     /// while the previous one is read, in the same round trip; if the two
     /// together are over the limit, the increment is taken back.
+    /// Gives back one event counted by [`StateStore::count_in_window`] at
+    /// `now` (an attempt a later limit refused uses none).
+    pub async fn uncount(&self, key: &str, now: i64, window: Duration) -> Result<(), String> {
+        let w = i64::try_from(window.as_secs().max(1)).unwrap_or(3600);
+        let start = now - now.rem_euclid(w);
+        let pk = format!("{key}#{start}");
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("ADD events :minus")
+            .condition_expression("events > :zero")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| match e.as_service_error() {
+                Some(s) if s.is_conditional_check_failed_exception() => Ok(()),
+                _ => Err(format!("UpdateItem {pk}: {}", sdk_error(&e))),
+            })
+    }
+
     pub async fn count_in_window(
         &self,
         key: &str,

@@ -228,6 +228,12 @@ pub trait ActionStep {
         None
     }
 
+    /// Takes an instance out of service (a replacement, a reboot): counts
+    /// against the share of its group that may be down at once.
+    fn takes_instance_down(&self) -> bool {
+        false
+    }
+
     /// Its decision reads the alert's metric. The metric is read beside the
     /// fleet but not waited for by the planner (it must not lengthen the
     /// critical path): the engine waits for it before this step's stage and
@@ -263,6 +269,10 @@ impl Step {
 
     pub fn uses_metric(&self) -> bool {
         self.action().uses_metric()
+    }
+
+    pub fn takes_instance_down(&self) -> bool {
+        self.action().takes_instance_down()
     }
 
     pub fn with_forecast(&mut self, forecast: Option<&crate::series::Forecast>) -> Option<String> {

@@ -252,7 +252,7 @@ impl Aws {
             return refuse("the alert it came from no longer reads as this incident".into());
         };
         // In the account and region the alert came from, as the plan was.
-        let (aws, _) = match self.for_incident(&incident, config).await {
+        let (aws, target) = match self.for_incident(&incident, config).await {
             Ok(x) => x,
             Err(why) => return refuse(why),
         };
@@ -266,7 +266,8 @@ impl Aws {
         let (mut observed, kill) =
             tokio::join!(aws.observe_fleet(&incident, config, lookup.as_ref()), kill);
         observed.kill_switch = kill;
-        let fresh = plan(&incident, &observed, config);
+        let mut fresh = plan(&incident, &observed, config);
+        fresh.set_target(target.as_ref(), config);
         let planned = fresh
             .actions
             .iter()
@@ -293,7 +294,7 @@ impl Aws {
             decision: crate::plan::Decision::Do(step.clone()),
             ..a.clone()
         };
-        let (r, transient) = aws.carry_out_approved(&go, &incident, config, now).await;
+        let (r, transient) = aws.carry_out_approved(&go, &fresh, config, now).await;
         let what = r.detail.clone().unwrap_or_else(|| r.reason.clone());
         let what = match transient {
             Some(t) => format!("{what} (state table: {t})"),

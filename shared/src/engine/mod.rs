@@ -130,6 +130,7 @@ impl Aws {
         // is about to be made, in the same round trip as that change's
         // cooldown and the breaker; only a first delivery counts.
         let flap = self.flap_check(&plan, config, now, delivery == "first");
+        let scope = Scope::of(&plan);
         let mut deadline = Instant::now() + config.actions_deadline;
         let mut invocation = false;
         if let Some(u) = until.map(Instant::from_std)
@@ -193,7 +194,7 @@ impl Aws {
                     lease,
                     fresh: delivery == "first",
                 };
-                self.carry_out(a, &plan.incident, config, clock, &earlier, &flap)
+                self.carry_out(a, &plan.incident, config, clock, &earlier, &flap, &scope)
             }));
             let done = match claim_notify.take() {
                 Some(c) => {
@@ -400,6 +401,7 @@ impl Aws {
     /// Carries out one action: claim, limits, the call. Returns its report,
     /// any transient error, and the outcome still to be recorded (the
     /// caller writes it while the next stage runs).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn carry_out(
         &self,
         a: &PlannedAction,
@@ -408,6 +410,7 @@ impl Aws {
         clock: Clock,
         earlier: &[ActionReport],
         flap: &FlapCheck<'_>,
+        scope: &Scope,
     ) -> (ActionReport, Option<String>, Option<Recording>) {
         let Clock {
             deadline,
@@ -497,13 +500,13 @@ impl Aws {
                 // delivery wrote one): the limits are taken beside it.
                 tokio::join!(
                     self.claim(a, &incident.id, now, lease),
-                    self.limits(step, config, now, incident, flap, &mut cooldown)
+                    self.limits(step, config, now, scope, flap, &mut cooldown)
                 )
             } else {
                 match self.claim(a, &incident.id, now, lease).await {
                     Ok(o) => {
                         let limited = if step.is_mutating() {
-                            self.limits(step, config, now, incident, flap, &mut cooldown)
+                            self.limits(step, config, now, scope, flap, &mut cooldown)
                                 .await
                         } else {
                             None
@@ -568,10 +571,12 @@ impl Aws {
     pub(crate) async fn carry_out_approved(
         &self,
         a: &PlannedAction,
-        incident: &Incident,
+        plan: &Plan,
         config: &Config,
         now: i64,
     ) -> (ActionReport, Option<String>) {
+        let incident = &plan.incident;
+        let scope = Scope::of(plan);
         let clock = Clock {
             deadline: Instant::now() + config.actions_deadline,
             invocation: false,
@@ -580,19 +585,27 @@ impl Aws {
             fresh: false,
         };
         let flap: FlapCheck<'_> = async { None }.boxed().shared();
-        let (r, t, rec) = self.carry_out(a, incident, config, clock, &[], &flap).await;
+        let (r, t, rec) = self
+            .carry_out(a, incident, config, clock, &[], &flap, &scope)
+            .await;
         let recorded = finish_recording(rec.into_iter().collect()).await;
         (r, t.or(recorded))
     }
 
-    /// Cooldown, flap guard and circuit breaker. Some(outcome) when a limit stops
-    /// the action; `taken` learns the cooldown this action holds.
+    /// Cooldown, flap guard, the budgets and the circuit breaker. Some(outcome)
+    /// when one stops the action; `taken` learns the cooldown this action
+    /// holds. A refused attempt uses none of them: what was counted for it is
+    /// given back. The budgets are taken one after another (the account's,
+    /// the group's, the group's share, then the breaker, the global ceiling),
+    /// each a conditional write, so concurrent incidents never overspend one;
+    /// with none configured the breaker is taken beside the cooldown, in the
+    /// same round trip.
     pub(crate) async fn limits(
         &self,
         step: &Step,
         config: &Config,
         now: i64,
-        incident: &Incident,
+        scope: &Scope,
         flap: &FlapCheck<'_>,
         taken: &mut Option<(&'static str, String)>,
     ) -> Option<Outcome> {
@@ -603,13 +616,10 @@ impl Aws {
         if step.is_evidence() {
             return None;
         }
-        // The cooldown and the breaker in one round trip. A change its
-        // cooldown refuses may then count once against the breaker: the
-        // breaker errs on the side of stopping sooner.
-        let owner = incident.id.as_str();
+        let owner = scope.incident.as_str();
         let cooldown = config
             .playbooks
-            .get(incident.kind)
+            .get(scope.kind)
             .and_then(|pb| step.cooldown(&pb.params, &config.settings()));
         let cool = async {
             match &cooldown {
@@ -620,43 +630,223 @@ impl Aws {
                 None => None,
             }
         };
-        let breaker = st.count_in_window(
-            "breaker",
-            now,
-            Duration::from_secs(3600),
-            config.max_mutations_per_hour,
-        );
+        let mut budgets = scope.budgets(step, config);
+        let ceiling = Budget::breaker(config);
+        // No budget of its own: the breaker beside the cooldown.
+        let early = budgets.is_empty();
+        let breaker = async {
+            match early {
+                true => Some(ceiling.take(st, now).await),
+                false => None,
+            }
+        };
         let (cool, breaker, flapping) = tokio::join!(cool, breaker, flap.clone());
+        let mut counted: Vec<&Budget> = Vec::new();
+        if let Some(Ok(Ok(()))) = &breaker {
+            counted.push(&ceiling);
+        }
+        let refuse =
+            async |counted: &[&Budget], taken: &mut Option<(&'static str, String)>, o: Outcome| {
+                for b in counted {
+                    let _ = b.give_back(st, now).await;
+                }
+                if let Some((action, resource)) = taken.take() {
+                    let _ = st.release_cooldown(action, &resource).await;
+                }
+                Some(o)
+            };
         if let (Some((action, resource, _)), Some(result)) = (&cooldown, cool) {
             match result {
                 Ok(Ok(())) => *taken = Some((*action, resource.clone())),
                 Ok(Err(until)) => {
-                    return Some(Outcome::skipped(format!(
+                    let why = format!(
                         "cooldown: {action} of {resource} was done recently; not again until {}",
                         rfc3339(until)
-                    )));
+                    );
+                    return refuse(&counted, &mut None, Outcome::skipped(why)).await;
                 }
-                Err(e) => return Some(Outcome::failed(format!("state table: {e}"))),
+                Err(e) => {
+                    return refuse(
+                        &counted,
+                        &mut None,
+                        Outcome::failed(format!("state table: {e}")),
+                    )
+                    .await;
+                }
             }
         }
         if let Some(why) = flapping {
-            if let Some((action, resource)) = taken.take() {
-                let _ = st.release_cooldown(action, &resource).await;
-            }
-            return Some(Outcome::skipped(why));
+            return refuse(&counted, taken, Outcome::skipped(why)).await;
         }
-        match breaker {
-            Ok(Ok(_)) => None,
-            Ok(Err(max)) => {
-                if let Some((action, resource)) = taken.take() {
-                    let _ = st.release_cooldown(action, &resource).await;
+        if !early {
+            budgets.push(ceiling.clone());
+        }
+        let checks: Vec<Budget> = match breaker {
+            Some(Ok(Err(_))) => vec![ceiling.clone()],
+            Some(Err(e)) => {
+                return refuse(
+                    &counted,
+                    taken,
+                    Outcome::failed(format!("state table: {e}")),
+                )
+                .await;
+            }
+            _ => Vec::new(),
+        };
+        // The breaker taken early and full: refused with its words.
+        if let Some(b) = checks.first() {
+            return refuse(&counted, taken, Outcome::skipped(b.refusal(now))).await;
+        }
+        for b in &budgets {
+            match b.take(st, now).await {
+                Ok(Ok(())) => counted.push(b),
+                Ok(Err(_)) => {
+                    return refuse(&counted, taken, Outcome::skipped(b.refusal(now))).await;
                 }
-                Some(Outcome::skipped(format!(
-                    "circuit breaker open: {max} changes in the last hour across all incidents; notify only"
-                )))
+                Err(e) => {
+                    return refuse(
+                        &counted,
+                        taken,
+                        Outcome::failed(format!("state table: {e}")),
+                    )
+                    .await;
+                }
             }
-            Err(e) => Some(Outcome::failed(format!("state table: {e}"))),
         }
+        None
+    }
+}
+
+/// Where an incident's changes count: its account, its group and the
+/// group's size (for the share that may be taken down at once).
+#[derive(Clone, Debug)]
+pub(crate) struct Scope {
+    /// The incident (it owns the cooldowns it takes) and its kind (whose
+    /// playbook gives the cooldowns).
+    incident: String,
+    kind: crate::incident::IncidentKind,
+    /// The account id, and as people know it (with its alias).
+    account: String,
+    account_named: String,
+    group: Option<String>,
+    group_size: Option<i32>,
+}
+
+impl Scope {
+    pub(crate) fn of(plan: &Plan) -> Self {
+        let account = plan
+            .target
+            .as_ref()
+            .map_or_else(|| "this account".to_owned(), |t| t.account.to_string());
+        Self {
+            incident: plan.incident.id.clone(),
+            kind: plan.incident.kind,
+            account_named: plan.account.clone().unwrap_or_else(|| account.clone()),
+            account,
+            group: plan.group.as_ref().map(ToString::to_string),
+            group_size: plan.group_size,
+        }
+    }
+
+    /// The budgets this step counts against besides the breaker, in order.
+    fn budgets(&self, step: &Step, config: &Config) -> Vec<Budget> {
+        let hour = 3600;
+        let mut out = Vec::new();
+        if let Some(max) = config.budget_per_account_per_hour {
+            out.push(Budget {
+                key: format!("budget#account#{}", self.account),
+                max,
+                window: hour,
+                what: format!(
+                    "the budget of account {} ({max} changes an hour, BUDGET_PER_ACCOUNT_PER_HOUR)",
+                    self.account_named
+                ),
+            });
+        }
+        if let (Some(max), Some(g)) = (config.budget_per_group_per_hour, &self.group) {
+            out.push(Budget {
+                key: format!("budget#group#{}#{g}", self.account),
+                max,
+                window: hour,
+                what: format!(
+                    "the budget of group {g} ({max} changes an hour, BUDGET_PER_GROUP_PER_HOUR)"
+                ),
+            });
+        }
+        if step.takes_instance_down()
+            && let (Some(g), Some(n)) = (&self.group, self.group_size)
+        {
+            let pct = config.max_group_share_percent;
+            let max = u32::try_from(i64::from(n) * i64::from(pct) / 100)
+                .unwrap_or(0)
+                .max(1);
+            out.push(Budget {
+                key: format!("share#group#{}#{g}", self.account),
+                max,
+                window: hour,
+                what: format!(
+                    "the share of group {g} that may be down at once ({max} of {n} instances an hour, MAX_GROUP_SHARE_PERCENT={pct})"
+                ),
+            });
+        }
+        out
+    }
+}
+
+/// One counter with its ceiling, in the state table's sliding window.
+#[derive(Clone, Debug)]
+pub(crate) struct Budget {
+    key: String,
+    max: u32,
+    window: i64,
+    what: String,
+}
+
+impl Budget {
+    fn breaker(config: &Config) -> Self {
+        Self {
+            key: "breaker".into(),
+            max: config.max_mutations_per_hour,
+            window: 3600,
+            what: String::new(),
+        }
+    }
+
+    async fn take(
+        &self,
+        st: &crate::state::StateStore,
+        now: i64,
+    ) -> Result<Result<(), u32>, String> {
+        st.count_in_window(
+            &self.key,
+            now,
+            Duration::from_secs(self.window as u64),
+            self.max,
+        )
+        .await
+        .map(|r| r.map(|_| ()))
+    }
+
+    async fn give_back(&self, st: &crate::state::StateStore, now: i64) -> Result<(), String> {
+        st.uncount(&self.key, now, Duration::from_secs(self.window as u64))
+            .await
+    }
+
+    /// Which budget refused, and until about when (the window's bucket ends).
+    fn refusal(&self, now: i64) -> String {
+        let until = now - now.rem_euclid(self.window) + self.window;
+        if self.key == "breaker" {
+            return format!(
+                "circuit breaker open: {} changes in the last hour across all incidents; notify only (until about {})",
+                self.max,
+                rfc3339(until)
+            );
+        }
+        format!(
+            "{} is spent: not done; not before about {}",
+            self.what,
+            rfc3339(until)
+        )
     }
 }
 

@@ -53,6 +53,11 @@ pub struct Plan {
     /// deployment acts in several (`crate::target`).
     pub account: Option<String>,
     pub region: Option<String>,
+    /// The same, as codes (the budgets count by account).
+    pub target: Option<crate::target::Target>,
+    /// The instance's group's desired capacity (the share of it that may be
+    /// taken down at once).
+    pub group_size: Option<i32>,
 }
 
 impl Plan {
@@ -183,6 +188,7 @@ impl Plan {
         if let Some(t) = t {
             self.account = Some(crate::target::named(t.account.as_str(), config));
             self.region = Some(t.region.to_string());
+            self.target = Some(t.clone());
         }
     }
 
@@ -249,6 +255,13 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         event: None,
         account: None,
         region: None,
+        target: None,
+        group_size: observed
+            .group
+            .as_ref()
+            .ok()
+            .and_then(|g| g.as_ref())
+            .map(|g| g.desired),
     };
     if let Some(rule) = &incident.alert.alarm_rule {
         p.notes.push(format!(

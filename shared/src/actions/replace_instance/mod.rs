@@ -119,6 +119,9 @@ impl ActionStep for Step {
     fn is_mutating(&self) -> bool {
         true
     }
+    fn takes_instance_down(&self) -> bool {
+        true
+    }
     fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         let minutes = u64::from(pb.replace_instance.cooldown_minutes);
         Some((self.group.to_string(), Duration::from_secs(minutes * 60)))
