@@ -7,6 +7,7 @@ pub mod approval;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod backtest;
+pub mod budget;
 pub mod commands;
 pub mod config;
 pub mod disk;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::actions::ActionName;
+use crate::budget::{Budget, Scope};
 use crate::config::Config;
 use crate::incident::{Incident, Routes, Transition};
 use crate::plan::{Decision, Plan};
@@ -372,8 +373,9 @@ pub struct ActionTally {
     pub would_run: u32,
     pub held_for_approval: u32,
     /// By limit: `cooldown`, `flap_guard`, `breaker`, `opt_in`, `budget`
-    /// (a cap: the group's MaxSize, MAX_DESIRED_CAPACITY, the snapshot
-    /// cap, the largest volume), `other` (the planner's other reasons: not
+    /// (a budget: of the account, of the group, the group's share that may
+    /// be down at once; or a cap: the group's MaxSize, MAX_DESIRED_CAPACITY,
+    /// the snapshot cap, the largest volume), `other` (the planner's other reasons: not
     /// needed, not found).
     pub suppressed: BTreeMap<&'static str, u32>,
     /// The planner's words for `other`, with how often (at most 5 kept).
@@ -459,6 +461,19 @@ impl Limits {
         }
         self.cooldowns.insert(k, now + period);
         true
+    }
+
+    /// A budget's counter, as the state table keeps it.
+    fn take(&mut self, b: &Budget, now: i64) -> bool {
+        self.count_in_window(&b.key, now, b.window, b.max)
+    }
+
+    /// Gives back one event of `key` counted at `now`.
+    fn uncount(&mut self, key: &str, now: i64, window: i64) {
+        let start = now - now.rem_euclid(window.max(1));
+        if let Some(x) = self.windows.get_mut(&(key.to_owned(), start)) {
+            *x = x.saturating_sub(1);
+        }
     }
 
     fn release_cooldown(&mut self, action: &'static str, resource: &str) {
@@ -548,6 +563,7 @@ impl Summary {
         let alarm_key = plan.incident.alert.identity().to_owned();
         let params = config.playbooks.get(plan.incident.kind).map(|p| &p.params);
         let settings = config.settings();
+        let scope = Scope::of(plan);
         for a in plan.actions.iter().filter(|a| a.name != ActionName::Notify) {
             let outcome = match &a.decision {
                 Decision::Hold(_) => (a.name, Ok(()), true),
@@ -562,12 +578,22 @@ impl Summary {
                     (a.name, Ok(()), false)
                 }
                 Decision::Do(step) => {
+                    // As `engine::limits`: the cooldown and the flap guard
+                    // (and the breaker, when no other budget applies)
+                    // together, then the budgets and the breaker in order; a
+                    // refused attempt uses none of them.
                     let cooldown = params.and_then(|p| step.cooldown(p, &settings));
                     let cool = cooldown.as_ref().map(|(action, resource, period)| {
                         limits.take_cooldown(action, resource, now, period.as_secs() as i64)
                     });
-                    let breaker =
-                        limits.count_in_window("breaker", now, 3600, config.max_mutations_per_hour);
+                    let mut budgets = scope.budgets(step, config);
+                    let ceiling = Budget::breaker(config);
+                    let early = budgets.is_empty();
+                    let mut counted: Vec<Budget> = Vec::new();
+                    let breaker = early.then(|| limits.take(&ceiling, now));
+                    if breaker == Some(true) {
+                        counted.push(ceiling.clone());
+                    }
                     let flap = *flapping.get_or_insert_with(|| {
                         !limits.count_in_window(
                             &format!("flap#{alarm_key}"),
@@ -576,21 +602,45 @@ impl Summary {
                             config.flap_max,
                         )
                     });
-                    let release = |limits: &mut Limits| {
-                        if let (Some((action, resource, _)), Some(true)) = (&cooldown, cool) {
+                    let refuse = |limits: &mut Limits,
+                                  counted: &[Budget],
+                                  release: bool,
+                                  why: &'static str| {
+                        for b in counted {
+                            limits.uncount(&b.key, now, b.window);
+                        }
+                        if let (true, Some((action, resource, _)), Some(true)) =
+                            (release, &cooldown, cool)
+                        {
                             limits.release_cooldown(action, resource);
                         }
+                        Err(why)
                     };
                     let verdict = if cool == Some(false) {
-                        Err("cooldown")
+                        refuse(limits, &counted, false, "cooldown")
                     } else if flap {
-                        release(limits);
-                        Err("flap_guard")
-                    } else if !breaker {
-                        release(limits);
-                        Err("breaker")
+                        refuse(limits, &counted, true, "flap_guard")
+                    } else if breaker == Some(false) {
+                        refuse(limits, &counted, true, "breaker")
                     } else {
-                        Ok(())
+                        if !early {
+                            budgets.push(ceiling);
+                        }
+                        let mut v = Ok(());
+                        for b in &budgets {
+                            if limits.take(b, now) {
+                                counted.push(b.clone());
+                            } else {
+                                let name = if b.key == "breaker" {
+                                    "breaker"
+                                } else {
+                                    "budget"
+                                };
+                                v = refuse(limits, &counted, true, name);
+                                break;
+                            }
+                        }
+                        v
                     };
                     (a.name, verdict, false)
                 }

@@ -239,3 +239,34 @@ fn the_shipped_policy_grants_exactly_the_backtests_reads() {
         );
     }
 }
+
+#[test]
+fn the_budgets_are_simulated_as_the_engine_takes_them() {
+    let mut c = config();
+    c.budget_per_account_per_hour = Some(2);
+    c.scale_out_cooldown = std::time::Duration::ZERO;
+    let mut limits = Limits::default();
+    let mut s = Summary::default();
+    // Four alarms (four flap guards) in one hour: the account's budget of
+    // 2 lets two scale-outs through and names itself for the others.
+    for (k, at) in ["09:00", "09:05", "09:10", "09:15"].iter().enumerate() {
+        let t = json!({"AlarmHistoryItems": [history_item("web-high-cpu", &format!("2026-11-01T{at}:00Z"), "OK", "ALARM", 95.0)]})
+            .to_string()
+            .replace("web-high-cpu", &format!("web-high-cpu-{k}"));
+        let mut d = defs(I);
+        let def = d.remove("web-high-cpu").unwrap();
+        let name = format!("web-high-cpu-{k}");
+        let def: Value =
+            serde_json::from_str(&def.to_string().replace("web-high-cpu", &name)).unwrap();
+        let defs: Definitions = [(name, def)].into();
+        let input = read_input("h", &t).unwrap();
+        let r = transitions(&[("h".into(), input)], &defs, &Routes::new())
+            .unwrap()
+            .remove(0);
+        let p = crate::plan::plan(r.incident.as_ref().unwrap(), &fleet(1, 3), &c);
+        s.apply(&r, &p, &c, &mut limits);
+    }
+    let x = &s.overall.actions["scale_out"];
+    assert_eq!(x.would_run, 2, "{x:?}");
+    assert_eq!(x.suppressed.get("budget"), Some(&2), "{x:?}");
+}

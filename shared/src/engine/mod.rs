@@ -24,6 +24,8 @@ use crate::outcome::Outcome;
 mod record;
 use record::*;
 
+pub(crate) use crate::budget::{Budget, Scope};
+
 /// The alert's metric while it is still being read: the responder plans and
 /// starts acting on the fleet's state alone, and the engine waits for the
 /// metric only where it is used (a step that sizes itself by the forecast,
@@ -636,7 +638,7 @@ impl Aws {
         let early = budgets.is_empty();
         let breaker = async {
             match early {
-                true => Some(ceiling.take(st, now).await),
+                true => Some(take(st, &ceiling, now).await),
                 false => None,
             }
         };
@@ -648,7 +650,7 @@ impl Aws {
         let refuse =
             async |counted: &[&Budget], taken: &mut Option<(&'static str, String)>, o: Outcome| {
                 for b in counted {
-                    let _ = b.give_back(st, now).await;
+                    let _ = st.uncount(&b.key, now, b.window()).await;
                 }
                 if let Some((action, resource)) = taken.take() {
                     let _ = st.release_cooldown(action, &resource).await;
@@ -698,7 +700,7 @@ impl Aws {
             return refuse(&counted, taken, Outcome::skipped(b.refusal(now))).await;
         }
         for b in &budgets {
-            match b.take(st, now).await {
+            match take(st, b, now).await {
                 Ok(Ok(())) => counted.push(b),
                 Ok(Err(_)) => {
                     return refuse(&counted, taken, Outcome::skipped(b.refusal(now))).await;
@@ -717,137 +719,15 @@ impl Aws {
     }
 }
 
-/// Where an incident's changes count: its account, its group and the
-/// group's size (for the share that may be taken down at once).
-#[derive(Clone, Debug)]
-pub(crate) struct Scope {
-    /// The incident (it owns the cooldowns it takes) and its kind (whose
-    /// playbook gives the cooldowns).
-    incident: String,
-    kind: crate::incident::IncidentKind,
-    /// The account id, and as people know it (with its alias).
-    account: String,
-    account_named: String,
-    group: Option<String>,
-    group_size: Option<i32>,
-}
-
-impl Scope {
-    pub(crate) fn of(plan: &Plan) -> Self {
-        let account = plan
-            .target
-            .as_ref()
-            .map_or_else(|| "this account".to_owned(), |t| t.account.to_string());
-        Self {
-            incident: plan.incident.id.clone(),
-            kind: plan.incident.kind,
-            account_named: plan.account.clone().unwrap_or_else(|| account.clone()),
-            account,
-            group: plan.group.as_ref().map(ToString::to_string),
-            group_size: plan.group_size,
-        }
-    }
-
-    /// The budgets this step counts against besides the breaker, in order.
-    fn budgets(&self, step: &Step, config: &Config) -> Vec<Budget> {
-        let hour = 3600;
-        let mut out = Vec::new();
-        if let Some(max) = config.budget_per_account_per_hour {
-            out.push(Budget {
-                key: format!("budget#account#{}", self.account),
-                max,
-                window: hour,
-                what: format!(
-                    "the budget of account {} ({max} changes an hour, BUDGET_PER_ACCOUNT_PER_HOUR)",
-                    self.account_named
-                ),
-            });
-        }
-        if let (Some(max), Some(g)) = (config.budget_per_group_per_hour, &self.group) {
-            out.push(Budget {
-                key: format!("budget#group#{}#{g}", self.account),
-                max,
-                window: hour,
-                what: format!(
-                    "the budget of group {g} ({max} changes an hour, BUDGET_PER_GROUP_PER_HOUR)"
-                ),
-            });
-        }
-        if step.takes_instance_down()
-            && let (Some(g), Some(n)) = (&self.group, self.group_size)
-        {
-            let pct = config.max_group_share_percent;
-            let max = u32::try_from(i64::from(n) * i64::from(pct) / 100)
-                .unwrap_or(0)
-                .max(1);
-            out.push(Budget {
-                key: format!("share#group#{}#{g}", self.account),
-                max,
-                window: hour,
-                what: format!(
-                    "the share of group {g} that may be down at once ({max} of {n} instances an hour, MAX_GROUP_SHARE_PERCENT={pct})"
-                ),
-            });
-        }
-        out
-    }
-}
-
-/// One counter with its ceiling, in the state table's sliding window.
-#[derive(Clone, Debug)]
-pub(crate) struct Budget {
-    key: String,
-    max: u32,
-    window: i64,
-    what: String,
-}
-
-impl Budget {
-    fn breaker(config: &Config) -> Self {
-        Self {
-            key: "breaker".into(),
-            max: config.max_mutations_per_hour,
-            window: 3600,
-            what: String::new(),
-        }
-    }
-
-    async fn take(
-        &self,
-        st: &crate::state::StateStore,
-        now: i64,
-    ) -> Result<Result<(), u32>, String> {
-        st.count_in_window(
-            &self.key,
-            now,
-            Duration::from_secs(self.window as u64),
-            self.max,
-        )
+/// Counts one change against a budget: Ok(Err(max)) when it is spent.
+async fn take(
+    st: &crate::state::StateStore,
+    b: &Budget,
+    now: i64,
+) -> Result<Result<(), u32>, String> {
+    st.count_in_window(&b.key, now, b.window(), b.max)
         .await
         .map(|r| r.map(|_| ()))
-    }
-
-    async fn give_back(&self, st: &crate::state::StateStore, now: i64) -> Result<(), String> {
-        st.uncount(&self.key, now, Duration::from_secs(self.window as u64))
-            .await
-    }
-
-    /// Which budget refused, and until about when (the window's bucket ends).
-    fn refusal(&self, now: i64) -> String {
-        let until = now - now.rem_euclid(self.window) + self.window;
-        if self.key == "breaker" {
-            return format!(
-                "circuit breaker open: {} changes in the last hour across all incidents; notify only (until about {})",
-                self.max,
-                rfc3339(until)
-            );
-        }
-        format!(
-            "{} is spent: not done; not before about {}",
-            self.what,
-            rfc3339(until)
-        )
-    }
 }
 
 /// Whether [`Aws::begin`] let a delivery through.

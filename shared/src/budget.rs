@@ -1,0 +1,134 @@
+//! The budgets a change counts against (pure): the account's and the
+//! group's changes an hour, the share of a group that may be down at once,
+//! and the breaker, the global ceiling. The engine takes them in the state
+//! table (`engine::limits`), the backtest in memory (`backtest::Limits`).
+
+use crate::actions::Step;
+use crate::config::Config;
+use crate::plan::Plan;
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Where an incident's changes count: its account, its group and the
+/// group's size (for the share that may be taken down at once).
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// The incident (it owns the cooldowns it takes) and its kind (whose
+    /// playbook gives the cooldowns).
+    pub incident: String,
+    pub kind: crate::incident::IncidentKind,
+    /// The account id, and as people know it (with its alias).
+    account: String,
+    account_named: String,
+    group: Option<String>,
+    group_size: Option<i32>,
+}
+
+impl Scope {
+    pub fn of(plan: &Plan) -> Self {
+        let account = plan
+            .target
+            .as_ref()
+            .map_or_else(|| "this account".to_owned(), |t| t.account.to_string());
+        Self {
+            incident: plan.incident.id.clone(),
+            kind: plan.incident.kind,
+            account_named: plan.account.clone().unwrap_or_else(|| account.clone()),
+            account,
+            group: plan.group.as_ref().map(ToString::to_string),
+            group_size: plan.group_size,
+        }
+    }
+
+    /// The budgets this step counts against besides the breaker, in order.
+    pub fn budgets(&self, step: &Step, config: &Config) -> Vec<Budget> {
+        let hour = 3600;
+        let mut out = Vec::new();
+        if let Some(max) = config.budget_per_account_per_hour {
+            out.push(Budget {
+                key: format!("budget#account#{}", self.account),
+                max,
+                window: hour,
+                what: format!(
+                    "the budget of account {} ({max} changes an hour, BUDGET_PER_ACCOUNT_PER_HOUR)",
+                    self.account_named
+                ),
+            });
+        }
+        if let (Some(max), Some(g)) = (config.budget_per_group_per_hour, &self.group) {
+            out.push(Budget {
+                key: format!("budget#group#{}#{g}", self.account),
+                max,
+                window: hour,
+                what: format!(
+                    "the budget of group {g} ({max} changes an hour, BUDGET_PER_GROUP_PER_HOUR)"
+                ),
+            });
+        }
+        if step.takes_instance_down()
+            && let (Some(g), Some(n)) = (&self.group, self.group_size)
+        {
+            let pct = config.max_group_share_percent;
+            let max = u32::try_from(i64::from(n) * i64::from(pct) / 100)
+                .unwrap_or(0)
+                .max(1);
+            out.push(Budget {
+                key: format!("share#group#{}#{g}", self.account),
+                max,
+                window: hour,
+                what: format!(
+                    "the share of group {g} that may be down at once ({max} of {n} instances an hour, MAX_GROUP_SHARE_PERCENT={pct})"
+                ),
+            });
+        }
+        out
+    }
+}
+
+/// One counter with its ceiling, in the state table's sliding window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Budget {
+    /// The state table's counter (its sliding window's buckets).
+    pub key: String,
+    pub max: u32,
+    /// Seconds.
+    pub window: i64,
+    /// What it is, in words, for the refusal.
+    pub what: String,
+}
+
+impl Budget {
+    pub fn window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::try_from(self.window).unwrap_or(3600))
+    }
+
+    pub fn breaker(config: &Config) -> Self {
+        Self {
+            key: "breaker".into(),
+            max: config.max_mutations_per_hour,
+            window: 3600,
+            what: String::new(),
+        }
+    }
+
+    /// Which budget refused, and until about when (the window's bucket ends).
+    pub fn refusal(&self, now: i64) -> String {
+        let until = now - now.rem_euclid(self.window) + self.window;
+        if self.key == "breaker" {
+            return format!(
+                "circuit breaker open: {} changes in the last hour across all incidents; notify only (until about {})",
+                self.max,
+                rfc3339(until)
+            );
+        }
+        format!(
+            "{} is spent: not done; not before about {}",
+            self.what,
+            rfc3339(until)
+        )
+    }
+}
