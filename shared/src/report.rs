@@ -145,6 +145,9 @@ pub struct IncidentReport {
     pub account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The account's id alone (the check after the fix reads there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     pub actions: Vec<ActionReport>,
 }
 

@@ -30,11 +30,27 @@ impl Target {
 /// The target of an alert, checked against the allow-list. `home` is the
 /// deployment's own account and region.
 pub fn target_of(alert: &Alert, home: &Target, config: &Config) -> Result<Target, String> {
-    let account = match alert.account.as_deref() {
+    target_from(
+        alert.account.as_deref(),
+        alert.region.as_deref(),
+        home,
+        config,
+    )
+}
+
+/// The same from an account and a region as text (an alert's, or an
+/// incident record's), each else the deployment's own.
+pub fn target_from(
+    account: Option<&str>,
+    region: Option<&str>,
+    home: &Target,
+    config: &Config,
+) -> Result<Target, String> {
+    let account = match account {
         Some(a) => AccountId::parse("account", a).map_err(|e| e.to_string())?,
         None => home.account.clone(),
     };
-    let region = match alert.region.as_deref() {
+    let region = match region {
         Some(r) => RegionName::parse("region", r).map_err(|e| e.to_string())?,
         None => home.region.clone(),
     };

@@ -16,7 +16,7 @@ use super::{Aws, sdk_error};
 use crate::config::Config;
 use crate::ids::{AccountId, RegionName};
 use crate::incident::Incident;
-use crate::target::{Target, target_of};
+use crate::target::{Target, target_from};
 
 /// The deployment's own configuration and the member clients made so far.
 pub struct Members {
@@ -93,11 +93,24 @@ impl Aws {
         incident: &Incident,
         config: &Config,
     ) -> Result<(Aws, Option<Target>), String> {
+        let a = &incident.alert;
+        self.for_account(a.account.as_deref(), a.region.as_deref(), config)
+            .await
+    }
+
+    /// The clients for an account and region given as text (an alert's, or
+    /// an incident record's), checked against the allow-list.
+    pub async fn for_account(
+        &self,
+        account: Option<&str>,
+        region: Option<&str>,
+        config: &Config,
+    ) -> Result<(Aws, Option<Target>), String> {
         let Some(m) = &self.members else {
             return Ok((self.clone(), None));
         };
         let home = m.home(config).await?;
-        let t = target_of(&incident.alert, &home, config)?;
+        let t = target_from(account, region, &home, config)?;
         if t == home {
             return Ok((self.clone(), Some(t)));
         }

@@ -94,6 +94,7 @@ impl Plan {
             forecast: self.forecast.clone(),
             account: self.account.clone(),
             region: self.region.clone(),
+            account_id: self.target.as_ref().map(|t| t.account.to_string()),
             actions,
         }
     }

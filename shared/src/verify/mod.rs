@@ -116,6 +116,11 @@ pub struct Stored {
     /// What the page read of the metric.
     #[serde(default)]
     pub context: Option<StoredContext>,
+    /// Where it acted, when not in the deployment's own account and region.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

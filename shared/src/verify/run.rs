@@ -103,6 +103,14 @@ impl Aws {
         }
         let mut metric_lines = Vec::new();
         let kind = crate::incident::IncidentKind::parse(&stored.kind);
+        // The alarm and the metric are where the incident acted.
+        let (here, _) = self
+            .for_account(
+                stored.account_id.as_deref(),
+                stored.region.as_deref(),
+                config,
+            )
+            .await?;
         // The alert's resolution, when one was recorded since it fired (an
         // earlier episode's does not count).
         let source = stored.source.as_deref().unwrap_or_default();
@@ -125,7 +133,7 @@ impl Aws {
                 .and_then(|i| crate::ids::InstanceId::parse("instance", i).ok());
             let metric = match (kind, instance, fixed_at) {
                 (Some(k), Some(i), Some(since)) => {
-                    self.instance_series(k, &i, &page.dimensions, page.threshold, since, now)
+                    here.instance_series(k, &i, &page.dimensions, page.threshold, since, now)
                         .await
                 }
                 (_, None, _) => Err("the incident names no instance".to_owned()),
@@ -141,7 +149,7 @@ impl Aws {
             v.verdict = verdict;
             v.note = Some(why);
         } else {
-            match self.alarm_now(&stored.alarm_name).await {
+            match here.alarm_now(&stored.alarm_name).await {
                 Ok(alarm) => {
                     let state = alarm
                         .state_value()
@@ -150,7 +158,7 @@ impl Aws {
                     v.verdict = Verdict::of_alarm_state(&state);
                     v.alarm_state = Some(state);
                     if let Some(since) = fixed_at {
-                        match self.alarm_series(&alarm, since, now).await {
+                        match here.alarm_series(&alarm, since, now).await {
                             Ok(c) => metric_lines = c.lines_since(),
                             Err(e) => {
                                 metric_lines.push(format!("(the metric could not be read: {e})"))
