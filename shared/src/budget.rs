@@ -69,6 +69,22 @@ impl Scope {
                 ),
             });
         }
+        if let Some(max) = config
+            .playbooks
+            .get(self.kind)
+            .and_then(|pb| pb.budgets.get(&step.name()))
+            .copied()
+        {
+            let name = step.name().as_str();
+            out.push(Budget {
+                key: format!("budget#action#{}#{name}", self.account),
+                max,
+                window: hour,
+                what: format!(
+                    "the budget of {name} ({max} an hour, budget_per_hour in its playbook table)"
+                ),
+            });
+        }
         if step.takes_instance_down()
             && let (Some(g), Some(n)) = (&self.group, self.group_size)
         {
@@ -130,5 +146,76 @@ impl Budget {
             self.what,
             rfc3339(until)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::{ActionName, Decision};
+    use crate::plan::tests::{ALARM, DOWN, config, fleet, incident};
+
+    fn step(p: &Plan, name: ActionName) -> Step {
+        match p
+            .actions
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| &a.decision)
+        {
+            Some(Decision::Do(s) | Decision::Hold(s)) => s.clone(),
+            d => panic!("{name:?}: {d:?}"),
+        }
+    }
+
+    #[test]
+    fn a_change_counts_against_its_account_group_action_and_share_in_order() {
+        let mut c = config();
+        c.budget_per_account_per_hour = Some(5);
+        c.budget_per_group_per_hour = Some(3);
+        c.playbooks.high_cpu.budgets.insert(ActionName::ScaleOut, 2);
+        let p = crate::plan::plan(&incident(ALARM), &fleet(1, 3), &c);
+        let b = Scope::of(&p).budgets(&step(&p, ActionName::ScaleOut), &c);
+        let keys: Vec<(&str, u32)> = b.iter().map(|b| (b.key.as_str(), b.max)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("budget#account#this account", 5),
+                ("budget#group#this account#web-asg", 3),
+                ("budget#action#this account#scale_out", 2),
+            ]
+        );
+        assert!(
+            b[2].refusal(7_200)
+                .contains("not before about 1970-01-01T03:00:00Z"),
+            "{}",
+            b[2].refusal(7_200)
+        );
+        // No budget configured: only the breaker, which the engine adds.
+        let p = crate::plan::plan(&incident(ALARM), &fleet(1, 3), &config());
+        assert!(
+            Scope::of(&p)
+                .budgets(&step(&p, ActionName::ScaleOut), &config())
+                .is_empty()
+        );
+        assert!(
+            Budget::breaker(&config())
+                .refusal(0)
+                .starts_with("circuit breaker open: 30 changes")
+        );
+    }
+
+    #[test]
+    fn taking_an_instance_down_counts_against_the_groups_share() {
+        let c = config();
+        for (size, max) in [(20, 2), (5, 1), (1, 1), (35, 3)] {
+            let p = crate::plan::plan(&incident(DOWN), &fleet(size, 40), &c);
+            let b = Scope::of(&p).budgets(&step(&p, ActionName::ReplaceInstance), &c);
+            assert_eq!(b.len(), 1, "{b:?}");
+            assert_eq!(
+                (b[0].key.as_str(), b[0].max),
+                ("share#group#this account#web-asg", max),
+                "{size}"
+            );
+        }
     }
 }

@@ -62,7 +62,7 @@ macro_rules! registry {
 
         /// In a playbook's stages, an unknown name is serde's "unknown
         /// variant `x`, expected one of ...", at its line.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum ActionName {
             $($(#[$attr])* $variant),+

@@ -3,6 +3,7 @@
 //! embedded at build time; `PLAYBOOKS_FILE` overrides it with a complete copy.
 //! Validated once at start; every error names the line.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -53,6 +54,9 @@ pub struct Playbook {
     /// The actions whose tables say `approval = "required"`: planned, then
     /// held until a person approves them (`crate::approval`).
     pub approval_required: Vec<ActionName>,
+    /// The actions whose tables set `budget_per_hour`: changes an hour each
+    /// may make in one account (`crate::budget`).
+    pub budgets: BTreeMap<ActionName, u32>,
     /// A Prometheus scrape failure (`up == 0`) with passing EC2 status
     /// checks also reboots or replaces when SSM cannot reach the instance.
     pub act_when_ssm_unreachable: bool,
@@ -71,6 +75,7 @@ impl Playbook {
             next_steps: Vec::new(),
             params: ActionParams::default(),
             approval_required: Vec::new(),
+            budgets: BTreeMap::new(),
             act_when_ssm_unreachable: false,
             verify_after_minutes: DEFAULT_VERIFY_AFTER_MINUTES,
             horizon_hours: DEFAULT_HORIZON_HOURS,
@@ -265,7 +270,7 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
     );
     let next_steps = v.steps(k, steps);
     old_layout(v, k, &mut raw);
-    let (params, approval_required) = read_tables(v, k, &seen, &span, &mut raw);
+    let (params, approval_required, budgets) = read_tables(v, k, &seen, &span, &mut raw);
     v.table = Table {
         name: k.to_owned(),
         listed: false,
@@ -276,6 +281,7 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
         next_steps,
         params,
         approval_required,
+        budgets,
         act_when_ssm_unreachable: raw.act_when_ssm_unreachable,
         verify_after_minutes: v.optional_range(
             "verify_after_minutes",
@@ -479,8 +485,9 @@ macro_rules! raw_playbook {
             listed: &[ActionName],
             span: &Range<usize>,
             raw: &mut RawPlaybook,
-        ) -> (ActionParams, Vec<ActionName>) {
+        ) -> (ActionParams, Vec<ActionName>, BTreeMap<ActionName, u32>) {
             let mut held = Vec::new();
+            let mut budgets = BTreeMap::new();
             let params = ActionParams {
                 $($module: {
                     v.table = Table {
@@ -492,10 +499,14 @@ macro_rules! raw_playbook {
                     if approval_required(v, &table.approval.take()) {
                         held.push(ActionName::$variant);
                     }
+                    if let Some(n) = table.budget_per_hour.take() {
+                        let n = v.range("budget_per_hour", Some(n), (1, 10_000), 1);
+                        budgets.insert(ActionName::$variant, n);
+                    }
                     actions::$module::Params::read(table, v)
                 },)+
             };
-            (params, held)
+            (params, held, budgets)
         }
     };
 }

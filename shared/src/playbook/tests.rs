@@ -47,6 +47,23 @@ fn reboot_and_replace_are_held_for_approval_and_a_bad_value_is_an_error() {
     );
 }
 
+#[test]
+fn an_action_may_have_its_own_budget() {
+    let text = DEFAULT_TEXT.replacen(
+        "[high_cpu.scale_out]\n",
+        "[high_cpu.scale_out]\nbudget_per_hour = 4\n",
+        1,
+    );
+    let p = Playbooks::parse("p.toml", &text).unwrap();
+    assert_eq!(p.high_cpu.budgets.get(&ActionName::ScaleOut), Some(&4));
+    assert!(p.disk_full.budgets.is_empty());
+    let e = broken(
+        "[high_cpu.scale_out]\n",
+        "[high_cpu.scale_out]\nbudget_per_hour = 0\n",
+    );
+    assert!(e.message.contains("budget_per_hour"), "{e}");
+}
+
 fn broken(from: &str, to: &str) -> PlaybookError {
     assert!(DEFAULT_TEXT.contains(from), "{from}");
     Playbooks::parse("p.toml", &DEFAULT_TEXT.replacen(from, to, 1)).unwrap_err()

@@ -101,6 +101,8 @@ impl Default for Params {
 pub struct Raw {
     /// `required`: held for a person's approval (read by the playbook).
     pub approval: Option<Spanned<String>>,
+    /// Changes an hour it may make (per account; read by the playbook).
+    pub budget_per_hour: Option<Spanned<i64>>,
     pub at_percent: Option<Spanned<f64>>,
     pub grow_percent: Option<Spanned<i64>>,
     pub grow_min_gib: Option<Spanned<i64>>,
