@@ -234,7 +234,7 @@ pub async fn respond_event(
             let home = aws;
             let (member, target) = match aws.for_incident(incident, config).await {
                 Ok(x) => x,
-                Err(why) => return refused(incident, home, config, mode, &why).await,
+                Err(why) => return refused(incident, home, config, mode, &why.to_string()).await,
             };
             let aws = &member;
             // With something to do, the lease is taken while AWS is read:

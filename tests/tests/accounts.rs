@@ -140,6 +140,25 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         "GetCallerIdentity once: {hits:?}"
     );
 
+    // The check after the fix reads where the incident acted; once the
+    // account is no longer allowed, it says so instead of failing (which
+    // SQS would retry into the dead-letter queue).
+    let first = r.incidents[0].id.clone();
+    let removed = first_responder::Config {
+        allowed_accounts: Vec::new(),
+        ..config.clone()
+    };
+    let v = aws
+        .verify(&first, &removed, chrono::Utc::now())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(
+        v.note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("not checked: account 222222222222 is not")),
+        "{v:?}"
+    );
+
     // An account outside the allow-list: refused, and nothing asked of it.
     let r = run(event_in(
         west.instance(),

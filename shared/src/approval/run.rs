@@ -254,7 +254,7 @@ impl Aws {
         // In the account and region the alert came from, as the plan was.
         let (aws, target) = match self.for_incident(&incident, config).await {
             Ok(x) => x,
-            Err(why) => return refuse(why),
+            Err(why) => return refuse(why.to_string()),
         };
         let lookup = aws.lookup(&incident, config);
         let kill = async {

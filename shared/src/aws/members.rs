@@ -31,6 +31,24 @@ impl std::fmt::Debug for Members {
     }
 }
 
+/// Why an incident's account cannot be acted in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unreachable {
+    /// Refused for good: not allowed, or not an account or region code.
+    Refused(String),
+    /// The deployment's own account could not be learned (STS): a retry
+    /// may do.
+    Failed(String),
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(w) | Self::Failed(w) => f.write_str(w),
+        }
+    }
+}
+
 /// The IAM action reaching a member account needs (GetCallerIdentity needs
 /// none, and the template sets `HOME_ACCOUNT_ID` so it is not called).
 pub const PERMISSIONS: &[&str] = &["sts:AssumeRole"];
@@ -92,7 +110,7 @@ impl Aws {
         &self,
         incident: &Incident,
         config: &Config,
-    ) -> Result<(Aws, Option<Target>), String> {
+    ) -> Result<(Aws, Option<Target>), Unreachable> {
         let a = &incident.alert;
         self.for_account(a.account.as_deref(), a.region.as_deref(), config)
             .await
@@ -105,12 +123,12 @@ impl Aws {
         account: Option<&str>,
         region: Option<&str>,
         config: &Config,
-    ) -> Result<(Aws, Option<Target>), String> {
+    ) -> Result<(Aws, Option<Target>), Unreachable> {
         let Some(m) = &self.members else {
             return Ok((self.clone(), None));
         };
-        let home = m.home(config).await?;
-        let t = target_from(account, region, &home, config)?;
+        let home = m.home(config).await.map_err(Unreachable::Failed)?;
+        let t = target_from(account, region, &home, config).map_err(Unreachable::Refused)?;
         if t == home {
             return Ok((self.clone(), Some(t)));
         }

@@ -103,14 +103,23 @@ impl Aws {
         }
         let mut metric_lines = Vec::new();
         let kind = crate::incident::IncidentKind::parse(&stored.kind);
-        // The alarm and the metric are where the incident acted.
-        let (here, _) = self
+        // The alarm and the metric are where the incident acted. An account
+        // no longer allowed is not checked (a retry would not change that).
+        let here = match self
             .for_account(
                 stored.account_id.as_deref(),
                 stored.region.as_deref(),
                 config,
             )
-            .await?;
+            .await
+        {
+            Ok((a, _)) => a,
+            Err(crate::aws::members::Unreachable::Failed(e)) => return Err(e),
+            Err(crate::aws::members::Unreachable::Refused(why)) => {
+                v.note = Some(format!("not checked: {why}"));
+                return Ok(v);
+            }
+        };
         // The alert's resolution, when one was recorded since it fired (an
         // earlier episode's does not count).
         let source = stored.source.as_deref().unwrap_or_default();
