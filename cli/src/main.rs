@@ -149,7 +149,7 @@ async fn main() -> ExitCode {
             };
         }
     };
-    let mut config = match Config::from_env() {
+    let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return bad_input(e),
     };
@@ -176,16 +176,9 @@ async fn main() -> ExitCode {
         None => Aws::new(&sdk),
     }
     .with_members(&sdk);
-    // A held action's links need the key (and the event, to plan again from).
-    if mode == Mode::Run && config.playbooks.holds_any() {
-        match first_responder::approval::load_key(&config, &aws.ssm).await {
-            Ok(k) => config.approval_key = k,
-            Err(e) => return bad_input(e),
-        }
-    }
-    let text = config
-        .approval_key
-        .is_some()
+    // A held action's links plan again from the event (the key is read
+    // when a change is first held).
+    let text = (mode == Mode::Run && config.approvals_configured())
         .then(|| std::sync::Arc::<str>::from(String::from_utf8_lossy(&bytes).into_owned()));
     let mut report = respond::respond_event(
         &batch.incidents,

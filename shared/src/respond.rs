@@ -117,7 +117,8 @@ pub async fn handle_until(
 ) -> Result<Report, InputError> {
     // A held action's approval plans again from the event: its text is
     // kept only when links can be made and some playbook holds an action.
-    let text = (config.approval_key.is_some() && config.playbooks.holds_any())
+    let text = config
+        .approvals_configured()
         .then(|| std::sync::Arc::<str>::from(event.to_string()));
     let batch = incidents_each(event, &config.routes)?;
     for e in &batch.rejected {
@@ -147,20 +148,7 @@ pub async fn respond(
     config: &Config,
     mode: Mode,
 ) -> Report {
-    respond_until(incidents, duplicates, aws, config, mode, None).await
-}
-
-/// [`respond`] within an invocation that ends at `until`.
-#[cfg(feature = "aws")]
-pub async fn respond_until(
-    incidents: &[Incident],
-    duplicates: usize,
-    aws: &Aws,
-    config: &Config,
-    mode: Mode,
-    until: Option<Instant>,
-) -> Report {
-    respond_event(incidents, duplicates, aws, config, mode, until, None).await
+    respond_event(incidents, duplicates, aws, config, mode, None, None).await
 }
 
 /// An incident from an account it may not act in: every action refused
@@ -190,8 +178,9 @@ async fn refused(
     }
 }
 
-/// [`respond_until`] with the text of the event the incidents came from
-/// (kept with a held action, for its approval).
+/// [`respond`] within an invocation that ends at `until`, with the text of
+/// the event the incidents came from (kept with a held action, for its
+/// approval).
 #[cfg(feature = "aws")]
 pub async fn respond_event(
     incidents: &[Incident],

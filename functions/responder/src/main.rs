@@ -138,7 +138,7 @@ fn chrono_now_ms() -> i64 {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(false, "info");
-    let mut config = Config::from_env()?;
+    let config = Config::from_env()?;
     for w in &config.playbooks.warnings {
         tracing::warn!(warning = %w, "playbooks file");
     }
@@ -153,18 +153,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = sdk_config_loader().load().await;
     // Acts in the account and region each alert comes from.
     let aws = Aws::new(&sdk).with_state(&sdk, &table).with_members(&sdk);
-    // The approval links' key, when a playbook holds an action and one is
-    // configured (one SSM read at start; none otherwise).
-    if config.playbooks.holds_any() {
-        // Without it, held changes go out without links (the report says
-        // why): a missing key must not stop the response itself.
-        config.approval_key = first_responder::approval::load_key(&config, &aws.ssm)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "no approval key: held changes get no links");
-                None
-            });
-    }
     let (aws, config) = (&aws, &config);
     lambda_runtime::run(service_fn(move |event| handler(event, aws, config))).await
 }

@@ -21,7 +21,7 @@ use crate::error::ConfigError;
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-pub use run::load_key;
+pub use run::{KeyCell, load_key};
 
 /// Links live this long unless `APPROVAL_TTL_MINUTES` says otherwise.
 pub const DEFAULT_TTL_MINUTES: u64 = 60;

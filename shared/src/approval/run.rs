@@ -30,6 +30,34 @@ pub async fn load_key(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Opti
 /// 400 KB, and the record holds more than the event).
 const MAX_EVENT_KEPT: usize = 350 * 1024;
 
+/// The key, read once when first needed: `APPROVAL_KEY` as configured, else
+/// the SSM SecureString `APPROVAL_KEY_PARAMETER` through the deployment's
+/// own SSM. A failed read is not kept: the next need tries again.
+#[derive(Debug)]
+pub struct KeyCell {
+    ssm: aws_sdk_ssm::Client,
+    key: tokio::sync::OnceCell<Option<Key>>,
+}
+
+impl KeyCell {
+    pub fn new(ssm: aws_sdk_ssm::Client) -> Self {
+        Self {
+            ssm,
+            key: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn get(&self, config: &Config) -> Option<Key> {
+        self.key
+            .get_or_try_init(|| load_key(config, &self.ssm))
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "no approval key: held changes get no links"))
+            .ok()
+            .cloned()
+            .flatten()
+    }
+}
+
 /// The incident's actions that were done, for the page ("already done").
 fn done_so_far(reports: &[ActionReport]) -> String {
     reports
@@ -63,24 +91,17 @@ impl Aws {
         if held.is_empty() || config.dry_run {
             return Vec::new();
         }
-        let why_not = match (
-            &config.approval_key,
-            &config.approval_base_url,
-            &self.state,
-            &plan.event,
-        ) {
+        let key = self.approval_key.get(config).await;
+        let why_not = match (&key, &config.approval_base_url, &self.state, &plan.event) {
             (None, ..) => Some("no signing key (APPROVAL_KEY_PARAMETER)"),
             (_, None, ..) => Some("APPROVAL_BASE_URL is not set"),
             (_, _, None, _) => Some("no state table to record the decision in"),
             (.., None) => Some("the alert's event is not at hand to plan again from"),
             _ => None,
         };
-        let (Some(key), Some(base), Some(st), Some(event)) = (
-            &config.approval_key,
-            &config.approval_base_url,
-            &self.state,
-            &plan.event,
-        ) else {
+        let (Some(key), Some(base), Some(st), Some(event)) =
+            (&key, &config.approval_base_url, &self.state, &plan.event)
+        else {
             let why = why_not.unwrap_or_default();
             return vec![format!(
                 "held for approval without links: {why}; approve by hand by carrying out the held change"
@@ -142,7 +163,7 @@ impl Aws {
     /// exactly the signed change (the world changed, the kill switch is on),
     /// else carried out through the engine (200 once it has run).
     pub async fn approve(&self, d: &Decision, config: &Config, now: i64) -> Page {
-        let Some(key) = &config.approval_key else {
+        let Some(key) = &self.approval_key.get(config).await else {
             return Page::message(
                 503,
                 "Approvals are not configured",

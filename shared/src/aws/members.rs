@@ -159,6 +159,7 @@ impl Aws {
             state: self.state.clone(),
             poll: self.poll,
             members: self.members.clone(),
+            approval_key: self.approval_key.clone(),
         };
         m.clients
             .lock()

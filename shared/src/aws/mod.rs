@@ -175,6 +175,10 @@ pub struct Aws {
     /// The accounts and regions alerts come from (`with_members`); `None`:
     /// everything is done with these clients.
     pub members: Option<std::sync::Arc<members::Members>>,
+    /// The approval links' key, read from SSM the first time a change is
+    /// held or decided (never on the cold start); shared with the member
+    /// clients, whose SSM is another account's.
+    pub approval_key: std::sync::Arc<crate::approval::KeyCell>,
 }
 
 /// An SDK error in one line: the service's code and message when there is
@@ -216,6 +220,9 @@ impl Aws {
             poll: PollSchedule::default(),
             state: None,
             members: None,
+            approval_key: std::sync::Arc::new(crate::approval::KeyCell::new(
+                aws_sdk_ssm::Client::new(sdk),
+            )),
         }
     }
 

@@ -680,24 +680,18 @@ impl Aws {
         if let Some(why) = flapping {
             return refuse(&counted, taken, Outcome::skipped(why)).await;
         }
-        if !early {
-            budgets.push(ceiling.clone());
-        }
-        let checks: Vec<Budget> = match breaker {
-            Some(Ok(Err(_))) => vec![ceiling.clone()],
-            Some(Err(e)) => {
-                return refuse(
-                    &counted,
-                    taken,
-                    Outcome::failed(format!("state table: {e}")),
-                )
-                .await;
+        // The breaker taken early: full, or unreadable.
+        match breaker {
+            Some(Ok(Err(_))) => {
+                return refuse(&counted, taken, Outcome::skipped(ceiling.refusal(now))).await;
             }
-            _ => Vec::new(),
-        };
-        // The breaker taken early and full: refused with its words.
-        if let Some(b) = checks.first() {
-            return refuse(&counted, taken, Outcome::skipped(b.refusal(now))).await;
+            Some(Err(e)) => {
+                let o = Outcome::failed(format!("state table: {e}"));
+                return refuse(&counted, taken, o).await;
+            }
+            Some(Ok(Ok(()))) => {}
+            // Not taken yet: the last of the budgets.
+            None => budgets.push(ceiling.clone()),
         }
         for b in &budgets {
             match take(st, b, now).await {
