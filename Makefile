@@ -13,27 +13,24 @@ TOOLS_DIR ?= $(CURDIR)/.tools
 CARGO_FUZZ := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test tools system-deps unit integration lambda-local lint fuzz infra-check package bench clean
+.PHONY: demo test tools system-deps unit integration lambda-local lint fuzz infra-check package package-build bench clean
 
+# Each venv lives under $(TOOLS_DIR)/venvs, keyed by its requirements; the
+# checkout links it (scripts/venv.sh).
+export TOOLS_DIR
 $(STAMP): tools/requirements.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q -r tools/requirements.txt
-	touch $@
+	bash scripts/venv.sh $(VENV) tools/requirements.txt
 
 # The SAM CLI and translator live apart: their boto3 pin conflicts with checkov's.
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 $(SAM_STAMP): tools/requirements-sam.txt
-	python3 -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --disable-pip-version-check -q -r tools/requirements-sam.txt
-	touch $@
+	bash scripts/venv.sh $(SAM_VENV) tools/requirements-sam.txt
 
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 $(CHECKOV_STAMP): tools/requirements-checkov.txt
-	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --disable-pip-version-check -q -r tools/requirements-checkov.txt
-	touch $@
+	bash scripts/venv.sh $(CHECKOV_VENV) tools/requirements-checkov.txt
 
 tools: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) system-deps
 
@@ -58,21 +55,14 @@ system-deps:
 demo: tools
 	bash scripts/demo.sh
 
-# One `cargo test --workspace` (unit + integration): separate invocations unify
-# features differently and would build the SDK crates twice on a fresh machine.
-# .ci/run closes with one line counting every test that ran.
-test: tools
-	$(MAKE) lint
-	$(MAKE) infra-check
-	# What `cargo lambda watch` runs for each function (`cargo run --bin NAME`,
-	# with that function's own feature set): built first, so the tests that
-	# serve the functions locally never wait minutes on a compiler.
-	$(CARGO) build --bin responder
-	$(CARGO) build --bin webhook
-	$(CARGO) test --workspace
-	$(MAKE) fuzz FUZZ_SECONDS=20
-	$(MAKE) package
-	$(MAKE) lambda-local
+# Every check, phase by phase (scripts/test.sh): the phases' times go to
+# .run/test-phases.tsv. One `cargo test --workspace` (unit + integration):
+# separate invocations unify features differently and would build the SDK
+# crates twice on a fresh machine. The arm64 package builds in the background
+# at the lowest priority meanwhile. .ci/run closes with one line counting
+# every test that ran.
+test:
+	MAKE="$(MAKE)" CARGO="$(CARGO)" bash scripts/test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -130,17 +120,20 @@ infra-check: tools
 # Each function's Lambda artifact, as deployed: arm64, release profile, zip.
 # Fails past the size budget in the README; checks that `cargo lambda deploy`
 # reads each function's deployment metadata (--dry: nothing is sent).
-# cargo lambda adds --remap-path-prefix with the checkout's path to RUSTFLAGS,
-# which makes cargo rebuild every dependency when the path changes: one
-# release target directory per checkout path keeps each one's cache.
+# cargo lambda links through zig wrappers named after its own executable's
+# path; with the venv under $(TOOLS_DIR) that path is the same from every
+# checkout, so one release target directory serves them all and a fresh clone
+# rebuilds only the workspace's own crates.
 ZIP_BUDGET_BYTES ?= 8388608
-PACKAGE_TARGET_DIR ?= $(CARGO_TARGET_DIR)/package-$(shell printf %s "$(CURDIR)" | md5sum | cut -c1-8)
-package: tools
+PACKAGE_TARGET_DIR ?= $(CARGO_TARGET_DIR)/package
+package-build: tools
 	@# A cold build's time is kept for make bench.
 	@cold=$$([ -f $(PACKAGE_TARGET_DIR)/lambda/responder/bootstrap.zip ] || echo 1); start=$$(date +%s); \
 	  echo "CARGO_TARGET_DIR=$(PACKAGE_TARGET_DIR) cargo lambda build --release --arm64 --output-format zip -p responder -p webhook"; \
 	  CARGO_TARGET_DIR=$(PACKAGE_TARGET_DIR) $(CARGO) lambda build --release --arm64 --output-format zip -p responder -p webhook || exit 1; \
 	  [ -z "$$cold" ] || echo $$(( $$(date +%s) - start )) > $(PACKAGE_TARGET_DIR)/build-seconds
+
+package: package-build
 	@for f in responder webhook; do \
 	  z=$(PACKAGE_TARGET_DIR)/lambda/$$f/bootstrap.zip; size=$$(stat -c %s $$z); \
 	  echo "$$f: $$size bytes zipped (budget $(ZIP_BUDGET_BYTES))"; \
@@ -162,4 +155,4 @@ bench: tools package
 	PACKAGE_TARGET_DIR=$(PACKAGE_TARGET_DIR) $(VENV)/bin/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .run target .tools fuzz/corpus fuzz/artifacts
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .run target .tools fuzz/corpus fuzz/artifacts
