@@ -137,8 +137,13 @@ fn chrono_now_ms() -> i64 {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // Where the cold start goes, in one line (`make bench` reads it): each
+    // phase of the init before the first event, in microseconds.
+    let t0 = std::time::Instant::now();
     telemetry::init(false, "info");
+    let t_tracing = t0.elapsed();
     let config = Config::from_env()?;
+    let t_config = t0.elapsed();
     for w in &config.playbooks.warnings {
         tracing::warn!(warning = %w, "playbooks file");
     }
@@ -151,8 +156,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         );
     };
     let sdk = sdk_config_loader().load().await;
+    let t_sdk = t0.elapsed();
     // Acts in the account and region each alert comes from.
     let aws = Aws::new(&sdk).with_state(&sdk, &table).with_members(&sdk);
+    let t_clients = t0.elapsed();
+    tracing::info!(
+        tracing_us = t_tracing.as_micros() as u64,
+        config_us = (t_config - t_tracing).as_micros() as u64,
+        sdk_config_us = (t_sdk - t_config).as_micros() as u64,
+        clients_us = (t_clients - t_sdk).as_micros() as u64,
+        "initialised"
+    );
     let (aws, config) = (&aws, &config);
     lambda_runtime::run(service_fn(move |event| handler(event, aws, config))).await
 }

@@ -84,32 +84,106 @@ pub fn sdk_config_loader() -> aws_config::ConfigLoader {
         )
 }
 
-/// The SDK's default HTTPS client (rustls with aws-lc), trusting one CA
-/// bundle file. By default the SDK loads the platform's roots through
-/// rustls-native-certs, which reads the bundle *and* every file of the
-/// certificate directory: on Debian that is some 140 files and most of this
-/// binary's cold start (see BENCHMARKS.md). `SSL_CERT_FILE` wins; then the
-/// bundle of Amazon Linux 2023 (Lambda's `provided.al2023`) or of Debian and
-/// Ubuntu; with none of them, the platform's roots as before.
+/// The SDK's default HTTPS client (rustls with aws-lc), built at its first
+/// request instead of at start. Every service client's construction asks
+/// its HTTP client to build a throwaway connector "so that certificates load
+/// at client initialization": with a trust store of its own, that parsed the
+/// whole CA bundle once per client, most of this binary's cold start (see
+/// BENCHMARKS.md). Deferred, the trust store is built once, by the first
+/// call, and shared by every client (one connector per timeout setting).
 pub fn https_client() -> aws_sdk_ec2::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-    let bundle = std::env::var("SSL_CERT_FILE")
-        .ok()
-        .into_iter()
-        .chain(
-            [
-                "/etc/pki/tls/certs/ca-bundle.crt",
-                "/etc/ssl/certs/ca-certificates.crt",
-            ]
-            .map(String::from),
+    aws_sdk_ec2::config::SharedHttpClient::new(DeferredHttps::default())
+}
+
+#[derive(Debug, Default)]
+struct DeferredHttps(std::sync::OnceLock<aws_sdk_ec2::config::SharedHttpClient>);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for DeferredHttps {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0
+            .get_or_init(|| build_https(trust_roots()))
+            .http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        Some(
+            aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata::new(
+                "hyper",
+                Some(std::borrow::Cow::Borrowed("1.x")),
+            ),
         )
-        .find_map(|p| std::fs::read(p).ok());
-    let store = match bundle {
-        Some(pem) => TrustStore::empty()
-            .with_native_roots(false)
-            .with_pem_certificate(pem),
-        None => TrustStore::default(),
-    };
+    }
+}
+
+/// The CA certificates the SDK trusts, as PEM: the file `SSL_CERT_FILE`
+/// names when it is set (a proxy or a VPC endpoint with a private CA), else
+/// Mozilla's roots compiled into the binary (`webpki-root-certs`), which the
+/// AWS endpoints' Amazon Trust Services roots are among. They change with
+/// the crate's version, not with the image's CA package.
+pub fn trust_roots() -> Vec<u8> {
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
+        let path = std::path::Path::new(&path);
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| {
+                certificates_in(&pem)
+                    .and_then(|n| {
+                        if n == 0 {
+                            Err("no certificate in it".into())
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .map(|()| pem)
+            }) {
+            Ok(pem) => return pem,
+            // smithy's trust store panics on a PEM it cannot parse: checked here.
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "SSL_CERT_FILE is not usable: trusting the compiled-in Mozilla roots"
+            ),
+        }
+    }
+    compiled_in_roots()
+}
+
+/// How many certificates a PEM text holds, or why it cannot be read.
+pub fn certificates_in(pem: &[u8]) -> Result<usize, String> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::pem_slice_iter(pem)
+        .try_fold(0, |n, c| c.map(|_| n + 1))
+        .map_err(|e| format!("not a PEM certificate bundle: {e:?}"))
+}
+
+/// Mozilla's roots as PEM. smithy's trust store takes PEM only, so the
+/// compiled-in DER certificates are written out once, at the first request.
+pub fn compiled_in_roots() -> Vec<u8> {
+    use base64::Engine;
+    let mut pem = Vec::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2_000);
+    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+fn build_https(pem: Vec<u8>) -> aws_sdk_ec2::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let store = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem);
     let builder = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
     match TlsContext::builder().with_trust_store(store).build() {
@@ -370,5 +444,31 @@ impl Outcome {
         } else {
             Self::uncertain(text)
         }
+    }
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_roots_are_mozillas_and_include_amazons() {
+        let pem = compiled_in_roots();
+        let n = certificates_in(&pem).expect("the compiled-in roots parse");
+        assert_eq!(n, webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
+        assert!(n > 100, "{n} roots");
+        // The AWS endpoints' certificates chain to Amazon Trust Services.
+        let amazon = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter(|c| c.as_ref().windows(15).any(|w| w == b"Amazon Root CA "))
+            .count();
+        assert!(amazon >= 4, "{amazon} Amazon roots");
+    }
+
+    #[test]
+    fn a_bad_bundle_is_named_not_trusted() {
+        assert_eq!(certificates_in(b"not pem at all"), Ok(0));
+        let broken = b"-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----\n";
+        assert!(certificates_in(broken).is_err());
     }
 }
