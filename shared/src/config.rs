@@ -25,6 +25,13 @@ pub struct Config {
     /// invocation's own deadline for the notification and the state writes,
     /// so a first delivery always reports, however long its actions ran.
     pub notify_reserve: Duration,
+    /// `FIRST_PAGE_BUDGET_SECONDS` (default 10; 0 turns it off): when the
+    /// plan's actions typically take longer than this, a short first page
+    /// goes out as soon as the plan is made; when they take longer than
+    /// planned, it goes out once this long has passed since the alert
+    /// arrived. The full report follows when the work ends. An incident
+    /// handled within it gets one message.
+    pub first_page_budget: Option<Duration>,
     /// `NOTIFY_ON_RESOLVE` (default true): send a short notice on ALARM → OK.
     pub notify_on_resolve: bool,
     /// `DRY_RUN` (default false): plan, read, diagnose and notify; change nothing.
@@ -103,6 +110,7 @@ impl Default for Config {
             diagnostics_timeout: Duration::from_secs(60),
             actions_deadline: Duration::from_secs(300),
             notify_reserve: Duration::from_secs(25),
+            first_page_budget: Some(Duration::from_secs(10)),
             notify_on_resolve: true,
             dry_run: false,
             routes: Routes::new(),
@@ -191,6 +199,10 @@ impl Config {
         }
         if let Some(v) = get("NOTIFY_RESERVE_SECONDS") {
             c.notify_reserve = seconds("NOTIFY_RESERVE_SECONDS", &v, 1, 300)?;
+        }
+        if let Some(v) = get("FIRST_PAGE_BUDGET_SECONDS") {
+            let budget = seconds("FIRST_PAGE_BUDGET_SECONDS", &v, 0, 900)?;
+            c.first_page_budget = (!budget.is_zero()).then_some(budget);
         }
         if let Some(v) = get("NOTIFY_ON_RESOLVE") {
             c.notify_on_resolve = boolean("NOTIFY_ON_RESOLVE", &v)?;

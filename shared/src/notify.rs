@@ -228,39 +228,10 @@ fn action_line(a: &ActionReport) -> String {
     )
 }
 
-/// Composes the notification. `actions` are the outcomes of everything but
-/// the notification itself.
-pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
-    let i = &plan.incident;
-    let a = &i.alert;
-    let subject = subject(plan);
-    // What the instance printed: diagnostics, evidence, cleanup and grow logs.
-    let outputs: Vec<(String, &str)> = actions
-        .iter()
-        .filter_map(|r| {
-            let head = match r.action {
-                ActionName::CollectDiagnostics => format!("DIAGNOSTICS FROM {}", r.target),
-                ActionName::CollectEvidence => format!("EVIDENCE FROM {}", r.target),
-                other => format!("OUTPUT OF {} ON {}", other.as_str(), r.target),
-            };
-            r.output.as_deref().map(|o| (head, o))
-        })
-        .collect();
-
-    let mut t = String::new();
-    let _ = writeln!(t, "{subject}");
-    let _ = writeln!(t);
-    let _ = writeln!(
-        t,
-        "Incident {} | {} | severity {}",
-        i.id,
-        i.kind,
-        plan.severity.as_str()
-    );
-    if plan.dry_run {
-        let _ = writeln!(t, "DRY RUN: nothing in AWS was changed.");
-    }
-    let _ = writeln!(t);
+/// WHAT FIRED, the metric and the forecast: the part of the page that
+/// says what happened, shared by the first page and the full report.
+fn what_fired(t: &mut String, plan: &Plan) {
+    let a = &plan.incident.alert;
     // Everything under WHAT FIRED comes from the event: each value quoted,
     // escaped and cut, so it cannot start a line or a section of its own.
     let _ = writeln!(t, "WHAT FIRED (as the alert says; quoted)");
@@ -336,6 +307,42 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
             .unwrap_or_else(chrono::Utc::now);
         let _ = writeln!(t, "Forecast: {}", f.describe(now));
     }
+}
+
+/// Composes the notification. `actions` are the outcomes of everything but
+/// the notification itself.
+pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
+    let i = &plan.incident;
+    let a = &i.alert;
+    let subject = subject(plan);
+    // What the instance printed: diagnostics, evidence, cleanup and grow logs.
+    let outputs: Vec<(String, &str)> = actions
+        .iter()
+        .filter_map(|r| {
+            let head = match r.action {
+                ActionName::CollectDiagnostics => format!("DIAGNOSTICS FROM {}", r.target),
+                ActionName::CollectEvidence => format!("EVIDENCE FROM {}", r.target),
+                other => format!("OUTPUT OF {} ON {}", other.as_str(), r.target),
+            };
+            r.output.as_deref().map(|o| (head, o))
+        })
+        .collect();
+
+    let mut t = String::new();
+    let _ = writeln!(t, "{subject}");
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Incident {} | {} | severity {}",
+        i.id,
+        i.kind,
+        plan.severity.as_str()
+    );
+    if plan.dry_run {
+        let _ = writeln!(t, "DRY RUN: nothing in AWS was changed.");
+    }
+    let _ = writeln!(t);
+    what_fired(&mut t, plan);
     let _ = writeln!(t);
     let _ = writeln!(t, "WHAT FIRST-RESPONDER DID");
     for n in &plan.notes {
@@ -385,25 +392,14 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
 
     let document = json!({
         "version": 1,
+        "first_page": false,
         "incident_id": i.id,
         "kind": i.kind,
         "transition": i.transition.as_str(),
         "severity": plan.severity,
         "dry_run": plan.dry_run,
         "subject": subject,
-        "alarm": {
-            "name": a.alarm_name,
-            "arn": a.alarm_arn,
-            "state": a.state,
-            "previous_state": a.previous_state,
-            "timestamp": a.state_timestamp,
-            "reason": a.reason,
-            "value": a.value,
-            "threshold": a.threshold,
-            "metric": a.metric,
-            "region": a.region,
-            "account": a.account,
-        },
+        "alarm": alarm_json(a),
         "instance": plan.instance,
         "resource": i.resource,
         "source": i.alert.source.as_str(),
@@ -441,6 +437,132 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         "text": t,
     });
 
+    Notification {
+        subject,
+        text: t,
+        document,
+        severity: plan.severity,
+        pager: Some(pager(plan)),
+    }
+}
+
+fn alarm_json(a: &Alert) -> Value {
+    json!({
+        "name": a.alarm_name,
+        "arn": a.alarm_arn,
+        "state": a.state,
+        "previous_state": a.previous_state,
+        "timestamp": a.state_timestamp,
+        "reason": a.reason,
+        "value": a.value,
+        "threshold": a.threshold,
+        "metric": a.metric,
+        "region": a.region,
+        "account": a.account,
+    })
+}
+
+/// The first page: sent while the work goes on, when it takes longer than
+/// `FIRST_PAGE_BUDGET_SECONDS` (see `engine::first_page`). It says what
+/// fired, the metric when it is in, and what is under way, and that the
+/// full report follows; its pager fields are the report's, so a paging
+/// service opens the incident now and the report lands on the same one.
+/// `typical`: how long the plan's work typically takes.
+pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification {
+    let i = &plan.incident;
+    let full = subject(plan);
+    let subject = sanitize_subject(&match full.strip_prefix("[ALARM] ") {
+        Some(rest) => format!("[ON IT] {rest}"),
+        None => format!("[ON IT] {full}"),
+    });
+    let mut t = String::new();
+    let _ = writeln!(t, "{subject}");
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Incident {} | {} | severity {}",
+        i.id,
+        i.kind,
+        plan.severity.as_str()
+    );
+    let _ = writeln!(
+        t,
+        "first-responder is on it: the work below typically takes about {} s. The full \
+         report (what was done, the diagnostics, the next steps) follows when it ends.",
+        typical.as_secs().max(1)
+    );
+    let _ = writeln!(t);
+    what_fired(&mut t, plan);
+    // What runs now, then after it, then what waits for a person: the
+    // planner's own words for each step.
+    let mut under_way = Vec::new();
+    let mut then = Vec::new();
+    let mut held = Vec::new();
+    let first_stage = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            a.name != ActionName::Notify && matches!(a.decision, crate::plan::Decision::Do(_))
+        })
+        .map(|a| a.stage)
+        .min();
+    for a in plan.actions.iter().filter(|a| a.name != ActionName::Notify) {
+        match &a.decision {
+            crate::plan::Decision::Do(step) => {
+                let line = (a.name.as_str(), escape(&step.describe()));
+                if Some(a.stage) == first_stage {
+                    under_way.push(line);
+                } else {
+                    then.push(line);
+                }
+            }
+            crate::plan::Decision::Hold(step) => {
+                held.push((a.name.as_str(), escape(&step.describe())))
+            }
+            _ => {}
+        }
+    }
+    for (head, lines) in [
+        ("UNDER WAY", &under_way),
+        ("THEN, DEPENDING ON WHAT THAT FINDS", &then),
+        (
+            "TO BE HELD FOR YOUR APPROVAL (links in the full report)",
+            &held,
+        ),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(t, "{head}");
+        for (name, what) in lines {
+            let _ = writeln!(t, "- {name}: {what}");
+        }
+    }
+    let step = |(name, what): &(&str, String)| json!({"action": name, "step": what});
+    let document = json!({
+        "version": 1,
+        "first_page": true,
+        "incident_id": i.id,
+        "kind": i.kind,
+        "transition": i.transition.as_str(),
+        "severity": plan.severity,
+        "dry_run": plan.dry_run,
+        "subject": subject,
+        "alarm": alarm_json(&i.alert),
+        "instance": plan.instance,
+        "resource": i.resource,
+        "source": i.alert.source.as_str(),
+        "group": plan.group,
+        "account": plan.account,
+        "region": plan.region,
+        "typical_seconds": typical.as_secs(),
+        "under_way": under_way.iter().map(step).collect::<Vec<_>>(),
+        "then": then.iter().map(step).collect::<Vec<_>>(),
+        "held": held.iter().map(step).collect::<Vec<_>>(),
+        "context": plan.context,
+        "text": t,
+    });
     Notification {
         subject,
         text: t,

@@ -192,6 +192,7 @@ pub async fn respond_event(
     event: Option<std::sync::Arc<str>>,
 ) -> Report {
     let event = &event;
+    let arrived = Instant::now();
     // Everything but the notification and the state writes ends here.
     // The reserve is at most half of what is left (a function configured
     // with a short timeout still gets time to act).
@@ -297,7 +298,14 @@ pub async fn respond_event(
                         tokio::join!(observe, aws.begin(&incident.id, config, now), schedule);
                     let (p, fixes) = decide(o);
                     let r = aws
-                        .execute_started(&p, config, s, now, hard, Some(metric.clone()))
+                        .execute_started(
+                            &p,
+                            config,
+                            s,
+                            now,
+                            crate::engine::Timing { arrived, until: hard },
+                            Some(metric.clone()),
+                        )
                         .await;
                     (r, fixes, v)
                 };

@@ -823,6 +823,20 @@ impl Delivered {
     pub fn document(&self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.message).context("the sqs body is not the JSON document")
     }
+
+    /// The short first page sent while long work goes on (not the report).
+    pub fn is_first_page(&self) -> bool {
+        self.document()
+            .is_ok_and(|d| d["first_page"].as_bool() == Some(true))
+    }
+}
+
+/// The full report among an incident's messages (a first page may precede it).
+pub fn the_report(messages: &[Delivered]) -> Result<&Delivered> {
+    messages
+        .iter()
+        .find(|m| !m.is_first_page())
+        .with_context(|| format!("no report among {} messages", messages.len()))
 }
 
 /// Receives what a queue holds (up to 10 messages) and deletes it, as a

@@ -28,6 +28,11 @@ pub struct Faults {
     /// read and a write without a lock, so concurrent counter updates that
     /// DynamoDB makes atomic can lose one there.
     pub one_at_a_time: bool,
+    /// SSM Run Command's own time, which moto does not take (it answers
+    /// `Success` at once): a command whose comment is `first-responder
+    /// WORD for …` is `InProgress` for this long after its `SendCommand`,
+    /// as SSM answers `GetCommandInvocation` while the agent works.
+    pub ssm_delays: &'static [(&'static str, Duration)],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +69,10 @@ pub struct Stats {
     pub rule_hits: std::sync::Mutex<Vec<u64>>,
     /// Held while a request is upstream, with `one_at_a_time`.
     upstream_busy: std::sync::atomic::AtomicBool,
+    /// When each delayed SSM command (by id) is done (`Faults::ssm_delays`).
+    ssm_done_at: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// When each SNS `Publish` was answered, in order.
+    pub publishes: std::sync::Mutex<Vec<std::time::SystemTime>>,
 }
 
 impl Stats {
@@ -261,6 +270,13 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
         }
         return Ok(());
     }
+    let action = action_of(&request);
+    if action.as_deref() == Some("GetCommandInvocation")
+        && let Some(answer) = still_running(&request, stats)
+    {
+        client.write_all(answer.as_bytes()).await?;
+        return Ok(());
+    }
     // One request per upstream connection; the answer ends at close.
     let text = String::from_utf8_lossy(&request);
     let head_end = text.find("\r\n\r\n").context("no head")? + 4;
@@ -299,7 +315,85 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
         }
         _ => {}
     }
+    match action.as_deref() {
+        Some("SendCommand") => delay_command(&request, &response, &faults, stats),
+        Some("Publish") => {
+            if let Ok(mut p) = stats.publishes.lock() {
+                p.push(std::time::SystemTime::now());
+            }
+        }
+        _ => {}
+    }
     client.write_all(&response).await?;
     client.shutdown().await?;
     Ok(())
+}
+
+/// The API action a request names: the `X-Amz-Target` suffix of a JSON
+/// protocol, or the query protocol's `Action=` parameter.
+fn action_of(request: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(request);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if let Some(t) = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("x-amz-target")
+            .then(|| v.trim().to_owned())
+    }) {
+        return t.rsplit('.').next().map(str::to_owned);
+    }
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
+fn json_body(message: &[u8]) -> Option<serde_json::Value> {
+    let at = message.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    serde_json::from_slice(&message[at..]).ok()
+}
+
+/// Remembers when a delayed command is done, from its comment's word.
+fn delay_command(request: &[u8], response: &[u8], faults: &Faults, stats: &Stats) {
+    let (Some(req), Some(resp)) = (json_body(request), json_body(response)) else {
+        return;
+    };
+    let comment = req["Comment"].as_str().unwrap_or_default();
+    let Some((_, delay)) = faults
+        .ssm_delays
+        .iter()
+        .find(|(word, _)| comment.starts_with(&format!("first-responder {word} for")))
+    else {
+        return;
+    };
+    if let (Some(id), Ok(mut m)) = (
+        resp["Command"]["CommandId"].as_str(),
+        stats.ssm_done_at.lock(),
+    ) {
+        m.insert(id.to_owned(), std::time::Instant::now() + *delay);
+    }
+}
+
+/// SSM's answer for a delayed command that is not done yet.
+fn still_running(request: &[u8], stats: &Stats) -> Option<String> {
+    let req = json_body(request)?;
+    let id = req["CommandId"].as_str()?;
+    let done_at = *stats.ssm_done_at.lock().ok()?.get(id)?;
+    if std::time::Instant::now() >= done_at {
+        return None;
+    }
+    let body = serde_json::json!({
+        "CommandId": id,
+        "InstanceId": req["InstanceId"],
+        "DocumentName": "AWS-RunShellScript",
+        "Status": "InProgress",
+        "StatusDetails": "InProgress",
+        "ResponseCode": -1,
+        "StandardOutputContent": "",
+        "StandardErrorContent": "",
+    })
+    .to_string();
+    Some(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
 }

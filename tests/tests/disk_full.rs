@@ -102,12 +102,61 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
     assert!(grow_text.contains("resize2fs") && grow_text.contains("xfs_growfs"));
     assert!(grow_text.contains("df -P"));
 
-    // The notification: what was done and the runbook's disk_full steps.
+    // Two messages: the expansion typically takes a minute, so a short
+    // first page went out as soon as the plan was made, saying what fired
+    // and what is under way; then the report, with what was done and the
+    // runbook's disk_full steps.
     let got = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    assert_eq!(got.len(), 1);
-    let doc = got[0].document()?;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let first = got
+        .iter()
+        .find(|m| m.is_first_page())
+        .context("no first page")?;
+    let page = first.document()?;
+    assert!(
+        first
+            .subject
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("[ON IT] Disk full"),
+        "{:?}",
+        first.subject
+    );
+    assert_eq!(page["incident_id"], report.incidents[0].id.as_str());
+    let under_way: Vec<&str> = page["under_way"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(under_way, ["expand_volume"], "{page}");
+    assert!(
+        page["under_way"][0]["step"]
+            .as_str()
+            .is_some_and(|s| s.contains(data.as_str()) && s.contains("GiB")),
+        "{page}"
+    );
+    let text = page["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("WHAT FIRED") && text.contains("full report"),
+        "{text}"
+    );
+    // The same pager fields as the report's: a paging service opens the
+    // incident on the first page and the report lands on it.
+    let incident = report.incidents[0].id.clone();
+    let report = harness::the_report(&got)?;
+    assert_eq!(first.attribute("severity"), report.attribute("severity"));
+    assert_eq!(first.attribute("state"), Some("ALARM"));
+    assert_eq!(page["alarm"], report.document()?["alarm"]);
+    assert_eq!(first.attribute("incident_id"), Some(incident.as_str()));
+    let doc = report.document()?;
+    assert_eq!(doc["first_page"], false);
     assert_eq!(doc["next_steps"][0], "Check disk usage (df -h).");
     assert_eq!(doc["next_steps"].as_array().map(Vec::len), Some(5));
+    assert!(
+        doc["notes"].as_array().is_some_and(|n| n.iter().any(|n| n
+            .as_str()
+            .is_some_and(|n| n.starts_with("a short first page went out")))),
+        "{doc}"
+    );
     Ok(())
 }
 

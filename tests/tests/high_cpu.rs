@@ -376,3 +376,82 @@ async fn evidence_covers_every_volume_of_an_opted_in_instance() -> Result<()> {
     assert_eq!(taken, want, "the untagged root volume too");
     Ok(())
 }
+
+/// A fast incident gets one message; one whose diagnostics run past the
+/// first page's budget gets a short first page when the budget is spent,
+/// then the report. SSM's own time comes from the proxy (moto answers a
+/// command at once): the diagnostics stay `InProgress` for 3 s.
+#[tokio::test]
+async fn a_first_page_goes_out_when_the_work_outlasts_its_budget() -> Result<()> {
+    use harness::proxy::{FaultProxy, Faults};
+    use std::time::{Duration, Instant};
+    let mut w = world(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let event = sample_event("high-cpu-alarm.json", &instance)?;
+
+    // Fast (moto answers the diagnostics at once): the report alone.
+    let r = w.handle(&event).await?;
+    assert!(!r.any_failed(), "{r:#?}");
+    let got = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(!got[0].is_first_page());
+
+    // The diagnostics typically take 2 s: with a 2 s budget the plan fits
+    // in it, so nothing goes at once; SSM taking 3 s makes the work late,
+    // and the page goes when the budget is spent.
+    static DELAYS: &[(&str, Duration)] = &[("diagnostics", Duration::from_secs(3))];
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            ssm_delays: DELAYS,
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let via = harness::sdk_config(&proxy.endpoint).await;
+    let mut aws = harness::fast_aws(&via);
+    aws.cloudwatch = w.aws.cloudwatch.clone();
+    w.config.first_page_budget = Some(Duration::from_secs(2));
+    let late = event.replace("2026-11-25T02:04:12.152", "2026-11-25T03:04:12.152");
+    let started = Instant::now();
+    let r = handle(serde_json::from_str(&late)?, &aws, &w.config, Mode::Run).await?;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    let inc = &r.incidents[0];
+    let diag = inc
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "collect_diagnostics")
+        .map(|a| a.status.as_str());
+    assert_eq!(diag, Some("done"), "{inc:#?}");
+    assert!(
+        inc.notes
+            .iter()
+            .any(|n| n.starts_with("a short first page went out")
+                && n.contains("still going after the 2 s budget")),
+        "{:?}",
+        inc.notes
+    );
+    let got = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let first = got
+        .iter()
+        .find(|m| m.is_first_page())
+        .expect("a first page");
+    let page = first.document()?;
+    let under_way: Vec<&str> = page["under_way"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(under_way.contains(&"collect_diagnostics"), "{page}");
+    assert!(
+        page["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("WHAT FIRED") && t.contains("typically takes about 2 s")),
+        "{page}"
+    );
+    let report = harness::the_report(&got)?.document()?;
+    assert_eq!(report["first_page"], false);
+    drop(proxy);
+    Ok(())
+}

@@ -115,7 +115,7 @@ async fn restart_service_outcome_follows_the_units_state() -> Result<()> {
     assert!(!out.contains("moto_server"), "{out}");
     // The email carries the same real figures (the head of them).
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let email = inbox[0].document()?["text"]
+    let email = harness::the_report(&inbox)?.document()?["text"]
         .as_str()
         .unwrap_or_default()
         .to_owned();

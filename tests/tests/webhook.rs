@@ -54,7 +54,7 @@ async fn alertmanager_webhook_hands_off_to_the_responder() -> Result<()> {
     let (s, _) = post(
         Some(TOKEN),
         "application/json",
-        &vec![b' '; 1024 * 1024 + 1],
+        &vec![b' '; first_responder::webhook::MAX_BODY_BYTES + 1],
     )?;
     assert_eq!(s, 413);
     // A smuggled event: one valid Alertmanager alert, plus the keys of a

@@ -234,6 +234,14 @@ pub trait ActionStep {
         false
     }
 
+    /// How long it typically takes, start to result: an API call or two
+    /// unless it says otherwise. An SSM command waits for the agent and the
+    /// script. The engine sums these along the stages to decide whether a
+    /// short first page goes out before the work ends (`FIRST_PAGE_BUDGET_SECONDS`).
+    fn typical(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
     /// Its decision reads the alert's metric. The metric is read beside the
     /// fleet but not waited for by the planner (it must not lengthen the
     /// critical path): the engine waits for it before this step's stage and
@@ -269,6 +277,10 @@ impl Step {
 
     pub fn uses_metric(&self) -> bool {
         self.action().uses_metric()
+    }
+
+    pub fn typical(&self) -> Duration {
+        self.action().typical()
     }
 
     pub fn takes_instance_down(&self) -> bool {

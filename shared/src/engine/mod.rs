@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared, join_all};
+use futures::future::{BoxFuture, Either, Shared, join_all, select};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::{Instant, timeout_at};
 use tracing::{Instrument, info_span};
 
@@ -21,7 +23,9 @@ use crate::actions::Recovery;
 use crate::aws::*;
 use crate::outcome::Outcome;
 
+mod first_page;
 mod record;
+pub use first_page::{Due, due};
 use record::*;
 
 pub(crate) use crate::budget::{Budget, Scope};
@@ -33,6 +37,16 @@ pub(crate) use crate::budget::{Budget, Scope};
 /// that the caller keeps it going while the engine waits elsewhere.
 pub type LateMetric<'a> =
     Shared<BoxFuture<'a, Option<Result<crate::series::MetricContext, String>>>>;
+
+/// An incident's clock. `arrived`: when its event came in (the first page's
+/// budget counts from it). `until`: the invocation's own deadline less the
+/// reserve for the notification; the actions stop at it or at
+/// `ACTIONS_DEADLINE_SECONDS`, whichever comes first.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub arrived: std::time::Instant,
+    pub until: Option<std::time::Instant>,
+}
 
 impl Aws {
     /// Carries out a plan: independent actions concurrently under the
@@ -47,8 +61,12 @@ impl Aws {
             return r;
         }
         let now = unix_now();
+        let timing = Timing {
+            arrived: std::time::Instant::now(),
+            until: None,
+        };
         let started = self.begin(&plan.incident.id, config, now).await;
-        self.execute_started(plan, config, started, now, None, None)
+        self.execute_started(plan, config, started, now, timing, None)
             .await
     }
 
@@ -90,10 +108,8 @@ impl Aws {
         }
     }
 
-    /// Carries out a plan for a delivery that [`Aws::begin`] let through.
-    /// `until`: the invocation's own deadline less the reserve for the
-    /// notification; the actions stop at it or at `ACTIONS_DEADLINE_SECONDS`,
-    /// whichever comes first. `metric`: the alert's metric, still being read
+    /// Carries out a plan for a delivery that [`Aws::begin`] let through
+    /// (see [`Timing`]). `metric`: the alert's metric, still being read
     /// (see [`LateMetric`]).
     pub async fn execute_started(
         &self,
@@ -101,9 +117,10 @@ impl Aws {
         config: &Config,
         started: Started,
         now: i64,
-        until: Option<std::time::Instant>,
+        timing: Timing,
         metric: Option<LateMetric<'_>>,
     ) -> IncidentReport {
+        let Timing { arrived, until } = timing;
         let lease = config.actions_deadline + Duration::from_secs(60);
         let id = plan.incident.id.as_str();
         let delivery = match started {
@@ -173,44 +190,77 @@ impl Aws {
             .map(|a| a.stage)
             .max()
             .map_or(0, |m| m + 1);
-        for stage in 0..stages {
-            // A step that sizes itself by the metric waits for it here (by
-            // now it is in: it was read beside the fleet and earlier stages).
-            if plan.stage_uses_metric(stage)
-                && let Some(m) = metric.take()
-            {
-                plan.with_metric(m.await);
-            }
-            let earlier = reports.clone();
-            let work: Vec<PlannedAction> = plan
-                .actions
-                .iter()
-                .filter(|a| a.stage == stage && a.name != ActionName::Notify)
-                .cloned()
-                .collect();
-            let stage_work = join_all(work.iter().map(|a| {
-                let clock = Clock {
-                    deadline,
-                    invocation,
-                    now,
-                    lease,
-                    fresh: delivery == "first",
-                };
-                self.carry_out(a, &plan.incident, config, clock, &earlier, &flap, &scope)
-            }));
-            let done = match claim_notify.take() {
-                Some(c) => {
-                    let (claims, done) = tokio::join!(c, stage_work);
-                    notify_claims = Some(claims);
-                    done
+        // The first page (`first_page`), raced against the stages: sent at
+        // once for long work, or when the budget runs out on late work.
+        let sending = AtomicBool::new(false);
+        let first_page = self.first_page(
+            &plan,
+            config,
+            delivery == "first" || delivery == "untracked",
+            arrived,
+            metric.clone(),
+            &sending,
+        );
+        let run_stages = async {
+            for stage in 0..stages {
+                // A step that sizes itself by the metric waits for it here (by
+                // now it is in: it was read beside the fleet and earlier stages).
+                if plan.stage_uses_metric(stage)
+                    && let Some(m) = metric.take()
+                {
+                    plan.with_metric(m.await);
                 }
-                None => stage_work.await,
-            };
-            for (r, t, rec) in done {
-                reports.push(r);
-                transient = transient.or(t);
-                recording.extend(rec);
+                let earlier = reports.clone();
+                let work: Vec<PlannedAction> = plan
+                    .actions
+                    .iter()
+                    .filter(|a| a.stage == stage && a.name != ActionName::Notify)
+                    .cloned()
+                    .collect();
+                let stage_work = join_all(work.iter().map(|a| {
+                    let clock = Clock {
+                        deadline,
+                        invocation,
+                        now,
+                        lease,
+                        fresh: delivery == "first",
+                    };
+                    self.carry_out(a, &plan.incident, config, clock, &earlier, &flap, &scope)
+                }));
+                let done = match claim_notify.take() {
+                    Some(c) => {
+                        let (claims, done) = tokio::join!(c, stage_work);
+                        notify_claims = Some(claims);
+                        done
+                    }
+                    None => stage_work.await,
+                };
+                for (r, t, rec) in done {
+                    reports.push(r);
+                    transient = transient.take().or(t);
+                    recording.extend(rec);
+                }
             }
+        };
+        let first_note = match first_page {
+            None => {
+                run_stages.await;
+                None
+            }
+            Some(page) => match select(pin!(run_stages), page).await {
+                // Done first: a page already on its way still goes.
+                Either::Left(((), page)) => match sending.load(Ordering::SeqCst) {
+                    true => Some(page.await),
+                    false => None,
+                },
+                Either::Right((note, stages)) => {
+                    stages.await;
+                    Some(note)
+                }
+            },
+        };
+        if let Some(n) = first_note {
+            plan.note(n);
         }
         // Held actions get their links (and their records) before the
         // notification that carries them.

@@ -176,6 +176,26 @@ impl Plan {
         }
     }
 
+    /// How long the work typically takes: along the stages, the longest of
+    /// each stage's steps that will run (held and skipped ones take none).
+    /// The notification is not counted. Zero: nothing but the notification.
+    pub fn typical_duration(&self) -> std::time::Duration {
+        let stages = self.actions.iter().map(|a| a.stage + 1).max().unwrap_or(0);
+        (0..stages)
+            .map(|stage| {
+                self.actions
+                    .iter()
+                    .filter(|a| a.stage == stage && a.name != ActionName::Notify)
+                    .filter_map(|a| match &a.decision {
+                        Decision::Do(step) => Some(step.typical()),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or_default()
+            })
+            .sum()
+    }
+
     /// Whether a step of this stage decides by the metric.
     pub fn stage_uses_metric(&self, stage: usize) -> bool {
         self.actions

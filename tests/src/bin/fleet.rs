@@ -142,28 +142,55 @@ async fn main() -> Result<()> {
             // Serves until the demo stops this process group.
             std::future::pending::<()>().await;
         }
-        ["proxy", upstream, latency_ms] => {
+        ["proxy", upstream, latency_ms, ref delays @ ..] => {
             // For `make bench`: a latency-adding proxy on 127.0.0.1; prints its
             // endpoint, then keeps the number of requests it forwarded in
-            // /tmp/first-responder-proxy-<pid>.count until it is stopped.
+            // /tmp/first-responder-proxy-<pid>.count and the times (unix ms)
+            // SNS Publish calls were answered in …-<pid>.publish, until it is
+            // stopped. Each WORD=SECONDS keeps SSM commands whose comment is
+            // `first-responder WORD for …` InProgress for that long.
+            let mut ssm = Vec::new();
+            for d in delays.iter() {
+                let (word, secs) = d
+                    .split_once('=')
+                    .with_context(|| format!("expected WORD=SECONDS, got {d}"))?;
+                let secs: f64 = secs.parse().with_context(|| format!("seconds in {d}"))?;
+                let word: &'static str = Box::leak(word.to_owned().into_boxed_str());
+                ssm.push((word, std::time::Duration::from_secs_f64(secs)));
+            }
             let faults = harness::proxy::Faults {
                 latency: std::time::Duration::from_millis(latency_ms.parse()?),
+                ssm_delays: Box::leak(ssm.into_boxed_slice()),
                 ..Default::default()
             };
             let proxy = harness::proxy::FaultProxy::start(upstream, faults).await?;
             println!("{}", proxy.endpoint);
-            let count = format!("/tmp/first-responder-proxy-{}.count", std::process::id());
+            let pid = std::process::id();
+            let count = format!("/tmp/first-responder-proxy-{pid}.count");
+            let publishes = format!("/tmp/first-responder-proxy-{pid}.publish");
             loop {
                 let n = proxy
                     .stats
                     .requests
                     .load(std::sync::atomic::Ordering::Relaxed);
                 std::fs::write(&count, n.to_string())?;
+                let times: Vec<String> = proxy
+                    .stats
+                    .publishes
+                    .lock()
+                    .map(|p| {
+                        p.iter()
+                            .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_millis().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                std::fs::write(&publishes, times.join("\n"))?;
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
         _ => bail!(
-            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet health ENDPOINT INSTANCE | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS | fleet proxy UPSTREAM LATENCY_MS"
+            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet health ENDPOINT INSTANCE | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS | fleet proxy UPSTREAM LATENCY_MS [WORD=SECONDS ...]"
         ),
     }
     Ok(())

@@ -147,6 +147,10 @@ pub struct Step {
 }
 
 impl ActionStep for Step {
+    /// SSM: compressing rotated logs, tens of seconds.
+    fn typical(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(20)
+    }
     fn describe(&self) -> String {
         format!(
             "compress rotated logs older than {} days under /var/log on {}",

@@ -92,6 +92,10 @@ pub struct Step {
 }
 
 impl ActionStep for Step {
+    /// SSM: a find over /tmp and /var/tmp, tens of seconds on a full disk.
+    fn typical(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(20)
+    }
     fn describe(&self) -> String {
         format!(
             "delete regular files older than {} days under /tmp and /var/tmp on {}",

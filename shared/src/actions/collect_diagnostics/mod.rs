@@ -118,6 +118,10 @@ pub struct Step {
 }
 
 impl ActionStep for Step {
+    /// SSM: the agent picks the command up and the script's reads return in seconds.
+    fn typical(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(2)
+    }
     fn describe(&self) -> String {
         format!("collect diagnostics on {} through SSM", self.instance)
     }

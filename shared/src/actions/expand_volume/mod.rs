@@ -354,6 +354,11 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
 pub type Step = Box<Expansion>;
 
 impl ActionStep for Expansion {
+    /// ModifyVolume, the wait until the volume is optimizing (most of a
+    /// minute), then growpart and the filesystem's resize through SSM.
+    fn typical(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
     fn describe(&self) -> String {
         format!(
             "grow {} from {} to {} GiB, then its partition and filesystem",
@@ -384,6 +389,9 @@ impl ActionStep for Expansion {
 impl ActionStep for Box<Expansion> {
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn typical(&self) -> std::time::Duration {
+        (**self).typical()
     }
     fn is_mutating(&self) -> bool {
         true

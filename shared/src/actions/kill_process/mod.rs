@@ -140,6 +140,10 @@ pub struct Step {
 }
 
 impl ActionStep for Step {
+    /// SSM: SIGTERM, and SIGKILL after its grace period.
+    fn typical(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+    }
     fn describe(&self) -> String {
         format!(
             "stop the top CPU process on {} if it is {} (SIGTERM, SIGKILL after {} s)",

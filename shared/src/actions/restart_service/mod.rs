@@ -143,6 +143,10 @@ pub struct Step {
 }
 
 impl ActionStep for Step {
+    /// SSM: a systemd restart and the check that the unit is active again.
+    fn typical(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(10)
+    }
     fn describe(&self) -> String {
         format!("restart {} on {}", self.service, self.instance)
     }
