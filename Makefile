@@ -151,7 +151,7 @@ package: package-build
 # (BENCH_PROFILES=0 leaves it out).
 bench: tools package
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r bench/requirements.txt
-	$(CARGO) build --release -p responder -p first-responder-cli -p hello-lambda -p integration-tests --bin responder --bin first-responder --bin hello --bin fleet
+	$(CARGO) build --release -p responder -p webhook -p first-responder-cli -p hello-lambda -p integration-tests --bin responder --bin webhook --bin first-responder --bin hello --bin fleet
 	PACKAGE_TARGET_DIR=$(PACKAGE_TARGET_DIR) $(VENV)/bin/python bench/run.py
 
 clean:

@@ -130,9 +130,15 @@ pub fn parse_event(bytes: &[u8]) -> Result<Vec<Alert>, InputError> {
 
 /// Size check and JSON decoding, before any field is looked at.
 pub fn decode(bytes: &[u8]) -> Result<Value, InputError> {
-    if bytes.len() > MAX_EVENT_BYTES {
+    decode_at_most(bytes, MAX_EVENT_BYTES)
+}
+
+/// [`decode`] with another bound: the webhook's body may be as large as a
+/// Function URL request (`webhook::MAX_BODY_BYTES`).
+pub fn decode_at_most(bytes: &[u8], max: usize) -> Result<Value, InputError> {
+    if bytes.len() > max {
         return Err(InputError::Unsupported(format!(
-            "event is {} bytes, more than the {MAX_EVENT_BYTES} accepted",
+            "event is {} bytes, more than the {max} accepted",
             bytes.len()
         )));
     }

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 #[cfg(feature = "aws")]
 use tracing::{info, warn};
 
-use crate::alert::{decode, parse_webhook_each, shapes_of};
+use crate::alert::{decode_at_most, parse_webhook_each, shapes_of};
 #[cfg(feature = "aws")]
 use crate::aws::sdk_error;
 use crate::error::ConfigError;
@@ -270,7 +270,7 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
         return Err(too_large());
     }
     let bad = |e: &dyn std::fmt::Display| Reply::error(400, e.to_string());
-    let value = decode(&bytes).map_err(|e| bad(&e))?;
+    let value = decode_at_most(&bytes, MAX_BODY_BYTES).map_err(|e| bad(&e))?;
     // An Alertmanager payload and nothing else: one that also carries the
     // key of another event shape is refused whole.
     let shapes = shapes_of(&value);

@@ -583,3 +583,33 @@ mod approvals {
         }
     }
 }
+
+#[test]
+fn a_group_of_ten_thousand_alerts_is_accepted_whole() {
+    // Some 4.7 MB: past the responder's 1 MiB event bound, within the
+    // webhook's (a Function URL request's 6 MB). Each distinct alert once
+    // an incident; the repeats are duplicates.
+    let mut v: serde_json::Value = serde_json::from_str(AM).unwrap();
+    let one = v["alerts"][0].clone();
+    let alerts: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| {
+            let mut a = one.clone();
+            let k = i % 1_000;
+            a["labels"]["instance"] = format!("10.0.{}.{}:9100", k / 250, k % 250).into();
+            a["fingerprint"] = format!("{k:016x}").into();
+            a
+        })
+        .collect();
+    v["alerts"] = alerts.into();
+    let body = v.to_string();
+    assert!(
+        body.len() > 4_000_000 && body.len() < MAX_BODY_BYTES,
+        "{}",
+        body.len()
+    );
+    let auth = format!("Bearer {TOKEN}");
+    let got = accept(&req(Some(&auth), &body), &token(), &Routes::new()).expect("accepted");
+    assert_eq!(got.alerts, 10_000);
+    assert_eq!(got.handoffs.len(), 1_000);
+    assert_eq!(got.duplicates, 9_000);
+}
