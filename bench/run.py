@@ -550,7 +550,7 @@ def suite_run(clone_parent, cache, label):
         rc = subprocess.run(["make", "test"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     wall = time.time() - t0
     phases = []
-    tsv = clone / ".run" / "test-phases.tsv"
+    tsv = clone / ".test-run" / "phases.tsv"
     if tsv.exists():
         for line in tsv.read_text().splitlines():
             name, secs, status = line.split("\t")
@@ -958,7 +958,7 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, suite_times):
         L.append(f"`make test` in a fresh clone of {suite_times['commit']}, {src}: first on a new machine (every "
                  "cache directory empty: the cargo target, the tools and the venvs; the crates and wheels "
                  "already downloaded, apt's packages installed), then a second fresh clone with those caches "
-                 "warm, as CI keeps them under `$HOME/.cache`. Phases from `.run/test-phases.tsv` "
+                 "warm, as CI keeps them under `$HOME/.cache`. Phases from `.test-run/phases.tsv` "
                  "(`scripts/test.sh`); the arm64 package builds in the background from the start.\n")
         cold_r, warm_r = suite_times["runs"]
         L.append(f"make test on a new machine: {cold_r['wall'] / 60:.1f} min")
