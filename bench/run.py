@@ -160,19 +160,21 @@ def cold_start(_rt, name, argv, env, event, cwd=None):
                  AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{name}", AWS_LAMBDA_LOG_STREAM_NAME="bench",
                  LAMBDA_TASK_ROOT=cwd or str(ROOT))
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, env=e, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its logs (JSON lines on stdout, as Lambda takes them) are kept:
+        # the responder's `initialised` line says where its init went.
+        p = subprocess.Popen(argv, env=e, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if not rt.answered.wait(60):
             p.kill()
-            raise SystemExit(f"{name}: no answer; stderr: {p.stderr.read().decode()[-2000:]}")
+            raise SystemExit(f"{name}: no answer; output: {p.stdout.read().decode()[-2000:]}")
         rss = vm_hwm_kib(p.pid)
         rt.done.set()
         p.kill()
-        _, err = p.communicate()
+        out, _ = p.communicate()
         rt.server.shutdown()
         rt.server.server_close()
         if rt.error:
             raise SystemExit(f"{name}: error {rt.error!r}")
-        samples.append(((rt.t_next - t0) * 1000, (rt.t_resp - t0) * 1000, rss / 1024, err.decode(errors="replace")))
+        samples.append(((rt.t_next - t0) * 1000, (rt.t_resp - t0) * 1000, rss / 1024, out.decode(errors="replace")))
     return samples
 
 
