@@ -42,6 +42,8 @@ PROFILES = os.environ.get("BENCH_PROFILES", "1") != "0"
 # Added latencies per AWS call. Far apart, so the emulator's own time per
 # call (which differs with how calls overlap) weighs little in the slope.
 LOW, HIGH = 25, 250
+# moto's default account, which the fleet is seeded in.
+MOTO_ACCOUNT = "123456789012"
 LOOPBACK_AWS = {
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -325,7 +327,7 @@ def time_to_mitigate(kind, event_name, latency_ms, metric_latency=True, python=T
             # and sent beside the first-stage reads: measured with them.
             env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
                        AWS_ENDPOINT_URL_CLOUDWATCH=cw.url, VERIFY_QUEUE_URL=fleet["verify_queue_url"],
-                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"])
+                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"], HOME_ACCOUNT_ID=MOTO_ACCOUNT)
             before = proxy.calls()
             t0 = time.perf_counter()
             out = subprocess.run([str(RELEASE / "first-responder"), "run", "--json", str(event)],
@@ -398,7 +400,7 @@ def time_to_first_page(kind, event_name, latency_ms):
         try:
             env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
                        AWS_ENDPOINT_URL_CLOUDWATCH=cw.url, VERIFY_QUEUE_URL=fleet["verify_queue_url"],
-                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"])
+                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"], HOME_ACCOUNT_ID=MOTO_ACCOUNT)
             t0 = time.time()
             out = subprocess.run([str(RELEASE / "first-responder"), "run", "--json", str(event)],
                                  env=env, capture_output=True, text=True)
@@ -650,7 +652,7 @@ def storm():
         proxy = Proxy(moto.url, 0)
         try:
             env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
-                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"])
+                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"], HOME_ACCOUNT_ID=MOTO_ACCOUNT)
             res = {}
             for mode in ["plan", "run"]:
                 before = proxy.calls()
@@ -675,7 +677,9 @@ def storm():
 def main():
     rt = Runtime()
     event_ok = (ROOT / "events" / "high-cpu-ok.json").read_bytes()
-    quiet = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL="http://127.0.0.1:9",
+    # HOME_ACCOUNT_ID as the template sets it: without it, the responder asks
+    # STS who it is before its first incident.
+    quiet = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL="http://127.0.0.1:9", HOME_ACCOUNT_ID=MOTO_ACCOUNT,
                  NOTIFY_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:oncall",
                  STATE_TABLE="first-responder-state", NOTIFY_ON_RESOLVE="false", RUST_LOG="warn")
     py_env = dict(quiet, PYTHONPATH=str(ROOT / "bench/python"))
@@ -973,6 +977,10 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, suite_times):
         warm_by = {n: t for n, t, _ in warm_r["phases"]}
         for n, t, _ in cold_r["phases"]:
             w = warm_by.get(n)
+            if n.endswith("(background)"):
+                # Start to the moment the run awaited it (the job may have
+                # ended well before); the "waited for" row is what it cost.
+                n = n.replace("(background)", "(background: started, then awaited after)")
             L.append(f"| {n} | {t / 60:.1f} min | {(w / 60) if w is not None else float('nan'):.1f} min |")
         L.append("")
         goals = (f"Goals: under 30 min on a new machine ({'met' if cold_r['wall'] <= 1800 else '**not met**'}), "
