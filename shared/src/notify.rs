@@ -313,7 +313,6 @@ fn what_fired(t: &mut String, plan: &Plan) {
 /// the notification itself.
 pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
     let i = &plan.incident;
-    let a = &i.alert;
     let subject = subject(plan);
     // What the instance printed: diagnostics, evidence, cleanup and grow logs.
     let outputs: Vec<(String, &str)> = actions
@@ -328,16 +327,7 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         })
         .collect();
 
-    let mut t = String::new();
-    let _ = writeln!(t, "{subject}");
-    let _ = writeln!(t);
-    let _ = writeln!(
-        t,
-        "Incident {} | {} | severity {}",
-        i.id,
-        i.kind,
-        plan.severity.as_str()
-    );
+    let mut t = heading(plan, &subject);
     if plan.dry_run {
         let _ = writeln!(t, "DRY RUN: nothing in AWS was changed.");
     }
@@ -390,52 +380,41 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         }
     }
 
-    let document = json!({
-        "version": 1,
-        "first_page": false,
-        "incident_id": i.id,
-        "kind": i.kind,
-        "transition": i.transition.as_str(),
-        "severity": plan.severity,
-        "dry_run": plan.dry_run,
-        "subject": subject,
-        "alarm": alarm_json(a),
-        "instance": plan.instance,
-        "resource": i.resource,
-        "source": i.alert.source.as_str(),
-        "group": plan.group,
-        // Where the actions were taken (with many accounts).
-        "account": plan.account,
-        "region": plan.region,
-        "notes": plan.notes,
-        "actions": actions.iter().map(|r| {
-            let mut j = json!({
-                "action": r.action,
-                "target": r.target,
-                "status": r.status,
-                "reason": r.reason,
-                "detail": r.detail,
-                "ids": r.ids,
-                "output": r.output.as_deref().map(|o| trim_output(o, share)),
-            });
-            if r.status == Status::AwaitingApproval {
-                j["approve_url"] = json!(r.approve_url);
-                j["deny_url"] = json!(r.deny_url);
-            }
-            j
-        }).collect::<Vec<_>>(),
-        "diagnostics": actions
-            .iter()
-            .find(|r| r.action == ActionName::CollectDiagnostics)
-            .and_then(|r| r.output.as_deref().map(|out| json!({
-                "instance": r.target,
-                "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
-            }))),
-        "context": plan.context,
-        "forecast": plan.forecast,
-        "next_steps": if i.transition == Transition::Firing { steps } else { &[] },
-        "text": t,
-    });
+    let document = document(
+        plan,
+        &subject,
+        false,
+        json!({
+            "notes": plan.notes,
+            "actions": actions.iter().map(|r| {
+                let mut j = json!({
+                    "action": r.action,
+                    "target": r.target,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "detail": r.detail,
+                    "ids": r.ids,
+                    "output": r.output.as_deref().map(|o| trim_output(o, share)),
+                });
+                if r.status == Status::AwaitingApproval {
+                    j["approve_url"] = json!(r.approve_url);
+                    j["deny_url"] = json!(r.deny_url);
+                }
+                j
+            }).collect::<Vec<_>>(),
+            "diagnostics": actions
+                .iter()
+                .find(|r| r.action == ActionName::CollectDiagnostics)
+                .and_then(|r| r.output.as_deref().map(|out| json!({
+                    "instance": r.target,
+                    "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
+                }))),
+            "context": plan.context,
+            "forecast": plan.forecast,
+            "next_steps": if i.transition == Transition::Firing { steps } else { &[] },
+            "text": t,
+        }),
+    );
 
     Notification {
         subject,
@@ -444,6 +423,49 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         severity: plan.severity,
         pager: Some(pager(plan)),
     }
+}
+
+/// The first lines of every page's text: the subject and the incident.
+fn heading(plan: &Plan, subject: &str) -> String {
+    let i = &plan.incident;
+    let mut t = String::new();
+    let _ = writeln!(t, "{subject}");
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "Incident {} | {} | severity {}",
+        i.id,
+        i.kind,
+        plan.severity.as_str()
+    );
+    t
+}
+
+/// The JSON document's fields every page has, with `rest` (its own) added.
+fn document(plan: &Plan, subject: &str, first_page: bool, rest: Value) -> Value {
+    let i = &plan.incident;
+    let mut d = json!({
+        "version": 1,
+        "first_page": first_page,
+        "incident_id": i.id,
+        "kind": i.kind,
+        "transition": i.transition.as_str(),
+        "severity": plan.severity,
+        "dry_run": plan.dry_run,
+        "subject": subject,
+        "alarm": alarm_json(&i.alert),
+        "instance": plan.instance,
+        "resource": i.resource,
+        "source": i.alert.source.as_str(),
+        "group": plan.group,
+        // Where the actions were taken (with many accounts).
+        "account": plan.account,
+        "region": plan.region,
+    });
+    if let (Some(d), Value::Object(rest)) = (d.as_object_mut(), rest) {
+        d.extend(rest);
+    }
+    d
 }
 
 fn alarm_json(a: &Alert) -> Value {
@@ -469,22 +491,12 @@ fn alarm_json(a: &Alert) -> Value {
 /// service opens the incident now and the report lands on the same one.
 /// `typical`: how long the plan's work typically takes.
 pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification {
-    let i = &plan.incident;
     let full = subject(plan);
     let subject = sanitize_subject(&match full.strip_prefix("[ALARM] ") {
         Some(rest) => format!("[ON IT] {rest}"),
         None => format!("[ON IT] {full}"),
     });
-    let mut t = String::new();
-    let _ = writeln!(t, "{subject}");
-    let _ = writeln!(t);
-    let _ = writeln!(
-        t,
-        "Incident {} | {} | severity {}",
-        i.id,
-        i.kind,
-        plan.severity.as_str()
-    );
+    let mut t = heading(plan, &subject);
     let _ = writeln!(
         t,
         "first-responder is on it: the work below typically takes about {} s. The full \
@@ -540,29 +552,19 @@ pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification 
         }
     }
     let step = |(name, what): &(&str, String)| json!({"action": name, "step": what});
-    let document = json!({
-        "version": 1,
-        "first_page": true,
-        "incident_id": i.id,
-        "kind": i.kind,
-        "transition": i.transition.as_str(),
-        "severity": plan.severity,
-        "dry_run": plan.dry_run,
-        "subject": subject,
-        "alarm": alarm_json(&i.alert),
-        "instance": plan.instance,
-        "resource": i.resource,
-        "source": i.alert.source.as_str(),
-        "group": plan.group,
-        "account": plan.account,
-        "region": plan.region,
-        "typical_seconds": typical.as_secs(),
-        "under_way": under_way.iter().map(step).collect::<Vec<_>>(),
-        "then": then.iter().map(step).collect::<Vec<_>>(),
-        "held": held.iter().map(step).collect::<Vec<_>>(),
-        "context": plan.context,
-        "text": t,
-    });
+    let document = document(
+        plan,
+        &subject,
+        true,
+        json!({
+            "typical_seconds": typical.as_secs(),
+            "under_way": under_way.iter().map(step).collect::<Vec<_>>(),
+            "then": then.iter().map(step).collect::<Vec<_>>(),
+            "held": held.iter().map(step).collect::<Vec<_>>(),
+            "context": plan.context,
+            "text": t,
+        }),
+    );
     Notification {
         subject,
         text: t,
