@@ -30,6 +30,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import count_tests  # noqa: E402  (scripts/: the same count .ci/run prints)
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 RELEASE = TARGET / "release"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
@@ -559,12 +561,7 @@ def suite_run(clone_parent, cache, label):
         for line in tsv.read_text().splitlines():
             name, secs, status = line.split("\t")
             phases.append((name, float(secs), int(status)))
-    passed = failed = 0
-    for line in (clone / "make-test.log").read_text(errors="replace").splitlines():
-        if line.startswith("test result: "):
-            words = line.replace(";", "").split()
-            passed += int(words[words.index("passed") - 1])
-            failed += int(words[words.index("failed") - 1])
+    passed, failed = count_tests.count((clone / "make-test.log").read_text(errors="replace"))
     shutil.rmtree(clone, ignore_errors=True)
     return {"label": label, "rc": rc, "wall": wall, "phases": phases, "passed": passed, "failed": failed}
 

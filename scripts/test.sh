@@ -30,15 +30,25 @@ phase() {
 }
 
 # Checks that need no compiled code or no test result run in the background,
-# each in its own process group and log: the arm64 package build (a release
-# build, at the lowest CPU priority, so it takes the cores the emulator
-# suites leave idle), the template and rules checks (Python), and the fuzzer
-# once the tests are built.
+# each in its own process group and log, at a lower CPU priority so that they
+# take the cores the foreground leaves idle: the arm64 package build (a
+# release build), the template and rules checks (Python), and the fuzzer once
+# the tests are built.
 declare -A bg_pid bg_start
 background() {
-  local name=$1; shift
+  local name=$1 nice=$2; shift 2
   bg_start[$name]=$(date +%s.%N)
-  setsid "$@" > "$logs/$name.log" 2>&1 &
+  # setsid starts a session, and with the kernel's autogroups (on here) a
+  # session's CPU share is its autogroup's: a plain `nice` inside it would
+  # only rank it against itself, and the package build took half the cores
+  # from the test build. So the autogroup's own nice is set too, where the
+  # kernel has one.
+  # The end time goes to a file, so the table shows how long it took, not
+  # only when it was awaited.
+  rm -f "$logs/$name.end"
+  BG_END="$logs/$name.end" setsid bash -c 'echo "$0" > /proc/self/autogroup 2>/dev/null
+    nice -n "$0" "$@"; rc=$?; date +%s.%N > "$BG_END"; exit $rc' \
+    "$nice" "$@" > "$logs/$name.log" 2>&1 &
   bg_pid[$name]=$!
 }
 # Waits for a background check, prints its log, records its time.
@@ -49,7 +59,14 @@ await() {
   unset "bg_pid[$name]"
   echo "==> $name (background):"
   cat "$logs/$name.log"
-  printf '%s\t%s\t%s\n' "$name (background)" "$(elapsed "${bg_start[$name]}")" "$rc" >> "$phases"
+  local took
+  if [ -s "$logs/$name.end" ]; then
+    took=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" \
+      "${bg_start[$name]}" "$(cat "$logs/$name.end")")
+  else
+    took=$(elapsed "${bg_start[$name]}")
+  fi
+  printf '%s\t%s\t%s\n' "$name (background)" "$took" "$rc" >> "$phases"
   printf '%s\t%s\t%s\n' "$name (waited for)" "$(elapsed "$t0")" "$rc" >> "$phases"
   if [ "$rc" -ne 0 ]; then
     echo "==> $name failed (exit $rc)"
@@ -70,17 +87,23 @@ for l in open(sys.argv[1]):
   exit "$1"
 }
 
-phase tools "$MAKE" tools
-background package-build nice -n 19 "$MAKE" package-build
-background infra-check "$MAKE" infra-check
+phase tools "$MAKE" tools nextest
+background package-build 19 "$MAKE" package-build
+background infra-check 10 "$MAKE" infra-check
 phase lint "$MAKE" lint
 # What `cargo lambda watch` runs for each function (`cargo run --bin NAME`,
 # with that function's own feature set): built first, so the tests that serve
 # the functions locally never wait minutes on a compiler.
 phase build bash -c "$CARGO build --bin responder && $CARGO build --bin webhook"
+# The suites are built as `cargo test` builds them (nextest runs the same
+# binaries), then run by cargo-nextest (.config/nextest.toml): every test in
+# its own process, several at a time across the binaries. Doc tests are
+# cargo test's alone.
 phase suites-build "$CARGO" test --workspace --no-run
-background fuzz nice -n 10 "$MAKE" fuzz FUZZ_SECONDS=20
-phase suites "$CARGO" test --workspace
+# The fuzzer at the foreground's priority: its 20 s are wall-clock time.
+background fuzz 0 "$MAKE" fuzz FUZZ_SECONDS=20
+phase suites "$CARGO" nextest run --workspace
+phase doc-tests "$CARGO" test --workspace --doc
 phase lambda-local env DEMO_PREBUILT=1 "$MAKE" lambda-local
 await infra-check
 await fuzz
