@@ -58,11 +58,12 @@ demo: tools
 	bash scripts/demo.sh
 
 # Every check, phase by phase (scripts/test.sh): the phases' times go to
-# .run/test-phases.tsv. One `cargo test --workspace` (unit + integration):
-# separate invocations unify features differently and would build the SDK
-# crates twice on a fresh machine. The arm64 package builds in the background
-# at the lowest priority meanwhile. .ci/run closes with one line counting
-# every test that ran.
+# .test-run/phases.tsv. The suites are built by one `cargo test --workspace
+# --no-run` (unit + integration; separate invocations unify features
+# differently and would build the SDK crates twice on a fresh machine) and run
+# by cargo-nextest. The arm64 package builds in the background at the lowest
+# priority meanwhile. .ci/run closes with one line counting every test that
+# ran (scripts/count_tests.py).
 test:
 	MAKE="$(MAKE)" CARGO="$(CARGO)" bash scripts/test.sh
 
