@@ -104,10 +104,11 @@ $(CARGO_FUZZ):
 # artifact stay in this checkout.
 fuzz: $(CARGO_FUZZ)
 	mkdir -p fuzz/corpus/parse_event fuzz/artifacts/parse_event $(STAGE_DIR)
+	@# Paths relative to this checkout, whose path may hold a space.
 	flock $(STAGE_DIR)/fuzz.lock bash -c 'set -e; stage=$$(python3 scripts/stage.py . $(STAGE_DIR)/fuzz); \
 	  PATH="$(TOOLS_DIR)/bin:$$PATH" RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir "$$stage/fuzz" parse_event \
-	  --target-dir $(CARGO_TARGET_DIR)/fuzz $(CURDIR)/fuzz/corpus/parse_event $(CURDIR)/events $(CURDIR)/tests/corpus/bad \
-	  -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(CURDIR)/fuzz/artifacts/parse_event/'
+	  --target-dir $(CARGO_TARGET_DIR)/fuzz fuzz/corpus/parse_event events tests/corpus/bad \
+	  -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=fuzz/artifacts/parse_event/'
 
 # The SAM template: cfn-lint and checkov with zero findings (skips are inline,
 # with reasons); --skip-download keeps checkov off the network; `sam validate

@@ -16,6 +16,7 @@ writes BENCHMARKS.md. Everything runs on 127.0.0.1.
 4. Package: zipped arm64 artifacts.
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -310,42 +311,52 @@ def sample(name, instance, ip=None):
     return text
 
 
-def time_to_mitigate(kind, event_name, latency_ms, metric_latency=True, python=True):
-    """`metric_latency=False`: the CloudWatch bridge forwards to moto
-    directly, so the metric reads cost no added latency; the difference in
-    round trips is what they add to the critical path."""
+@contextlib.contextmanager
+def responder_world(event_name, latency_ms, ssm=None, metric_latency=True):
+    """What a responder run in the bench needs: moto seeded with a fleet, the
+    sample event for its first instance, the latency proxy in front of moto
+    (with SSM's own delays, if given) and the CloudWatch bridge. Yields the
+    event's path, the proxy and the CLI's environment, as deployed (the
+    metric in the page and the check after the fix included)."""
     with Moto() as moto:
         fleet = seed(moto.url)
-        inst = fleet["instances"][0]
         event = ROOT / ".run" / f"bench-{event_name}"
         event.parent.mkdir(exist_ok=True)
-        event.write_text(sample(event_name, inst))
-        proxy = Proxy(moto.url, latency_ms)
+        event.write_text(sample(event_name, fleet["instances"][0]))
+        proxy = Proxy(moto.url, latency_ms, ssm=ssm)
         fleet_file = ROOT / ".run" / "bench-fleet.json"
         fleet_file.write_text(json.dumps(fleet))
         cw = CloudWatch(proxy.url if metric_latency else moto.url, fleet_file)
         try:
-            # The metric in the page and the check after the fix are read
-            # and sent beside the first-stage reads: measured with them.
             env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
                        AWS_ENDPOINT_URL_CLOUDWATCH=cw.url, VERIFY_QUEUE_URL=fleet["verify_queue_url"],
                        NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"], HOME_ACCOUNT_ID=MOTO_ACCOUNT)
-            before = proxy.calls()
-            t0 = time.perf_counter()
-            out = subprocess.run([str(RELEASE / "first-responder"), "run", "--json", str(event)],
-                                 env=env, capture_output=True, text=True)
-            wall = (time.perf_counter() - t0) * 1000
-            report = json.loads(out.stdout)
-            incident = report["incidents"][0]
-            statuses = [(a["action"], a["status"]) for a in incident["actions"]]
-            if not incident.get("context"):
-                raise SystemExit(f"no metric context in the {kind} run: {incident.get('notes')}")
-            if not any(n.startswith("the fix is checked against the alarm") for n in incident.get("notes", [])):
-                raise SystemExit(f"no verification scheduled in the {kind} run: {incident.get('notes')}")
-            rust_calls = proxy.calls() - before
+            yield event, proxy, env
         finally:
             cw.close()
             proxy.close()
+
+
+def time_to_mitigate(kind, event_name, latency_ms, metric_latency=True, python=True):
+    """`metric_latency=False`: the CloudWatch bridge forwards to moto
+    directly, so the metric reads cost no added latency; the difference in
+    round trips is what they add to the critical path."""
+    # The metric in the page and the check after the fix are read and sent
+    # beside the first-stage reads: measured with them.
+    with responder_world(event_name, latency_ms, metric_latency=metric_latency) as (event, proxy, env):
+        before = proxy.calls()
+        t0 = time.perf_counter()
+        out = subprocess.run([str(RELEASE / "first-responder"), "run", "--json", str(event)],
+                             env=env, capture_output=True, text=True)
+        wall = (time.perf_counter() - t0) * 1000
+        report = json.loads(out.stdout)
+        incident = report["incidents"][0]
+        statuses = [(a["action"], a["status"]) for a in incident["actions"]]
+        if not incident.get("context"):
+            raise SystemExit(f"no metric context in the {kind} run: {incident.get('notes')}")
+        if not any(n.startswith("the fix is checked against the alarm") for n in incident.get("notes", [])):
+            raise SystemExit(f"no verification scheduled in the {kind} run: {incident.get('notes')}")
+        rust_calls = proxy.calls() - before
     if not python:
         return {"kind": kind, "latency": latency_ms, "wall": wall, "calls": rust_calls, "statuses": statuses,
                 "py_wall": 0.0, "py_handler": 0.0, "py_calls": 0}
@@ -389,31 +400,15 @@ FIRST_PAGE_GOAL_S = 15
 def time_to_first_page(kind, event_name, latency_ms):
     """From the event's arrival (the CLI's process start) to the first SNS
     Publish answered, with SSM's own delays; and every other Publish."""
-    with Moto() as moto:
-        fleet = seed(moto.url)
-        inst = fleet["instances"][0]
-        event = ROOT / ".run" / f"bench-first-page-{event_name}"
-        event.parent.mkdir(exist_ok=True)
-        event.write_text(sample(event_name, inst))
-        proxy = Proxy(moto.url, latency_ms, ssm=SSM_DELAYS)
-        fleet_file = ROOT / ".run" / "bench-fleet.json"
-        fleet_file.write_text(json.dumps(fleet))
-        cw = CloudWatch(proxy.url, fleet_file)
-        try:
-            env = dict(base_env(), **LOOPBACK_AWS, AWS_ENDPOINT_URL=proxy.url,
-                       AWS_ENDPOINT_URL_CLOUDWATCH=cw.url, VERIFY_QUEUE_URL=fleet["verify_queue_url"],
-                       NOTIFY_TOPIC_ARN=fleet["topic_arn"], STATE_TABLE=fleet["state_table"], HOME_ACCOUNT_ID=MOTO_ACCOUNT)
-            t0 = time.time()
-            out = subprocess.run([str(RELEASE / "first-responder"), "run", "--json", str(event)],
-                                 env=env, capture_output=True, text=True)
-            wall = time.time() - t0
-            if out.returncode not in (0, 1):
-                raise SystemExit(f"first page, {kind}: exit {out.returncode}: {out.stderr[-2000:]}")
-            report = json.loads(out.stdout)
-            pubs = proxy.publishes()
-        finally:
-            cw.close()
-            proxy.close()
+    with responder_world(event_name, latency_ms, ssm=SSM_DELAYS) as (event, proxy, env):
+        t0 = time.time()
+        out = subprocess.run([str(RELEASE / "first-responder"), "run", "--json", str(event)],
+                             env=env, capture_output=True, text=True)
+        wall = time.time() - t0
+        if out.returncode not in (0, 1):
+            raise SystemExit(f"first page, {kind}: exit {out.returncode}: {out.stderr[-2000:]}")
+        report = json.loads(out.stdout)
+        pubs = proxy.publishes()
     incident = report["incidents"][0]
     if not pubs:
         raise SystemExit(f"first page, {kind}: nothing was published: {incident.get('notes')}")
