@@ -197,11 +197,15 @@ fn subject(plan: &Plan) -> String {
         (None, _, crate::incident::Resource::None) => String::new(),
         (None, _, r) => format!(" on {}", r.describe()),
     };
-    let value = i
-        .alert
-        .value
-        .map(|v| format!(" {v:.1}%"))
-        .unwrap_or_default();
+    // A disk alert's subject gives the space used, whichever way its source
+    // counts: Prometheus disk rules fire on the free percentage.
+    let value = if i.kind.is_disk() {
+        crate::actions::context::disk_usage(i)
+    } else {
+        i.alert.value
+    }
+    .map(|v| format!(" {v:.1}%"))
+    .unwrap_or_default();
     let raw = match (&i.transition, i.kind) {
         (Transition::Resolved, _) => {
             format!("[OK] Resolved: {}{on}", i.alert.alarm_name)
@@ -686,6 +690,32 @@ mod tests {
             &outcomes(),
         );
         assert!(n.subject.starts_with("[DRY RUN] [ALARM] High CPU"));
+    }
+
+    #[test]
+    fn a_disk_subject_gives_the_space_used_whichever_way_the_source_counts() {
+        // CloudWatch's agent counts used space; the Prometheus rule, free space.
+        let cw = compose(
+            &the_plan(include_str!("../../events/disk-full-alarm.json"), false),
+            &[],
+        );
+        let prom = the_plan(
+            include_str!("../../events/alertmanager-disk-full.json"),
+            false,
+        );
+        let free = prom.incident.alert.value.unwrap();
+        let prom = compose(&prom, &[]);
+        assert!(
+            cw.subject.starts_with("[ALARM] Disk full 9"),
+            "{}",
+            cw.subject
+        );
+        assert!(
+            prom.subject
+                .starts_with(&format!("[ALARM] Disk full {:.1}% ", 100.0 - free)),
+            "{} (free {free})",
+            prom.subject
+        );
     }
 
     #[test]
