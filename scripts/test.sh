@@ -14,7 +14,8 @@ phases=$logs/phases.tsv
 : > "$phases"
 t_start=$(date +%s.%N)
 
-elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(date +%s.%N)"; }
+# Seconds from $1 to $2 (default: now).
+elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "${2:-$(date +%s.%N)}"; }
 
 phase() {
   local name=$1; shift
@@ -61,8 +62,7 @@ await() {
   cat "$logs/$name.log"
   local took
   if [ -s "$logs/$name.end" ]; then
-    took=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" \
-      "${bg_start[$name]}" "$(cat "$logs/$name.end")")
+    took=$(elapsed "${bg_start[$name]}" "$(cat "$logs/$name.end")")
   else
     took=$(elapsed "${bg_start[$name]}")
   fi
