@@ -103,6 +103,7 @@ async fn every_bad_payload_is_refused_and_nothing_changes() -> Result<()> {
             },
             &token,
             &Routes::new(),
+            None,
         )
         .err()
         .with_context(|| format!("{} was accepted by the webhook", c.file))?;

@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
                 base64,
                 ..Default::default()
             };
-            let _ = accept(&req, &TOKEN, &Routes::new());
+            let _ = accept(&req, &TOKEN, &Routes::new(), None);
             for (method, path) in [("GET", "/approve"), ("POST", "/deny")] {
                 let req = Request {
                     method,

@@ -33,12 +33,21 @@ REFS = {
     "KillSwitchParameter": "/first-responder/kill-switch",
     "ApprovalKeyParameter": "/first-responder/approval-key",
     "MemberRoleName": "first-responder-member",
+    "AllowedOrgId": "${OrgId}",
+    "AllowedAccounts": "${AllowedAccount}",
 }
 
 
 def flat(v):
+    if isinstance(v, list):
+        # A statement under a condition (`!If [Cond, statement, NoValue]`)
+        # is kept, with the parameter it depends on left to fill in.
+        return [flat(x["!If"][1]) if isinstance(x, dict) and "!If" in x else flat(x)
+                for x in v]
     if isinstance(v, dict) and len(v) == 1:
         (k, x), = v.items()
+        if k == "!Split":
+            return [flat(x[1])]
         if k == "!Sub":
             return x if isinstance(x, str) else x[0]
         if k == "!Ref":

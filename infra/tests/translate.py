@@ -94,12 +94,36 @@ def main():
         if arch != ["arm64"]:
             problems.append(f"function {name}: architectures {arch}, expected [arm64]")
 
+    # Member roles are assumed only where IAM says the account is allowed:
+    # in the organization (aws:ResourceOrgID) or in AllowedAccounts
+    # (aws:ResourceAccount), each statement only when its parameter is set.
+    assume = {}
+    for name in by_type.get("AWS::IAM::Role", []):
+        for policy in res[name]["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                if isinstance(st, dict) and "Fn::If" in st:
+                    cond, st, other = st["Fn::If"]
+                    if other != {"Ref": "AWS::NoValue"}:
+                        problems.append(f"{name}: a conditional statement with an else branch: {text(other)}")
+                else:
+                    cond = None
+                if "sts:AssumeRole" in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]):
+                    assume[st.get("Sid")] = (cond, (st.get("Condition") or {}).get("StringEquals", {}))
+    want = {
+        "AssumeMemberRolesInTheOrganization": ("HasOrg", {"aws:ResourceOrgID": {"Ref": "AllowedOrgId"}}),
+        "AssumeMemberRolesOfAllowedAccounts": (
+            "HasAllowedAccounts",
+            {"aws:ResourceAccount": {"Fn::Split": [",", {"Ref": "AllowedAccounts"}]}}),
+    }
+    if assume != want:
+        problems.append(f"sts:AssumeRole statements {text(assume)}, expected {text(want)}")
+
     # Every IAM statement that changes the fleet is scoped by the opt-in tag,
     # or creates first-responder's own tagged snapshots.
     statements = 0
     for name in by_type.get("AWS::IAM::Role", []):
         all_statements = [st for p in res[name]["Properties"].get("Policies", [])
-                          for st in p["PolicyDocument"]["Statement"]]
+                          for st in p["PolicyDocument"]["Statement"] if "Fn::If" not in st]
         # CreateSnapshots is authorized against the instance *and* each of its
         # volumes: the volumes' statement needs no tag when the instance's has it.
         instance_scoped = any(
@@ -108,6 +132,8 @@ def main():
             for st in all_statements)
         for policy in res[name]["Properties"].get("Policies", []):
             for st in policy["PolicyDocument"]["Statement"]:
+                if "Fn::If" in st:
+                    st = st["Fn::If"][1]
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 changes = [a for a in actions if a in FLEET_CHANGES]
                 if not changes:
@@ -127,7 +153,8 @@ def main():
         print("translated template:", *problems, sep="\n  ")
         sys.exit(1)
     print(f"translated template: {len(res)} resources; {len(rules)} rules dead-letter to the encrypted queue; "
-          f"{len(by_type.get('AWS::Lambda::Function', []))} functions on arm64; {statements} fleet-changing IAM statements scoped")
+          f"{len(by_type.get('AWS::Lambda::Function', []))} functions on arm64; {statements} fleet-changing IAM statements scoped; "
+          f"member roles assumed only under aws:ResourceOrgID or aws:ResourceAccount")
 
 
 if __name__ == "__main__":

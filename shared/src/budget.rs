@@ -24,11 +24,20 @@ pub struct Scope {
     /// The account id, and as people know it (with its alias).
     account: String,
     account_named: String,
+    /// `ACCOUNT/REGION` (or `home`): resources of one name in two accounts
+    /// or regions are different resources to the cooldowns and budgets.
+    pub place: String,
     group: Option<String>,
     group_size: Option<i32>,
 }
 
 impl Scope {
+    /// A resource's key in the state table: where it is, then its name
+    /// (`cooldown#scale_out#222222222222/us-west-2#web-asg`).
+    pub fn key_of(&self, resource: &str) -> String {
+        format!("{}#{resource}", self.place)
+    }
+
     pub fn of(plan: &Plan) -> Self {
         let account = plan
             .target
@@ -39,6 +48,10 @@ impl Scope {
             kind: plan.incident.kind,
             account_named: plan.account.clone().unwrap_or_else(|| account.clone()),
             account,
+            place: plan
+                .target
+                .as_ref()
+                .map_or_else(|| "home".to_owned(), crate::target::Target::place),
             group: plan.group.as_ref().map(ToString::to_string),
             group_size: plan.group_size,
         }
@@ -61,7 +74,7 @@ impl Scope {
         }
         if let (Some(max), Some(g)) = (config.budget_per_group_per_hour, &self.group) {
             out.push(Budget {
-                key: format!("budget#group#{}#{g}", self.account),
+                key: format!("budget#group#{}#{g}", self.place),
                 max,
                 window: hour,
                 what: format!(
@@ -93,7 +106,7 @@ impl Scope {
                 .unwrap_or(0)
                 .max(1);
             out.push(Budget {
-                key: format!("share#group#{}#{g}", self.account),
+                key: format!("share#group#{}#{g}", self.place),
                 max,
                 window: hour,
                 what: format!(
@@ -180,7 +193,7 @@ mod tests {
             keys,
             [
                 ("budget#account#this account", 5),
-                ("budget#group#this account#web-asg", 3),
+                ("budget#group#home#web-asg", 3),
                 ("budget#action#this account#scale_out", 2),
             ]
         );
@@ -190,6 +203,22 @@ mod tests {
             "{}",
             b[2].refusal(7_200)
         );
+        // A group of the same name in another account or region is another
+        // group: its own budget and share; the account's budget is the account's.
+        for (account, region) in [("222222222222", "us-east-1"), ("222222222222", "us-west-2")] {
+            let mut q = p.clone();
+            q.target = Some(crate::target::Target {
+                account: crate::ids::AccountId::parse("a", account).unwrap(),
+                region: crate::ids::RegionName::parse("r", region).unwrap(),
+            });
+            let b = Scope::of(&q).budgets(&step(&q, ActionName::ScaleOut), &c);
+            assert_eq!(b[0].key, format!("budget#account#{account}"));
+            assert_eq!(b[1].key, format!("budget#group#{account}/{region}#web-asg"));
+            assert_eq!(
+                Scope::of(&q).key_of("web-asg"),
+                format!("{account}/{region}#web-asg")
+            );
+        }
         // No budget configured: only the breaker, which the engine adds.
         let p = crate::plan::plan(&incident(ALARM), &fleet(1, 3), &config());
         assert!(
@@ -213,7 +242,7 @@ mod tests {
             assert_eq!(b.len(), 1, "{b:?}");
             assert_eq!(
                 (b[0].key.as_str(), b[0].max),
-                ("share#group#this account#web-asg", max),
+                ("share#group#home#web-asg", max),
                 "{size}"
             );
         }

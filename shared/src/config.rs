@@ -91,6 +91,15 @@ pub struct Config {
     pub member_external_id: Option<String>,
     pub allowed_accounts: Vec<crate::ids::AccountId>,
     pub allowed_org_id: Option<String>,
+    /// `FORWARDING_TOPIC_ARNS` (comma-separated): SNS topics that carry
+    /// Amazon Managed Prometheus alerts for other accounts, whose
+    /// `account_id`/`region` labels are believed (within the allow-list).
+    /// Any other topic's alerts act in the topic's own account and region.
+    pub forwarding_topics: Vec<String>,
+    /// `ALARM_NAME_PREFIX` (the template's `AlarmNamePrefix`): only alerts
+    /// whose alarm (or Prometheus alert) name starts with it are handled,
+    /// whatever way they came; the others are rejected by name.
+    pub alarm_name_prefix: Option<String>,
     pub account_aliases: BTreeMap<String, String>,
     pub home_account: Option<crate::ids::AccountId>,
     /// Budgets (unset: only the breaker, `MAX_MUTATIONS_PER_HOUR`, limits):
@@ -133,6 +142,8 @@ impl Default for Config {
             member_external_id: None,
             allowed_accounts: Vec::new(),
             allowed_org_id: None,
+            forwarding_topics: Vec::new(),
+            alarm_name_prefix: None,
             account_aliases: BTreeMap::new(),
             home_account: None,
             budget_per_account_per_hour: None,
@@ -282,13 +293,22 @@ impl Config {
         }
         if let Some(v) = get("APPROVAL_BASE_URL").filter(|v| !v.is_empty()) {
             let t = v.trim();
-            if !(t.starts_with("https://") || t.starts_with("http://"))
-                || t.contains(['?', '#', ' '])
-            {
+            // A link is a capability: sent over plain HTTP it can be read
+            // and replayed on the way. Plain HTTP only to this machine
+            // (`cargo lambda watch`).
+            let loopback = [
+                "http://127.0.0.1:",
+                "http://127.0.0.1/",
+                "http://localhost:",
+                "http://localhost/",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p));
+            if !(t.starts_with("https://") || loopback) || t.contains(['?', '#', ' ']) {
                 return Err(err(
                     "APPROVAL_BASE_URL",
                     &v,
-                    "expected the webhook's Function URL (https://…/), without a query",
+                    "expected the webhook's Function URL (https://…/; http:// only to 127.0.0.1 or localhost), without a query",
                 ));
             }
             // The links are BASE + approve/deny.
@@ -351,6 +371,15 @@ impl Config {
                 ));
             }
             c.allowed_org_id = Some(t.to_owned());
+        }
+        if let Some(v) = get("ALARM_NAME_PREFIX").filter(|v| !v.is_empty()) {
+            c.alarm_name_prefix = Some(v);
+        }
+        if let Some(v) = get("FORWARDING_TOPIC_ARNS") {
+            for t in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                c.forwarding_topics
+                    .push(topic_arn("FORWARDING_TOPIC_ARNS", t)?);
+            }
         }
         if let Some(v) = get("ACCOUNT_ALIASES") {
             for pair in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
@@ -482,6 +511,108 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    /// A parameter's `KEY: VALUE` in `infra/template.yaml`.
+    fn template_parameter(name: &str, key: &str) -> Option<String> {
+        let t = include_str!("../../infra/template.yaml");
+        let block = t.split(&format!("\n  {name}:\n")).nth(1)?;
+        block
+            .lines()
+            .take_while(|l| l.starts_with("    "))
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+            .map(|v| v.trim_matches('"').to_owned())
+    }
+
+    /// What the template accepts, the configuration accepts: a stack never
+    /// deploys with a value that stops every start.
+    #[test]
+    fn the_templates_allowed_values_are_the_configurations() {
+        let get = |p: &str, k: &str| {
+            template_parameter(p, k).unwrap_or_else(|| panic!("template parameter {p} has no {k}"))
+        };
+        for (param, var) in [
+            ("BudgetPerAccountPerHour", "BUDGET_PER_ACCOUNT_PER_HOUR"),
+            ("BudgetPerGroupPerHour", "BUDGET_PER_GROUP_PER_HOUR"),
+        ] {
+            let pattern = regex_lite::Regex::new(&get(param, "AllowedPattern")).unwrap();
+            let samples = [
+                "",
+                "0",
+                "00",
+                "1",
+                "5",
+                "30",
+                "999999999",
+                "9999999999",
+                "-1",
+                "1.5",
+                "x",
+            ];
+            for v in samples {
+                if pattern.is_match(v) {
+                    assert!(
+                        cfg(&[(var, v)]).is_ok(),
+                        "{param} admits {v:?}, which {var} refuses"
+                    );
+                }
+            }
+            assert!(
+                !pattern.is_match("0") && cfg(&[(var, "0")]).is_err(),
+                "{param}: 0"
+            );
+            assert!(pattern.is_match("5") && pattern.is_match(""), "{param}");
+        }
+        for (param, var) in [
+            ("MaxGroupSharePercent", "MAX_GROUP_SHARE_PERCENT"),
+            ("MaxMutationsPerHour", "MAX_MUTATIONS_PER_HOUR"),
+        ] {
+            let min: i64 = get(param, "MinValue").parse().unwrap();
+            assert!(cfg(&[(var, &min.to_string())]).is_ok(), "{param} {min}");
+            assert!(
+                cfg(&[(var, &(min - 1).to_string())]).is_err(),
+                "{param} {}",
+                min - 1
+            );
+            let default = get(param, "Default");
+            assert!(cfg(&[(var, &default)]).is_ok(), "{param} default {default}");
+            if let Some(max) =
+                template_parameter(param, "MaxValue").and_then(|m| m.parse::<i64>().ok())
+            {
+                assert!(cfg(&[(var, &max.to_string())]).is_ok(), "{param} {max}");
+                assert!(
+                    cfg(&[(var, &(max + 1).to_string())]).is_err(),
+                    "{param} {}",
+                    max + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn approval_links_are_sent_over_https_only() {
+        let base = |v: &str| cfg(&[("APPROVAL_BASE_URL", v)]);
+        assert!(base("https://abc.lambda-url.us-east-1.on.aws/").is_ok());
+        assert!(base("http://127.0.0.1:9000/lambda-url/webhook/").is_ok());
+        let e = base("http://abc.lambda-url.us-east-1.on.aws/").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("http:// only to 127.0.0.1 or localhost"),
+            "{e}"
+        );
+        assert!(base("http://127.0.0.1.evil.example/").is_err());
+    }
+
+    #[test]
+    fn forwarding_topics_are_topic_arns() {
+        let c = cfg(&[(
+            "FORWARDING_TOPIC_ARNS",
+            "arn:aws:sns:us-east-1:111111111111:amp-all, arn:aws:sns:eu-west-1:111111111111:amp-eu",
+        )])
+        .unwrap();
+        assert_eq!(c.forwarding_topics.len(), 2);
+        let e = cfg(&[("FORWARDING_TOPIC_ARNS", "amp-all")]).unwrap_err();
+        assert!(e.to_string().contains("FORWARDING_TOPIC_ARNS"), "{e}");
     }
 
     #[test]

@@ -363,7 +363,7 @@ impl Incident {
     /// fix (see [`crate::verify::resolution_key`]): an Alertmanager
     /// resolution under the id its firing delivery got (the same
     /// fingerprint and `startsAt`), a CloudWatch alarm under its name.
-    pub fn resolution_key(&self) -> Option<String> {
+    pub fn resolution_key(&self, place: &str) -> Option<String> {
         let firing = match self.alert.source {
             AlertSource::Alertmanager => self
                 .alert
@@ -372,7 +372,12 @@ impl Incident {
                 .map(|(base, _status)| incident_id(&format!("{base}\nfiring")))?,
             _ => self.id.clone(),
         };
-        crate::verify::resolution_key(self.alert.source.as_str(), &self.alert.alarm_name, &firing)
+        crate::verify::resolution_key(
+            self.alert.source.as_str(),
+            &self.alert.alarm_name,
+            &firing,
+            place,
+        )
     }
 
     pub fn instance(&self) -> Option<&InstanceId> {

@@ -19,7 +19,9 @@ pub fn parse_time_ms(t: &str) -> Option<i64> {
 
 /// What became of the incident, for the `Outcome` dimension.
 pub fn outcome(r: &IncidentReport) -> &'static str {
-    if r.transient_error.is_some() {
+    if r.refused.is_some() {
+        "refused"
+    } else if r.transient_error.is_some() {
         "retry"
     } else if matches!(r.delivery, "duplicate" | "busy") {
         "duplicate"
@@ -66,6 +68,9 @@ pub fn emf_lines(r: &IncidentReport, now_ms: i64) -> Vec<String> {
         .filter(|_| mitigated)
         .map(|t| (now_ms - t).max(0));
     let mut metrics = vec![("Incidents", "Count")];
+    if r.refused.is_some() {
+        metrics.push(("RefusedEvents", "Count"));
+    }
     if ttm.is_some() {
         metrics.push(("TimeToMitigateMs", "Milliseconds"));
     }
@@ -79,6 +84,9 @@ pub fn emf_lines(r: &IncidentReport, now_ms: i64) -> Vec<String> {
     });
     if let Some(ms) = ttm {
         incident["TimeToMitigateMs"] = json!(ms);
+    }
+    if r.refused.is_some() {
+        incident["RefusedEvents"] = json!(1);
     }
     lines.push(incident.to_string());
     for a in &r.actions {

@@ -148,6 +148,11 @@ pub struct IncidentReport {
     /// The account's id alone (the check after the fix reads there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// Why the event was not believed (an SNS message whose account,
+    /// region or alarm did not hold where it said): nothing was changed or
+    /// sent, and the `RefusedEvents` metric counts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     pub actions: Vec<ActionReport>,
 }
 

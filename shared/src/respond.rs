@@ -120,7 +120,25 @@ pub async fn handle_until(
     let text = config
         .approvals_configured()
         .then(|| std::sync::Arc::<str>::from(event.to_string()));
-    let batch = incidents_each(event, &config.routes)?;
+    let mut batch = incidents_each(event, &config.routes)?;
+    // The template's AlarmNamePrefix, for every source (EventBridge's rules
+    // filter by it already; SNS, alarm actions and the webhook do not).
+    if let Some(prefix) = &config.alarm_name_prefix {
+        let (kept, outside): (Vec<Incident>, Vec<Incident>) = std::mem::take(&mut batch.incidents)
+            .into_iter()
+            .partition(|i| i.alert.alarm_name.starts_with(prefix.as_str()));
+        batch.incidents = kept;
+        batch.rejected.extend(outside.iter().map(|i| {
+            InputError::field(
+                "alarm name",
+                format!(
+                    "{} does not start with ALARM_NAME_PREFIX {}: not handled",
+                    crate::text::quoted(&i.alert.alarm_name, 120),
+                    crate::text::quoted(prefix, 120)
+                ),
+            )
+        }));
+    }
     for e in &batch.rejected {
         tracing::warn!(error = %e, "rejected one alert of the event; handling the others");
     }
@@ -178,6 +196,81 @@ async fn refused(
     }
 }
 
+/// Why a message's claim was not believed: refused for good (the alarm is
+/// not there as it says), or not yet checked (the read failed: a retry may
+/// do).
+#[cfg(feature = "aws")]
+#[derive(Clone, Debug)]
+enum NotBelieved {
+    Refused(String),
+    Unread(String),
+}
+
+/// Judges an SNS message's claim on the alarm read where it said (Ok(note):
+/// believed, with a note when the alarm changed since); Ok(None) at once
+/// when nothing needs checking.
+#[cfg(feature = "aws")]
+async fn claim_check(
+    incident: &Incident,
+    target: Option<&crate::target::Target>,
+    read_alarm: bool,
+    alarm: crate::series::read::AlarmRead<'_>,
+) -> Result<Option<String>, NotBelieved> {
+    if !read_alarm {
+        return Ok(None);
+    }
+    let place = target.map_or_else(|| "this account".to_owned(), |t| t.describe());
+    let deadline = crate::series::read::CLAIM_DEADLINE;
+    let found = match tokio::time::timeout(deadline, alarm).await {
+        Ok(Some(Ok(found))) => found,
+        Ok(Some(Err(e))) => return Err(NotBelieved::Unread(e)),
+        Ok(None) => return Err(NotBelieved::Unread("the alarm was not read".into())),
+        Err(_) => {
+            return Err(NotBelieved::Unread(format!(
+                "CloudWatch did not answer within {} s",
+                deadline.as_secs()
+            )));
+        }
+    };
+    crate::target::judge(&incident.alert, &place, found.map(|f| f.seen()).as_ref())
+        .map_err(NotBelieved::Refused)
+}
+
+/// The report of an incident whose claim was not believed: nothing
+/// changed, nobody paged (a forged message must not reach on-call with its
+/// text), logged and counted (`RefusedEvents`); a read that failed is left
+/// for the retry.
+#[cfg(feature = "aws")]
+fn not_believed(
+    incident: &Incident,
+    config: &Config,
+    why: &NotBelieved,
+) -> crate::report::IncidentReport {
+    let (text, refused) = match why {
+        NotBelieved::Refused(w) => (w.clone(), true),
+        NotBelieved::Unread(e) => (
+            format!(
+                "the alarm could not be read where the message says, so nothing was done yet: {e}"
+            ),
+            false,
+        ),
+    };
+    tracing::warn!(incident_id = %incident.id, reason = %text, refused, "event not believed");
+    let mut p = plan(incident, &Observed::nothing(), config);
+    for a in &mut p.actions {
+        a.decision = Decision::Fail(text.clone());
+        a.reason = String::new();
+    }
+    p.note(text.clone());
+    let mut r = p.to_report();
+    r.delivery = if refused { "refused" } else { "untracked" };
+    match refused {
+        true => r.refused = Some(text),
+        false => r.transient_error = Some(text),
+    }
+    r
+}
+
 /// [`respond`] within an invocation that ends at `until`, with the text of
 /// the event the incidents came from (kept with a held action, for its
 /// approval).
@@ -222,11 +315,20 @@ pub async fn respond_event(
             // Where the alert lives decides where to act: that account's and
             // region's clients (the topic and the state table stay ours).
             let home = aws;
-            let (member, target) = match aws.for_incident(incident, config).await {
-                Ok(x) => x,
+            let place = match aws.for_incident(incident, config).await {
+                Ok(w) => w,
                 Err(why) => return refused(incident, home, config, mode, &why.to_string()).await,
             };
-            let aws = &member;
+            let (aws, target) = (&place.aws, &place.target);
+            // An SNS message's account and alarm are believed once the alarm
+            // has been read there; that one read also gives the metric.
+            let alarm = aws.alarm_read(incident, place.read_alarm);
+            let claim = claim_check(incident, target.as_ref(), place.read_alarm, alarm.clone())
+                .boxed()
+                .shared();
+            // Nothing but that read is asked of another account before the
+            // claim holds; in the deployment's own, the reads overlap it.
+            let gate_reads = place.read_alarm && place.member;
             // With something to do, the lease is taken while AWS is read:
             // one round trip less before the first action.
             let may_act = incident.transition == Transition::Firing
@@ -235,6 +337,9 @@ pub async fn respond_event(
             let lookup = aws.lookup(incident, config);
             // The reads are bounded too (an `lsblk` over SSM may wait a minute).
             let observe = async {
+                if gate_reads && claim.clone().await.is_err() {
+                    return Observed::nothing();
+                }
                 match hard {
                     Some(h) => {
                         tokio::time::timeout_at(h.into(), aws.observe_fleet(incident, config, lookup.as_ref()))
@@ -256,6 +361,9 @@ pub async fn respond_event(
             });
             let verify_after = playbook.map_or(0, |pb| pb.verify_after_minutes);
             let schedule = async {
+                if claim.clone().await.is_err() {
+                    return None;
+                }
                 match &config.verify_queue_url {
                     Some(q) if may_fix && !config.dry_run && incident.transition == Transition::Firing => {
                         let delay = std::time::Duration::from_secs(u64::from(verify_after) * 60);
@@ -266,10 +374,14 @@ pub async fn respond_event(
             };
             // The alert's metric is read beside the fleet (under its own
             // short deadline), on its own clock.
-            let metric: LateMetric<'_> = aws
-                .metric_context(incident, lookup.as_ref())
-                .boxed()
-                .shared();
+            let metric: LateMetric<'_> = async {
+                if gate_reads && claim.clone().await.is_err() {
+                    return None;
+                }
+                aws.metric_context(incident, lookup.as_ref(), alarm.clone()).await
+            }
+            .boxed()
+            .shared();
             let decide = |mut observed: Observed| {
                 observed.kill_switch = kill_switch.clone();
                 let mut p = plan(incident, &observed, config);
@@ -294,9 +406,23 @@ pub async fn respond_event(
                 // the engine waits for the metric only where it is used.
                 let act = async {
                     let now = crate::aws::unix_now();
-                    let (o, s, v) =
-                        tokio::join!(observe, aws.begin(&incident.id, config, now), schedule);
-                    let (p, fixes) = decide(o);
+                    // The lease is taken only for a claim that holds.
+                    let begin = async {
+                        claim.clone().await.ok()?;
+                        Some(aws.begin(&incident.id, config, now).await)
+                    };
+                    let (o, s, v) = tokio::join!(observe, begin, schedule);
+                    // No lease: the claim did not hold.
+                    let Some(s) = s else {
+                        let why = claim.clone().await.err().unwrap_or_else(|| {
+                            NotBelieved::Unread("the claim was not checked".into())
+                        });
+                        return (not_believed(incident, config, &why), false, None);
+                    };
+                    let (mut p, fixes) = decide(o);
+                    if let Ok(Some(note)) = claim.clone().await {
+                        p.note(note);
+                    }
                     let r = aws
                         .execute_started(
                             &p,
@@ -317,8 +443,14 @@ pub async fn respond_event(
                 }
             } else {
                 let (mut o, m) = tokio::join!(observe, metric);
+                if let Err(why) = claim.clone().await {
+                    return not_believed(incident, config, &why);
+                }
                 o.metric = m;
-                let (p, fixes) = decide(o);
+                let (mut p, fixes) = decide(o);
+                if let Ok(Some(note)) = claim.clone().await {
+                    p.note(note);
+                }
                 let r = match mode {
                     Mode::Plan => p.to_report(),
                     Mode::Run => aws.execute(&p, config).await,
@@ -332,7 +464,10 @@ pub async fn respond_event(
                 && !config.dry_run
                 && config.verify_queue_url.is_some()
                 && incident.transition == Transition::Resolved
-                && let (Some(st), Some(key)) = (&aws.state, incident.resolution_key())
+                && let (Some(st), Some(key)) = (
+                    &aws.state,
+                    incident.resolution_key(&target.as_ref().map_or_else(|| "home".to_owned(), crate::target::Target::place)),
+                )
             {
                 let notified = report.actions.iter().any(|a| {
                     a.action == crate::actions::ActionName::Notify

@@ -604,10 +604,14 @@ impl StateStore {
 
     /// Takes a cooldown on (action, resource) for `period`; Err(until) while
     /// an earlier one holds. Survives restarts: it lives in the table.
+    /// `resource` is keyed by where it is (`budget::Scope::key_of`); for one
+    /// release the key of the release before, the resource's bare `name`,
+    /// is read too, so a cooldown taken before an upgrade still holds.
     pub async fn take_cooldown(
         &self,
         action: &str,
         resource: &str,
+        name: &str,
         now: i64,
         period: Duration,
         owner: &str,
@@ -616,9 +620,19 @@ impl StateStore {
         // The incident that holds a cooldown may take it again: a delivery
         // resuming after a crash is finishing the same change, not a second one.
         let (put, until) = self.window(&pk, now, period, owner, true);
-        Ok(match self.put_or_read(&pk, put).await? {
-            Ok(_) => Ok(()),
-            Err(item) => Err(get_n(&item, "until").unwrap_or(until)),
+        let legacy = format!("cooldown#{action}#{name}");
+        let (taken, old) = tokio::join!(self.put_or_read(&pk, put), self.get(&legacy));
+        let held_before = old?.and_then(|item| {
+            let until = get_n(&item, "until")?;
+            (until >= now && get_s(&item, "owner") != Some(owner)).then_some(until)
+        });
+        Ok(match (taken?, held_before) {
+            (Ok(_), Some(until)) => {
+                self.release_cooldown(action, resource, owner).await?;
+                Err(until)
+            }
+            (Ok(_), None) => Ok(()),
+            (Err(item), _) => Err(get_n(&item, "until").unwrap_or(until)),
         })
     }
 
@@ -673,17 +687,29 @@ impl StateStore {
         })
     }
 
-    /// Gives a cooldown back after the action failed, so a retry may act.
-    pub async fn release_cooldown(&self, action: &str, resource: &str) -> Result<(), String> {
+    /// Gives a cooldown back after the action failed, so a retry may act;
+    /// only `owner`'s own (another incident's cooldown is not ours to end).
+    pub async fn release_cooldown(
+        &self,
+        action: &str,
+        resource: &str,
+        owner: &str,
+    ) -> Result<(), String> {
         let pk = format!("cooldown#{action}#{resource}");
         self.ddb
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(&pk))
+            .condition_expression("#o = :owner")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":owner", s(owner))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("DeleteItem {pk}: {}", sdk_error(&e)))
+            .or_else(|e| match e.as_service_error() {
+                Some(x) if x.is_conditional_check_failed_exception() => Ok(()),
+                _ => Err(format!("DeleteItem {pk}: {}", sdk_error(&e))),
+            })
     }
 
     /// Counts one event against `max` per sliding `window` (the circuit

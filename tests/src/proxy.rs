@@ -97,7 +97,22 @@ impl Drop for FaultProxy {
 
 impl FaultProxy {
     pub async fn start(upstream: &str, faults: Faults) -> Result<Self> {
-        let upstream = upstream.trim_start_matches("http://").to_owned();
+        Self::start_routed(upstream, None, faults).await
+    }
+
+    /// With CloudWatch's RPC v2 CBOR requests sent to `cloudwatch` (the
+    /// bridge to moto's JSON protocol) and everything else to `upstream`,
+    /// so clients built from one endpoint (a member account's, made by the
+    /// product from the central configuration) reach CloudWatch too.
+    pub async fn start_routed(
+        upstream: &str,
+        cloudwatch: Option<&str>,
+        faults: Faults,
+    ) -> Result<Self> {
+        let upstream = Upstreams {
+            default: upstream.trim_start_matches("http://").to_owned(),
+            cloudwatch: cloudwatch.map(|c| c.trim_start_matches("http://").to_owned()),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let stats = Arc::new(Stats::default());
@@ -210,6 +225,7 @@ fn rule_for(request: &[u8], faults: &Faults, stats: &Stats) -> Option<Fault> {
     for (i, r) in faults.rules.iter().enumerate() {
         let named = text.contains(&format!("Action={}&", r.action))
             || text.ends_with(&format!("Action={}", r.action))
+            || text.starts_with(&format!("POST {CBOR_PATH}{} ", r.action))
             || text.lines().any(|l| {
                 l.to_ascii_lowercase().starts_with("x-amz-target:")
                     && l.trim_end().ends_with(&format!(".{}", r.action))
@@ -232,7 +248,22 @@ fn ec2_error(code: &str) -> String {
     )
 }
 
-async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &Stats) -> Result<()> {
+/// Where requests go: CloudWatch's CBOR ones to the bridge, when there is one.
+#[derive(Clone)]
+struct Upstreams {
+    default: String,
+    cloudwatch: Option<String>,
+}
+
+/// The path of CloudWatch's RPC v2 CBOR requests; the operation follows.
+const CBOR_PATH: &str = "/service/GraniteServiceVersion20100801/operation/";
+
+async fn serve(
+    mut client: TcpStream,
+    upstreams: &Upstreams,
+    faults: Faults,
+    stats: &Stats,
+) -> Result<()> {
     let Some(request) = read_request(&mut client).await? else {
         return Ok(());
     };
@@ -294,6 +325,14 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    let cbor = text
+        .split(' ')
+        .nth(1)
+        .is_some_and(|p| p.starts_with(CBOR_PATH));
+    let upstream = match (&upstreams.cloudwatch, cbor) {
+        (Some(c), true) => c.as_str(),
+        _ => upstreams.default.as_str(),
+    };
     let exchange = async {
         let mut up = TcpStream::connect(upstream).await?;
         up.write_all(&forwarded).await?;
@@ -334,6 +373,14 @@ async fn serve(mut client: TcpStream, upstream: &str, faults: Faults, stats: &St
 fn action_of(request: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(request);
     let (head, body) = text.split_once("\r\n\r\n")?;
+    // RPC v2 CBOR (CloudWatch): the operation is the path's last segment.
+    if let Some(op) = head
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.strip_prefix(CBOR_PATH))
+    {
+        return Some(op.to_owned());
+    }
     if let Some(t) = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.trim()

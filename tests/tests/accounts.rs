@@ -437,3 +437,306 @@ async fn replacements_stop_at_the_groups_share() -> Result<()> {
     let _ = ec2;
     Ok(())
 }
+
+/// The repository's own SNS sample, as if published for account `account`
+/// in `region` about `instance`, at `at` (CloudWatch's time format).
+fn sns_event(instance: &str, account: &str, region: &str, at: &str) -> Result<String> {
+    Ok(sample_event("sns-high-cpu-alarm.json", instance)?
+        .replace(
+            "\\\"AWSAccountId\\\": \\\"123456789012\\\"",
+            &format!("\\\"AWSAccountId\\\": \\\"{account}\\\""),
+        )
+        .replace(
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:",
+            &format!("arn:aws:cloudwatch:{region}:{account}:alarm:"),
+        )
+        .replace("2026-11-25T02:04:12.152+0000", at))
+}
+
+/// When CloudWatch says the alarm last changed, as its SNS message writes it.
+async fn alarm_changed_at(cw: &aws_sdk_cloudwatch::Client, alarm: &str) -> Result<String> {
+    let out = cw.describe_alarms().alarm_names(alarm).send().await?;
+    let t = out
+        .metric_alarms()
+        .first()
+        .and_then(|a| a.state_updated_timestamp())
+        .ok_or_else(|| anyhow::anyhow!("no alarm {alarm}"))?;
+    let t = chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+        .ok_or_else(|| anyhow::anyhow!("time out of range"))?;
+    Ok(t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
+}
+
+/// The count of each rule's action seen by the proxy, in rule order.
+fn hits(proxy: &FaultProxy) -> Vec<u64> {
+    proxy
+        .stats
+        .rule_hits
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default()
+}
+
+/// An SNS message names where to act in its body, which anyone who may
+/// publish to the topic writes. Naming an allowed member account where no
+/// such alarm exists: one role assumed for one DescribeAlarms, and nothing
+/// else asked of that account, nothing changed, nobody paged; the refusal
+/// names both sides. Once the alarm is there in ALARM, the same message acts.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sns_message_acts_only_where_its_alarm_really_is() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let home = seed(&sdk, FleetSpec::default()).await?;
+    let b_sdk = sdk_for_account(&moto.endpoint, B, "us-east-1").await;
+    let b = seed(&b_sdk, FleetSpec::default()).await?;
+    let bridge = harness::cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
+    static RULES: [Rule; 6] = [
+        Rule {
+            action: "AssumeRole",
+            fault: Fault::Count,
+            times: u64::MAX,
+        },
+        Rule {
+            action: "DescribeAlarms",
+            fault: Fault::Count,
+            times: u64::MAX,
+        },
+        Rule {
+            action: "DescribeInstances",
+            fault: Fault::Count,
+            times: u64::MAX,
+        },
+        Rule {
+            action: "SendCommand",
+            fault: Fault::Count,
+            times: u64::MAX,
+        },
+        Rule {
+            action: "DescribeAutoScalingInstances",
+            fault: Fault::Count,
+            times: u64::MAX,
+        },
+        Rule {
+            action: "Publish",
+            fault: Fault::Count,
+            times: u64::MAX,
+        },
+    ];
+    let proxy = FaultProxy::start_routed(
+        &moto.endpoint,
+        Some(&bridge.endpoint),
+        Faults {
+            rules: &RULES,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let central = harness::sdk_config(&proxy.endpoint).await;
+    let aws = harness::fast_aws(&central)
+        .with_state(&central, &home.state_table)
+        .with_members(&central);
+    let config = first_responder::Config {
+        notify_topic_arn: Some(home.topic_arn.clone()),
+        state_table: Some(home.state_table.clone()),
+        allowed_accounts: vec![AccountId::parse("t", B)?],
+        home_account: Some(AccountId::parse("t", "123456789012")?),
+        ..first_responder::Config::default()
+    };
+    let run = |text: String| {
+        let (aws, config) = (&aws, &config);
+        async move {
+            first_responder::handle(
+                serde_json::from_str(&text)?,
+                aws,
+                config,
+                first_responder::Mode::Run,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }
+    };
+
+    // No such alarm in B: refused after the one read, naming both sides.
+    let r = run(sns_event(
+        b.instance(),
+        B,
+        "us-east-1",
+        "2026-11-25T02:04:12.152+0000",
+    )?)
+    .await?;
+    let i = &r.incidents[0];
+    assert_eq!(
+        i.refused.as_deref(),
+        Some(
+            "the message says account 222222222222 in us-east-1, the alarm \"web-high-cpu\" is not there: refused, nothing changed"
+        ),
+        "{i:#?}"
+    );
+    assert_eq!(i.delivery, "refused");
+    assert!(
+        i.actions.iter().all(|a| a.status.as_str() == "failed"),
+        "{i:#?}"
+    );
+    assert_eq!(
+        hits(&proxy),
+        [1, 1, 0, 0, 0, 0],
+        "one role, one read, nothing else"
+    );
+    assert_eq!(desired_capacity(&b_sdk, &b.group).await?, 1);
+    assert!(snapshots(&b_sdk).await?.is_empty());
+    assert!(
+        harness::drain(&sdk, &home.inbox_queue_url)
+            .await?
+            .is_empty(),
+        "nobody paged"
+    );
+    let emf = first_responder::metrics::emf_lines(i, 0);
+    assert!(emf[0].contains("\"RefusedEvents\":1"), "{}", emf[0]);
+
+    // The ARN and AWSAccountId of one message disagree: refused unread.
+    let forged = sns_event(b.instance(), B, "us-east-1", "2026-11-25T03:04:12.152+0000")?.replacen(
+        &format!("\\\"AWSAccountId\\\": \\\"{B}\\\""),
+        "\\\"AWSAccountId\\\": \\\"123456789012\\\"",
+        1,
+    );
+    let r = run(forged).await?;
+    assert!(
+        r.incidents[0].notes.iter().any(|n| n
+            .contains("the message says account 123456789012, its AlarmArn account 222222222222")),
+        "{:#?}",
+        r.incidents[0]
+    );
+    assert_eq!(hits(&proxy)[..2], [1, 1], "nothing read for it");
+
+    // The alarm is in B, in ALARM, watching B's instance: the message acts.
+    let cw_b = bridge.client(&b_sdk);
+    harness::put_alarm(
+        &cw_b,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("InstanceId", b.instance())],
+        300,
+        80.0,
+        "ALARM",
+    )
+    .await?;
+    let at = alarm_changed_at(&cw_b, "web-high-cpu").await?;
+    let r = run(sns_event(b.instance(), B, "us-east-1", &at)?).await?;
+    let i = &r.incidents[0];
+    assert_eq!(i.refused, None, "{i:#?}");
+    assert!(!r.any_failed(), "{i:#?}");
+    assert_eq!(
+        desired_capacity(&b_sdk, &b.group).await?,
+        2,
+        "B's group scaled"
+    );
+    assert_eq!(
+        desired_capacity(&sdk, &home.group).await?,
+        1,
+        "home untouched"
+    );
+    assert_eq!(snapshots(&b_sdk).await?.len(), 2);
+    // One DescribeAlarms for the claim and the metric together.
+    assert_eq!(hits(&proxy)[1], 2, "{:?}", hits(&proxy));
+
+    // A message naming the alarm's real name but another instance of B's:
+    // CloudWatch's alarm watches B's instance, so the claim does not hold.
+    let other = "i-0fedcba9876543210";
+    let r = run(sns_event(other, B, "us-east-1", &at)?).await?;
+    let why = r.incidents[0].refused.clone().unwrap_or_default();
+    assert!(
+        why.contains(&format!(
+            "watches \"AWS/EC2/CPUUtilization InstanceId={other}\""
+        )),
+        "{why}"
+    );
+    Ok(())
+}
+
+/// Two accounts, and two regions of one, each with a group named
+/// `web-asg`: scaling one holds none of the others (cooldowns are keyed by
+/// account and region, not by the group's name alone).
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_of_one_name_in_other_accounts_and_regions_are_other_groups() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let home = seed(&sdk, FleetSpec::default()).await?;
+    let b_east_sdk = sdk_for_account(&moto.endpoint, B, "us-east-1").await;
+    let b_west_sdk = sdk_for_account(&moto.endpoint, B, "us-west-2").await;
+    let b_east = seed(&b_east_sdk, FleetSpec::default()).await?;
+    let b_west = seed(&b_west_sdk, FleetSpec::default()).await?;
+    assert!(home.group == b_east.group && b_east.group == b_west.group);
+    let aws = harness::fast_aws(&sdk)
+        .with_state(&sdk, &home.state_table)
+        .with_members(&sdk);
+    let config = first_responder::Config {
+        notify_topic_arn: Some(home.topic_arn.clone()),
+        state_table: Some(home.state_table.clone()),
+        allowed_accounts: vec![AccountId::parse("t", B)?],
+        ..first_responder::Config::default()
+    };
+    let run = |text: String| {
+        let (aws, config) = (&aws, &config);
+        async move {
+            first_responder::handle(
+                serde_json::from_str(&text)?,
+                aws,
+                config,
+                first_responder::Mode::Run,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }
+    };
+    let scaled = |r: &first_responder::Report| harness::status_of(r, "scale_out");
+    let r = run(event_in(
+        home.instance(),
+        "123456789012",
+        "us-east-1",
+        "2026-11-25T02:04:12.152+0000",
+    )?)
+    .await?;
+    assert_eq!(scaled(&r).0, "done", "{r:#?}");
+    let r = run(event_in(
+        b_east.instance(),
+        B,
+        "us-east-1",
+        "2026-11-25T02:05:12.152+0000",
+    )?)
+    .await?;
+    assert_eq!(scaled(&r).0, "done", "B's web-asg is not home's: {r:#?}");
+    let r = run(event_in(
+        b_west.instance(),
+        B,
+        "us-west-2",
+        "2026-11-25T02:06:12.152+0000",
+    )?)
+    .await?;
+    assert_eq!(
+        scaled(&r).0,
+        "done",
+        "us-west-2's web-asg is not us-east-1's: {r:#?}"
+    );
+    for (s, g) in [
+        (&sdk, &home.group),
+        (&b_east_sdk, &b_east.group),
+        (&b_west_sdk, &b_west.group),
+    ] {
+        assert_eq!(desired_capacity(s, g).await?, 2);
+    }
+    // Each holds its own: a second alarm in B's us-east-1 is held off there.
+    let r = run(event_in(
+        b_east.instance(),
+        B,
+        "us-east-1",
+        "2026-11-25T02:07:12.152+0000",
+    )?)
+    .await?;
+    let (status, why) = scaled(&r);
+    assert_eq!(status, "skipped", "{r:#?}");
+    assert!(
+        why.starts_with("cooldown: scale_out of web-asg was done recently"),
+        "{why}"
+    );
+    Ok(())
+}

@@ -47,11 +47,53 @@ async fn assert_full_response(w: &World, report: &Report) -> Result<()> {
     Ok(())
 }
 
+/// An SNS message's body is believed once its alarm has been read: here,
+/// in this account, in ALARM (it changed after the sample's time, which the
+/// report says).
 #[tokio::test]
 async fn sns_wrapped_alarm() -> Result<()> {
     let w = world().await?;
+    harness::put_alarm(
+        &w.cloudwatch.client(&w.sdk),
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("InstanceId", w.fleet.instance())],
+        300,
+        80.0,
+        "ALARM",
+    )
+    .await?;
     let r = w.run_sample("sns-high-cpu-alarm.json").await?;
     assert_full_response(&w, &r).await?;
+    assert!(
+        r.incidents[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("was updated after the message")),
+        "{r:#?}"
+    );
+    Ok(())
+}
+
+/// Without its alarm in the account, the same message changes nothing and
+/// pages nobody.
+#[tokio::test]
+async fn sns_wrapped_alarm_that_is_not_there_is_refused() -> Result<()> {
+    let w = world().await?;
+    let r = w.run_sample("sns-high-cpu-alarm.json").await?;
+    let i = &r.incidents[0];
+    assert_eq!(
+        i.refused.as_deref(),
+        Some(
+            "the message says this account, the alarm \"web-high-cpu\" is not there: refused, nothing changed"
+        ),
+        "{i:#?}"
+    );
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert!(ssm_commands(&w.sdk).await?.is_empty());
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
     Ok(())
 }
 
@@ -349,6 +391,7 @@ async fn alert_storm_becomes_one_incident_per_occurrence() -> Result<()> {
         },
         &token,
         &Default::default(),
+        None,
     )
     .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
     assert_eq!(

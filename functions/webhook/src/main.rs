@@ -112,6 +112,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         token: std::sync::RwLock::new(token),
         refresh,
         routes: config.routes,
+        home: config.home_account.clone(),
         responder,
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),

@@ -341,6 +341,7 @@ pub(crate) fn am_alert(i: usize, a: AmAlert, flavor: Flavor) -> Result<Alert, In
         // (validated where it is used, `crate::target`).
         region: a.labels.get("region").cloned(),
         account: a.labels.get("account_id").cloned(),
+        origin: Origin::Labels,
         tags: a.labels,
     })
 }

@@ -159,6 +159,7 @@ pub(crate) fn from_detail(
         threshold,
         region,
         account,
+        origin: Origin::Aws,
         tags: detail.alarm_tags.unwrap_or_default(),
     })
 }
@@ -297,12 +298,23 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
             // to SNS: the message is an Alertmanager webhook body, rendered
             // by the shipped template (`infra/amp/`).
             if inner.get("alerts").is_some() {
-                return parse_alertmanager(inner).map_err(|e| match e {
-                    InputError::Field { field: f, problem } => {
-                        InputError::field(format!("{field}.{f}"), problem)
-                    }
-                    other => InputError::field(&field, other.to_string()),
-                });
+                let topic = r.sns.topic_arn.clone();
+                return parse_alertmanager(inner)
+                    .map(|alerts| {
+                        alerts
+                            .into_iter()
+                            .map(|a| Alert {
+                                origin: Origin::SnsTopic(topic.clone()),
+                                ..a
+                            })
+                            .collect()
+                    })
+                    .map_err(|e| match e {
+                        InputError::Field { field: f, problem } => {
+                            InputError::field(format!("{field}.{f}"), problem)
+                        }
+                        other => InputError::field(&field, other.to_string()),
+                    });
             }
             let m: SnsAlarmMessage = deserialize(inner, &field)?;
             // `Region` in the message is a display name ("US East (N. Virginia)"):
@@ -380,6 +392,7 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                 threshold,
                 region,
                 account: m.aws_account_id,
+                origin: Origin::SnsMessage,
                 tags: BTreeMap::new(),
             }])
         })

@@ -30,7 +30,7 @@ pub enum AlarmState {
 }
 
 impl AlarmState {
-    fn parse(field: &str, value: &str) -> Result<Self, InputError> {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<Self, InputError> {
         match value {
             "OK" => Ok(Self::Ok),
             "ALARM" => Ok(Self::Alarm),
@@ -76,6 +76,29 @@ impl AlertSource {
     }
 }
 
+/// Who set an alert's account and region, which decides whether they are
+/// believed (`crate::target`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// AWS set them: EventBridge's `account`/`region`, an alarm action's
+    /// ARN; or the alert names none (the deployment's own).
+    Aws,
+    /// The body of an SNS message (a CloudWatch alarm's `AWSAccountId` and
+    /// `AlarmArn`): anyone who may publish to the topic writes it, so it is
+    /// believed only once the alarm has been read there in the state the
+    /// message claims.
+    SnsMessage,
+    /// An Alertmanager body delivered by SNS (Amazon Managed Prometheus):
+    /// the record's `TopicArn`, which SNS sets, decides; the labels may name
+    /// another account only through a topic listed in `FORWARDING_TOPIC_ARNS`.
+    SnsTopic(Option<String>),
+    /// An Alertmanager or Grafana payload's `account_id`/`region` labels:
+    /// the webhook let them through only for a token bound to that account
+    /// (`WEBHOOK_TOKEN_ACCOUNTS`); the CLI's operator names them.
+    Labels,
+}
+
 /// The metric an alarm watches. `field` is where its dimensions (or labels)
 /// sat in the event, so later validation names the right path.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -109,8 +132,11 @@ pub struct Alert {
     /// first number in the reason text.
     pub value: Option<f64>,
     pub threshold: Option<f64>,
+    /// The account and region the alert names, and who set them
+    /// ([`Origin`]): believed only as `crate::target` decides.
     pub region: Option<String>,
     pub account: Option<String>,
+    pub origin: Origin,
     /// Alarm tags (CloudWatch, with tag propagation) or labels (Prometheus).
     pub tags: BTreeMap<String, String>,
 }

@@ -273,10 +273,25 @@ impl Aws {
             return refuse("the alert it came from no longer reads as this incident".into());
         };
         // In the account and region the alert came from, as the plan was.
-        let (aws, target) = match self.for_incident(&incident, config).await {
+        let place = match self.for_incident(&incident, config).await {
             Ok(x) => x,
             Err(why) => return refuse(why.to_string()),
         };
+        let (aws, target) = (place.aws, place.target);
+        // A message's claim is checked again where it said: an alarm that
+        // has recovered (or was never there) approves nothing.
+        if place.read_alarm {
+            let seen = match aws.describe_alarm(&incident.alert.alarm_name).await {
+                Ok(found) => found.map(|f| f.seen()),
+                Err(e) => return refuse(format!("the alarm could not be read: {e}")),
+            };
+            let where_ = target
+                .as_ref()
+                .map_or_else(|| "this account".to_owned(), |t| t.describe());
+            if let Err(why) = crate::target::judge(&incident.alert, &where_, seen.as_ref()) {
+                return refuse(why);
+            }
+        }
         let lookup = aws.lookup(&incident, config);
         let kill = async {
             match &config.kill_switch_parameter {

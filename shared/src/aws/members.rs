@@ -16,7 +16,18 @@ use super::{Aws, sdk_error};
 use crate::config::Config;
 use crate::ids::{AccountId, RegionName};
 use crate::incident::Incident;
-use crate::target::{Target, target_from};
+use crate::target::{Target, target_from, target_of};
+
+/// Where an incident acts: that account's and region's clients, the
+/// target (None with one account), and whether the alert's claim must be
+/// read there before anything else is done.
+pub struct Where {
+    pub aws: Aws,
+    pub target: Option<Target>,
+    pub read_alarm: bool,
+    /// Another account's, reached through its member role.
+    pub member: bool,
+}
 
 /// The deployment's own configuration and the member clients made so far.
 pub struct Members {
@@ -104,16 +115,37 @@ impl Aws {
     }
 
     /// The clients for this incident's account and region (Err: refused,
-    /// with why; no call was made to that account). These same clients for
-    /// the deployment's own.
+    /// with why; no call was made to that account), and whether its claim
+    /// must be checked there first (`target::Resolved::read_alarm`). These
+    /// same clients for the deployment's own.
     pub async fn for_incident(
         &self,
         incident: &Incident,
         config: &Config,
-    ) -> Result<(Aws, Option<Target>), Unreachable> {
+    ) -> Result<Where, Unreachable> {
         let a = &incident.alert;
-        self.for_account(a.account.as_deref(), a.region.as_deref(), config)
-            .await
+        let Some(m) = &self.members else {
+            // One account (tests, the CLI without members): these clients;
+            // a message's body is still checked against them.
+            return Ok(Where {
+                aws: self.clone(),
+                target: None,
+                read_alarm: a.origin == crate::alert::Origin::SnsMessage,
+                member: false,
+            });
+        };
+        let home = m.home(config).await.map_err(Unreachable::Failed)?;
+        let resolved = target_of(a, &home, config).map_err(Unreachable::Refused)?;
+        let t = &resolved.target;
+        let (aws, target) = self
+            .for_account(Some(t.account.as_str()), Some(t.region.as_str()), config)
+            .await?;
+        Ok(Where {
+            aws,
+            target,
+            read_alarm: resolved.read_alarm,
+            member: t.account != home.account,
+        })
     }
 
     /// The clients for an account and region given as text (an alert's, or

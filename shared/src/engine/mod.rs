@@ -354,7 +354,13 @@ impl Aws {
         now: i64,
         first: bool,
     ) -> FlapCheck<'a> {
-        let alarm = plan.incident.alert.identity().to_owned();
+        // Where the alarm is, then the alarm: an Alertmanager fingerprint
+        // or an alarm's name can repeat in another account or region.
+        let alarm = format!(
+            "{}#{}",
+            Scope::of(plan).place,
+            plan.incident.alert.identity()
+        );
         let name = plan.incident.alert.alarm_name.clone();
         async move {
             let st = self.state.as_ref().filter(|_| first)?;
@@ -527,7 +533,7 @@ impl Aws {
             }
         };
         let started = Instant::now();
-        let mut cooldown = None;
+        let mut taken = Taken::default();
         let mut transient = None;
         let outcome = if fresh && !step.is_mutating() {
             // A first delivery holds no claim from anyone, and a read-only
@@ -552,13 +558,13 @@ impl Aws {
                 // delivery wrote one): the limits are taken beside it.
                 tokio::join!(
                     self.claim(a, &incident.id, now, lease),
-                    self.limits(step, config, now, scope, flap, &mut cooldown)
+                    self.limits(step, config, now, scope, flap, &mut taken)
                 )
             } else {
                 match self.claim(a, &incident.id, now, lease).await {
                     Ok(o) => {
                         let limited = if step.is_mutating() {
-                            self.limits(step, config, now, scope, flap, &mut cooldown)
+                            self.limits(step, config, now, scope, flap, &mut taken)
                                 .await
                         } else {
                             None
@@ -571,10 +577,10 @@ impl Aws {
             let orphaned = match claim {
                 Ok(o) => o,
                 Err((r, t)) => {
-                    if let (Some(st), Some((action, resource))) = (&self.state, &cooldown) {
-                        // Not ours to do after all: the cooldown goes back.
-                        let _ = st.release_cooldown(action, resource).await;
-                    }
+                    // Not ours to do after all: what the limits took goes back.
+                    taken
+                        .give_back(self.state.as_ref(), now, &incident.id)
+                        .await;
                     log_action(&incident.id, &r);
                     return (r, t, None);
                 }
@@ -585,6 +591,9 @@ impl Aws {
                 // delivery repeats it either, and reported for a person.
                 let why = "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand";
                 let r = ActionReport::new(a.name, &a.target, Status::Failed, why);
+                taken
+                    .give_back(self.state.as_ref(), now, &incident.id)
+                    .await;
                 log_action(&incident.id, &r);
                 let rec = self.record_soon(a, &incident.id, &Outcome::skipped(why));
                 return (r, None, rec);
@@ -594,14 +603,13 @@ impl Aws {
                 None => work(orphaned).await,
             }
         };
-        if outcome.status == Status::Failed
-            && !outcome.uncertain
-            && let (Some(st), Some((action, resource))) = (&self.state, &cooldown)
-        {
-            // (a rate-limited or refused change is Skipped and keeps it)
-            // Failed and surely not made: give the cooldown back so a retry
-            // may act. A change that may have been made keeps it.
-            let _ = st.release_cooldown(action, resource).await;
+        if outcome.status == Status::Failed && !outcome.uncertain {
+            // Failed and surely not made: the cooldown and the budgets go
+            // back, so a retry may act and nothing counts a change that
+            // was not made. A change that may have been made keeps them.
+            taken
+                .give_back(self.state.as_ref(), now, &incident.id)
+                .await;
         }
         // A read that failed may simply be read again.
         let mut outcome = outcome;
@@ -659,7 +667,7 @@ impl Aws {
         now: i64,
         scope: &Scope,
         flap: &FlapCheck<'_>,
-        taken: &mut Option<(&'static str, String)>,
+        taken: &mut Taken,
     ) -> Option<Outcome> {
         // Without a state table there is nothing to count against. Evidence
         // (a snapshot) changes nothing of the fleet: no cooldown, flap guard
@@ -676,8 +684,15 @@ impl Aws {
         let cool = async {
             match &cooldown {
                 Some((action, resource, period)) => Some(
-                    st.take_cooldown(action, resource, now, *period, owner)
-                        .await,
+                    st.take_cooldown(
+                        action,
+                        &scope.key_of(resource),
+                        resource,
+                        now,
+                        *period,
+                        owner,
+                    )
+                    .await,
                 ),
                 None => None,
             }
@@ -697,30 +712,25 @@ impl Aws {
         if let Some(Ok(Ok(()))) = &breaker {
             counted.push(&ceiling);
         }
-        let refuse =
-            async |counted: &[&Budget], taken: &mut Option<(&'static str, String)>, o: Outcome| {
-                for b in counted {
-                    let _ = st.uncount(&b.key, now, b.window()).await;
-                }
-                if let Some((action, resource)) = taken.take() {
-                    let _ = st.release_cooldown(action, &resource).await;
-                }
-                Some(o)
-            };
+        let refuse = async |counted: &[&Budget], taken: &mut Taken, o: Outcome| {
+            taken.budgets.extend(counted.iter().map(|b| (*b).clone()));
+            taken.give_back(Some(st), now, owner).await;
+            Some(o)
+        };
         if let (Some((action, resource, _)), Some(result)) = (&cooldown, cool) {
             match result {
-                Ok(Ok(())) => *taken = Some((*action, resource.clone())),
+                Ok(Ok(())) => taken.cooldown = Some((*action, scope.key_of(resource))),
                 Ok(Err(until)) => {
                     let why = format!(
                         "cooldown: {action} of {resource} was done recently; not again until {}",
                         rfc3339(until)
                     );
-                    return refuse(&counted, &mut None, Outcome::skipped(why)).await;
+                    return refuse(&counted, &mut Taken::default(), Outcome::skipped(why)).await;
                 }
                 Err(e) => {
                     return refuse(
                         &counted,
-                        &mut None,
+                        &mut Taken::default(),
                         Outcome::failed(format!("state table: {e}")),
                     )
                     .await;
@@ -759,7 +769,30 @@ impl Aws {
                 }
             }
         }
+        taken.budgets.extend(counted.into_iter().cloned());
         None
+    }
+}
+
+/// What an action's limits took: its cooldown (the action and the
+/// resource's key) and the budgets counted for it.
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    cooldown: Option<(&'static str, String)>,
+    budgets: Vec<Budget>,
+}
+
+impl Taken {
+    /// Gives everything back: no change was made, so none is counted and
+    /// the cooldown (`owner`'s own) no longer holds.
+    async fn give_back(&mut self, st: Option<&crate::state::StateStore>, now: i64, owner: &str) {
+        let Some(st) = st else { return };
+        for b in self.budgets.drain(..) {
+            let _ = st.uncount(&b.key, now, b.window()).await;
+        }
+        if let Some((action, resource)) = self.cooldown.take() {
+            let _ = st.release_cooldown(action, &resource, owner).await;
+        }
     }
 }
 

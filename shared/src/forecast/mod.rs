@@ -151,6 +151,7 @@ pub fn incident(
         threshold: Some(100.0),
         region: None,
         account: None,
+        origin: crate::alert::Origin::Aws,
         tags: Default::default(),
     };
     let instance = crate::ids::InstanceId::parse("forecast.InstanceId", &risk.instance)?;

@@ -95,6 +95,7 @@ impl Plan {
             account: self.account.clone(),
             region: self.region.clone(),
             account_id: self.target.as_ref().map(|t| t.account.to_string()),
+            refused: None,
             actions,
         }
     }

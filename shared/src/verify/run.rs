@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Request, Stored, Verdict, Verification, alertmanager_verdict, compose, resolution_key,
+    Request, Stored, Verdict, Verification, alertmanager_verdict, compose, legacy_resolution_key,
+    place_of, resolution_key,
 };
 use crate::aws::{Aws, sdk_error};
 use crate::config::Config;
@@ -129,8 +130,15 @@ impl Aws {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
             .or(fixed_at);
-        let resolution = match resolution_key(source, &stored.alarm_name, incident) {
-            Some(key) => st.resolution(&key).await?,
+        let place = place_of(stored.account_id.as_deref(), stored.region.as_deref());
+        let resolution = match resolution_key(source, &stored.alarm_name, incident, &place) {
+            Some(key) => match st.resolution(&key).await? {
+                Some(r) => Some(r),
+                None => match legacy_resolution_key(source, &stored.alarm_name, incident) {
+                    Some(old) => st.resolution(&old).await?,
+                    None => None,
+                },
+            },
             None => None,
         }
         .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));

@@ -178,16 +178,34 @@ fn an_alertmanager_resolution_is_keyed_by_its_firing_incident() {
         firing[0].id, resolved[0].id,
         "each delivery is its own occurrence"
     );
+    let here = "111111111111/us-east-1";
     assert_eq!(
-        firing[0].resolution_key().as_deref(),
-        Some(firing[0].id.as_str())
+        firing[0].resolution_key(here),
+        Some(format!("{here}#{}", firing[0].id))
     );
-    assert_eq!(resolved[0].resolution_key(), firing[0].resolution_key());
-    // A CloudWatch alarm's OK is keyed by the alarm's name.
+    assert_eq!(
+        resolved[0].resolution_key(here),
+        firing[0].resolution_key(here)
+    );
+    // A CloudWatch alarm's OK is keyed by where it is and the alarm's name:
+    // the same name in another account or region is another alarm.
     let (ok, _) = crate::respond::incidents(event("high-cpu-ok.json"), &routes).unwrap();
     assert_eq!(
-        ok[0].resolution_key(),
-        Some(format!("alarm:{}", ok[0].alert.alarm_name))
+        ok[0].resolution_key(here),
+        Some(format!("{here}#alarm:{}", ok[0].alert.alarm_name))
     );
-    assert_eq!(resolution_key("forecast", "x", "inc-1"), None);
+    assert_ne!(
+        ok[0].resolution_key("222222222222/us-east-1"),
+        ok[0].resolution_key(here)
+    );
+    assert_ne!(
+        ok[0].resolution_key("111111111111/us-west-2"),
+        ok[0].resolution_key(here)
+    );
+    // The key of the release before is still read for one release.
+    assert_eq!(
+        super::legacy_resolution_key("cloudwatch", "web-high-cpu", "inc-1"),
+        Some("alarm:web-high-cpu".into())
+    );
+    assert_eq!(resolution_key("forecast", "x", "inc-1", here), None);
 }

@@ -39,8 +39,14 @@ pub const APPROVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(20
 const HANDOFF_CONCURRENCY: usize = 16;
 
 /// The shared bearer token: one, or two while a rotation is under way (the
-/// new and the previous). Compared in constant time; never printed.
-pub struct Token(Vec<Vec<u8>>);
+/// new and the previous), each with the accounts its alerts may name.
+/// Compared in constant time; never printed.
+pub struct Token(Vec<(Vec<u8>, Binding)>);
+
+/// The accounts a token's alerts may name in their `account_id` label
+/// (`TOKEN@ACCOUNT,ACCOUNT` in the token's parameter). None: bound to no
+/// account, so it acts only in the deployment's own.
+pub type Binding = Option<Vec<crate::ids::AccountId>>;
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,9 +82,31 @@ impl Token {
         self.0.len()
     }
 
-    /// At least 16 characters, no whitespace inside.
+    /// At least 16 characters, no whitespace or `@` inside; then, after an
+    /// `@`, the accounts its alerts may name, comma-separated
+    /// (`TOKEN@111111111111,222222222222`).
     pub fn new(source: &str, value: &str) -> Result<Self, ConfigError> {
-        let v = value.trim();
+        let (v, accounts) = match value.trim().split_once('@') {
+            Some((t, a)) => (t, Some(a)),
+            None => (value.trim(), None),
+        };
+        let binding =
+            match accounts {
+                None => None,
+                Some(list) => {
+                    let mut ids = Vec::new();
+                    for a in list.split(',') {
+                        ids.push(crate::ids::AccountId::parse("account", a.trim()).map_err(
+                            |e| ConfigError {
+                                var: source.into(),
+                                value: "<redacted>".into(),
+                                problem: format!("after the token's `@`: {e}"),
+                            },
+                        )?);
+                    }
+                    Some(ids)
+                }
+            };
         let problem = if v.len() < 16 {
             Some("the token must be at least 16 characters")
         } else if v.chars().any(char::is_whitespace) {
@@ -92,17 +120,32 @@ impl Token {
                 value: "<redacted>".into(),
                 problem: p.into(),
             }),
-            None => Ok(Self(vec![v.as_bytes().to_vec()])),
+            None => Ok(Self(vec![(v.as_bytes().to_vec(), binding)])),
         }
     }
 
     pub fn matches(&self, presented: &[u8]) -> bool {
+        self.binding(presented).is_some()
+    }
+
+    /// The accounts of the token presented, when it is one of ours.
+    pub fn binding(&self, presented: &[u8]) -> Option<&Binding> {
+        use subtle::ConditionallySelectable;
         // Lengths differ → false at once; the length of the token is not the
         // secret. Every token is compared, so which one matched is not timed.
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0u8), |any, t| any | t.ct_eq(presented))
-            .into()
+        let mut found = subtle::Choice::from(0u8);
+        let mut index = 0u64;
+        for (i, (t, _)) in self.0.iter().enumerate() {
+            let eq = t.ct_eq(presented);
+            index = u64::conditional_select(&index, &(i as u64), eq);
+            found |= eq;
+        }
+        let index = usize::try_from(index).ok()?;
+        if bool::from(found) {
+            self.0.get(index).map(|(_, b)| b)
+        } else {
+            None
+        }
     }
 }
 
@@ -237,14 +280,56 @@ pub fn approval_route(
 }
 
 /// Authenticates, bounds, decodes and validates. Pure: no I/O.
-pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accepted, Reply> {
+/// Whether a token bound to `binding` may act where an alert's
+/// `account_id` label says (`named`; none: the deployment's own, `home`).
+pub fn permits(
+    binding: &Binding,
+    home: Option<&crate::ids::AccountId>,
+    named: Option<&str>,
+) -> Result<(), String> {
+    let home_text = home.map_or_else(
+        || "not known: HOME_ACCOUNT_ID is not set".to_owned(),
+        ToString::to_string,
+    );
+    match (binding, named) {
+        (None, None) => Ok(()),
+        (None, Some(a)) if home.is_some_and(|h| h.as_str() == a) => Ok(()),
+        (None, Some(a)) => Err(format!(
+            "the alert names account {}, and this token is bound to no account, so it acts only in the home account ({home_text}): refused",
+            crate::text::quoted(a, 40)
+        )),
+        (Some(list), named) => {
+            let Some(a) = named.or(home.map(crate::ids::AccountId::as_str)) else {
+                return Err(format!(
+                    "the alert names no account_id, and the home account is {home_text}: refused"
+                ));
+            };
+            if list.iter().any(|b| b.as_str() == a) {
+                return Ok(());
+            }
+            let bound: Vec<&str> = list.iter().map(crate::ids::AccountId::as_str).collect();
+            Err(format!(
+                "the alert names account {}, and this token may act only in {}: refused",
+                crate::text::quoted(a, 40),
+                bound.join(", ")
+            ))
+        }
+    }
+}
+
+pub fn accept(
+    req: &Request<'_>,
+    token: &Token,
+    routes: &Routes,
+    home: Option<&crate::ids::AccountId>,
+) -> Result<Accepted, Reply> {
     let presented = req.authorization.and_then(|h| {
         let (scheme, rest) = h.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
     });
-    if !presented.is_some_and(|t| token.matches(t.as_bytes())) {
+    let Some(binding) = presented.and_then(|t| token.binding(t.as_bytes())) else {
         return Err(Reply::error(401, "missing or wrong bearer token"));
-    }
+    };
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(Reply::error(
             405,
@@ -291,7 +376,8 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
     let mut handoffs = Vec::new();
     let mut rejected = Vec::new();
     let mut duplicates = 0;
-    for parsed in alerts {
+    let mut unbound = 0;
+    for (i, parsed) in alerts.into_iter().enumerate() {
         let (alert, validated) = match parsed {
             Ok(p) => p,
             Err(e) => {
@@ -299,6 +385,15 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
                 continue;
             }
         };
+        // The labels may name only an account this token is bound to.
+        if let Err(why) = permits(binding, home, alert.account.as_deref()) {
+            unbound += 1;
+            rejected.push(Rejected {
+                field: format!("alerts[{i}].labels.account_id"),
+                problem: why,
+            });
+            continue;
+        }
         let incident = match Incident::routed(alert, routes) {
             Ok(i) => i,
             Err(e) => {
@@ -330,7 +425,8 @@ pub fn accept(req: &Request<'_>, token: &Token, routes: &Routes) -> Result<Accep
         );
         return Err(Reply {
             html: None,
-            status: 400,
+            // Every alert named an account the token may not act in.
+            status: if unbound == rejected.len() { 403 } else { 400 },
             body: json!({
                 "error": if rejected.len() > 1 {
                     format!("none of the {count} alerts is usable; the first: {first}")
@@ -358,6 +454,9 @@ pub struct Webhook {
     /// redeploy; `None` for a token from the environment.
     pub refresh: Option<TokenRefresh>,
     pub routes: Routes,
+    /// The deployment's own account (`HOME_ACCOUNT_ID`): where an alert
+    /// that names none acts, and where an unbound token may act.
+    pub home: Option<crate::ids::AccountId>,
     /// Name or ARN of the responder function.
     pub responder: String,
     pub lambda: aws_sdk_lambda::Client,
@@ -546,7 +645,7 @@ impl Webhook {
         self.refresh_token().await;
         let checked = {
             let token = self.token.read().unwrap_or_else(|p| p.into_inner());
-            accept(req, &token, &self.routes)
+            accept(req, &token, &self.routes, self.home.as_ref())
         };
         let accepted = match checked {
             Ok(a) => a,

@@ -31,11 +31,11 @@ fn authentication() {
     let lower = format!("bearer {TOKEN}");
     let routes = Routes::new();
     assert_eq!(
-        status(accept(&req(Some(&good), AM), &token(), &routes)),
+        status(accept(&req(Some(&good), AM), &token(), &routes, None)),
         202
     );
     assert_eq!(
-        status(accept(&req(Some(&lower), AM), &token(), &routes)),
+        status(accept(&req(Some(&lower), AM), &token(), &routes, None)),
         202
     );
     for bad in [
@@ -49,7 +49,7 @@ fn authentication() {
         Some("Bearer s3cret-token-for-tests-000"),
     ] {
         assert_eq!(
-            status(accept(&req(bad, AM), &token(), &routes)),
+            status(accept(&req(bad, AM), &token(), &routes, None)),
             401,
             "{bad:?}"
         );
@@ -59,11 +59,15 @@ fn authentication() {
         status(accept(
             &req(None, &"x".repeat(MAX_BODY_BYTES + 10)),
             &token(),
-            &routes
+            &routes,
+            None
         )),
         401
     );
-    assert_eq!(status(accept(&req(None, "{"), &token(), &routes)), 401);
+    assert_eq!(
+        status(accept(&req(None, "{"), &token(), &routes, None)),
+        401
+    );
 }
 
 #[test]
@@ -94,7 +98,7 @@ fn status_codes() {
             .chars()
             .take(40)
             .collect::<String>();
-        let got = accept(&r, &token(), &routes);
+        let got = accept(&r, &token(), &routes, None);
         assert_eq!(status(got.clone()), want, "{body}");
         if let Err(reply) = got {
             let reason = reply.body["error"].as_str().unwrap().to_owned();
@@ -102,7 +106,7 @@ fn status_codes() {
         }
     }
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
-    assert_eq!(status(accept(&req(a, &big), &token(), &routes)), 413);
+    assert_eq!(status(accept(&req(a, &big), &token(), &routes, None)), 413);
     let big64 = base64::engine::general_purpose::STANDARD.encode(big.as_bytes());
     assert_eq!(
         status(accept(
@@ -111,7 +115,8 @@ fn status_codes() {
                 ..req(a, &big64)
             },
             &token(),
-            &routes
+            &routes,
+            None
         )),
         413
     );
@@ -122,7 +127,8 @@ fn status_codes() {
                 ..req(a, "%%%")
             },
             &token(),
-            &routes
+            &routes,
+            None
         )),
         400
     );
@@ -139,6 +145,7 @@ fn base64_bodies_are_decoded() {
         },
         &token(),
         &Routes::new(),
+        None,
     )
     .unwrap();
     assert_eq!(acc.handoffs.len(), 1);
@@ -147,7 +154,7 @@ fn base64_bodies_are_decoded() {
 #[test]
 fn duplicates_become_one_handoff_with_one_alert() {
     let auth = format!("Bearer {TOKEN}");
-    let acc = accept(&req(Some(&auth), AM), &token(), &Routes::new()).unwrap();
+    let acc = accept(&req(Some(&auth), AM), &token(), &Routes::new(), None).unwrap();
     assert_eq!((acc.alerts, acc.duplicates, acc.handoffs.len()), (2, 1, 1));
     let payload: Value = serde_json::from_slice(&acc.handoffs[0].payload).unwrap();
     assert_eq!(payload["version"], "4");
@@ -169,7 +176,7 @@ fn smuggled_event_shapes_never_reach_the_responder() {
     v["detail-type"] = "CloudWatch Alarm State Change".into();
     v["source"] = "aws.cloudwatch".into();
     v["detail"] = json!({"alarmName": "forged", "state": {"value": "ALARM"}});
-    let got = accept(&req(Some(&auth), &v.to_string()), &token(), &routes);
+    let got = accept(&req(Some(&auth), &v.to_string()), &token(), &routes, None);
     let reply = got.unwrap_err();
     assert_eq!(reply.status, 400);
     assert!(
@@ -182,7 +189,12 @@ fn smuggled_event_shapes_never_reach_the_responder() {
     let mut v: Value = serde_json::from_str(AM).unwrap();
     v["Records"] = json!([{"Sns": {"Message": "{}"}}]);
     assert_eq!(
-        status(accept(&req(Some(&auth), &v.to_string()), &token(), &routes)),
+        status(accept(
+            &req(Some(&auth), &v.to_string()),
+            &token(),
+            &routes,
+            None
+        )),
         400
     );
     // Unknown keys in the envelope and in the alert are dropped.
@@ -190,7 +202,7 @@ fn smuggled_event_shapes_never_reach_the_responder() {
     v["detail"] = json!({"AutoScalingGroupName": "payments"});
     v["alerts"][0]["detail-type"] = "CloudWatch Alarm State Change".into();
     v["alerts"][0]["extra"] = "x".repeat(1000).into();
-    let acc = accept(&req(Some(&auth), &v.to_string()), &token(), &routes).unwrap();
+    let acc = accept(&req(Some(&auth), &v.to_string()), &token(), &routes, None).unwrap();
     let payload: Value = serde_json::from_slice(&acc.handoffs[0].payload).unwrap();
     let mut keys: Vec<&str> = payload
         .as_object()
@@ -229,7 +241,7 @@ fn a_mixed_batch_is_handled_in_part() {
     k["annotations"]["value"] = "1.5k".into();
     k["fingerprint"] = "00000000000000b2".into();
     v["alerts"] = json!([blackbox, good, k]);
-    let acc = accept(&req(Some(&auth), &v.to_string()), &token(), &routes).unwrap();
+    let acc = accept(&req(Some(&auth), &v.to_string()), &token(), &routes, None).unwrap();
     assert_eq!(
         (acc.alerts, acc.handoffs.len(), acc.rejected.len()),
         (3, 1, 2)
@@ -248,7 +260,7 @@ fn a_mixed_batch_is_handled_in_part() {
     );
     // Nothing usable: 400, naming every refused alert.
     v["alerts"] = json!([v["alerts"][0].clone(), v["alerts"][2].clone()]);
-    let reply = accept(&req(Some(&auth), &v.to_string()), &token(), &routes).unwrap_err();
+    let reply = accept(&req(Some(&auth), &v.to_string()), &token(), &routes, None).unwrap_err();
     assert_eq!(reply.status, 400);
     assert_eq!(reply.body["rejected"].as_array().unwrap().len(), 2);
     // The responder side handles the same batch in part.
@@ -277,7 +289,7 @@ fn a_storm_is_deduplicated() {
         .collect();
     v["alerts"] = Value::Array(alerts);
     let body = v.to_string();
-    let acc = accept(&req(Some(&auth), &body), &token(), &Routes::new()).unwrap();
+    let acc = accept(&req(Some(&auth), &body), &token(), &Routes::new(), None).unwrap();
     assert_eq!(
         (acc.alerts, acc.duplicates, acc.handoffs.len()),
         (1000, 950, 50)
@@ -365,6 +377,7 @@ mod handoff {
             token: std::sync::RwLock::new(token()),
             refresh: None,
             routes: Routes::new(),
+            home: None,
             responder: "responder".into(),
             lambda,
             refusals: Refusals::new(std::time::Duration::from_secs(60)),
@@ -439,7 +452,7 @@ fn a_grafana_payload_is_handed_on_with_its_value_as_an_annotation() {
         "High CPU usage".into(),
         crate::incident::IncidentKind::HighCpu,
     );
-    let a = accept(&req(Some(&good), body), &token(), &routes).unwrap();
+    let a = accept(&req(Some(&good), body), &token(), &routes, None).unwrap();
     assert_eq!(a.handoffs.len(), 1);
     assert_eq!(a.handoffs[0].kind, "high_cpu");
     let sent: serde_json::Value = serde_json::from_slice(&a.handoffs[0].payload).unwrap();
@@ -506,7 +519,7 @@ mod approvals {
     }
 
     fn status_of(r: &Request<'_>) -> u16 {
-        match accept(r, &token(), &Routes::new()) {
+        match accept(r, &token(), &Routes::new(), None) {
             Ok(_) => 202,
             Err(e) => e.status,
         }
@@ -608,8 +621,93 @@ fn a_group_of_ten_thousand_alerts_is_accepted_whole() {
         body.len()
     );
     let auth = format!("Bearer {TOKEN}");
-    let got = accept(&req(Some(&auth), &body), &token(), &Routes::new()).expect("accepted");
+    let got = accept(&req(Some(&auth), &body), &token(), &Routes::new(), None).expect("accepted");
     assert_eq!(got.alerts, 10_000);
     assert_eq!(got.handoffs.len(), 1_000);
     assert_eq!(got.duplicates, 9_000);
+}
+
+#[test]
+fn a_token_acts_only_in_the_accounts_it_is_bound_to() {
+    use crate::ids::AccountId;
+    let home = AccountId::parse("h", "111111111111").unwrap();
+    let tokens = Token::rotating(
+        "p",
+        "token-of-team-a-00001@222222222222 token-bound-to-none-001",
+    )
+    .unwrap();
+    let body = |account: Option<&str>| -> String {
+        let mut v: Value = serde_json::from_str(AM).unwrap();
+        for a in v["alerts"].as_array_mut().unwrap() {
+            match account {
+                Some(x) => a["labels"]["account_id"] = json!(x),
+                None => {
+                    a["labels"].as_object_mut().unwrap().remove("account_id");
+                }
+            }
+        }
+        v.to_string()
+    };
+    let run = |t: &str, account: Option<&str>| {
+        let auth = format!("Bearer {t}");
+        accept(
+            &req(Some(&auth), &body(account)),
+            &tokens,
+            &Routes::new(),
+            Some(&home),
+        )
+    };
+    // Bound to A: acts in A, not in B nor (unlisted) at home.
+    assert!(run("token-of-team-a-00001", Some("222222222222")).is_ok());
+    let refused = run("token-of-team-a-00001", Some("333333333333")).unwrap_err();
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    let why = refused.body["error"].as_str().unwrap();
+    assert!(
+        why.contains("the alert names account \"333333333333\", and this token may act only in 222222222222: refused"),
+        "{why}"
+    );
+    assert_eq!(
+        refused.body["rejected"][0]["field"],
+        "alerts[0].labels.account_id"
+    );
+    assert_eq!(run("token-of-team-a-00001", None).unwrap_err().status, 403);
+    // Bound to none: the home account only.
+    assert!(run("token-bound-to-none-001", None).is_ok());
+    assert!(run("token-bound-to-none-001", Some("111111111111")).is_ok());
+    let refused = run("token-bound-to-none-001", Some("222222222222")).unwrap_err();
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body["error"].as_str().unwrap().contains(
+            "this token is bound to no account, so it acts only in the home account (111111111111)"
+        ),
+        "{:?}",
+        refused.body
+    );
+    // A binding that is not an account id stops the start, without the token.
+    let e = Token::rotating("p", "token-of-team-a-00001@prod").unwrap_err();
+    assert!(e.to_string().contains("after the token's `@`"), "{e}");
+    assert!(!e.to_string().contains("team-a"), "{e}");
+}
+
+#[test]
+fn one_refused_alert_does_not_drop_the_others() {
+    use crate::ids::AccountId;
+    let home = AccountId::parse("h", "111111111111").unwrap();
+    let mut v: Value = serde_json::from_str(AM).unwrap();
+    // Two different alerts: one names B, the other nothing.
+    let alerts = v["alerts"].as_array_mut().unwrap();
+    alerts[0]["labels"]["account_id"] = json!("222222222222");
+    alerts[1]["fingerprint"] = json!("0000000000000002");
+    alerts[1]["labels"]["instance"] = json!("10.0.9.9:9100");
+    let auth = format!("Bearer {TOKEN}");
+    let acc = accept(
+        &req(Some(&auth), &v.to_string()),
+        &token(),
+        &Routes::new(),
+        Some(&home),
+    )
+    .unwrap();
+    assert_eq!(acc.handoffs.len(), 1);
+    assert_eq!(acc.rejected.len(), 1);
+    assert_eq!(acc.rejected[0].field, "alerts[0].labels.account_id");
 }
