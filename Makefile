@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 60
 # Fixed copies of the checkout for the release builds (scripts/stage.py).
 STAGE_DIR ?= $(CARGO_TARGET_DIR)/stage
 
-.PHONY: demo test tools nextest system-deps unit integration lambda-local lint fuzz infra-check package package-build bench clean
+.PHONY: demo test tools iam-tools iam nextest system-deps unit integration lambda-local lint fuzz infra-check package package-build bench clean
 
 # Each venv lives under $(TOOLS_DIR)/venvs, keyed by its requirements; the
 # checkout links it (scripts/venv.sh).
@@ -34,7 +34,22 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 $(CHECKOV_STAMP): tools/requirements-checkov.txt
 	bash scripts/venv.sh $(CHECKOV_VENV) tools/requirements-checkov.txt
 
-tools: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) system-deps
+tools: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) system-deps iam-tools
+
+# The IAM policy evaluator (npm, pinned by tests/iam/package-lock.json,
+# test-only), under $(TOOLS_DIR)/npm keyed by the lock (scripts/npm.sh).
+iam-tools: system-deps
+	bash scripts/npm.sh tests/iam
+
+# The product's AWS calls recorded by every suite's moto (make test sets
+# FR_IAM_RECORD_DIR; tests/iam/record_moto.py), as IAM requests against the
+# policies of the templates, through a real policy evaluator: every call
+# must be allowed, the opt-in cases denied without the tag, and a call the
+# mapping does not know fails (tests/iam/calls.py, evaluate.mjs).
+IAM_RECORD_DIR ?= .test-run/iam
+iam: iam-tools
+	$(VENV)/bin/python tests/iam/calls.py $(IAM_RECORD_DIR) > .test-run/iam-simulations.json
+	node tests/iam/evaluate.mjs .test-run/iam-simulations.json
 
 # Debian packages the tests use: the real Alertmanager (and its amtool),
 # Prometheus and its node exporter (promtool tests the shipped rules; the
@@ -50,9 +65,10 @@ system-deps:
 	  command -v prometheus-node-exporter >/dev/null && \
 	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null && \
 	  command -v mkfs.xfs >/dev/null && command -v mkfs.ext4 >/dev/null && \
-	  command -v chromium >/dev/null || \
+	  command -v chromium >/dev/null && command -v node >/dev/null && command -v npm >/dev/null || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
-	    prometheus-alertmanager prometheus prometheus-node-exporter shellcheck util-linux xfsprogs e2fsprogs chromium; }
+	    prometheus-alertmanager prometheus prometheus-node-exporter shellcheck util-linux xfsprogs e2fsprogs chromium \
+	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm); }
 
 demo: tools
 	bash scripts/demo.sh

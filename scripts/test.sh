@@ -102,7 +102,12 @@ phase build bash -c "$CARGO build --bin responder && $CARGO build --bin webhook"
 phase suites-build "$CARGO" test --workspace --no-run
 # The fuzzer at the foreground's priority: its 20 s are wall-clock time.
 background fuzz 0 "$MAKE" fuzz FUZZ_SECONDS=20
+# Every moto the suites start records the calls made to it, for the IAM
+# evaluation that follows (tests/iam/).
+export FR_IAM_RECORD_DIR="$PWD/$logs/iam"
+rm -rf "$FR_IAM_RECORD_DIR" && mkdir -p "$FR_IAM_RECORD_DIR"
 phase suites "$CARGO" nextest run --workspace
+phase iam "$MAKE" iam IAM_RECORD_DIR="$FR_IAM_RECORD_DIR"
 phase doc-tests "$CARGO" test --workspace --doc
 phase lambda-local env DEMO_PREBUILT=1 "$MAKE" lambda-local
 await infra-check

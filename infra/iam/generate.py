@@ -48,6 +48,10 @@ def flat(v):
         (k, x), = v.items()
         if k == "!Split":
             return [flat(x[1])]
+        if k == "!If":
+            # A value under a condition (the Regions list): its default,
+            # with the parameter it depends on left to fill in.
+            return flat(x[2])
         if k == "!Sub":
             return x if isinstance(x, str) else x[0]
         if k == "!Ref":

@@ -146,6 +146,23 @@ def main():
                 volumes_of_instance = changes == ["ec2:CreateSnapshots"] and ":volume/" in on and instance_scoped
                 if not (keys & set(OPT_IN_KEYS) or ours or document or volumes_of_instance):
                     problems.append(f"{name} statement {st.get('Sid')}: {changes} on {on} is not scoped by the opt-in tag")
+    # The fleet statements serve every region in Regions (default: the
+    # stack's own), by aws:RequestedRegion, not by the region in the ARN.
+    region_only = {"Fn::If": ["HasRegions", {"Fn::Split": [",", {"Ref": "Regions"}]}, {"Ref": "AWS::Region"}]}
+    fleet = [st for p in res["ResponderRole"]["Properties"]["Policies"]
+             for st in p["PolicyDocument"]["Statement"] if "Fn::If" not in st
+             and st.get("Sid") not in ("ReadTheKillSwitch", "DecryptTheKillSwitch", "ReadTheApprovalKey",
+                                       "DecryptTheApprovalKey", "Notify", "State", "EncryptedTopicTableAndQueue",
+                                       "DeadLetters", "VerifyAfterTheFix")]
+    for st in fleet:
+        got = (st.get("Condition") or {}).get("StringEquals", {}).get("aws:RequestedRegion")
+        if got != region_only:
+            problems.append(f"ResponderRole statement {st.get('Sid')}: aws:RequestedRegion is {text(got)}, "
+                            f"expected the Regions parameter")
+        if "${AWS::Region}" in text(resources(st)):
+            problems.append(f"ResponderRole statement {st.get('Sid')}: its ARN names the stack's region")
+    if len(fleet) < 10:
+        problems.append(f"found only {len(fleet)} fleet statements")
     if statements < 5:
         problems.append(f"found only {statements} statements that change the fleet: the check looks at the wrong place")
 
@@ -154,7 +171,8 @@ def main():
         sys.exit(1)
     print(f"translated template: {len(res)} resources; {len(rules)} rules dead-letter to the encrypted queue; "
           f"{len(by_type.get('AWS::Lambda::Function', []))} functions on arm64; {statements} fleet-changing IAM statements scoped; "
-          f"member roles assumed only under aws:ResourceOrgID or aws:ResourceAccount")
+          f"member roles assumed only under aws:ResourceOrgID or aws:ResourceAccount; "
+          f"{len(fleet)} fleet statements serve the Regions parameter")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ use futures::FutureExt;
 use futures::future::{Either, join_all, select};
 use serde_json::Value;
 #[cfg(feature = "aws")]
-use std::pin::pin;
-#[cfg(feature = "aws")]
 use tracing::{Instrument, info, info_span};
 
 use crate::alert::{parse_each, parse_value};
@@ -142,7 +140,9 @@ pub async fn handle_until(
     for e in &batch.rejected {
         tracing::warn!(error = %e, "rejected one alert of the event; handling the others");
     }
-    let mut report = respond_event(
+    // On the heap: the whole response is one large future, and a debug
+    // build's frames for it outgrow a thread's stack.
+    let mut report = Box::pin(respond_event(
         &batch.incidents,
         batch.duplicates,
         aws,
@@ -150,7 +150,7 @@ pub async fn handle_until(
         mode,
         until,
         text,
-    )
+    ))
     .await;
     report.rejected = batch.rejected.iter().map(Into::into).collect();
     Ok(report)
@@ -404,7 +404,7 @@ pub async fn respond_event(
             let (mut report, fixes, scheduled) = if mode == Mode::Run && may_act {
                 // Acting: planned and started on the fleet's state alone;
                 // the engine waits for the metric only where it is used.
-                let act = async {
+                let act = Box::pin(async {
                     let now = crate::aws::unix_now();
                     // The lease is taken only for a claim that holds.
                     let begin = async {
@@ -434,10 +434,10 @@ pub async fn respond_event(
                         )
                         .await;
                     (r, fixes, v)
-                };
+                });
                 // The metric keeps being read while the engine works
                 // elsewhere; once the incident is done, it is let go.
-                match select(pin!(act), metric.clone()).await {
+                match select(act, metric.clone()).await {
                     Either::Left((done, _)) => done,
                     Either::Right((_, act)) => act.await,
                 }
@@ -495,6 +495,7 @@ pub async fn respond_event(
             report
         }
         .instrument(span)
+        .boxed()
     }))
     .await;
     Report {

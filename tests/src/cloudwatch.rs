@@ -262,7 +262,15 @@ async fn handle(
         .header("content-type", "application/x-amz-json-1.0")
         .header("x-amz-target", format!("{TARGET}.{op}"));
     // moto reads the region and account from the signature's scope.
-    for h in ["authorization", "x-amz-date", "x-amz-security-token"] {
+    // The caller's identity and user agent too: the IAM evaluation tells
+    // the product's calls from the harness's by the agent's app name.
+    for h in [
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "user-agent",
+        "x-amz-user-agent",
+    ] {
         if let Some(v) = headers.get(h) {
             up = up.header(h, v);
         }

@@ -61,7 +61,19 @@ impl Moto {
         // A port picked free can be taken before moto binds it: retry.
         for _ in 0..3 {
             let port = free_port()?;
-            let mut child = Command::new(&bin)
+            let mut command = Command::new(&bin);
+            // With FR_IAM_RECORD_DIR (make test sets it), every request and
+            // its answer is recorded, for the IAM evaluation of the
+            // product's calls (tests/iam/).
+            if let Some(dir) = std::env::var_os("FR_IAM_RECORD_DIR") {
+                let python = bin.with_file_name("python");
+                command = Command::new(python);
+                command.arg(root().join("tests/iam/record_moto.py")).env(
+                    "FR_IAM_RECORD",
+                    PathBuf::from(dir).join(format!("moto-{}-{port}.jsonl", std::process::id())),
+                );
+            }
+            let mut child = command
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

@@ -67,7 +67,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .ok_or(
             "RESPONDER_FUNCTION is not set: the webhook has no responder to hand incidents to",
         )?;
-    let sdk = sdk_config_loader().load().await;
+    let sdk = first_responder::aws::ours(
+        &sdk_config_loader().load().await,
+        first_responder::aws::WEBHOOK_APP_NAME,
+    );
     let ssm = first_responder::aws::ssm_client(&sdk);
     let env_token = std::env::var("WEBHOOK_TOKEN")
         .ok()

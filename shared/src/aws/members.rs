@@ -67,7 +67,7 @@ pub const PERMISSIONS: &[&str] = &["sts:AssumeRole"];
 impl Members {
     pub fn new(central: &SdkConfig) -> Self {
         Self {
-            central: central.clone(),
+            central: super::ours(central, super::APP_NAME),
             home: tokio::sync::OnceCell::new(),
             clients: Mutex::new(HashMap::new()),
         }

@@ -66,6 +66,20 @@ pub const RUN_SHELL_DOCUMENT: &str = "AWS-RunShellScript";
 /// endpoint costs one action, not the incident. Credentials, region and the
 /// endpoint (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) come from the
 /// SDK's own environment handling.
+/// The app name in the responder's user agent (`app/first-responder`):
+/// CloudTrail shows it, so an account's owner can tell its calls apart.
+pub const APP_NAME: &str = "first-responder";
+/// The webhook's.
+pub const WEBHOOK_APP_NAME: &str = "first-responder-webhook";
+
+/// `sdk` with `name` in its user agent, unless it names an app already.
+pub fn ours(sdk: &SdkConfig, name: &'static str) -> SdkConfig {
+    match (sdk.app_name(), aws_config::AppName::new(name)) {
+        (None, Ok(app)) => sdk.to_builder().app_name(app).build(),
+        _ => sdk.clone(),
+    }
+}
+
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
@@ -284,6 +298,7 @@ pub(crate) fn printable(s: &str, max: usize) -> String {
 
 impl Aws {
     pub fn new(sdk: &SdkConfig) -> Self {
+        let sdk = &ours(sdk, APP_NAME);
         Self {
             ec2: aws_sdk_ec2::Client::new(sdk),
             ssm: aws_sdk_ssm::Client::new(sdk),
@@ -312,6 +327,7 @@ impl Aws {
 
     /// With the state table (`STATE_TABLE`) for idempotency and limits.
     pub fn with_state(mut self, sdk: &SdkConfig, table: &str) -> Self {
+        let sdk = &ours(sdk, APP_NAME);
         self.state = Some(StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
         self
     }
