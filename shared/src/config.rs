@@ -80,6 +80,9 @@ pub struct Config {
     pub approval_key_parameter: Option<String>,
     pub approval_base_url: Option<String>,
     pub approval_ttl: Duration,
+    /// `APPROVAL_KEY_TTL_SECONDS` (default 300, 0 to 3600): how long a key
+    /// read from `APPROVAL_KEY_PARAMETER` is used before it is read again.
+    pub approval_key_ttl: Duration,
     /// Many accounts (`crate::target`): the role assumed in a member account
     /// (`MEMBER_ROLE_NAME`, default `first-responder-member`) with
     /// `MEMBER_EXTERNAL_ID`; the accounts acted in besides the deployment's
@@ -138,6 +141,7 @@ impl Default for Config {
             approval_key_parameter: None,
             approval_base_url: None,
             approval_ttl: Duration::from_secs(crate::approval::DEFAULT_TTL_MINUTES * 60),
+            approval_key_ttl: Duration::from_secs(300),
             member_role_name: "first-responder-member".into(),
             member_external_id: None,
             allowed_accounts: Vec::new(),
@@ -287,6 +291,18 @@ impl Config {
         }
         if let Some(v) = get("APPROVAL_KEY").filter(|v| !v.is_empty()) {
             c.approval_key = Some(crate::approval::Key::new("APPROVAL_KEY", &v)?);
+        }
+        if let Some(v) = get("APPROVAL_KEY_TTL_SECONDS").filter(|v| !v.is_empty()) {
+            c.approval_key_ttl = match v.trim().parse::<u64>() {
+                Ok(s) if s <= 3600 => Duration::from_secs(s),
+                _ => {
+                    return Err(err(
+                        "APPROVAL_KEY_TTL_SECONDS",
+                        &v,
+                        "expected 0 to 3600 seconds",
+                    ));
+                }
+            };
         }
         if let Some(v) = get("APPROVAL_KEY_PARAMETER").filter(|v| !v.is_empty()) {
             c.approval_key_parameter = Some(v.trim().to_owned());

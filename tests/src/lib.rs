@@ -247,7 +247,22 @@ impl Fleet {
 
 /// An AMI moto knows (its first Amazon image), for instances a test runs.
 pub async fn moto_image(ec2: &aws_sdk_ec2::Client) -> Result<String> {
-    let images = ec2.describe_images().owners("amazon").send().await?;
+    // A region's first EC2 call makes moto load its AMI catalogue: seconds,
+    // and more on a machine busy with a release build, past the product's
+    // 5 s attempt timeout (each retry then starts the same load again).
+    let patient = aws_sdk_ec2::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .operation_timeout(Duration::from_secs(120))
+            .build(),
+    );
+    let images = ec2
+        .describe_images()
+        .owners("amazon")
+        .customize()
+        .config_override(patient)
+        .send()
+        .await?;
     Ok(images
         .images()
         .first()

@@ -403,3 +403,71 @@ async fn a_redelivery_keeps_the_occurrence_on_record() -> Result<()> {
     assert_eq!(account(&w).await?, (2, 1, 2, 1));
     Ok(())
 }
+
+/// Refused work takes nothing: an alarm whose scale-out the cooldown holds
+/// off, delivery after delivery, never trips the flap guard (it counted the
+/// refused attempts before) nor spends the account's budget; and a change
+/// that failed for certain gives its cooldown, budget and flap count back.
+#[tokio::test]
+async fn refused_or_failed_changes_spend_no_budget_and_trip_no_flap_guard() -> Result<()> {
+    use harness::proxy::{Fault, Rule};
+    let mut w = world(FleetSpec {
+        max: 10,
+        ..FleetSpec::default()
+    })
+    .await?;
+    w.config.flap_max = 2;
+    w.config.budget_per_account_per_hour = Some(2);
+    // The first change: scaled, one of two budgeted changes spent.
+    assert_eq!(
+        harness::status_of(&deliver(&w, 0).await?, "scale_out").0,
+        "done"
+    );
+    // Four more occurrences within the cooldown: each refused by it.
+    for n in 1..5 {
+        let (status, why) = harness::status_of(&deliver(&w, n).await?, "scale_out");
+        assert_eq!(status, "skipped", "{why}");
+        assert!(
+            why.starts_with("cooldown: scale_out of web-asg"),
+            "occurrence {n}: {why}"
+        );
+    }
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    // With the cooldown gone, the next change is made: the budget still had
+    // one left and the flap guard had counted one occurrence, not five.
+    w.config.scale_out_cooldown = Duration::ZERO;
+    let (status, why) = harness::status_of(&deliver(&w, 5).await?, "scale_out");
+    assert_eq!(status, "done", "{why}");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 3);
+
+    // A change Auto Scaling refuses (a 400: surely not made) gives back
+    // what it took: the budget is full (2 of 2), so had the failed attempt
+    // kept its count, nothing could follow it.
+    static REFUSE: [Rule; 1] = [Rule {
+        action: "SetDesiredCapacity",
+        fault: Fault::Ec2Error("ValidationError"),
+        times: 1,
+    }];
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &REFUSE,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let through = harness::sdk_config(&proxy.endpoint).await;
+    let aws = harness::fast_aws(&through).with_state(&through, &w.fleet.state_table);
+    w.config.budget_per_account_per_hour = Some(3);
+    w.config.flap_max = 10;
+    let failed = handle(event(&w, 6)?, &aws, &w.config, Mode::Run).await?;
+    let (status, why) = harness::status_of(&failed, "scale_out");
+    assert_eq!(status, "failed", "{why}");
+    let (status, why) = harness::status_of(&deliver(&w, 7).await?, "scale_out");
+    assert_eq!(status, "done", "the failed attempt spent nothing: {why}");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 4);
+    let (status, why) = harness::status_of(&deliver(&w, 8).await?, "scale_out");
+    assert_eq!(status, "skipped", "{why}");
+    assert!(why.contains("is spent"), "{why}");
+    Ok(())
+}

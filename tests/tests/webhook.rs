@@ -236,6 +236,7 @@ async fn a_failed_hand_off_is_a_503_so_alertmanager_retries() -> Result<()> {
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),
         approval_key: None,
+        approval_refresh: None,
         approval_wait: first_responder::webhook::APPROVAL_WAIT,
     };
     let body = sample_event("alertmanager-high-cpu.json", "i-0123456789abcdef0")?;
@@ -347,6 +348,7 @@ async fn a_slow_approval_answers_202_and_leaves_the_change_to_the_responder() ->
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),
         approval_key: Some(key.clone()),
+        approval_refresh: None,
         approval_wait: Duration::from_secs(1),
     };
     let signed = Signed::new(
@@ -377,5 +379,74 @@ async fn a_slow_approval_answers_202_and_leaves_the_change_to_the_responder() ->
     assert!(reply.html.unwrap_or_default().contains("being carried out"));
     assert!(started.elapsed() < Duration::from_secs(5));
     hold.abort();
+    Ok(())
+}
+
+/// The approval key rotates without a redeploy: the parameter holds the
+/// current and the previous key (`CURRENT PREVIOUS`), the webhook re-reads
+/// it every APPROVAL_KEY_TTL_SECONDS, a link signed before the rotation
+/// works during it and is refused once the previous key is removed, and
+/// that refusal is counted like any other.
+#[tokio::test]
+async fn the_approval_key_rotates_without_a_redeploy() -> Result<()> {
+    use first_responder::approval::{Grant, Key, Signed, Verb};
+    const NEW: &str = "rotated-approval-key-0123456789abcdef";
+    let Functions {
+        moto: _moto,
+        sdk,
+        fleet: _fleet,
+        watch,
+    } = Functions::start(TOKEN, &[("APPROVAL_KEY_TTL_SECONDS", "1".to_owned())]).await?;
+    let port = watch.port;
+    let url = watch.function_url("webhook");
+    let link = |key: &str| -> Result<String> {
+        let grant = Grant {
+            incident: "inc-0011223344556677".into(),
+            action: "replace_instance".into(),
+            target: "i-0abc1234def567890".into(),
+            change: "mark i-0abc1234def567890 Unhealthy so web-asg replaces it".into(),
+            done: "snapshot".into(),
+            expires: chrono::Utc::now().timestamp() + 3600,
+        };
+        let s = Signed::new(&Key::new("t", key)?, Verb::Approve, grant);
+        Ok(format!("{url}approve?{}", s.query()))
+    };
+    let open = |path: &str| http_request(port, "GET", path, &[], b"").map(|(s, _)| s);
+    let before = link(harness::APPROVAL_KEY)?;
+    assert_eq!(open(&before)?, 200, "the key the functions started with");
+    put_secret(
+        &sdk,
+        harness::APPROVAL_KEY_PARAMETER,
+        &format!("{NEW} {}", harness::APPROVAL_KEY),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        open(&before)?,
+        200,
+        "a link sent before the rotation still works during it"
+    );
+    assert_eq!(open(&link(NEW)?)?, 200, "links of the new key work");
+    put_secret(&sdk, harness::APPROVAL_KEY_PARAMETER, NEW).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        open(&before)?,
+        403,
+        "removing the previous key revokes its links"
+    );
+    assert_eq!(open(&link(NEW)?)?, 200);
+    let log = std::fs::read_to_string(&watch.log)?;
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("\"RefusedRequests\""))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| v["Status"] == "403"),
+        "the refused link is counted"
+    );
+    assert!(
+        !log.contains(&before[before.find('?').unwrap_or(0)..]),
+        "never the link itself"
+    );
+    drop(watch);
     Ok(())
 }

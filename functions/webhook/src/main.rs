@@ -105,12 +105,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let refresh = match (env_token, parameter) {
         (None, Some(parameter)) => Some(TokenRefresh {
             parameter,
-            ssm,
+            ssm: ssm.clone(),
             every: Duration::from_secs(every),
             last: std::sync::Mutex::new(std::time::Instant::now()),
         }),
         _ => None,
     };
+    // The approval key re-read from its parameter (a rotation needs no
+    // redeploy; removing a key revokes its links within the TTL).
+    let approval_refresh = (config.approval_key.is_none()
+        && config.approval_key_parameter.is_some())
+    .then(|| first_responder::webhook::ApprovalRefresh {
+        cell: first_responder::approval::KeyCell::new(ssm.clone()),
+        config: config.clone(),
+    });
     let webhook = Webhook {
         token: std::sync::RwLock::new(token),
         refresh,
@@ -119,6 +127,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         responder,
         lambda: first_responder::aws::lambda_client(&sdk),
         refusals: Refusals::new(Duration::from_secs(60)),
+        approval_refresh,
         approval_key,
         approval_wait: first_responder::webhook::APPROVAL_WAIT,
     };

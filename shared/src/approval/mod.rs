@@ -28,9 +28,15 @@ pub const DEFAULT_TTL_MINUTES: u64 = 60;
 /// And never longer than this.
 pub const MAX_TTL_MINUTES: u64 = 24 * 60;
 
-/// The signing key: at least 32 bytes, never printed.
+/// The signing key: at least 32 bytes, never printed. While a rotation is
+/// under way the parameter holds two, `CURRENT PREVIOUS`: links are signed
+/// with the current one and accepted under either, so links already sent
+/// keep working until the previous key is removed (which revokes them all).
 #[derive(Clone)]
-pub struct Key(Vec<u8>);
+pub struct Key {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,25 +46,50 @@ impl fmt::Debug for Key {
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        let previous = match (&self.previous, &other.previous) {
+            (Some(a), Some(b)) => a.ct_eq(b).into(),
+            (None, None) => true,
+            _ => false,
+        };
+        bool::from(self.current.ct_eq(&other.current)) && previous
     }
 }
 
 impl Key {
-    /// `source` names where it came from in the error (never the value).
+    /// `CURRENT` or `CURRENT PREVIOUS` (whitespace between), each at least
+    /// 32 characters. `source` names where it came from in the error
+    /// (never the value).
     pub fn new(source: &str, value: &str) -> Result<Self, ConfigError> {
-        let v = value.trim();
-        if v.len() < 32 {
+        let parts: Vec<&str> = value.split_whitespace().collect();
+        let problem = match parts.as_slice() {
+            [] => Some("the approval signing key is empty".to_owned()),
+            [_, _, _, ..] => Some(format!(
+                "expected the key, or two (the current and the previous) separated by whitespace; found {}",
+                parts.len()
+            )),
+            p => p.iter().find(|k| k.len() < 32).map(|k| {
+                format!(
+                    "the approval signing key must be at least 32 characters; it has {}",
+                    k.len()
+                )
+            }),
+        };
+        if let Some(problem) = problem {
             return Err(ConfigError {
                 var: source.into(),
                 value: "<redacted>".into(),
-                problem: format!(
-                    "the approval signing key must be at least 32 characters; it has {}",
-                    v.len()
-                ),
+                problem,
             });
         }
-        Ok(Self(v.as_bytes().to_vec()))
+        Ok(Self {
+            current: parts[0].as_bytes().to_vec(),
+            previous: parts.get(1).map(|p| p.as_bytes().to_vec()),
+        })
+    }
+
+    /// Whether a previous key is still accepted (a rotation under way).
+    pub fn rotating(&self) -> bool {
+        self.previous.is_some()
     }
 }
 
@@ -174,9 +205,9 @@ fn message(verb: Verb, g: &Grant) -> Vec<u8> {
     m
 }
 
-fn mac(key: &Key, verb: Verb, g: &Grant) -> Hmac<Sha256> {
+fn mac(key: &[u8], verb: Verb, g: &Grant) -> Hmac<Sha256> {
     // HMAC takes a key of any length: this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0)
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
     mac.update(&message(verb, g));
     mac
@@ -184,7 +215,7 @@ fn mac(key: &Key, verb: Verb, g: &Grant) -> Hmac<Sha256> {
 
 /// The signature of a decision, hex.
 pub fn sign(key: &Key, verb: Verb, g: &Grant) -> String {
-    hex::encode(mac(key, verb, g).finalize().into_bytes())
+    hex::encode(mac(&key.current, verb, g).finalize().into_bytes())
 }
 
 impl Signed {
@@ -199,9 +230,15 @@ impl Signed {
         let Ok(sig) = hex::decode(&self.sig) else {
             return Err(Refusal::Tampered);
         };
-        mac(key, self.verb, &self.grant)
-            .verify_slice(&sig)
-            .map_err(|_| Refusal::Tampered)?;
+        // Both keys are tried every time, so which one signed is not timed.
+        let current = mac(&key.current, self.verb, &self.grant).verify_slice(&sig);
+        let previous = key
+            .previous
+            .as_ref()
+            .map(|p| mac(p, self.verb, &self.grant).verify_slice(&sig));
+        if current.is_err() && !matches!(previous, Some(Ok(()))) {
+            return Err(Refusal::Tampered);
+        }
         if now >= self.grant.expires {
             return Err(Refusal::Expired);
         }

@@ -30,31 +30,43 @@ pub async fn load_key(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Opti
 /// 400 KB, and the record holds more than the event).
 const MAX_EVENT_KEPT: usize = 350 * 1024;
 
-/// The key, read once when first needed: `APPROVAL_KEY` as configured, else
-/// the SSM SecureString `APPROVAL_KEY_PARAMETER` through the deployment's
-/// own SSM. A failed read is not kept: the next need tries again.
+/// The key, read when first needed and again once it is older than
+/// `APPROVAL_KEY_TTL_SECONDS` (so a rotation, `CURRENT PREVIOUS` in the
+/// parameter, needs no redeploy, and removing a key revokes its links
+/// within that time): `APPROVAL_KEY` as configured, else the SSM
+/// SecureString `APPROVAL_KEY_PARAMETER` through the deployment's own SSM.
+/// A failed read keeps the key in use (and the next need tries again).
 #[derive(Debug)]
 pub struct KeyCell {
     ssm: aws_sdk_ssm::Client,
-    key: tokio::sync::OnceCell<Option<Key>>,
+    key: tokio::sync::Mutex<Option<(std::time::Instant, Option<Key>)>>,
 }
 
 impl KeyCell {
     pub fn new(ssm: aws_sdk_ssm::Client) -> Self {
         Self {
             ssm,
-            key: tokio::sync::OnceCell::new(),
+            key: tokio::sync::Mutex::new(None),
         }
     }
 
     pub async fn get(&self, config: &Config) -> Option<Key> {
-        self.key
-            .get_or_try_init(|| load_key(config, &self.ssm))
-            .await
-            .map_err(|e| tracing::warn!(error = %e, "no approval key: held changes get no links"))
-            .ok()
-            .cloned()
-            .flatten()
+        let mut held = self.key.lock().await;
+        if let Some((at, key)) = held.as_ref()
+            && at.elapsed() < config.approval_key_ttl
+        {
+            return key.clone();
+        }
+        match load_key(config, &self.ssm).await {
+            Ok(key) => {
+                *held = Some((std::time::Instant::now(), key.clone()));
+                key
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "approval key not read: keeping the one in use, if any");
+                held.as_ref().and_then(|(_, k)| k.clone())
+            }
+        }
     }
 }
 

@@ -63,7 +63,7 @@ fn expiry_is_checked_after_the_signature() {
     let mut later = s.clone();
     later.grant.expires += 3600;
     assert_eq!(later.check(&key(), 1_800_000_000), Err(Refusal::Tampered));
-    let other = Key::new("test", "another key of at least thirty-two chars").unwrap();
+    let other = Key::new("test", "another-key-of-at-least-thirty-two-chars").unwrap();
     assert_eq!(s.check(&other, 0), Err(Refusal::Tampered));
     assert_eq!(Refusal::Tampered.status(), 403);
     assert_eq!(Refusal::Expired.status(), 410);
@@ -179,3 +179,83 @@ fn the_approval_event_reads_back() {
         None
     );
 }
+
+const OLD: &str = "old-key-0123456789abcdef0123456789ab";
+const NEW: &str = "new-key-0123456789abcdef0123456789ab";
+
+#[test]
+fn a_rotation_signs_with_the_current_key_and_accepts_the_previous() {
+    let old = Key::new("t", OLD).unwrap();
+    let rotating = Key::new("t", &format!("{NEW} {OLD}")).unwrap();
+    let done = Key::new("t", NEW).unwrap();
+    assert!(rotating.rotating() && !done.rotating());
+    let sent_before = Signed::new(&old, Verb::Approve, grant());
+    let sent_during = Signed::new(&rotating, Verb::Approve, grant());
+    // Signed with the current key: the new one.
+    assert_eq!(
+        sent_during.sig,
+        Signed::new(&done, Verb::Approve, grant()).sig
+    );
+    // During the rotation a link sent before it still works.
+    assert_eq!(sent_before.check(&rotating, 0), Ok(()));
+    assert_eq!(sent_during.check(&rotating, 0), Ok(()));
+    // Once the previous key is removed, its links are revoked.
+    assert_eq!(sent_before.check(&done, 0), Err(Refusal::Tampered));
+    assert_eq!(sent_during.check(&done, 0), Ok(()));
+    // Three keys, or a short one, are refused without printing them.
+    let e = Key::new("p", &format!("{NEW} {OLD} {OLD}")).unwrap_err();
+    assert!(
+        e.to_string().contains("found 3") && !e.to_string().contains("key-0123"),
+        "{e}"
+    );
+    let e = Key::new("p", &format!("{NEW} short")).unwrap_err();
+    assert!(e.to_string().contains("at least 32 characters"), "{e}");
+}
+
+/// Both functions re-read the key once it is older than
+/// APPROVAL_KEY_TTL_SECONDS: a rotation needs no redeploy, and a key that
+/// cannot be read keeps the one in use.
+#[cfg(feature = "aws")]
+#[tokio::test]
+async fn the_key_is_read_again_after_its_ttl() {
+    use aws_sdk_ssm::Client;
+    use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
+    use aws_sdk_ssm::types::Parameter;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    let value = |v: &'static str| {
+        move || {
+            GetParameterOutput::builder()
+                .parameter(Parameter::builder().value(v).build())
+                .build()
+        }
+    };
+    let reads = mock!(Client::get_parameter)
+        .sequence()
+        .output(value(OLD))
+        .output(value(NEW_AND_OLD))
+        .error(|| {
+            aws_sdk_ssm::operation::get_parameter::GetParameterError::ParameterNotFound(
+                aws_sdk_ssm::types::error::ParameterNotFound::builder().build(),
+            )
+        })
+        .build();
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::Sequential, [&reads]);
+    let cell = KeyCell::new(ssm);
+    let mut config = crate::config::Config {
+        approval_key_parameter: Some("/first-responder/approval-key".into()),
+        ..Default::default()
+    };
+    let first = cell.get(&config).await.unwrap();
+    // Within the TTL: the same key, no read.
+    assert_eq!(cell.get(&config).await.unwrap(), first);
+    assert_eq!(reads.num_calls(), 1);
+    config.approval_key_ttl = std::time::Duration::ZERO;
+    let second = cell.get(&config).await.unwrap();
+    assert!(second.rotating() && second != first);
+    // The parameter cannot be read: the key in use stays.
+    assert_eq!(cell.get(&config).await.unwrap(), second);
+    assert_eq!(reads.num_calls(), 3);
+}
+
+const NEW_AND_OLD: &str =
+    "new-key-0123456789abcdef0123456789ab old-key-0123456789abcdef0123456789ab";

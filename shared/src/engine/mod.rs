@@ -319,6 +319,18 @@ impl Aws {
             tokio::join!(publish, finish_recording(recording));
         transient = transient.or(recorded).or(t_notify);
         reports.extend(notified);
+        // The flap guard counted this occurrence for a change, and then no
+        // change was made (a cooldown or a budget refused every one): the
+        // count goes back, so refused attempts never trip the guard.
+        let changed = reports.iter().any(|r| {
+            crate::verify::is_fix(r.action) && matches!(r.status, Status::Done | Status::Failed)
+        });
+        if matches!(flap.peek(), Some(None))
+            && !changed
+            && let Some(st) = &self.state
+        {
+            let _ = st.uncount(&flap_key(&plan), now, config.flap_window).await;
+        }
         let mut report = plan.report_with(reports);
         if let Some(why) = flap_note(&flap) {
             report.notes.push(why);
@@ -354,19 +366,13 @@ impl Aws {
         now: i64,
         first: bool,
     ) -> FlapCheck<'a> {
-        // Where the alarm is, then the alarm: an Alertmanager fingerprint
-        // or an alarm's name can repeat in another account or region.
-        let alarm = format!(
-            "{}#{}",
-            Scope::of(plan).place,
-            plan.incident.alert.identity()
-        );
+        let key = flap_key(plan);
         let name = plan.incident.alert.alarm_name.clone();
         async move {
             let st = self.state.as_ref().filter(|_| first)?;
             match st
                 .count_in_window(
-                    &format!("flap#{alarm}"),
+                    &key,
                     now,
                     config.flap_window,
                     config.flap_max,
@@ -824,6 +830,17 @@ pub enum Started {
 pub(crate) type FlapCheck<'a> = Shared<BoxFuture<'a, Option<String>>>;
 
 /// What the flap guard said, if it was asked.
+/// The flap guard's counter for the plan's alarm: where the alarm is, then
+/// the alarm (an Alertmanager fingerprint or an alarm's name can repeat in
+/// another account or region).
+pub(crate) fn flap_key(plan: &Plan) -> String {
+    format!(
+        "flap#{}#{}",
+        Scope::of(plan).place,
+        plan.incident.alert.identity()
+    )
+}
+
 pub(crate) fn flap_note(flap: &FlapCheck<'_>) -> Option<String> {
     flap.peek().cloned().flatten()
 }

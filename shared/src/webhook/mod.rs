@@ -464,11 +464,20 @@ pub struct Webhook {
     pub refusals: Refusals,
     /// The approval links' key (None: the approval routes answer 404).
     pub approval_key: Option<crate::approval::Key>,
+    /// Where the approval key is re-read from (`APPROVAL_KEY_PARAMETER`, at
+    /// most every `APPROVAL_KEY_TTL_SECONDS`); None: `approval_key` alone.
+    pub approval_refresh: Option<ApprovalRefresh>,
     /// How long a posted decision waits for the responder ([`APPROVAL_WAIT`]).
     pub approval_wait: std::time::Duration,
 }
 
 /// The SSM parameter holding the token, read again at most every `every`.
+#[cfg(feature = "aws")]
+pub struct ApprovalRefresh {
+    pub cell: crate::approval::KeyCell,
+    pub config: crate::config::Config,
+}
+
 #[cfg(feature = "aws")]
 pub struct TokenRefresh {
     pub parameter: String,
@@ -631,11 +640,41 @@ impl Webhook {
     /// Answers one request. 2xx only once every incident is with the
     /// responder (Lambda keeps async events durably), so a crash after the
     /// answer loses nothing.
+    /// Counts a refused request; once a window, the EMF line of the counts
+    /// and one log line (never the link or the token).
+    fn refused(&self, status: u16, reason: &str) {
+        if let Some(counts) = self.refusals.note(status, std::time::Instant::now()) {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            for (status, n) in &counts {
+                println!("{}", crate::metrics::refused_line(*status, *n, now_ms));
+            }
+            warn!(
+                refused = ?counts,
+                status,
+                reason,
+                "refused webhook requests (one line per window; see the RefusedRequests metric)"
+            );
+        }
+    }
+
     pub async fn handle(&self, req: &Request<'_>) -> Reply {
-        match approval_route(req, self.approval_key.as_ref(), crate::aws::unix_now()) {
+        // The approval key as the parameter holds it now (a rotation needs
+        // no redeploy), else the one read at start.
+        let fresh = match &self.approval_refresh {
+            Some(r) => r.cell.get(&r.config).await,
+            None => None,
+        };
+        let key = fresh.as_ref().or(self.approval_key.as_ref());
+        match approval_route(req, key, crate::aws::unix_now()) {
             Some(ApprovalRoute::Answer(r)) => {
                 if r.status >= 400 {
-                    self.refusals.note(r.status, std::time::Instant::now());
+                    let reason = r.html.as_deref().map_or("", |h| {
+                        h.split("<h1>")
+                            .nth(1)
+                            .and_then(|t| t.split("</h1>").next())
+                            .unwrap_or("")
+                    });
+                    self.refused(r.status, &format!("approval route: {reason}"));
                 }
                 return r;
             }
@@ -650,18 +689,7 @@ impl Webhook {
         let accepted = match checked {
             Ok(a) => a,
             Err(reply) => {
-                if let Some(counts) = self.refusals.note(reply.status, std::time::Instant::now()) {
-                    let now_ms = chrono::Utc::now().timestamp_millis();
-                    for (status, n) in &counts {
-                        println!("{}", crate::metrics::refused_line(*status, *n, now_ms));
-                    }
-                    warn!(
-                        refused = ?counts,
-                        status = reply.status,
-                        reason = %reply.body["error"],
-                        "refused webhook requests (one line per window; see the RefusedRequests metric)"
-                    );
-                }
+                self.refused(reply.status, &reply.body["error"].to_string());
                 return reply;
             }
         };

@@ -382,6 +382,7 @@ mod handoff {
             lambda,
             refusals: Refusals::new(std::time::Duration::from_secs(60)),
             approval_key: None,
+            approval_refresh: None,
             approval_wait: APPROVAL_WAIT,
         }
     }
