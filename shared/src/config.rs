@@ -99,6 +99,10 @@ pub struct Config {
     /// `account_id`/`region` labels are believed (within the allow-list).
     /// Any other topic's alerts act in the topic's own account and region.
     pub forwarding_topics: Vec<String>,
+    /// `ALLOWED_REGIONS` (comma-separated codes; the template sets its
+    /// `Regions`): the regions acted in besides the deployment's own. An
+    /// alert from any other is refused before a client is made for it.
+    pub allowed_regions: Vec<crate::ids::RegionName>,
     /// `ALARM_NAME_PREFIX` (the template's `AlarmNamePrefix`): only alerts
     /// whose alarm (or Prometheus alert) name starts with it are handled,
     /// whatever way they came; the others are rejected by name.
@@ -147,6 +151,7 @@ impl Default for Config {
             allowed_accounts: Vec::new(),
             allowed_org_id: None,
             forwarding_topics: Vec::new(),
+            allowed_regions: Vec::new(),
             alarm_name_prefix: None,
             account_aliases: BTreeMap::new(),
             home_account: None,
@@ -390,6 +395,14 @@ impl Config {
         }
         if let Some(v) = get("ALARM_NAME_PREFIX").filter(|v| !v.is_empty()) {
             c.alarm_name_prefix = Some(v);
+        }
+        if let Some(v) = get("ALLOWED_REGIONS") {
+            for r in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                c.allowed_regions.push(
+                    crate::ids::RegionName::parse("ALLOWED_REGIONS", r)
+                        .map_err(|e| err("ALLOWED_REGIONS", &v, &e.to_string()))?,
+                );
+            }
         }
         if let Some(v) = get("FORWARDING_TOPIC_ARNS") {
             for t in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {

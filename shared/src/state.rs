@@ -59,6 +59,8 @@ pub struct Recorded {
 pub enum Approval {
     /// This request decided it; the event the action came from.
     Mine { event: String },
+    /// Pending, but for another change than the link names: nothing done.
+    OtherChange,
     /// Decided before (status, by whom, what came of it): nothing again.
     Decided {
         status: String,
@@ -381,12 +383,15 @@ impl StateStore {
 
     /// Decides a held action once: a conditional write from `pending` to
     /// `verb`, with who sent it. The first caller gets the stored event.
+    /// Decides a held action once, only for the change it holds (`change`,
+    /// the link's words, must equal the stored ones).
     pub async fn decide_approval(
         &self,
         pk: &str,
         verb: &str,
         who: &str,
         now: i64,
+        change: &str,
     ) -> Result<Approval, String> {
         let update = self
             .ddb
@@ -394,8 +399,10 @@ impl StateStore {
             .table_name(&self.table)
             .key("pk", s(pk))
             .update_expression("SET #s = :v, decided_by = :w, decided_at = :t")
-            .condition_expression("#s = :pending")
+            .condition_expression("#s = :pending AND #c = :change")
             .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#c", "change")
+            .expression_attribute_values(":change", s(change))
             .expression_attribute_values(":v", s(verb))
             .expression_attribute_values(":w", s(who))
             .expression_attribute_values(":t", n(now))
@@ -407,6 +414,7 @@ impl StateStore {
             });
         }
         Ok(match self.get(pk).await? {
+            Some(item) if get_s(&item, "status") == Some("pending") => Approval::OtherChange,
             Some(item) if item.contains_key("status") => Approval::Decided {
                 status: get_s(&item, "status").unwrap_or_default().to_owned(),
                 by: get_s(&item, "decided_by").unwrap_or_default().to_owned(),

@@ -152,6 +152,14 @@ pub fn target_from(
             home.account
         ));
     }
+    // Regions are bounded as accounts are: the member clients are cached
+    // per account and region, and IAM allows only the stack's Regions.
+    if region != home.region && !config.allowed_regions.contains(&region) {
+        return Err(format!(
+            "region {region} is not this deployment's ({}) nor in ALLOWED_REGIONS: refused, no call was made to it",
+            home.region
+        ));
+    }
     Ok(Target { account, region })
 }
 
@@ -276,6 +284,7 @@ mod tests {
     fn the_alert_names_the_account_and_region_else_home() {
         let c = Config {
             allowed_accounts: vec![AccountId::parse("a", "222222222222").unwrap()],
+            allowed_regions: vec![RegionName::parse("r", "us-west-2").unwrap()],
             ..Config::default()
         };
         let t = target_of(&alert(Some("222222222222"), Some("us-west-2")), &home(), &c)
@@ -303,6 +312,15 @@ mod tests {
         assert!(e.contains("not an AWS account id"), "{e}");
         let e = target_of(&alert(None, Some("US East (N. Virginia)")), &home(), &org).unwrap_err();
         assert!(e.contains("not an AWS region code"), "{e}");
+        // A region outside ALLOWED_REGIONS is refused like an account.
+        let e =
+            target_of(&alert(Some("222222222222"), Some("eu-west-1")), &home(), &c).unwrap_err();
+        assert!(
+            e.contains(
+                "region eu-west-1 is not this deployment's (us-east-1) nor in ALLOWED_REGIONS"
+            ),
+            "{e}"
+        );
     }
 
     fn sns(account: &str, arn_account: &str, region: &str) -> Alert {
@@ -327,6 +345,7 @@ mod tests {
     fn allowing_b() -> Config {
         Config {
             allowed_accounts: vec![AccountId::parse("a", "222222222222").unwrap()],
+            allowed_regions: vec![RegionName::parse("r", "us-west-2").unwrap()],
             ..Config::default()
         }
     }

@@ -68,6 +68,7 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         notify_topic_arn: Some(home.topic_arn.clone()),
         state_table: Some(home.state_table.clone()),
         allowed_accounts: vec![AccountId::parse("t", B)?],
+        allowed_regions: vec![first_responder::ids::RegionName::parse("t", "us-west-2")?],
         member_external_id: Some("fr-external-id".into()),
         account_aliases: [(B.to_owned(), "prod".to_owned())].into(),
         ..first_responder::Config::default()
@@ -538,6 +539,7 @@ async fn an_sns_message_acts_only_where_its_alarm_really_is() -> Result<()> {
         notify_topic_arn: Some(home.topic_arn.clone()),
         state_table: Some(home.state_table.clone()),
         allowed_accounts: vec![AccountId::parse("t", B)?],
+        allowed_regions: vec![first_responder::ids::RegionName::parse("t", "us-west-2")?],
         home_account: Some(AccountId::parse("t", "123456789012")?),
         ..first_responder::Config::default()
     };
@@ -673,6 +675,7 @@ async fn groups_of_one_name_in_other_accounts_and_regions_are_other_groups() -> 
         notify_topic_arn: Some(home.topic_arn.clone()),
         state_table: Some(home.state_table.clone()),
         allowed_accounts: vec![AccountId::parse("t", B)?],
+        allowed_regions: vec![first_responder::ids::RegionName::parse("t", "us-west-2")?],
         ..first_responder::Config::default()
     };
     let run = |text: String| {

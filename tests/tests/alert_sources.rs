@@ -588,3 +588,33 @@ async fn an_address_is_looked_up_once() -> Result<()> {
     assert_eq!(hits, vec![1], "DescribeVpcs calls");
     Ok(())
 }
+
+/// The template's AlarmNamePrefix (ALARM_NAME_PREFIX) holds for every
+/// source, not only EventBridge's rules: an SNS message, an alarm action
+/// and an Alertmanager alert outside it are rejected by name, and nothing
+/// is read or changed for them.
+#[tokio::test]
+async fn the_alarm_name_prefix_holds_for_every_source() -> Result<()> {
+    let mut w = world().await?;
+    w.config.alarm_name_prefix = Some("prod-".into());
+    for sample in [
+        "sns-high-cpu-alarm.json",
+        "direct-high-cpu-alarm.json",
+        "alertmanager-high-cpu.json",
+    ] {
+        let r = w.run_sample(sample).await?;
+        assert!(r.incidents.is_empty(), "{sample}: {r:#?}");
+        assert_eq!(r.rejected.len(), 1, "{sample}: {r:#?}");
+        assert!(
+            r.rejected[0]
+                .problem
+                .contains("does not start with ALARM_NAME_PREFIX \"prod-\": not handled"),
+            "{sample}: {:?}",
+            r.rejected[0]
+        );
+    }
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    assert!(ssm_commands(&w.sdk).await?.is_empty());
+    assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
+    Ok(())
+}

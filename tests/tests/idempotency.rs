@@ -471,3 +471,47 @@ async fn refused_or_failed_changes_spend_no_budget_and_trip_no_flap_guard() -> R
     assert!(why.contains("is spent"), "{why}");
     Ok(())
 }
+
+/// A cooldown is given back only by the incident that holds it: another
+/// incident's release (a failed attempt of its own) leaves it in force. And
+/// one taken under the release before's key (the group's name alone) still
+/// holds, for one release.
+#[tokio::test]
+async fn a_cooldown_is_released_only_by_its_owner() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    let st = StateStore::new(aws_sdk_dynamodb::Client::new(&w.sdk), &w.fleet.state_table);
+    let (now, ten) = (chrono::Utc::now().timestamp(), Duration::from_secs(600));
+    let key = "123456789012/us-east-1#web-asg";
+    let take = |owner: &'static str, key: &'static str| {
+        let st = &st;
+        async move {
+            st.take_cooldown("scale_out", key, "web-asg", now, ten, owner)
+                .await
+                .map_err(anyhow::Error::msg)
+        }
+    };
+    let release = |owner: &'static str| {
+        let st = &st;
+        async move {
+            st.release_cooldown("scale_out", key, owner)
+                .await
+                .map_err(anyhow::Error::msg)
+        }
+    };
+    assert_eq!(take("inc-a", key).await?, Ok(()));
+    release("inc-b").await?;
+    assert!(
+        take("inc-c", key).await?.is_err(),
+        "inc-b's release left inc-a's cooldown in force"
+    );
+    release("inc-a").await?;
+    assert_eq!(take("inc-c", key).await?, Ok(()));
+    release("inc-c").await?;
+    // The release before wrote `cooldown#scale_out#web-asg`.
+    assert_eq!(take("inc-old", "web-asg").await?, Ok(()));
+    assert!(
+        take("inc-new", key).await?.is_err(),
+        "the old key's cooldown holds"
+    );
+    Ok(())
+}

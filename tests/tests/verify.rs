@@ -457,3 +457,100 @@ async fn the_check_after_the_fix_expires_an_unanswered_approval() -> Result<()> 
     );
     Ok(())
 }
+
+/// An approval binds the exact change held and is no longer needed once
+/// the alarm recovered: a link naming another change is refused (412) and
+/// leaves the record pending; once the alarm is OK, the real link answers
+/// 409 "no longer needed" and nothing is changed.
+#[tokio::test]
+async fn an_approval_acts_only_on_the_change_held_and_not_once_the_alarm_recovered() -> Result<()> {
+    use first_responder::approval::{Decision, Key, Signed, Verb};
+    let mut w = World::start_with_state(FleetSpec::default()).await?;
+    let key = Key::new("test", harness::APPROVAL_KEY)?;
+    w.config.approval_key = Some(key.clone());
+    w.config.approval_base_url = Some("http://127.0.0.1:9/lambda-url/webhook/".into());
+    let instance = w.fleet.instance().to_owned();
+    let cw = w.cloudwatch.client(&w.sdk);
+    put_alarm(
+        &cw,
+        "web-status-check-failed",
+        "AWS/EC2",
+        "StatusCheckFailed",
+        &[("InstanceId", &instance)],
+        60,
+        1.0,
+        "ALARM",
+    )
+    .await?;
+    let r = w
+        .handle(&harness::sample_event(
+            "service-down-alarm.json",
+            &instance,
+        )?)
+        .await?;
+    let i = &r.incidents[0];
+    let held = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "replace_instance")
+        .context("no replace_instance")?;
+    let link = held.approve_url.clone().context("no link")?;
+    let signed = Signed::parse(Verb::Approve, link.split_once('?').context("no query")?.1)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let decide = |s: Signed| Decision {
+        signed: s,
+        source_ip: "127.0.0.1".into(),
+        user_agent: "test".into(),
+    };
+    let pk = first_responder::approval::record_key(&i.id, "replace_instance");
+    let status = || async {
+        Ok::<_, anyhow::Error>(
+            harness::state_item(&w.sdk, &w.fleet.state_table, &pk)
+                .await?
+                .and_then(|m| m.get("status").cloned())
+                .unwrap_or_default(),
+        )
+    };
+    // Signed with the key, but naming another change: refused, still pending.
+    let mut other = signed.grant.clone();
+    other.change = format!("{} and terminate it", other.change);
+    let page = w
+        .aws
+        .approve(
+            &decide(Signed::new(&key, Verb::Approve, other)),
+            &w.config,
+            Utc::now().timestamp(),
+        )
+        .await;
+    assert_eq!(page.status, 412, "{}", page.html);
+    assert!(
+        page.html.contains("Not the change that is held"),
+        "{}",
+        page.html
+    );
+    assert_eq!(status().await?, "pending");
+    // The alarm recovers: the real link changes nothing.
+    cw.set_alarm_state()
+        .alarm_name("web-status-check-failed")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("recovered in the test")
+        .send()
+        .await?;
+    let page = w
+        .aws
+        .approve(&decide(signed), &w.config, Utc::now().timestamp())
+        .await;
+    assert_eq!(page.status, 409, "{}", page.html);
+    assert!(
+        page.html
+            .contains("is no longer needed: the alarm recovered at"),
+        "{}",
+        page.html
+    );
+    assert_eq!(
+        harness::instance_health(&w.sdk, &instance).await?,
+        "HEALTHY"
+    );
+    assert_eq!(status().await?, "not_needed");
+    Ok(())
+}

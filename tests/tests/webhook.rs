@@ -363,6 +363,7 @@ async fn a_slow_approval_answers_202_and_leaves_the_change_to_the_responder() ->
                     .into(),
             done: "cleanup_temp".into(),
             expires: chrono::Utc::now().timestamp() + 600,
+            place: String::new(),
         },
     );
     let body = signed.query();
@@ -407,6 +408,7 @@ async fn the_approval_key_rotates_without_a_redeploy() -> Result<()> {
             change: "mark i-0abc1234def567890 Unhealthy so web-asg replaces it".into(),
             done: "snapshot".into(),
             expires: chrono::Utc::now().timestamp() + 3600,
+            place: String::new(),
         };
         let s = Signed::new(&Key::new("t", key)?, Verb::Approve, grant);
         Ok(format!("{url}approve?{}", s.query()))
@@ -448,5 +450,59 @@ async fn the_approval_key_rotates_without_a_redeploy() -> Result<()> {
         "never the link itself"
     );
     drop(watch);
+    Ok(())
+}
+
+/// A token bound to an account, through the real webhook: its alerts may
+/// name that account only; naming another, or none (the home account, not
+/// in its list), is refused with 403 and nothing reaches the responder.
+#[tokio::test]
+async fn a_token_bound_to_an_account_acts_only_there() -> Result<()> {
+    const BOUND: &str = "team-b-token-0123456789";
+    let Functions {
+        moto: _moto,
+        sdk,
+        fleet,
+        watch,
+    } = Functions::start(
+        &format!("{BOUND}@222222222222"),
+        &[("HOME_ACCOUNT_ID", "123456789012".to_owned())],
+    )
+    .await?;
+    let url = watch.function_url("webhook");
+    let bearer = format!("Bearer {BOUND}");
+    let post = |account: Option<&str>| -> Result<(u16, String)> {
+        let mut v: serde_json::Value = serde_json::from_str(&sample_event(
+            "alertmanager-high-cpu.json",
+            fleet.instance(),
+        )?)?;
+        for a in v["alerts"].as_array_mut().into_iter().flatten() {
+            if let Some(x) = account {
+                a["labels"]["account_id"] = x.into();
+            }
+        }
+        http_request(
+            watch.port,
+            "POST",
+            &url,
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &bearer),
+            ],
+            v.to_string().as_bytes(),
+        )
+    };
+    let (s, body) = post(Some("333333333333"))?;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body.contains("this token may act only in 222222222222"),
+        "{body}"
+    );
+    let (s, body) = post(None)?;
+    assert_eq!(s, 403, "the home account is not in its list: {body}");
+    let (s, body) = post(Some("222222222222"))?;
+    assert_eq!(s, 202, "{body}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(snapshots(&sdk).await?.is_empty(), "nothing done at home");
     Ok(())
 }

@@ -134,6 +134,10 @@ pub struct Grant {
     pub done: String,
     /// Unix seconds.
     pub expires: i64,
+    /// Where the incident acts (`ACCOUNT/REGION`, `Target::place`); empty
+    /// with one account. Signed, so a link cannot be replayed elsewhere.
+    #[serde(default)]
+    pub place: String,
 }
 
 /// A decision as the page's form (or the link) carries it.
@@ -178,8 +182,8 @@ impl Refusal {
     }
 }
 
-const FIELDS: [&str; 8] = [
-    "verb", "incident", "action", "target", "change", "done", "expires", "sig",
+const FIELDS: [&str; 9] = [
+    "verb", "incident", "action", "target", "change", "done", "expires", "sig", "place",
 ];
 
 /// The MAC's input: every field length-prefixed, so no two different
@@ -197,7 +201,10 @@ fn message(verb: Verb, g: &Grant) -> Vec<u8> {
         &expires,
     ];
     let mut m = Vec::new();
-    for p in parts {
+    // With a place, the account and region are signed too (a link made
+    // before places were signed has none, and still reads).
+    let place = (!g.place.is_empty()).then_some(g.place.as_str());
+    for p in parts.into_iter().chain(place) {
         m.extend_from_slice(format!("{}:", p.len()).as_bytes());
         m.extend_from_slice(p.as_bytes());
         m.push(b'\n');
@@ -257,6 +264,7 @@ impl Signed {
             .append_pair("done", &g.done)
             .append_pair("expires", &g.expires.to_string())
             .append_pair("sig", &self.sig)
+            .extend_pairs((!g.place.is_empty()).then_some(("place", g.place.as_str())))
             .finish()
     }
 
@@ -269,7 +277,7 @@ impl Signed {
     /// unknown or malformed is [`Refusal::Tampered`]: the page does not say
     /// which.
     pub fn parse(verb: Verb, encoded: &str) -> Result<Self, Refusal> {
-        let mut got: [Option<String>; 8] = Default::default();
+        let mut got: [Option<String>; 9] = Default::default();
         for (k, v) in form_urlencoded::parse(encoded.as_bytes()) {
             let i = FIELDS
                 .iter()
@@ -279,7 +287,17 @@ impl Signed {
                 return Err(Refusal::Tampered);
             }
         }
-        let [v, incident, action, target, change, done, expires, sig] = got;
+        let [
+            v,
+            incident,
+            action,
+            target,
+            change,
+            done,
+            expires,
+            sig,
+            place,
+        ] = got;
         // `verb` may ride along (the form repeats the path); it must agree.
         if v.is_some_and(|v| v != verb.as_str()) {
             return Err(Refusal::Tampered);
@@ -294,6 +312,7 @@ impl Signed {
                 change: need(change)?,
                 done: need(done)?,
                 expires: need(expires)?.parse().map_err(|_| Refusal::Tampered)?,
+                place: place.unwrap_or_default(),
             },
             sig: need(sig)?,
         })
@@ -382,8 +401,10 @@ impl Page {
             ("done", g.done.as_str()),
             ("expires", &g.expires.to_string()),
             ("sig", s.sig.as_str()),
+            ("place", g.place.as_str()),
         ]
         .iter()
+        .filter(|(k, v)| *k != "place" || !v.is_empty())
         .map(|(k, v)| {
             format!(
                 "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",

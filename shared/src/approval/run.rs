@@ -70,6 +70,39 @@ impl KeyCell {
     }
 }
 
+impl Aws {
+    /// When the incident's alarm recovered, if it has: a CloudWatch alarm
+    /// read now in `OK`, or an Alertmanager alert whose resolution was
+    /// recorded. None when it still fires or that cannot be told (then the
+    /// fresh plan decides, as before).
+    async fn recovered_at(
+        &self,
+        incident: &crate::incident::Incident,
+        place: &str,
+    ) -> Option<String> {
+        let when = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339());
+        if incident.alert.source.is_cloudwatch() {
+            let seen = self
+                .describe_alarm(&incident.alert.alarm_name)
+                .await
+                .ok()??
+                .seen();
+            return match seen.state {
+                crate::alert::AlarmState::Ok => Some(
+                    seen.updated_ms
+                        .and_then(when)
+                        .unwrap_or_else(|| "an unknown time".into()),
+                ),
+                _ => None,
+            };
+        }
+        let place = if place.is_empty() { "home" } else { place };
+        let key = incident.resolution_key(place)?;
+        let (at, _) = self.state.as_ref()?.resolution(&key).await.ok()??;
+        when(at * 1000)
+    }
+}
+
 /// The incident's actions that were done, for the page ("already done").
 fn done_so_far(reports: &[ActionReport]) -> String {
     reports
@@ -137,6 +170,11 @@ impl Aws {
                 change,
                 done: done.clone(),
                 expires,
+                place: plan
+                    .target
+                    .as_ref()
+                    .map(crate::target::Target::place)
+                    .unwrap_or_default(),
             };
             let pk = record_key(&grant.incident, &grant.action);
             match st.hold_approval(&pk, event, &grant.change, expires).await {
@@ -195,8 +233,22 @@ impl Aws {
         // Who, as far as the request tells; shown escaped, never trusted.
         let ua: String = d.user_agent.chars().take(200).collect();
         let who = format!("{} ({})", d.source_ip, crate::text::escape(&ua));
-        let event = match st.decide_approval(&pk, s.verb.as_str(), &who, now).await {
+        let event = match st
+            .decide_approval(&pk, s.verb.as_str(), &who, now, &g.change)
+            .await
+        {
             Ok(Approval::Mine { event }) => event,
+            Ok(Approval::OtherChange) => {
+                tracing::warn!(
+                    status = 412,
+                    "approval link names another change than the one held"
+                );
+                return Page::message(
+                    412,
+                    "Not the change that is held",
+                    "Nothing was done: this link does not name the change held for approval.",
+                );
+            }
             Ok(Approval::Decided { status, by, result }) => {
                 // The outcome when there is one; else who decided (still
                 // being carried out).
@@ -290,6 +342,34 @@ impl Aws {
             Err(why) => return refuse(why.to_string()),
         };
         let (aws, target) = (place.aws, place.target);
+        // The link names where it was made for: another place is not this change.
+        let here = target
+            .as_ref()
+            .map(crate::target::Target::place)
+            .unwrap_or_default();
+        if !g.place.is_empty() && g.place != here {
+            return refuse(format!(
+                "the link was made for {}, the incident now reads as {here}",
+                g.place
+            ));
+        }
+        // An alarm that recovered since needs no change.
+        if let Some(at) = aws.recovered_at(&incident, &here).await {
+            return (
+                "not_needed",
+                Page::message(
+                    409,
+                    "No longer needed",
+                    &format!(
+                        "{} is no longer needed: the alarm recovered at {at}. Nothing was changed.",
+                        g.change
+                    ),
+                ),
+                format!(
+                    "approved by {who}, not done: no longer needed, the alarm recovered at {at}"
+                ),
+            );
+        }
         // A message's claim is checked again where it said: an alarm that
         // has recovered (or was never there) approves nothing.
         if place.read_alarm {

@@ -12,6 +12,7 @@ fn grant() -> Grant {
         change: "mark i-0abc1234def567890 Unhealthy so web-asg replaces it".into(),
         done: "snapshot, collect_evidence".into(),
         expires: 1_800_000_000,
+        place: String::new(),
     }
 }
 

@@ -488,6 +488,7 @@ mod approvals {
                 change: "reboot i-0abc1234def567890".into(),
                 done: "snapshot".into(),
                 expires: 2_000,
+                place: String::new(),
             },
         )
     }
