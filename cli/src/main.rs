@@ -170,7 +170,10 @@ async fn main() -> ExitCode {
     for e in &batch.rejected {
         eprintln!("first-responder: {file}: rejected one alert: {e}");
     }
-    let sdk = sdk_config_loader().load().await;
+    let sdk = first_responder::aws::ours(
+        &sdk_config_loader().load().await,
+        first_responder::aws::CLI_APP_NAME,
+    );
     let aws = match &config.state_table {
         Some(table) => Aws::new(&sdk).with_state(&sdk, table),
         None => Aws::new(&sdk),
@@ -219,7 +222,10 @@ async fn verify(incident: &str, json: bool) -> ExitCode {
             "INCIDENT_ID {incident:?} is not an incident id (inc- and 16 hex digits)"
         ));
     }
-    let sdk = sdk_config_loader().load().await;
+    let sdk = first_responder::aws::ours(
+        &sdk_config_loader().load().await,
+        first_responder::aws::CLI_APP_NAME,
+    );
     let aws = Aws::new(&sdk).with_state(&sdk, &table);
     match aws.verify(incident, &config, chrono::Utc::now()).await {
         Ok(v) => {
@@ -284,7 +290,12 @@ async fn backtest(files: &[PathBuf], alarms: Option<&std::path::Path>, json: boo
         }
         None => None,
     };
-    let sdk = sdk_config_loader().load().await;
+    // Its own name in the user agent: its calls are proven against its own
+    // read-only policy (tests/iam).
+    let sdk = first_responder::aws::ours(
+        &sdk_config_loader().load().await,
+        first_responder::aws::BACKTEST_APP_NAME,
+    );
     let aws = Aws::new(&sdk);
     let defs = match given {
         Some(d) => d,
@@ -319,7 +330,10 @@ async fn forecast(json: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return bad_input(e),
     };
-    let sdk = sdk_config_loader().load().await;
+    let sdk = first_responder::aws::ours(
+        &sdk_config_loader().load().await,
+        first_responder::aws::CLI_APP_NAME,
+    );
     let aws = Aws::new(&sdk);
     match aws.forecast_check(&config, chrono::Utc::now()).await {
         Ok(check) => {

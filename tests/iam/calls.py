@@ -145,6 +145,27 @@ def member_refs(account, external_id, params=None):
     return refs
 
 
+# The ready-made policies for the command-line tool and the backtest, with
+# their placeholders filled as a person deploying them would.
+READY_MADE = {
+    "first-responder-cli": "responder-policy.json",
+    "first-responder-backtest": "backtest-policy.json",
+}
+
+
+def ready_made(app, bind):
+    refs = central_refs(bind)
+    fill = {
+        "Region": HOME_REGION, "Account": HOME, "NotifyTopicArn": refs["NotifyTopic"],
+        "StateTableArn": refs["StateTableArn"], "VerifyQueueArn": refs["VerifyQueueArn"],
+        "DeadLetterQueueArn": refs["DeadLetterQueueArn"], "KeyArn": refs["KeyArn"],
+        "OrgId": ORG[HOME], "AllowedAccount": PARAMS["AllowedAccounts"].split(",")[0],
+    }
+    text = (ROOT / "infra/iam" / READY_MADE[app]).read_text()
+    text = re.sub(r"\$\{(\w+)\}", lambda m: fill[m.group(1)], text)
+    return [{"name": READY_MADE[app], "policy": json.loads(text)}]
+
+
 # ---------------------------------------------------------------- recordings
 
 def entries(directory):
@@ -402,7 +423,7 @@ def main():
             if ak:
                 accounts[ak] = (params["RoleArn"].split(":")[4], params["RoleArn"], params.get("RoleSessionName"))
         ua = e["headers"].get("x-amz-user-agent", "") + " " + e["headers"].get("user-agent", "")
-        app = re.search(r"app/(first-responder(?:-webhook)?)\b", ua)
+        app = re.search(r"app/(first-responder(?:-webhook|-cli|-backtest)?)\b", ua)
         if not app:
             continue
         product += 1
@@ -420,6 +441,10 @@ def main():
                 policies, _ = role_policies(MEMBER, "MemberRole", refs)
                 principal = f"arn:aws:iam::{role_account}:role/{PARAMS['MemberRoleName']}"
                 who = f"member role in {role_account}"
+            elif app.group(1) in READY_MADE:
+                policies = ready_made(app.group(1), binding(action, resource))
+                principal = f"arn:aws:iam::{HOME}:role/{app.group(1)}"
+                who = f"ready-made policy infra/iam/{READY_MADE[app.group(1)]}"
             elif app.group(1) == "first-responder-webhook":
                 policies, _ = role_policies(TEMPLATE, "WebhookRole", central_refs(binding(action, resource)))
                 principal, who = WEBHOOK_ROLE, "webhook role"

@@ -71,6 +71,11 @@ pub const RUN_SHELL_DOCUMENT: &str = "AWS-RunShellScript";
 pub const APP_NAME: &str = "first-responder";
 /// The webhook's.
 pub const WEBHOOK_APP_NAME: &str = "first-responder-webhook";
+/// The command-line tool's (`run`, `plan`, …; its ready-made policy is
+/// `infra/iam/responder-policy.json`).
+pub const CLI_APP_NAME: &str = "first-responder-cli";
+/// The backtest's (read-only; `infra/iam/backtest-policy.json`).
+pub const BACKTEST_APP_NAME: &str = "first-responder-backtest";
 
 /// `sdk` with `name` in its user agent, unless it names an app already.
 pub fn ours(sdk: &SdkConfig, name: &'static str) -> SdkConfig {
