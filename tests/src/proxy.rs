@@ -38,7 +38,9 @@ pub struct Faults {
 #[derive(Clone, Copy, Debug)]
 pub struct Rule {
     /// The API action, as the request names it (`ModifyVolume`, or for JSON
-    /// protocols the `X-Amz-Target` suffix such as `PutItem`).
+    /// protocols the `X-Amz-Target` suffix such as `PutItem`), optionally
+    /// followed by a space and text the request must hold
+    /// (`PutItem #scale_out#web-asg`: one claim among the table's writes).
     pub action: &'static str,
     pub fault: Fault,
     pub times: u64,
@@ -223,6 +225,13 @@ fn rule_for(request: &[u8], faults: &Faults, stats: &Stats) -> Option<Fault> {
     let mut hits = stats.rule_hits.lock().ok()?;
     hits.resize(faults.rules.len(), 0);
     for (i, r) in faults.rules.iter().enumerate() {
+        // `OPERATION NEEDLE`: that operation, only when its request holds
+        // NEEDLE (one DynamoDB write among many, by its key).
+        let (action, needle) = r.action.split_once(' ').unwrap_or((r.action, ""));
+        let r = &Rule { action, ..*r };
+        if !text.contains(needle) {
+            continue;
+        }
         let named = text.contains(&format!("Action={}&", r.action))
             || text.ends_with(&format!("Action={}", r.action))
             || text.starts_with(&format!("POST {CBOR_PATH}{} ", r.action))

@@ -515,3 +515,59 @@ async fn a_cooldown_is_released_only_by_its_owner() -> Result<()> {
     );
     Ok(())
 }
+
+/// The failure injected between the take and the claim: a first delivery
+/// takes the budgets beside its claim, and the claim's write fails. What
+/// the limits took is given back, so the retry of the same occurrence
+/// finds the budget (one change an hour) whole and acts.
+#[tokio::test]
+async fn a_claim_that_fails_after_the_take_gives_the_budgets_back() -> Result<()> {
+    use harness::proxy::{Fault, Rule};
+    let mut w = world(FleetSpec {
+        max: 10,
+        ..FleetSpec::default()
+    })
+    .await?;
+    w.config.budget_per_account_per_hour = Some(1);
+    // scale_out's claim: a PutItem whose key ends in its action and group.
+    static FAIL_CLAIM: [Rule; 1] = [Rule {
+        action: "PutItem #scale_out#web-asg",
+        fault: Fault::Ec2Error("ValidationException"),
+        times: 1,
+    }];
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &FAIL_CLAIM,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let through = harness::sdk_config(&proxy.endpoint).await;
+    let aws = harness::fast_aws(&through).with_state(&through, &w.fleet.state_table);
+    let first = handle(event(&w, 0)?, &aws, &w.config, Mode::Run).await?;
+    assert_ne!(
+        harness::status_of(&first, "scale_out").0,
+        "done",
+        "{first:#?}"
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    let hits = proxy
+        .stats
+        .rule_hits
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    assert_eq!(hits, [1], "the claim's write failed once");
+    // The retry of the same occurrence: the budget is whole, so it acts.
+    let retry = handle(event(&w, 0)?, &aws, &w.config, Mode::Run).await?;
+    let (status, why) = harness::status_of(&retry, "scale_out");
+    assert_eq!(status, "done", "{why}");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    // And the budget is then spent: the next occurrence is refused by it.
+    w.config.scale_out_cooldown = Duration::ZERO;
+    let (status, why) = harness::status_of(&deliver(&w, 1).await?, "scale_out");
+    assert_eq!(status, "skipped", "{why}");
+    assert!(why.contains("is spent"), "{why}");
+    Ok(())
+}
