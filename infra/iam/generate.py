@@ -129,4 +129,5 @@ def main():
         print("infra/iam: policies match the template")
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -47,19 +47,10 @@ ASG_UUID = "00000000-0000-4000-8000-000000000000"
 
 # ---------------------------------------------------------------- templates
 
-class Loader(yaml.SafeLoader):
-    pass
+# The templates' tags (`!Ref`, `!Sub`, …) read as infra/iam/generate.py reads them.
+sys.path.insert(0, str(ROOT / "infra/iam"))
+from generate import Loader  # noqa: E402
 
-
-def _tagged(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        return {"!" + suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {"!" + suffix: loader.construct_sequence(node, deep=True)}
-    return {"!" + suffix: loader.construct_mapping(node, deep=True)}
-
-
-Loader.add_multi_constructor("!", _tagged)
 NOVALUE = object()
 
 

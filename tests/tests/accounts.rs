@@ -11,6 +11,21 @@ use harness::{FleetSpec, Moto, desired_capacity, sample_event, sdk_for_account, 
 
 const B: &str = "222222222222";
 
+/// Handles an event given as text, as the responder does.
+async fn run_event(
+    aws: &first_responder::Aws,
+    config: &first_responder::Config,
+    text: String,
+) -> Result<first_responder::Report> {
+    Ok(first_responder::handle(
+        serde_json::from_str(&text)?,
+        aws,
+        config,
+        first_responder::Mode::Run,
+    )
+    .await?)
+}
+
 fn event_in(instance: &str, account: &str, region: &str, at: &str) -> Result<String> {
     Ok(sample_event("high-cpu-alarm.json", instance)?
         .replace(
@@ -73,19 +88,7 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         account_aliases: [(B.to_owned(), "prod".to_owned())].into(),
         ..first_responder::Config::default()
     };
-    let run = |text: String| {
-        let (aws, config) = (&aws, &config);
-        async move {
-            first_responder::handle(
-                serde_json::from_str(&text)?,
-                aws,
-                config,
-                first_responder::Mode::Run,
-            )
-            .await
-            .map_err(anyhow::Error::from)
-        }
-    };
+    let run = |text: String| run_event(&aws, &config, text);
 
     // B's alarm in us-west-2: B's group there scales, nothing else does.
     let r = run(event_in(
@@ -543,19 +546,7 @@ async fn an_sns_message_acts_only_where_its_alarm_really_is() -> Result<()> {
         home_account: Some(AccountId::parse("t", "123456789012")?),
         ..first_responder::Config::default()
     };
-    let run = |text: String| {
-        let (aws, config) = (&aws, &config);
-        async move {
-            first_responder::handle(
-                serde_json::from_str(&text)?,
-                aws,
-                config,
-                first_responder::Mode::Run,
-            )
-            .await
-            .map_err(anyhow::Error::from)
-        }
-    };
+    let run = |text: String| run_event(&aws, &config, text);
 
     // No such alarm in B: refused after the one read, naming both sides.
     let r = run(sns_event(
@@ -678,19 +669,7 @@ async fn groups_of_one_name_in_other_accounts_and_regions_are_other_groups() -> 
         allowed_regions: vec![first_responder::ids::RegionName::parse("t", "us-west-2")?],
         ..first_responder::Config::default()
     };
-    let run = |text: String| {
-        let (aws, config) = (&aws, &config);
-        async move {
-            first_responder::handle(
-                serde_json::from_str(&text)?,
-                aws,
-                config,
-                first_responder::Mode::Run,
-            )
-            .await
-            .map_err(anyhow::Error::from)
-        }
-    };
+    let run = |text: String| run_event(&aws, &config, text);
     let scaled = |r: &first_responder::Report| harness::status_of(r, "scale_out");
     let r = run(event_in(
         home.instance(),
