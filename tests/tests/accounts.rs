@@ -122,7 +122,9 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         "{text}"
     );
 
-    // A second incident in B reuses the role's credentials: one AssumeRole.
+    let first_id = r.incidents[0].id.clone();
+    // A second incident in B has a session of its own, named after it, so
+    // CloudTrail in B tells the two apart.
     let r = run(event_in(
         west.instance(),
         B,
@@ -137,17 +139,35 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         .lock()
         .map(|h| h.clone())
         .unwrap_or_default();
-    assert_eq!(hits.first().copied(), Some(1), "AssumeRole calls: {hits:?}");
+    assert_eq!(hits.first().copied(), Some(2), "AssumeRole calls: {hits:?}");
     assert_eq!(
         hits.get(1).copied(),
         Some(1),
         "GetCallerIdentity once: {hits:?}"
     );
+    let sessions = member_sessions(&moto.endpoint)?;
+    for id in [&first_id, &r.incidents[0].id] {
+        assert!(
+            sessions.contains(&format!("first-responder-{id}")),
+            "{id}: {sessions:?}"
+        );
+    }
 
     // The check after the fix reads where the incident acted; once the
     // account is no longer allowed, it says so instead of failing (which
     // SQS would retry into the dead-letter queue).
     let first = r.incidents[0].id.clone();
+    // The incident's own session is reused by its check: no third AssumeRole.
+    let v = aws
+        .verify(&first, &config, chrono::Utc::now())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(
+        v.note
+            .as_deref()
+            .is_none_or(|n| !n.starts_with("not checked")),
+        "{v:?}"
+    );
     let removed = first_responder::Config {
         allowed_accounts: Vec::new(),
         ..config.clone()
@@ -189,10 +209,27 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         .unwrap_or_default();
     assert_eq!(
         hits.first().copied(),
-        Some(1),
-        "no role assumed in 333333333333: {hits:?}"
+        Some(2),
+        "no role assumed in 333333333333, none again for the check: {hits:?}"
     );
     Ok(())
+}
+
+/// The session names of the roles moto has seen assumed (its own record of
+/// STS, `/moto-api/data.json`), by the product and not by the harness.
+fn member_sessions(endpoint: &str) -> Result<Vec<String>> {
+    let port: u16 = endpoint.rsplit(':').next().unwrap_or_default().parse()?;
+    let (status, body) = harness::http_request(port, "GET", "/moto-api/data.json", &[], b"")?;
+    anyhow::ensure!(status == 200, "moto-api: {status}");
+    let data: serde_json::Value = serde_json::from_str(&body)?;
+    Ok(data["sts"]["AssumedRole"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["session_name"].as_str())
+        .filter(|s| *s != "harness")
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Empty groups (desired 0), opted in, in one account: `n` of them named

@@ -1,7 +1,9 @@
 //! Many accounts and regions: the clients of the account and region an
 //! alert came from. Another account is reached through its member role
-//! (`sts:AssumeRole` with the external id); its credentials are cached with
-//! the clients, per account and region, for their lifetime (the SDK renews
+//! (`sts:AssumeRole` with the external id) in a session named after the
+//! incident, so the member account's CloudTrail tells incidents apart; the
+//! session's credentials are kept with its clients, per account, region and
+//! incident (the incident's check and approval reuse them; the SDK renews
 //! them before they expire). The state table, the topic and the queues stay
 //! the deployment's own.
 
@@ -33,7 +35,11 @@ pub struct Where {
 pub struct Members {
     central: SdkConfig,
     home: tokio::sync::OnceCell<Target>,
-    clients: Mutex<HashMap<Target, Aws>>,
+    /// Per account, region and incident: a member account's session is
+    /// named after the incident it serves, so CloudTrail there tells
+    /// incidents apart. Bounded: emptied when it grows past
+    /// [`MAX_MEMBER_SESSIONS`].
+    clients: Mutex<HashMap<(Target, String), Aws>>,
 }
 
 impl std::fmt::Debug for Members {
@@ -58,6 +64,18 @@ impl std::fmt::Display for Unreachable {
             Self::Refused(w) | Self::Failed(w) => f.write_str(w),
         }
     }
+}
+
+/// Member sessions kept at once (a container serving a storm makes one per
+/// incident and account; past this many they are made again when needed).
+const MAX_MEMBER_SESSIONS: usize = 256;
+
+/// The member role's session name for an incident: `first-responder-<id>`,
+/// cut to STS's 64 characters (incident ids are `inc-` and 16 hex digits).
+pub fn session_name(incident: &str) -> String {
+    let mut name = format!("first-responder-{incident}");
+    name.truncate(64);
+    name
 }
 
 /// The IAM action reaching a member account needs (GetCallerIdentity needs
@@ -138,7 +156,12 @@ impl Aws {
         let resolved = target_of(a, &home, config).map_err(Unreachable::Refused)?;
         let t = &resolved.target;
         let (aws, target) = self
-            .for_account(Some(t.account.as_str()), Some(t.region.as_str()), config)
+            .for_account(
+                Some(t.account.as_str()),
+                Some(t.region.as_str()),
+                config,
+                &incident.id,
+            )
             .await?;
         Ok(Where {
             aws,
@@ -149,12 +172,14 @@ impl Aws {
     }
 
     /// The clients for an account and region given as text (an alert's, or
-    /// an incident record's), checked against the allow-list.
+    /// an incident record's), checked against the allow-list; in another
+    /// account, a session named after `incident` (see [`session_name`]).
     pub async fn for_account(
         &self,
         account: Option<&str>,
         region: Option<&str>,
         config: &Config,
+        incident: &str,
     ) -> Result<(Aws, Option<Target>), Unreachable> {
         let Some(m) = &self.members else {
             return Ok((self.clone(), None));
@@ -164,14 +189,26 @@ impl Aws {
         if t == home {
             return Ok((self.clone(), Some(t)));
         }
-        if let Some(a) = m.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&t) {
+        // The same account's other regions share the session's name, not
+        // its clients; the home account needs no session at all.
+        let session = match t.account == home.account {
+            true => String::new(),
+            false => session_name(incident),
+        };
+        let key = (t.clone(), session.clone());
+        if let Some(a) = m
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok((a.clone(), Some(t)));
         }
         let mut b = m.central.to_builder();
         b.set_region(Some(Region::new(t.region.as_str().to_owned())));
         if t.account != home.account {
             let mut role = AssumeRoleProvider::builder(t.role_arn(&config.member_role_name))
-                .session_name("first-responder")
+                .session_name(&session)
                 .configure(&m.central);
             if let Some(x) = &config.member_external_id {
                 role = role.external_id(x);
@@ -193,11 +230,12 @@ impl Aws {
             members: self.members.clone(),
             approval_key: self.approval_key.clone(),
         };
-        m.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(t.clone())
-            .or_insert_with(|| a.clone());
+        let mut clients = m.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= MAX_MEMBER_SESSIONS {
+            clients.clear();
+        }
+        clients.entry(key).or_insert_with(|| a.clone());
+        drop(clients);
         Ok((a, Some(t)))
     }
 }

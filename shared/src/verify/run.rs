@@ -111,6 +111,7 @@ impl Aws {
                 stored.account_id.as_deref(),
                 stored.region.as_deref(),
                 config,
+                incident,
             )
             .await
         {
