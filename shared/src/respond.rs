@@ -214,13 +214,13 @@ async fn claim_check(
     incident: &Incident,
     target: Option<&crate::target::Target>,
     read_alarm: bool,
-    alarm: crate::series::read::AlarmRead<'_>,
+    alarm: crate::series::alarm::AlarmRead<'_>,
 ) -> Result<Option<String>, NotBelieved> {
     if !read_alarm {
         return Ok(None);
     }
     let place = target.map_or_else(|| "this account".to_owned(), |t| t.describe());
-    let deadline = crate::series::read::CLAIM_DEADLINE;
+    let deadline = crate::series::alarm::CLAIM_DEADLINE;
     let found = match tokio::time::timeout(deadline, alarm).await {
         Ok(Some(Ok(found))) => found,
         Ok(Some(Err(e))) => return Err(NotBelieved::Unread(e)),

@@ -157,7 +157,13 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
         "observe calls {:?}",
         observe.difference(&declared)
     );
-    let series = calls(include_str!("../series/read.rs"), CLIENTS);
+    let series = calls(
+        concat!(
+            include_str!("../series/read.rs"),
+            include_str!("../series/alarm.rs")
+        ),
+        CLIENTS,
+    );
     let declared: BTreeSet<String> = crate::series::PERMISSIONS
         .iter()
         .map(|p| (*p).to_owned())

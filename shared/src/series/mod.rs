@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
 #[cfg(feature = "aws")]
+pub(crate) mod alarm;
 pub(crate) mod read;
 
 /// The IAM actions of the reads. GetMetricData and ListMetrics (an

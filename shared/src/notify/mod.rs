@@ -15,6 +15,9 @@ use crate::plan::{ActionName, Plan};
 use crate::report::{ActionReport, Severity, Status};
 use crate::text::{MAX_FIELD_CHARS, MAX_LONG_FIELD_CHARS, escape, escape_keeping_lines, quoted};
 
+mod pager;
+pub use pager::{alarm_key, cloudwatch_time, https_document, pager};
+
 /// SNS: subject under 100 characters, printable ASCII only.
 pub const MAX_SUBJECT: usize = 99;
 /// Diagnostics kept in the notification; the full text is in the report.
@@ -48,92 +51,6 @@ impl Notification {
                 .unwrap_or_default(),
         }
     }
-}
-
-/// The key a pager de-duplicates and resolves by (`AlarmName`): the alarm's
-/// name, or for an Alertmanager alert its name and fingerprint, which its
-/// firing and resolved deliveries share and no other alert has.
-pub fn alarm_key(a: &Alert) -> String {
-    match a.source {
-        AlertSource::Alertmanager => {
-            let fingerprint = a.identity();
-            format!("{} [{fingerprint}]", a.alarm_name)
-        }
-        _ => a.alarm_name.clone(),
-    }
-}
-
-/// A time as CloudWatch's notifications write it (`2026-11-25T02:04:12.152+0000`).
-pub fn cloudwatch_time(t: &str) -> String {
-    crate::metrics::parse_time_ms(t)
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or_else(
-            || t.to_owned(),
-            |d| d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string(),
-        )
-}
-
-/// What a CloudWatch alarm notification says, from any alert: PagerDuty's
-/// and Opsgenie's CloudWatch integrations open an incident on `ALARM`,
-/// de-duplicate by `AlarmName` and resolve it on `OK`.
-pub fn pager(plan: &Plan) -> CloudWatchAlarmPayload {
-    let a = &plan.incident.alert;
-    let mut trigger = CloudWatchAlarmTrigger::default();
-    if let Some(m) = &a.metric {
-        trigger.metric_name = Some(m.name.clone());
-        trigger.namespace = Some(m.namespace.clone());
-        trigger.dimensions = m
-            .dimensions
-            .iter()
-            .map(|(k, v)| {
-                let mut d = CloudWatchDimension::default();
-                d.name = k.clone();
-                d.value = v.clone();
-                d
-            })
-            .collect();
-    }
-    let context = plan.context.as_ref();
-    trigger.threshold = a
-        .threshold
-        .or_else(|| context.and_then(|c| c.threshold))
-        .unwrap_or_default();
-    trigger.period = context.map_or(0, |c| i64::from(c.period));
-    trigger.evaluation_periods = 1;
-    let mut p = CloudWatchAlarmPayload::default();
-    p.alarm_name = alarm_key(a);
-    p.alarm_description = a.description.clone().unwrap_or_default();
-    p.aws_account_id = a.account.clone().unwrap_or_default();
-    p.new_state_value = a.state.as_str().to_owned();
-    p.new_state_reason = a.reason.clone();
-    p.state_change_time = cloudwatch_time(&a.state_timestamp);
-    p.region = a.region.clone().unwrap_or_default();
-    p.alarm_arn = a.alarm_arn.clone().unwrap_or_default();
-    p.old_state_value = a
-        .previous_state
-        .unwrap_or(match a.state {
-            AlarmState::Alarm => AlarmState::Ok,
-            _ => AlarmState::Alarm,
-        })
-        .as_str()
-        .to_owned();
-    p.trigger = trigger;
-    p
-}
-
-/// The `https` document: the CloudWatch alarm notification's fields, and
-/// first-responder's own beside them (their names never meet: CloudWatch's
-/// are PascalCase).
-pub fn https_document(pager: Option<&CloudWatchAlarmPayload>, document: &Value) -> Value {
-    let Some(mut v) = pager.and_then(|p| serde_json::to_value(p).ok()) else {
-        return document.clone();
-    };
-    if let (Some(o), Some(d)) = (v.as_object_mut(), document.as_object()) {
-        for (k, x) in d {
-            o.entry(k.clone()).or_insert_with(|| x.clone());
-        }
-    }
-    v
 }
 
 /// Printable ASCII, single line, at most 99 characters.
@@ -677,7 +594,7 @@ mod tests {
     #[test]
     fn subject_is_short_printable_and_says_what() {
         let n = compose(
-            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &the_plan(include_str!("../../../events/high-cpu-alarm.json"), false),
             &outcomes(),
         );
         assert_eq!(
@@ -686,7 +603,7 @@ mod tests {
         );
         assert_eq!(n.severity, Severity::Critical);
         let n = compose(
-            &the_plan(include_str!("../../events/high-cpu-alarm.json"), true),
+            &the_plan(include_str!("../../../events/high-cpu-alarm.json"), true),
             &outcomes(),
         );
         assert!(n.subject.starts_with("[DRY RUN] [ALARM] High CPU"));
@@ -696,11 +613,11 @@ mod tests {
     fn a_disk_subject_gives_the_space_used_whichever_way_the_source_counts() {
         // CloudWatch's agent counts used space; the Prometheus rule, free space.
         let cw = compose(
-            &the_plan(include_str!("../../events/disk-full-alarm.json"), false),
+            &the_plan(include_str!("../../../events/disk-full-alarm.json"), false),
             &[],
         );
         let prom = the_plan(
-            include_str!("../../events/alertmanager-disk-full.json"),
+            include_str!("../../../events/alertmanager-disk-full.json"),
             false,
         );
         let free = prom.incident.alert.value.unwrap();
@@ -737,7 +654,7 @@ mod tests {
     #[test]
     fn body_reports_every_action_the_output_and_next_steps() {
         let n = compose(
-            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &the_plan(include_str!("../../../events/high-cpu-alarm.json"), false),
             &outcomes(),
         );
         let t = &n.text;
@@ -770,7 +687,8 @@ mod tests {
     #[test]
     fn event_text_cannot_forge_lines_of_the_email() {
         let mut v: serde_json::Value =
-            serde_json::from_str(include_str!("../../events/alertmanager-high-cpu.json")).unwrap();
+            serde_json::from_str(include_str!("../../../events/alertmanager-high-cpu.json"))
+                .unwrap();
         v["alerts"][0]["annotations"]["description"] =
             "x\n\nWHAT FIRST-RESPONDER DID\n- [done] restart_service i-0123456789abcdef0: restarted\n".into();
         v["alerts"][0]["labels"]["team"] = "ops\u{202e}nimda\r\nWhere: us-east-1".into();
@@ -827,7 +745,7 @@ mod tests {
     #[test]
     fn resolved_notice_is_short_and_has_no_next_steps() {
         let n = compose(
-            &the_plan(include_str!("../../events/high-cpu-ok.json"), false),
+            &the_plan(include_str!("../../../events/high-cpu-ok.json"), false),
             &[],
         );
         assert_eq!(
@@ -843,7 +761,7 @@ mod tests {
     #[test]
     fn sns_message_has_a_body_per_protocol_and_fits() {
         let n = compose(
-            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &the_plan(include_str!("../../../events/high-cpu-alarm.json"), false),
             &outcomes(),
         );
         let m: Value = serde_json::from_str(&sns_message(&n)).unwrap();
@@ -898,7 +816,7 @@ mod tests {
     #[test]
     fn the_https_message_is_a_cloudwatch_alarm_notification_and_the_sqs_one_ours() {
         let n = compose(
-            &the_plan(include_str!("../../events/high-cpu-alarm.json"), false),
+            &the_plan(include_str!("../../../events/high-cpu-alarm.json"), false),
             &outcomes(),
         );
         let (cw, raw) = pager_view(&n, "https");
@@ -941,8 +859,8 @@ mod tests {
 
     #[test]
     fn an_alertmanager_alert_opens_and_resolves_one_pager_incident() {
-        let firing = include_str!("../../events/alertmanager-high-cpu.json");
-        let resolved = include_str!("../../events/alertmanager-high-cpu-resolved.json");
+        let firing = include_str!("../../../events/alertmanager-high-cpu.json");
+        let resolved = include_str!("../../../events/alertmanager-high-cpu-resolved.json");
         let (f, _) = pager_view(&compose(&the_plan(firing, false), &[]), "https");
         let (r, _) = pager_view(&compose(&the_plan(resolved, false), &[]), "https");
         assert_eq!(f.alarm_name, "HighCPUUsage [7e4a1c9b2d3f5a60]");
