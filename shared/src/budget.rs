@@ -48,10 +48,7 @@ impl Scope {
             kind: plan.incident.kind,
             account_named: plan.account.clone().unwrap_or_else(|| account.clone()),
             account,
-            place: plan
-                .target
-                .as_ref()
-                .map_or_else(|| "home".to_owned(), crate::target::Target::place),
+            place: crate::target::place_of(plan.target.as_ref()),
             group: plan.group.as_ref().map(ToString::to_string),
             group_size: plan.group_size,
         }

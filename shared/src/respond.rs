@@ -219,7 +219,7 @@ async fn claim_check(
     if !read_alarm {
         return Ok(None);
     }
-    let place = target.map_or_else(|| "this account".to_owned(), |t| t.describe());
+    let place = crate::target::described(target);
     let deadline = crate::series::alarm::CLAIM_DEADLINE;
     let found = match tokio::time::timeout(deadline, alarm).await {
         Ok(Some(Ok(found))) => found,
@@ -466,7 +466,7 @@ pub async fn respond_event(
                 && incident.transition == Transition::Resolved
                 && let (Some(st), Some(key)) = (
                     &aws.state,
-                    incident.resolution_key(&target.as_ref().map_or_else(|| "home".to_owned(), crate::target::Target::place)),
+                    incident.resolution_key(&crate::target::place_of(target.as_ref())),
                 )
             {
                 let notified = report.actions.iter().any(|a| {

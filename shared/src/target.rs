@@ -55,6 +55,17 @@ fn partition(region: &str) -> &'static str {
     }
 }
 
+/// Where an incident acts, as state keys name it: `ACCOUNT/REGION`, or
+/// `home` when the deployment acts in one account.
+pub fn place_of(t: Option<&Target>) -> String {
+    t.map_or_else(|| "home".to_owned(), Target::place)
+}
+
+/// The same as refusals name it: `account ACCOUNT in REGION`, or `this account`.
+pub fn described(t: Option<&Target>) -> String {
+    t.map_or_else(|| "this account".to_owned(), Target::describe)
+}
+
 /// Where an alert acts, and whether its claim must first be checked there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {

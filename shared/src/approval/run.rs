@@ -96,7 +96,6 @@ impl Aws {
                 _ => None,
             };
         }
-        let place = if place.is_empty() { "home" } else { place };
         let key = incident.resolution_key(place)?;
         let (at, _) = self.state.as_ref()?.resolution(&key).await.ok()??;
         when(at * 1000)
@@ -354,7 +353,10 @@ impl Aws {
             ));
         }
         // An alarm that recovered since needs no change.
-        if let Some(at) = aws.recovered_at(&incident, &here).await {
+        if let Some(at) = aws
+            .recovered_at(&incident, &crate::target::place_of(target.as_ref()))
+            .await
+        {
             return (
                 "not_needed",
                 Page::message(
@@ -377,9 +379,7 @@ impl Aws {
                 Ok(found) => found.map(|f| f.seen()),
                 Err(e) => return refuse(format!("the alarm could not be read: {e}")),
             };
-            let where_ = target
-                .as_ref()
-                .map_or_else(|| "this account".to_owned(), |t| t.describe());
+            let where_ = crate::target::described(target.as_ref());
             if let Err(why) = crate::target::judge(&incident.alert, &where_, seen.as_ref()) {
                 return refuse(why);
             }
