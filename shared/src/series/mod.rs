@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 #[cfg(feature = "aws")]
 pub(crate) mod alarm;
+#[cfg(feature = "aws")]
 pub(crate) mod read;
 
 /// The IAM actions of the reads. GetMetricData and ListMetrics (an
