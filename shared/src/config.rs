@@ -87,7 +87,8 @@ pub struct Config {
     /// (`MEMBER_ROLE_NAME`, default `first-responder-member`) with
     /// `MEMBER_EXTERNAL_ID`; the accounts acted in besides the deployment's
     /// own (`ALLOWED_ACCOUNTS`), or any of the organization's
-    /// (`ALLOWED_ORG_ID`: its membership is enforced by IAM, not here); names
+    /// (`ALLOWED_ORG_ID`: IAM decides membership, and its refusal to assume
+    /// the role refuses the incident, `aws::members`); names
     /// for notifications (`ACCOUNT_ALIASES`, `ID=name,…`); the deployment's
     /// own account (`HOME_ACCOUNT_ID`; else asked of STS once).
     pub member_role_name: String,

@@ -62,8 +62,10 @@ pub fn refused_line(status: u16, count: u64, now_ms: i64) -> String {
 /// each action (by name and status, with its duration).
 pub fn emf_lines(r: &IncidentReport, now_ms: i64) -> Vec<String> {
     let mut lines = Vec::new();
-    let mitigated =
-        matches!(r.delivery, "first" | "resumed" | "untracked") && r.transition == "firing";
+    // A claim not yet checked (untracked, with a transient error) did nothing.
+    let mitigated = matches!(r.delivery, "first" | "resumed" | "untracked")
+        && r.transition == "firing"
+        && r.transient_error.is_none();
     let ttm = parse_time_ms(&r.alarm_time)
         .filter(|_| mitigated)
         .map(|t| (now_ms - t).max(0));

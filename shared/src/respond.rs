@@ -15,6 +15,8 @@ use crate::alert::{parse_each, parse_value};
 #[cfg(feature = "aws")]
 use crate::aws::Aws;
 #[cfg(feature = "aws")]
+use crate::aws::members::Unreachable;
+#[cfg(feature = "aws")]
 use crate::config::Config;
 use crate::error::InputError;
 #[cfg(feature = "aws")]
@@ -169,33 +171,6 @@ pub async fn respond(
     respond_event(incidents, duplicates, aws, config, mode, None, None).await
 }
 
-/// An incident from an account it may not act in: every action refused
-/// with why, and no call made to that account; the notification still goes.
-#[cfg(feature = "aws")]
-async fn refused(
-    incident: &Incident,
-    aws: &Aws,
-    config: &Config,
-    mode: Mode,
-    why: &str,
-) -> crate::report::IncidentReport {
-    tracing::warn!(incident_id = %incident.id, reason = why, "refused");
-    let mut p = plan(incident, &Observed::nothing(), config);
-    for a in p
-        .actions
-        .iter_mut()
-        .filter(|a| a.name != crate::actions::ActionName::Notify)
-    {
-        a.decision = Decision::Fail(why.to_owned());
-        a.reason = String::new();
-    }
-    p.note(why.to_owned());
-    match mode {
-        Mode::Plan => p.to_report(),
-        Mode::Run => aws.execute(&p, config).await,
-    }
-}
-
 /// Why a message's claim was not believed: refused for good (the alarm is
 /// not there as it says), or not yet checked (the read failed: a retry may
 /// do).
@@ -204,6 +179,8 @@ async fn refused(
 enum NotBelieved {
     Refused(String),
     Unread(String),
+    /// The account it names could not be reached for now.
+    Unreached(String),
 }
 
 /// Judges an SNS message's claim on the alarm read where it said (Ok(note):
@@ -251,6 +228,12 @@ fn not_believed(
         NotBelieved::Unread(e) => (
             format!(
                 "the alarm could not be read where the message says, so nothing was done yet: {e}"
+            ),
+            false,
+        ),
+        NotBelieved::Unreached(e) => (
+            format!(
+                "the account the alert names could not be reached, so nothing was done yet: {e}"
             ),
             false,
         ),
@@ -314,10 +297,16 @@ pub async fn respond_event(
         async move {
             // Where the alert lives decides where to act: that account's and
             // region's clients (the topic and the state table stay ours).
-            let home = aws;
+            // Refused there: nobody is paged (the alert's text may be anyone's),
+            // logged and counted like a claim that does not hold.
             let place = match aws.for_incident(incident, config).await {
                 Ok(w) => w,
-                Err(why) => return refused(incident, home, config, mode, &why.to_string()).await,
+                Err(Unreachable::Refused(w)) => {
+                    return not_believed(incident, config, &NotBelieved::Refused(w));
+                }
+                Err(Unreachable::Failed(e)) => {
+                    return not_believed(incident, config, &NotBelieved::Unreached(e));
+                }
             };
             let (aws, target) = (&place.aws, &place.target);
             // An SNS message's account and alarm are believed once the alarm

@@ -8,9 +8,10 @@
 //! Alertmanager's `account_id`/`region` labels reach the responder only
 //! through the webhook, which checks them against the token's accounts.
 //! An account outside the allow-list is refused before any call is made
-//! to it. With `ALLOWED_ORG_ID`, membership of the organization is enforced
+//! to it. With `ALLOWED_ORG_ID`, membership of the organization is decided
 //! by IAM (the central role's `sts:AssumeRole` carries `aws:ResourceOrgID`),
-//! not by this code, which cannot list the organization.
+//! which this code cannot list: `aws::members` assumes the role before any
+//! other call and turns IAM's refusal into the incident's.
 
 use std::collections::BTreeMap;
 
@@ -153,7 +154,8 @@ pub fn target_from(
     };
     // With ALLOWED_ORG_ID, any account id passes here: IAM refuses to
     // assume a role outside the organization (`aws:ResourceOrgID` on the
-    // central role's sts:AssumeRole), so no call reaches such an account.
+    // central role's sts:AssumeRole), and that refusal refuses the incident
+    // before any other call (`aws::members`).
     let allowed = account == home.account
         || config.allowed_accounts.contains(&account)
         || config.allowed_org_id.is_some();

@@ -52,6 +52,9 @@ pub struct Rule {
 pub enum Fault {
     /// Answer with this EC2 error code (HTTP 400) instead of forwarding.
     Ec2Error(&'static str),
+    /// Answer with this error code in the query protocol's form (STS, IAM,
+    /// Auto Scaling): HTTP 403 for `AccessDenied`, 400 otherwise.
+    QueryError(&'static str),
     /// Forward, let the emulator act, then close without answering.
     LoseResponse,
     /// Hold the request and never forward it: the caller waits (until its
@@ -259,6 +262,20 @@ fn ec2_error(code: &str) -> String {
     )
 }
 
+fn query_error(code: &str) -> String {
+    let status = match code {
+        "AccessDenied" => "403 Forbidden",
+        _ => "400 Bad Request",
+    };
+    let body = format!(
+        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the fault proxy</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+    );
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// Where requests go: CloudWatch's CBOR ones to the bridge, when there is one.
 #[derive(Clone)]
 struct Upstreams {
@@ -284,6 +301,10 @@ async fn serve(
     match rule {
         Some(Fault::Ec2Error(code)) => {
             client.write_all(ec2_error(code).as_bytes()).await?;
+            return Ok(());
+        }
+        Some(Fault::QueryError(code)) => {
+            client.write_all(query_error(code).as_bytes()).await?;
             return Ok(());
         }
         Some(Fault::Hang) => {

@@ -193,12 +193,13 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
     .await?;
     let i = &r.incidents[0];
     assert!(
-        i.notes.iter().any(|n| n.contains(
+        i.refused.as_deref().is_some_and(|n| n.contains(
             "account 333333333333 is not this deployment's (123456789012) nor in ALLOWED_ACCOUNTS"
         )),
         "{i:#?}"
     );
-    for a in i.actions.iter().filter(|a| a.action.as_str() != "notify") {
+    // Nobody is paged with an alert from where the responder may not act.
+    for a in &i.actions {
         assert_eq!(a.status.as_str(), "failed", "{a:?}");
     }
     let hits = proxy
@@ -211,6 +212,129 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         hits.first().copied(),
         Some(2),
         "no role assumed in 333333333333, none again for the check: {hits:?}"
+    );
+    Ok(())
+}
+
+/// With `ALLOWED_ORG_ID` alone the code cannot list the organization: IAM
+/// refuses to assume a role outside it (the central role's
+/// `aws:ResourceOrgID`, proven by the evaluator). Here the proxy answers
+/// AssumeRole as IAM would for account C outside the organization: the
+/// incident is refused before anything is asked of C, nobody is paged, and
+/// it is counted. A throttled AssumeRole (account D) is not a refusal: left
+/// for the retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_outside_the_organization_is_refused_by_iam_and_by_the_code() -> Result<()> {
+    const C: &str = "333333333333";
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let home = seed(&sdk, FleetSpec::default()).await?;
+    let c_sdk = sdk_for_account(&moto.endpoint, C, "us-east-1").await;
+    let c = seed(&c_sdk, FleetSpec::default()).await?;
+    static RULES: [Rule; 3] = [
+        Rule {
+            action: "AssumeRole 333333333333",
+            fault: Fault::QueryError("AccessDenied"),
+            times: u64::MAX,
+        },
+        // More than the SDK's own retries.
+        Rule {
+            action: "AssumeRole 444444444444",
+            fault: Fault::QueryError("Throttling"),
+            times: u64::MAX,
+        },
+        Rule {
+            action: "AssumeRole",
+            fault: Fault::Count,
+            times: u64::MAX,
+        },
+    ];
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Faults {
+            rules: &RULES,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let central = harness::sdk_config(&proxy.endpoint).await;
+    let aws = harness::fast_aws(&central)
+        .with_state(&central, &home.state_table)
+        .with_members(&central);
+    let config = first_responder::Config {
+        notify_topic_arn: Some(home.topic_arn.clone()),
+        state_table: Some(home.state_table.clone()),
+        allowed_org_id: Some("o-abcdefghij".into()),
+        member_external_id: Some("fr-external-id".into()),
+        ..first_responder::Config::default()
+    };
+    let run = |text: String| run_event(&aws, &config, text);
+
+    let r = run(event_in(
+        c.instance(),
+        C,
+        "us-east-1",
+        "2026-11-25T02:04:12.152+0000",
+    )?)
+    .await?;
+    let i = &r.incidents[0];
+    let why = i.refused.clone().unwrap_or_default();
+    assert!(
+        why.contains(&format!(
+            "IAM refused to assume arn:aws:iam::{C}:role/first-responder-member"
+        )) && why.contains("ALLOWED_ORG_ID o-abcdefghij")
+            && why.contains("AccessDenied"),
+        "{i:#?}"
+    );
+    assert_eq!(i.delivery, "refused");
+    assert!(
+        i.actions.iter().all(|a| a.status.as_str() == "failed"),
+        "{i:#?}"
+    );
+    assert_eq!(hits(&proxy), [1, 0, 0], "one AssumeRole, not retried");
+    assert_eq!(desired_capacity(&c_sdk, &c.group).await?, 1);
+    assert!(snapshots(&c_sdk).await?.is_empty());
+    assert!(
+        harness::drain(&sdk, &home.inbox_queue_url)
+            .await?
+            .is_empty(),
+        "nobody paged"
+    );
+    let emf = first_responder::metrics::emf_lines(i, 0);
+    assert!(emf[0].contains("\"RefusedEvents\":1"), "{}", emf[0]);
+    // A second incident in C asks again (no refusal is cached as a session).
+    run(event_in(
+        c.instance(),
+        C,
+        "us-east-1",
+        "2026-11-25T03:04:12.152+0000",
+    )?)
+    .await?;
+    assert_eq!(hits(&proxy)[0], 2);
+
+    // Throttled past the SDK's retries: not refused, left for the retry.
+    let r = run(event_in(
+        c.instance(),
+        "444444444444",
+        "us-east-1",
+        "2026-11-25T02:04:12.152+0000",
+    )?)
+    .await?;
+    let i = &r.incidents[0];
+    assert_eq!(i.refused, None, "{i:#?}");
+    assert!(
+        i.transient_error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not be reached") && e.contains("Throttling")),
+        "{i:#?}"
+    );
+    assert!(hits(&proxy)[1] > 1, "the SDK retried: {:?}", hits(&proxy));
+    assert!(r.transient_error().is_some());
+    assert!(
+        harness::drain(&sdk, &home.inbox_queue_url)
+            .await?
+            .is_empty(),
+        "nobody paged"
     );
     Ok(())
 }

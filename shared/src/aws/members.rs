@@ -12,7 +12,11 @@ use std::sync::Mutex;
 
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_ec2::config::{Region, SharedCredentialsProvider};
+use aws_sdk_sts::error::ProvideErrorMetadata;
 
 use super::{Aws, sdk_error};
 use crate::config::Config;
@@ -51,10 +55,12 @@ impl std::fmt::Debug for Members {
 /// Why an incident's account cannot be acted in.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Unreachable {
-    /// Refused for good: not allowed, or not an account or region code.
+    /// Refused for good: not allowed, not an account or region code, or
+    /// IAM refused the member role.
     Refused(String),
-    /// The deployment's own account could not be learned (STS): a retry
-    /// may do.
+    /// The deployment's own account could not be learned, or the member
+    /// role could not be assumed for now (STS throttled or unreachable): a
+    /// retry may do.
     Failed(String),
 }
 
@@ -64,6 +70,64 @@ impl std::fmt::Display for Unreachable {
             Self::Refused(w) | Self::Failed(w) => f.write_str(w),
         }
     }
+}
+
+/// A member role's credentials, the first of them fetched before its
+/// clients are made: IAM's refusal (an account outside `ALLOWED_ORG_ID`,
+/// a role that does not trust this one) is then a refusal of the incident
+/// before anything is asked of the account, not a failed first call. The
+/// clients' cache takes those first credentials once; renewals assume the
+/// role again.
+#[derive(Debug)]
+struct Prefetched {
+    first: Mutex<Option<Credentials>>,
+    role: AssumeRoleProvider,
+}
+
+impl ProvideCredentials for Prefetched {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match first {
+            Some(c) => future::ProvideCredentials::ready(Ok(c)),
+            None => self.role.provide_credentials(),
+        }
+    }
+}
+
+/// Why assuming a member role failed: Refused when STS said no for good
+/// (AccessDenied: the trust policy, the central role's `aws:ResourceOrgID`
+/// or `aws:ResourceAccount` condition; a region not enabled), Failed when a
+/// retry may do (throttled, timed out, unreachable).
+fn assume_failed(e: &CredentialsError, role: &str, config: &Config) -> Unreachable {
+    type AssumeError =
+        aws_sdk_sts::error::SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(sdk) = s.downcast_ref::<AssumeError>() {
+            let why = sdk_error(sdk);
+            return match sdk.code() {
+                Some("AccessDenied" | "AccessDeniedException" | "RegionDisabledException") => {
+                    let org = config.allowed_org_id.as_deref().map_or(String::new(), |o| {
+                        format!(
+                            " (with ALLOWED_ORG_ID {o}, IAM lets the responder into that organization's accounts only)"
+                        )
+                    });
+                    Unreachable::Refused(format!(
+                        "IAM refused to assume {role}{org}: {why}; refused, nothing was asked of the account"
+                    ))
+                }
+                _ => Unreachable::Failed(format!("AssumeRole {role}: {why}")),
+            };
+        }
+        source = s.source();
+    }
+    Unreachable::Failed(format!(
+        "AssumeRole {role}: {}",
+        aws_sdk_sts::error::DisplayErrorContext(e)
+    ))
 }
 
 /// Member sessions kept at once (a container serving a storm makes one per
@@ -133,7 +197,7 @@ impl Aws {
     }
 
     /// The clients for this incident's account and region (Err: refused,
-    /// with why; no call was made to that account), and whether its claim
+    /// with why; nothing was asked of that account beyond AssumeRole), and whether its claim
     /// must be checked there first (`target::Resolved::read_alarm`). These
     /// same clients for the deployment's own.
     pub async fn for_incident(
@@ -207,13 +271,24 @@ impl Aws {
         let mut b = m.central.to_builder();
         b.set_region(Some(Region::new(t.region.as_str().to_owned())));
         if t.account != home.account {
-            let mut role = AssumeRoleProvider::builder(t.role_arn(&config.member_role_name))
+            let arn = t.role_arn(&config.member_role_name);
+            let mut role = AssumeRoleProvider::builder(&arn)
                 .session_name(&session)
                 .configure(&m.central);
             if let Some(x) = &config.member_external_id {
                 role = role.external_id(x);
             }
-            let provider = role.build().await;
+            let role = role.build().await;
+            // Assumed now, so that IAM's refusal refuses the incident
+            // before its first call (the clients' cache reuses these).
+            let first = role
+                .provide_credentials()
+                .await
+                .map_err(|e| assume_failed(&e, &arn, config))?;
+            let provider = Prefetched {
+                first: Mutex::new(Some(first)),
+                role,
+            };
             b.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
         }
         let member = b.build();
