@@ -149,7 +149,7 @@ infra-check: tools
 	$(VENV)/bin/python infra/amp/check.py
 
 # Each function's Lambda artifact, as deployed: arm64, release profile, zip.
-# Fails past the size budget in the README; checks that `cargo lambda deploy`
+# Fails past the size budget in docs/deploy.md; checks that `cargo lambda deploy`
 # reads each function's deployment metadata (--dry: nothing is sent).
 # cargo lambda links through zig wrappers named after its own executable's
 # path; with the venv under $(TOOLS_DIR) that path is the same from every

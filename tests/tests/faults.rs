@@ -32,7 +32,7 @@ async fn twenty_percent_of_aws_calls_failing() -> Result<()> {
         Faults {
             fail_ratio: 0.2,
             latency: Duration::ZERO,
-            // FAULT_SEED replays another sequence of faults (the README's
+            // FAULT_SEED replays another sequence of faults (docs/testing.md's
             // figures come from several).
             seed: std::env::var("FAULT_SEED")
                 .ok()

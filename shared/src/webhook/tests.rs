@@ -1,4 +1,6 @@
 use super::*;
+use base64::Engine;
+use serde_json::Value;
 
 const TOKEN: &str = "s3cret-token-for-tests-0001";
 const AM: &str = include_str!("../../../events/alertmanager-high-cpu.json");
