@@ -177,6 +177,7 @@ impl Aws {
                     plan.with_metric(m.await);
                 }
                 let earlier = reports.clone();
+                let earlier = &earlier;
                 let work: Vec<PlannedAction> = plan
                     .actions
                     .iter()
@@ -191,7 +192,13 @@ impl Aws {
                         lease,
                         fresh: delivery == "first",
                     };
-                    self.carry_out(a, &plan.incident, config, clock, &earlier, &flap, &scope)
+                    let delivery = Delivery {
+                        incident: &plan.incident,
+                        config,
+                        flap: &flap,
+                        scope: &scope,
+                    };
+                    async move { self.carry_out(a, &delivery, clock, earlier).await }
                 }));
                 let done = match claim_notify.take() {
                     Some(c) => {
@@ -325,17 +332,19 @@ impl Aws {
     /// Carries out one action: claim, limits, the call. Returns its report,
     /// any transient error, and the outcome still to be recorded (the
     /// caller writes it while the next stage runs).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn carry_out(
         &self,
         a: &PlannedAction,
-        incident: &Incident,
-        config: &Config,
+        delivery: &Delivery<'_, '_>,
         clock: Clock,
         earlier: &[ActionReport],
-        flap: &FlapCheck<'_>,
-        scope: &Scope,
     ) -> (ActionReport, Option<String>, Option<Recording>) {
+        let Delivery {
+            incident,
+            config,
+            flap,
+            scope,
+        } = *delivery;
         let Clock {
             deadline,
             invocation,
@@ -511,12 +520,26 @@ impl Aws {
             fresh: false,
         };
         let flap: FlapCheck<'_> = async { None }.boxed().shared();
-        let (r, t, rec) = self
-            .carry_out(a, incident, config, clock, &[], &flap, &scope)
-            .await;
+        let delivery = Delivery {
+            incident,
+            config,
+            flap: &flap,
+            scope: &scope,
+        };
+        let (r, t, rec) = self.carry_out(a, &delivery, clock, &[]).await;
         let recorded = finish_recording(rec.into_iter().collect()).await;
         (r, t.or(recorded))
     }
+}
+
+/// What every action of one delivery shares: the incident, the
+/// configuration, the flap guard's answer and the scope its limits count in.
+#[derive(Clone, Copy)]
+pub(crate) struct Delivery<'a, 'f> {
+    incident: &'a Incident,
+    config: &'a Config,
+    flap: &'a FlapCheck<'f>,
+    scope: &'a Scope,
 }
 
 /// When a delivery started, its lease, and the deadline of its actions.

@@ -2,10 +2,6 @@
 
 use super::Recovery;
 use super::script::Script;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use crate::observed::*;
 use super::ActionStep;
 use super::ActionName;
 use crate::ids::InstanceId;
@@ -13,6 +9,7 @@ use crate::observed::Observed;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
+use super::context::{on_alerted_filesystem, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

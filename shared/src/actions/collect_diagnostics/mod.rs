@@ -3,10 +3,6 @@
 
 use super::Recovery;
 use super::script::Script;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use crate::observed::*;
 use super::ActionStep;
 use super::ActionName;
 use crate::ids::InstanceId;
@@ -14,6 +10,7 @@ use crate::observed::Observed;
 use crate::incident::IncidentKind;
 use serde::Deserialize;
 use toml::Spanned;
+use super::context::{Decision, commands_allowed, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

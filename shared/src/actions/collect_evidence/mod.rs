@@ -1,16 +1,13 @@
 //! collect_evidence: EC2 status checks and the console output.
 
 use super::Recovery;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use crate::observed::*;
 use serde::Deserialize;
 use toml::Spanned;
 use super::ActionStep;
 use super::ActionName;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
+use super::context::{Decision, instance_opted_in, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

@@ -7,16 +7,13 @@ use std::time::Duration;
 
 use super::Recovery;
 use super::script::Script;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
 use super::ActionName;
-#[allow(unused_imports)]
-use crate::observed::*;
 use super::ActionStep;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
+use super::context::{disk_usage, Decision, opted_in, instance_opted_in, disk_target, Settings, Context};
+use crate::observed::{Observed, InstanceState};
 
 #[cfg(feature = "aws")]
 mod run;
@@ -169,7 +166,6 @@ pub struct Expansion {
 }
 
 /// The expand_volume decision: (target, decision, reason).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn expansion(
     instance: &InstanceId,
     target: &DiskTarget,

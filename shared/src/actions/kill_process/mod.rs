@@ -9,13 +9,10 @@ use toml::Spanned;
 
 use super::{ActionName, ActionStep, Recovery};
 use super::script::Script;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use crate::observed::*;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
 use crate::params::Validator;
+use super::context::{Decision, commands_allowed, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

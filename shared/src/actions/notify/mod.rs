@@ -1,17 +1,12 @@
 //! notify: the notification through SNS, after every stage.
 
 use super::Recovery;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use super::ActionName;
-#[allow(unused_imports)]
-use crate::observed::*;
 use serde::Deserialize;
 use toml::Spanned;
 use super::ActionStep;
 use crate::ids::InstanceId;
 use crate::observed::Observed;
+use super::context::{Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

@@ -1,10 +1,6 @@
 //! reboot: reboot the instance (not in a group).
 
 use super::Recovery;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use crate::observed::*;
 use super::ActionStep;
 use std::time::Duration;
 use super::ActionName;
@@ -13,6 +9,7 @@ use crate::observed::Observed;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
+use super::context::{Decision, instance_opted_in, down_or_skip, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

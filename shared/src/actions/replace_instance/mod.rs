@@ -1,10 +1,6 @@
 //! replace_instance: mark the instance Unhealthy so its Auto Scaling group replaces it.
 
 use super::Recovery;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use crate::observed::*;
 use super::ActionStep;
 use crate::ids::GroupName;
 use std::time::Duration;
@@ -14,6 +10,7 @@ use crate::observed::Observed;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
+use super::context::{Decision, opted_in, down_or_skip, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

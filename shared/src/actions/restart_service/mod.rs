@@ -2,10 +2,6 @@
 
 use super::Recovery;
 use super::script::Script;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
-use crate::observed::*;
 use super::ActionStep;
 use std::time::Duration;
 use super::ActionName;
@@ -15,6 +11,7 @@ use crate::ids::ServiceName;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
+use super::context::{Decision, instance_opted_in, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

@@ -4,18 +4,15 @@ use crate::ids::InstanceId;
 // The decision still reads the plan being built (see ARCHITECTURE.md).
 
 use super::Recovery;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
 use super::ActionName;
-#[allow(unused_imports)]
-use crate::observed::*;
 use super::ActionStep;
 use crate::ids::GroupName;
 use std::time::Duration;
 use crate::params::Validator;
 use serde::Deserialize;
 use toml::Spanned;
+use crate::observed::{Observed, GroupState};
+use super::context::{Decision, opted_in, incident_value, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;

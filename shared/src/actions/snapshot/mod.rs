@@ -4,15 +4,12 @@ use crate::ids::{InstanceId, VolumeId};
 // The decision still reads the plan being built (see ARCHITECTURE.md).
 
 use super::Recovery;
-#[allow(unused_imports)]
-use super::context::*;
-#[allow(unused_imports)]
 use super::ActionName;
-#[allow(unused_imports)]
-use crate::observed::*;
 use serde::Deserialize;
 use toml::Spanned;
 use super::ActionStep;
+use crate::observed::{Observed, AttachedVolume};
+use super::context::{Decision, instance_opted_in, Settings, Context};
 
 #[cfg(feature = "aws")]
 mod run;
