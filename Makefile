@@ -57,7 +57,9 @@ iam: iam-tools
 # script sent to an instance, and for the instance
 # stand-in util-linux (unshare, nsenter, findmnt, losetup), xfsprogs and
 # e2fsprogs (real filesystems on loop devices), and Chromium for the approval
-# page's browser test (driven by Playwright from the .venv).
+# page's browser test (driven by Playwright from the .venv); qemu-user-static,
+# libc6-arm64-cross and binutils-aarch64-linux-gnu start the arm64 package
+# and read the glibc it needs (scripts/boot_arm64.py).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null && \
@@ -65,9 +67,12 @@ system-deps:
 	  command -v prometheus-node-exporter >/dev/null && \
 	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null && \
 	  command -v mkfs.xfs >/dev/null && command -v mkfs.ext4 >/dev/null && \
-	  command -v chromium >/dev/null && command -v node >/dev/null && command -v npm >/dev/null || \
+	  command -v chromium >/dev/null && command -v node >/dev/null && command -v npm >/dev/null && \
+	  command -v qemu-aarch64-static >/dev/null && command -v aarch64-linux-gnu-objdump >/dev/null && \
+	  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
 	    prometheus-alertmanager prometheus prometheus-node-exporter shellcheck util-linux xfsprogs e2fsprogs chromium \
+	    qemu-user-static libc6-arm64-cross binutils-aarch64-linux-gnu \
 	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm); }
 
 demo: tools
@@ -180,6 +185,8 @@ package: package-build
 	    --lambda-dir $(PACKAGE_TARGET_DIR)/lambda --iam-role arn:aws:iam::123456789012:role/first-responder-$$f $$f \
 	    | python3 -c 'import json,sys; t=sys.stdin.read(); c=json.loads(t[t.index("{"):])["config"]; assert c["tracing"]=="Active" and c["runtime"]=="provided.al2023", c; print("   deploy metadata:", c["memory"], "MB,", c["timeout"], "s, tracing", c["tracing"])'; \
 	done
+	@# The artifacts as deployed, started: arm64 under qemu-user, each answering an event.
+	python3 scripts/boot_arm64.py $(PACKAGE_TARGET_DIR)/lambda
 
 # Side-by-side figures into BENCHMARKS.md (see bench/run.py): release builds of
 # the responder, the CLI, the fleet tool and a hello-world baseline; the
