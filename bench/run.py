@@ -248,8 +248,9 @@ class Proxy:
     """The test harness's fault proxy, with latency only, counting calls;
     `ssm`: SSM Run Command's own time per command (see SSM_DELAYS)."""
 
-    def __init__(self, upstream, latency_ms, ssm=None):
+    def __init__(self, upstream, latency_ms, ssm=None, outputs=None):
         delays = [f"{word}={secs}" for word, secs in (ssm or {}).items()]
+        delays += [f"{word}@{path}" for word, path in (outputs or {}).items()]
         self.p = subprocess.Popen([str(RELEASE / "fleet"), "proxy", upstream, str(latency_ms), *delays],
                                   stdout=subprocess.PIPE, text=True)
         self.url = self.p.stdout.readline().strip()
@@ -271,6 +272,17 @@ class Proxy:
             time.sleep(0.01)
         raise SystemExit("the proxy's call count stayed empty")
 
+    def operations(self):
+        """Requests by `service:Operation`, as the proxy counted them."""
+        time.sleep(0.1)  # rewritten every 20 ms
+        path = pathlib.Path(f"/tmp/first-responder-proxy-{self.p.pid}.operations.json")
+        for _ in range(50):
+            text = path.read_text().strip() if path.exists() else ""
+            if text:
+                return json.loads(text)
+            time.sleep(0.01)
+        raise SystemExit("the proxy's operation counts stayed empty")
+
     def count_file(self):
         return f"/tmp/first-responder-proxy-{self.p.pid}.count"
 
@@ -279,6 +291,7 @@ class Proxy:
         self.p.wait()
         pathlib.Path(self.count_file()).unlink(missing_ok=True)
         pathlib.Path(f"/tmp/first-responder-proxy-{self.p.pid}.publish").unlink(missing_ok=True)
+        pathlib.Path(f"/tmp/first-responder-proxy-{self.p.pid}.operations.json").unlink(missing_ok=True)
 
 
 class CloudWatch:
@@ -323,7 +336,19 @@ def responder_world(event_name, latency_ms, ssm=None, metric_latency=True):
         event = ROOT / ".run" / f"bench-{event_name}"
         event.parent.mkdir(exist_ok=True)
         event.write_text(sample(event_name, fleet["instances"][0]))
-        proxy = Proxy(moto.url, latency_ms, ssm=ssm)
+        # The instance answers `lsblk` as a Nitro instance does (moto's SSM
+        # prints nothing): the root volume on nvme0n1, the data volume on
+        # nvme1n1, each by its volume id as serial, so the disk playbook
+        # finds the volume behind a mount point as it does for a user.
+        lsblk = ROOT / ".run" / "bench-lsblk.json"
+        lsblk.write_text(json.dumps({"blockdevices": [
+            {"name": "nvme0n1", "type": "disk", "serial": fleet["root_volume"].replace("-", ""),
+             "mountpoint": None, "fstype": None, "pttype": "gpt", "children": [
+                 {"name": "nvme0n1p1", "type": "part", "serial": None, "mountpoint": "/", "fstype": "xfs",
+                  "pttype": "gpt"}]},
+            {"name": "nvme1n1", "type": "disk", "serial": fleet["data_volume"].replace("-", ""),
+             "mountpoint": "/data", "fstype": "ext4", "pttype": None}]}))
+        proxy = Proxy(moto.url, latency_ms, ssm=ssm, outputs={"block devices": lsblk})
         fleet_file = ROOT / ".run" / "bench-fleet.json"
         fleet_file.write_text(json.dumps(fleet))
         cw = CloudWatch(proxy.url if metric_latency else moto.url, fleet_file)
@@ -352,6 +377,8 @@ def time_to_mitigate(kind, event_name, latency_ms, metric_latency=True, python=T
         report = json.loads(out.stdout)
         incident = report["incidents"][0]
         statuses = [(a["action"], a["status"]) for a in incident["actions"]]
+        if any(st_ == "failed" for _, st_ in statuses):
+            raise SystemExit(f"time to mitigate, {kind}: an action failed: {statuses} {incident.get('notes')}")
         if not incident.get("context"):
             raise SystemExit(f"no metric context in the {kind} run: {incident.get('notes')}")
         if not any(n.startswith("the fix is checked against the alarm") for n in incident.get("notes", [])):
@@ -390,6 +417,44 @@ def time_to_mitigate(kind, event_name, latency_ms, metric_latency=True, python=T
 # Diagnostics and the cleanup as the issue measured SSM; the rest alike.
 SSM_DELAYS = {"diagnostics": 2, "cleanup_temp": 20, "archive_logs": 20, "expand_volume": 5,
               "restart_service": 5, "kill_process": 2, "block devices": 2}
+# List prices, us-east-1, on-demand, as published on the services' pricing
+# pages; checked 2026-12 (re-check before quoting them). Per request unless
+# said. Calls of services that charge nothing per request (EC2, Auto Scaling,
+# SSM Run Command on EC2, STS, SSM standard parameters) are counted at $0.
+PRICES_CHECKED = "2026-12"
+LAMBDA_ARM_GB_S = 0.0000133334      # arm64 duration, first 7.5 billion GB-s a month
+LAMBDA_REQUEST = 0.20 / 1e6         # per invocation
+LAMBDA_MEMORY_GB = 128 / 1024       # the template's MemorySize for the responder
+XRAY_TRACE = 5.00 / 1e6             # a trace recorded (the template turns tracing on)
+REQUEST_PRICES = {                  # service (signing scope) -> per request
+    "sns": 0.50 / 1e6,              # Publish (deliveries: email $2 per 100,000, HTTPS $0.60 per million)
+    "sqs": 0.40 / 1e6,              # SendMessage (the check after the fix)
+    "dynamodb": 0.625 / 1e6,        # on-demand: a write request unit; reads are cheaper (0.125), counted as writes
+    "monitoring": 0.01 / 1e3,       # CloudWatch API: GetMetricData per metric, the others per request
+    "": 0.01 / 1e3,                 # the CloudWatch bridge's requests, unsigned here: CloudWatch's price
+}
+FREE_SERVICES = {"ec2", "autoscaling", "ssm", "sts"}
+EBS_SNAPSHOT_GB_MONTH = 0.05        # evidence snapshots: changed blocks kept, per GB-month
+OPS_AGENT_PER_SECOND = 0.0083       # AWS's published price per agent-second of an AI investigation
+OPS_AGENT_SECONDS = 600             # a 10-minute investigation
+
+
+def cost_of(page):
+    """What one incident of this run costs at list prices: the responder's
+    Lambda (duration at 128 MB arm64, the request, its trace) and every
+    request the proxy counted, by service."""
+    by_service = {}
+    for key, n in page["ops"].items():
+        service = key.split(":", 1)[0]
+        by_service[service] = by_service.get(service, 0) + n
+    unknown = set(by_service) - set(REQUEST_PRICES) - FREE_SERVICES
+    if unknown:
+        raise SystemExit(f"cost per incident: no price for {sorted(unknown)} ({page['ops']})")
+    requests = sum(REQUEST_PRICES.get(s, 0.0) * n for s, n in by_service.items())
+    lam = page["wall"] * LAMBDA_MEMORY_GB * LAMBDA_ARM_GB_S + LAMBDA_REQUEST + XRAY_TRACE
+    return {"lambda": lam, "requests": requests, "total": lam + requests, "by_service": by_service}
+
+
 # The four playbooks and the sample alarm of each. disk_full is the root
 # filesystem's, so that the cleanup runs (a data volume's alarm skips it).
 PLAYBOOK_EVENTS = [("high_cpu", "high-cpu-alarm.json"), ("disk_full", "disk-full-nvme-alarm.json"),
@@ -409,13 +474,19 @@ def time_to_first_page(kind, event_name, latency_ms):
             raise SystemExit(f"first page, {kind}: exit {out.returncode}: {out.stderr[-2000:]}")
         report = json.loads(out.stdout)
         pubs = proxy.publishes()
+        ops = proxy.operations()
     incident = report["incidents"][0]
+    failed = [f"{a['action']}: {a.get('detail') or a.get('reason')}" for a in incident["actions"]
+              if a["status"] == "failed"]
+    if failed:
+        raise SystemExit(f"first page, {kind}: a benchmarked playbook must end as it does for a user; "
+                         f"failed: {failed}")
     if not pubs:
         raise SystemExit(f"first page, {kind}: nothing was published: {incident.get('notes')}")
     return {"kind": kind, "latency": latency_ms, "messages": len(pubs), "first": pubs[0] - t0,
             "last": pubs[-1] - t0, "wall": wall,
             "statuses": [(a["action"], a["status"]) for a in incident["actions"] if a["action"] != "notify"],
-            "note": next((n for n in incident.get("notes", []) if "first page" in n), "")}
+            "note": next((n for n in incident.get("notes", []) if "first page" in n), ""), "ops": ops}
 
 
 class InvokeStandIn:
@@ -806,6 +877,45 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, suite_times):
              f"{verdict}). Two messages only where the work outlasted the budget: "
              + ("; ".join(f"{pg['kind']} at {pg['latency']} ms ({pg['note'] or 'no note'})" for pg in two)
                 or "none") + ".\n")
+    L.append("## Cost per incident\n")
+    L.append("What one incident of each playbook costs at list prices (us-east-1, on-demand; prices as "
+             f"published, checked {PRICES_CHECKED}), from the time-to-first-page runs at {LOW} ms: the "
+             "responder's Lambda duration (the run's wall time, SSM's own time included, at 128 MB arm64), "
+             "its request and its X-Ray trace, plus every AWS request the proxy counted, at its service's "
+             "price. EC2, Auto Scaling, SSM Run Command on EC2 and STS charge nothing per request. Not "
+             "included: the evidence snapshots' storage (the changed blocks, "
+             f"${EBS_SNAPSHOT_GB_MONTH} per GB-month, for as long as they are kept), the notification's "
+             "deliveries (email $2 per 100,000), the logs (about 5 KB an incident at $0.50 per GB), and the "
+             "check after the fix 10 minutes later (one more invocation and a few reads, the same order "
+             "as the figures here).\n")
+    L.append("| price | per |")
+    L.append("|---|---|")
+    L.append(f"| Lambda arm64 duration | ${LAMBDA_ARM_GB_S} per GB-second |")
+    L.append(f"| Lambda request | ${LAMBDA_REQUEST * 1e6:.2f} per million |")
+    L.append(f"| X-Ray trace recorded | ${XRAY_TRACE * 1e6:.2f} per million |")
+    L.append(f"| SNS Publish | ${REQUEST_PRICES['sns'] * 1e6:.2f} per million |")
+    L.append(f"| SQS request | ${REQUEST_PRICES['sqs'] * 1e6:.2f} per million |")
+    L.append(f"| DynamoDB on-demand write | ${REQUEST_PRICES['dynamodb'] * 1e6:.3f} per million |")
+    L.append(f"| CloudWatch API (GetMetricData per metric) | ${REQUEST_PRICES['monitoring'] * 1e3:.2f} per 1,000 |")
+    L.append(f"| AWS Ops Agent (for comparison) | ${OPS_AGENT_PER_SECOND} per agent-second |")
+    L.append("")
+    L.append("| playbook | wall | requests (by service) | Lambda | requests | total |")
+    L.append("|---|---|---|---|---|---|")
+    costs = []
+    for pg in pages:
+        if pg["latency"] != LOW:
+            continue
+        c = cost_of(pg)
+        costs.append((pg["kind"], c))
+        svc = ", ".join(f"{s or 'cloudwatch'} {n}" for s, n in sorted(c["by_service"].items()))
+        L.append(f"| {pg['kind']} | {pg['wall']:.1f} s | {svc} | ${c['lambda']:.7f} | ${c['requests']:.7f} | "
+                 f"${c['total']:.6f} |")
+    L.append("")
+    agent = OPS_AGENT_PER_SECOND * OPS_AGENT_SECONDS
+    for kind, c in costs:
+        L.append(f"**cost per incident: ${c['total']:.6f}** ({kind}; {agent / c['total']:,.0f}× less than a "
+                 f"{OPS_AGENT_SECONDS // 60}-minute AI investigation at ${OPS_AGENT_PER_SECOND} per agent-second, "
+                 f"${agent:.2f})\n")
     L.append("## 2. Time to mitigate\n")
     L.append("`first-responder run` (the release CLI: the responder's code path, process start included) against "
              "moto behind the test harness's proxy, which adds a fixed latency to every AWS call and counts "

@@ -221,6 +221,9 @@ pub struct Fleet {
     /// Instances of the group; the first one has an extra data volume.
     pub instances: Vec<String>,
     pub data_volume: String,
+    /// The first instance's root volume (its first block device mapping).
+    #[serde(default)]
+    pub root_volume: String,
     /// Private IP and DNS name of the first instance (what a Prometheus
     /// `instance` label carries).
     pub private_ip: String,
@@ -361,6 +364,14 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         .first()
         .and_then(|r| r.instances().first())
         .context("first instance not described")?;
+    let root_volume = me
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() != Some("/dev/sdf"))
+        .and_then(|m| m.ebs())
+        .and_then(|e| e.volume_id())
+        .context("the first instance has no root volume")?
+        .to_owned();
     let private_ip = me.private_ip_address().context("no private IP")?.to_owned();
     let private_dns = me
         .private_dns_name()
@@ -444,6 +455,7 @@ pub async fn seed(sdk: &SdkConfig, spec: FleetSpec) -> Result<Fleet> {
         group,
         instances,
         data_volume,
+        root_volume,
         private_ip,
         private_dns,
         standalone,

@@ -35,6 +35,10 @@ pub struct Faults {
     /// WORD for …` is `InProgress` for this long after its `SendCommand`,
     /// as SSM answers `GetCommandInvocation` while the agent works.
     pub ssm_delays: &'static [(&'static str, Duration)],
+    /// What the instance prints for a command whose comment is
+    /// `first-responder WORD for …` (moto prints nothing): for `make bench`,
+    /// the `lsblk` of a Nitro instance, so its playbooks run as on one.
+    pub ssm_outputs: &'static [(&'static str, &'static str)],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -76,10 +80,15 @@ pub struct Stats {
     pub rule_hits: std::sync::Mutex<Vec<u64>>,
     /// Held while a request is upstream, with `one_at_a_time`.
     upstream_busy: std::sync::atomic::AtomicBool,
+    /// What each SSM command (by id) prints (`Faults::ssm_outputs`).
+    ssm_output: std::sync::Mutex<std::collections::HashMap<String, &'static str>>,
     /// When each delayed SSM command (by id) is done (`Faults::ssm_delays`).
     ssm_done_at: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// When each SNS `Publish` was answered, in order.
     pub publishes: std::sync::Mutex<Vec<std::time::SystemTime>>,
+    /// Requests by `service:Operation` (the signing scope's service; for
+    /// `make bench`'s cost per incident).
+    pub by_operation: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -296,6 +305,14 @@ async fn serve(
         return Ok(());
     };
     let n = stats.requests.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut ops) = stats.by_operation.lock() {
+        let key = format!(
+            "{}:{}",
+            service(&request),
+            action_of(&request).unwrap_or_default()
+        );
+        *ops.entry(key).or_insert(0) += 1;
+    }
     tokio::time::sleep(faults.latency).await;
     let rule = rule_for(&request, &faults, stats);
     match rule {
@@ -398,6 +415,13 @@ async fn serve(
                 p.push(std::time::SystemTime::now());
             }
         }
+        Some("GetCommandInvocation") => {
+            if let Some(r) = with_output(&request, &response, stats) {
+                client.write_all(r.as_bytes()).await?;
+                client.shutdown().await?;
+                return Ok(());
+            }
+        }
         _ => {}
     }
     client.write_all(&response).await?;
@@ -442,6 +466,16 @@ fn delay_command(request: &[u8], response: &[u8], faults: &Faults, stats: &Stats
         return;
     };
     let comment = req["Comment"].as_str().unwrap_or_default();
+    if let (Some((_, out)), Some(id), Ok(mut m)) = (
+        faults
+            .ssm_outputs
+            .iter()
+            .find(|(word, _)| comment.starts_with(&format!("first-responder {word} for"))),
+        resp["Command"]["CommandId"].as_str(),
+        stats.ssm_output.lock(),
+    ) {
+        m.insert(id.to_owned(), out);
+    }
     let Some((_, delay)) = faults
         .ssm_delays
         .iter()
@@ -455,6 +489,23 @@ fn delay_command(request: &[u8], response: &[u8], faults: &Faults, stats: &Stats
     ) {
         m.insert(id.to_owned(), std::time::Instant::now() + *delay);
     }
+}
+
+/// moto's answer for a finished command with what the instance printed in
+/// place of its empty output (`Faults::ssm_outputs`).
+fn with_output(request: &[u8], response: &[u8], stats: &Stats) -> Option<String> {
+    let id = json_body(request)?["CommandId"].as_str()?.to_owned();
+    let out = *stats.ssm_output.lock().ok()?.get(&id)?;
+    let mut body = json_body(response)?;
+    if body["Status"] != "Success" {
+        return None;
+    }
+    body["StandardOutputContent"] = serde_json::Value::String(out.to_owned());
+    let body = body.to_string();
+    Some(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
 }
 
 /// SSM's answer for a delayed command that is not done yet.

@@ -145,12 +145,25 @@ async fn main() -> Result<()> {
         ["proxy", upstream, latency_ms, ref delays @ ..] => {
             // For `make bench`: a latency-adding proxy on 127.0.0.1; prints its
             // endpoint, then keeps the number of requests it forwarded in
-            // /tmp/first-responder-proxy-<pid>.count and the times (unix ms)
-            // SNS Publish calls were answered in …-<pid>.publish, until it is
+            // /tmp/first-responder-proxy-<pid>.count, the times (unix ms) SNS
+            // Publish calls were answered in …-<pid>.publish and the requests
+            // by service and operation in …-<pid>.operations.json, until it is
             // stopped. Each WORD=SECONDS keeps SSM commands whose comment is
-            // `first-responder WORD for …` InProgress for that long.
+            // `first-responder WORD for …` InProgress for that long; each
+            // WORD@FILE makes them print FILE's text.
             let mut ssm = Vec::new();
+            let mut outputs = Vec::new();
             for d in delays.iter() {
+                // WORD@FILE: what the instance prints for WORD's command.
+                if let Some((word, file)) = d.split_once('@') {
+                    let text =
+                        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+                    outputs.push((
+                        &*Box::leak(word.to_owned().into_boxed_str()),
+                        &*Box::leak(text.into_boxed_str()),
+                    ));
+                    continue;
+                }
                 let (word, secs) = d
                     .split_once('=')
                     .with_context(|| format!("expected WORD=SECONDS, got {d}"))?;
@@ -161,6 +174,7 @@ async fn main() -> Result<()> {
             let faults = harness::proxy::Faults {
                 latency: std::time::Duration::from_millis(latency_ms.parse()?),
                 ssm_delays: Box::leak(ssm.into_boxed_slice()),
+                ssm_outputs: Box::leak(outputs.into_boxed_slice()),
                 ..Default::default()
             };
             let proxy = harness::proxy::FaultProxy::start(upstream, faults).await?;
@@ -168,6 +182,7 @@ async fn main() -> Result<()> {
             let pid = std::process::id();
             let count = format!("/tmp/first-responder-proxy-{pid}.count");
             let publishes = format!("/tmp/first-responder-proxy-{pid}.publish");
+            let operations = format!("/tmp/first-responder-proxy-{pid}.operations.json");
             loop {
                 let n = proxy
                     .stats
@@ -186,11 +201,18 @@ async fn main() -> Result<()> {
                     })
                     .unwrap_or_default();
                 std::fs::write(&publishes, times.join("\n"))?;
+                let ops = proxy
+                    .stats
+                    .by_operation
+                    .lock()
+                    .map(|o| o.clone())
+                    .unwrap_or_default();
+                std::fs::write(&operations, serde_json::to_string(&ops)?)?;
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
         _ => bail!(
-            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet health ENDPOINT INSTANCE | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS | fleet proxy UPSTREAM LATENCY_MS [WORD=SECONDS ...]"
+            "usage: fleet seed ENDPOINT | fleet show ENDPOINT FLEET_JSON | fleet health ENDPOINT INSTANCE | fleet wait ENDPOINT FLEET_JSON NOTIFICATIONS SECONDS | fleet proxy UPSTREAM LATENCY_MS [WORD=SECONDS | WORD@FILE ...]"
         ),
     }
     Ok(())
