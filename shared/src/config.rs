@@ -186,9 +186,22 @@ impl Config {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Builds the configuration from any key lookup (the environment, a map in tests).
+    /// Builds the configuration from any key lookup (the environment, a map
+    /// in tests), a concern at a time.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Self::default();
+        c.read_pipeline(&get)?;
+        c.read_limits(&get)?;
+        c.read_approvals(&get)?;
+        c.read_accounts(&get)?;
+        c.read_sources(&get)?;
+        Ok(c)
+    }
+
+    /// The pipeline: where notifications go, the playbooks, the deadlines, the
+    /// state table and the queue of the check after the fix, the switches.
+    fn read_pipeline(&mut self, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = get("NOTIFY_TOPIC_ARN").filter(|v| !v.is_empty()) {
             c.notify_topic_arn = Some(topic_arn("NOTIFY_TOPIC_ARN", &v)?);
         }
@@ -234,6 +247,22 @@ impl Config {
         if let Some(v) = get("ROUTES") {
             c.routes = routes("ROUTES", &v)?;
         }
+        if let Some(v) = get("KILL_SWITCH_PARAMETER").filter(|v| !v.is_empty()) {
+            c.kill_switch_parameter = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("VERIFY_QUEUE_URL").filter(|v| !v.is_empty()) {
+            c.verify_queue_url = Some(v.trim().to_owned());
+        }
+        if let Some(v) = get("STATE_TABLE").filter(|v| !v.is_empty()) {
+            c.state_table = Some(v.trim().to_owned());
+        }
+        Ok(())
+    }
+
+    /// The limits on changes: the opt-in tag, capacity, cooldowns, snapshots,
+    /// the lookup's VPCs, the breaker, the flap guard and the budgets.
+    fn read_limits(&mut self, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = get("OPT_IN_TAG") {
             c.opt_in = match v.trim() {
                 "off" | "none" => None,
@@ -256,15 +285,6 @@ impl Config {
                     ));
                 }
             };
-        }
-        if let Some(v) = get("KILL_SWITCH_PARAMETER").filter(|v| !v.is_empty()) {
-            c.kill_switch_parameter = Some(v.trim().to_owned());
-        }
-        if let Some(v) = get("VERIFY_QUEUE_URL").filter(|v| !v.is_empty()) {
-            c.verify_queue_url = Some(v.trim().to_owned());
-        }
-        if let Some(v) = get("STATE_TABLE").filter(|v| !v.is_empty()) {
-            c.state_table = Some(v.trim().to_owned());
         }
         if let Some(v) = get("SCALE_OUT_COOLDOWN_SECONDS") {
             c.scale_out_cooldown = seconds("SCALE_OUT_COOLDOWN_SECONDS", &v, 0, 86_400)?;
@@ -295,6 +315,25 @@ impl Config {
         if let Some(v) = get("FLAP_WINDOW_SECONDS") {
             c.flap_window = seconds("FLAP_WINDOW_SECONDS", &v, 60, 7 * 86_400)?;
         }
+        if let Some(v) = get("BUDGET_PER_ACCOUNT_PER_HOUR").filter(|v| !v.is_empty()) {
+            c.budget_per_account_per_hour = Some(count("BUDGET_PER_ACCOUNT_PER_HOUR", &v)?);
+        }
+        if let Some(v) = get("BUDGET_PER_GROUP_PER_HOUR").filter(|v| !v.is_empty()) {
+            c.budget_per_group_per_hour = Some(count("BUDGET_PER_GROUP_PER_HOUR", &v)?);
+        }
+        if let Some(v) = get("MAX_GROUP_SHARE_PERCENT").filter(|v| !v.is_empty()) {
+            c.max_group_share_percent = match v.trim().parse::<u32>() {
+                Ok(p) if (1..=100).contains(&p) => p,
+                _ => return Err(err("MAX_GROUP_SHARE_PERCENT", &v, "expected 1 to 100")),
+            };
+        }
+        Ok(())
+    }
+
+    /// Approvals: the key that signs the links, how often it is re-read, where
+    /// the links point and how long they live.
+    fn read_approvals(&mut self, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = get("APPROVAL_KEY").filter(|v| !v.is_empty()) {
             c.approval_key = Some(crate::approval::Key::new("APPROVAL_KEY", &v)?);
         }
@@ -340,6 +379,26 @@ impl Config {
                 format!("{t}/")
             });
         }
+        if let Some(v) = get("APPROVAL_TTL_MINUTES") {
+            let max = crate::approval::MAX_TTL_MINUTES;
+            c.approval_ttl = match v.trim().parse::<u64>() {
+                Ok(m) if (1..=max).contains(&m) => Duration::from_secs(m * 60),
+                _ => {
+                    return Err(err(
+                        "APPROVAL_TTL_MINUTES",
+                        &v,
+                        &format!("expected 1 to {max} minutes"),
+                    ));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Many accounts: the member role, its external id, the accounts allowed
+    /// (by list or organization) and the deployment's own.
+    fn read_accounts(&mut self, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = get("MEMBER_ROLE_NAME").filter(|v| !v.is_empty()) {
             let t = v.trim();
             // IAM role names: 1 to 64 of letters, digits and +=,.@_-
@@ -394,6 +453,19 @@ impl Config {
             }
             c.allowed_org_id = Some(t.to_owned());
         }
+        if let Some(v) = get("HOME_ACCOUNT_ID").filter(|v| !v.is_empty()) {
+            c.home_account = Some(
+                crate::ids::AccountId::parse("HOME_ACCOUNT_ID", v.trim())
+                    .map_err(|e| err("HOME_ACCOUNT_ID", &v, &e.to_string()))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Which alerts and from where: the alarm-name prefix, the regions, the
+    /// topics that forward for others, the accounts' names.
+    fn read_sources(&mut self, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = get("ALARM_NAME_PREFIX").filter(|v| !v.is_empty()) {
             c.alarm_name_prefix = Some(v);
         }
@@ -430,38 +502,7 @@ impl Config {
                     .insert(id.as_str().to_owned(), name.to_owned());
             }
         }
-        if let Some(v) = get("BUDGET_PER_ACCOUNT_PER_HOUR").filter(|v| !v.is_empty()) {
-            c.budget_per_account_per_hour = Some(count("BUDGET_PER_ACCOUNT_PER_HOUR", &v)?);
-        }
-        if let Some(v) = get("BUDGET_PER_GROUP_PER_HOUR").filter(|v| !v.is_empty()) {
-            c.budget_per_group_per_hour = Some(count("BUDGET_PER_GROUP_PER_HOUR", &v)?);
-        }
-        if let Some(v) = get("MAX_GROUP_SHARE_PERCENT").filter(|v| !v.is_empty()) {
-            c.max_group_share_percent = match v.trim().parse::<u32>() {
-                Ok(p) if (1..=100).contains(&p) => p,
-                _ => return Err(err("MAX_GROUP_SHARE_PERCENT", &v, "expected 1 to 100")),
-            };
-        }
-        if let Some(v) = get("HOME_ACCOUNT_ID").filter(|v| !v.is_empty()) {
-            c.home_account = Some(
-                crate::ids::AccountId::parse("HOME_ACCOUNT_ID", v.trim())
-                    .map_err(|e| err("HOME_ACCOUNT_ID", &v, &e.to_string()))?,
-            );
-        }
-        if let Some(v) = get("APPROVAL_TTL_MINUTES") {
-            let max = crate::approval::MAX_TTL_MINUTES;
-            c.approval_ttl = match v.trim().parse::<u64>() {
-                Ok(m) if (1..=max).contains(&m) => Duration::from_secs(m * 60),
-                _ => {
-                    return Err(err(
-                        "APPROVAL_TTL_MINUTES",
-                        &v,
-                        &format!("expected 1 to {max} minutes"),
-                    ));
-                }
-            };
-        }
-        Ok(c)
+        Ok(())
     }
 }
 

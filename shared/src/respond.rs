@@ -291,205 +291,273 @@ pub async fn respond_event(
         (Some(name), false) => aws.kill_switch(name).await,
         _ => Ok(false),
     };
-    let kill_switch = &kill_switch;
+    let shared = Shared {
+        kill_switch: &kill_switch,
+        event,
+        arrived,
+        hard,
+    };
     let reports = join_all(incidents.iter().map(|incident| {
-        let span = info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
-        async move {
-            // Where the alert lives decides where to act: that account's and
-            // region's clients (the topic and the state table stay ours).
-            // Refused there: nobody is paged (the alert's text may be anyone's),
-            // logged and counted like a claim that does not hold.
-            let place = match aws.for_incident(incident, config).await {
-                Ok(w) => w,
-                Err(Unreachable::Refused(w)) => {
-                    return not_believed(incident, config, &NotBelieved::Refused(w));
-                }
-                Err(Unreachable::Failed(e)) => {
-                    return not_believed(incident, config, &NotBelieved::Unreached(e));
-                }
-            };
-            let (aws, target) = (&place.aws, &place.target);
-            // An SNS message's account and alarm are believed once the alarm
-            // has been read there; that one read also gives the metric.
-            let alarm = aws.alarm_read(incident, place.read_alarm);
-            let claim = claim_check(incident, target.as_ref(), place.read_alarm, alarm.clone())
-                .boxed()
-                .shared();
-            // Nothing but that read is asked of another account before the
-            // claim holds; in the deployment's own, the reads overlap it.
-            let gate_reads = place.read_alarm && place.member;
-            // With something to do, the lease is taken while AWS is read:
-            // one round trip less before the first action.
-            let may_act = incident.transition == Transition::Firing
-                || (incident.transition == Transition::Resolved && config.notify_on_resolve);
-            // An address is looked up once, for the fleet's reads and the metric's.
-            let lookup = aws.lookup(incident, config);
-            // The reads are bounded too (an `lsblk` over SSM may wait a minute).
-            let observe = async {
-                if gate_reads && claim.clone().await.is_err() {
-                    return Observed::nothing();
-                }
-                match hard {
-                    Some(h) => {
-                        tokio::time::timeout_at(h.into(), aws.observe_fleet(incident, config, lookup.as_ref()))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Observed::failed(
-                                    "the reads did not finish before the invocation's deadline",
-                                )
-                            })
-                    }
-                    None => aws.observe_fleet(incident, config, lookup.as_ref()).await,
-                }
-            };
-            // The check after the fix is sent before any change (beside the
-            // reads), so that a crash after the fix cannot lose it.
-            let playbook = config.playbooks.get(incident.kind);
-            let may_fix = playbook.is_some_and(|pb| {
-                pb.stages.iter().flatten().any(|a| crate::verify::is_fix(*a))
-            });
-            let verify_after = playbook.map_or(0, |pb| pb.verify_after_minutes);
-            let schedule = async {
-                if claim.clone().await.is_err() {
-                    return None;
-                }
-                match &config.verify_queue_url {
-                    Some(q) if may_fix && !config.dry_run && incident.transition == Transition::Firing => {
-                        let delay = std::time::Duration::from_secs(u64::from(verify_after) * 60);
-                        Some(aws.schedule_verification(q, &incident.id, delay).await)
-                    }
-                    _ => None,
-                }
-            };
-            // The alert's metric is read beside the fleet (under its own
-            // short deadline), on its own clock.
-            let metric: LateMetric<'_> = async {
-                if gate_reads && claim.clone().await.is_err() {
-                    return None;
-                }
-                aws.metric_context(incident, lookup.as_ref(), alarm.clone()).await
-            }
+        let span =
+            info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
+        respond_incident(incident, aws, config, mode, &shared)
+            .instrument(span)
             .boxed()
-            .shared();
-            let decide = |mut observed: Observed| {
-                observed.kill_switch = kill_switch.clone();
-                let mut p = plan(incident, &observed, config);
-                p.event = event.clone();
-                p.set_target(target.as_ref(), config);
-                for a in &p.actions {
-                    let decision = match &a.decision {
-                        Decision::Do(_) => "do",
-                        Decision::Hold(_) => "hold",
-                        Decision::Skip(_) => "skip",
-                        Decision::Fail(_) => "fail",
-                    };
-                    info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
-                }
-                let fixes = p.actions.iter().any(|a| {
-                    crate::verify::is_fix(a.name) && matches!(a.decision, Decision::Do(_))
-                });
-                (p, fixes)
-            };
-            let (mut report, fixes, scheduled) = if mode == Mode::Run && may_act {
-                // Acting: planned and started on the fleet's state alone;
-                // the engine waits for the metric only where it is used.
-                let act = Box::pin(async {
-                    let now = crate::aws::unix_now();
-                    // The lease is taken only for a claim that holds.
-                    let begin = async {
-                        claim.clone().await.ok()?;
-                        Some(aws.begin(&incident.id, config, now).await)
-                    };
-                    let (o, s, v) = tokio::join!(observe, begin, schedule);
-                    // No lease: the claim did not hold.
-                    let Some(s) = s else {
-                        let why = claim.clone().await.err().unwrap_or_else(|| {
-                            NotBelieved::Unread("the claim was not checked".into())
-                        });
-                        return (not_believed(incident, config, &why), false, None);
-                    };
-                    let (mut p, fixes) = decide(o);
-                    if let Ok(Some(note)) = claim.clone().await {
-                        p.note(note);
-                    }
-                    let r = aws
-                        .execute_started(
-                            &p,
-                            config,
-                            s,
-                            now,
-                            crate::engine::Timing { arrived, until: hard },
-                            Some(metric.clone()),
-                        )
-                        .await;
-                    (r, fixes, v)
-                });
-                // The metric keeps being read while the engine works
-                // elsewhere; once the incident is done, it is let go.
-                match select(act, metric.clone()).await {
-                    Either::Left((done, _)) => done,
-                    Either::Right((_, act)) => act.await,
-                }
-            } else {
-                let (mut o, m) = tokio::join!(observe, metric);
-                if let Err(why) = claim.clone().await {
-                    return not_believed(incident, config, &why);
-                }
-                o.metric = m;
-                let (mut p, fixes) = decide(o);
-                if let Ok(Some(note)) = claim.clone().await {
-                    p.note(note);
-                }
-                let r = match mode {
-                    Mode::Plan => p.to_report(),
-                    Mode::Run => aws.execute(&p, config).await,
-                };
-                (r, fixes, None)
-            };
-            // A resolution is recorded for the check after the fix (when
-            // checks are scheduled at all): it tells an Alertmanager alert's
-            // recovery, and whether a resolve notice already went out.
-            if mode == Mode::Run
-                && !config.dry_run
-                && config.verify_queue_url.is_some()
-                && incident.transition == Transition::Resolved
-                && let (Some(st), Some(key)) = (
-                    &aws.state,
-                    incident.resolution_key(&crate::target::place_of(target.as_ref())),
-                )
-            {
-                let notified = report.actions.iter().any(|a| {
-                    a.action == crate::actions::ActionName::Notify
-                        && a.status == crate::report::Status::Done
-                });
-                if let Err(e) = st
-                    .record_resolution(&key, crate::aws::unix_now(), notified)
-                    .await
-                {
-                    report.notes.push(format!(
-                        "the resolution was not recorded for the check after the fix: {e}"
-                    ));
-                    report.transient_error = report.transient_error.take().or(Some(e));
-                }
-            }
-            if fixes && mode == Mode::Run && !config.dry_run {
-                report.notes.push(match scheduled {
-                    Some(Ok(id)) => format!(
-                        "the fix is checked against the alarm in {verify_after} minutes (verification message {id})"
-                    ),
-                    Some(Err(e)) => format!("no verification is scheduled: {e}"),
-                    None => "no verification is scheduled (VERIFY_QUEUE_URL is not set)".into(),
-                });
-            }
-            report
-        }
-        .instrument(span)
-        .boxed()
     }))
     .await;
     Report {
         incidents: reports,
         duplicates,
         rejected: Vec::new(),
+    }
+}
+
+/// What every incident of one event shares: the kill switch as read once,
+/// the event's text, when it arrived and when the actions must end.
+#[cfg(feature = "aws")]
+struct Shared<'a> {
+    kill_switch: &'a Result<bool, String>,
+    event: &'a Option<std::sync::Arc<str>>,
+    arrived: Instant,
+    hard: Option<Instant>,
+}
+
+/// One incident of an event: where it acts, its claim checked, read, planned
+/// and (in `Mode::Run`) carried out; then what the check after the fix
+/// needs recorded.
+#[cfg(feature = "aws")]
+async fn respond_incident(
+    incident: &Incident,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+    shared: &Shared<'_>,
+) -> crate::report::IncidentReport {
+    let Shared { arrived, hard, .. } = *shared;
+    // Where the alert lives decides where to act: that account's and
+    // region's clients (the topic and the state table stay ours).
+    // Refused there: nobody is paged (the alert's text may be anyone's),
+    // logged and counted like a claim that does not hold.
+    let place = match aws.for_incident(incident, config).await {
+        Ok(w) => w,
+        Err(Unreachable::Refused(w)) => {
+            return not_believed(incident, config, &NotBelieved::Refused(w));
+        }
+        Err(Unreachable::Failed(e)) => {
+            return not_believed(incident, config, &NotBelieved::Unreached(e));
+        }
+    };
+    let (aws, target) = (&place.aws, &place.target);
+    // An SNS message's account and alarm are believed once the alarm
+    // has been read there; that one read also gives the metric.
+    let alarm = aws.alarm_read(incident, place.read_alarm);
+    let claim = claim_check(incident, target.as_ref(), place.read_alarm, alarm.clone())
+        .boxed()
+        .shared();
+    // Nothing but that read is asked of another account before the
+    // claim holds; in the deployment's own, the reads overlap it.
+    let gate_reads = place.read_alarm && place.member;
+    // With something to do, the lease is taken while AWS is read:
+    // one round trip less before the first action.
+    let may_act = incident.transition == Transition::Firing
+        || (incident.transition == Transition::Resolved && config.notify_on_resolve);
+    // An address is looked up once, for the fleet's reads and the metric's.
+    let lookup = aws.lookup(incident, config);
+    // The reads are bounded too (an `lsblk` over SSM may wait a minute).
+    let observe = async {
+        if gate_reads && claim.clone().await.is_err() {
+            return Observed::nothing();
+        }
+        match hard {
+            Some(h) => tokio::time::timeout_at(
+                h.into(),
+                aws.observe_fleet(incident, config, lookup.as_ref()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Observed::failed("the reads did not finish before the invocation's deadline")
+            }),
+            None => aws.observe_fleet(incident, config, lookup.as_ref()).await,
+        }
+    };
+    // The check after the fix is sent before any change (beside the
+    // reads), so that a crash after the fix cannot lose it.
+    let playbook = config.playbooks.get(incident.kind);
+    let may_fix = playbook.is_some_and(|pb| {
+        pb.stages
+            .iter()
+            .flatten()
+            .any(|a| crate::verify::is_fix(*a))
+    });
+    let verify_after = playbook.map_or(0, |pb| pb.verify_after_minutes);
+    let schedule = async {
+        if claim.clone().await.is_err() {
+            return None;
+        }
+        match &config.verify_queue_url {
+            Some(q) if may_fix && !config.dry_run && incident.transition == Transition::Firing => {
+                let delay = std::time::Duration::from_secs(u64::from(verify_after) * 60);
+                Some(aws.schedule_verification(q, &incident.id, delay).await)
+            }
+            _ => None,
+        }
+    };
+    // The alert's metric is read beside the fleet (under its own
+    // short deadline), on its own clock.
+    let metric: LateMetric<'_> = async {
+        if gate_reads && claim.clone().await.is_err() {
+            return None;
+        }
+        aws.metric_context(incident, lookup.as_ref(), alarm.clone())
+            .await
+    }
+    .boxed()
+    .shared();
+    let decide = |observed: Observed| decide(incident, observed, shared, target.as_ref(), config);
+    let (mut report, fixes, scheduled) = if mode == Mode::Run && may_act {
+        // Acting: planned and started on the fleet's state alone;
+        // the engine waits for the metric only where it is used.
+        let act = Box::pin(async {
+            let now = crate::aws::unix_now();
+            // The lease is taken only for a claim that holds.
+            let begin = async {
+                claim.clone().await.ok()?;
+                Some(aws.begin(&incident.id, config, now).await)
+            };
+            let (o, s, v) = tokio::join!(observe, begin, schedule);
+            // No lease: the claim did not hold.
+            let Some(s) = s else {
+                let why = claim
+                    .clone()
+                    .await
+                    .err()
+                    .unwrap_or_else(|| NotBelieved::Unread("the claim was not checked".into()));
+                return (not_believed(incident, config, &why), false, None);
+            };
+            let (mut p, fixes) = decide(o);
+            if let Ok(Some(note)) = claim.clone().await {
+                p.note(note);
+            }
+            let r = aws
+                .execute_started(
+                    &p,
+                    config,
+                    s,
+                    now,
+                    crate::engine::Timing {
+                        arrived,
+                        until: hard,
+                    },
+                    Some(metric.clone()),
+                )
+                .await;
+            (r, fixes, v)
+        });
+        // The metric keeps being read while the engine works
+        // elsewhere; once the incident is done, it is let go.
+        match select(act, metric.clone()).await {
+            Either::Left((done, _)) => done,
+            Either::Right((_, act)) => act.await,
+        }
+    } else {
+        let (mut o, m) = tokio::join!(observe, metric);
+        if let Err(why) = claim.clone().await {
+            return not_believed(incident, config, &why);
+        }
+        o.metric = m;
+        let (mut p, fixes) = decide(o);
+        if let Ok(Some(note)) = claim.clone().await {
+            p.note(note);
+        }
+        let r = match mode {
+            Mode::Plan => p.to_report(),
+            Mode::Run => aws.execute(&p, config).await,
+        };
+        (r, fixes, None)
+    };
+    let place = crate::target::place_of(target.as_ref());
+    record_resolution(incident, aws, config, mode, &place, &mut report).await;
+    if fixes && mode == Mode::Run && !config.dry_run {
+        report
+            .notes
+            .push(verification_note(verify_after, scheduled));
+    }
+    report
+}
+
+/// The plan for what was read (the kill switch and the event's text with
+/// it), each decision logged; and whether it changes something the check
+/// after the fix then looks at.
+#[cfg(feature = "aws")]
+fn decide(
+    incident: &Incident,
+    mut observed: Observed,
+    shared: &Shared<'_>,
+    target: Option<&crate::target::Target>,
+    config: &Config,
+) -> (crate::plan::Plan, bool) {
+    observed.kill_switch = shared.kill_switch.clone();
+    let mut p = plan(incident, &observed, config);
+    p.event = shared.event.clone();
+    p.set_target(target, config);
+    for a in &p.actions {
+        let decision = match &a.decision {
+            Decision::Do(_) => "do",
+            Decision::Hold(_) => "hold",
+            Decision::Skip(_) => "skip",
+            Decision::Fail(_) => "fail",
+        };
+        info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
+    }
+    let fixes = p
+        .actions
+        .iter()
+        .any(|a| crate::verify::is_fix(a.name) && matches!(a.decision, Decision::Do(_)));
+    (p, fixes)
+}
+
+/// A resolution, recorded for the check after the fix (when checks are
+/// scheduled at all): it tells an Alertmanager alert's recovery, and
+/// whether a resolve notice already went out.
+#[cfg(feature = "aws")]
+async fn record_resolution(
+    incident: &Incident,
+    aws: &Aws,
+    config: &Config,
+    mode: Mode,
+    place: &str,
+    report: &mut crate::report::IncidentReport,
+) {
+    if mode == Mode::Run
+        && !config.dry_run
+        && config.verify_queue_url.is_some()
+        && incident.transition == Transition::Resolved
+        && let (Some(st), Some(key)) = (&aws.state, incident.resolution_key(place))
+    {
+        let notified = report.actions.iter().any(|a| {
+            a.action == crate::actions::ActionName::Notify
+                && a.status == crate::report::Status::Done
+        });
+        if let Err(e) = st
+            .record_resolution(&key, crate::aws::unix_now(), notified)
+            .await
+        {
+            report.notes.push(format!(
+                "the resolution was not recorded for the check after the fix: {e}"
+            ));
+            report.transient_error = report.transient_error.take().or(Some(e));
+        }
+    }
+}
+
+/// What the report says of the check after a fix.
+#[cfg(feature = "aws")]
+fn verification_note(verify_after: u32, scheduled: Option<Result<String, String>>) -> String {
+    match scheduled {
+        Some(Ok(id)) => format!(
+            "the fix is checked against the alarm in {verify_after} minutes (verification message {id})"
+        ),
+        Some(Err(e)) => format!("no verification is scheduled: {e}"),
+        None => "no verification is scheduled (VERIFY_QUEUE_URL is not set)".into(),
     }
 }
