@@ -98,16 +98,7 @@ impl Aws {
             } => return not_again(plan, delivery, &why, transient),
         };
         if plan.actions.is_empty() {
-            // Began, then found nothing to do: close it rather than leave a lease.
-            let mut r = plan.report_with(Vec::new());
-            r.delivery = "nothing to do";
-            if let Some(st) = &self.state {
-                let stored = serde_json::to_string(&r).unwrap_or_default();
-                if let Err(e) = st.complete_incident(id, &stored).await {
-                    r.transient_error = Some(e);
-                }
-            }
-            return r;
+            return self.close_empty(plan).await;
         }
         let mut plan = plan.clone();
         let mut metric = metric;
@@ -116,14 +107,7 @@ impl Aws {
         // cooldown and the breaker; only a first delivery counts.
         let flap = self.flap_check(&plan, config, now, delivery == "first");
         let scope = Scope::of(&plan);
-        let mut deadline = Instant::now() + config.actions_deadline;
-        let mut invocation = false;
-        if let Some(u) = until.map(Instant::from_std)
-            && u < deadline
-        {
-            deadline = u;
-            invocation = true;
-        }
+        let (deadline, invocation) = deadline_of(config, until);
         let notify: Vec<PlannedAction> = plan
             .actions
             .iter()
@@ -253,48 +237,85 @@ impl Aws {
             plan.with_metric(m.await);
         }
         // The notification goes out while the last stage's outcomes are written.
-        let publish = async {
-            let mut sent = Vec::new();
-            let mut out = Vec::new();
-            let mut t_notify = None;
-            for (a, claim) in notify.iter().zip(claims) {
-                let report = match (&a.decision, claim) {
-                    (Decision::Do(Step::Notify(notify::Step { topic_arn })), Some(Ok(_))) => {
-                        // An orphaned notification is sent again: a duplicate
-                        // message is better than none.
-                        let n = compose(&plan, &reports);
-                        let started = Instant::now();
-                        let outcome = self
-                            .publish(
-                                topic_arn,
-                                plan.incident.kind.as_str(),
-                                &plan.incident.id,
-                                &n.message(),
-                            )
-                            .instrument(info_span!("action", action = "notify"))
-                            .await;
-                        let r = to_report(a, outcome.clone(), started);
-                        sent.extend(self.record_soon(a, id, &outcome));
-                        r
-                    }
-                    (_, Some(Err((early, t)))) => {
-                        t_notify = t_notify.or(t);
-                        early
-                    }
-                    _ => decided_without_aws(a),
-                };
-                log_action(id, &report);
-                out.push(report);
-            }
-            (out, sent, t_notify)
-        };
+        let publish = self.send_notifications(&notify, claims, &plan, &reports);
         let ((notified, notify_records, t_notify), recorded) =
             tokio::join!(publish, finish_recording(recording));
         transient = transient.or(recorded).or(t_notify);
         reports.extend(notified);
-        // The flap guard counted this occurrence for a change, and then no
-        // change was made (a cooldown or a budget refused every one): the
-        // count goes back, so refused attempts never trip the guard.
+        self.give_back_flap(&plan, &reports, &flap, now, config)
+            .await;
+        let mut report = plan.report_with(reports);
+        if let Some(why) = flap_note(&flap) {
+            report.notes.push(why);
+        }
+        report.delivery = delivery;
+        report.transient_error = self.finish(&report, notify_records, transient).await;
+        report
+    }
+
+    /// Began, then found nothing to do: closed rather than left leased.
+    async fn close_empty(&self, plan: &Plan) -> IncidentReport {
+        let mut r = plan.report_with(Vec::new());
+        r.delivery = "nothing to do";
+        if let Some(st) = &self.state {
+            let stored = serde_json::to_string(&r).unwrap_or_default();
+            if let Err(e) = st.complete_incident(&plan.incident.id, &stored).await {
+                r.transient_error = Some(e);
+            }
+        }
+        r
+    }
+
+    /// The notifications, each sent once its claim holds (an orphaned one is
+    /// sent again: a duplicate message is better than none): their reports,
+    /// their outcomes still being recorded, and any transient error.
+    async fn send_notifications(
+        &self,
+        notify: &[PlannedAction],
+        claims: Vec<Option<Claimed>>,
+        plan: &Plan,
+        reports: &[ActionReport],
+    ) -> (Vec<ActionReport>, Vec<Recording>, Option<String>) {
+        let id = plan.incident.id.as_str();
+        let mut sent = Vec::new();
+        let mut out = Vec::new();
+        let mut t_notify = None;
+        for (a, claim) in notify.iter().zip(claims) {
+            let report = match (&a.decision, claim) {
+                (Decision::Do(Step::Notify(notify::Step { topic_arn })), Some(Ok(_))) => {
+                    let n = compose(plan, reports);
+                    let started = Instant::now();
+                    let outcome = self
+                        .publish(topic_arn, plan.incident.kind.as_str(), id, &n.message())
+                        .instrument(info_span!("action", action = "notify"))
+                        .await;
+                    let r = to_report(a, outcome.clone(), started);
+                    sent.extend(self.record_soon(a, id, &outcome));
+                    r
+                }
+                (_, Some(Err((early, t)))) => {
+                    t_notify = t_notify.or(t);
+                    early
+                }
+                _ => decided_without_aws(a),
+            };
+            log_action(id, &report);
+            out.push(report);
+        }
+        (out, sent, t_notify)
+    }
+
+    /// The flap guard counted this occurrence for a change, and then no
+    /// change was made (a cooldown or a budget refused every one): the count
+    /// goes back, so refused attempts never trip the guard.
+    async fn give_back_flap(
+        &self,
+        plan: &Plan,
+        reports: &[ActionReport],
+        flap: &FlapCheck<'_>,
+        now: i64,
+        config: &Config,
+    ) {
         let changed = reports.iter().any(|r| {
             crate::verify::is_fix(r.action) && matches!(r.status, Status::Done | Status::Failed)
         });
@@ -302,31 +323,36 @@ impl Aws {
             && !changed
             && let Some(st) = &self.state
         {
-            let _ = st.uncount(&flap_key(&plan), now, config.flap_window).await;
+            let _ = st.uncount(&flap_key(plan), now, config.flap_window).await;
         }
-        let mut report = plan.report_with(reports);
-        if let Some(why) = flap_note(&flap) {
-            report.notes.push(why);
-        }
-        report.delivery = delivery;
-        // The notification's record and the completion together: if the
-        // record is lost, the completion still stops a redelivery.
+    }
+
+    /// The notification's record and the incident's completion together (if
+    /// the record is lost, the completion still stops a redelivery); a
+    /// delivery with a transient error is released for the retry instead.
+    /// The transient error, if any.
+    async fn finish(
+        &self,
+        report: &IncidentReport,
+        notify_records: Vec<Recording>,
+        transient: Option<String>,
+    ) -> Option<String> {
+        let id = report.id.as_str();
         let records = finish_recording(notify_records);
         let end = async {
             let st = self.state.as_ref()?;
-            let stored = serde_json::to_string(&report).unwrap_or_default();
+            let stored = serde_json::to_string(report).unwrap_or_default();
             Some(match &transient {
                 None => st.complete_incident(id, &stored).await,
                 Some(_) => st.release_incident(id).await,
             })
         };
         let (recorded, ended) = tokio::join!(records, end);
-        transient = transient.or(recorded);
+        let mut transient = transient.or(recorded);
         if let Some(Err(e)) = ended {
             transient = transient.or(Some(e));
         }
-        report.transient_error = transient;
-        report
+        transient
     }
 
     /// Carries out one action: claim, limits, the call. Returns its report,
@@ -529,6 +555,20 @@ impl Aws {
         let (r, t, rec) = self.carry_out(a, &delivery, clock, &[]).await;
         let recorded = finish_recording(rec.into_iter().collect()).await;
         (r, t.or(recorded))
+    }
+}
+
+/// An action's claim: held (with the earlier delivery's note, if any), or
+/// refused with its report and any transient error (`Aws::claim`).
+type Claimed = Result<Option<String>, (ActionReport, Option<String>)>;
+
+/// The actions' deadline: the configured one, or the invocation's own
+/// when that comes first (then `true`).
+fn deadline_of(config: &Config, until: Option<std::time::Instant>) -> (Instant, bool) {
+    let deadline = Instant::now() + config.actions_deadline;
+    match until.map(Instant::from_std) {
+        Some(u) if u < deadline => (u, true),
+        _ => (deadline, false),
     }
 }
 
