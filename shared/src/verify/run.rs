@@ -77,31 +77,7 @@ impl Aws {
         };
         // Held changes: an unanswered link past its expiry is spent now
         // (the POST checks the expiry too; this closes the record).
-        for a in stored
-            .actions
-            .iter()
-            .filter(|a| a.status == "awaiting_approval")
-        {
-            let pk = crate::approval::record_key(incident, &a.action);
-            let line = match st.expire_approval(&pk, now.timestamp()).await {
-                Ok(Some((status, _))) if status == "expired" => {
-                    format!(
-                        "{} {}: the approval link expired unanswered; nothing was done",
-                        a.action, a.target
-                    )
-                }
-                Ok(Some((status, expires))) if status == "pending" => format!(
-                    "{} {}: still awaiting approval (the link expires at {})",
-                    a.action,
-                    a.target,
-                    rfc3339(DateTime::from_timestamp(expires, 0).unwrap_or(now))
-                ),
-                Ok(Some((status, _))) => format!("{} {}: {status}", a.action, a.target),
-                Ok(None) => format!("{} {}: held without a link", a.action, a.target),
-                Err(e) => format!("{} {}: approval unknown ({e})", a.action, a.target),
-            };
-            v.held.push(line);
-        }
+        v.held = held_lines(st, &stored, incident, now).await;
         let mut metric_lines = Vec::new();
         let kind = crate::incident::IncidentKind::parse(&stored.kind);
         // The alarm and the metric are where the incident acted. An account
@@ -131,18 +107,9 @@ impl Aws {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
             .or(fixed_at);
-        let place = place_of(stored.account_id.as_deref(), stored.region.as_deref());
-        let resolution = match resolution_key(source, &stored.alarm_name, incident, &place) {
-            Some(key) => match st.resolution(&key).await? {
-                Some(r) => Some(r),
-                None => match legacy_resolution_key(source, &stored.alarm_name, incident) {
-                    Some(old) => st.resolution(&old).await?,
-                    None => None,
-                },
-            },
-            None => None,
-        }
-        .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));
+        let resolution = recorded_resolution(st, &stored, incident)
+            .await?
+            .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));
         if source == "alertmanager" {
             let page = stored.context.clone().unwrap_or_default();
             let instance = stored
@@ -209,15 +176,31 @@ impl Aws {
             ));
             return Ok(v);
         }
+        self.publish_verification(&stored, &mut v, &metric_lines, kind, config)
+            .await;
+        Ok(v)
+    }
+
+    /// The escalation or recovery notice for a check that decided, with
+    /// the metric since the fix and the playbook's next steps.
+    async fn publish_verification(
+        &self,
+        stored: &Stored,
+        v: &mut Verification,
+        metric_lines: &[String],
+        kind: Option<crate::incident::IncidentKind>,
+        config: &Config,
+    ) {
+        let incident = v.incident.clone();
         let steps = kind
             .map(|k| config.playbooks.next_steps(k).to_vec())
             .unwrap_or_default();
-        let Some((subject, text, severity)) = compose(&stored, &v, &metric_lines, &steps) else {
-            return Ok(v);
+        let Some((subject, text, severity)) = compose(stored, v, metric_lines, &steps) else {
+            return;
         };
         let Some(topic) = &config.notify_topic_arn else {
             v.note = Some("no NOTIFY_TOPIC_ARN: nothing published".into());
-            return Ok(v);
+            return;
         };
         let doc = serde_json::json!({
             "version": 1,
@@ -225,7 +208,7 @@ impl Aws {
             "kind": stored.kind,
             "severity": severity,
             "subject": subject,
-            "verification": &v,
+            "verification": &*v,
             "text": text,
         });
         let reason = text.lines().next().unwrap_or_default().to_owned();
@@ -234,15 +217,72 @@ impl Aws {
             text,
             document: doc,
             severity,
-            pager: Some(super::pager(&stored, &v, &reason)),
+            pager: Some(super::pager(stored, v, &reason)),
         };
         let sent = self
-            .publish(topic, &stored.kind, incident, &n.message())
+            .publish(topic, &stored.kind, &incident, &n.message())
             .await;
         match sent.status {
             crate::report::Status::Done => v.published = true,
             _ => v.note = Some(sent.detail),
         }
-        Ok(v)
     }
+}
+
+/// The alert's resolution as recorded (under the key that names where it
+/// was, else the key of the release before).
+async fn recorded_resolution(
+    st: &crate::state::StateStore,
+    stored: &Stored,
+    incident: &str,
+) -> Result<Option<(i64, bool)>, String> {
+    let source = stored.source.as_deref().unwrap_or_default();
+    let place = place_of(stored.account_id.as_deref(), stored.region.as_deref());
+    let Some(key) = resolution_key(source, &stored.alarm_name, incident, &place) else {
+        return Ok(None);
+    };
+    if let Some(r) = st.resolution(&key).await? {
+        return Ok(Some(r));
+    }
+    match legacy_resolution_key(source, &stored.alarm_name, incident) {
+        Some(old) => st.resolution(&old).await,
+        None => Ok(None),
+    }
+}
+
+/// A line for each change held for approval: expired now (closing its
+/// record), still pending, or decided.
+async fn held_lines(
+    st: &crate::state::StateStore,
+    stored: &Stored,
+    incident: &str,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut held = Vec::new();
+    for a in stored
+        .actions
+        .iter()
+        .filter(|a| a.status == "awaiting_approval")
+    {
+        let pk = crate::approval::record_key(incident, &a.action);
+        let line = match st.expire_approval(&pk, now.timestamp()).await {
+            Ok(Some((status, _))) if status == "expired" => {
+                format!(
+                    "{} {}: the approval link expired unanswered; nothing was done",
+                    a.action, a.target
+                )
+            }
+            Ok(Some((status, expires))) if status == "pending" => format!(
+                "{} {}: still awaiting approval (the link expires at {})",
+                a.action,
+                a.target,
+                rfc3339(DateTime::from_timestamp(expires, 0).unwrap_or(now))
+            ),
+            Ok(Some((status, _))) => format!("{} {}: {status}", a.action, a.target),
+            Ok(None) => format!("{} {}: held without a link", a.action, a.target),
+            Err(e) => format!("{} {}: approval unknown ({e})", a.action, a.target),
+        };
+        held.push(line);
+    }
+    held
 }
