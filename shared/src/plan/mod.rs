@@ -333,44 +333,69 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         }
         Transition::Firing => {
             p.severity = initial_severity(incident, config);
-            match (&incident.resource, &instance) {
-                // Each action the kind's playbook lists decides for itself,
-                // in the playbook's order.
-                (_, Some(i)) => p.decide(config, |cx, settings| {
-                    for name in cx.kind.stages.iter().flatten() {
-                        name.decide(cx, i, observed, settings);
-                    }
-                }),
-                (Resource::Address(a), None) => {
-                    let why = match &observed.resolved {
-                        Some(Err(why)) => why.clone(),
-                        _ => "not looked up".into(),
-                    };
-                    p.notes.push(format!(
-                        "could not tell which instance {a} is: {why}; nothing was done"
-                    ));
-                }
-                (Resource::Group(g), None) if config.playbooks.runs(kind, ActionName::ScaleOut) => {
-                    p.notes.push(format!(
-                        "group-level alarm on {g}: no single instance to snapshot or diagnose"
-                    ));
-                    p.decide(config, |cx, settings| {
-                        push_scale_out(cx, g.to_string(), &observed.group, settings, || {
-                            format!("Auto Scaling group {g} does not exist")
-                        })
-                    });
-                }
-                (Resource::Group(g), None) => p.notes.push(format!(
-                    "group-level {kind} alarm on {g}: the {kind} playbook acts on one instance, so nothing was done"
-                )),
-                _ => p.notes.push(
-                    "the alert names no EC2 instance or Auto Scaling group: nothing to act on, nothing was done".into(),
-                ),
-            }
+            decide_firing(&mut p, incident, instance.as_ref(), observed, config);
         }
     }
-    // A change its playbook holds for approval is planned in full (the
-    // person approves exactly it) but not carried out here.
+    hold_for_approval(&mut p, config);
+    p.with_metric(observed.metric.clone());
+    if let Some(s) = declared_severity(incident) {
+        p.severity = s;
+    }
+    kill_switch(&mut p, observed, config);
+    p.actions.push(notify_action(&p, config));
+    p
+}
+
+/// A firing alert's actions: each one its playbook lists decides for
+/// itself, on the instance, or on the group for a group-level alarm.
+fn decide_firing(
+    p: &mut Plan,
+    incident: &Incident,
+    instance: Option<&InstanceId>,
+    observed: &Observed,
+    config: &Config,
+) {
+    let kind = incident.kind;
+    match (&incident.resource, instance) {
+        // Each action the kind's playbook lists decides for itself,
+        // in the playbook's order.
+        (_, Some(i)) => p.decide(config, |cx, settings| {
+            for name in cx.kind.stages.iter().flatten() {
+                name.decide(cx, i, observed, settings);
+            }
+        }),
+        (Resource::Address(a), None) => {
+            let why = match &observed.resolved {
+                Some(Err(why)) => why.clone(),
+                _ => "not looked up".into(),
+            };
+            p.notes.push(format!(
+                "could not tell which instance {a} is: {why}; nothing was done"
+            ));
+        }
+        (Resource::Group(g), None) if config.playbooks.runs(kind, ActionName::ScaleOut) => {
+            p.notes.push(format!(
+                "group-level alarm on {g}: no single instance to snapshot or diagnose"
+            ));
+            p.decide(config, |cx, settings| {
+                push_scale_out(cx, g.to_string(), &observed.group, settings, || {
+                    format!("Auto Scaling group {g} does not exist")
+                })
+            });
+        }
+        (Resource::Group(g), None) => p.notes.push(format!(
+            "group-level {kind} alarm on {g}: the {kind} playbook acts on one instance, so nothing was done"
+        )),
+        _ => p.notes.push(
+            "the alert names no EC2 instance or Auto Scaling group: nothing to act on, nothing was done".into(),
+        ),
+    }
+}
+
+/// A change its playbook holds for approval is planned in full (the person
+/// approves exactly it) but not carried out here.
+fn hold_for_approval(p: &mut Plan, config: &Config) {
+    let kind = p.incident.kind;
     for a in &mut p.actions {
         if config.playbooks.needs_approval(kind, a.name)
             && matches!(&a.decision, Decision::Do(s) if s.is_mutating())
@@ -383,10 +408,10 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             a.decision = Decision::Hold(step);
         }
     }
-    p.with_metric(observed.metric.clone());
-    if let Some(s) = declared_severity(incident) {
-        p.severity = s;
-    }
+}
+
+/// The kill switch on, or unreadable: every change becomes notify-only.
+fn kill_switch(p: &mut Plan, observed: &Observed, config: &Config) {
     let stop = match (&observed.kill_switch, &config.kill_switch_parameter) {
         (Ok(true), Some(name)) => Some(format!("kill switch {name} is on: notify only")),
         (Err(why), Some(name)) => Some(format!(
@@ -406,8 +431,12 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             p.notes.push(stop);
         }
     }
+}
+
+/// The notification, last: to the topic, or skipped without one.
+fn notify_action(p: &Plan, config: &Config) -> PlannedAction {
     let last = p.actions.iter().map(|a| a.stage + 1).max().unwrap_or(0);
-    p.actions.push(match &config.notify_topic_arn {
+    match &config.notify_topic_arn {
         Some(arn) => PlannedAction {
             name: ActionName::Notify,
             target: arn.clone(),
@@ -424,8 +453,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             decision: Decision::Skip("NOTIFY_TOPIC_ARN is not set".into()),
             stage: last,
         },
-    });
-    p
+    }
 }
 
 pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity {
