@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::MAX_BODY_BYTES;
-use super::token::{Token, permits};
+use super::token::{Binding, Token, permits};
 use crate::alert::{decode_at_most, parse_webhook_each, shapes_of};
 use crate::incident::{Incident, Routes};
 use crate::report::Rejected;
@@ -149,54 +149,10 @@ pub fn accept(
     routes: &Routes,
     home: Option<&crate::ids::AccountId>,
 ) -> Result<Accepted, Reply> {
-    let presented = req.authorization.and_then(|h| {
-        let (scheme, rest) = h.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-    });
-    let Some(binding) = presented.and_then(|t| token.binding(t.as_bytes())) else {
-        return Err(Reply::error(401, "missing or wrong bearer token"));
-    };
-    if !req.method.eq_ignore_ascii_case("POST") {
-        return Err(Reply::error(
-            405,
-            format!(
-                "method {} not allowed: POST an Alertmanager or Grafana webhook payload",
-                req.method
-            ),
-        ));
-    }
-    let raw = req.body.unwrap_or_default();
-    let too_large = || Reply::error(413, format!("body larger than {MAX_BODY_BYTES} bytes"));
-    let bytes = if req.base64 {
-        if raw.len() > MAX_BODY_BYTES.div_ceil(3) * 4 + 4 {
-            return Err(too_large());
-        }
-        base64::engine::general_purpose::STANDARD
-            .decode(raw.trim())
-            .map_err(|e| Reply::error(400, format!("body is marked base64 but is not: {e}")))?
-    } else {
-        raw.as_bytes().to_vec()
-    };
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
-    let bad = |e: &dyn std::fmt::Display| Reply::error(400, e.to_string());
-    let value = decode_at_most(&bytes, MAX_BODY_BYTES).map_err(|e| bad(&e))?;
-    // An Alertmanager payload and nothing else: one that also carries the
-    // key of another event shape is refused whole.
-    let shapes = shapes_of(&value);
-    if shapes.iter().any(|k| *k != "alerts") {
-        return Err(bad(&format!(
-            "not an Alertmanager or Grafana webhook payload (`version` and `alerts` only): it carries {}",
-            shapes
-                .iter()
-                .filter(|k| **k != "alerts")
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    let (flavor, alerts) = parse_webhook_each(value).map_err(|e| bad(&e))?;
+    let binding = authenticate(req, token)?;
+    let value = body_value(req)?;
+    let (flavor, alerts) =
+        parse_webhook_each(value).map_err(|e| Reply::error(400, e.to_string()))?;
     let count = alerts.len();
     let mut seen = std::collections::HashSet::new();
     let mut handoffs = Vec::new();
@@ -269,4 +225,62 @@ pub fn accept(
         handoffs,
         rejected,
     })
+}
+
+/// The bearer token (compared in constant time) and the method: what the
+/// token may name, or the refusal.
+fn authenticate<'t>(req: &Request<'_>, token: &'t Token) -> Result<&'t Binding, Reply> {
+    let presented = req.authorization.and_then(|h| {
+        let (scheme, rest) = h.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    });
+    let Some(binding) = presented.and_then(|t| token.binding(t.as_bytes())) else {
+        return Err(Reply::error(401, "missing or wrong bearer token"));
+    };
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return Err(Reply::error(
+            405,
+            format!(
+                "method {} not allowed: POST an Alertmanager or Grafana webhook payload",
+                req.method
+            ),
+        ));
+    }
+    Ok(binding)
+}
+
+/// The body, bounded and decoded (base64 too), as JSON of the webhook's
+/// shape alone: an object that also carries another event shape's key is
+/// refused whole.
+fn body_value(req: &Request<'_>) -> Result<serde_json::Value, Reply> {
+    let raw = req.body.unwrap_or_default();
+    let too_large = || Reply::error(413, format!("body larger than {MAX_BODY_BYTES} bytes"));
+    let bytes = if req.base64 {
+        if raw.len() > MAX_BODY_BYTES.div_ceil(3) * 4 + 4 {
+            return Err(too_large());
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|e| Reply::error(400, format!("body is marked base64 but is not: {e}")))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    let bad = |e: &dyn std::fmt::Display| Reply::error(400, e.to_string());
+    let value = decode_at_most(&bytes, MAX_BODY_BYTES).map_err(|e| bad(&e))?;
+    let shapes = shapes_of(&value);
+    if shapes.iter().any(|k| *k != "alerts") {
+        return Err(bad(&format!(
+            "not an Alertmanager or Grafana webhook payload (`version` and `alerts` only): it carries {}",
+            shapes
+                .iter()
+                .filter(|k| **k != "alerts")
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(value)
 }
