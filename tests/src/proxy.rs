@@ -305,11 +305,13 @@ async fn serve(
         return Ok(());
     };
     let n = stats.requests.fetch_add(1, Ordering::Relaxed);
+    // Parsed once: counted here, acted on after the faults.
+    let action = action_of(&request);
     if let Ok(mut ops) = stats.by_operation.lock() {
         let key = format!(
             "{}:{}",
             service(&request),
-            action_of(&request).unwrap_or_default()
+            action.as_deref().unwrap_or_default()
         );
         *ops.entry(key).or_insert(0) += 1;
     }
@@ -350,7 +352,6 @@ async fn serve(
         }
         return Ok(());
     }
-    let action = action_of(&request);
     if action.as_deref() == Some("GetCommandInvocation")
         && let Some(answer) = still_running(&request, stats)
     {
