@@ -360,7 +360,7 @@ impl Incident {
     }
 
     /// Where this alert's resolution is recorded for the check after the
-    /// fix (see [`crate::verify::resolution_key`]): an Alertmanager
+    /// fix (see [`resolution_key`]): an Alertmanager
     /// resolution under the id its firing delivery got (the same
     /// fingerprint and `startsAt`), a CloudWatch alarm under its name.
     pub fn resolution_key(&self, place: &str) -> Option<String> {
@@ -372,7 +372,7 @@ impl Incident {
                 .map(|(base, _status)| incident_id(&format!("{base}\nfiring")))?,
             _ => self.id.clone(),
         };
-        crate::verify::resolution_key(
+        resolution_key(
             self.alert.source.as_str(),
             &self.alert.alarm_name,
             &firing,
@@ -385,6 +385,44 @@ impl Incident {
             Resource::Instance(i) => Some(i),
             _ => None,
         }
+    }
+}
+
+/// The key of an alert's resolution in the state table: the firing
+/// incident's id for Alertmanager (its resolved delivery has its own id),
+/// `alarm:NAME` for a CloudWatch alarm (its OK is a new state change);
+/// None for the predictive check, which nothing resolves.
+/// `place` is where the alert lives (`Target::place`, or `home`): an
+/// alarm of one name in two accounts or regions is two alarms.
+pub fn resolution_key(
+    source: &str,
+    alarm_name: &str,
+    firing_incident: &str,
+    place: &str,
+) -> Option<String> {
+    legacy_resolution_key(source, alarm_name, firing_incident).map(|k| format!("{place}#{k}"))
+}
+
+/// The key of the release before, without the place: read when the new
+/// one finds nothing, for one release, so a resolution recorded before an
+/// upgrade still counts.
+pub fn legacy_resolution_key(
+    source: &str,
+    alarm_name: &str,
+    firing_incident: &str,
+) -> Option<String> {
+    match source {
+        "alertmanager" => Some(firing_incident.to_owned()),
+        "forecast" => None,
+        _ => Some(format!("alarm:{alarm_name}")),
+    }
+}
+
+/// Where a stored incident acted, as keys name it (`Target::place`).
+pub fn place_of(account_id: Option<&str>, region: Option<&str>) -> String {
+    match (account_id, region) {
+        (Some(a), Some(r)) => format!("{a}/{r}"),
+        _ => "home".to_owned(),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod forecast;
 pub mod ids;
 pub mod incident;
 pub mod metrics;
+pub mod names;
 pub mod notify;
 #[cfg(feature = "aws")]
 pub mod observe;

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::actions::ActionName;
+use crate::names::ActionName;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

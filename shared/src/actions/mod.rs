@@ -2,7 +2,6 @@
 //! execution (`run.rs`, with the `aws` feature), its recovery after a crash
 //! and the IAM actions it needs. The registry below is the one list of them.
 
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::ids::InstanceId;
@@ -60,23 +59,7 @@ macro_rules! registry {
     ($($(#[$attr:meta])* $module:ident => $variant:ident),+ $(,)?) => {
         $(pub mod $module;)+
 
-        /// In a playbook's stages, an unknown name is serde's "unknown
-        /// variant `x`, expected one of ...", at its line.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum ActionName {
-            $($(#[$attr])* $variant),+
-        }
-
         impl ActionName {
-            pub const ALL: &[Self] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => stringify!($module)),+
-                }
-            }
-
             /// What a later delivery does with it after a crash.
             pub fn recovery(self) -> Recovery {
                 match self {
@@ -173,30 +156,8 @@ macro_rules! registry {
     };
 }
 
-/// The one list of the actions: `with_actions!(m)` is `m! { module => Variant, ... }`.
-/// The registry below and the playbooks file's tables
-/// (`playbook::RawPlaybook`) are both built from it.
-macro_rules! with_actions {
-    ($m:ident) => {
-        $m! {
-            snapshot => Snapshot,
-            collect_diagnostics => CollectDiagnostics,
-            collect_evidence => CollectEvidence,
-            scale_out => ScaleOut,
-            cleanup_temp => CleanupTemp,
-            archive_logs => ArchiveLogs,
-            expand_volume => ExpandVolume,
-            restart_service => RestartService,
-            replace_instance => ReplaceInstance,
-            reboot => Reboot,
-            kill_process => KillProcess,
-            // The notification always goes last, after every stage: not listed.
-            #[serde(skip_deserializing)]
-            notify => Notify,
-        }
-    };
-}
-pub(crate) use with_actions;
+pub use crate::names::ActionName;
+use crate::names::with_actions;
 
 with_actions!(registry);
 

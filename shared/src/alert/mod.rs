@@ -355,3 +355,16 @@ fn value_from_reason(reason: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests;
+
+/// The key a pager de-duplicates and resolves by (`AlarmName`): the alarm's
+/// name, or for an Alertmanager alert its name and fingerprint, which its
+/// firing and resolved deliveries share and no other alert has.
+pub fn alarm_key(a: &Alert) -> String {
+    match a.source {
+        AlertSource::Alertmanager => {
+            let fingerprint = a.identity();
+            format!("{} [{fingerprint}]", a.alarm_name)
+        }
+        _ => a.alarm_name.clone(),
+    }
+}

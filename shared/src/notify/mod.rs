@@ -8,7 +8,7 @@ use aws_lambda_events::sns::{CloudWatchAlarmPayload, CloudWatchAlarmTrigger, Clo
 use serde_json::{Value, json};
 use std::fmt::Write;
 
-use crate::alert::{AlarmState, Alert, AlertSource};
+use crate::alert::{AlarmState, Alert};
 
 use crate::incident::Transition;
 use crate::plan::{ActionName, Plan};
@@ -16,7 +16,8 @@ use crate::report::{ActionReport, Severity, Status};
 use crate::text::{MAX_FIELD_CHARS, MAX_LONG_FIELD_CHARS, escape, escape_keeping_lines, quoted};
 
 mod pager;
-pub use pager::{alarm_key, cloudwatch_time, https_document, pager};
+pub use crate::alert::alarm_key;
+pub use pager::{cloudwatch_time, https_document, pager};
 
 /// SNS: subject under 100 characters, printable ASCII only.
 pub const MAX_SUBJECT: usize = 99;

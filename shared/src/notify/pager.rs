@@ -3,19 +3,6 @@
 
 use super::*;
 
-/// The key a pager de-duplicates and resolves by (`AlarmName`): the alarm's
-/// name, or for an Alertmanager alert its name and fingerprint, which its
-/// firing and resolved deliveries share and no other alert has.
-pub fn alarm_key(a: &Alert) -> String {
-    match a.source {
-        AlertSource::Alertmanager => {
-            let fingerprint = a.identity();
-            format!("{} [{fingerprint}]", a.alarm_name)
-        }
-        _ => a.alarm_name.clone(),
-    }
-}
-
 /// A time as CloudWatch's notifications write it (`2026-11-25T02:04:12.152+0000`).
 pub fn cloudwatch_time(t: &str) -> String {
     crate::metrics::parse_time_ms(t)

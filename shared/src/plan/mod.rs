@@ -77,7 +77,7 @@ impl Plan {
             id: i.id.clone(),
             kind: i.kind,
             alarm_name: i.alert.alarm_name.clone(),
-            alarm_key: crate::notify::alarm_key(&i.alert),
+            alarm_key: crate::alert::alarm_key(&i.alert),
             source: i.alert.source.as_str(),
             alarm_time: i.alert.state_timestamp.clone(),
             state: i.alert.state,

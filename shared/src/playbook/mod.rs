@@ -17,6 +17,9 @@ use crate::params::{Table, Validator};
 
 pub use crate::actions::archive_logs::is_bucket_name;
 
+/// SQS delays a message at most 15 minutes: the longest check delay.
+pub const MAX_DELAY_MINUTES: u32 = 15;
+
 pub const DEFAULT_TEXT: &str = include_str!("../../../infra/playbooks.toml");
 
 /// A playbook file that cannot be used, with the line that says why.
@@ -286,7 +289,7 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
         verify_after_minutes: v.optional_range(
             "verify_after_minutes",
             raw.verify_after_minutes.take(),
-            (0, i64::from(crate::verify::MAX_DELAY_MINUTES)),
+            (0, i64::from(MAX_DELAY_MINUTES)),
             DEFAULT_VERIFY_AFTER_MINUTES,
         ),
         horizon_hours: v.optional_range(
@@ -511,7 +514,7 @@ macro_rules! raw_playbook {
     };
 }
 
-actions::with_actions!(raw_playbook);
+crate::names::with_actions!(raw_playbook);
 
 impl fmt::Display for Playbooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

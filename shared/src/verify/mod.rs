@@ -31,8 +31,7 @@ pub const PERMISSIONS: &[&str] = &[
     "sns:Publish",
 ];
 
-/// SQS delays a message at most 15 minutes.
-pub const MAX_DELAY_MINUTES: u32 = 15;
+pub use crate::playbook::MAX_DELAY_MINUTES;
 
 /// The delayed message: which incident to check. Its only field is the
 /// incident id; everything else is read from the incident's record.
@@ -142,43 +141,7 @@ pub struct StoredAction {
     pub started_at: Option<String>,
 }
 
-/// The key of an alert's resolution in the state table: the firing
-/// incident's id for Alertmanager (its resolved delivery has its own id),
-/// `alarm:NAME` for a CloudWatch alarm (its OK is a new state change);
-/// None for the predictive check, which nothing resolves.
-/// `place` is where the alert lives (`Target::place`, or `home`): an
-/// alarm of one name in two accounts or regions is two alarms.
-pub fn resolution_key(
-    source: &str,
-    alarm_name: &str,
-    firing_incident: &str,
-    place: &str,
-) -> Option<String> {
-    legacy_resolution_key(source, alarm_name, firing_incident).map(|k| format!("{place}#{k}"))
-}
-
-/// The key of the release before, without the place: read when the new
-/// one finds nothing, for one release, so a resolution recorded before an
-/// upgrade still counts.
-pub fn legacy_resolution_key(
-    source: &str,
-    alarm_name: &str,
-    firing_incident: &str,
-) -> Option<String> {
-    match source {
-        "alertmanager" => Some(firing_incident.to_owned()),
-        "forecast" => None,
-        _ => Some(format!("alarm:{alarm_name}")),
-    }
-}
-
-/// Where a stored incident acted, as keys name it (`Target::place`).
-pub fn place_of(account_id: Option<&str>, region: Option<&str>) -> String {
-    match (account_id, region) {
-        (Some(a), Some(r)) => format!("{a}/{r}"),
-        _ => "home".to_owned(),
-    }
-}
+pub use crate::incident::{legacy_resolution_key, place_of, resolution_key};
 
 /// Whether an action changes the service (and so is worth checking):
 /// evidence, diagnostics and the notification are not fixes.
