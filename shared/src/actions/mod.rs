@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::ids::InstanceId;
 
+pub mod clients;
 pub mod context;
 pub mod script;
 
@@ -149,7 +150,7 @@ macro_rules! registry {
             /// Carries out one step: its action's `run`.
             pub(crate) async fn perform(&self, step: &Step, cx: &Run<'_>) -> crate::outcome::Outcome {
                 match step {
-                    $(Step::$variant(s) => $module::run(self, s, cx).await),+
+                    $(Step::$variant(s) => $module::run(&$module::Clients::of(self), s, cx).await),+
                 }
             }
         }

@@ -25,17 +25,18 @@ fn camel(snake: &str) -> String {
         .collect()
 }
 
-/// The IAM actions a source file calls: `self.<client>` then `.operation()`
-/// (across line breaks), and SSM's two for `run_command`.
+/// The IAM actions a source file calls: a client (`cx.ec2`, `self.ec2`, or
+/// a parameter named `ec2`) then `.operation()` (across line breaks), and
+/// SSM's two for `run_command`.
 fn calls(src: &str, clients: &[(&str, &str)]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     for (field, service) in clients {
-        let needle = format!(".{field}");
-        let mut rest = src;
-        while let Some(i) = rest.find(&needle) {
-            rest = &rest[i + needle.len()..];
+        for (i, _) in src.match_indices(field) {
+            let rest = &src[i + field.len()..];
+            let whole = !src[..i].ends_with(word) && !rest.starts_with(word);
             let after = rest.trim_start();
-            if !after.starts_with('.') || rest.starts_with(char::is_alphanumeric) {
+            if !whole || !after.starts_with('.') {
                 continue;
             }
             let op: String = after[1..]
@@ -147,7 +148,13 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
             a.as_str()
         );
     }
-    let observe = calls(include_str!("../observe.rs"), CLIENTS);
+    let observe = calls(
+        concat!(
+            include_str!("../observe.rs"),
+            include_str!("../aws/fleet.rs")
+        ),
+        CLIENTS,
+    );
     let declared: BTreeSet<String> = crate::observe::PERMISSIONS
         .iter()
         .map(|p| (*p).to_owned())

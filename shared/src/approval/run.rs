@@ -468,9 +468,14 @@ impl Aws {
             severity: crate::report::Severity::Warning,
             pager: None,
         };
-        let sent = self
-            .publish(topic, "approval", &g.incident, &n.message())
-            .await;
+        let sent = crate::actions::notify::publish(
+            &self.sns,
+            topic,
+            "approval",
+            &g.incident,
+            &n.message(),
+        )
+        .await;
         if sent.status != Status::Done {
             tracing::warn!(detail = %sent.detail, "approval notice not sent");
         }

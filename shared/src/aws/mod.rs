@@ -11,6 +11,7 @@ use tokio::time::sleep;
 
 use crate::state::StateStore;
 
+pub mod fleet;
 pub mod members;
 pub mod ssm;
 

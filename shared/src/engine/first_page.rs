@@ -89,8 +89,7 @@ impl Aws {
                     }
                 }
                 let n = compose_first(&plan, typical);
-                let outcome = self
-                    .publish(
+                let outcome = crate::actions::notify::publish(&self.sns,
                         &topic,
                         plan.incident.kind.as_str(),
                         &plan.incident.id,

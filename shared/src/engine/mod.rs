@@ -285,10 +285,15 @@ impl Aws {
                 (Decision::Do(Step::Notify(notify::Step { topic_arn })), Some(Ok(_))) => {
                     let n = compose(plan, reports);
                     let started = Instant::now();
-                    let outcome = self
-                        .publish(topic_arn, plan.incident.kind.as_str(), id, &n.message())
-                        .instrument(info_span!("action", action = "notify"))
-                        .await;
+                    let outcome = crate::actions::notify::publish(
+                        &self.sns,
+                        topic_arn,
+                        plan.incident.kind.as_str(),
+                        id,
+                        &n.message(),
+                    )
+                    .instrument(info_span!("action", action = "notify"))
+                    .await;
                     let r = to_report(a, outcome.clone(), started);
                     sent.extend(self.record_soon(a, id, &outcome));
                     r

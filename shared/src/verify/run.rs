@@ -219,9 +219,14 @@ impl Aws {
             severity,
             pager: Some(super::pager(stored, v, &reason)),
         };
-        let sent = self
-            .publish(topic, &stored.kind, &incident, &n.message())
-            .await;
+        let sent = crate::actions::notify::publish(
+            &self.sns,
+            topic,
+            &stored.kind,
+            &incident,
+            &n.message(),
+        )
+        .await;
         match sent.status {
             crate::report::Status::Done => v.published = true,
             _ => v.note = Some(sent.detail),

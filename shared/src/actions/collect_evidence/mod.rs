@@ -16,8 +16,9 @@ pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::ReadOnly;
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["ec2:DescribeInstanceStatus", "ec2:GetConsoleOutput"];
+crate::actions::clients::permissions! {
+    ec2: [DescribeInstanceStatus, GetConsoleOutput],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];

@@ -24,8 +24,10 @@ pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the volume's latest modification is read against the size the claim meant");
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshot", "ec2:CreateTags", "ec2:DescribeSnapshots", "ec2:ModifyVolume", "ec2:DescribeVolumesModifications", "ssm:SendCommand", "ssm:GetCommandInvocation"];
+crate::actions::clients::permissions! {
+    ec2: [CreateSnapshot, CreateTags, DescribeSnapshots, ModifyVolume, DescribeVolumesModifications],
+    ssm: [SendCommand, GetCommandInvocation],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];

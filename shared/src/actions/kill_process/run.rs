@@ -3,6 +3,7 @@
 
 use crate::actions::{ActionName, Run};
 use crate::aws::*;
+use super::Clients;
 use crate::disk::marker;
 use crate::outcome::Outcome;
 use crate::report::Status;
@@ -10,7 +11,7 @@ use crate::report::Status;
 use super::{Step, script, top_cpu_pid};
 
 /// Carries out the step (see `actions::Run`).
-pub(crate) async fn run(aws: &Aws, s: &Step, cx: &Run<'_>) -> Outcome {
+pub(crate) async fn run(c: &Clients<'_>, s: &Step, cx: &Run<'_>) -> Outcome {
     let diagnostics = cx
         .earlier
         .iter()
@@ -22,13 +23,13 @@ pub(crate) async fn run(aws: &Aws, s: &Step, cx: &Run<'_>) -> Outcome {
         );
     };
     let o = run_command(
-        &aws.ssm,
+        c.ssm,
         &s.instance,
         script(pid, &s.allow, s.grace_seconds),
         &format!("first-responder kill_process for {}", cx.incident.id),
         // The grace period, SIGKILL's wait, and SSM's own delay.
         cx.settings.diagnostics_timeout + std::time::Duration::from_secs(u64::from(s.grace_seconds) + 5),
-        aws.poll,
+        c.poll,
     )
     .await;
     let out = o.output.clone().unwrap_or_default();

@@ -11,12 +11,13 @@ use super::context::{Settings, Context};
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-pub(crate) use run::run;
+pub(crate) use run::{publish, run};
 
 pub const RECOVERY: Recovery = Recovery::Idempotent("sent again: a duplicate message is better than none, and it names its incident");
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["sns:Publish"];
+crate::actions::clients::permissions! {
+    sns: [Publish],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];

@@ -18,8 +18,9 @@ pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Unverifiable;
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["ec2:RebootInstances"];
+crate::actions::clients::permissions! {
+    ec2: [RebootInstances],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Group, super::Need::Health];

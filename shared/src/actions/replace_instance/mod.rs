@@ -21,8 +21,9 @@ pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the instance's health in its group: Unhealthy means it was done");
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["autoscaling:SetInstanceHealth", "autoscaling:DescribeAutoScalingInstances"];
+crate::actions::clients::permissions! {
+    autoscaling: [SetInstanceHealth, DescribeAutoScalingInstances],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Group, super::Need::Health];

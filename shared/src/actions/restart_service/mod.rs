@@ -22,8 +22,9 @@ pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Unverifiable;
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"];
+crate::actions::clients::permissions! {
+    ssm: [SendCommand, GetCommandInvocation],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[];

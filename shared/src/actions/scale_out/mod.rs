@@ -23,8 +23,9 @@ pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the group's desired capacity is read against the size the claim meant");
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["autoscaling:SetDesiredCapacity", "autoscaling:DescribeAutoScalingGroups"];
+crate::actions::clients::permissions! {
+    autoscaling: [SetDesiredCapacity, DescribeAutoScalingGroups],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Group];

@@ -20,8 +20,9 @@ pub(crate) use run::run;
 
 pub const RECOVERY: Recovery = Recovery::Verifiable("the incident's snapshots of the instance are looked up by their tags");
 
-/// The IAM actions it calls (the template grants them; a test checks both ways).
-pub const PERMISSIONS: &[&str] = &["ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeSnapshots"];
+crate::actions::clients::permissions! {
+    ec2: [CreateSnapshots, CreateTags, DescribeSnapshots],
+}
 
 /// What its decision reads beyond the instance (see `Need`).
 pub const NEEDS: &[super::Need] = &[super::Need::Volumes];
