@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use first_responder::playbook::Playbooks;
-use first_responder::{Aws, Config, Mode, alert, aws::sdk_config_loader, respond, telemetry};
+use first_responder::{
+    Aws, Config, Engine, Mode, alert, aws::sdk_config_loader, respond, telemetry,
+};
 
 #[derive(Parser)]
 #[command(
@@ -174,9 +176,9 @@ async fn main() -> ExitCode {
         &sdk_config_loader().load().await,
         first_responder::aws::CLI_APP_NAME,
     );
-    let aws = match &config.state_table {
-        Some(table) => Aws::new(&sdk).with_state(&sdk, table),
-        None => Aws::new(&sdk),
+    let engine = match &config.state_table {
+        Some(table) => Engine::new(&sdk).with_state(&sdk, table),
+        None => Engine::new(&sdk),
     }
     .with_members(&sdk);
     // A held action's links plan again from the event (the key is read
@@ -186,7 +188,7 @@ async fn main() -> ExitCode {
     let mut report = respond::respond_event(
         &batch.incidents,
         batch.duplicates,
-        &aws,
+        &engine,
         &config,
         mode,
         None,
@@ -226,8 +228,9 @@ async fn verify(incident: &str, json: bool) -> ExitCode {
         &sdk_config_loader().load().await,
         first_responder::aws::CLI_APP_NAME,
     );
-    let aws = Aws::new(&sdk).with_state(&sdk, &table);
-    match aws.verify(incident, &config, chrono::Utc::now()).await {
+    let engine = Engine::new(&sdk).with_state(&sdk, &table);
+    match first_responder::verify::run::verify(&engine, incident, &config, chrono::Utc::now()).await
+    {
         Ok(v) => {
             if json {
                 if let Err(code) = print_json(&v, "the verification") {
@@ -301,7 +304,7 @@ async fn backtest(files: &[PathBuf], alarms: Option<&std::path::Path>, json: boo
         Some(d) => d,
         None => {
             let names = backtest::alarm_names(&inputs);
-            match aws.alarm_definitions(&names).await {
+            match first_responder::backtest::run::alarm_definitions(&aws, &names).await {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("first-responder: {e} (or pass --alarms FILE)");
@@ -314,7 +317,7 @@ async fn backtest(files: &[PathBuf], alarms: Option<&std::path::Path>, json: boo
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let summary = aws.backtest(&replayed, &config).await;
+    let summary = first_responder::backtest::run::backtest(&aws, &replayed, &config).await;
     if json {
         if let Err(code) = print_json(&summary, "the backtest") {
             return code;
@@ -334,8 +337,9 @@ async fn forecast(json: bool) -> ExitCode {
         &sdk_config_loader().load().await,
         first_responder::aws::CLI_APP_NAME,
     );
-    let aws = Aws::new(&sdk);
-    match aws.forecast_check(&config, chrono::Utc::now()).await {
+    let engine = Engine::new(&sdk);
+    match first_responder::forecast::run::forecast_check(&engine, &config, chrono::Utc::now()).await
+    {
         Ok(check) => {
             if json {
                 if let Err(code) = print_json(&check, "the check") {

@@ -165,7 +165,7 @@ impl Default for Config {
 
 impl Config {
     /// Approval links can be made: a playbook holds a change and a key is
-    /// configured (read only when first needed, `approval::KeyCell`).
+    /// configured (read only when first needed, `engine::KeyCell`).
     pub fn approvals_configured(&self) -> bool {
         self.playbooks.holds_any()
             && (self.approval_key.is_some() || self.approval_key_parameter.is_some())

@@ -43,6 +43,8 @@ pub mod xray;
 #[cfg(feature = "aws")]
 pub use aws::Aws;
 pub use config::Config;
+#[cfg(feature = "aws")]
+pub use engine::Engine;
 pub use error::{ConfigError, InputError};
 pub use report::Report;
 pub use respond::Mode;

@@ -13,11 +13,11 @@ use tracing::{Instrument, info, info_span};
 
 use crate::alert::{parse_each, parse_value};
 #[cfg(feature = "aws")]
-use crate::aws::Aws;
-#[cfg(feature = "aws")]
-use crate::aws::members::Unreachable;
-#[cfg(feature = "aws")]
 use crate::config::Config;
+#[cfg(feature = "aws")]
+use crate::engine::Engine;
+#[cfg(feature = "aws")]
+use crate::engine::members::Unreachable;
 use crate::error::InputError;
 #[cfg(feature = "aws")]
 use crate::incident::Transition;
@@ -97,11 +97,11 @@ pub fn incidents(event: Value, routes: &Routes) -> Result<(Vec<Incident>, usize)
 #[cfg(feature = "aws")]
 pub async fn handle(
     event: Value,
-    aws: &Aws,
+    engine: &Engine,
     config: &Config,
     mode: Mode,
 ) -> Result<Report, InputError> {
-    handle_until(event, aws, config, mode, None).await
+    handle_until(event, engine, config, mode, None).await
 }
 
 /// [`handle`] within an invocation that ends at `until` (Lambda's
@@ -110,7 +110,7 @@ pub async fn handle(
 #[cfg(feature = "aws")]
 pub async fn handle_until(
     event: Value,
-    aws: &Aws,
+    engine: &Engine,
     config: &Config,
     mode: Mode,
     until: Option<Instant>,
@@ -147,7 +147,7 @@ pub async fn handle_until(
     let mut report = Box::pin(respond_event(
         &batch.incidents,
         batch.duplicates,
-        aws,
+        engine,
         config,
         mode,
         until,
@@ -164,11 +164,11 @@ pub async fn handle_until(
 pub async fn respond(
     incidents: &[Incident],
     duplicates: usize,
-    aws: &Aws,
+    engine: &Engine,
     config: &Config,
     mode: Mode,
 ) -> Report {
-    respond_event(incidents, duplicates, aws, config, mode, None, None).await
+    respond_event(incidents, duplicates, engine, config, mode, None, None).await
 }
 
 /// Why a message's claim was not believed: refused for good (the alarm is
@@ -191,13 +191,13 @@ async fn claim_check(
     incident: &Incident,
     target: Option<&crate::target::Target>,
     read_alarm: bool,
-    alarm: crate::series::alarm::AlarmRead<'_>,
+    alarm: crate::observe::alarm::AlarmRead<'_>,
 ) -> Result<Option<String>, NotBelieved> {
     if !read_alarm {
         return Ok(None);
     }
     let place = crate::target::described(target);
-    let deadline = crate::series::alarm::CLAIM_DEADLINE;
+    let deadline = crate::observe::alarm::CLAIM_DEADLINE;
     let found = match tokio::time::timeout(deadline, alarm).await {
         Ok(Some(Ok(found))) => found,
         Ok(Some(Err(e))) => return Err(NotBelieved::Unread(e)),
@@ -261,7 +261,7 @@ fn not_believed(
 pub async fn respond_event(
     incidents: &[Incident],
     duplicates: usize,
-    aws: &Aws,
+    engine: &Engine,
     config: &Config,
     mode: Mode,
     until: Option<Instant>,
@@ -280,15 +280,15 @@ pub async fn respond_event(
     // A dry run leaves no trace in the state table: not the occurrence, not
     // a claim, cooldown or count. A later real delivery then acts in full.
     let untracked;
-    let aws = if config.dry_run && aws.state.is_some() {
-        untracked = aws.untracked();
+    let engine = if config.dry_run && engine.state.is_some() {
+        untracked = engine.untracked();
         &untracked
     } else {
-        aws
+        engine
     };
     // Read once per event, before anything is decided; no event, no read.
     let kill_switch = match (&config.kill_switch_parameter, incidents.is_empty()) {
-        (Some(name), false) => aws.kill_switch(name).await,
+        (Some(name), false) => engine.aws.kill_switch(name).await,
         _ => Ok(false),
     };
     let shared = Shared {
@@ -300,7 +300,7 @@ pub async fn respond_event(
     let reports = join_all(incidents.iter().map(|incident| {
         let span =
             info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
-        respond_incident(incident, aws, config, mode, &shared)
+        respond_incident(incident, engine, config, mode, &shared)
             .instrument(span)
             .boxed()
     }))
@@ -328,7 +328,7 @@ struct Shared<'a> {
 #[cfg(feature = "aws")]
 async fn respond_incident(
     incident: &Incident,
-    aws: &Aws,
+    engine: &Engine,
     config: &Config,
     mode: Mode,
     shared: &Shared<'_>,
@@ -338,7 +338,7 @@ async fn respond_incident(
     // region's clients (the topic and the state table stay ours).
     // Refused there: nobody is paged (the alert's text may be anyone's),
     // logged and counted like a claim that does not hold.
-    let place = match aws.for_incident(incident, config).await {
+    let place = match engine.for_incident(incident, config).await {
         Ok(w) => w,
         Err(Unreachable::Refused(w)) => {
             return not_believed(incident, config, &NotBelieved::Refused(w));
@@ -347,10 +347,10 @@ async fn respond_incident(
             return not_believed(incident, config, &NotBelieved::Unreached(e));
         }
     };
-    let (aws, target) = (&place.aws, &place.target);
+    let (engine, target) = (&place.engine, &place.target);
     // An SNS message's account and alarm are believed once the alarm
     // has been read there; that one read also gives the metric.
-    let alarm = aws.alarm_read(incident, place.read_alarm);
+    let alarm = crate::observe::alarm::alarm_read(&engine.aws, incident, place.read_alarm);
     let claim = claim_check(incident, target.as_ref(), place.read_alarm, alarm.clone())
         .boxed()
         .shared();
@@ -362,7 +362,7 @@ async fn respond_incident(
     let may_act = incident.transition == Transition::Firing
         || (incident.transition == Transition::Resolved && config.notify_on_resolve);
     // An address is looked up once, for the fleet's reads and the metric's.
-    let lookup = aws.lookup(incident, config);
+    let lookup = crate::observe::lookup(&engine.aws, incident, config);
     // The reads are bounded too (an `lsblk` over SSM may wait a minute).
     let observe = async {
         if gate_reads && claim.clone().await.is_err() {
@@ -371,13 +371,15 @@ async fn respond_incident(
         match hard {
             Some(h) => tokio::time::timeout_at(
                 h.into(),
-                aws.observe_fleet(incident, config, lookup.as_ref()),
+                crate::observe::observe_fleet(&engine.aws, incident, config, lookup.as_ref()),
             )
             .await
             .unwrap_or_else(|_| {
                 Observed::failed("the reads did not finish before the invocation's deadline")
             }),
-            None => aws.observe_fleet(incident, config, lookup.as_ref()).await,
+            None => {
+                crate::observe::observe_fleet(&engine.aws, incident, config, lookup.as_ref()).await
+            }
         }
     };
     // The check after the fix is sent before any change (beside the
@@ -397,7 +399,9 @@ async fn respond_incident(
         match &config.verify_queue_url {
             Some(q) if may_fix && !config.dry_run && incident.transition == Transition::Firing => {
                 let delay = std::time::Duration::from_secs(u64::from(verify_after) * 60);
-                Some(aws.schedule_verification(q, &incident.id, delay).await)
+                Some(
+                    crate::verify::run::schedule_verification(engine, q, &incident.id, delay).await,
+                )
             }
             _ => None,
         }
@@ -408,8 +412,13 @@ async fn respond_incident(
         if gate_reads && claim.clone().await.is_err() {
             return None;
         }
-        aws.metric_context(incident, lookup.as_ref(), alarm.clone())
-            .await
+        crate::observe::metric::metric_context(
+            &engine.aws,
+            incident,
+            lookup.as_ref(),
+            alarm.clone(),
+        )
+        .await
     }
     .boxed()
     .shared();
@@ -422,7 +431,7 @@ async fn respond_incident(
             // The lease is taken only for a claim that holds.
             let begin = async {
                 claim.clone().await.ok()?;
-                Some(aws.begin(&incident.id, config, now).await)
+                Some(engine.begin(&incident.id, config, now).await)
             };
             let (o, s, v) = tokio::join!(observe, begin, schedule);
             // No lease: the claim did not hold.
@@ -438,7 +447,7 @@ async fn respond_incident(
             if let Ok(Some(note)) = claim.clone().await {
                 p.note(note);
             }
-            let r = aws
+            let r = engine
                 .execute_started(
                     &p,
                     config,
@@ -471,12 +480,12 @@ async fn respond_incident(
         }
         let r = match mode {
             Mode::Plan => p.to_report(),
-            Mode::Run => aws.execute(&p, config).await,
+            Mode::Run => engine.execute(&p, config).await,
         };
         (r, fixes, None)
     };
     let place = crate::target::place_of(target.as_ref());
-    record_resolution(incident, aws, config, mode, &place, &mut report).await;
+    record_resolution(incident, engine, config, mode, &place, &mut report).await;
     if fixes && mode == Mode::Run && !config.dry_run {
         report
             .notes
@@ -522,7 +531,7 @@ fn decide(
 #[cfg(feature = "aws")]
 async fn record_resolution(
     incident: &Incident,
-    aws: &Aws,
+    engine: &Engine,
     config: &Config,
     mode: Mode,
     place: &str,
@@ -532,7 +541,7 @@ async fn record_resolution(
         && !config.dry_run
         && config.verify_queue_url.is_some()
         && incident.transition == Transition::Resolved
-        && let (Some(st), Some(key)) = (&aws.state, incident.resolution_key(place))
+        && let (Some(st), Some(key)) = (&engine.state, incident.resolution_key(place))
     {
         let notified = report.actions.iter().any(|a| {
             a.action == crate::actions::ActionName::Notify

@@ -1172,9 +1172,9 @@ pub struct World {
     pub moto: Moto,
     pub sdk: SdkConfig,
     pub fleet: Fleet,
-    pub aws: first_responder::Aws,
+    pub engine: first_responder::Engine,
     pub config: first_responder::Config,
-    /// CloudWatch's CBOR to moto's JSON 1.0; `aws.cloudwatch` goes through it.
+    /// CloudWatch's CBOR to moto's JSON 1.0; `engine.aws.cloudwatch` goes through it.
     pub cloudwatch: cloudwatch::CloudWatchBridge,
 }
 
@@ -1184,9 +1184,9 @@ impl World {
         let moto = Moto::start()?;
         let sdk = moto.sdk().await;
         let fleet = seed(&sdk, spec).await?;
-        let mut aws = fast_aws(&sdk);
+        let mut engine = fast_engine(&sdk);
         let cloudwatch = cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
-        aws.cloudwatch = cloudwatch.client(&sdk);
+        engine.aws.cloudwatch = cloudwatch.client(&sdk);
         let config = first_responder::Config {
             notify_topic_arn: Some(fleet.topic_arn.clone()),
             ..first_responder::Config::default()
@@ -1195,7 +1195,7 @@ impl World {
             moto,
             sdk,
             fleet,
-            aws,
+            engine,
             config,
             cloudwatch,
         })
@@ -1204,7 +1204,7 @@ impl World {
     /// With the state table: idempotency, cooldowns, flap guard, breaker.
     pub async fn start_with_state(spec: FleetSpec) -> Result<Self> {
         let mut w = Self::start(spec).await?;
-        w.aws = w.aws.with_state(&w.sdk, &w.fleet.state_table);
+        w.engine = w.engine.with_state(&w.sdk, &w.fleet.state_table);
         w.config.state_table = Some(w.fleet.state_table.clone());
         Ok(w)
     }
@@ -1215,10 +1215,13 @@ impl World {
         text: &str,
         mode: first_responder::Mode,
     ) -> Result<first_responder::Report> {
-        Ok(
-            first_responder::handle(serde_json::from_str(text)?, &self.aws, &self.config, mode)
-                .await?,
+        Ok(first_responder::handle(
+            serde_json::from_str(text)?,
+            &self.engine,
+            &self.config,
+            mode,
         )
+        .await?)
     }
 
     /// Runs an event given as text, in `Mode::Run`.
@@ -1364,6 +1367,11 @@ pub fn fast_aws(sdk: &SdkConfig) -> first_responder::Aws {
         max: Duration::from_millis(200),
     };
     aws
+}
+
+/// An untracked engine over [`fast_aws`]'s clients.
+pub fn fast_engine(sdk: &SdkConfig) -> first_responder::Engine {
+    first_responder::Engine::with_clients(fast_aws(sdk))
 }
 
 /// The first incident's `action`: (status, detail or else reason), or

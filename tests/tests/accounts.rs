@@ -13,13 +13,13 @@ const B: &str = "222222222222";
 
 /// Handles an event given as text, as the responder does.
 async fn run_event(
-    aws: &first_responder::Aws,
+    engine: &first_responder::Engine,
     config: &first_responder::Config,
     text: String,
 ) -> Result<first_responder::Report> {
     Ok(first_responder::handle(
         serde_json::from_str(&text)?,
-        aws,
+        engine,
         config,
         first_responder::Mode::Run,
     )
@@ -76,7 +76,7 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
     )
     .await?;
     let central = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&central)
+    let engine = harness::fast_engine(&central)
         .with_state(&central, &home.state_table)
         .with_members(&central);
     let config = first_responder::Config {
@@ -88,7 +88,7 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         account_aliases: [(B.to_owned(), "prod".to_owned())].into(),
         ..first_responder::Config::default()
     };
-    let run = |text: String| run_event(&aws, &config, text);
+    let run = |text: String| run_event(&engine, &config, text);
 
     // B's alarm in us-west-2: B's group there scales, nothing else does.
     let r = run(event_in(
@@ -158,8 +158,7 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
     // SQS would retry into the dead-letter queue).
     let first = r.incidents[0].id.clone();
     // The incident's own session is reused by its check: no third AssumeRole.
-    let v = aws
-        .verify(&first, &config, chrono::Utc::now())
+    let v = first_responder::verify::run::verify(&engine, &first, &config, chrono::Utc::now())
         .await
         .map_err(anyhow::Error::msg)?;
     assert!(
@@ -172,8 +171,7 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
         allowed_accounts: Vec::new(),
         ..config.clone()
     };
-    let v = aws
-        .verify(&first, &removed, chrono::Utc::now())
+    let v = first_responder::verify::run::verify(&engine, &first, &removed, chrono::Utc::now())
         .await
         .map_err(anyhow::Error::msg)?;
     assert!(
@@ -258,7 +256,7 @@ async fn an_account_outside_the_organization_is_refused_by_iam_and_by_the_code()
     )
     .await?;
     let central = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&central)
+    let engine = harness::fast_engine(&central)
         .with_state(&central, &home.state_table)
         .with_members(&central);
     let config = first_responder::Config {
@@ -268,7 +266,7 @@ async fn an_account_outside_the_organization_is_refused_by_iam_and_by_the_code()
         member_external_id: Some("fr-external-id".into()),
         ..first_responder::Config::default()
     };
-    let run = |text: String| run_event(&aws, &config, text);
+    let run = |text: String| run_event(&engine, &config, text);
 
     let r = run(event_in(
         c.instance(),
@@ -464,7 +462,7 @@ async fn a_storm_across_accounts_never_spends_past_the_budgets() -> Result<()> {
                 .build(),
         )
         .build();
-    let aws = harness::fast_aws(&central)
+    let engine = harness::fast_engine(&central)
         .with_state(&central, &home.state_table)
         .with_members(&central);
     let config = first_responder::Config {
@@ -484,9 +482,14 @@ async fn a_storm_across_accounts_never_spends_past_the_budgets() -> Result<()> {
             first_responder::respond::incidents(serde_json::from_str(e)?, &config.routes)?;
         incidents.append(&mut i);
     }
-    let r =
-        first_responder::respond::respond(&incidents, 0, &aws, &config, first_responder::Mode::Run)
-            .await;
+    let r = first_responder::respond::respond(
+        &incidents,
+        0,
+        &engine,
+        &config,
+        first_responder::Mode::Run,
+    )
+    .await;
     let scale: Vec<&first_responder::report::ActionReport> = r
         .incidents
         .iter()
@@ -696,7 +699,7 @@ async fn an_sns_message_acts_only_where_its_alarm_really_is() -> Result<()> {
     )
     .await?;
     let central = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&central)
+    let engine = harness::fast_engine(&central)
         .with_state(&central, &home.state_table)
         .with_members(&central);
     let config = first_responder::Config {
@@ -707,7 +710,7 @@ async fn an_sns_message_acts_only_where_its_alarm_really_is() -> Result<()> {
         home_account: Some(AccountId::parse("t", "123456789012")?),
         ..first_responder::Config::default()
     };
-    let run = |text: String| run_event(&aws, &config, text);
+    let run = |text: String| run_event(&engine, &config, text);
 
     // No such alarm in B: refused after the one read, naming both sides.
     let r = run(sns_event(
@@ -820,7 +823,7 @@ async fn groups_of_one_name_in_other_accounts_and_regions_are_other_groups() -> 
     let b_east = seed(&b_east_sdk, FleetSpec::default()).await?;
     let b_west = seed(&b_west_sdk, FleetSpec::default()).await?;
     assert!(home.group == b_east.group && b_east.group == b_west.group);
-    let aws = harness::fast_aws(&sdk)
+    let engine = harness::fast_engine(&sdk)
         .with_state(&sdk, &home.state_table)
         .with_members(&sdk);
     let config = first_responder::Config {
@@ -830,7 +833,7 @@ async fn groups_of_one_name_in_other_accounts_and_regions_are_other_groups() -> 
         allowed_regions: vec![first_responder::ids::RegionName::parse("t", "us-west-2")?],
         ..first_responder::Config::default()
     };
-    let run = |text: String| run_event(&aws, &config, text);
+    let run = |text: String| run_event(&engine, &config, text);
     let scaled = |r: &first_responder::Report| harness::status_of(r, "scale_out");
     let r = run(event_in(
         home.instance(),

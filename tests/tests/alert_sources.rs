@@ -570,10 +570,10 @@ async fn an_address_is_looked_up_once() -> Result<()> {
         },
     )
     .await?;
-    let aws = harness::fast_aws(&harness::sdk_config(&proxy.endpoint).await);
+    let engine = harness::fast_engine(&harness::sdk_config(&proxy.endpoint).await);
     let event = alertmanager(&w, "alertmanager-high-cpu.json", &w.fleet.private_ip)?;
-    let r =
-        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    let r = first_responder::handle(serde_json::from_str(&event)?, &engine, &w.config, Mode::Run)
+        .await?;
     assert_eq!(
         r.incidents[0].instance.as_deref(),
         Some(w.fleet.instance()),

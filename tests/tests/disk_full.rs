@@ -213,11 +213,16 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&via);
+    let engine = harness::fast_engine(&via);
     let limited = event.replace("2026-11-25T02:04:12.152", "2026-11-25T05:04:12.152");
     let before = snapshots(&w.sdk).await?.len();
-    let r = first_responder::handle(serde_json::from_str(&limited)?, &aws, &w.config, Mode::Run)
-        .await?;
+    let r = first_responder::handle(
+        serde_json::from_str(&limited)?,
+        &engine,
+        &w.config,
+        Mode::Run,
+    )
+    .await?;
     let (st, why) = status_of(&r, "expand_volume");
     assert_eq!(st, "skipped", "{why}");
     assert!(
@@ -317,10 +322,10 @@ async fn a_volume_already_being_modified_is_waited_for_then_grown() -> Result<()
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&via);
+    let engine = harness::fast_engine(&via);
     let event = sample_event("disk-full-alarm.json", &instance)?;
-    let r =
-        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    let r = first_responder::handle(serde_json::from_str(&event)?, &engine, &w.config, Mode::Run)
+        .await?;
     let (st, detail) = status_of(&r, "expand_volume");
     assert_eq!(st, "done", "{r:#?}");
     // (moto shows the new size at once, as EC2 does once a modification starts)
@@ -364,7 +369,7 @@ async fn the_notification_is_sent_before_the_invocation_times_out() -> Result<()
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&via);
+    let engine = harness::fast_engine(&via);
     w.config.notify_reserve = Duration::from_secs(2);
     let event = harness::sample_event("high-cpu-alarm.json", w.fleet.instance())?;
     let started = std::time::Instant::now();
@@ -373,7 +378,7 @@ async fn the_notification_is_sent_before_the_invocation_times_out() -> Result<()
     let until = started + Duration::from_secs(6);
     let r = first_responder::respond::handle_until(
         serde_json::from_str(&event)?,
-        &aws,
+        &engine,
         &w.config,
         Mode::Run,
         Some(until),

@@ -43,7 +43,7 @@ async fn twenty_percent_of_aws_calls_failing() -> Result<()> {
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&via).with_state(&via, &fleet.state_table);
+    let engine = harness::fast_engine(&via).with_state(&via, &fleet.state_table);
     let config = Config {
         notify_topic_arn: Some(fleet.topic_arn.clone()),
         state_table: Some(fleet.state_table.clone()),
@@ -69,7 +69,7 @@ async fn twenty_percent_of_aws_calls_failing() -> Result<()> {
         let mut last = None;
         for _ in 0..8 {
             deliveries += 1;
-            let r = handle(event.clone(), &aws, &config, Mode::Run).await?;
+            let r = handle(event.clone(), &engine, &config, Mode::Run).await?;
             let retry = r.transient_error().is_some();
             // An earlier delivery's lease stands when its release was one
             // of the failed calls: Lambda's later retry finds it run out.
@@ -112,7 +112,7 @@ async fn twenty_percent_of_aws_calls_failing() -> Result<()> {
         }
         // Redelivered once more after it settled: nothing happens again.
         deliveries += 1;
-        let again = handle(event.clone(), &aws, &config, Mode::Run).await?;
+        let again = handle(event.clone(), &engine, &config, Mode::Run).await?;
         assert!(again.incidents[0].actions.iter().all(|a| {
             a.status.as_str() != "done"
                 || a.detail
@@ -218,13 +218,13 @@ async fn a_lost_create_snapshot_answer_takes_no_second_snapshot() -> Result<()> 
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&via);
+    let engine = harness::fast_engine(&via);
     let config = Config {
         notify_topic_arn: Some(fleet.topic_arn.clone()),
         ..Config::default()
     };
     let event = sample_event("high-cpu-alarm.json", fleet.instance())?;
-    let r = handle(serde_json::from_str(&event)?, &aws, &config, Mode::Run).await?;
+    let r = handle(serde_json::from_str(&event)?, &engine, &config, Mode::Run).await?;
     let snaps: Vec<_> = r.incidents[0]
         .actions
         .iter()

@@ -17,7 +17,7 @@ async fn seed_disk(w: &World, instance: &str, path: &str, per_hour: f64, last: f
         .map(|i| last - per_hour * f64::from(35 - i) / 12.0)
         .collect();
     put_series(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "CWAgent",
         "disk_used_percent",
         // In name order: moto matches a query's dimensions to the stored
@@ -63,11 +63,10 @@ async fn one_disk_filling_incident_for_a_filling_disk_none_for_a_flat_one() -> R
     seed_disk(&w, &w.fleet.standalone, "/data", 5.0, 95.0).await?;
 
     let now = Utc::now();
-    let (check, report) = w
-        .aws
-        .scheduled_forecast(&w.config, now, Mode::Run)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (check, report) =
+        first_responder::forecast::run::scheduled_forecast(&w.engine, &w.config, now, Mode::Run)
+            .await
+            .map_err(anyhow::Error::msg)?;
     assert_eq!(check.filesystems, 3, "{check:#?}");
     assert_eq!(check.at_risk.len(), 1, "{check:#?}");
     let risk = &check.at_risk[0];
@@ -108,11 +107,10 @@ async fn one_disk_filling_incident_for_a_filling_disk_none_for_a_flat_one() -> R
 
     // Fifteen minutes later: the same incident, not a second one.
     let later = now + chrono::Duration::minutes(15);
-    let (check, report) = w
-        .aws
-        .scheduled_forecast(&w.config, later, Mode::Run)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (check, report) =
+        first_responder::forecast::run::scheduled_forecast(&w.engine, &w.config, later, Mode::Run)
+            .await
+            .map_err(anyhow::Error::msg)?;
     assert_eq!(check.at_risk.len(), 1);
     assert_eq!(report.incidents[0].id, i.id);
     assert_eq!(report.incidents[0].delivery, "duplicate");

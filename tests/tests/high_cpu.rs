@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use first_responder::plan::HIGH_CPU_DIAGNOSTICS;
-use first_responder::{Aws, Config, Mode, Report, handle};
+use first_responder::{Config, Engine, Mode, Report, handle};
 use harness::{FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands};
 
 async fn world(spec: FleetSpec) -> Result<World> {
@@ -296,13 +296,13 @@ async fn unreachable_aws_fails_actions_with_reasons_not_the_incident() -> Result
     // A port with nothing listening: every call fails fast with a connection error.
     let dead = format!("http://127.0.0.1:{}", harness::free_port()?);
     let sdk = harness::sdk_config(&dead).await;
-    let aws = Aws::new(&sdk);
+    let engine = Engine::new(&sdk);
     let config = Config {
         notify_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:oncall".into()),
         ..Config::default()
     };
     let event = serde_json::from_str(&sample_event("high-cpu-alarm.json", "i-0123456789abcdef0")?)?;
-    let report = handle(event, &aws, &config, Mode::Run).await?;
+    let report = handle(event, &engine, &config, Mode::Run).await?;
     let s = statuses(&report);
     assert_eq!(
         s.iter()
@@ -409,12 +409,12 @@ async fn a_first_page_goes_out_when_the_work_outlasts_its_budget() -> Result<()>
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let mut aws = harness::fast_aws(&via);
-    aws.cloudwatch = w.aws.cloudwatch.clone();
+    let mut engine = harness::fast_engine(&via);
+    engine.aws.cloudwatch = w.engine.aws.cloudwatch.clone();
     w.config.first_page_budget = Some(Duration::from_secs(2));
     let late = event.replace("2026-11-25T02:04:12.152", "2026-11-25T03:04:12.152");
     let started = Instant::now();
-    let r = handle(serde_json::from_str(&late)?, &aws, &w.config, Mode::Run).await?;
+    let r = handle(serde_json::from_str(&late)?, &engine, &w.config, Mode::Run).await?;
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(3), "{took:?}");
     let inc = &r.incidents[0];

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use first_responder::state::{Claim, StateStore};
-use first_responder::{Aws, Mode, Report, handle};
+use first_responder::{Engine, Mode, Report, handle};
 use harness::proxy::{FaultProxy, Faults};
 use harness::{FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands};
 
@@ -23,7 +23,7 @@ fn event(w: &World, n: u32) -> Result<serde_json::Value> {
 }
 
 async fn deliver(w: &World, n: u32) -> Result<Report> {
-    Ok(handle(event(w, n)?, &w.aws, &w.config, Mode::Run).await?)
+    Ok(handle(event(w, n)?, &w.engine, &w.config, Mode::Run).await?)
 }
 
 async fn account(w: &World) -> Result<(usize, usize, i32, usize)> {
@@ -283,9 +283,9 @@ async fn the_circuit_breaker_trips_across_incidents() -> Result<()> {
     )
     .await?;
     let via = harness::sdk_config(&proxy.endpoint).await;
-    let poll = w.aws.poll;
-    w.aws = Aws::new(&via).with_state(&via, &w.fleet.state_table);
-    w.aws.poll = poll;
+    let poll = w.engine.aws.poll;
+    w.engine = Engine::new(&via).with_state(&via, &w.fleet.state_table);
+    w.engine.aws.poll = poll;
     // Two snapshots and a scale-out: one change.
     assert!(
         statuses(&deliver(&w, 0).await?)
@@ -457,10 +457,10 @@ async fn refused_or_failed_changes_spend_no_budget_and_trip_no_flap_guard() -> R
     )
     .await?;
     let through = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&through).with_state(&through, &w.fleet.state_table);
+    let engine = harness::fast_engine(&through).with_state(&through, &w.fleet.state_table);
     w.config.budget_per_account_per_hour = Some(3);
     w.config.flap_max = 10;
-    let failed = handle(event(&w, 6)?, &aws, &w.config, Mode::Run).await?;
+    let failed = handle(event(&w, 6)?, &engine, &w.config, Mode::Run).await?;
     let (status, why) = harness::status_of(&failed, "scale_out");
     assert_eq!(status, "failed", "{why}");
     let (status, why) = harness::status_of(&deliver(&w, 7).await?, "scale_out");
@@ -544,8 +544,8 @@ async fn a_claim_that_fails_after_the_take_gives_the_budgets_back() -> Result<()
     )
     .await?;
     let through = harness::sdk_config(&proxy.endpoint).await;
-    let aws = harness::fast_aws(&through).with_state(&through, &w.fleet.state_table);
-    let first = handle(event(&w, 0)?, &aws, &w.config, Mode::Run).await?;
+    let engine = harness::fast_engine(&through).with_state(&through, &w.fleet.state_table);
+    let first = handle(event(&w, 0)?, &engine, &w.config, Mode::Run).await?;
     assert_ne!(
         harness::status_of(&first, "scale_out").0,
         "done",
@@ -560,7 +560,7 @@ async fn a_claim_that_fails_after_the_take_gives_the_budgets_back() -> Result<()
         .unwrap_or_default();
     assert_eq!(hits, [1], "the claim's write failed once");
     // The retry of the same occurrence: the budget is whole, so it acts.
-    let retry = handle(event(&w, 0)?, &aws, &w.config, Mode::Run).await?;
+    let retry = handle(event(&w, 0)?, &engine, &w.config, Mode::Run).await?;
     let (status, why) = harness::status_of(&retry, "scale_out");
     assert_eq!(status, "done", "{why}");
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);

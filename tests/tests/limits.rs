@@ -89,7 +89,13 @@ async fn the_kill_switch_turns_everything_into_notify_only() -> Result<()> {
         "2026-11-25T02:04:12.152+0000",
         "2026-11-25T03:00:00.000+0000",
     );
-    let r = handle(serde_json::from_str(&later)?, &w.aws, &w.config, Mode::Run).await?;
+    let r = handle(
+        serde_json::from_str(&later)?,
+        &w.engine,
+        &w.config,
+        Mode::Run,
+    )
+    .await?;
     assert_eq!(
         statuses(&r),
         [

@@ -165,16 +165,16 @@ async fn a_restart_that_left_the_unit_failed_is_not_repeated() -> Result<()> {
             .response_code(0)
             .build()
     });
-    let mut aws = w.aws.clone();
-    aws.ssm = mock_client!(
+    let mut engine = w.engine.clone();
+    engine.aws.ssm = mock_client!(
         aws_sdk_ssm,
         RuleMode::MatchAny,
         [&restarts, &others, &answers]
     );
 
     let event = sample_event("memory-pressure-alarm.json", &instance)?;
-    let r =
-        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    let r = first_responder::handle(serde_json::from_str(&event)?, &engine, &w.config, Mode::Run)
+        .await?;
     let (st, why) = status_of(&r, "restart_service");
     assert_eq!(st, "failed", "{r:#?}");
     assert!(
@@ -199,8 +199,8 @@ async fn a_restart_that_left_the_unit_failed_is_not_repeated() -> Result<()> {
 
     // The alarm fires again ten minutes later: within the cooldown.
     let next = event.replace("2026-11-25T02:04:12.152", "2026-11-25T02:14:12.152");
-    let r =
-        first_responder::handle(serde_json::from_str(&next)?, &aws, &w.config, Mode::Run).await?;
+    let r = first_responder::handle(serde_json::from_str(&next)?, &engine, &w.config, Mode::Run)
+        .await?;
     let (st, why) = status_of(&r, "restart_service");
     assert_eq!(st, "skipped", "{r:#?}");
     assert!(why.starts_with("cooldown: restart_service"), "{why}");
@@ -229,8 +229,8 @@ async fn a_restart_that_left_the_unit_failed_is_not_repeated() -> Result<()> {
         .expression_attribute_values(":z", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
         .send()
         .await?;
-    let r =
-        first_responder::handle(serde_json::from_str(&event)?, &aws, &w.config, Mode::Run).await?;
+    let r = first_responder::handle(serde_json::from_str(&event)?, &engine, &w.config, Mode::Run)
+        .await?;
     assert_eq!(r.incidents[0].delivery, "resumed", "{r:#?}");
     let (st, why) = status_of(&r, "restart_service");
     assert_eq!(st, "failed", "{r:#?}");

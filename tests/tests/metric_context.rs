@@ -29,7 +29,7 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
     let dims = [("InstanceId", instance.as_str())];
     let values = cpu_values();
     put_series(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "AWS/EC2",
         "CPUUtilization",
         &dims,
@@ -40,7 +40,7 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
     .await?;
     // Another instance's series must not leak into this one's page.
     put_series(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "AWS/EC2",
         "CPUUtilization",
         &[("InstanceId", "i-0fffffffffffffff0")],
@@ -50,7 +50,7 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
     )
     .await?;
     put_alarm(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "web-high-cpu",
         "AWS/EC2",
         "CPUUtilization",
@@ -137,7 +137,7 @@ async fn no_metric_costs_the_page_its_graph_not_the_fix() -> Result<()> {
 
     // CloudWatch unreachable: the same, within the deadline.
     let mut w = w;
-    w.aws.cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+    w.engine.aws.cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
         aws_sdk_cloudwatch::config::Builder::from(&w.sdk)
             .endpoint_url("http://127.0.0.1:9")
             .build(),
@@ -174,7 +174,7 @@ async fn a_disk_rising_two_points_an_hour_is_forecast_and_sized_for_it() -> Resu
         .map(|i| 97.2 - 2.0 * f64::from(33 - i) / 12.0 + if i % 2 == 0 { 0.3 } else { -0.3 })
         .collect();
     put_series(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "CWAgent",
         "disk_used_percent",
         &dims,
@@ -184,7 +184,7 @@ async fn a_disk_rising_two_points_an_hour_is_forecast_and_sized_for_it() -> Resu
     )
     .await?;
     put_alarm(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "web-data-disk-full",
         "CWAgent",
         "disk_used_percent",
@@ -257,7 +257,7 @@ async fn an_alertmanager_disk_alert_shows_the_agents_metric_for_its_mount_point(
             ("path", path),
         ];
         put_series(
-            &w.aws.cloudwatch,
+            &w.engine.aws.cloudwatch,
             "CWAgent",
             "disk_used_percent",
             &dims,

@@ -16,7 +16,7 @@ async fn world(alarm_state: &str) -> Result<World> {
     let dims = [("InstanceId", instance.as_str())];
     let end = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
     put_series(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "AWS/EC2",
         "CPUUtilization",
         &dims,
@@ -29,7 +29,7 @@ async fn world(alarm_state: &str) -> Result<World> {
     let now =
         chrono::DateTime::from_timestamp(Utc::now().timestamp() / 300 * 300, 0).context("now")?;
     put_series(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "AWS/EC2",
         "CPUUtilization",
         &dims,
@@ -39,7 +39,7 @@ async fn world(alarm_state: &str) -> Result<World> {
     )
     .await?;
     put_alarm(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "web-high-cpu",
         "AWS/EC2",
         "CPUUtilization",
@@ -115,9 +115,7 @@ async fn still_firing_after_the_fix_escalates_to_the_pager_once() -> Result<()> 
 
     assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 1);
     // Delivered again (SQS is at-least-once), or run by hand: once.
-    let again = w
-        .aws
-        .verify(&id, &w.config, now)
+    let again = first_responder::verify::run::verify(&w.engine, &id, &w.config, now)
         .await
         .map_err(anyhow::Error::msg)?;
     assert!(!again.published, "{again:?}");
@@ -141,7 +139,7 @@ async fn recovered_after_the_fix_is_recorded_with_a_short_notice() -> Result<()>
     drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     drain(&w.sdk, &w.fleet.pager_queue_url).await?;
     harness::put_alarm(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "web-high-cpu",
         "AWS/EC2",
         "CPUUtilization",
@@ -342,7 +340,7 @@ async fn a_cloudwatch_ok_that_was_announced_gets_no_second_notice() -> Result<()
     w.config.notify_on_resolve = true;
     let (id, _) = fix_then_message(&w).await?;
     put_alarm(
-        &w.aws.cloudwatch,
+        &w.engine.aws.cloudwatch,
         "web-high-cpu",
         "AWS/EC2",
         "CPUUtilization",
@@ -371,9 +369,7 @@ async fn ten_minutes_later(
     id: &str,
 ) -> Result<(first_responder::verify::Verification, chrono::DateTime<Utc>)> {
     let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = w
-        .aws
-        .verify(id, &w.config, now)
+    let v = first_responder::verify::run::verify(&w.engine, id, &w.config, now)
         .await
         .map_err(anyhow::Error::msg)?;
     Ok((v, now))
@@ -425,9 +421,7 @@ async fn the_check_after_the_fix_expires_an_unanswered_approval() -> Result<()> 
             .unwrap_or_default()
     };
     // Within the link's hour: still waiting.
-    let v = w
-        .aws
-        .verify(&i.id, &w.config, Utc::now())
+    let v = first_responder::verify::run::verify(&w.engine, &i.id, &w.config, Utc::now())
         .await
         .map_err(anyhow::Error::msg)?;
     assert_eq!(v.held.len(), 1, "{v:?}");
@@ -438,9 +432,7 @@ async fn the_check_after_the_fix_expires_an_unanswered_approval() -> Result<()> 
     );
     // Past it: expired, and nothing was done.
     let later = Utc::now() + chrono::Duration::minutes(61);
-    let v = w
-        .aws
-        .verify(&i.id, &w.config, later)
+    let v = first_responder::verify::run::verify(&w.engine, &i.id, &w.config, later)
         .await
         .map_err(anyhow::Error::msg)?;
     assert!(
@@ -514,14 +506,13 @@ async fn an_approval_acts_only_on_the_change_held_and_not_once_the_alarm_recover
     // Signed with the key, but naming another change: refused, still pending.
     let mut other = signed.grant.clone();
     other.change = format!("{} and terminate it", other.change);
-    let page = w
-        .aws
-        .approve(
-            &decide(Signed::new(&key, Verb::Approve, other)),
-            &w.config,
-            Utc::now().timestamp(),
-        )
-        .await;
+    let page = first_responder::approval::run::approve(
+        &w.engine,
+        &decide(Signed::new(&key, Verb::Approve, other)),
+        &w.config,
+        Utc::now().timestamp(),
+    )
+    .await;
     assert_eq!(page.status, 412, "{}", page.html);
     assert!(
         page.html.contains("Not the change that is held"),
@@ -536,10 +527,13 @@ async fn an_approval_acts_only_on_the_change_held_and_not_once_the_alarm_recover
         .state_reason("recovered in the test")
         .send()
         .await?;
-    let page = w
-        .aws
-        .approve(&decide(signed), &w.config, Utc::now().timestamp())
-        .await;
+    let page = first_responder::approval::run::approve(
+        &w.engine,
+        &decide(signed),
+        &w.config,
+        Utc::now().timestamp(),
+    )
+    .await;
     assert_eq!(page.status, 409, "{}", page.html);
     assert!(
         page.html

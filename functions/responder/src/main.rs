@@ -2,7 +2,7 @@
 //! Clients and configuration are built once, outside the handler.
 
 use first_responder::respond::handle_until;
-use first_responder::{Aws, Config, InputError, Mode, aws::sdk_config_loader, telemetry};
+use first_responder::{Config, Engine, InputError, Mode, aws::sdk_config_loader, telemetry};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -32,31 +32,39 @@ impl From<Failure> for Diagnostic {
     }
 }
 
-async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Result<Value, Failure> {
+async fn handler(
+    event: LambdaEvent<Value>,
+    engine: &Engine,
+    config: &Config,
+) -> Result<Value, Failure> {
     // A decision posted on an approval page (the webhook waits for the page).
     if let Some(r) = first_responder::approval::Request::from_event(&event.payload) {
-        let page = aws
-            .approve(
-                &r.first_responder_approval,
-                config,
-                chrono::Utc::now().timestamp(),
-            )
-            .await;
+        let page = first_responder::approval::run::approve(
+            engine,
+            &r.first_responder_approval,
+            config,
+            chrono::Utc::now().timestamp(),
+        )
+        .await;
         return Ok(serde_json::to_value(page).unwrap_or_default());
     }
     // The delayed check after a fix (VERIFY_QUEUE_URL's messages).
     if let Some(requests) = first_responder::verify::Request::from_sqs_event(&event.payload) {
-        return verify(&requests, aws, config).await;
+        return verify(&requests, engine, config).await;
     }
     // The predictive check, every 15 minutes (the template's schedule).
     if first_responder::forecast::is_scheduled_event(&event.payload) {
-        let (check, report) = aws
-            .scheduled_forecast(config, chrono::Utc::now(), Mode::Run)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "the predictive check could not read CloudWatch");
-                Failure::Transient(e)
-            })?;
+        let (check, report) = first_responder::forecast::run::scheduled_forecast(
+            engine,
+            config,
+            chrono::Utc::now(),
+            Mode::Run,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "the predictive check could not read CloudWatch");
+            Failure::Transient(e)
+        })?;
         tracing::info!(
             filesystems = check.filesystems,
             at_risk = check.at_risk.len(),
@@ -80,7 +88,7 @@ async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Resul
             "the invocation's deadline is not in the future: bounded by ACTIONS_DEADLINE_SECONDS only"
         );
     }
-    let report = handle_until(event.payload, aws, config, Mode::Run, until)
+    let report = handle_until(event.payload, engine, config, Mode::Run, until)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "rejected event");
@@ -108,13 +116,13 @@ async fn handler(event: LambdaEvent<Value>, aws: &Aws, config: &Config) -> Resul
 /// again after its visibility timeout.
 async fn verify(
     requests: &[first_responder::verify::Request],
-    aws: &Aws,
+    engine: &Engine,
     config: &Config,
 ) -> Result<Value, Failure> {
     let mut out = Vec::new();
     for r in requests {
         let id = &r.first_responder_verify.incident;
-        match aws.verify(id, config, chrono::Utc::now()).await {
+        match first_responder::verify::run::verify(engine, id, config, chrono::Utc::now()).await {
             Ok(v) => {
                 tracing::info!(incident_id = %id, verdict = v.verdict.as_str(), published = v.published, "verified");
                 out.push(v);
@@ -158,7 +166,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = sdk_config_loader().load().await;
     let t_sdk = t0.elapsed();
     // Acts in the account and region each alert comes from.
-    let aws = Aws::new(&sdk).with_state(&sdk, &table).with_members(&sdk);
+    let engine = Engine::new(&sdk)
+        .with_state(&sdk, &table)
+        .with_members(&sdk);
     let t_clients = t0.elapsed();
     tracing::info!(
         tracing_us = t_tracing.as_micros() as u64,
@@ -167,6 +177,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         clients_us = (t_clients - t_sdk).as_micros() as u64,
         "initialised"
     );
-    let (aws, config) = (&aws, &config);
-    lambda_runtime::run(service_fn(move |event| handler(event, aws, config))).await
+    let (engine, config) = (&engine, &config);
+    lambda_runtime::run(service_fn(move |event| handler(event, engine, config))).await
 }

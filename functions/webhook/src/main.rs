@@ -81,7 +81,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The token and the approval key, read at once.
     let (token, approval_key) = tokio::join!(
         load_token(env_token.clone(), parameter.clone(), &ssm),
-        first_responder::approval::load_key(&config, &ssm)
+        first_responder::engine::load_key(&config, &ssm)
     );
     let token = token?;
     // Without the key the approval pages answer 404; the webhook still works.
@@ -116,7 +116,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let approval_refresh = (config.approval_key.is_none()
         && config.approval_key_parameter.is_some())
     .then(|| first_responder::webhook::ApprovalRefresh {
-        cell: first_responder::approval::KeyCell::new(ssm.clone()),
+        cell: first_responder::engine::KeyCell::new(ssm.clone()),
         config: config.clone(),
     });
     let webhook = Webhook {

@@ -7,6 +7,7 @@
 //! declared service fails `every_sdk_call_of_an_action_is_among_its_declared_permissions`.
 
 /// The SDK client of a service an action may declare.
+#[cfg(feature = "aws")]
 macro_rules! client_of {
     (ec2) => {
         aws_sdk_ec2::Client
@@ -21,6 +22,7 @@ macro_rules! client_of {
         aws_sdk_autoscaling::Client
     };
 }
+#[cfg(feature = "aws")]
 pub(crate) use client_of;
 
 /// An action's declared IAM actions, grouped by service (one group each).

@@ -145,13 +145,16 @@ macro_rules! registry {
             }
         }
 
+        /// Carries out one step: its action's `run`, given only the
+        /// clients the action declared.
         #[cfg(feature = "aws")]
-        impl crate::aws::Aws {
-            /// Carries out one step: its action's `run`.
-            pub(crate) async fn perform(&self, step: &Step, cx: &Run<'_>) -> crate::outcome::Outcome {
-                match step {
-                    $(Step::$variant(s) => $module::run(&$module::Clients::of(self), s, cx).await),+
-                }
+        pub(crate) async fn perform(
+            aws: &crate::aws::Aws,
+            step: &Step,
+            cx: &Run<'_>,
+        ) -> crate::outcome::Outcome {
+            match step {
+                $(Step::$variant(s) => $module::run(&$module::Clients::of(aws), s, cx).await),+
             }
         }
     };

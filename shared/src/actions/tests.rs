@@ -150,7 +150,7 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
     }
     let observe = calls(
         concat!(
-            include_str!("../observe.rs"),
+            include_str!("../observe/mod.rs"),
             include_str!("../aws/fleet.rs")
         ),
         CLIENTS,
@@ -166,8 +166,8 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
     );
     let series = calls(
         concat!(
-            include_str!("../series/read.rs"),
-            include_str!("../series/alarm.rs")
+            include_str!("../observe/metric.rs"),
+            include_str!("../observe/alarm.rs")
         ),
         CLIENTS,
     );
@@ -213,7 +213,7 @@ fn the_template_grants_exactly_what_is_declared() {
         .chain(crate::forecast::PERMISSIONS)
         .chain(crate::state::PERMISSIONS)
         .chain(crate::aws::ENGINE_PERMISSIONS)
-        .chain(crate::aws::members::PERMISSIONS)
+        .chain(crate::engine::members::PERMISSIONS)
         .map(|p| (*p).to_owned())
         .collect();
     let granted = granted();

@@ -19,9 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::error::ConfigError;
 
 #[cfg(feature = "aws")]
-mod run;
-#[cfg(feature = "aws")]
-pub use run::{KeyCell, load_key};
+pub mod run;
 
 /// Links live this long unless `APPROVAL_TTL_MINUTES` says otherwise.
 pub const DEFAULT_TTL_MINUTES: u64 = 60;

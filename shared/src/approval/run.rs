@@ -2,482 +2,314 @@
 //! links, and a posted decision carried out (recorded once, the target read
 //! again, the action run through the engine, people told).
 
-use super::{Decision, Grant, Key, Page, Signed, Verb, record_key};
-use crate::actions::ActionName;
-use crate::aws::{Aws, rfc3339};
+use super::{Decision, Grant, Page, Verb, record_key};
+use crate::aws::rfc3339;
 use crate::config::Config;
-use crate::plan::{Plan, PlannedAction, plan};
-use crate::report::{ActionReport, Status};
+use crate::engine::Engine;
+use crate::plan::{PlannedAction, plan};
+use crate::report::Status;
 use crate::state::Approval;
 
-/// The signing key: `APPROVAL_KEY` (local runs, already in the
-/// configuration) or the SSM SecureString named by `APPROVAL_KEY_PARAMETER`.
-/// None when neither is set: held actions then go out without links.
-pub async fn load_key(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Option<Key>, String> {
-    if let Some(k) = &config.approval_key {
-        return Ok(Some(k.clone()));
-    }
-    let Some(name) = &config.approval_key_parameter else {
-        return Ok(None);
-    };
-    let value = crate::aws::secure_parameter(ssm, name).await?;
-    Key::new(&format!("SSM parameter {name}"), &value)
-        .map(Some)
-        .map_err(|e| e.to_string())
-}
-
-/// The largest event kept with a held action (DynamoDB's item limit is
-/// 400 KB, and the record holds more than the event).
-const MAX_EVENT_KEPT: usize = 350 * 1024;
-
-/// The key, read when first needed and again once it is older than
-/// `APPROVAL_KEY_TTL_SECONDS` (so a rotation, `CURRENT PREVIOUS` in the
-/// parameter, needs no redeploy, and removing a key revokes its links
-/// within that time): `APPROVAL_KEY` as configured, else the SSM
-/// SecureString `APPROVAL_KEY_PARAMETER` through the deployment's own SSM.
-/// A failed read keeps the key in use (and the next need tries again).
-#[derive(Debug)]
-pub struct KeyCell {
-    ssm: aws_sdk_ssm::Client,
-    key: tokio::sync::Mutex<Option<(std::time::Instant, Option<Key>)>>,
-}
-
-impl KeyCell {
-    pub fn new(ssm: aws_sdk_ssm::Client) -> Self {
-        Self {
-            ssm,
-            key: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    pub async fn get(&self, config: &Config) -> Option<Key> {
-        let mut held = self.key.lock().await;
-        if let Some((at, key)) = held.as_ref()
-            && at.elapsed() < config.approval_key_ttl
-        {
-            return key.clone();
-        }
-        match load_key(config, &self.ssm).await {
-            Ok(key) => {
-                *held = Some((std::time::Instant::now(), key.clone()));
-                key
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "approval key not read: keeping the one in use, if any");
-                held.as_ref().and_then(|(_, k)| k.clone())
-            }
-        }
-    }
-}
-
-impl Aws {
-    /// When the incident's alarm recovered, if it has: a CloudWatch alarm
-    /// read now in `OK`, or an Alertmanager alert whose resolution was
-    /// recorded. None when it still fires or that cannot be told (then the
-    /// fresh plan decides, as before).
-    async fn recovered_at(
-        &self,
-        incident: &crate::incident::Incident,
-        place: &str,
-    ) -> Option<String> {
-        let when = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339());
-        if incident.alert.source.is_cloudwatch() {
-            let seen = self
-                .describe_alarm(&incident.alert.alarm_name)
-                .await
-                .ok()??
-                .seen();
-            return match seen.state {
-                crate::alert::AlarmState::Ok => Some(
-                    seen.updated_ms
-                        .and_then(when)
-                        .unwrap_or_else(|| "an unknown time".into()),
-                ),
-                _ => None,
-            };
-        }
-        let key = incident.resolution_key(place)?;
-        let (at, _) = self.state.as_ref()?.resolution(&key).await.ok()??;
-        when(at * 1000)
-    }
-}
-
-/// The incident's actions that were done, for the page ("already done").
-fn done_so_far(reports: &[ActionReport]) -> String {
-    reports
-        .iter()
-        .filter(|r| r.status == Status::Done && r.action != ActionName::Notify)
-        .map(|r| r.action.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl Aws {
-    /// Each held action of the plan: its record in the state table (the
-    /// event, the change, pending) and its two links in its report. Without
-    /// a key, a base URL, a state table or the event, the actions stay held
-    /// without links and one note says why.
-    pub(crate) async fn hold_for_approval(
-        &self,
-        plan: &Plan,
-        config: &Config,
-        reports: &mut [ActionReport],
-        now: i64,
-    ) -> Vec<String> {
-        let held: Vec<(&PlannedAction, String)> = plan
-            .actions
-            .iter()
-            .filter_map(|a| match &a.decision {
-                crate::plan::Decision::Hold(step) => Some((a, step.describe())),
-                _ => None,
-            })
-            .collect();
-        if held.is_empty() || config.dry_run {
-            return Vec::new();
-        }
-        let key = self.approval_key.get(config).await;
-        let why_not = match (&key, &config.approval_base_url, &self.state, &plan.event) {
-            (None, ..) => Some("no signing key (APPROVAL_KEY_PARAMETER)"),
-            (_, None, ..) => Some("APPROVAL_BASE_URL is not set"),
-            (_, _, None, _) => Some("no state table to record the decision in"),
-            (.., None) => Some("the alert's event is not at hand to plan again from"),
+/// When the incident's alarm recovered, if it has: a CloudWatch alarm
+/// read now in `OK`, or an Alertmanager alert whose resolution was
+/// recorded. None when it still fires or that cannot be told (then the
+/// fresh plan decides, as before).
+async fn recovered_at(
+    engine: &Engine,
+    incident: &crate::incident::Incident,
+    place: &str,
+) -> Option<String> {
+    let when = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339());
+    if incident.alert.source.is_cloudwatch() {
+        let seen = crate::observe::alarm::describe_alarm(&engine.aws, &incident.alert.alarm_name)
+            .await
+            .ok()??
+            .seen();
+        return match seen.state {
+            crate::alert::AlarmState::Ok => Some(
+                seen.updated_ms
+                    .and_then(when)
+                    .unwrap_or_else(|| "an unknown time".into()),
+            ),
             _ => None,
         };
-        let (Some(key), Some(base), Some(st), Some(event)) =
-            (&key, &config.approval_base_url, &self.state, &plan.event)
-        else {
-            let why = why_not.unwrap_or_default();
-            return vec![format!(
-                "held for approval without links: {why}; approve by hand by carrying out the held change"
-            )];
-        };
-        // A state-table item holds at most 400 KB (a large SNS batch).
-        if event.len() > MAX_EVENT_KEPT {
-            return vec![format!(
-                "held for approval without links: the event ({} bytes) is too large to keep for planning again; approve by hand by carrying out the held change",
-                event.len()
-            )];
-        }
-        let done = done_so_far(reports);
-        let expires = now + config.approval_ttl.as_secs() as i64;
-        let mut notes = Vec::new();
-        for (a, change) in held {
-            let grant = Grant {
-                incident: plan.incident.id.clone(),
-                action: a.name.as_str().to_owned(),
-                target: a.target.clone(),
-                change,
-                done: done.clone(),
-                expires,
-                place: plan
-                    .target
-                    .as_ref()
-                    .map(crate::target::Target::place)
-                    .unwrap_or_default(),
-            };
-            let pk = record_key(&grant.incident, &grant.action);
-            match st.hold_approval(&pk, event, &grant.change, expires).await {
-                Ok(true) => {
-                    if let Some(r) = reports
-                        .iter_mut()
-                        .find(|r| r.action == a.name && r.status == Status::AwaitingApproval)
-                    {
-                        r.approve_url =
-                            Some(Signed::new(key, Verb::Approve, grant.clone()).link(base));
-                        r.deny_url = Some(Signed::new(key, Verb::Deny, grant).link(base));
-                    }
-                }
-                Ok(false) => notes.push(format!(
-                    "{} was already decided by an earlier delivery's link: no new link",
-                    a.name.as_str()
-                )),
-                Err(e) => notes.push(format!(
-                    "{} is held without links: its record could not be written ({e})",
-                    a.name.as_str()
-                )),
-            }
-        }
-        if let Some(t) = chrono::DateTime::from_timestamp(expires, 0) {
-            notes.push(format!(
-                "approval links expire at {}",
-                t.format("%Y-%m-%d %H:%M UTC")
-            ));
-        }
-        notes
     }
+    let key = incident.resolution_key(place)?;
+    let (at, _) = engine.state.as_ref()?.resolution(&key).await.ok()??;
+    when(at * 1000)
+}
 
-    /// A posted decision. The signature and expiry first (403, 410), then
-    /// the single-use record (409 once decided), then for an approval the
-    /// target read again: refused (412) when a fresh plan no longer decides
-    /// exactly the signed change (the world changed, the kill switch is on),
-    /// else carried out through the engine (200 once it has run).
-    pub async fn approve(&self, d: &Decision, config: &Config, now: i64) -> Page {
-        let Some(key) = &self.approval_key.get(config).await else {
+/// A posted decision. The signature and expiry first (403, 410), then
+/// the single-use record (409 once decided), then for an approval the
+/// target read again: refused (412) when a fresh plan no longer decides
+/// exactly the signed change (the world changed, the kill switch is on),
+/// else carried out through the engine (200 once it has run).
+pub async fn approve(engine: &Engine, d: &Decision, config: &Config, now: i64) -> Page {
+    let Some(key) = &engine.approval_key.get(config).await else {
+        return Page::message(
+            503,
+            "Approvals are not configured",
+            "This deployment has no approval key: nothing was done.",
+        );
+    };
+    let s = &d.signed;
+    if let Err(r) = s.check(key, now) {
+        tracing::warn!(status = r.status(), "refused approval link");
+        return r.page();
+    }
+    let Some(st) = &engine.state else {
+        return Page::message(503, "Approvals need the state table", "Nothing was done.");
+    };
+    let g = &s.grant;
+    let pk = record_key(&g.incident, &g.action);
+    // Who, as far as the request tells; shown escaped, never trusted.
+    let ua: String = d.user_agent.chars().take(200).collect();
+    let who = format!("{} ({})", d.source_ip, crate::text::escape(&ua));
+    let event = match st
+        .decide_approval(&pk, s.verb.as_str(), &who, now, &g.change)
+        .await
+    {
+        Ok(Approval::Mine { event }) => event,
+        Ok(Approval::OtherChange) => {
+            tracing::warn!(
+                status = 412,
+                "approval link names another change than the one held"
+            );
+            return Page::message(
+                412,
+                "Not the change that is held",
+                "Nothing was done: this link does not name the change held for approval.",
+            );
+        }
+        Ok(Approval::Decided { status, by, result }) => {
+            // The outcome when there is one; else who decided (still
+            // being carried out).
+            let what = if result.is_empty() {
+                format!("{status} by {by}")
+            } else {
+                result
+            };
+            return Page::message(
+                409,
+                "Already decided",
+                &format!("This change was already decided: {what}. Nothing was done again."),
+            );
+        }
+        Ok(Approval::Missing) => {
+            return Page::message(
+                410,
+                "This approval is no longer held",
+                "Nothing was done: the held change is not on record any more.",
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "approval not recorded");
             return Page::message(
                 503,
-                "Approvals are not configured",
-                "This deployment has no approval key: nothing was done.",
+                "Try again",
+                "The decision could not be recorded, so nothing was done. The link still works.",
             );
-        };
-        let s = &d.signed;
-        if let Err(r) = s.check(key, now) {
-            tracing::warn!(status = r.status(), "refused approval link");
-            return r.page();
         }
-        let Some(st) = &self.state else {
-            return Page::message(503, "Approvals need the state table", "Nothing was done.");
-        };
-        let g = &s.grant;
-        let pk = record_key(&g.incident, &g.action);
-        // Who, as far as the request tells; shown escaped, never trusted.
-        let ua: String = d.user_agent.chars().take(200).collect();
-        let who = format!("{} ({})", d.source_ip, crate::text::escape(&ua));
-        let event = match st
-            .decide_approval(&pk, s.verb.as_str(), &who, now, &g.change)
-            .await
-        {
-            Ok(Approval::Mine { event }) => event,
-            Ok(Approval::OtherChange) => {
-                tracing::warn!(
-                    status = 412,
-                    "approval link names another change than the one held"
-                );
-                return Page::message(
-                    412,
-                    "Not the change that is held",
-                    "Nothing was done: this link does not name the change held for approval.",
-                );
-            }
-            Ok(Approval::Decided { status, by, result }) => {
-                // The outcome when there is one; else who decided (still
-                // being carried out).
-                let what = if result.is_empty() {
-                    format!("{status} by {by}")
-                } else {
-                    result
-                };
-                return Page::message(
-                    409,
-                    "Already decided",
-                    &format!("This change was already decided: {what}. Nothing was done again."),
-                );
-            }
-            Ok(Approval::Missing) => {
-                return Page::message(
-                    410,
-                    "This approval is no longer held",
-                    "Nothing was done: the held change is not on record any more.",
-                );
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "approval not recorded");
-                return Page::message(
-                    503,
-                    "Try again",
-                    "The decision could not be recorded, so nothing was done. The link still works.",
-                );
-            }
-        };
-        let (status, page, summary) = match s.verb {
-            Verb::Deny => (
-                "denied",
-                Page::message(
-                    200,
-                    "Denied",
-                    &format!("{} will not be done. Nothing was changed.", g.change),
-                ),
-                format!("denied by {who}: nothing was done"),
+    };
+    let (status, page, summary) = match s.verb {
+        Verb::Deny => (
+            "denied",
+            Page::message(
+                200,
+                "Denied",
+                &format!("{} will not be done. Nothing was changed.", g.change),
             ),
-            Verb::Approve => self.carry_out_grant(g, &event, config, now, &who).await,
-        };
-        let when = rfc3339(now);
-        let record = format!("{summary} (decided {when})");
-        let (a, b) = tokio::join!(
-            st.finish_approval(&pk, status, &summary),
-            st.note_on_incident(&g.incident, &g.action, &record)
-        );
-        for e in [a, b].into_iter().filter_map(Result::err) {
-            tracing::warn!(error = %e, "approval outcome not recorded");
-        }
-        tracing::info!(incident_id = %g.incident, action = %g.action, decision = status, who = %who, "approval decided");
-        self.tell(g, config, status, &summary).await;
-        page
+            format!("denied by {who}: nothing was done"),
+        ),
+        Verb::Approve => carry_out_grant(engine, g, &event, config, now, &who).await,
+    };
+    let when = rfc3339(now);
+    let record = format!("{summary} (decided {when})");
+    let (a, b) = tokio::join!(
+        st.finish_approval(&pk, status, &summary),
+        st.note_on_incident(&g.incident, &g.action, &record)
+    );
+    for e in [a, b].into_iter().filter_map(Result::err) {
+        tracing::warn!(error = %e, "approval outcome not recorded");
     }
+    tracing::info!(incident_id = %g.incident, action = %g.action, decision = status, who = %who, "approval decided");
+    tell(engine, g, config, status, &summary).await;
+    page
+}
 
-    /// Plans again from the stored event and carries the action out when
-    /// the plan still decides the signed change. (status, page, summary).
-    async fn carry_out_grant(
-        &self,
-        g: &Grant,
-        event: &str,
-        config: &Config,
-        now: i64,
-        who: &str,
-    ) -> (&'static str, Page, String) {
-        let refuse = |why: String| {
-            (
-                "refused",
-                Page::message(
-                    412,
-                    "Not done: things changed since the plan",
-                    &format!("{} was not done: {why}. Nothing was changed.", g.change),
+/// Plans again from the stored event and carries the action out when
+/// the plan still decides the signed change. (status, page, summary).
+async fn carry_out_grant(
+    engine: &Engine,
+    g: &Grant,
+    event: &str,
+    config: &Config,
+    now: i64,
+    who: &str,
+) -> (&'static str, Page, String) {
+    let refuse = |why: String| {
+        (
+            "refused",
+            Page::message(
+                412,
+                "Not done: things changed since the plan",
+                &format!("{} was not done: {why}. Nothing was changed.", g.change),
+            ),
+            format!("approved by {who}, refused: {why}"),
+        )
+    };
+    let incident = serde_json::from_str(event)
+        .map_err(|e| e.to_string())
+        .and_then(|v| crate::respond::incidents_each(v, &config.routes).map_err(|e| e.to_string()))
+        .ok()
+        .and_then(|b| b.incidents.into_iter().find(|i| i.id == g.incident));
+    let Some(incident) = incident else {
+        return refuse("the alert it came from no longer reads as this incident".into());
+    };
+    // In the account and region the alert came from, as the plan was.
+    let place = match engine.for_incident(&incident, config).await {
+        Ok(x) => x,
+        Err(why) => return refuse(why.to_string()),
+    };
+    let (there, target) = (place.engine, place.target);
+    // The link names where it was made for: another place is not this change.
+    let here = target
+        .as_ref()
+        .map(crate::target::Target::place)
+        .unwrap_or_default();
+    if !g.place.is_empty() && g.place != here {
+        return refuse(format!(
+            "the link was made for {}, the incident now reads as {here}",
+            g.place
+        ));
+    }
+    // An alarm that recovered since needs no change.
+    if let Some(at) =
+        recovered_at(&there, &incident, &crate::target::place_of(target.as_ref())).await
+    {
+        return (
+            "not_needed",
+            Page::message(
+                409,
+                "No longer needed",
+                &format!(
+                    "{} is no longer needed: the alarm recovered at {at}. Nothing was changed.",
+                    g.change
                 ),
-                format!("approved by {who}, refused: {why}"),
-            )
-        };
-        let incident = serde_json::from_str(event)
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
-                crate::respond::incidents_each(v, &config.routes).map_err(|e| e.to_string())
-            })
-            .ok()
-            .and_then(|b| b.incidents.into_iter().find(|i| i.id == g.incident));
-        let Some(incident) = incident else {
-            return refuse("the alert it came from no longer reads as this incident".into());
-        };
-        // In the account and region the alert came from, as the plan was.
-        let place = match self.for_incident(&incident, config).await {
-            Ok(x) => x,
-            Err(why) => return refuse(why.to_string()),
-        };
-        let (aws, target) = (place.aws, place.target);
-        // The link names where it was made for: another place is not this change.
-        let here = target
-            .as_ref()
-            .map(crate::target::Target::place)
-            .unwrap_or_default();
-        if !g.place.is_empty() && g.place != here {
-            return refuse(format!(
-                "the link was made for {}, the incident now reads as {here}",
-                g.place
-            ));
-        }
-        // An alarm that recovered since needs no change.
-        if let Some(at) = aws
-            .recovered_at(&incident, &crate::target::place_of(target.as_ref()))
-            .await
-        {
-            return (
-                "not_needed",
-                Page::message(
-                    409,
-                    "No longer needed",
-                    &format!(
-                        "{} is no longer needed: the alarm recovered at {at}. Nothing was changed.",
-                        g.change
-                    ),
-                ),
-                format!(
-                    "approved by {who}, not done: no longer needed, the alarm recovered at {at}"
-                ),
-            );
-        }
-        // A message's claim is checked again where it said: an alarm that
-        // has recovered (or was never there) approves nothing.
-        if place.read_alarm {
-            let seen = match aws.describe_alarm(&incident.alert.alarm_name).await {
+            ),
+            format!("approved by {who}, not done: no longer needed, the alarm recovered at {at}"),
+        );
+    }
+    // A message's claim is checked again where it said: an alarm that
+    // has recovered (or was never there) approves nothing.
+    if place.read_alarm {
+        let seen =
+            match crate::observe::alarm::describe_alarm(&there.aws, &incident.alert.alarm_name)
+                .await
+            {
                 Ok(found) => found.map(|f| f.seen()),
                 Err(e) => return refuse(format!("the alarm could not be read: {e}")),
             };
-            let where_ = crate::target::described(target.as_ref());
-            if let Err(why) = crate::target::judge(&incident.alert, &where_, seen.as_ref()) {
-                return refuse(why);
-            }
+        let where_ = crate::target::described(target.as_ref());
+        if let Err(why) = crate::target::judge(&incident.alert, &where_, seen.as_ref()) {
+            return refuse(why);
         }
-        let lookup = aws.lookup(&incident, config);
-        let kill = async {
-            match &config.kill_switch_parameter {
-                Some(name) => self.kill_switch(name).await,
-                None => Ok(false),
-            }
-        };
-        let (mut observed, kill) =
-            tokio::join!(aws.observe_fleet(&incident, config, lookup.as_ref()), kill);
-        observed.kill_switch = kill;
-        let mut fresh = plan(&incident, &observed, config);
-        fresh.set_target(target.as_ref(), config);
-        let planned = fresh
-            .actions
-            .iter()
-            .find(|a| a.name.as_str() == g.action && a.target == g.target);
-        let step = match planned.map(|a| &a.decision) {
-            Some(crate::plan::Decision::Hold(s) | crate::plan::Decision::Do(s)) => s,
-            Some(crate::plan::Decision::Skip(why) | crate::plan::Decision::Fail(why)) => {
-                return refuse(why.clone());
-            }
-            None => {
-                return refuse(format!(
-                    "a plan made now no longer includes {} on {}",
-                    g.action, g.target
-                ));
-            }
-        };
-        if step.describe() != g.change {
-            return refuse(format!("a plan made now would {} instead", step.describe()));
-        }
-        let Some(a) = planned else {
-            return refuse("the action is not planned".into());
-        };
-        let go = PlannedAction {
-            decision: crate::plan::Decision::Do(step.clone()),
-            ..a.clone()
-        };
-        let (r, transient) = aws.carry_out_approved(&go, &fresh, config, now).await;
-        let what = r.detail.clone().unwrap_or_else(|| r.reason.clone());
-        let what = match transient {
-            Some(t) => format!("{what} (state table: {t})"),
-            None => what,
-        };
-        let (status, title) = match r.status {
-            Status::Done => ("done", "Done"),
-            Status::Skipped => ("skipped", "Not done"),
-            _ => ("failed", "Failed"),
-        };
-        (
-            status,
-            Page::message(200, title, &format!("{}: {what}", g.change)),
-            format!("approved by {who}: {status}: {what}"),
-        )
     }
-
-    /// A short notification of the decision and what came of it.
-    async fn tell(&self, g: &Grant, config: &Config, status: &str, summary: &str) {
-        let Some(topic) = &config.notify_topic_arn else {
-            return;
-        };
-        let subject: String = format!("[first-responder] {} {status}: {}", g.action, g.target)
-            .chars()
-            .take(100)
-            .collect();
-        let text = format!(
-            "{}\n\nChange: {}\nIncident: {}\n",
-            crate::text::escape(summary),
-            crate::text::escape(&g.change),
-            g.incident
-        );
-        let n = crate::notify::Notification {
-            subject: subject.clone(),
-            document: serde_json::json!({
-                "version": 1,
-                "incident_id": g.incident,
-                "approval": {"action": g.action, "target": g.target, "change": g.change, "status": status, "summary": summary},
-                "subject": subject,
-                "text": text,
-            }),
-            text,
-            severity: crate::report::Severity::Warning,
-            pager: None,
-        };
-        let sent = crate::actions::notify::publish(
-            &self.sns,
-            topic,
-            "approval",
-            &g.incident,
-            &n.message(),
-        )
-        .await;
-        if sent.status != Status::Done {
-            tracing::warn!(detail = %sent.detail, "approval notice not sent");
+    let lookup = crate::observe::lookup(&there.aws, &incident, config);
+    let kill = async {
+        match &config.kill_switch_parameter {
+            Some(name) => engine.aws.kill_switch(name).await,
+            None => Ok(false),
         }
+    };
+    let (mut observed, kill) = tokio::join!(
+        crate::observe::observe_fleet(&there.aws, &incident, config, lookup.as_ref()),
+        kill
+    );
+    observed.kill_switch = kill;
+    let mut fresh = plan(&incident, &observed, config);
+    fresh.set_target(target.as_ref(), config);
+    let planned = fresh
+        .actions
+        .iter()
+        .find(|a| a.name.as_str() == g.action && a.target == g.target);
+    let step = match planned.map(|a| &a.decision) {
+        Some(crate::plan::Decision::Hold(s) | crate::plan::Decision::Do(s)) => s,
+        Some(crate::plan::Decision::Skip(why) | crate::plan::Decision::Fail(why)) => {
+            return refuse(why.clone());
+        }
+        None => {
+            return refuse(format!(
+                "a plan made now no longer includes {} on {}",
+                g.action, g.target
+            ));
+        }
+    };
+    if step.describe() != g.change {
+        return refuse(format!("a plan made now would {} instead", step.describe()));
+    }
+    let Some(a) = planned else {
+        return refuse("the action is not planned".into());
+    };
+    let go = PlannedAction {
+        decision: crate::plan::Decision::Do(step.clone()),
+        ..a.clone()
+    };
+    let (r, transient) = there.carry_out_approved(&go, &fresh, config, now).await;
+    let what = r.detail.clone().unwrap_or_else(|| r.reason.clone());
+    let what = match transient {
+        Some(t) => format!("{what} (state table: {t})"),
+        None => what,
+    };
+    let (status, title) = match r.status {
+        Status::Done => ("done", "Done"),
+        Status::Skipped => ("skipped", "Not done"),
+        _ => ("failed", "Failed"),
+    };
+    (
+        status,
+        Page::message(200, title, &format!("{}: {what}", g.change)),
+        format!("approved by {who}: {status}: {what}"),
+    )
+}
+
+/// A short notification of the decision and what came of it.
+async fn tell(engine: &Engine, g: &Grant, config: &Config, status: &str, summary: &str) {
+    let Some(topic) = &config.notify_topic_arn else {
+        return;
+    };
+    let subject: String = format!("[first-responder] {} {status}: {}", g.action, g.target)
+        .chars()
+        .take(100)
+        .collect();
+    let text = format!(
+        "{}\n\nChange: {}\nIncident: {}\n",
+        crate::text::escape(summary),
+        crate::text::escape(&g.change),
+        g.incident
+    );
+    let n = crate::notify::Notification {
+        subject: subject.clone(),
+        document: serde_json::json!({
+            "version": 1,
+            "incident_id": g.incident,
+            "approval": {"action": g.action, "target": g.target, "change": g.change, "status": status, "summary": summary},
+            "subject": subject,
+            "text": text,
+        }),
+        text,
+        severity: crate::report::Severity::Warning,
+        pager: None,
+    };
+    let sent = crate::actions::notify::publish(
+        &engine.aws.sns,
+        topic,
+        "approval",
+        &g.incident,
+        &n.message(),
+    )
+    .await;
+    if sent.status != Status::Done {
+        tracing::warn!(detail = %sent.detail, "approval notice not sent");
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::KeyCell;
 
 fn key() -> Key {
     Key::new("test", "0123456789abcdef0123456789abcdef").unwrap()

@@ -9,10 +9,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::time::sleep;
 
-use crate::state::StateStore;
-
 pub mod fleet;
-pub mod members;
 pub mod ssm;
 
 /// The IAM actions of the engine's own components, beside the actions' and
@@ -252,27 +249,21 @@ impl Default for PollSchedule {
     }
 }
 
-/// The AWS clients, built once per process.
+/// The AWS clients of one account and region, built once per process (and
+/// once per member account and region, `engine::members`): nothing else.
+/// What the responder keeps beside them (the state table, the member
+/// accounts, the approval key) is the engine's (`engine::Engine`).
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub sns: aws_sdk_sns::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
-    /// The metric context's reads (`series::read`).
+    /// The metric context's reads (`observe::metric`).
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The verification's delayed message (`verify`).
     pub sqs: aws_sdk_sqs::Client,
     pub poll: PollSchedule,
-    /// Idempotency, cooldowns, flap guard and breaker; `None` runs untracked.
-    pub state: Option<StateStore>,
-    /// The accounts and regions alerts come from (`with_members`); `None`:
-    /// everything is done with these clients.
-    pub members: Option<std::sync::Arc<members::Members>>,
-    /// The approval links' key, read from SSM the first time a change is
-    /// held or decided (never on the cold start); shared with the member
-    /// clients, whose SSM is another account's.
-    pub approval_key: std::sync::Arc<crate::approval::KeyCell>,
 }
 
 /// An SDK error in one line: the service's code and message when there is
@@ -313,29 +304,7 @@ impl Aws {
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             poll: PollSchedule::default(),
-            state: None,
-            members: None,
-            approval_key: std::sync::Arc::new(crate::approval::KeyCell::new(
-                aws_sdk_ssm::Client::new(sdk),
-            )),
         }
-    }
-
-    /// The same clients without the state table. A dry run uses it: it must
-    /// leave no trace (no lease, claim, cooldown, flap or breaker count), so
-    /// a real delivery of the same occurrence later acts in full.
-    pub fn untracked(&self) -> Self {
-        Self {
-            state: None,
-            ..self.clone()
-        }
-    }
-
-    /// With the state table (`STATE_TABLE`) for idempotency and limits.
-    pub fn with_state(mut self, sdk: &SdkConfig, table: &str) -> Self {
-        let sdk = &ours(sdk, APP_NAME);
-        self.state = Some(StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
-        self
     }
 
     /// Reads the kill switch: on when the parameter holds on/true/1/yes/

@@ -20,10 +20,8 @@ use crate::incident::{Incident, Routes, Transition};
 use crate::plan::{Decision, Plan};
 
 #[cfg(feature = "aws")]
-mod run;
+pub mod run;
 mod tally;
-#[cfg(feature = "aws")]
-pub use run::permissions;
 pub use tally::{Limits, limit_of};
 
 /// Why an input could not be read: the file and what is wrong, by field.

@@ -69,76 +69,74 @@ pub fn permissions() -> Vec<&'static str> {
     p
 }
 
-impl Aws {
-    /// The named alarms' definitions, 100 names a call (DescribeAlarms' cap).
-    pub async fn alarm_definitions(&self, names: &[String]) -> Result<Definitions, String> {
-        let mut out = Definitions::new();
-        for chunk in names.chunks(100) {
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .cloudwatch
-                    .describe_alarms()
-                    .set_alarm_names(Some(chunk.to_vec()))
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| format!("DescribeAlarms: {}", sdk_error(&e)))?;
-                for a in page.metric_alarms() {
-                    if let Some(n) = a.alarm_name() {
-                        out.insert(n.to_owned(), alarm_json(a));
-                    }
-                }
-                match page.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                    _ => break,
+/// The named alarms' definitions, 100 names a call (DescribeAlarms' cap).
+pub async fn alarm_definitions(aws: &Aws, names: &[String]) -> Result<Definitions, String> {
+    let mut out = Definitions::new();
+    for chunk in names.chunks(100) {
+        let mut token: Option<String> = None;
+        loop {
+            let page = aws
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| format!("DescribeAlarms: {}", sdk_error(&e)))?;
+            for a in page.metric_alarms() {
+                if let Some(n) = a.alarm_name() {
+                    out.insert(n.to_owned(), alarm_json(a));
                 }
             }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
         }
-        Ok(out)
     }
+    Ok(out)
+}
 
-    /// Replays the transitions in time order: each incident planned against
-    /// the fleet as it is now (read once per resource), then through the
-    /// limits as the engine would have taken them.
-    pub async fn backtest(&self, replayed: &[Replayed], config: &Config) -> Summary {
-        let mut config = config.clone();
-        // The playbooks as they would act, not as this run is configured to.
-        config.dry_run = false;
-        let mut summary = Summary::default();
-        let mut limits = Limits::default();
-        let mut fleet: HashMap<(IncidentKind, String, bool), Observed> = HashMap::new();
-        for r in replayed {
-            let incident = match &r.incident {
-                Ok(i) => i,
-                Err(why) => {
-                    summary.unroutable(r, why);
-                    continue;
-                }
-            };
-            if incident.kind == IncidentKind::Unrouted {
-                let what = incident
-                    .alert
-                    .metric
-                    .as_ref()
-                    .map(|m| format!("no playbook for metric {}/{}", m.namespace, m.name))
-                    .unwrap_or_else(|| "no playbook for an alarm without a metric".into());
-                summary.unroutable(r, &what);
+/// Replays the transitions in time order: each incident planned against
+/// the fleet as it is now (read once per resource), then through the
+/// limits as the engine would have taken them.
+pub async fn backtest(aws: &Aws, replayed: &[Replayed], config: &Config) -> Summary {
+    let mut config = config.clone();
+    // The playbooks as they would act, not as this run is configured to.
+    config.dry_run = false;
+    let mut summary = Summary::default();
+    let mut limits = Limits::default();
+    let mut fleet: HashMap<(IncidentKind, String, bool), Observed> = HashMap::new();
+    for r in replayed {
+        let incident = match &r.incident {
+            Ok(i) => i,
+            Err(why) => {
+                summary.unroutable(r, why);
                 continue;
             }
-            let key = (
-                incident.kind,
-                incident.resource.describe(),
-                incident.alert.source.is_cloudwatch(),
-            );
-            if !fleet.contains_key(&key) {
-                let o = self.observe_read_only(incident, &config).await;
-                fleet.insert(key.clone(), o);
-            }
-            let observed = fleet.get(&key).cloned().unwrap_or_else(Observed::nothing);
-            let p = plan(incident, &observed, &config);
-            summary.apply(r, &p, &config, &mut limits);
+        };
+        if incident.kind == IncidentKind::Unrouted {
+            let what = incident
+                .alert
+                .metric
+                .as_ref()
+                .map(|m| format!("no playbook for metric {}/{}", m.namespace, m.name))
+                .unwrap_or_else(|| "no playbook for an alarm without a metric".into());
+            summary.unroutable(r, &what);
+            continue;
         }
-        summary
+        let key = (
+            incident.kind,
+            incident.resource.describe(),
+            incident.alert.source.is_cloudwatch(),
+        );
+        if !fleet.contains_key(&key) {
+            let o = crate::observe::observe_read_only(aws, incident, &config).await;
+            fleet.insert(key.clone(), o);
+        }
+        let observed = fleet.get(&key).cloned().unwrap_or_else(Observed::nothing);
+        let p = plan(incident, &observed, &config);
+        summary.apply(r, &p, &config, &mut limits);
     }
+    summary
 }

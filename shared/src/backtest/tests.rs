@@ -1,4 +1,5 @@
 use super::*;
+use crate::backtest::run::permissions;
 use crate::plan::tests::{config, fleet};
 
 fn history_item(name: &str, at: &str, old: &str, new: &str, value: f64) -> Value {

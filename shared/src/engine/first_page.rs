@@ -10,9 +10,9 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
+use super::Engine;
 use super::LateMetric;
 use crate::actions::notify;
-use crate::aws::Aws;
 use crate::config::Config;
 use crate::notify::compose_first;
 use crate::plan::{Decision, Plan, Step};
@@ -51,7 +51,7 @@ pub fn due(plan: &Plan, budget: Option<Duration>, first_delivery: bool) -> Optio
     })
 }
 
-impl Aws {
+impl Engine {
     /// The first page, when one is due (see [`due`]): resolves to the note
     /// the full report carries about it. `sending` is set once its time has
     /// come, so that the caller, done with the work, still lets a page that
@@ -89,7 +89,7 @@ impl Aws {
                     }
                 }
                 let n = compose_first(&plan, typical);
-                let outcome = crate::actions::notify::publish(&self.sns,
+                let outcome = crate::actions::notify::publish(&self.aws.sns,
                         &topic,
                         plan.incident.kind.as_str(),
                         &plan.incident.id,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Aws {
+impl Engine {
     /// Takes the occurrence's lease (see [`Started`]). Separate from
     /// [`Aws::execute_started`] so it can overlap the reads of `observe`.
     pub async fn begin(&self, incident_id: &str, config: &Config, now: i64) -> Started {

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Aws {
+impl Engine {
     /// One alarm may trigger remediation at most `flap_max` times a window.
     /// Lazy and shared: counted once, by the first change that asks, and
     /// never when no change is made. Some(why) stops the changes.

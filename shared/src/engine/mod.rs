@@ -24,13 +24,19 @@ use crate::aws::*;
 use crate::outcome::Outcome;
 
 mod first_page;
+mod hold;
+mod key;
 mod lease;
 mod limits;
+pub mod members;
 mod record;
+mod setup;
 pub use first_page::{Due, due};
+pub use key::{KeyCell, load_key};
 pub use lease::Started;
 pub(crate) use limits::{FlapCheck, Taken, flap_key, flap_note};
 use record::*;
+pub use setup::Engine;
 
 pub(crate) use crate::budget::{Budget, Scope};
 
@@ -52,7 +58,7 @@ pub struct Timing {
     pub until: Option<std::time::Instant>,
 }
 
-impl Aws {
+impl Engine {
     /// Carries out a plan: independent actions concurrently under the
     /// actions deadline, then the notification with what came of them. With
     /// a state table, each occurrence is taken under a lease and each action
@@ -286,7 +292,7 @@ impl Aws {
                     let n = compose(plan, reports);
                     let started = Instant::now();
                     let outcome = crate::actions::notify::publish(
-                        &self.sns,
+                        &self.aws.sns,
                         topic_arn,
                         plan.incident.kind.as_str(),
                         id,
@@ -425,7 +431,7 @@ impl Aws {
                     earlier,
                     resume: resume.as_deref(),
                 };
-                let work = self.perform(step, &cx);
+                let work = crate::actions::perform(&self.aws, step, &cx);
                 match timeout_at(deadline, work).instrument(span).await {
                     Ok(o) => o,
                     Err(_) if invocation => Outcome::uncertain(

@@ -16,7 +16,7 @@ use crate::incident::{Incident, IncidentKind, Resource, Transition};
 use crate::series::{Forecast, Point, forecast, rfc3339};
 
 #[cfg(feature = "aws")]
-mod run;
+pub mod run;
 
 /// The IAM actions of the check besides `DescribeInstances` (the fleet's
 /// reads) and `GetMetricData` (the page's): finding the filesystems.

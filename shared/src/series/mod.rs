@@ -10,11 +10,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
-#[cfg(feature = "aws")]
-pub(crate) mod alarm;
-#[cfg(feature = "aws")]
-pub(crate) mod read;
-
 /// The IAM actions of the reads. GetMetricData and ListMetrics (an
 /// Alertmanager disk alert's agent metric) have no resource-level
 /// permission (granted on `*`); DescribeAlarms is granted on this account's

@@ -18,7 +18,7 @@ use crate::report::Severity;
 use crate::series::{MetricContext, rfc3339};
 
 #[cfg(feature = "aws")]
-mod run;
+pub mod run;
 
 /// The IAM actions of the check (besides the alarm and metric reads of
 /// `series`, and the state table's): sending it, and the three Lambda's SQS

@@ -10,227 +10,234 @@ use super::{
     Request, Stored, Verdict, Verification, alertmanager_verdict, compose, legacy_resolution_key,
     place_of, resolution_key,
 };
-use crate::aws::{Aws, sdk_error};
+use crate::aws::sdk_error;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::series::rfc3339;
 
-impl Aws {
-    /// Sends the delayed check for `incident`; Ok(message id).
-    pub async fn schedule_verification(
-        &self,
-        queue_url: &str,
-        incident: &str,
-        delay: Duration,
-    ) -> Result<String, String> {
-        let body = serde_json::to_string(&Request::new(incident)).map_err(|e| e.to_string())?;
-        let delay = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
-        self.sqs
-            .send_message()
-            .queue_url(queue_url)
-            .message_body(body)
-            .delay_seconds(delay)
-            .send()
-            .await
-            .map(|o| o.message_id().unwrap_or_default().to_owned())
-            .map_err(|e| format!("SendMessage to {queue_url}: {}", sdk_error(&e)))
-    }
+/// Sends the delayed check for `incident`; Ok(message id).
+pub async fn schedule_verification(
+    engine: &Engine,
+    queue_url: &str,
+    incident: &str,
+    delay: Duration,
+) -> Result<String, String> {
+    let body = serde_json::to_string(&Request::new(incident)).map_err(|e| e.to_string())?;
+    let delay = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
+    engine
+        .aws
+        .sqs
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .delay_seconds(delay)
+        .send()
+        .await
+        .map(|o| o.message_id().unwrap_or_default().to_owned())
+        .map_err(|e| format!("SendMessage to {queue_url}: {}", sdk_error(&e)))
+}
 
-    /// Checks the incident now: Err for what a retry can fix (no state
-    /// table, the record unreadable or still in progress).
-    pub async fn verify(
-        &self,
-        incident: &str,
-        config: &Config,
-        now: DateTime<Utc>,
-    ) -> Result<Verification, String> {
-        let st = self
-            .state
-            .as_ref()
-            .ok_or("verification needs the state table (STATE_TABLE)")?;
-        let (status, outcome) = st
-            .incident_record(incident)
-            .await?
-            .ok_or_else(|| format!("no record of incident {incident} in the state table"))?;
-        if status != "completed" {
-            return Err(format!(
-                "incident {incident} is still being handled ({status}): checked again later"
-            ));
+/// Checks the incident now: Err for what a retry can fix (no state
+/// table, the record unreadable or still in progress).
+pub async fn verify(
+    engine: &Engine,
+    incident: &str,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Verification, String> {
+    let st = engine
+        .state
+        .as_ref()
+        .ok_or("verification needs the state table (STATE_TABLE)")?;
+    let (status, outcome) = st
+        .incident_record(incident)
+        .await?
+        .ok_or_else(|| format!("no record of incident {incident} in the state table"))?;
+    if status != "completed" {
+        return Err(format!(
+            "incident {incident} is still being handled ({status}): checked again later"
+        ));
+    }
+    let stored: Stored = serde_json::from_str(&outcome)
+        .map_err(|e| format!("the record of incident {incident} cannot be read: {e}"))?;
+    let (fixes, fixed_at) = stored.fixes();
+    let fixed: Vec<String> = fixes
+        .iter()
+        .map(|a| format!("{} {}", a.action, a.target))
+        .collect();
+    let mut v = Verification {
+        incident: incident.to_owned(),
+        verdict: Verdict::Unknown,
+        checked: rfc3339(now),
+        alarm_state: None,
+        fixed,
+        fixed_at: fixed_at.map(rfc3339),
+        minutes_after_fix: fixed_at.map(|t| (now - t).num_minutes()),
+        published: false,
+        note: None,
+        held: Vec::new(),
+    };
+    // Held changes: an unanswered link past its expiry is spent now
+    // (the POST checks the expiry too; this closes the record).
+    v.held = held_lines(st, &stored, incident, now).await;
+    let mut metric_lines = Vec::new();
+    let kind = crate::incident::IncidentKind::parse(&stored.kind);
+    // The alarm and the metric are where the incident acted. An account
+    // no longer allowed is not checked (a retry would not change that).
+    let here = match engine
+        .for_account(
+            stored.account_id.as_deref(),
+            stored.region.as_deref(),
+            config,
+            incident,
+        )
+        .await
+    {
+        Ok((a, _)) => a,
+        Err(crate::engine::members::Unreachable::Failed(e)) => return Err(e),
+        Err(crate::engine::members::Unreachable::Refused(why)) => {
+            v.note = Some(format!("not checked: {why}"));
+            return Ok(v);
         }
-        let stored: Stored = serde_json::from_str(&outcome)
-            .map_err(|e| format!("the record of incident {incident} cannot be read: {e}"))?;
-        let (fixes, fixed_at) = stored.fixes();
-        let fixed: Vec<String> = fixes
-            .iter()
-            .map(|a| format!("{} {}", a.action, a.target))
-            .collect();
-        let mut v = Verification {
-            incident: incident.to_owned(),
-            verdict: Verdict::Unknown,
-            checked: rfc3339(now),
-            alarm_state: None,
-            fixed,
-            fixed_at: fixed_at.map(rfc3339),
-            minutes_after_fix: fixed_at.map(|t| (now - t).num_minutes()),
-            published: false,
-            note: None,
-            held: Vec::new(),
-        };
-        // Held changes: an unanswered link past its expiry is spent now
-        // (the POST checks the expiry too; this closes the record).
-        v.held = held_lines(st, &stored, incident, now).await;
-        let mut metric_lines = Vec::new();
-        let kind = crate::incident::IncidentKind::parse(&stored.kind);
-        // The alarm and the metric are where the incident acted. An account
-        // no longer allowed is not checked (a retry would not change that).
-        let here = match self
-            .for_account(
-                stored.account_id.as_deref(),
-                stored.region.as_deref(),
-                config,
-                incident,
-            )
-            .await
-        {
-            Ok((a, _)) => a,
-            Err(crate::aws::members::Unreachable::Failed(e)) => return Err(e),
-            Err(crate::aws::members::Unreachable::Refused(why)) => {
-                v.note = Some(format!("not checked: {why}"));
-                return Ok(v);
-            }
-        };
-        // The alert's resolution, when one was recorded since it fired (an
-        // earlier episode's does not count).
-        let source = stored.source.as_deref().unwrap_or_default();
-        let fired = stored
-            .alarm_time
+    };
+    // The alert's resolution, when one was recorded since it fired (an
+    // earlier episode's does not count).
+    let source = stored.source.as_deref().unwrap_or_default();
+    let fired = stored
+        .alarm_time
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or(fixed_at);
+    let resolution = recorded_resolution(st, &stored, incident)
+        .await?
+        .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));
+    if source == "alertmanager" {
+        let page = stored.context.clone().unwrap_or_default();
+        let instance = stored
+            .instance
             .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .or(fixed_at);
-        let resolution = recorded_resolution(st, &stored, incident)
-            .await?
-            .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));
-        if source == "alertmanager" {
-            let page = stored.context.clone().unwrap_or_default();
-            let instance = stored
-                .instance
-                .as_deref()
-                .and_then(|i| crate::ids::InstanceId::parse("instance", i).ok());
-            let metric = match (kind, instance, fixed_at) {
-                (Some(k), Some(i), Some(since)) => {
-                    here.instance_series(k, &i, &page.dimensions, page.threshold, since, now)
-                        .await
-                }
-                (_, None, _) => Err("the incident names no instance".to_owned()),
-                _ => Err("no fix was done to read it since".to_owned()),
-            };
-            match &metric {
-                Ok(c) => metric_lines = c.lines_since(),
-                Err(e) => metric_lines.push(format!("(the metric could not be read: {e})")),
+            .and_then(|i| crate::ids::InstanceId::parse("instance", i).ok());
+        let metric = match (kind, instance, fixed_at) {
+            (Some(k), Some(i), Some(since)) => {
+                crate::observe::metric::instance_series(
+                    &here.aws,
+                    k,
+                    &i,
+                    &page.dimensions,
+                    page.threshold,
+                    since,
+                    now,
+                )
+                .await
             }
-            let resolved_at = resolution.and_then(|(at, _)| DateTime::from_timestamp(at, 0));
-            let (verdict, why) =
-                alertmanager_verdict(resolved_at, metric.as_ref().map_err(String::as_str));
-            v.verdict = verdict;
-            v.note = Some(why);
-        } else {
-            match here.alarm_now(&stored.alarm_name).await {
-                Ok(alarm) => {
-                    let state = alarm
-                        .state_value()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default();
-                    v.verdict = Verdict::of_alarm_state(&state);
-                    v.alarm_state = Some(state);
-                    if let Some(since) = fixed_at {
-                        match here.alarm_series(&alarm, since, now).await {
-                            Ok(c) => metric_lines = c.lines_since(),
-                            Err(e) => {
-                                metric_lines.push(format!("(the metric could not be read: {e})"))
-                            }
-                        }
+            (_, None, _) => Err("the incident names no instance".to_owned()),
+            _ => Err("no fix was done to read it since".to_owned()),
+        };
+        match &metric {
+            Ok(c) => metric_lines = c.lines_since(),
+            Err(e) => metric_lines.push(format!("(the metric could not be read: {e})")),
+        }
+        let resolved_at = resolution.and_then(|(at, _)| DateTime::from_timestamp(at, 0));
+        let (verdict, why) =
+            alertmanager_verdict(resolved_at, metric.as_ref().map_err(String::as_str));
+        v.verdict = verdict;
+        v.note = Some(why);
+    } else {
+        match crate::observe::alarm::alarm_now(&here.aws, &stored.alarm_name).await {
+            Ok(alarm) => {
+                let state = alarm
+                    .state_value()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default();
+                v.verdict = Verdict::of_alarm_state(&state);
+                v.alarm_state = Some(state);
+                if let Some(since) = fixed_at {
+                    match crate::observe::metric::alarm_series(&here.aws, &alarm, since, now).await
+                    {
+                        Ok(c) => metric_lines = c.lines_since(),
+                        Err(e) => metric_lines.push(format!("(the metric could not be read: {e})")),
                     }
                 }
-                Err(e) => v.note = Some(e),
             }
+            Err(e) => v.note = Some(e),
         }
-        if v.verdict == Verdict::Unknown {
-            return Ok(v);
-        }
-        let summary = match (v.verdict, v.minutes_after_fix) {
-            (Verdict::Recovered, Some(m)) => format!("recovered {m} minutes after the fix"),
-            (Verdict::StillFiring, Some(m)) => format!("still firing {m} minutes after the fix"),
-            (verdict, _) => verdict.as_str().replace('_', " "),
-        };
-        if !st
-            .mark_verified(incident, v.verdict.as_str(), &summary, now.timestamp())
-            .await?
-        {
-            v.note = Some("verified earlier: not published again".into());
-            return Ok(v);
-        }
-        // A resolve notice already told people: no second one.
-        if v.verdict == Verdict::Recovered && resolution.is_some_and(|(_, notified)| notified) {
-            v.note = Some(format!(
-                "{summary}; the resolve notice already said so: no recovery notice"
-            ));
-            return Ok(v);
-        }
-        self.publish_verification(&stored, &mut v, &metric_lines, kind, config)
-            .await;
-        Ok(v)
     }
+    if v.verdict == Verdict::Unknown {
+        return Ok(v);
+    }
+    let summary = match (v.verdict, v.minutes_after_fix) {
+        (Verdict::Recovered, Some(m)) => format!("recovered {m} minutes after the fix"),
+        (Verdict::StillFiring, Some(m)) => format!("still firing {m} minutes after the fix"),
+        (verdict, _) => verdict.as_str().replace('_', " "),
+    };
+    if !st
+        .mark_verified(incident, v.verdict.as_str(), &summary, now.timestamp())
+        .await?
+    {
+        v.note = Some("verified earlier: not published again".into());
+        return Ok(v);
+    }
+    // A resolve notice already told people: no second one.
+    if v.verdict == Verdict::Recovered && resolution.is_some_and(|(_, notified)| notified) {
+        v.note = Some(format!(
+            "{summary}; the resolve notice already said so: no recovery notice"
+        ));
+        return Ok(v);
+    }
+    publish_verification(engine, &stored, &mut v, &metric_lines, kind, config).await;
+    Ok(v)
+}
 
-    /// The escalation or recovery notice for a check that decided, with
-    /// the metric since the fix and the playbook's next steps.
-    async fn publish_verification(
-        &self,
-        stored: &Stored,
-        v: &mut Verification,
-        metric_lines: &[String],
-        kind: Option<crate::incident::IncidentKind>,
-        config: &Config,
-    ) {
-        let incident = v.incident.clone();
-        let steps = kind
-            .map(|k| config.playbooks.next_steps(k).to_vec())
-            .unwrap_or_default();
-        let Some((subject, text, severity)) = compose(stored, v, metric_lines, &steps) else {
-            return;
-        };
-        let Some(topic) = &config.notify_topic_arn else {
-            v.note = Some("no NOTIFY_TOPIC_ARN: nothing published".into());
-            return;
-        };
-        let doc = serde_json::json!({
-            "version": 1,
-            "incident_id": incident,
-            "kind": stored.kind,
-            "severity": severity,
-            "subject": subject,
-            "verification": &*v,
-            "text": text,
-        });
-        let reason = text.lines().next().unwrap_or_default().to_owned();
-        let n = crate::notify::Notification {
-            subject: subject.clone(),
-            text,
-            document: doc,
-            severity,
-            pager: Some(super::pager(stored, v, &reason)),
-        };
-        let sent = crate::actions::notify::publish(
-            &self.sns,
-            topic,
-            &stored.kind,
-            &incident,
-            &n.message(),
-        )
-        .await;
-        match sent.status {
-            crate::report::Status::Done => v.published = true,
-            _ => v.note = Some(sent.detail),
-        }
+/// The escalation or recovery notice for a check that decided, with
+/// the metric since the fix and the playbook's next steps.
+async fn publish_verification(
+    engine: &Engine,
+    stored: &Stored,
+    v: &mut Verification,
+    metric_lines: &[String],
+    kind: Option<crate::incident::IncidentKind>,
+    config: &Config,
+) {
+    let incident = v.incident.clone();
+    let steps = kind
+        .map(|k| config.playbooks.next_steps(k).to_vec())
+        .unwrap_or_default();
+    let Some((subject, text, severity)) = compose(stored, v, metric_lines, &steps) else {
+        return;
+    };
+    let Some(topic) = &config.notify_topic_arn else {
+        v.note = Some("no NOTIFY_TOPIC_ARN: nothing published".into());
+        return;
+    };
+    let doc = serde_json::json!({
+        "version": 1,
+        "incident_id": incident,
+        "kind": stored.kind,
+        "severity": severity,
+        "subject": subject,
+        "verification": &*v,
+        "text": text,
+    });
+    let reason = text.lines().next().unwrap_or_default().to_owned();
+    let n = crate::notify::Notification {
+        subject: subject.clone(),
+        text,
+        document: doc,
+        severity,
+        pager: Some(super::pager(stored, v, &reason)),
+    };
+    let sent = crate::actions::notify::publish(
+        &engine.aws.sns,
+        topic,
+        &stored.kind,
+        &incident,
+        &n.message(),
+    )
+    .await;
+    match sent.status {
+        crate::report::Status::Done => v.published = true,
+        _ => v.note = Some(sent.detail),
     }
 }
 

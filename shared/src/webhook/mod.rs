@@ -75,7 +75,7 @@ pub struct Webhook {
 /// with.
 #[cfg(feature = "aws")]
 pub struct ApprovalRefresh {
-    pub cell: crate::approval::KeyCell,
+    pub cell: crate::engine::KeyCell,
     pub config: crate::config::Config,
 }
 

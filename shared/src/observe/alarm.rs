@@ -78,61 +78,59 @@ pub type AlarmRead<'a> = Shared<BoxFuture<'a, Option<Result<Option<FoundAlarm>, 
 /// incident is left for a retry (nothing acts before it answers).
 pub const CLAIM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
-impl Aws {
-    /// The incident's alarm, read when the claim of its message must be
-    /// checked (`check`) or its metric will be (a firing CloudWatch alarm).
-    pub fn alarm_read<'a>(&'a self, incident: &'a Incident, check: bool) -> AlarmRead<'a> {
-        let source = incident.alert.source;
-        let wanted = check
-            || (incident.transition == Transition::Firing
-                && source.is_cloudwatch()
-                && source != AlertSource::Forecast);
-        async move {
-            match wanted {
-                true => Some(self.describe_alarm(&incident.alert.alarm_name).await),
-                false => None,
-            }
+/// The incident's alarm, read when the claim of its message must be
+/// checked (`check`) or its metric will be (a firing CloudWatch alarm).
+pub fn alarm_read<'a>(aws: &'a Aws, incident: &'a Incident, check: bool) -> AlarmRead<'a> {
+    let source = incident.alert.source;
+    let wanted = check
+        || (incident.transition == Transition::Firing
+            && source.is_cloudwatch()
+            && source != AlertSource::Forecast);
+    async move {
+        match wanted {
+            true => Some(describe_alarm(aws, &incident.alert.alarm_name).await),
+            false => None,
         }
-        .boxed()
-        .shared()
     }
+    .boxed()
+    .shared()
+}
 
-    /// The alarm of that name, metric or composite, as CloudWatch has it
-    /// now (both types asked for: AWS returns metric alarms alone
-    /// otherwise).
-    pub async fn describe_alarm(&self, name: &str) -> Result<Option<FoundAlarm>, String> {
-        let out = self
-            .cloudwatch
-            .describe_alarms()
-            .alarm_names(name)
-            .alarm_types(AlarmType::MetricAlarm)
-            .alarm_types(AlarmType::CompositeAlarm)
-            .send()
-            .await
-            .map_err(|e| format!("DescribeAlarms: {}", sdk_error(&e)))?;
-        let metric = out
-            .metric_alarms()
-            .iter()
-            .find(|a| a.alarm_name() == Some(name));
-        let composite = out
-            .composite_alarms()
-            .iter()
-            .find(|a| a.alarm_name() == Some(name));
-        Ok(metric
-            .cloned()
-            .map(|a| FoundAlarm::Metric(Box::new(a)))
-            .or_else(|| {
-                composite
-                    .cloned()
-                    .map(|a| FoundAlarm::Composite(Box::new(a)))
-            }))
-    }
+/// The alarm of that name, metric or composite, as CloudWatch has it
+/// now (both types asked for: AWS returns metric alarms alone
+/// otherwise).
+pub async fn describe_alarm(aws: &Aws, name: &str) -> Result<Option<FoundAlarm>, String> {
+    let out = aws
+        .cloudwatch
+        .describe_alarms()
+        .alarm_names(name)
+        .alarm_types(AlarmType::MetricAlarm)
+        .alarm_types(AlarmType::CompositeAlarm)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeAlarms: {}", sdk_error(&e)))?;
+    let metric = out
+        .metric_alarms()
+        .iter()
+        .find(|a| a.alarm_name() == Some(name));
+    let composite = out
+        .composite_alarms()
+        .iter()
+        .find(|a| a.alarm_name() == Some(name));
+    Ok(metric
+        .cloned()
+        .map(|a| FoundAlarm::Metric(Box::new(a)))
+        .or_else(|| {
+            composite
+                .cloned()
+                .map(|a| FoundAlarm::Composite(Box::new(a)))
+        }))
+}
 
-    /// The metric alarm of that name, as CloudWatch has it now.
-    pub(crate) async fn alarm_now(&self, name: &str) -> Result<MetricAlarm, String> {
-        match self.describe_alarm(name).await? {
-            Some(FoundAlarm::Metric(a)) => Ok(*a),
-            _ => Err("DescribeAlarms found no metric alarm of that name".to_owned()),
-        }
+/// The metric alarm of that name, as CloudWatch has it now.
+pub(crate) async fn alarm_now(aws: &Aws, name: &str) -> Result<MetricAlarm, String> {
+    match describe_alarm(aws, name).await? {
+        Some(FoundAlarm::Metric(a)) => Ok(*a),
+        _ => Err("DescribeAlarms found no metric alarm of that name".to_owned()),
     }
 }

@@ -18,7 +18,8 @@ use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_ec2::config::{Region, SharedCredentialsProvider};
 use aws_sdk_sts::error::ProvideErrorMetadata;
 
-use super::{Aws, sdk_error};
+use super::Engine;
+use crate::aws::{Aws, sdk_error};
 use crate::config::Config;
 use crate::ids::{AccountId, RegionName};
 use crate::incident::Incident;
@@ -28,7 +29,7 @@ use crate::target::{Target, target_from, target_of};
 /// target (None with one account), and whether the alert's claim must be
 /// read there before anything else is done.
 pub struct Where {
-    pub aws: Aws,
+    pub engine: Engine,
     pub target: Option<Target>,
     pub read_alarm: bool,
     /// Another account's, reached through its member role.
@@ -188,14 +189,7 @@ impl Members {
     }
 }
 
-impl Aws {
-    /// Acts in the accounts and regions alerts come from (the functions and
-    /// the CLI); without it, everything is done with these clients.
-    pub fn with_members(mut self, central: &SdkConfig) -> Self {
-        self.members = Some(std::sync::Arc::new(Members::new(central)));
-        self
-    }
-
+impl Engine {
     /// The clients for this incident's account and region (Err: refused,
     /// with why; nothing was asked of that account beyond AssumeRole), and whether its claim
     /// must be checked there first (`target::Resolved::read_alarm`). These
@@ -210,7 +204,7 @@ impl Aws {
             // One account (tests, the CLI without members): these clients;
             // a message's body is still checked against them.
             return Ok(Where {
-                aws: self.clone(),
+                engine: self.clone(),
                 target: None,
                 read_alarm: a.origin == crate::alert::Origin::SnsMessage,
                 member: false,
@@ -219,7 +213,7 @@ impl Aws {
         let home = m.home(config).await.map_err(Unreachable::Failed)?;
         let resolved = target_of(a, &home, config).map_err(Unreachable::Refused)?;
         let t = &resolved.target;
-        let (aws, target) = self
+        let (engine, target) = self
             .for_account(
                 Some(t.account.as_str()),
                 Some(t.region.as_str()),
@@ -228,7 +222,7 @@ impl Aws {
             )
             .await?;
         Ok(Where {
-            aws,
+            engine,
             target,
             read_alarm: resolved.read_alarm,
             member: t.account != home.account,
@@ -244,7 +238,7 @@ impl Aws {
         region: Option<&str>,
         config: &Config,
         incident: &str,
-    ) -> Result<(Aws, Option<Target>), Unreachable> {
+    ) -> Result<(Engine, Option<Target>), Unreachable> {
         let Some(m) = &self.members else {
             return Ok((self.clone(), None));
         };
@@ -266,7 +260,7 @@ impl Aws {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
         {
-            return Ok((a.clone(), Some(t)));
+            return Ok((self.in_account(a.clone()), Some(t)));
         }
         let mut b = m.central.to_builder();
         b.set_region(Some(Region::new(t.region.as_str().to_owned())));
@@ -297,13 +291,10 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(&member),
             autoscaling: aws_sdk_autoscaling::Client::new(&member),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&member),
-            // The deployment's own: the topic, the queue, the state table.
-            sns: self.sns.clone(),
-            sqs: self.sqs.clone(),
-            state: self.state.clone(),
-            poll: self.poll,
-            members: self.members.clone(),
-            approval_key: self.approval_key.clone(),
+            // The deployment's own: the topic and the queue.
+            sns: self.aws.sns.clone(),
+            sqs: self.aws.sqs.clone(),
+            poll: self.aws.poll,
         };
         let mut clients = m.clients.lock().unwrap_or_else(|p| p.into_inner());
         if clients.len() >= MAX_MEMBER_SESSIONS {
@@ -311,6 +302,15 @@ impl Aws {
         }
         clients.entry(key).or_insert_with(|| a.clone());
         drop(clients);
-        Ok((a, Some(t)))
+        Ok((self.in_account(a), Some(t)))
+    }
+
+    /// This engine (its state table, members and key: the deployment's
+    /// own) acting through another account's or region's clients.
+    fn in_account(&self, aws: Aws) -> Engine {
+        Engine {
+            aws,
+            ..self.clone()
+        }
     }
 }

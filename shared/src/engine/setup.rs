@@ -1,0 +1,70 @@
+//! The engine's own things beside the clients: the state table, the member
+//! accounts and the approval key. Built once per process.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use super::key::KeyCell;
+use super::members::Members;
+use crate::aws::{APP_NAME, Aws, ours};
+use crate::state::StateStore;
+
+/// The responder: the deployment's clients (`aws`) and what the engine
+/// keeps beside them. A plan is carried out by its methods (`execute`);
+/// the actions get only their declared clients from `aws`.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    /// The clients of the account and region this engine acts in.
+    pub aws: Aws,
+    /// Idempotency, cooldowns, flap guard and breaker; `None` runs untracked.
+    pub state: Option<StateStore>,
+    /// The accounts and regions alerts come from (`with_members`); `None`:
+    /// everything is done with these clients.
+    pub members: Option<Arc<Members>>,
+    /// The approval links' key, read from SSM the first time a change is
+    /// held or decided (never on the cold start); shared with the member
+    /// accounts' engines, whose SSM is another account's.
+    pub approval_key: Arc<KeyCell>,
+}
+
+impl Engine {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self::with_clients(Aws::new(sdk))
+    }
+
+    /// An untracked engine over these clients.
+    pub fn with_clients(aws: Aws) -> Self {
+        let key = KeyCell::new(aws.ssm.clone());
+        Self {
+            aws,
+            state: None,
+            members: None,
+            approval_key: Arc::new(key),
+        }
+    }
+
+    /// The same engine without the state table. A dry run uses it: it must
+    /// leave no trace (no lease, claim, cooldown, flap or breaker count), so
+    /// a real delivery of the same occurrence later acts in full.
+    pub fn untracked(&self) -> Self {
+        Self {
+            state: None,
+            ..self.clone()
+        }
+    }
+
+    /// With the state table (`STATE_TABLE`) for idempotency and limits.
+    pub fn with_state(mut self, sdk: &SdkConfig, table: &str) -> Self {
+        let sdk = &ours(sdk, APP_NAME);
+        self.state = Some(StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
+        self
+    }
+
+    /// Acts in the accounts and regions alerts come from (the functions and
+    /// the CLI); without it, everything is done with these clients.
+    pub fn with_members(mut self, central: &SdkConfig) -> Self {
+        self.members = Some(Arc::new(Members::new(central)));
+        self
+    }
+}

@@ -1,0 +1,203 @@
+//! What the planner needs to know, read from AWS concurrently.
+
+use crate::actions::{ActionName, Need};
+use crate::config::Config;
+use crate::disk::{self, DiskTarget};
+use crate::ids::InstanceId;
+use crate::incident::{Incident, IncidentKind, Resource, Transition};
+use crate::plan::Observed;
+
+use crate::aws::{Aws, fleet};
+
+pub mod alarm;
+pub mod metric;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+/// The IAM actions the observation calls: reads, plus `lsblk` through SSM
+/// when a device cannot be traced from the API alone.
+pub const PERMISSIONS: &[&str] = &[
+    "ec2:DescribeInstances",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeInstanceStatus",
+    "ec2:DescribeVpcs",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeAutoScalingGroups",
+    "ssm:DescribeInstanceInformation",
+    "ssm:SendCommand",
+    "ssm:GetCommandInvocation",
+];
+
+/// An alert's address looked up once, shared by the fleet's reads and the
+/// metric's (each awaits its own clone; the calls are made once).
+pub type Lookup<'a> = Shared<BoxFuture<'a, Result<(InstanceId, String), String>>>;
+
+/// The lookup of the instance behind a firing alert that names only an
+/// address; None for any other alert.
+pub fn lookup<'a>(aws: &'a Aws, incident: &'a Incident, config: &'a Config) -> Option<Lookup<'a>> {
+    match &incident.resource {
+        Resource::Address(a) if incident.transition == Transition::Firing => Some(
+            fleet::resolve(&aws.ec2, a, &config.vpc_ids)
+                .boxed()
+                .shared(),
+        ),
+        _ => None,
+    }
+}
+
+/// The instance behind an alert's address, from its shared lookup.
+pub(crate) async fn resolved(lookup: Option<&Lookup<'_>>) -> Result<(InstanceId, String), String> {
+    match lookup {
+        Some(l) => l.clone().await,
+        None => Err("the address was not looked up".into()),
+    }
+}
+
+/// Reads the AWS state the planner needs for this incident,
+/// concurrently; the alert's metric is read beside it (see `respond`).
+pub async fn observe_fleet(
+    aws: &Aws,
+    incident: &Incident,
+    config: &Config,
+    lookup: Option<&Lookup<'_>>,
+) -> Observed {
+    observe_with(aws, incident, config, lookup, true).await
+}
+
+/// [`Aws::observe_fleet`] with read permissions only: no SSM command is
+/// sent (a disk's block devices, when the API cannot tell its volume,
+/// stay unread and the planner says so). The backtest reads this way.
+pub async fn observe_read_only(aws: &Aws, incident: &Incident, config: &Config) -> Observed {
+    let lookup = lookup(aws, incident, config);
+    observe_with(aws, incident, config, lookup.as_ref(), false).await
+}
+
+async fn observe_with(
+    aws: &Aws,
+    incident: &Incident,
+    config: &Config,
+    lookup: Option<&Lookup<'_>>,
+    commands: bool,
+) -> Observed {
+    let kind = incident.kind;
+    if incident.transition != Transition::Firing || kind == IncidentKind::Unrouted {
+        return Observed::nothing();
+    }
+    let (instance, resolved) = match &incident.resource {
+        Resource::Instance(i) => (i.clone(), None),
+        Resource::Address(_) => match resolved(lookup).await {
+            Ok((i, vpc)) => (i.clone(), Some((i, vpc))),
+            Err(why) => {
+                return Observed {
+                    resolved: Some(Err(why)),
+                    ..Observed::nothing()
+                };
+            }
+        },
+        Resource::Group(g) if config.playbooks.runs(kind, ActionName::ScaleOut) => {
+            return Observed {
+                group: fleet::group_named(&aws.autoscaling, g).await,
+                ..Observed::nothing()
+            };
+        }
+        Resource::Group(_) | Resource::None => return Observed::nothing(),
+    };
+    let needs = |n: Need| config.playbooks.needs(kind, n);
+    // A Prometheus ServiceDown is only a failed scrape, and other kinds
+    // say nothing of the instance's health: EC2's status checks (and,
+    // when configured, SSM's view) decide whether the instance itself is
+    // down. Read beside the rest. CloudWatch's status check alarm is
+    // EC2's own word.
+    let own_word = kind == IncidentKind::ServiceDown && incident.alert.source.is_cloudwatch();
+    let read_health = needs(Need::Health) && !own_word;
+    let ask_ssm = read_health
+        && config
+            .playbooks
+            .get(kind)
+            .is_some_and(|pb| pb.act_when_ssm_unreachable);
+    let (volumes, group, me, health, ssm_online) = tokio::join!(
+        async {
+            match needs(Need::Volumes) {
+                true => fleet::volumes_of(&aws.ec2, &instance).await,
+                false => Ok(Vec::new()),
+            }
+        },
+        async {
+            match needs(Need::Group) {
+                true => fleet::group_of(&aws.autoscaling, &instance).await,
+                false => Ok(None),
+            }
+        },
+        // Every playbook needs the instance's tags (its opt-in decides
+        // evidence, commands and changes): read beside the rest.
+        fleet::instance_state(&aws.ec2, &instance),
+        async {
+            match read_health {
+                true => Some(fleet::health(&aws.ec2, &instance).await),
+                false => None,
+            }
+        },
+        async {
+            match ask_ssm {
+                true => Some(fleet::ssm_online(&aws.ssm, &instance).await),
+                false => None,
+            }
+        },
+    );
+    // The instance's block devices, only when the API alone cannot tell
+    // which volume holds the filesystem or what filesystem it is.
+    let layout = match (&volumes, needs(Need::Layout)) {
+        (Ok(vols), true) => {
+            let labels = incident
+                .alert
+                .metric
+                .as_ref()
+                .map(|m| m.dimensions.clone())
+                .unwrap_or_default();
+            let target = DiskTarget::from_labels(&labels);
+            let root = me
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .and_then(|s| s.root_device.clone());
+            let known = disk::resolve_volume(&target, vols, root.as_deref(), None).is_ok();
+            let commands_allowed = me
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .is_some_and(|s| crate::plan::is_opted_in(&s.tags, &config.settings()));
+            if (known && target.fstype.is_some()) || !commands_allowed || !commands {
+                // Known from the API alone, or SSM may not run commands
+                // on this instance (the planner says why).
+                None
+            } else {
+                Some(
+                    fleet::block_devices(
+                        &aws.ssm,
+                        &instance,
+                        &incident.id,
+                        config.diagnostics_timeout,
+                        aws.poll,
+                    )
+                    .await,
+                )
+            }
+        }
+        _ => None,
+    };
+    let (resolved, resolved_in) = match resolved {
+        Some((i, vpc)) => (Some(Ok(i)), Some(vpc)),
+        None => (None, None),
+    };
+    Observed {
+        resolved,
+        resolved_in,
+        volumes,
+        group,
+        instance: me,
+        layout,
+        health,
+        ssm_online,
+        ..Observed::nothing()
+    }
+}
