@@ -121,6 +121,89 @@ fn by_letters<'a>(volumes: &'a [AttachedVolume], letters: &str) -> Option<&'a At
         .find(|v| v.device.as_deref().and_then(mapping_letters).as_deref() == Some(letters))
 }
 
+/// The volume under the alerted filesystem, read from the instance's block
+/// devices: None when no disk holds it.
+fn from_layout(
+    target: &DiskTarget,
+    volumes: &[AttachedVolume],
+    disks: &[BlockDev],
+) -> Option<Result<Resolved, String>> {
+    for disk in disks {
+        let mut hit = None;
+        visit(disk, &mut |d| {
+            let mounted = target.mount.is_some() && d.mountpoint == target.mount;
+            let named = target.mount.is_none()
+                && target
+                    .device
+                    .as_deref()
+                    .is_some_and(|x| x.strip_prefix("/dev/").unwrap_or(x) == d.name);
+            if hit.is_none() && (mounted || named) {
+                hit = Some(d.clone());
+            }
+        });
+        let Some(fs) = hit else { continue };
+        return Some(on_disk(target, volumes, disk, &fs));
+    }
+    None
+}
+
+/// The volume behind `disk`, which holds the filesystem `fs`: by its NVMe
+/// serial, else by its Xen name in the block-device mapping.
+fn on_disk(
+    target: &DiskTarget,
+    volumes: &[AttachedVolume],
+    disk: &BlockDev,
+    fs: &BlockDev,
+) -> Result<Resolved, String> {
+    let partitioned = Some(fs.name != disk.name);
+    if let Some(serial) = disk.serial.as_deref().and_then(|s| s.strip_prefix("vol")) {
+        let id = format!("vol-{serial}");
+        let v = volumes
+            .iter()
+            .find(|v| v.id.as_str() == id)
+            .ok_or_else(|| {
+                format!(
+                    "{} has serial vol{serial}, but {id} is not attached to this instance",
+                    disk.name
+                )
+            })?;
+        return Ok(Resolved {
+            volume: v.id.clone(),
+            xen_letters: None,
+            how: format!(
+                "{} is on NVMe disk {} whose serial is vol{serial}",
+                target.describe(),
+                disk.name
+            ),
+            fstype: fs.fstype.clone(),
+            pttype: disk.pttype.clone(),
+            partitioned,
+        });
+    }
+    if let Some(DeviceName::Xen(l)) = device_name(&disk.name)
+        && let Some(v) = by_letters(volumes, &l)
+    {
+        return Ok(Resolved {
+            volume: v.id.clone(),
+            xen_letters: Some(l),
+            how: format!(
+                "{} is on disk {}, block-device mapping {}",
+                target.describe(),
+                disk.name,
+                v.device.as_deref().unwrap_or("?")
+            ),
+            fstype: fs.fstype.clone(),
+            pttype: disk.pttype.clone(),
+            partitioned,
+        });
+    }
+    Err(format!(
+        "{} is on disk {}, which is neither an EBS NVMe device nor in the block-device mapping (instance store?)",
+        target.describe(),
+        disk.name
+    ))
+}
+
 /// Traces the alert's filesystem to an attached EBS volume.
 ///
 /// 1. With the instance's `lsblk` output: the device mounted at the alert's
@@ -137,69 +220,10 @@ pub fn resolve_volume(
     root_device: Option<&str>,
     layout: Option<&Result<Vec<BlockDev>, String>>,
 ) -> Result<Resolved, String> {
-    if let Some(Ok(disks)) = layout {
-        for disk in disks {
-            let mut hit = None;
-            visit(disk, &mut |d| {
-                let mounted = target.mount.is_some() && d.mountpoint == target.mount;
-                let named = target.mount.is_none()
-                    && target
-                        .device
-                        .as_deref()
-                        .is_some_and(|x| x.strip_prefix("/dev/").unwrap_or(x) == d.name);
-                if hit.is_none() && (mounted || named) {
-                    hit = Some(d.clone());
-                }
-            });
-            let Some(fs) = hit else { continue };
-            let partitioned = Some(fs.name != disk.name);
-            if let Some(serial) = disk.serial.as_deref().and_then(|s| s.strip_prefix("vol")) {
-                let id = format!("vol-{serial}");
-                let v = volumes
-                    .iter()
-                    .find(|v| v.id.as_str() == id)
-                    .ok_or_else(|| {
-                        format!(
-                            "{} has serial vol{serial}, but {id} is not attached to this instance",
-                            disk.name
-                        )
-                    })?;
-                return Ok(Resolved {
-                    volume: v.id.clone(),
-                    xen_letters: None,
-                    how: format!(
-                        "{} is on NVMe disk {} whose serial is vol{serial}",
-                        target.describe(),
-                        disk.name
-                    ),
-                    fstype: fs.fstype.clone(),
-                    pttype: disk.pttype.clone(),
-                    partitioned,
-                });
-            }
-            if let Some(DeviceName::Xen(l)) = device_name(&disk.name)
-                && let Some(v) = by_letters(volumes, &l)
-            {
-                return Ok(Resolved {
-                    volume: v.id.clone(),
-                    xen_letters: Some(l),
-                    how: format!(
-                        "{} is on disk {}, block-device mapping {}",
-                        target.describe(),
-                        disk.name,
-                        v.device.as_deref().unwrap_or("?")
-                    ),
-                    fstype: fs.fstype.clone(),
-                    pttype: disk.pttype.clone(),
-                    partitioned,
-                });
-            }
-            return Err(format!(
-                "{} is on disk {}, which is neither an EBS NVMe device nor in the block-device mapping (instance store?)",
-                target.describe(),
-                disk.name
-            ));
-        }
+    if let Some(Ok(disks)) = layout
+        && let Some(found) = from_layout(target, volumes, disks)
+    {
+        return found;
     }
     let seen = match layout {
         Some(Err(why)) => format!(" (the instance's block devices could not be read: {why})"),

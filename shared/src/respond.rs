@@ -340,12 +340,7 @@ async fn respond_incident(
     // logged and counted like a claim that does not hold.
     let place = match engine.for_incident(incident, config).await {
         Ok(w) => w,
-        Err(Unreachable::Refused(w)) => {
-            return not_believed(incident, config, &NotBelieved::Refused(w));
-        }
-        Err(Unreachable::Failed(e)) => {
-            return not_believed(incident, config, &NotBelieved::Unreached(e));
-        }
+        Err(e) => return not_believed(incident, config, &e.into()),
     };
     let (engine, target) = (&place.engine, &place.target);
     // An SNS message's account and alarm are believed once the alarm
@@ -384,28 +379,14 @@ async fn respond_incident(
     };
     // The check after the fix is sent before any change (beside the
     // reads), so that a crash after the fix cannot lose it.
-    let playbook = config.playbooks.get(incident.kind);
-    let may_fix = playbook.is_some_and(|pb| {
-        pb.stages
-            .iter()
-            .flatten()
-            .any(|a| crate::verify::is_fix(*a))
-    });
-    let verify_after = playbook.map_or(0, |pb| pb.verify_after_minutes);
-    let schedule = async {
-        if claim.clone().await.is_err() {
-            return None;
-        }
-        match &config.verify_queue_url {
-            Some(q) if may_fix && !config.dry_run && incident.transition == Transition::Firing => {
-                let delay = std::time::Duration::from_secs(u64::from(verify_after) * 60);
-                Some(
-                    crate::verify::run::schedule_verification(engine, q, &incident.id, delay).await,
-                )
-            }
-            _ => None,
-        }
+    let (may_fix, verify_after) = check_after_fix(config, incident.kind);
+    let claimed = Claimed {
+        incident,
+        engine,
+        config,
+        claim: claim.clone(),
     };
+    let schedule = schedule_check(&claimed, may_fix, verify_after);
     // The alert's metric is read beside the fleet (under its own
     // short deadline), on its own clock.
     let metric: LateMetric<'_> = async {
@@ -424,65 +405,17 @@ async fn respond_incident(
     .shared();
     let decide = |observed: Observed| decide(incident, observed, shared, target.as_ref(), config);
     let (mut report, fixes, scheduled) = if mode == Mode::Run && may_act {
-        // Acting: planned and started on the fleet's state alone;
-        // the engine waits for the metric only where it is used.
-        let act = Box::pin(async {
-            let now = crate::aws::unix_now();
-            // The lease is taken only for a claim that holds.
-            let begin = async {
-                claim.clone().await.ok()?;
-                Some(engine.begin(&incident.id, config, now).await)
-            };
-            let (o, s, v) = tokio::join!(observe, begin, schedule);
-            // No lease: the claim did not hold.
-            let Some(s) = s else {
-                let why = claim
-                    .clone()
-                    .await
-                    .err()
-                    .unwrap_or_else(|| NotBelieved::Unread("the claim was not checked".into()));
-                return (not_believed(incident, config, &why), false, None);
-            };
-            let (mut p, fixes) = decide(o);
-            if let Ok(Some(note)) = claim.clone().await {
-                p.note(note);
-            }
-            let r = engine
-                .execute_started(
-                    &p,
-                    config,
-                    s,
-                    now,
-                    crate::engine::Timing {
-                        arrived,
-                        until: hard,
-                    },
-                    Some(metric.clone()),
-                )
-                .await;
-            (r, fixes, v)
-        });
-        // The metric keeps being read while the engine works
-        // elsewhere; once the incident is done, it is let go.
-        match select(act, metric.clone()).await {
-            Either::Left((done, _)) => done,
-            Either::Right((_, act)) => act.await,
-        }
-    } else {
-        let (mut o, m) = tokio::join!(observe, metric);
-        if let Err(why) = claim.clone().await {
-            return not_believed(incident, config, &why);
-        }
-        o.metric = m;
-        let (mut p, fixes) = decide(o);
-        if let Ok(Some(note)) = claim.clone().await {
-            p.note(note);
-        }
-        let r = match mode {
-            Mode::Plan => p.to_report(),
-            Mode::Run => engine.execute(&p, config).await,
+        let timing = crate::engine::Timing {
+            arrived,
+            until: hard,
         };
-        (r, fixes, None)
+        // Boxed: the incident's futures are large in a debug build's stack.
+        Box::pin(act(&claimed, (observe, schedule), metric, timing, decide)).await
+    } else {
+        match Box::pin(read_then_plan(&claimed, (observe, metric), mode, decide)).await {
+            Ok((r, fixes)) => (r, fixes, None),
+            Err(refused) => return refused,
+        }
     };
     let place = crate::target::place_of(target.as_ref());
     record_resolution(incident, engine, config, mode, &place, &mut report).await;
@@ -492,6 +425,156 @@ async fn respond_incident(
             .push(verification_note(verify_after, scheduled));
     }
     report
+}
+
+/// Whether a kind's playbook may change something the check after the fix
+/// looks at, and after how many minutes that check comes.
+#[cfg(feature = "aws")]
+fn check_after_fix(config: &Config, kind: crate::incident::IncidentKind) -> (bool, u32) {
+    let playbook = config.playbooks.get(kind);
+    let may_fix = playbook.is_some_and(|pb| {
+        pb.stages
+            .iter()
+            .flatten()
+            .any(|a| crate::verify::is_fix(*a))
+    });
+    (may_fix, playbook.map_or(0, |pb| pb.verify_after_minutes))
+}
+
+#[cfg(feature = "aws")]
+impl From<Unreachable> for NotBelieved {
+    /// Refused there: nobody is paged; not reached: a transient error.
+    fn from(e: Unreachable) -> Self {
+        match e {
+            Unreachable::Refused(w) => Self::Refused(w),
+            Unreachable::Failed(e) => Self::Unreached(e),
+        }
+    }
+}
+
+/// The claim of a message, checked once and awaited wherever it matters.
+#[cfg(feature = "aws")]
+type Claim<'a> =
+    futures::future::Shared<futures::future::BoxFuture<'a, Result<Option<String>, NotBelieved>>>;
+
+/// An incident in the place it acts, with its claim being checked.
+#[cfg(feature = "aws")]
+struct Claimed<'a> {
+    incident: &'a Incident,
+    engine: &'a Engine,
+    config: &'a Config,
+    claim: Claim<'a>,
+}
+
+/// The check after the fix, sent before any change (beside the reads) so
+/// that a crash after the fix cannot lose it: only for a claim that holds,
+/// a firing alert and a playbook that may change something.
+#[cfg(feature = "aws")]
+async fn schedule_check(
+    c: &Claimed<'_>,
+    may_fix: bool,
+    verify_after: u32,
+) -> Option<Result<String, String>> {
+    let Claimed {
+        incident,
+        engine,
+        config,
+        ref claim,
+    } = *c;
+    if claim.clone().await.is_err() {
+        return None;
+    }
+    match &config.verify_queue_url {
+        Some(q) if may_fix && !config.dry_run && incident.transition == Transition::Firing => {
+            let delay = std::time::Duration::from_secs(u64::from(verify_after) * 60);
+            Some(crate::verify::run::schedule_verification(engine, q, &incident.id, delay).await)
+        }
+        _ => None,
+    }
+}
+
+/// Not acting (`Mode::Plan`, or nothing to do): the fleet and the metric
+/// read together, then planned (and in `Mode::Run` carried out).
+/// Err: the claim did not hold (the report says so).
+#[cfg(feature = "aws")]
+async fn read_then_plan<O>(
+    c: &Claimed<'_>,
+    (observe, metric): (O, LateMetric<'_>),
+    mode: Mode,
+    decide: impl FnOnce(Observed) -> (crate::plan::Plan, bool),
+) -> Result<(crate::report::IncidentReport, bool), crate::report::IncidentReport>
+where
+    O: std::future::Future<Output = Observed>,
+{
+    let (mut o, m) = tokio::join!(observe, metric);
+    if let Err(why) = c.claim.clone().await {
+        return Err(not_believed(c.incident, c.config, &why));
+    }
+    o.metric = m;
+    let (mut p, fixes) = decide(o);
+    if let Ok(Some(note)) = c.claim.clone().await {
+        p.note(note);
+    }
+    let r = match mode {
+        Mode::Plan => p.to_report(),
+        Mode::Run => c.engine.execute(&p, c.config).await,
+    };
+    Ok((r, fixes))
+}
+
+/// Acting: planned and started on the fleet's state alone (`reads`: the
+/// fleet's, and the check after the fix being scheduled); the engine waits
+/// for the metric only where it is used, and the lease is taken beside the
+/// reads, only for a claim that holds. The metric keeps being read while
+/// the engine works elsewhere; once the incident is done, it is let go.
+#[cfg(feature = "aws")]
+async fn act<O, S, V>(
+    c: &Claimed<'_>,
+    reads: (O, S),
+    metric: LateMetric<'_>,
+    timing: crate::engine::Timing,
+    decide: impl FnOnce(Observed) -> (crate::plan::Plan, bool),
+) -> (crate::report::IncidentReport, bool, Option<V>)
+where
+    O: std::future::Future<Output = Observed>,
+    S: std::future::Future<Output = Option<V>>,
+{
+    let Claimed {
+        incident,
+        engine,
+        config,
+        ref claim,
+    } = *c;
+    let (observe, schedule) = reads;
+    let act = Box::pin(async {
+        let now = crate::aws::unix_now();
+        let begin = async {
+            claim.clone().await.ok()?;
+            Some(engine.begin(&incident.id, config, now).await)
+        };
+        let (o, s, v) = tokio::join!(observe, begin, schedule);
+        // No lease: the claim did not hold.
+        let Some(s) = s else {
+            let why = claim
+                .clone()
+                .await
+                .err()
+                .unwrap_or_else(|| NotBelieved::Unread("the claim was not checked".into()));
+            return (not_believed(incident, config, &why), false, None);
+        };
+        let (mut p, fixes) = decide(o);
+        if let Ok(Some(note)) = claim.clone().await {
+            p.note(note);
+        }
+        let r = engine
+            .execute_started(&p, config, s, now, timing, Some(metric.clone()))
+            .await;
+        (r, fixes, v)
+    });
+    match select(act, metric.clone()).await {
+        Either::Left((done, _)) => done,
+        Either::Right((_, act)) => act.await,
+    }
 }
 
 /// The plan for what was read (the kill switch and the event's text with

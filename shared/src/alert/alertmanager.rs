@@ -231,6 +231,59 @@ pub fn parse_webhook_each(value: Value) -> Result<(Flavor, Vec<AlertResult>), In
     Ok((flavor, alerts))
 }
 
+/// An alert's name as its source spells one: a Prometheus alert name, or a
+/// Grafana rule's title (any text, kept short and on one line).
+fn check_name(name: &str, flavor: Flavor, field: &str) -> Result<(), InputError> {
+    match flavor {
+        Flavor::Alertmanager if !is_prometheus_name(name) => {
+            return Err(InputError::field(
+                field,
+                format!(
+                    "{} is not a Prometheus alert name ([A-Za-z_:][A-Za-z0-9_:]*)",
+                    shown(name)
+                ),
+            ));
+        }
+        // A Grafana rule's title: any text, kept short and on one line.
+        Flavor::Grafana if !is_grafana_title(name) => {
+            return Err(InputError::field(
+                field,
+                format!(
+                    "{} is not a Grafana rule title (1 to 190 characters, no control characters)",
+                    shown(name)
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An annotation that holds a number (`value`, `threshold`: the shipped
+/// rules carry both, in the rule's terms); None when it is absent.
+fn annotation_number(
+    annotations: &BTreeMap<String, String>,
+    key: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<f64>, InputError> {
+    match annotations.get(key) {
+        Some(v) => Ok(Some(
+            v.trim()
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    InputError::field(
+                        at(&format!("annotations.{key}")),
+                        format!("{} is not a number", shown(v)),
+                    )
+                })?,
+        )),
+        None => Ok(None),
+    }
+}
+
 pub(crate) fn am_alert(i: usize, a: AmAlert, flavor: Flavor) -> Result<Alert, InputError> {
     let at = |f: &str| format!("alerts[{i}].{f}");
     let (state, previous_state) = match a.status.as_str() {
@@ -247,28 +300,7 @@ pub(crate) fn am_alert(i: usize, a: AmAlert, flavor: Flavor) -> Result<Alert, In
         .labels
         .get("alertname")
         .ok_or_else(|| InputError::field(at("labels.alertname"), "missing"))?;
-    match flavor {
-        Flavor::Alertmanager if !is_prometheus_name(name) => {
-            return Err(InputError::field(
-                at("labels.alertname"),
-                format!(
-                    "{} is not a Prometheus alert name ([A-Za-z_:][A-Za-z0-9_:]*)",
-                    shown(name)
-                ),
-            ));
-        }
-        // A Grafana rule's title: any text, kept short and on one line.
-        Flavor::Grafana if !is_grafana_title(name) => {
-            return Err(InputError::field(
-                at("labels.alertname"),
-                format!(
-                    "{} is not a Grafana rule title (1 to 190 characters, no control characters)",
-                    shown(name)
-                ),
-            ));
-        }
-        _ => {}
-    }
+    check_name(name, flavor, &at("labels.alertname"))?;
     if chrono::DateTime::parse_from_rfc3339(&a.starts_at).is_err() {
         return Err(InputError::field(
             at("startsAt"),
@@ -287,24 +319,7 @@ pub(crate) fn am_alert(i: usize, a: AmAlert, flavor: Flavor) -> Result<Alert, In
     };
     // `value`: the number that fired the rule; `threshold`: the one it is
     // compared with (the shipped rules carry both), in the rule's terms.
-    let number = |key: &str| -> Result<Option<f64>, InputError> {
-        match a.annotations.get(key) {
-            Some(v) => Ok(Some(
-                v.trim()
-                    .trim_end_matches('%')
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| {
-                        InputError::field(
-                            at(&format!("annotations.{key}")),
-                            format!("{} is not a number", shown(v)),
-                        )
-                    })?,
-            )),
-            None => Ok(None),
-        }
-    };
+    let number = |key: &str| annotation_number(&a.annotations, key, &at);
     let value = number("value")?;
     let threshold = number("threshold")?;
     let reason = a

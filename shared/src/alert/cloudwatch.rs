@@ -260,6 +260,72 @@ pub(crate) fn dimension_map(
     Ok(map)
 }
 
+/// The metric an alarm message's trigger names (its own, or the first
+/// `MetricStat` of a metric-math alarm) and its threshold.
+fn trigger_metric(
+    field: &str,
+    trigger: Option<SnsTrigger>,
+) -> Result<(Option<MetricRef>, Option<f64>), InputError> {
+    Ok(match trigger {
+        Some(t) => {
+            let threshold = t.threshold;
+            let metric = match (t.metric_name, t.namespace) {
+                (Some(name), Some(namespace)) => Some(MetricRef {
+                    namespace,
+                    name,
+                    dimensions: dimension_map(
+                        &format!("{field}.Trigger.Dimensions"),
+                        t.dimensions,
+                    )?,
+                    field: format!("{field}.Trigger.Dimensions"),
+                }),
+                _ => {
+                    let mut found = None;
+                    for (j, mm) in t.metrics.into_iter().enumerate() {
+                        if let Some(ms) = mm.metric_stat {
+                            let f = format!("{field}.Trigger.Metrics[{j}].MetricStat.Metric");
+                            found = Some(MetricRef {
+                                namespace: ms.metric.namespace,
+                                name: ms.metric.metric_name,
+                                dimensions: dimension_map(
+                                    &format!("{f}.Dimensions"),
+                                    ms.metric.dimensions,
+                                )?,
+                                field: format!("{f}.Dimensions"),
+                            });
+                            break;
+                        }
+                    }
+                    found
+                }
+            };
+            (metric, threshold)
+        }
+        None => (None, None),
+    })
+}
+
+/// An Alertmanager webhook body delivered through SNS (Amazon Managed
+/// Service for Prometheus), its errors named under the message's field.
+fn amp_alerts(inner: Value, topic: Option<String>, field: &str) -> Result<Vec<Alert>, InputError> {
+    parse_alertmanager(inner)
+        .map(|alerts| {
+            alerts
+                .into_iter()
+                .map(|a| Alert {
+                    origin: Origin::SnsTopic(topic.clone()),
+                    ..a
+                })
+                .collect()
+        })
+        .map_err(|e| match e {
+            InputError::Field { field: f, problem } => {
+                InputError::field(format!("{field}.{f}"), problem)
+            }
+            other => InputError::field(field, other.to_string()),
+        })
+}
+
 pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
     #[derive(Deserialize)]
     struct Event {
@@ -298,23 +364,7 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
             // to SNS: the message is an Alertmanager webhook body, rendered
             // by the shipped template (`infra/amp/`).
             if inner.get("alerts").is_some() {
-                let topic = r.sns.topic_arn.clone();
-                return parse_alertmanager(inner)
-                    .map(|alerts| {
-                        alerts
-                            .into_iter()
-                            .map(|a| Alert {
-                                origin: Origin::SnsTopic(topic.clone()),
-                                ..a
-                            })
-                            .collect()
-                    })
-                    .map_err(|e| match e {
-                        InputError::Field { field: f, problem } => {
-                            InputError::field(format!("{field}.{f}"), problem)
-                        }
-                        other => InputError::field(&field, other.to_string()),
-                    });
+                return amp_alerts(inner, r.sns.topic_arn.clone(), &field);
             }
             let m: SnsAlarmMessage = deserialize(inner, &field)?;
             // `Region` in the message is a display name ("US East (N. Virginia)"):
@@ -333,44 +383,7 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                 .as_deref()
                 .map(|v| AlarmState::parse(&format!("{field}.OldStateValue"), v))
                 .transpose()?;
-            let (metric, threshold) = match m.trigger {
-                Some(t) => {
-                    let threshold = t.threshold;
-                    let metric = match (t.metric_name, t.namespace) {
-                        (Some(name), Some(namespace)) => Some(MetricRef {
-                            namespace,
-                            name,
-                            dimensions: dimension_map(
-                                &format!("{field}.Trigger.Dimensions"),
-                                t.dimensions,
-                            )?,
-                            field: format!("{field}.Trigger.Dimensions"),
-                        }),
-                        _ => {
-                            let mut found = None;
-                            for (j, mm) in t.metrics.into_iter().enumerate() {
-                                if let Some(ms) = mm.metric_stat {
-                                    let f =
-                                        format!("{field}.Trigger.Metrics[{j}].MetricStat.Metric");
-                                    found = Some(MetricRef {
-                                        namespace: ms.metric.namespace,
-                                        name: ms.metric.metric_name,
-                                        dimensions: dimension_map(
-                                            &format!("{f}.Dimensions"),
-                                            ms.metric.dimensions,
-                                        )?,
-                                        field: format!("{f}.Dimensions"),
-                                    });
-                                    break;
-                                }
-                            }
-                            found
-                        }
-                    };
-                    (metric, threshold)
-                }
-                None => (None, None),
-            };
+            let (metric, threshold) = trigger_metric(&field, m.trigger)?;
             let occurrence = format!(
                 "{}\n{}",
                 m.alarm_arn.as_deref().unwrap_or(&alarm_name),

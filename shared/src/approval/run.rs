@@ -137,6 +137,64 @@ pub async fn approve(engine: &Engine, d: &Decision, config: &Config, now: i64) -
     page
 }
 
+/// The answer when the alarm recovered before the change was approved.
+fn not_needed(g: &Grant, who: &str, at: &str) -> (&'static str, Page, String) {
+    (
+        "not_needed",
+        Page::message(
+            409,
+            "No longer needed",
+            &format!(
+                "{} is no longer needed: the alarm recovered at {at}. Nothing was changed.",
+                g.change
+            ),
+        ),
+        format!("approved by {who}, not done: no longer needed, the alarm recovered at {at}"),
+    )
+}
+
+/// A message's claim, read again in the account and region it names.
+async fn claim_holds(
+    there: &Engine,
+    incident: &crate::incident::Incident,
+    target: Option<&crate::target::Target>,
+) -> Result<(), String> {
+    let seen = crate::observe::alarm::describe_alarm(&there.aws, &incident.alert.alarm_name)
+        .await
+        .map_err(|e| format!("the alarm could not be read: {e}"))?
+        .map(|f| f.seen());
+    let where_ = crate::target::described(target);
+    crate::target::judge(&incident.alert, &where_, seen.as_ref()).map(|_| ())
+}
+
+/// The signed change in a plan made now, to be done: Err (why not) when
+/// that plan skips it, no longer has it, or would change something else.
+fn the_signed_change(fresh: &crate::plan::Plan, g: &Grant) -> Result<PlannedAction, String> {
+    let planned = fresh
+        .actions
+        .iter()
+        .find(|a| a.name.as_str() == g.action && a.target == g.target)
+        .ok_or_else(|| {
+            format!(
+                "a plan made now no longer includes {} on {}",
+                g.action, g.target
+            )
+        })?;
+    let step = match &planned.decision {
+        crate::plan::Decision::Hold(s) | crate::plan::Decision::Do(s) => s,
+        crate::plan::Decision::Skip(why) | crate::plan::Decision::Fail(why) => {
+            return Err(why.clone());
+        }
+    };
+    if step.describe() != g.change {
+        return Err(format!("a plan made now would {} instead", step.describe()));
+    }
+    Ok(PlannedAction {
+        decision: crate::plan::Decision::Do(step.clone()),
+        ..planned.clone()
+    })
+}
+
 /// Plans again from the stored event and carries the action out when
 /// the plan still decides the signed change. (status, page, summary).
 async fn carry_out_grant(
@@ -187,33 +245,14 @@ async fn carry_out_grant(
     if let Some(at) =
         recovered_at(&there, &incident, &crate::target::place_of(target.as_ref())).await
     {
-        return (
-            "not_needed",
-            Page::message(
-                409,
-                "No longer needed",
-                &format!(
-                    "{} is no longer needed: the alarm recovered at {at}. Nothing was changed.",
-                    g.change
-                ),
-            ),
-            format!("approved by {who}, not done: no longer needed, the alarm recovered at {at}"),
-        );
+        return not_needed(g, who, &at);
     }
     // A message's claim is checked again where it said: an alarm that
     // has recovered (or was never there) approves nothing.
-    if place.read_alarm {
-        let seen =
-            match crate::observe::alarm::describe_alarm(&there.aws, &incident.alert.alarm_name)
-                .await
-            {
-                Ok(found) => found.map(|f| f.seen()),
-                Err(e) => return refuse(format!("the alarm could not be read: {e}")),
-            };
-        let where_ = crate::target::described(target.as_ref());
-        if let Err(why) = crate::target::judge(&incident.alert, &where_, seen.as_ref()) {
-            return refuse(why);
-        }
+    if place.read_alarm
+        && let Err(why) = claim_holds(&there, &incident, target.as_ref()).await
+    {
+        return refuse(why);
     }
     let lookup = crate::observe::lookup(&there.aws, &incident, config);
     let kill = async {
@@ -229,31 +268,9 @@ async fn carry_out_grant(
     observed.kill_switch = kill;
     let mut fresh = plan(&incident, &observed, config);
     fresh.set_target(target.as_ref(), config);
-    let planned = fresh
-        .actions
-        .iter()
-        .find(|a| a.name.as_str() == g.action && a.target == g.target);
-    let step = match planned.map(|a| &a.decision) {
-        Some(crate::plan::Decision::Hold(s) | crate::plan::Decision::Do(s)) => s,
-        Some(crate::plan::Decision::Skip(why) | crate::plan::Decision::Fail(why)) => {
-            return refuse(why.clone());
-        }
-        None => {
-            return refuse(format!(
-                "a plan made now no longer includes {} on {}",
-                g.action, g.target
-            ));
-        }
-    };
-    if step.describe() != g.change {
-        return refuse(format!("a plan made now would {} instead", step.describe()));
-    }
-    let Some(a) = planned else {
-        return refuse("the action is not planned".into());
-    };
-    let go = PlannedAction {
-        decision: crate::plan::Decision::Do(step.clone()),
-        ..a.clone()
+    let go = match the_signed_change(&fresh, g) {
+        Ok(go) => go,
+        Err(why) => return refuse(why),
     };
     let (r, transient) = there.carry_out_approved(&go, &fresh, config, now).await;
     let what = r.detail.clone().unwrap_or_else(|| r.reason.clone());

@@ -94,6 +94,87 @@ impl Limits {
     }
 }
 
+/// What one replayed incident has in hand while its changes take their limits.
+struct Replay<'a> {
+    now: i64,
+    alarm_key: &'a str,
+    params: Option<&'a crate::actions::ActionParams>,
+    settings: &'a crate::actions::Settings,
+    scope: &'a Scope,
+    config: &'a Config,
+}
+
+impl Replay<'_> {
+    /// A change's limits, as `engine::limits` takes them: the cooldown and
+    /// the flap guard (and the breaker, when no other budget applies)
+    /// together, then the budgets and the breaker in order; a refused
+    /// attempt uses none of them. `flapping`: the flap guard's answer, asked
+    /// once per incident.
+    fn limits(
+        &self,
+        step: &crate::plan::Step,
+        limits: &mut Limits,
+        flapping: &mut Option<bool>,
+    ) -> Result<(), &'static str> {
+        let (now, config) = (self.now, self.config);
+        let cooldown = self.params.and_then(|p| step.cooldown(p, self.settings));
+        let cool = cooldown.as_ref().map(|(action, resource, period)| {
+            limits.take_cooldown(action, resource, now, period.as_secs() as i64)
+        });
+        let mut budgets = self.scope.budgets(step, config);
+        let ceiling = Budget::breaker(config);
+        let early = budgets.is_empty();
+        let mut counted: Vec<Budget> = Vec::new();
+        let breaker = early.then(|| limits.take(&ceiling, now));
+        if breaker == Some(true) {
+            counted.push(ceiling.clone());
+        }
+        let flap = *flapping.get_or_insert_with(|| {
+            !limits.count_in_window(
+                &format!("flap#{}", self.alarm_key),
+                now,
+                config.flap_window.as_secs() as i64,
+                config.flap_max,
+            )
+        });
+        let refuse = |limits: &mut Limits, counted: &[Budget], release: bool, why: &'static str| {
+            for b in counted {
+                limits.uncount(&b.key, now, b.window);
+            }
+            if let (true, Some((action, resource, _)), Some(true)) = (release, &cooldown, cool) {
+                limits.release_cooldown(action, resource);
+            }
+            Err(why)
+        };
+        if cool == Some(false) {
+            refuse(limits, &counted, false, "cooldown")
+        } else if flap {
+            refuse(limits, &counted, true, "flap_guard")
+        } else if breaker == Some(false) {
+            refuse(limits, &counted, true, "breaker")
+        } else {
+            if !early {
+                budgets.push(ceiling);
+            }
+            let mut v = Ok(());
+            for b in &budgets {
+                if limits.take(b, now) {
+                    counted.push(b.clone());
+                } else {
+                    let name = if b.key == "breaker" {
+                        "breaker"
+                    } else {
+                        "budget"
+                    };
+                    v = refuse(limits, &counted, true, name);
+                    break;
+                }
+            }
+            v
+        }
+    }
+}
+
 impl Tally {
     fn action(&mut self, name: ActionName) -> &mut ActionTally {
         self.actions.entry(name.as_str()).or_default()
@@ -167,71 +248,15 @@ impl Summary {
                     (a.name, Ok(()), false)
                 }
                 Decision::Do(step) => {
-                    // As `engine::limits`: the cooldown and the flap guard
-                    // (and the breaker, when no other budget applies)
-                    // together, then the budgets and the breaker in order; a
-                    // refused attempt uses none of them.
-                    let cooldown = params.and_then(|p| step.cooldown(p, &settings));
-                    let cool = cooldown.as_ref().map(|(action, resource, period)| {
-                        limits.take_cooldown(action, resource, now, period.as_secs() as i64)
-                    });
-                    let mut budgets = scope.budgets(step, config);
-                    let ceiling = Budget::breaker(config);
-                    let early = budgets.is_empty();
-                    let mut counted: Vec<Budget> = Vec::new();
-                    let breaker = early.then(|| limits.take(&ceiling, now));
-                    if breaker == Some(true) {
-                        counted.push(ceiling.clone());
-                    }
-                    let flap = *flapping.get_or_insert_with(|| {
-                        !limits.count_in_window(
-                            &format!("flap#{alarm_key}"),
-                            now,
-                            config.flap_window.as_secs() as i64,
-                            config.flap_max,
-                        )
-                    });
-                    let refuse = |limits: &mut Limits,
-                                  counted: &[Budget],
-                                  release: bool,
-                                  why: &'static str| {
-                        for b in counted {
-                            limits.uncount(&b.key, now, b.window);
-                        }
-                        if let (true, Some((action, resource, _)), Some(true)) =
-                            (release, &cooldown, cool)
-                        {
-                            limits.release_cooldown(action, resource);
-                        }
-                        Err(why)
+                    let replay = Replay {
+                        now,
+                        alarm_key: &alarm_key,
+                        params,
+                        settings: &settings,
+                        scope: &scope,
+                        config,
                     };
-                    let verdict = if cool == Some(false) {
-                        refuse(limits, &counted, false, "cooldown")
-                    } else if flap {
-                        refuse(limits, &counted, true, "flap_guard")
-                    } else if breaker == Some(false) {
-                        refuse(limits, &counted, true, "breaker")
-                    } else {
-                        if !early {
-                            budgets.push(ceiling);
-                        }
-                        let mut v = Ok(());
-                        for b in &budgets {
-                            if limits.take(b, now) {
-                                counted.push(b.clone());
-                            } else {
-                                let name = if b.key == "breaker" {
-                                    "breaker"
-                                } else {
-                                    "budget"
-                                };
-                                v = refuse(limits, &counted, true, name);
-                                break;
-                            }
-                        }
-                        v
-                    };
-                    (a.name, verdict, false)
+                    (a.name, replay.limits(step, limits, &mut flapping), false)
                 }
             };
             outcomes.push(outcome);

@@ -8,7 +8,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Either, Shared, join_all, select};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
 use crate::actions::notify;
@@ -19,10 +19,10 @@ use crate::plan::{ActionName, Decision, Plan, PlannedAction, Step};
 use crate::report::{ActionReport, IncidentReport, Status};
 use crate::state::{Begin, Claim};
 
-use crate::actions::Recovery;
 use crate::aws::*;
 use crate::outcome::Outcome;
 
+mod carry_out;
 mod first_page;
 mod hold;
 mod key;
@@ -34,7 +34,7 @@ mod setup;
 pub use first_page::{Due, due};
 pub use key::{KeyCell, load_key};
 pub use lease::Started;
-pub(crate) use limits::{FlapCheck, Taken, flap_key, flap_note};
+pub(crate) use limits::{FlapCheck, flap_key, flap_note};
 use record::*;
 pub use setup::Engine;
 
@@ -80,9 +80,10 @@ impl Engine {
             .await
     }
 
-    /// Carries out a plan for a delivery that [`Aws::begin`] let through
+    /// Carries out a plan for a delivery that [`Engine::begin`] let through
     /// (see [`Timing`]). `metric`: the alert's metric, still being read
-    /// (see [`LateMetric`]).
+    /// (see [`LateMetric`]). The stages run raced against the first page,
+    /// then the notification goes out with what came of them.
     pub async fn execute_started(
         &self,
         plan: &Plan,
@@ -92,9 +93,6 @@ impl Engine {
         timing: Timing,
         metric: Option<LateMetric<'_>>,
     ) -> IncidentReport {
-        let Timing { arrived, until } = timing;
-        let lease = config.actions_deadline + Duration::from_secs(60);
-        let id = plan.incident.id.as_str();
         let delivery = match started {
             Started::Go(d) => d,
             Started::Stop {
@@ -108,44 +106,41 @@ impl Engine {
         }
         let mut plan = plan.clone();
         let mut metric = metric;
+        let incident = plan.incident.clone();
         // The flap guard counts this occurrence once, when its first change
         // is about to be made, in the same round trip as that change's
         // cooldown and the breaker; only a first delivery counts.
         let flap = self.flap_check(&plan, config, now, delivery == "first");
         let scope = Scope::of(&plan);
-        let (deadline, invocation) = deadline_of(config, until);
+        let (deadline, invocation) = deadline_of(config, timing.until);
+        let clock = Clock {
+            deadline,
+            invocation,
+            now,
+            lease: config.actions_deadline + Duration::from_secs(60),
+            fresh: delivery == "first",
+        };
+        let shared = Delivery {
+            incident: &incident,
+            config,
+            flap: &flap,
+            scope: &scope,
+        };
         let notify: Vec<PlannedAction> = plan
             .actions
             .iter()
             .filter(|a| a.name == ActionName::Notify)
             .cloned()
             .collect();
-        let mut transient: Option<String> = None;
-        let mut reports: Vec<ActionReport> = Vec::new();
         // The notification is claimed beside the first stage, not after the last.
         let claim_notify = join_all(notify.iter().map(|a| async {
             match &a.decision {
                 Decision::Do(Step::Notify(notify::Step { .. })) => {
-                    Some(self.claim(a, id, now, lease).await)
+                    Some(self.claim(a, &incident.id, now, clock.lease).await)
                 }
                 _ => None,
             }
         }));
-        let mut notify_claims = None;
-        let mut claim_notify = Some(claim_notify);
-        // Each action's outcome is written as soon as it ends, in the
-        // background: the stage and the notification do not wait for it, the
-        // completion does.
-        let mut recording: Vec<Recording> = Vec::new();
-        // Stages in order, the actions of one stage concurrently; a later
-        // stage sees what the earlier ones reported (disk usage after cleanup).
-        let stages = plan
-            .actions
-            .iter()
-            .filter(|a| a.name != ActionName::Notify)
-            .map(|a| a.stage)
-            .max()
-            .map_or(0, |m| m + 1);
         // The first page (`first_page`), raced against the stages: sent at
         // once for long work, or when the budget runs out on late work.
         let sending = AtomicBool::new(false);
@@ -153,78 +148,99 @@ impl Engine {
             &plan,
             config,
             delivery == "first" || delivery == "untracked",
-            arrived,
+            timing.arrived,
             metric.clone(),
             &sending,
         );
-        let run_stages = async {
-            for stage in 0..stages {
-                // A step that sizes itself by the metric waits for it here (by
-                // now it is in: it was read beside the fleet and earlier stages).
-                if plan.stage_uses_metric(stage)
-                    && let Some(m) = metric.take()
-                {
-                    plan.with_metric(m.await);
-                }
-                let earlier = reports.clone();
-                let earlier = &earlier;
-                let work: Vec<PlannedAction> = plan
-                    .actions
-                    .iter()
-                    .filter(|a| a.stage == stage && a.name != ActionName::Notify)
-                    .cloned()
-                    .collect();
-                let stage_work = join_all(work.iter().map(|a| {
-                    let clock = Clock {
-                        deadline,
-                        invocation,
-                        now,
-                        lease,
-                        fresh: delivery == "first",
-                    };
-                    let delivery = Delivery {
-                        incident: &plan.incident,
-                        config,
-                        flap: &flap,
-                        scope: &scope,
-                    };
-                    async move { self.carry_out(a, &delivery, clock, earlier).await }
-                }));
-                let done = match claim_notify.take() {
-                    Some(c) => {
-                        let (claims, done) = tokio::join!(c, stage_work);
-                        notify_claims = Some(claims);
-                        done
-                    }
-                    None => stage_work.await,
-                };
-                for (r, t, rec) in done {
-                    reports.push(r);
-                    transient = transient.take().or(t);
-                    recording.extend(rec);
-                }
-            }
-        };
-        let first_note = match first_page {
-            None => {
-                run_stages.await;
-                None
-            }
-            Some(page) => match select(pin!(run_stages), page).await {
-                // Done first: a page already on its way still goes.
-                Either::Left(((), page)) => match sending.load(Ordering::SeqCst) {
-                    true => Some(page.await),
-                    false => None,
-                },
-                Either::Right((note, stages)) => {
-                    stages.await;
-                    Some(note)
-                }
-            },
-        };
+        // Boxed, as the conclusion: each holds every action's future, and a
+        // debug build's stack is small for them.
+        let stages =
+            Box::pin(self.run_stages(&mut plan, &shared, clock, &mut metric, claim_notify));
+        let (staged, first_note) = race_first_page(stages, first_page, &sending).await;
         if let Some(n) = first_note {
             plan.note(n);
         }
+        let end = Ending {
+            delivery,
+            notify: &notify,
+            metric,
+            flap: &flap,
+        };
+        Box::pin(self.conclude(plan, config, now, staged, end)).await
+    }
+
+    /// Stages in order, the actions of one stage concurrently; a later
+    /// stage sees what the earlier ones reported (disk usage after cleanup).
+    /// The notification's claims are taken beside the first stage.
+    async fn run_stages<F>(
+        &self,
+        plan: &mut Plan,
+        shared: &Delivery<'_, '_>,
+        clock: Clock,
+        metric: &mut Option<LateMetric<'_>>,
+        claim_notify: F,
+    ) -> Staged
+    where
+        F: std::future::Future<Output = Vec<Option<Claimed>>>,
+    {
+        let mut staged = Staged::default();
+        let mut claim_notify = Some(claim_notify);
+        for stage in 0..stage_count(plan) {
+            // A step that sizes itself by the metric waits for it here (by
+            // now it is in: it was read beside the fleet and earlier stages).
+            if plan.stage_uses_metric(stage)
+                && let Some(m) = metric.take()
+            {
+                plan.with_metric(m.await);
+            }
+            let earlier = staged.reports.clone();
+            let work: Vec<PlannedAction> = plan
+                .actions
+                .iter()
+                .filter(|a| a.stage == stage && a.name != ActionName::Notify)
+                .cloned()
+                .collect();
+            let stage_work = join_all(
+                work.iter()
+                    .map(|a| self.carry_out(a, shared, clock, &earlier)),
+            );
+            let done = match claim_notify.take() {
+                Some(c) => {
+                    let (claims, done) = tokio::join!(c, stage_work);
+                    staged.notify_claims = claims;
+                    done
+                }
+                None => stage_work.await,
+            };
+            for (r, t, rec) in done {
+                staged.reports.push(r);
+                staged.transient = staged.transient.take().or(t);
+                staged.recording.extend(rec);
+            }
+        }
+        if let Some(c) = claim_notify {
+            staged.notify_claims = c.await;
+        }
+        staged
+    }
+
+    /// After the stages: the held actions' links, the metric in the page,
+    /// the notification (sent while the last outcomes are written), the flap
+    /// count given back if nothing changed, and the incident closed.
+    async fn conclude(
+        &self,
+        mut plan: Plan,
+        config: &Config,
+        now: i64,
+        staged: Staged,
+        end: Ending<'_, '_, '_>,
+    ) -> IncidentReport {
+        let Staged {
+            mut reports,
+            transient,
+            recording,
+            notify_claims,
+        } = staged;
         // Held actions get their links (and their records) before the
         // notification that carries them.
         let held_notes = self
@@ -233,28 +249,22 @@ impl Engine {
         for n in held_notes {
             plan.note(n);
         }
-        let claims = match (notify_claims, claim_notify) {
-            (Some(c), _) => c,
-            (None, Some(c)) => c.await,
-            (None, None) => Vec::new(),
-        };
         // The page shows the metric.
-        if let Some(m) = metric.take() {
+        if let Some(m) = end.metric {
             plan.with_metric(m.await);
         }
-        // The notification goes out while the last stage's outcomes are written.
-        let publish = self.send_notifications(&notify, claims, &plan, &reports);
+        let publish = self.send_notifications(end.notify, notify_claims, &plan, &reports);
         let ((notified, notify_records, t_notify), recorded) =
             tokio::join!(publish, finish_recording(recording));
-        transient = transient.or(recorded).or(t_notify);
+        let transient = transient.or(recorded).or(t_notify);
         reports.extend(notified);
-        self.give_back_flap(&plan, &reports, &flap, now, config)
+        self.give_back_flap(&plan, &reports, end.flap, now, config)
             .await;
         let mut report = plan.report_with(reports);
-        if let Some(why) = flap_note(&flap) {
+        if let Some(why) = flap_note(end.flap) {
             report.notes.push(why);
         }
-        report.delivery = delivery;
+        report.delivery = end.delivery;
         report.transient_error = self.finish(&report, notify_records, transient).await;
         report
     }
@@ -366,176 +376,6 @@ impl Engine {
         transient
     }
 
-    /// Carries out one action: claim, limits, the call. Returns its report,
-    /// any transient error, and the outcome still to be recorded (the
-    /// caller writes it while the next stage runs).
-    pub(crate) async fn carry_out(
-        &self,
-        a: &PlannedAction,
-        delivery: &Delivery<'_, '_>,
-        clock: Clock,
-        earlier: &[ActionReport],
-    ) -> (ActionReport, Option<String>, Option<Recording>) {
-        let Delivery {
-            incident,
-            config,
-            flap,
-            scope,
-        } = *delivery;
-        let Clock {
-            deadline,
-            invocation,
-            now,
-            lease,
-            fresh,
-        } = clock;
-        let step = match &a.decision {
-            Decision::Do(step) => step,
-            Decision::Hold(step) if config.dry_run => {
-                let r = ActionReport::new(
-                    a.name,
-                    &a.target,
-                    Status::Skipped,
-                    format!(
-                        "dry run: would {} once a person approved it ({})",
-                        step.describe(),
-                        a.reason
-                    ),
-                );
-                log_action(&incident.id, &r);
-                return (r, None, None);
-            }
-            _ => {
-                let r = decided_without_aws(a);
-                log_action(&incident.id, &r);
-                return (r, None, None);
-            }
-        };
-        if config.dry_run && step.is_mutating() {
-            let r = ActionReport::new(
-                a.name,
-                &a.target,
-                Status::Skipped,
-                format!("dry run: would {} ({})", step.describe(), a.reason),
-            );
-            log_action(&incident.id, &r);
-            return (r, None, None);
-        }
-        let work = |resume: Option<String>| {
-            let span = info_span!("action", action = a.name.as_str(), target = %a.target);
-            async move {
-                let settings = config.settings();
-                let cx = crate::actions::Run {
-                    incident,
-                    settings: &settings,
-                    earlier,
-                    resume: resume.as_deref(),
-                };
-                let work = crate::actions::perform(&self.aws, step, &cx);
-                match timeout_at(deadline, work).instrument(span).await {
-                    Ok(o) => o,
-                    Err(_) if invocation => Outcome::uncertain(
-                        "did not finish before the invocation's deadline, less the time kept for this notification (it may still complete in AWS)",
-                    ),
-                    Err(_) => Outcome::uncertain(format!(
-                        "did not finish within the {} s actions deadline (it may still complete in AWS)",
-                        config.actions_deadline.as_secs()
-                    )),
-                }
-            }
-        };
-        let started = Instant::now();
-        let mut taken = Taken::default();
-        let mut transient = None;
-        let outcome = if fresh && !step.is_mutating() {
-            // A first delivery holds no claim from anyone, and a read-only
-            // action is harmless to repeat: claimed while it runs, one round
-            // trip less. A claim that fails still fails the delivery.
-            let (claim, outcome) =
-                tokio::join!(self.claim(a, &incident.id, now, lease), work(None));
-            match claim {
-                Ok(_) => outcome,
-                Err((r, None)) => {
-                    log_action(&incident.id, &r);
-                    return (r, None, None);
-                }
-                Err((_, t)) => {
-                    transient = t;
-                    outcome
-                }
-            }
-        } else {
-            let (claim, limited) = if fresh {
-                // A first delivery's claim is all but certain (no earlier
-                // delivery wrote one): the limits are taken beside it.
-                tokio::join!(
-                    self.claim(a, &incident.id, now, lease),
-                    self.limits(step, config, now, scope, flap, &mut taken)
-                )
-            } else {
-                match self.claim(a, &incident.id, now, lease).await {
-                    Ok(o) => {
-                        let limited = if step.is_mutating() {
-                            self.limits(step, config, now, scope, flap, &mut taken)
-                                .await
-                        } else {
-                            None
-                        };
-                        (Ok(o), limited)
-                    }
-                    Err(e) => (Err(e), None),
-                }
-            };
-            let orphaned = match claim {
-                Ok(o) => o,
-                Err((r, t)) => {
-                    // Not ours to do after all: what the limits took goes back.
-                    taken
-                        .give_back(self.state.as_ref(), now, &incident.id)
-                        .await;
-                    log_action(&incident.id, &r);
-                    return (r, t, None);
-                }
-            };
-            if orphaned.is_some() && a.name.recovery() == Recovery::Unverifiable {
-                // Nothing tells whether it happened (a restart, a reboot), and
-                // doing it twice is not harmless: recorded so no later
-                // delivery repeats it either, and reported for a person.
-                let why = "started by an earlier delivery that stopped before recording its outcome: not repeated; check it by hand";
-                let r = ActionReport::new(a.name, &a.target, Status::Failed, why);
-                taken
-                    .give_back(self.state.as_ref(), now, &incident.id)
-                    .await;
-                log_action(&incident.id, &r);
-                let rec = self.record_soon(a, &incident.id, &Outcome::skipped(why));
-                return (r, None, rec);
-            }
-            match limited {
-                Some(o) => o,
-                None => work(orphaned).await,
-            }
-        };
-        if outcome.status == Status::Failed && !outcome.uncertain {
-            // Failed and surely not made: the cooldown and the budgets go
-            // back, so a retry may act and nothing counts a change that
-            // was not made. A change that may have been made keeps them.
-            taken
-                .give_back(self.state.as_ref(), now, &incident.id)
-                .await;
-        }
-        // A read that failed may simply be read again.
-        let mut outcome = outcome;
-        outcome.uncertain &= step.is_mutating();
-        let r = to_report(a, outcome.clone(), started);
-        log_action(&incident.id, &r);
-        // Without a claim there is nothing to record the outcome against.
-        let rec = match transient {
-            None => self.record_soon(a, &incident.id, &outcome),
-            Some(_) => None,
-        };
-        (r, transient, rec)
-    }
-
     /// Carries out one approved action alone, as any action is: its claim
     /// (under the incident's id), its limits (cooldown and breaker; not the
     /// flap guard, which counts alarms, not a person's decisions), the call,
@@ -603,4 +443,52 @@ pub(crate) struct Clock {
     lease: Duration,
     /// A first delivery: no earlier one can have claimed anything.
     fresh: bool,
+}
+
+/// What the stages leave: the reports, the first transient error, the
+/// outcomes still being written, and the notification's claims.
+#[derive(Default)]
+struct Staged {
+    reports: Vec<ActionReport>,
+    transient: Option<String>,
+    recording: Vec<Recording>,
+    notify_claims: Vec<Option<Claimed>>,
+}
+
+/// What the end of a delivery needs beside the stages' results.
+struct Ending<'a, 'm, 'f> {
+    delivery: &'static str,
+    notify: &'a [PlannedAction],
+    metric: Option<LateMetric<'m>>,
+    flap: &'a FlapCheck<'f>,
+}
+
+/// How many stages the plan's actions (the notification aside) fill.
+fn stage_count(plan: &Plan) -> usize {
+    plan.actions
+        .iter()
+        .filter(|a| a.name != ActionName::Notify)
+        .map(|a| a.stage)
+        .max()
+        .map_or(0, |m| m + 1)
+}
+
+/// The stages raced against the first page: a page already on its way
+/// when the stages end still goes; the page's note, when one went.
+async fn race_first_page(
+    stages: impl std::future::Future<Output = Staged>,
+    page: Option<BoxFuture<'_, String>>,
+    sending: &AtomicBool,
+) -> (Staged, Option<String>) {
+    let Some(page) = page else {
+        return (stages.await, None);
+    };
+    match select(pin!(stages), page).await {
+        // Done first: a page already on its way still goes.
+        Either::Left((staged, page)) => match sending.load(Ordering::SeqCst) {
+            true => (staged, Some(page.await)),
+            false => (staged, None),
+        },
+        Either::Right((note, stages)) => (stages.await, Some(note)),
+    }
 }

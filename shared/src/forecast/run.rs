@@ -48,15 +48,12 @@ pub async fn scheduled_forecast(
     Ok((check, report))
 }
 
-/// Reads every opted-in instance's filesystems and fits each: the
-/// filesystems at risk within the `disk_filling` playbook's horizon.
-pub async fn forecast_check(
+/// The agent's disk metrics (`CWAgent` `disk_used_percent`) of the
+/// opted-in running instances, each once, with its instance.
+async fn disk_metrics(
     engine: &Engine,
-    config: &Config,
-    now: DateTime<Utc>,
-) -> Result<Check, String> {
-    let horizon = config.playbooks.disk_filling_horizon_hours();
-    let instances = opted_in_running(engine, config).await?;
+    instances: &[String],
+) -> Result<Vec<(String, Metric)>, String> {
     let mut metrics: Vec<(String, Metric)> = Vec::new();
     let mut token = None;
     loop {
@@ -92,6 +89,51 @@ pub async fn forecast_check(
             break;
         }
     }
+    Ok(metrics)
+}
+
+/// Every page of one `GetMetricData` call (`batch`: its number, for errors)
+/// over `[start, end)`.
+async fn metric_data(
+    engine: &Engine,
+    queries: Vec<MetricDataQuery>,
+    (start, end): (i64, i64),
+    batch: usize,
+) -> Result<Vec<aws_sdk_cloudwatch::types::MetricDataResult>, String> {
+    let mut results = Vec::new();
+    let mut token = None;
+    loop {
+        let out = engine
+            .aws
+            .cloudwatch
+            .get_metric_data()
+            .start_time(SdkTime::from_secs(start))
+            .end_time(SdkTime::from_secs(end))
+            .scan_by(ScanBy::TimestampAscending)
+            .set_metric_data_queries(Some(queries.clone()))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| format!("GetMetricData (batch {batch}): {}", sdk_error(&e)))?;
+        results.extend(out.metric_data_results().to_vec());
+        token = out.next_token().map(ToOwned::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(results)
+}
+
+/// Reads every opted-in instance's filesystems and fits each: the
+/// filesystems at risk within the `disk_filling` playbook's horizon.
+pub async fn forecast_check(
+    engine: &Engine,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Check, String> {
+    let horizon = config.playbooks.disk_filling_horizon_hours();
+    let instances = opted_in_running(engine, config).await?;
+    let metrics = disk_metrics(engine, &instances).await?;
     let end = now.timestamp().div_euclid(i64::from(PERIOD)) * i64::from(PERIOD) + i64::from(PERIOD);
     let start = end - WINDOW_SECONDS;
     let mut filesystems = Vec::new();
@@ -113,27 +155,7 @@ pub async fn forecast_check(
                     .build()
             })
             .collect();
-        let mut results = Vec::new();
-        let mut token = None;
-        loop {
-            let out = engine
-                .aws
-                .cloudwatch
-                .get_metric_data()
-                .start_time(SdkTime::from_secs(start))
-                .end_time(SdkTime::from_secs(end))
-                .scan_by(ScanBy::TimestampAscending)
-                .set_metric_data_queries(Some(queries.clone()))
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| format!("GetMetricData (batch {c}): {}", sdk_error(&e)))?;
-            results.extend(out.metric_data_results().to_vec());
-            token = out.next_token().map(ToOwned::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+        let results = metric_data(engine, queries, (start, end), c).await?;
         for (n, (instance, m)) in chunk.iter().enumerate() {
             let id = format!("m{n}");
             let points: Vec<Point> = results

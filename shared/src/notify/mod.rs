@@ -231,6 +231,73 @@ fn what_fired(t: &mut String, plan: &Plan) {
     }
 }
 
+/// Held changes, each with its two links (signed, single-use; opening one
+/// changes nothing, the page it shows asks for one press).
+fn held_links(t: &mut String, actions: &[ActionReport]) {
+    let held: Vec<&ActionReport> = actions.iter().filter(|r| r.approve_url.is_some()).collect();
+    if !held.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "AWAITING YOUR APPROVAL");
+        for r in held {
+            let _ = writeln!(t, "- {} {}", r.action.as_str(), escape(&r.target));
+            if let Some(u) = &r.approve_url {
+                let _ = writeln!(t, "  approve: {u}");
+            }
+            if let Some(u) = &r.deny_url {
+                let _ = writeln!(t, "  deny:    {u}");
+            }
+        }
+    }
+}
+
+/// The full report's JSON document (`https` subscribers, the record):
+/// `text` is the email's body, `share` each output's part of the budget.
+fn report_document(
+    plan: &Plan,
+    subject: &str,
+    actions: &[ActionReport],
+    share: usize,
+    text: &str,
+) -> Value {
+    let i = &plan.incident;
+    let steps = plan.next_steps();
+    document(
+        plan,
+        subject,
+        false,
+        json!({
+            "notes": plan.notes,
+            "actions": actions.iter().map(|r| {
+                let mut j = json!({
+                    "action": r.action,
+                    "target": r.target,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "detail": r.detail,
+                    "ids": r.ids,
+                    "output": r.output.as_deref().map(|o| trim_output(o, share)),
+                });
+                if r.status == Status::AwaitingApproval {
+                    j["approve_url"] = json!(r.approve_url);
+                    j["deny_url"] = json!(r.deny_url);
+                }
+                j
+            }).collect::<Vec<_>>(),
+            "diagnostics": actions
+                .iter()
+                .find(|r| r.action == ActionName::CollectDiagnostics)
+                .and_then(|r| r.output.as_deref().map(|out| json!({
+                    "instance": r.target,
+                    "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
+                }))),
+            "context": plan.context,
+            "forecast": plan.forecast,
+            "next_steps": if i.transition == Transition::Firing { steps } else { &[] },
+            "text": text,
+        }),
+    )
+}
+
 /// Composes the notification. `actions` are the outcomes of everything but
 /// the notification itself.
 pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
@@ -266,22 +333,7 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
     for r in actions {
         let _ = writeln!(t, "- {}", action_line(r));
     }
-    // Held changes: each with its two links (signed, single-use; opening
-    // one changes nothing, the page it shows asks for one press).
-    let held: Vec<&ActionReport> = actions.iter().filter(|r| r.approve_url.is_some()).collect();
-    if !held.is_empty() {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "AWAITING YOUR APPROVAL");
-        for r in held {
-            let _ = writeln!(t, "- {} {}", r.action.as_str(), escape(&r.target));
-            if let Some(u) = &r.approve_url {
-                let _ = writeln!(t, "  approve: {u}");
-            }
-            if let Some(u) = &r.deny_url {
-                let _ = writeln!(t, "  deny:    {u}");
-            }
-        }
-    }
+    held_links(&mut t, actions);
     let share = MAX_DIAGNOSTICS_CHARS / outputs.len().max(1);
     for (head, out) in &outputs {
         let _ = writeln!(t);
@@ -302,41 +354,7 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         }
     }
 
-    let document = document(
-        plan,
-        &subject,
-        false,
-        json!({
-            "notes": plan.notes,
-            "actions": actions.iter().map(|r| {
-                let mut j = json!({
-                    "action": r.action,
-                    "target": r.target,
-                    "status": r.status,
-                    "reason": r.reason,
-                    "detail": r.detail,
-                    "ids": r.ids,
-                    "output": r.output.as_deref().map(|o| trim_output(o, share)),
-                });
-                if r.status == Status::AwaitingApproval {
-                    j["approve_url"] = json!(r.approve_url);
-                    j["deny_url"] = json!(r.deny_url);
-                }
-                j
-            }).collect::<Vec<_>>(),
-            "diagnostics": actions
-                .iter()
-                .find(|r| r.action == ActionName::CollectDiagnostics)
-                .and_then(|r| r.output.as_deref().map(|out| json!({
-                    "instance": r.target,
-                    "output": trim_output(out, MAX_DIAGNOSTICS_CHARS),
-                }))),
-            "context": plan.context,
-            "forecast": plan.forecast,
-            "next_steps": if i.transition == Transition::Firing { steps } else { &[] },
-            "text": t,
-        }),
-    );
+    let document = report_document(plan, &subject, actions, share, &t);
 
     Notification {
         subject,

@@ -72,6 +72,58 @@ pub async fn observe_read_only(aws: &Aws, incident: &Incident, config: &Config) 
     observe_with(aws, incident, config, lookup.as_ref(), false).await
 }
 
+/// Whether the instance's block devices must be read (`lsblk` over SSM):
+/// the API alone cannot tell which volume holds the alerted filesystem or
+/// what filesystem it is, and SSM may run commands there (else the planner
+/// says why not).
+fn layout_unknown(
+    incident: &Incident,
+    vols: &[crate::observed::AttachedVolume],
+    me: Option<&crate::observed::InstanceState>,
+    config: &Config,
+) -> bool {
+    let labels = incident
+        .alert
+        .metric
+        .as_ref()
+        .map(|m| m.dimensions.clone())
+        .unwrap_or_default();
+    let target = DiskTarget::from_labels(&labels);
+    let root = me.and_then(|s| s.root_device.clone());
+    let known = disk::resolve_volume(&target, vols, root.as_deref(), None).is_ok();
+    let commands_allowed =
+        me.is_some_and(|s| crate::plan::is_opted_in(&s.tags, &config.settings()));
+    !(known && target.fstype.is_some()) && commands_allowed
+}
+
+/// The instance an alert is about (and, for an address, how it was found);
+/// Err: what is observed when there is no instance to read (a group's
+/// state, or nothing).
+async fn the_instance(
+    aws: &Aws,
+    incident: &Incident,
+    config: &Config,
+    lookup: Option<&Lookup<'_>>,
+) -> Result<(InstanceId, Option<(InstanceId, String)>), Observed> {
+    match &incident.resource {
+        Resource::Instance(i) => Ok((i.clone(), None)),
+        Resource::Address(_) => match resolved(lookup).await {
+            Ok((i, vpc)) => Ok((i.clone(), Some((i, vpc)))),
+            Err(why) => Err(Observed {
+                resolved: Some(Err(why)),
+                ..Observed::nothing()
+            }),
+        },
+        Resource::Group(g) if config.playbooks.runs(incident.kind, ActionName::ScaleOut) => {
+            Err(Observed {
+                group: fleet::group_named(&aws.autoscaling, g).await,
+                ..Observed::nothing()
+            })
+        }
+        Resource::Group(_) | Resource::None => Err(Observed::nothing()),
+    }
+}
+
 async fn observe_with(
     aws: &Aws,
     incident: &Incident,
@@ -83,24 +135,9 @@ async fn observe_with(
     if incident.transition != Transition::Firing || kind == IncidentKind::Unrouted {
         return Observed::nothing();
     }
-    let (instance, resolved) = match &incident.resource {
-        Resource::Instance(i) => (i.clone(), None),
-        Resource::Address(_) => match resolved(lookup).await {
-            Ok((i, vpc)) => (i.clone(), Some((i, vpc))),
-            Err(why) => {
-                return Observed {
-                    resolved: Some(Err(why)),
-                    ..Observed::nothing()
-                };
-            }
-        },
-        Resource::Group(g) if config.playbooks.runs(kind, ActionName::ScaleOut) => {
-            return Observed {
-                group: fleet::group_named(&aws.autoscaling, g).await,
-                ..Observed::nothing()
-            };
-        }
-        Resource::Group(_) | Resource::None => return Observed::nothing(),
+    let (instance, resolved) = match the_instance(aws, incident, config, lookup).await {
+        Ok(found) => found,
+        Err(observed) => return observed,
     };
     let needs = |n: Need| config.playbooks.needs(kind, n);
     // A Prometheus ServiceDown is only a failed scrape, and other kinds
@@ -148,30 +185,10 @@ async fn observe_with(
     // which volume holds the filesystem or what filesystem it is.
     let layout = match (&volumes, needs(Need::Layout)) {
         (Ok(vols), true) => {
-            let labels = incident
-                .alert
-                .metric
-                .as_ref()
-                .map(|m| m.dimensions.clone())
-                .unwrap_or_default();
-            let target = DiskTarget::from_labels(&labels);
-            let root = me
-                .as_ref()
-                .ok()
-                .and_then(Option::as_ref)
-                .and_then(|s| s.root_device.clone());
-            let known = disk::resolve_volume(&target, vols, root.as_deref(), None).is_ok();
-            let commands_allowed = me
-                .as_ref()
-                .ok()
-                .and_then(Option::as_ref)
-                .is_some_and(|s| crate::plan::is_opted_in(&s.tags, &config.settings()));
-            if (known && target.fstype.is_some()) || !commands_allowed || !commands {
-                // Known from the API alone, or SSM may not run commands
-                // on this instance (the planner says why).
-                None
-            } else {
-                Some(
+            let me = me.as_ref().ok().and_then(Option::as_ref);
+            let ask = commands && layout_unknown(incident, vols, me, config);
+            match ask {
+                true => Some(
                     fleet::block_devices(
                         &aws.ssm,
                         &instance,
@@ -180,7 +197,8 @@ async fn observe_with(
                         aws.poll,
                     )
                     .await,
-                )
+                ),
+                false => None,
             }
         }
         _ => None,

@@ -49,17 +49,7 @@ pub async fn verify(
         .state
         .as_ref()
         .ok_or("verification needs the state table (STATE_TABLE)")?;
-    let (status, outcome) = st
-        .incident_record(incident)
-        .await?
-        .ok_or_else(|| format!("no record of incident {incident} in the state table"))?;
-    if status != "completed" {
-        return Err(format!(
-            "incident {incident} is still being handled ({status}): checked again later"
-        ));
-    }
-    let stored: Stored = serde_json::from_str(&outcome)
-        .map_err(|e| format!("the record of incident {incident} cannot be read: {e}"))?;
+    let stored = completed_record(st, incident).await?;
     let (fixes, fixed_at) = stored.fixes();
     let fixed: Vec<String> = fixes
         .iter()
@@ -80,7 +70,6 @@ pub async fn verify(
     // Held changes: an unanswered link past its expiry is spent now
     // (the POST checks the expiry too; this closes the record).
     v.held = held_lines(st, &stored, incident, now).await;
-    let mut metric_lines = Vec::new();
     let kind = crate::incident::IncidentKind::parse(&stored.kind);
     // The alarm and the metric are where the incident acted. An account
     // no longer allowed is not checked (a retry would not change that).
@@ -112,57 +101,12 @@ pub async fn verify(
     let resolution = recorded_resolution(st, &stored, incident)
         .await?
         .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));
-    if source == "alertmanager" {
-        let page = stored.context.clone().unwrap_or_default();
-        let instance = stored
-            .instance
-            .as_deref()
-            .and_then(|i| crate::ids::InstanceId::parse("instance", i).ok());
-        let metric = match (kind, instance, fixed_at) {
-            (Some(k), Some(i), Some(since)) => {
-                crate::observe::metric::instance_series(
-                    &here.aws,
-                    k,
-                    &i,
-                    &page.dimensions,
-                    page.threshold,
-                    since,
-                    now,
-                )
-                .await
-            }
-            (_, None, _) => Err("the incident names no instance".to_owned()),
-            _ => Err("no fix was done to read it since".to_owned()),
-        };
-        match &metric {
-            Ok(c) => metric_lines = c.lines_since(),
-            Err(e) => metric_lines.push(format!("(the metric could not be read: {e})")),
-        }
+    let metric_lines = if source == "alertmanager" {
         let resolved_at = resolution.and_then(|(at, _)| DateTime::from_timestamp(at, 0));
-        let (verdict, why) =
-            alertmanager_verdict(resolved_at, metric.as_ref().map_err(String::as_str));
-        v.verdict = verdict;
-        v.note = Some(why);
+        check_alertmanager(&here, &stored, (fixed_at, now), resolved_at, &mut v).await
     } else {
-        match crate::observe::alarm::alarm_now(&here.aws, &stored.alarm_name).await {
-            Ok(alarm) => {
-                let state = alarm
-                    .state_value()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default();
-                v.verdict = Verdict::of_alarm_state(&state);
-                v.alarm_state = Some(state);
-                if let Some(since) = fixed_at {
-                    match crate::observe::metric::alarm_series(&here.aws, &alarm, since, now).await
-                    {
-                        Ok(c) => metric_lines = c.lines_since(),
-                        Err(e) => metric_lines.push(format!("(the metric could not be read: {e})")),
-                    }
-                }
-            }
-            Err(e) => v.note = Some(e),
-        }
-    }
+        check_alarm(&here, &stored, (fixed_at, now), &mut v).await
+    };
     if v.verdict == Verdict::Unknown {
         return Ok(v);
     }
@@ -187,6 +131,94 @@ pub async fn verify(
     }
     publish_verification(engine, &stored, &mut v, &metric_lines, kind, config).await;
     Ok(v)
+}
+
+/// The incident's record, once its delivery completed (Err: not yet, or
+/// unreadable: a retry may find it).
+async fn completed_record(st: &crate::state::StateStore, incident: &str) -> Result<Stored, String> {
+    let (status, outcome) = st
+        .incident_record(incident)
+        .await?
+        .ok_or_else(|| format!("no record of incident {incident} in the state table"))?;
+    if status != "completed" {
+        return Err(format!(
+            "incident {incident} is still being handled ({status}): checked again later"
+        ));
+    }
+    serde_json::from_str(&outcome)
+        .map_err(|e| format!("the record of incident {incident} cannot be read: {e}"))
+}
+
+/// An Alertmanager alert's verdict: its recorded resolution and the
+/// instance's metric since the fix against the rule's threshold. The
+/// metric's lines for the notice.
+async fn check_alertmanager(
+    here: &Engine,
+    stored: &Stored,
+    (fixed_at, now): (Option<DateTime<Utc>>, DateTime<Utc>),
+    resolved_at: Option<DateTime<Utc>>,
+    v: &mut Verification,
+) -> Vec<String> {
+    let kind = crate::incident::IncidentKind::parse(&stored.kind);
+    let page = stored.context.clone().unwrap_or_default();
+    let instance = stored
+        .instance
+        .as_deref()
+        .and_then(|i| crate::ids::InstanceId::parse("instance", i).ok());
+    let metric = match (kind, instance, fixed_at) {
+        (Some(k), Some(i), Some(since)) => {
+            crate::observe::metric::instance_series(
+                &here.aws,
+                k,
+                &i,
+                &page.dimensions,
+                page.threshold,
+                since,
+                now,
+            )
+            .await
+        }
+        (_, None, _) => Err("the incident names no instance".to_owned()),
+        _ => Err("no fix was done to read it since".to_owned()),
+    };
+    let lines = match &metric {
+        Ok(c) => c.lines_since(),
+        Err(e) => vec![format!("(the metric could not be read: {e})")],
+    };
+    let (verdict, why) = alertmanager_verdict(resolved_at, metric.as_ref().map_err(String::as_str));
+    v.verdict = verdict;
+    v.note = Some(why);
+    lines
+}
+
+/// A CloudWatch alarm's verdict: its state now. The metric's lines since
+/// the fix, for the notice.
+async fn check_alarm(
+    here: &Engine,
+    stored: &Stored,
+    (fixed_at, now): (Option<DateTime<Utc>>, DateTime<Utc>),
+    v: &mut Verification,
+) -> Vec<String> {
+    let alarm = match crate::observe::alarm::alarm_now(&here.aws, &stored.alarm_name).await {
+        Ok(alarm) => alarm,
+        Err(e) => {
+            v.note = Some(e);
+            return Vec::new();
+        }
+    };
+    let state = alarm
+        .state_value()
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default();
+    v.verdict = Verdict::of_alarm_state(&state);
+    v.alarm_state = Some(state);
+    let Some(since) = fixed_at else {
+        return Vec::new();
+    };
+    match crate::observe::metric::alarm_series(&here.aws, &alarm, since, now).await {
+        Ok(c) => c.lines_since(),
+        Err(e) => vec![format!("(the metric could not be read: {e})")],
+    }
 }
 
 /// The escalation or recovery notice for a check that decided, with

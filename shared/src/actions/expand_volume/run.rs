@@ -57,9 +57,52 @@ pub(crate) async fn expand(
     };
     let mut ids = vec![snap_id.clone()];
     // 4. Until the new size is usable (optimizing or completed).
-    let wait_until = Instant::now() + e.modification_wait;
+    let state = usable(c, vol, to, e.modification_wait, &snap_id).await;
+    if let Err(why) = state {
+        // The volume was (or is being) modified: a change was made.
+        let mut o = Outcome::uncertain(why);
+        o.ids = ids;
+        return o;
+    }
+    // 5. The partition and filesystem.
+    let grown = run_command(
+        c.ssm,
+        &e.instance,
+        commands::grow_filesystem(vol, e.xen_letters.as_deref(), to),
+        &format!("first-responder expand_volume for {}", incident.id),
+        // The script waits up to 60 s for the kernel to see the new size.
+        config.diagnostics_timeout + Duration::from_secs(60),
+        c.poll,
+    )
+    .await;
+    ids.extend(grown.ids.iter().cloned());
+    let size_text = if to == e.from_gib {
+        format!("{vol} is {to} GiB")
+    } else {
+        format!("{vol} grown {} -> {to} GiB", e.from_gib)
+    };
+    let sized = format!(
+        "{size_text} ({}; usage was {usage_text}; snapshot {snap_id} first)",
+        e.how
+    );
+    let mut o = grown_outcome(e, &grown, &sized);
+    o.ids = ids;
+    o.output = grown.output;
+    o
+}
+
+/// Polls the volume's modification to `to` GiB until EBS says it is usable
+/// (optimizing or completed), it failed, or `wait` is over.
+async fn usable(
+    c: &Clients<'_>,
+    vol: &VolumeId,
+    to: i32,
+    wait: Duration,
+    snap_id: &str,
+) -> Result<(), String> {
+    let wait_until = Instant::now() + wait;
     let mut delay = c.poll.first;
-    let state = loop {
+    loop {
         let read = c
             .ec2
             .describe_volumes_modifications()
@@ -99,41 +142,19 @@ pub(crate) async fn expand(
             break Err(format!(
                 "{vol} is being modified to {} GiB but was not optimizing within {} s: the filesystem was not grown; grow it by hand once it is (snapshot {snap_id})",
                 to,
-                e.modification_wait.as_secs()
+                wait.as_secs()
             ));
         }
         sleep(delay.min(wait_until - Instant::now())).await;
         delay = (delay * 2).min(c.poll.max);
-    };
-    if let Err(why) = state {
-        // The volume was (or is being) modified: a change was made.
-        let mut o = Outcome::uncertain(why);
-        o.ids = ids;
-        return o;
     }
-    // 5. The partition and filesystem.
-    let grown = run_command(
-        c.ssm,
-        &e.instance,
-        commands::grow_filesystem(vol, e.xen_letters.as_deref(), to),
-        &format!("first-responder expand_volume for {}", incident.id),
-        // The script waits up to 60 s for the kernel to see the new size.
-        config.diagnostics_timeout + Duration::from_secs(60),
-        c.poll,
-    )
-    .await;
-    ids.extend(grown.ids.iter().cloned());
-    let size_text = if to == e.from_gib {
-        format!("{vol} is {to} GiB")
-    } else {
-        format!("{vol} grown {} -> {to} GiB", e.from_gib)
-    };
-    let sized = format!(
-        "{size_text} ({}; usage was {usage_text}; snapshot {snap_id} first)",
-        e.how
-    );
+}
+
+/// What came of growing the partition and filesystem, in words (`sized`:
+/// what was done to the volume before it).
+fn grown_outcome(e: &Expansion, grown: &Outcome, sized: &str) -> Outcome {
     let out = grown.output.clone().unwrap_or_default();
-    let mut o = match grown.status {
+    match grown.status {
         Status::Done => {
             let df = e
                 .mount
@@ -169,13 +190,70 @@ pub(crate) async fn expand(
                 ..Outcome::failed(text)
             }
         }
-    };
-    o.ids = ids;
-    o.output = grown.output;
-    o
+    }
 }
 
-/// Steps 1 to 3 of [`Aws::expand`]: the usage check, the snapshot, the
+/// The filesystem's usage after the cleanup, and how it was known: df on
+/// the instance, else the alert's value; neither: not expanded blind.
+fn usage_after_cleanup(e: &Expansion, earlier: &[ActionReport]) -> Result<(f64, String), Outcome> {
+    let measured = e.mount.as_deref().and_then(|m| {
+        earlier
+            .iter()
+            .filter_map(|r| r.output.as_deref())
+            .filter_map(|o| df_usage(o, m))
+            .reduce(f64::min)
+    });
+    match (measured, e.alert_usage) {
+        (Some(u), _) => Ok((u, format!("{u:.0}% after the cleanup (df on the instance)"))),
+        (None, Some(u)) => Ok((
+            u,
+            format!("{u:.1}% as alerted (the instance reported no usage after the cleanup)"),
+        )),
+        (None, None) => {
+            Err(Outcome::skipped(
+                "usage after the cleanup is unknown and the alert carried no value: not expanding blind",
+            ))
+        }
+    }
+}
+
+/// The snapshot taken before the volume is touched (one an earlier
+/// delivery took counts), or why there is none and nothing was done.
+async fn snapshot_first(
+    c: &Clients<'_>,
+    e: &Expansion,
+    incident: &Incident,
+    after_crash: bool,
+) -> Result<String, Outcome> {
+    let vol = &e.volume;
+    let found = if after_crash {
+        find_snapshot(c, &incident.id, vol, "before expand_volume")
+            .await
+    } else {
+        None
+    };
+    match found {
+        Some(id) => Ok(id),
+        None => {
+            let snap = snapshot(c, incident, &e.instance, vol, None, "before expand_volume")
+                .await;
+            match snap
+                .ids
+                .first()
+                .cloned()
+                .filter(|_| snap.status == Status::Done)
+            {
+                Some(id) => Ok(id),
+                None => Err(Outcome::failed(format!(
+                        "snapshot before expanding failed ({}): {vol} was not touched",
+                        snap.detail
+                    ))),
+            }
+        }
+    }
+}
+
+/// Steps 1 to 3 of [`expand`]: the usage check, the snapshot, the
 /// modification. Ok((snapshot id, how the usage was known)).
 pub(crate) async fn expand_start(
     c: &Clients<'_>,
@@ -186,25 +264,7 @@ pub(crate) async fn expand_start(
 ) -> Result<(String, String, Option<i32>), Outcome> {
     let vol = &e.volume;
     // 1. Usage after the cleanup: df on the instance, else the alert's value.
-    let measured = e.mount.as_deref().and_then(|m| {
-        earlier
-            .iter()
-            .filter_map(|r| r.output.as_deref())
-            .filter_map(|o| df_usage(o, m))
-            .reduce(f64::min)
-    });
-    let usage = match (measured, e.alert_usage) {
-        (Some(u), _) => (u, format!("{u:.0}% after the cleanup (df on the instance)")),
-        (None, Some(u)) => (
-            u,
-            format!("{u:.1}% as alerted (the instance reported no usage after the cleanup)"),
-        ),
-        (None, None) => {
-            return Err(Outcome::skipped(
-                "usage after the cleanup is unknown and the alert carried no value: not expanding blind",
-            ));
-        }
-    };
+    let usage = usage_after_cleanup(e, earlier)?;
     if usage.0 < e.expand_at {
         return Err(Outcome::skipped(format!(
             "usage is {}, below {}%: not expanded",
@@ -212,33 +272,7 @@ pub(crate) async fn expand_start(
         )));
     }
     // 2. The snapshot first (one an earlier delivery took counts).
-    let found = if after_crash {
-        find_snapshot(c, &incident.id, vol, "before expand_volume")
-            .await
-    } else {
-        None
-    };
-    let snap_id = match found {
-        Some(id) => id,
-        None => {
-            let snap = snapshot(c, incident, &e.instance, vol, None, "before expand_volume")
-                .await;
-            match snap
-                .ids
-                .first()
-                .cloned()
-                .filter(|_| snap.status == Status::Done)
-            {
-                Some(id) => id,
-                None => {
-                    return Err(Outcome::failed(format!(
-                        "snapshot before expanding failed ({}): {vol} was not touched",
-                        snap.detail
-                    )));
-                }
-            }
-        }
-    };
+    let snap_id = snapshot_first(c, e, incident, after_crash).await?;
     // 3. The volume, to an absolute size: a repeat cannot grow it twice,
     // but the SDK does not retry it blindly either (a lost answer is
     // checked against the volume's modifications instead).

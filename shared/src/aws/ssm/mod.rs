@@ -45,8 +45,22 @@ pub async fn run_command(
     poll: PollSchedule,
 ) -> Outcome {
     let deadline = Instant::now() + wait;
-    // SendCommand is not idempotent (a repeat runs the script twice): no
-    // SDK retries, only a retry of a call refused for the rate.
+    match send(ssm, instance, commands, comment, wait).await {
+        Ok(command_id) => wait_for(ssm, instance, &command_id, (deadline, wait), poll).await,
+        Err(refused) => refused,
+    }
+}
+
+/// SendCommand, not idempotent (a repeat runs the script twice): no SDK
+/// retries, only a retry of a call refused for the rate. The command's id,
+/// or (Err) the outcome of a command that was not sent.
+async fn send(
+    ssm: &aws_sdk_ssm::Client,
+    instance: &InstanceId,
+    commands: Vec<String>,
+    comment: &str,
+    wait: Duration,
+) -> Result<String, Outcome> {
     let sent = once(|| {
         ssm.send_command()
             .instance_ids(instance.as_str())
@@ -65,24 +79,35 @@ pub async fn run_command(
             .send()
     })
     .await;
-    let command_id = match sent {
+    match sent {
         Ok(out) => match out.command().and_then(|c| c.command_id()) {
-            Some(id) => id.to_owned(),
-            None => return Outcome::failed("SendCommand answered without a command id"),
+            Some(id) => Ok(id.to_owned()),
+            None => Err(Outcome::failed("SendCommand answered without a command id")),
         },
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_invalid_instance_id()) =>
         {
-            return Outcome::skipped(format!(
+            Err(Outcome::skipped(format!(
                 "{instance} is not managed by SSM or its agent is offline ({})",
                 sdk_error(&e)
-            ));
+            )))
         }
-        Err(e) => return Outcome::failed_call("SendCommand", &e),
-    };
-    // From here on the command was sent: whatever goes wrong, it may have run.
-    let ids = vec![command_id.clone()];
+        Err(e) => Err(Outcome::failed_call("SendCommand", &e)),
+    }
+}
+
+/// Polls the sent command's invocation until it ends or the deadline
+/// (`wait` after the start) passes. From here on the command was sent:
+/// whatever goes wrong, it may have run.
+async fn wait_for(
+    ssm: &aws_sdk_ssm::Client,
+    instance: &InstanceId,
+    command_id: &str,
+    (deadline, wait): (Instant, Duration),
+    poll: PollSchedule,
+) -> Outcome {
+    let ids = vec![command_id.to_owned()];
     let mut delay = poll.first;
     let mut last = String::from("not yet registered");
     loop {
@@ -99,7 +124,7 @@ pub async fn run_command(
         delay = (delay * 2).min(poll.max);
         let result = ssm
             .get_command_invocation()
-            .command_id(&command_id)
+            .command_id(command_id)
             .instance_id(instance.as_str())
             .send()
             .await;
