@@ -101,6 +101,44 @@ fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `script NAME ARGS` (or `--list`): an action's script, as it is sent.
+fn script(list: bool, name: Option<&str>, args: &[String]) -> ExitCode {
+    use first_responder::actions::script;
+    match (list, name) {
+        (true, _) => {
+            for s in script::all() {
+                println!("{} {}", s.name, s.usage);
+            }
+            ExitCode::SUCCESS
+        }
+        (false, Some(name)) => match script::build(name, args) {
+            Ok(lines) => {
+                // A closed pipe (`| head`) is not an error worth a panic.
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{}", lines.join("\n"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_input(e),
+        },
+        (false, None) => bad_input("name a script, or --list them"),
+    }
+}
+
+/// `check-playbooks [FILE]`: the playbooks as read, with their warnings.
+fn check_playbooks(file: Option<std::path::PathBuf>) -> ExitCode {
+    let path = file.map(|f| f.display().to_string());
+    match Playbooks::load(path.as_deref()) {
+        Ok(p) => {
+            for w in &p.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{p}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => bad_input(e),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -109,27 +147,7 @@ async fn main() -> ExitCode {
     let (mode, args) = match cli.command {
         Command::Plan(a) => (Mode::Plan, a),
         Command::Run(a) => (Mode::Run, a),
-        Command::Script { list, name, args } => {
-            use first_responder::actions::script;
-            return match (list, name) {
-                (true, _) => {
-                    for s in script::all() {
-                        println!("{} {}", s.name, s.usage);
-                    }
-                    ExitCode::SUCCESS
-                }
-                (false, Some(name)) => match script::build(&name, &args) {
-                    Ok(lines) => {
-                        // A closed pipe (`| head`) is not an error worth a panic.
-                        use std::io::Write;
-                        let _ = writeln!(std::io::stdout(), "{}", lines.join("\n"));
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => bad_input(e),
-                },
-                (false, None) => bad_input("name a script, or --list them"),
-            };
-        }
+        Command::Script { list, name, args } => return script(list, name.as_deref(), &args),
         Command::Verify { incident, json } => return verify(&incident, json).await,
         Command::Forecast { json } => return forecast(json).await,
         Command::Backtest {
@@ -137,20 +155,14 @@ async fn main() -> ExitCode {
             alarms,
             json,
         } => return backtest(&files, alarms.as_deref(), json).await,
-        Command::CheckPlaybooks { file } => {
-            let path = file.map(|f| f.display().to_string());
-            return match Playbooks::load(path.as_deref()) {
-                Ok(p) => {
-                    for w in &p.warnings {
-                        eprintln!("warning: {w}");
-                    }
-                    print!("{p}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => bad_input(e),
-            };
-        }
+        Command::CheckPlaybooks { file } => return check_playbooks(file),
     };
+    respond_file(mode, &args).await
+}
+
+/// `plan` and `run`: an event file through the whole line, the report on
+/// stdout; exit 2 when nothing in it was usable, 1 when an action failed.
+async fn respond_file(mode: Mode, args: &Args) -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return bad_input(e),

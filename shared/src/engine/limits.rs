@@ -141,21 +141,8 @@ impl Engine {
             // Not taken yet: the last of the budgets.
             None => budgets.push(ceiling.clone()),
         }
-        for b in &budgets {
-            match take(st, b, now).await {
-                Ok(Ok(())) => counted.push(b),
-                Ok(Err(_)) => {
-                    return refuse(&counted, taken, Outcome::skipped(b.refusal(now))).await;
-                }
-                Err(e) => {
-                    return refuse(
-                        &counted,
-                        taken,
-                        Outcome::failed(format!("state table: {e}")),
-                    )
-                    .await;
-                }
-            }
+        if let Err(o) = take_each(st, &budgets, now, &mut counted).await {
+            return refuse(&counted, taken, o).await;
         }
         taken.budgets.extend(counted.into_iter().cloned());
         None
@@ -187,6 +174,24 @@ impl Taken {
             let _ = st.release_cooldown(action, &resource, owner).await;
         }
     }
+}
+
+/// The budgets in order, each counted once taken; Err: the first that is
+/// full (skipped) or cannot be read (failed).
+async fn take_each<'b>(
+    st: &crate::state::StateStore,
+    budgets: &'b [Budget],
+    now: i64,
+    counted: &mut Vec<&'b Budget>,
+) -> Result<(), Outcome> {
+    for b in budgets {
+        match take(st, b, now).await {
+            Ok(Ok(())) => counted.push(b),
+            Ok(Err(_)) => return Err(Outcome::skipped(b.refusal(now))),
+            Err(e) => return Err(Outcome::failed(format!("state table: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Counts one change against a budget: Ok(Err(max)) when it is spent.

@@ -327,43 +327,10 @@ pub const DEFAULT_HORIZON_HOURS: u32 = 6;
 /// The delayed check's default delay.
 pub const DEFAULT_VERIFY_AFTER_MINUTES: u32 = 10;
 
-/// The layout before per-action tables: each old key becomes its action's
-/// key, with a warning naming it (`Validator::pick`).
-fn old_layout(v: &mut Validator, k: &str, raw: &mut RawPlaybook) {
-    let t = |a: &str| format!("{k}.{a}");
-    let so = raw.scale_out.get_or_insert_default();
-    so.at_percent = v.pick(
-        &t("scale_out"),
-        "at_percent",
-        so.at_percent.take(),
-        "scale_out_at_percent",
-        raw.scale_out_at_percent.take(),
-    );
-    let ct = raw.cleanup_temp.get_or_insert_default();
-    ct.older_than_days = v.pick(
-        &t("cleanup_temp"),
-        "older_than_days",
-        ct.older_than_days.take(),
-        "temp_older_than_days",
-        raw.temp_older_than_days.take(),
-    );
-    let al = raw.archive_logs.get_or_insert_default();
-    al.older_than_days = v.pick(
-        &t("archive_logs"),
-        "older_than_days",
-        al.older_than_days.take(),
-        "logs_older_than_days",
-        raw.logs_older_than_days.take(),
-    );
-    al.bucket = v.pick(
-        &t("archive_logs"),
-        "bucket",
-        al.bucket.take(),
-        "log_archive_bucket",
-        raw.log_archive_bucket.take(),
-    );
+/// `old_layout`'s part for `expand_volume`: its flat keys to its table.
+fn old_expand_layout(v: &mut Validator, k: &str, raw: &mut RawPlaybook) {
     let ev = raw.expand_volume.get_or_insert_default();
-    let e = t("expand_volume");
+    let e = format!("{k}.expand_volume");
     ev.at_percent = v.pick(
         &e,
         "at_percent",
@@ -406,6 +373,44 @@ fn old_layout(v: &mut Validator, k: &str, raw: &mut RawPlaybook) {
         "modification_wait_seconds",
         raw.modification_wait_seconds.take(),
     );
+}
+
+/// The layout before per-action tables: each old key becomes its action's
+/// key, with a warning naming it (`Validator::pick`).
+fn old_layout(v: &mut Validator, k: &str, raw: &mut RawPlaybook) {
+    let t = |a: &str| format!("{k}.{a}");
+    let so = raw.scale_out.get_or_insert_default();
+    so.at_percent = v.pick(
+        &t("scale_out"),
+        "at_percent",
+        so.at_percent.take(),
+        "scale_out_at_percent",
+        raw.scale_out_at_percent.take(),
+    );
+    let ct = raw.cleanup_temp.get_or_insert_default();
+    ct.older_than_days = v.pick(
+        &t("cleanup_temp"),
+        "older_than_days",
+        ct.older_than_days.take(),
+        "temp_older_than_days",
+        raw.temp_older_than_days.take(),
+    );
+    let al = raw.archive_logs.get_or_insert_default();
+    al.older_than_days = v.pick(
+        &t("archive_logs"),
+        "older_than_days",
+        al.older_than_days.take(),
+        "logs_older_than_days",
+        raw.logs_older_than_days.take(),
+    );
+    al.bucket = v.pick(
+        &t("archive_logs"),
+        "bucket",
+        al.bucket.take(),
+        "log_archive_bucket",
+        raw.log_archive_bucket.take(),
+    );
+    old_expand_layout(v, k, raw);
     let rs = raw.restart_service.get_or_insert_default();
     rs.service_tag = v.pick(
         &t("restart_service"),

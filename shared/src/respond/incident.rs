@@ -1,180 +1,23 @@
-//! One entry point for the functions and the CLI: event → incidents →
-//! observe → plan → (execute) → report.
+//! One incident of an event, from where it acts to its report: the claim
+//! of a message checked where it says, the reads, the plan, the engine (or
+//! the plan alone), and what the check after the fix needs recorded.
 
-#[cfg(feature = "aws")]
-use crate::engine::LateMetric;
-#[cfg(feature = "aws")]
 use futures::FutureExt;
-#[cfg(feature = "aws")]
-use futures::future::{Either, join_all, select};
-use serde_json::Value;
-#[cfg(feature = "aws")]
-use tracing::{Instrument, info, info_span};
+use futures::future::{Either, select};
+use tracing::info;
 
-use crate::alert::{parse_each, parse_value};
-#[cfg(feature = "aws")]
 use crate::config::Config;
-#[cfg(feature = "aws")]
-use crate::engine::Engine;
-#[cfg(feature = "aws")]
 use crate::engine::members::Unreachable;
-use crate::error::InputError;
-#[cfg(feature = "aws")]
-use crate::incident::Transition;
-use crate::incident::{Incident, Routes};
-#[cfg(feature = "aws")]
+use crate::engine::{Engine, LateMetric};
+use crate::incident::{Incident, Transition};
 use crate::plan::{Decision, Observed, plan};
-#[cfg(feature = "aws")]
-use crate::report::Report;
-use std::collections::HashSet;
-#[cfg(feature = "aws")]
 use std::time::Instant;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Read AWS state and decide; change nothing, send nothing.
-    Plan,
-    /// Carry the plan out.
-    Run,
-}
-
-/// The incidents of one event, and the alerts of it that were refused.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Batch {
-    pub incidents: Vec<Incident>,
-    /// Alerts that repeated an occurrence already in the event.
-    pub duplicates: usize,
-    /// Alerts that could not be handled (parsing or routing), each naming
-    /// the field; the others go ahead.
-    pub rejected: Vec<InputError>,
-}
-
-/// Parses the event into incidents, one per occurrence: duplicates in one
-/// payload (an Alertmanager group with the same fingerprint twice) become
-/// one. Bad input stops here, before any AWS call. One bad alert of a batch
-/// does not drop the good ones: Err only when no alert is usable (then the
-/// first alert's error).
-pub fn incidents_each(event: Value, routes: &Routes) -> Result<Batch, InputError> {
-    let mut seen = HashSet::new();
-    let mut batch = Batch {
-        incidents: Vec::new(),
-        duplicates: 0,
-        rejected: Vec::new(),
-    };
-    for alert in parse_each(event)? {
-        match alert.and_then(|a| Incident::routed(a, routes)) {
-            Ok(incident) if seen.insert(incident.id.clone()) => batch.incidents.push(incident),
-            Ok(_) => batch.duplicates += 1,
-            Err(e) => batch.rejected.push(e),
-        }
-    }
-    if batch.incidents.is_empty() && batch.duplicates == 0 {
-        return Err(batch
-            .rejected
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| InputError::Unsupported("no alerts".into())));
-    }
-    Ok(batch)
-}
-
-/// Strict: the first bad alert fails the whole event.
-pub fn incidents(event: Value, routes: &Routes) -> Result<(Vec<Incident>, usize), InputError> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let mut duplicates = 0;
-    for alert in parse_value(event)? {
-        let incident = Incident::routed(alert, routes)?;
-        if seen.insert(incident.id.clone()) {
-            out.push(incident);
-        } else {
-            duplicates += 1;
-        }
-    }
-    Ok((out, duplicates))
-}
-
-#[cfg(feature = "aws")]
-pub async fn handle(
-    event: Value,
-    engine: &Engine,
-    config: &Config,
-    mode: Mode,
-) -> Result<Report, InputError> {
-    handle_until(event, engine, config, mode, None).await
-}
-
-/// [`handle`] within an invocation that ends at `until` (Lambda's
-/// `context.deadline`): the reads and the actions stop
-/// `NOTIFY_RESERVE_SECONDS` before it, so the notification always goes out.
-#[cfg(feature = "aws")]
-pub async fn handle_until(
-    event: Value,
-    engine: &Engine,
-    config: &Config,
-    mode: Mode,
-    until: Option<Instant>,
-) -> Result<Report, InputError> {
-    // A held action's approval plans again from the event: its text is
-    // kept only when links can be made and some playbook holds an action.
-    let text = config
-        .approvals_configured()
-        .then(|| std::sync::Arc::<str>::from(event.to_string()));
-    let mut batch = incidents_each(event, &config.routes)?;
-    // The template's AlarmNamePrefix, for every source (EventBridge's rules
-    // filter by it already; SNS, alarm actions and the webhook do not).
-    if let Some(prefix) = &config.alarm_name_prefix {
-        let (kept, outside): (Vec<Incident>, Vec<Incident>) = std::mem::take(&mut batch.incidents)
-            .into_iter()
-            .partition(|i| i.alert.alarm_name.starts_with(prefix.as_str()));
-        batch.incidents = kept;
-        batch.rejected.extend(outside.iter().map(|i| {
-            InputError::field(
-                "alarm name",
-                format!(
-                    "{} does not start with ALARM_NAME_PREFIX {}: not handled",
-                    crate::text::quoted(&i.alert.alarm_name, 120),
-                    crate::text::quoted(prefix, 120)
-                ),
-            )
-        }));
-    }
-    for e in &batch.rejected {
-        tracing::warn!(error = %e, "rejected one alert of the event; handling the others");
-    }
-    // On the heap: the whole response is one large future, and a debug
-    // build's frames for it outgrow a thread's stack.
-    let mut report = Box::pin(respond_event(
-        &batch.incidents,
-        batch.duplicates,
-        engine,
-        config,
-        mode,
-        until,
-        text,
-    ))
-    .await;
-    report.rejected = batch.rejected.iter().map(Into::into).collect();
-    Ok(report)
-}
-
-/// Observe, plan and (in `Mode::Run`) execute already parsed incidents,
-/// concurrently.
-#[cfg(feature = "aws")]
-pub async fn respond(
-    incidents: &[Incident],
-    duplicates: usize,
-    engine: &Engine,
-    config: &Config,
-    mode: Mode,
-) -> Report {
-    respond_event(incidents, duplicates, engine, config, mode, None, None).await
-}
+use super::Mode;
 
 /// Why a message's claim was not believed: refused for good (the alarm is
 /// not there as it says), or not yet checked (the read failed: a retry may
 /// do).
-#[cfg(feature = "aws")]
 #[derive(Clone, Debug)]
 enum NotBelieved {
     Refused(String),
@@ -186,7 +29,6 @@ enum NotBelieved {
 /// Judges an SNS message's claim on the alarm read where it said (Ok(note):
 /// believed, with a note when the alarm changed since); Ok(None) at once
 /// when nothing needs checking.
-#[cfg(feature = "aws")]
 async fn claim_check(
     incident: &Incident,
     target: Option<&crate::target::Target>,
@@ -217,7 +59,6 @@ async fn claim_check(
 /// changed, nobody paged (a forged message must not reach on-call with its
 /// text), logged and counted (`RefusedEvents`); a read that failed is left
 /// for the retry.
-#[cfg(feature = "aws")]
 fn not_believed(
     incident: &Incident,
     config: &Config,
@@ -254,79 +95,19 @@ fn not_believed(
     r
 }
 
-/// [`respond`] within an invocation that ends at `until`, with the text of
-/// the event the incidents came from (kept with a held action, for its
-/// approval).
-#[cfg(feature = "aws")]
-pub async fn respond_event(
-    incidents: &[Incident],
-    duplicates: usize,
-    engine: &Engine,
-    config: &Config,
-    mode: Mode,
-    until: Option<Instant>,
-    event: Option<std::sync::Arc<str>>,
-) -> Report {
-    let event = &event;
-    let arrived = Instant::now();
-    // Everything but the notification and the state writes ends here.
-    // The reserve is at most half of what is left (a function configured
-    // with a short timeout still gets time to act).
-    let hard = until.map(|u| {
-        let left = u.saturating_duration_since(Instant::now());
-        u.checked_sub(config.notify_reserve.min(left / 2))
-            .unwrap_or_else(Instant::now)
-    });
-    // A dry run leaves no trace in the state table: not the occurrence, not
-    // a claim, cooldown or count. A later real delivery then acts in full.
-    let untracked;
-    let engine = if config.dry_run && engine.state.is_some() {
-        untracked = engine.untracked();
-        &untracked
-    } else {
-        engine
-    };
-    // Read once per event, before anything is decided; no event, no read.
-    let kill_switch = match (&config.kill_switch_parameter, incidents.is_empty()) {
-        (Some(name), false) => engine.aws.kill_switch(name).await,
-        _ => Ok(false),
-    };
-    let shared = Shared {
-        kill_switch: &kill_switch,
-        event,
-        arrived,
-        hard,
-    };
-    let reports = join_all(incidents.iter().map(|incident| {
-        let span =
-            info_span!("incident", incident_id = %incident.id, kind = incident.kind.as_str());
-        respond_incident(incident, engine, config, mode, &shared)
-            .instrument(span)
-            .boxed()
-    }))
-    .await;
-    Report {
-        incidents: reports,
-        duplicates,
-        rejected: Vec::new(),
-    }
-}
-
 /// What every incident of one event shares: the kill switch as read once,
 /// the event's text, when it arrived and when the actions must end.
-#[cfg(feature = "aws")]
-struct Shared<'a> {
-    kill_switch: &'a Result<bool, String>,
-    event: &'a Option<std::sync::Arc<str>>,
-    arrived: Instant,
-    hard: Option<Instant>,
+pub(super) struct Shared<'a> {
+    pub(super) kill_switch: &'a Result<bool, String>,
+    pub(super) event: &'a Option<std::sync::Arc<str>>,
+    pub(super) arrived: Instant,
+    pub(super) hard: Option<Instant>,
 }
 
 /// One incident of an event: where it acts, its claim checked, read, planned
 /// and (in `Mode::Run`) carried out; then what the check after the fix
 /// needs recorded.
-#[cfg(feature = "aws")]
-async fn respond_incident(
+pub(super) async fn respond_incident(
     incident: &Incident,
     engine: &Engine,
     config: &Config,
@@ -429,7 +210,6 @@ async fn respond_incident(
 
 /// Whether a kind's playbook may change something the check after the fix
 /// looks at, and after how many minutes that check comes.
-#[cfg(feature = "aws")]
 fn check_after_fix(config: &Config, kind: crate::incident::IncidentKind) -> (bool, u32) {
     let playbook = config.playbooks.get(kind);
     let may_fix = playbook.is_some_and(|pb| {
@@ -441,7 +221,6 @@ fn check_after_fix(config: &Config, kind: crate::incident::IncidentKind) -> (boo
     (may_fix, playbook.map_or(0, |pb| pb.verify_after_minutes))
 }
 
-#[cfg(feature = "aws")]
 impl From<Unreachable> for NotBelieved {
     /// Refused there: nobody is paged; not reached: a transient error.
     fn from(e: Unreachable) -> Self {
@@ -453,12 +232,10 @@ impl From<Unreachable> for NotBelieved {
 }
 
 /// The claim of a message, checked once and awaited wherever it matters.
-#[cfg(feature = "aws")]
 type Claim<'a> =
     futures::future::Shared<futures::future::BoxFuture<'a, Result<Option<String>, NotBelieved>>>;
 
 /// An incident in the place it acts, with its claim being checked.
-#[cfg(feature = "aws")]
 struct Claimed<'a> {
     incident: &'a Incident,
     engine: &'a Engine,
@@ -469,7 +246,6 @@ struct Claimed<'a> {
 /// The check after the fix, sent before any change (beside the reads) so
 /// that a crash after the fix cannot lose it: only for a claim that holds,
 /// a firing alert and a playbook that may change something.
-#[cfg(feature = "aws")]
 async fn schedule_check(
     c: &Claimed<'_>,
     may_fix: bool,
@@ -496,7 +272,6 @@ async fn schedule_check(
 /// Not acting (`Mode::Plan`, or nothing to do): the fleet and the metric
 /// read together, then planned (and in `Mode::Run` carried out).
 /// Err: the claim did not hold (the report says so).
-#[cfg(feature = "aws")]
 async fn read_then_plan<O>(
     c: &Claimed<'_>,
     (observe, metric): (O, LateMetric<'_>),
@@ -527,7 +302,6 @@ where
 /// for the metric only where it is used, and the lease is taken beside the
 /// reads, only for a claim that holds. The metric keeps being read while
 /// the engine works elsewhere; once the incident is done, it is let go.
-#[cfg(feature = "aws")]
 async fn act<O, S, V>(
     c: &Claimed<'_>,
     reads: (O, S),
@@ -580,7 +354,6 @@ where
 /// The plan for what was read (the kill switch and the event's text with
 /// it), each decision logged; and whether it changes something the check
 /// after the fix then looks at.
-#[cfg(feature = "aws")]
 fn decide(
     incident: &Incident,
     mut observed: Observed,
@@ -611,7 +384,6 @@ fn decide(
 /// A resolution, recorded for the check after the fix (when checks are
 /// scheduled at all): it tells an Alertmanager alert's recovery, and
 /// whether a resolve notice already went out.
-#[cfg(feature = "aws")]
 async fn record_resolution(
     incident: &Incident,
     engine: &Engine,
@@ -643,7 +415,6 @@ async fn record_resolution(
 }
 
 /// What the report says of the check after a fix.
-#[cfg(feature = "aws")]
 fn verification_note(verify_after: u32, scheduled: Option<Result<String, String>>) -> String {
     match scheduled {
         Some(Ok(id)) => format!(
