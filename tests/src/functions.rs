@@ -98,6 +98,9 @@ impl Watch {
         cmd.args([
             "lambda",
             "watch",
+            // No reload: a file written into the checkout mid-test would
+            // restart the functions and lose the invocation in flight.
+            "--ignore-changes",
             "--invoke-address",
             "127.0.0.1",
             "--invoke-port",
