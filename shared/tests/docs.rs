@@ -3,6 +3,8 @@
 //! relative link in the repository's Markdown resolves (the file, and the
 //! heading an anchor names, as GitHub makes anchors).
 
+mod common;
+
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -41,17 +43,6 @@ fn is_setting(name: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let p = e.expect("dir entry").path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 /// Every name the code reads from the environment: what `Config` asks its
 /// lookup for (run, so a name built at run time counts too), and the
 /// literal names of `env::var`/`var_os` and `get("…")` in the sources of
@@ -63,10 +54,10 @@ fn read_by_code() -> BTreeSet<String> {
         None
     });
     let mut out = asked.into_inner();
-    let mut files = Vec::new();
-    for dir in ["shared/src", "functions", "cli/src"] {
-        rust_files(&root().join(dir), &mut files);
-    }
+    let files: Vec<PathBuf> = ["shared/src", "functions", "cli/src"]
+        .iter()
+        .flat_map(|dir| common::rust_files(&root().join(dir)))
+        .collect();
     for f in files.iter().filter(|f| !f.ends_with("tests.rs")) {
         let text = read(f);
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();

@@ -6,6 +6,8 @@
 //! a pure one where it is listed apart (`verify::run`): its parent must not
 //! import it back (no `pub use run::…`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -70,19 +72,6 @@ fn split(top: &str) -> Option<String> {
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).expect("read shared/src") {
-        let p = e.expect("dir entry").path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs")
-            && p.file_name().is_some_and(|n| n != "tests.rs")
-        {
-            out.push(p);
-        }
-    }
 }
 
 /// The module a file belongs to; None for `lib.rs`.
@@ -215,8 +204,10 @@ fn imports_in(code: &str) -> BTreeSet<String> {
 
 /// Each module's imports of other modules, with the files that make them.
 fn graph() -> Graph {
-    let mut all = Vec::new();
-    files(&src(), &mut all);
+    let all: Vec<PathBuf> = common::rust_files(&src())
+        .into_iter()
+        .filter(|p| !p.ends_with("tests.rs"))
+        .collect();
     let mut g = Graph::new();
     for f in &all {
         let Some(m) = module_of(f) else { continue };

@@ -2,6 +2,8 @@
 //! functions over 600 lines, and no function over 100, tests aside (a
 //! file's `mod tests { … }` and the `tests.rs` files beside the code).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 const MAX_FILE_LINES: usize = 600;
@@ -14,34 +16,21 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs")
-            && p.file_name().is_some_and(|n| n != "tests.rs")
-        {
-            out.push(p);
-        }
-    }
-}
-
 /// The non-test sources: `shared/src`, `cli/src`, `functions/*/src`.
 fn sources() -> Vec<PathBuf> {
     let root = root();
     let mut dirs = vec![root.join("shared/src"), root.join("cli/src")];
     if let Ok(fns) = std::fs::read_dir(root.join("functions")) {
-        dirs.extend(fns.flatten().map(|f| f.path().join("src")));
+        dirs.extend(
+            fns.flatten()
+                .map(|f| f.path().join("src"))
+                .filter(|p| p.is_dir()),
+        );
     }
-    let mut out = Vec::new();
-    for d in dirs {
-        rust_files(&d, &mut out);
-    }
-    out
+    dirs.iter()
+        .flat_map(|d| common::rust_files(d))
+        .filter(|p| !p.ends_with("tests.rs"))
+        .collect()
 }
 
 /// A file's lines up to its test module.
