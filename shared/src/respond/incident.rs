@@ -424,3 +424,47 @@ fn verification_note(verify_after: u32, scheduled: Option<Result<String, String>
         None => "no verification is scheduled (VERIFY_QUEUE_URL is not set)".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A debug build polls these futures on a 2 MiB test thread, which two
+    /// emulator tests overflowed once the engine's and the incident's steps
+    /// became functions of their own: an incident's future was 60 KB with
+    /// its acting path inline, 21 KB with it boxed (as now). The engine's
+    /// (9 KB; its stages and conclusion boxed too) is held to the same bound.
+    const MAX_INCIDENT_FUTURE: usize = 32 * 1024;
+
+    #[test]
+    fn an_incidents_future_stays_small_enough_for_a_debug_stack() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let engine = Engine::new(&sdk);
+        let config = Config::default();
+        let incident = crate::plan::tests::incident(crate::plan::tests::ALARM);
+        let kill = Ok(false);
+        let event = None;
+        let shared = Shared {
+            kill_switch: &kill,
+            event: &event,
+            arrived: Instant::now(),
+            hard: None,
+        };
+        let f = respond_incident(&incident, &engine, &config, Mode::Run, &shared);
+        let size = std::mem::size_of_val(&f);
+        assert!(
+            size <= MAX_INCIDENT_FUTURE,
+            "respond_incident's future: {size} bytes"
+        );
+        let plan = crate::plan::plan(&incident, &crate::plan::tests::fleet(1, 3), &config);
+        let f = engine.execute(&plan, &config);
+        let size = std::mem::size_of_val(&f);
+        assert!(
+            size <= MAX_INCIDENT_FUTURE,
+            "the engine's future: {size} bytes"
+        );
+    }
+}
