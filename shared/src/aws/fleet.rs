@@ -256,21 +256,13 @@ pub async fn group_of(
     autoscaling: &aws_sdk_autoscaling::Client,
     instance: &InstanceId,
 ) -> Result<Option<GroupState>, String> {
-    let out = autoscaling
-        .describe_auto_scaling_instances()
-        .instance_ids(instance.as_str())
-        .send()
-        .await
-        .map_err(|e| format!("DescribeAutoScalingInstances: {}", sdk_error(&e)))?;
-    let Some(name) = out
-        .auto_scaling_instances()
-        .iter()
-        .find(|i| i.instance_id() == Some(instance.as_str()))
-        .and_then(|i| i.auto_scaling_group_name())
+    let Some(name) = group_member(autoscaling, instance)
+        .await?
+        .and_then(|i| i.auto_scaling_group_name().map(ToOwned::to_owned))
     else {
         return Ok(None);
     };
-    let name = GroupName::parse("DescribeAutoScalingInstances.AutoScalingGroupName", name)
+    let name = GroupName::parse("DescribeAutoScalingInstances.AutoScalingGroupName", &name)
         .map_err(|e| e.to_string())?;
     group_named(autoscaling, &name).await
 }
@@ -315,15 +307,27 @@ pub async fn health_of(
     autoscaling: &aws_sdk_autoscaling::Client,
     instance: &InstanceId,
 ) -> Result<String, String> {
+    group_member(autoscaling, instance)
+        .await?
+        .and_then(|i| i.health_status().map(ToOwned::to_owned))
+        .ok_or_else(|| format!("{instance} is in no group"))
+}
+
+/// The instance as its Auto Scaling group sees it (`DescribeAutoScalingInstances`);
+/// None when it is in no group.
+async fn group_member(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    instance: &InstanceId,
+) -> Result<Option<aws_sdk_autoscaling::types::AutoScalingInstanceDetails>, String> {
     let out = autoscaling
         .describe_auto_scaling_instances()
         .instance_ids(instance.as_str())
         .send()
         .await
         .map_err(|e| format!("DescribeAutoScalingInstances: {}", sdk_error(&e)))?;
-    out.auto_scaling_instances()
-        .first()
-        .and_then(|i| i.health_status())
-        .map(ToOwned::to_owned)
-        .ok_or_else(|| format!("{instance} is in no group"))
+    Ok(out
+        .auto_scaling_instances()
+        .iter()
+        .find(|i| i.instance_id() == Some(instance.as_str()))
+        .cloned())
 }
