@@ -12,7 +12,8 @@ import threading
 
 import moto.server
 
-PATH = os.environ["FR_IAM_RECORD"]
+# Where the lines go: set by install().
+PATH = ""
 LOCK = threading.Lock()
 ORIGINAL = moto.server.DomainDispatcherApplication.__call__
 # Answers are kept only where they tell an account or tags (DescribeImages
@@ -51,7 +52,14 @@ def recording(self, environ, start_response):
     return [out]
 
 
-moto.server.DomainDispatcherApplication.__call__ = recording
+def install(path):
+    """Records every request this process's moto answers, from now on, in `path`
+    (tests/moto_zygote.py calls it in each forked server)."""
+    global PATH
+    PATH = path
+    moto.server.DomainDispatcherApplication.__call__ = recording
+
 
 if __name__ == "__main__":
+    install(os.environ["FR_IAM_RECORD"])
     moto.server.main(sys.argv[1:])

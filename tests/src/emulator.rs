@@ -3,9 +3,15 @@
 use anyhow::{Context, Result, anyhow, bail};
 use aws_config::SdkConfig;
 use aws_sdk_ec2::config::Credentials;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -33,48 +39,65 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// A moto server process, killed on drop.
+/// An empty moto server of this test's own, forked from a warm parent
+/// (`tests/moto_zygote.py`); it exits when this handle is dropped, or when
+/// the test's process dies.
 pub struct Moto {
-    child: Child,
+    /// Held open for the server's life: the server exits when it closes.
+    conn: UnixStream,
     pub endpoint: String,
 }
 
 impl Moto {
+    /// A server in milliseconds: the zygote, started by the first test that
+    /// needs it and shared by every test of the run (one per moto and script
+    /// version), forks one. Each server is a process of its own, so tests
+    /// share no state; with FR_IAM_RECORD_DIR (make test sets it) every
+    /// request and its answer is recorded for the IAM evaluation of the
+    /// product's calls (tests/iam/).
     pub fn start() -> Result<Self> {
-        let bin = moto_server_bin()?;
-        let mut last = anyhow!("not started");
-        // A port picked free can be taken before moto binds it: retry.
-        for _ in 0..3 {
-            let port = free_port()?;
-            let mut command = Command::new(&bin);
-            // With FR_IAM_RECORD_DIR (make test sets it), every request and
-            // its answer is recorded, for the IAM evaluation of the
-            // product's calls (tests/iam/).
-            if let Some(dir) = std::env::var_os("FR_IAM_RECORD_DIR") {
-                let python = bin.with_file_name("python");
-                command = Command::new(python);
-                command.arg(root().join("tests/iam/record_moto.py")).env(
-                    "FR_IAM_RECORD",
-                    PathBuf::from(dir).join(format!("moto-{}-{port}.jsonl", std::process::id())),
-                );
-            }
-            let mut child = command
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?;
-            let endpoint = format!("http://127.0.0.1:{port}");
-            match wait_ready(port, &mut child) {
-                Ok(()) => return Ok(Self { child, endpoint }),
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+        let zygote = Zygote::locate()?;
+        let record = std::env::var_os("FR_IAM_RECORD_DIR")
+            .map(|dir| {
+                PathBuf::from(dir).join(format!(
+                    "moto-{}-{}.jsonl",
+                    std::process::id(),
+                    SERVERS.fetch_add(1, Ordering::Relaxed)
+                ))
+            })
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut spawned: Option<Instant> = None;
+        let mut last = anyhow!("not asked");
+        let mut refused = 0;
+        while Instant::now() < deadline {
+            match zygote.fork(&record) {
+                Ok(moto) => return Ok(moto),
+                // A zygote answered, but no server: its log says why; a
+                // second try covers one that was closing for idleness.
+                Err(Fork::NoServer(e)) if refused > 0 => {
+                    return Err(e.context(format!("see {}", zygote.log.display())));
+                }
+                Err(Fork::NoServer(e)) => {
+                    refused += 1;
                     last = e;
                 }
+                Err(Fork::NoZygote(e)) => last = e,
             }
+            // No zygote answering: start one (several tests may; one keeps
+            // the socket, the others exit), again if it died starting.
+            if spawned.is_none_or(|t| t.elapsed() > Duration::from_secs(20)) {
+                zygote.spawn()?;
+                spawned = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Err(last)
+        Err(last.context(format!(
+            "no moto server from {} within 60 s (its log: {})",
+            zygote.socket.display(),
+            zygote.log.display()
+        )))
     }
 
     pub async fn sdk(&self) -> SdkConfig {
@@ -84,57 +107,103 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.conn.shutdown(std::net::Shutdown::Both);
     }
 }
 
-pub(crate) fn wait_ready(port: u16, child: &mut Child) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait()? {
-            bail!("moto_server exited early: {status}");
-        }
-        // Listening, and by this child: tests run in parallel, and another
-        // test's server may have been handed the same free port first.
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            if listens_on(child.id(), port) {
-                return Ok(());
-            }
-            if child.try_wait()?.is_some() {
-                bail!("127.0.0.1:{port} is another process's; moto_server exited");
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("moto_server did not listen on 127.0.0.1:{port} within 30 s")
+/// Why no server came: nothing listening (start a zygote), or a zygote
+/// that answered without one.
+enum Fork {
+    NoZygote(anyhow::Error),
+    NoServer(anyhow::Error),
 }
 
-/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`
-/// (from /proc: the socket's inode among the process's descriptors).
-pub(crate) fn listens_on(pid: u32, port: u16) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return true; // no /proc: trust the connect
-    };
-    let local = format!("0100007F:{port:04X}");
-    let inodes: Vec<String> = table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // local_address, state 0A = LISTEN, inode
-            (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
-                .then(|| f.get(9).map(|i| format!("socket:[{i}]")))
-                .flatten()
+static SERVERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Where the warm parent listens, keyed by the Python it runs and the
+/// scripts' bytes, so a changed script or moto gets a zygote of its own.
+struct Zygote {
+    python: PathBuf,
+    script: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Zygote {
+    fn locate() -> Result<Self> {
+        let python = moto_server_bin()?.with_file_name("python");
+        let script = root().join("tests/moto_zygote.py");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        // The venv's directory, not the interpreter it links to: each venv
+        // (keyed by its pinned requirements) has its own moto.
+        let bin = python.parent().unwrap_or(&python);
+        std::fs::canonicalize(bin)
+            .with_context(|| format!("{}", bin.display()))?
+            .hash(&mut h);
+        for f in [script.clone(), root().join("tests/iam/record_moto.py")] {
+            std::fs::read(&f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .hash(&mut h);
+        }
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        // A Unix socket's path must stay under 108 bytes: not in the checkout.
+        let dir = std::env::temp_dir().join(format!("first-responder-moto-{uid}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let key = format!("{:016x}", h.finish());
+        Ok(Self {
+            python,
+            script,
+            socket: dir.join(format!("{key}.sock")),
+            log: dir.join(format!("{key}.log")),
         })
-        .collect();
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path())
-            .is_ok_and(|t| inodes.iter().any(|i| t.to_string_lossy() == *i))
-    })
+    }
+
+    fn fork(&self, record: &str) -> Result<Moto, Fork> {
+        let mut conn = UnixStream::connect(&self.socket)
+            .with_context(|| format!("connecting to {}", self.socket.display()))
+            .map_err(Fork::NoZygote)?;
+        let asked = (|| -> Result<String> {
+            conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+            let request = serde_json::json!({ "record": record });
+            conn.write_all(format!("{request}\n").as_bytes())?;
+            let mut line = String::new();
+            BufReader::new(&conn).read_line(&mut line)?;
+            conn.set_read_timeout(None)?;
+            Ok(line)
+        })();
+        let line = asked.map_err(Fork::NoServer)?;
+        let port = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| anyhow!("the zygote answered {line:?}, not \"PID PORT\""))
+            .map_err(Fork::NoServer)?;
+        Ok(Moto {
+            conn,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    fn spawn(&self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut child = Command::new(&self.python)
+            .arg(&self.script)
+            .arg(&self.socket)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group: a test killed at its timeout, with its
+            // group, leaves the zygote to the others.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", self.script.display()))?;
+        // Reaped when it exits, so it never lingers as a zombie.
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    }
 }
 
 /// The product's own SDK configuration (timeouts, retries), pointed at moto.
