@@ -8,7 +8,7 @@ and a file of Alertmanager webhook payloads (one per line).
     generate.py OUTDIR GROUP_INSTANCE BATCH_INSTANCE [START_DAY]
 
 The schedule is fixed (no randomness), so the counts the limits imply can be
-worked out by hand; cli/tests/backtest.rs checks them, and its comments
+worked out by hand; cli/tests/cli/backtest.rs checks them, and its comments
 show the working. Times are UTC; day 0 is START_DAY (default 2026-10-29).
 """
 

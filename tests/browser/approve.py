@@ -1,7 +1,7 @@
 """Opens an approval link in headless Chromium (Debian's, driven by
 Playwright), reads the page, presses its one button and reads the result;
 with --again, goes back and presses it a second time. Prints what it saw as
-one JSON object. Used by tests/tests/approval.rs; loopback only.
+one JSON object. Used by tests/tests/emulator/approval.rs; loopback only.
 
     approve.py URL [--again] [--screenshot FILE]
 """

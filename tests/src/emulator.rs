@@ -145,7 +145,9 @@ impl Zygote {
                 .with_context(|| format!("reading {}", f.display()))?
                 .hash(&mut h);
         }
-        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let uid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(0);
         // A Unix socket's path must stay under 108 bytes: not in the checkout.
         let dir = std::env::temp_dir().join(format!("first-responder-moto-{uid}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -1,6 +1,6 @@
 //! The pure half of kill_process: the PID it picks, the script it sends, the
 //! names it accepts and when it decides to act. The script itself runs for
-//! real in the instance stand-in (`tests/tests/instance.rs`).
+//! real in the instance stand-in (`tests/tests/emulator/instance.rs`).
 
 use super::*;
 

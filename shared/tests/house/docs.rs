@@ -3,7 +3,7 @@
 //! relative link in the repository's Markdown resolves (the file, and the
 //! heading an anchor names, as GitHub makes anchors).
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

@@ -8,7 +8,7 @@ use harness::{FleetSpec, World, instance_health, snapshots, status_of};
 #[tokio::test]
 async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -> Result<()> {
     let mut w = World::start(FleetSpec::default()).await?;
-    // The actions themselves, without their approval (tests/tests/approval.rs).
+    // The actions themselves, without their approval (tests/tests/emulator/approval.rs).
     w.config.playbooks.service_down.approval_required.clear();
     let instance = w.fleet.instance().to_owned();
     assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
@@ -56,7 +56,7 @@ async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -
 #[tokio::test]
 async fn prometheus_service_down_acts_only_when_ec2_says_the_instance_is_down() -> Result<()> {
     let mut w = World::start(FleetSpec::default()).await?;
-    // The actions themselves, without their approval (tests/tests/approval.rs).
+    // The actions themselves, without their approval (tests/tests/emulator/approval.rs).
     w.config.playbooks.service_down.approval_required.clear();
     let instance = w.fleet.instance().to_owned();
     let event =

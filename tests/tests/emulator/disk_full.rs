@@ -77,7 +77,7 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
     let cmds = ssm_commands(&w.sdk).await?;
     let sent: Vec<&Vec<String>> = cmds.iter().map(|c| &c.commands).collect();
     // (Only the growth: the cleanup and archive scripts were skipped above;
-    // their content is run for real in tests/tests/scripts.rs.)
+    // their content is run for real in tests/tests/emulator/scripts.rs.)
     let want = commands::grow_filesystem(&vol(&data)?, Some("f"), 30);
     assert!(sent.contains(&&want), "not sent: {want:#?}");
     assert_eq!(cmds.len(), 1, "{cmds:#?}");

@@ -6,7 +6,7 @@
 //! a pure one where it is listed apart (`verify::run`): its parent must not
 //! import it back (no `pub use run::…`).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -243,7 +243,7 @@ fn every_module_has_a_layer() {
     }
     assert!(
         missing.is_empty(),
-        "not in LAYERS (shared/tests/layers.rs) nor ARCHITECTURE.md: {missing:?}"
+        "not in LAYERS (shared/tests/house/layers.rs) nor ARCHITECTURE.md: {missing:?}"
     );
 }
 

@@ -2,7 +2,7 @@
 //! functions over 600 lines, and no function over 100, tests aside (a
 //! file's `mod tests { … }` and the `tests.rs` files beside the code).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
