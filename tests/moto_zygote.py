@@ -32,6 +32,9 @@ IDLE_SECONDS = 60
 # lists them); a service not warmed here still works, built on first use.
 SERVICES = ("ec2", "ssm", "sns", "sqs", "autoscaling", "dynamodb", "cloudwatch", "sts", "iam", "scheduler",
             "events", "logs")
+# The same services by their botocore model names.
+BOTO3_NAMES = ("ec2", "ssm", "sns", "sqs", "autoscaling", "dynamodb", "cloudwatch", "sts", "iam", "scheduler",
+               "events", "logs")
 
 
 def serve(conn, app, record):
@@ -70,12 +73,47 @@ def serve(conn, app, record):
     os._exit(0)
 
 
+# Amazon images kept of moto's catalogue (see small_ami_catalogue).
+AMIS_KEPT = 8
+
+
+def small_ami_catalogue(path):
+    """moto loads some 1,300 Amazon images into every account and region it
+    first sees, each with a snapshot it files as the account's own, so an
+    account's DescribeSnapshots answered 1,300 snapshots AWS would not list
+    and cost a second to serialize. A few of the same catalogue serve every
+    test (they need one image to launch from); MOTO_AMIS_PATH is moto's own
+    switch for this."""
+    from moto.utilities.utils import load_resource
+
+    amis = [a for a in load_resource("ec2/resources/amis.json") if a.get("platform") != "windows"]
+    with open(path, "w") as f:
+        json.dump(amis[:AMIS_KEPT], f)
+    os.environ["MOTO_AMIS_PATH"] = path
+
+
+def cache_service_models():
+    """moto 5.2 reads a service's botocore model from disk for every request
+    it parses or answers (a new loader each time): a fifth of its CPU in the
+    suites. The model is the same for every request; read it once."""
+    import functools
+
+    import moto.core.utils as utils
+
+    utils._load_service_model = functools.cache(utils._load_service_model)
+    for service in BOTO3_NAMES:
+        utils.get_service_model(service)
+
+
 def main(path):
     lock = open(path + ".lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return  # another zygote holds this socket
+    # Before moto's EC2 models are imported: they read it at import.
+    small_ami_catalogue(path + ".amis.json")
+    cache_service_models()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     app = DomainDispatcherApplication(create_backend_app)

@@ -454,7 +454,7 @@ pub(crate) async fn find_snapshot(
     let out = c
         .ec2
         .describe_snapshots()
-        .owner_ids("c")
+        .owner_ids("self")
         .filters(filter(&format!("tag:{TAG_INCIDENT}"), incident_id))
         .filters(filter(&format!("tag:{TAG_PURPOSE}"), purpose))
         .filters(filter("volume-id", volume.as_str()))

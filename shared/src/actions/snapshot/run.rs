@@ -127,7 +127,7 @@ pub(crate) async fn find_instance_snapshots(
     let Ok(out) = c
         .ec2
         .describe_snapshots()
-        .owner_ids("c")
+        .owner_ids("self")
         .filters(filter(&format!("tag:{TAG_INCIDENT}"), incident_id))
         .filters(filter(&format!("tag:{TAG_INSTANCE}"), instance.as_str()))
         .filters(filter(&format!("tag:{TAG_PURPOSE}"), "evidence"))
