@@ -7,7 +7,9 @@
 use anyhow::Result;
 use first_responder::ids::AccountId;
 use harness::proxy::{Fault, FaultProxy, Faults, Rule};
-use harness::{FleetSpec, Moto, desired_capacity, sample_event, sdk_for_account, seed, snapshots};
+use harness::{
+    Fleet, FleetSpec, Moto, desired_capacity, sample_event, sdk_for_account, seed, snapshots,
+};
 
 const B: &str = "222222222222";
 
@@ -24,6 +26,32 @@ async fn run_event(
         first_responder::Mode::Run,
     )
     .await?)
+}
+
+/// The central account's SDK, every call through a proxy applying `rules`
+/// (a `Fault::Count` rule only counts).
+async fn through_proxy(
+    moto: &Moto,
+    rules: &'static [Rule],
+) -> Result<(FaultProxy, aws_config::SdkConfig)> {
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Faults {
+            rules,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let central = harness::sdk_config(&proxy.endpoint).await;
+    Ok((proxy, central))
+}
+
+/// The central engine over `central`: the home fleet's state table, and
+/// member clients made from the central configuration.
+fn central_engine(central: &aws_config::SdkConfig, home: &Fleet) -> first_responder::Engine {
+    harness::fast_engine(central)
+        .with_state(central, &home.state_table)
+        .with_members(central)
 }
 
 fn event_in(instance: &str, account: &str, region: &str, at: &str) -> Result<String> {
@@ -67,18 +95,8 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
             times: u64::MAX,
         },
     ];
-    let proxy = FaultProxy::start(
-        &moto.endpoint,
-        Faults {
-            rules: &RULES,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let central = harness::sdk_config(&proxy.endpoint).await;
-    let engine = harness::fast_engine(&central)
-        .with_state(&central, &home.state_table)
-        .with_members(&central);
+    let (proxy, central) = through_proxy(&moto, &RULES).await?;
+    let engine = central_engine(&central, &home);
     let config = first_responder::Config {
         notify_topic_arn: Some(home.topic_arn.clone()),
         state_table: Some(home.state_table.clone()),
@@ -247,18 +265,8 @@ async fn an_account_outside_the_organization_is_refused_by_iam_and_by_the_code()
             times: u64::MAX,
         },
     ];
-    let proxy = FaultProxy::start(
-        &moto.endpoint,
-        Faults {
-            rules: &RULES,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let central = harness::sdk_config(&proxy.endpoint).await;
-    let engine = harness::fast_engine(&central)
-        .with_state(&central, &home.state_table)
-        .with_members(&central);
+    let (proxy, central) = through_proxy(&moto, &RULES).await?;
+    let engine = central_engine(&central, &home);
     let config = first_responder::Config {
         notify_topic_arn: Some(home.topic_arn.clone()),
         state_table: Some(home.state_table.clone()),
@@ -462,9 +470,7 @@ async fn a_storm_across_accounts_never_spends_past_the_budgets() -> Result<()> {
                 .build(),
         )
         .build();
-    let engine = harness::fast_engine(&central)
-        .with_state(&central, &home.state_table)
-        .with_members(&central);
+    let engine = central_engine(&central, &home);
     let config = first_responder::Config {
         notify_topic_arn: Some(home.topic_arn.clone()),
         state_table: Some(home.state_table.clone()),
@@ -699,9 +705,7 @@ async fn an_sns_message_acts_only_where_its_alarm_really_is() -> Result<()> {
     )
     .await?;
     let central = harness::sdk_config(&proxy.endpoint).await;
-    let engine = harness::fast_engine(&central)
-        .with_state(&central, &home.state_table)
-        .with_members(&central);
+    let engine = central_engine(&central, &home);
     let config = first_responder::Config {
         notify_topic_arn: Some(home.topic_arn.clone()),
         state_table: Some(home.state_table.clone()),
