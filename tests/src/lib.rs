@@ -50,7 +50,7 @@ impl World {
         let fleet = seed(&sdk, spec).await?;
         let mut engine = fast_engine(&sdk);
         let cloudwatch = cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
-        engine.aws.cloudwatch = cloudwatch.client(&sdk);
+        engine.aws.cloudwatch = cloudwatch.client(&sdk).into();
         let config = first_responder::Config {
             notify_topic_arn: Some(fleet.topic_arn.clone()),
             ..first_responder::Config::default()

@@ -27,14 +27,14 @@ pub async fn load_key(config: &Config, ssm: &aws_sdk_ssm::Client) -> Result<Opti
 /// A failed read keeps the key in use (and the next need tries again).
 #[derive(Debug)]
 pub struct KeyCell {
-    ssm: aws_sdk_ssm::Client,
+    ssm: crate::aws::Lazy<aws_sdk_ssm::Client>,
     key: tokio::sync::Mutex<Option<(std::time::Instant, Option<Key>)>>,
 }
 
 impl KeyCell {
-    pub fn new(ssm: aws_sdk_ssm::Client) -> Self {
+    pub fn new(ssm: impl Into<crate::aws::Lazy<aws_sdk_ssm::Client>>) -> Self {
         Self {
-            ssm,
+            ssm: ssm.into(),
             key: tokio::sync::Mutex::new(None),
         }
     }

@@ -8,7 +8,7 @@
 //! the deployment's own.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
@@ -19,7 +19,7 @@ use aws_sdk_ec2::config::{Region, SharedCredentialsProvider};
 use aws_sdk_sts::error::ProvideErrorMetadata;
 
 use super::Engine;
-use crate::aws::{Aws, sdk_error};
+use crate::aws::{Aws, Lazy, sdk_error};
 use crate::config::Config;
 use crate::ids::{AccountId, RegionName};
 use crate::incident::Incident;
@@ -285,12 +285,12 @@ impl Engine {
             };
             b.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
         }
-        let member = b.build();
+        let member = &Arc::new(b.build());
         let a = Aws {
-            ec2: aws_sdk_ec2::Client::new(&member),
-            ssm: aws_sdk_ssm::Client::new(&member),
-            autoscaling: aws_sdk_autoscaling::Client::new(&member),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&member),
+            ec2: Lazy::new(member, aws_sdk_ec2::Client::new),
+            ssm: Lazy::new(member, aws_sdk_ssm::Client::new),
+            autoscaling: Lazy::new(member, aws_sdk_autoscaling::Client::new),
+            cloudwatch: Lazy::new(member, aws_sdk_cloudwatch::Client::new),
             // The deployment's own: the topic and the queue.
             sns: self.aws.sns.clone(),
             sqs: self.aws.sqs.clone(),

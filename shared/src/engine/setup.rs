@@ -7,7 +7,7 @@ use aws_config::SdkConfig;
 
 use super::key::KeyCell;
 use super::members::Members;
-use crate::aws::{APP_NAME, Aws, ours};
+use crate::aws::{APP_NAME, Aws, Lazy, ours};
 use crate::state::StateStore;
 
 /// The responder: the deployment's clients (`aws`) and what the engine
@@ -56,8 +56,11 @@ impl Engine {
 
     /// With the state table (`STATE_TABLE`) for idempotency and limits.
     pub fn with_state(mut self, sdk: &SdkConfig, table: &str) -> Self {
-        let sdk = &ours(sdk, APP_NAME);
-        self.state = Some(StateStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
+        let sdk = &Arc::new(ours(sdk, APP_NAME));
+        self.state = Some(StateStore::new(
+            Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+            table,
+        ));
         self
     }
 

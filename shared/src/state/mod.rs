@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use crate::aws::sdk_error;
+use crate::aws::{Lazy, sdk_error};
 use crate::report::Status;
 
 /// The IAM actions the state table needs (on that table only).
@@ -28,7 +28,7 @@ pub const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Clone, Debug)]
 pub struct StateStore {
-    ddb: aws_sdk_dynamodb::Client,
+    ddb: Lazy<aws_sdk_dynamodb::Client>,
     table: String,
 }
 
@@ -121,9 +121,9 @@ mod approvals;
 mod windows;
 
 impl StateStore {
-    pub fn new(ddb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    pub fn new(ddb: impl Into<Lazy<aws_sdk_dynamodb::Client>>, table: impl Into<String>) -> Self {
         Self {
-            ddb,
+            ddb: ddb.into(),
             table: table.into(),
         }
     }

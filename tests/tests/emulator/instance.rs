@@ -12,7 +12,7 @@ async fn world_with_instance(seed: &str) -> Result<(World, SsmStandIn, std::sync
     let mut w = World::start(FleetSpec::default()).await?;
     let standin = SsmStandIn::start(&w.moto.endpoint).await?;
     let sandbox = standin.add(w.fleet.instance(), Instance::start(seed)?);
-    w.engine.aws.ssm = standin.client(&w.sdk);
+    w.engine.aws.ssm = standin.client(&w.sdk).into();
     Ok((w, standin, sandbox))
 }
 
@@ -185,7 +185,7 @@ async fn disk_full_grows_a_real_xfs_filesystem() -> Result<()> {
         w.fleet.instance(),
         Instance::start_with("fallocate -l 19G /srv/big-dataset", Some(volume))?,
     );
-    w.engine.aws.ssm = standin.client(&w.sdk);
+    w.engine.aws.ssm = standin.client(&w.sdk).into();
     let before = sandbox.sh("df -P /srv | tail -n 1").await?;
     let text = sample_event("disk-full-alarm.json", w.fleet.instance())?
         .replace("\"path\": \"/data\"", "\"path\": \"/srv\"")
@@ -243,7 +243,7 @@ async fn disk_full_on_ext4_grows_or_says_what_to_run_by_hand() -> Result<()> {
         w.fleet.instance(),
         Instance::start_with("fallocate -l 19G /srv/big-dataset", Some(volume))?,
     );
-    w.engine.aws.ssm = standin.client(&w.sdk);
+    w.engine.aws.ssm = standin.client(&w.sdk).into();
     let text = sample_event("disk-full-alarm.json", w.fleet.instance())?
         .replace("\"path\": \"/data\"", "\"path\": \"/srv\"");
     let r = w.handle_text(&text, Mode::Run).await?;
@@ -334,7 +334,7 @@ sleep 0.3
         w.fleet.instance(),
         Instance::start_with(&seed, Some(volume))?,
     );
-    w.engine.aws.ssm = standin.client(&w.sdk);
+    w.engine.aws.ssm = standin.client(&w.sdk).into();
     // Digest of everything under /var but the dataset: path, type, size, content.
     let digest = "cd /var && find . -path ./dataset.bin -prune -o -print0 | sort -z | while IFS= read -r -d '' f; do printf '%q %s %s %s\\n' \"$f\" \"$(stat -c '%F %s %Y' -- \"$f\")\" \"$( [ -f \"$f\" ] && [ ! -L \"$f\" ] && sha256sum < \"$f\" | cut -c1-16)\" \"$(readlink -- \"$f\")\"; done";
     let before = sandbox.sh(digest).await?;

@@ -27,7 +27,7 @@ async fn run_with(
     let standin = SsmStandIn::start(&w.moto.endpoint).await?;
     let seed = format!("{BURN}; (/var/tmp/burn -c '{busy}' &) ; sleep 0.1");
     let sandbox = standin.add(w.fleet.instance(), Instance::start(&seed)?);
-    w.engine.aws.ssm = standin.client(&w.sdk);
+    w.engine.aws.ssm = standin.client(&w.sdk).into();
     let pb = &mut w.config.playbooks.high_cpu;
     pb.stages.push(vec![ActionName::KillProcess]);
     pb.kill_process.allow = allow

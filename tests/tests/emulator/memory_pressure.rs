@@ -170,7 +170,8 @@ async fn a_restart_that_left_the_unit_failed_is_not_repeated() -> Result<()> {
         aws_sdk_ssm,
         RuleMode::MatchAny,
         [&restarts, &others, &answers]
-    );
+    )
+    .into();
 
     let event = sample_event("memory-pressure-alarm.json", &instance)?;
     let r = first_responder::handle(serde_json::from_str(&event)?, &engine, &w.config, Mode::Run)

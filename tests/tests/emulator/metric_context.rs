@@ -141,7 +141,8 @@ async fn no_metric_costs_the_page_its_graph_not_the_fix() -> Result<()> {
         aws_sdk_cloudwatch::config::Builder::from(&w.sdk)
             .endpoint_url("http://127.0.0.1:9")
             .build(),
-    );
+    )
+    .into();
     let started = std::time::Instant::now();
     let event = sample_event("high-cpu-alarm.json", w.fleet.instance())?
         .replace("2026-11-25T02:04:12.152", "2026-11-25T03:04:12.152");
