@@ -29,12 +29,11 @@ import traceback
 
 IDLE_SECONDS = 60
 # The services the product and the harness call (make test's IAM recording
-# lists them); a service not warmed here still works, built on first use.
+# lists them), by moto's backend names, which for these are also their
+# botocore model names; a service not warmed here still works, built on
+# first use.
 SERVICES = ("ec2", "ssm", "sns", "sqs", "autoscaling", "dynamodb", "cloudwatch", "sts", "iam", "scheduler",
             "events", "logs")
-# The same services by their botocore model names.
-BOTO3_NAMES = ("ec2", "ssm", "sns", "sqs", "autoscaling", "dynamodb", "cloudwatch", "sts", "iam", "scheduler",
-               "events", "logs")
 
 
 def serve(conn, app, record):
@@ -101,7 +100,7 @@ def cache_service_models():
     import moto.core.utils as utils
 
     utils._load_service_model = functools.cache(utils._load_service_model)
-    for service in BOTO3_NAMES:
+    for service in SERVICES:
         utils.get_service_model(service)
 
 

@@ -274,8 +274,10 @@ pub struct Aws {
 /// were 1.6 ms of the responder's 6.3 ms init, for events that mostly need
 /// two or three of them. Derefs to the client, so `aws.ec2.describe_…()`
 /// reads as before; a ready client converts with `.into()` (tests).
+/// Clones share the one client: the member accounts' SNS and SQS and the
+/// approval key's SSM are the central ones, built once.
 pub struct Lazy<C> {
-    cell: OnceLock<C>,
+    cell: Arc<OnceLock<C>>,
     make: Arc<dyn Fn() -> C + Send + Sync>,
 }
 
@@ -287,7 +289,7 @@ impl<C> Lazy<C> {
     {
         let sdk = Arc::clone(sdk);
         Self {
-            cell: OnceLock::new(),
+            cell: Arc::new(OnceLock::new()),
             make: Arc::new(move || make(&sdk)),
         }
     }
@@ -296,16 +298,16 @@ impl<C> Lazy<C> {
 impl<C: Clone + Send + Sync + 'static> From<C> for Lazy<C> {
     fn from(client: C) -> Self {
         Self {
-            cell: OnceLock::from(client.clone()),
+            cell: Arc::new(OnceLock::from(client.clone())),
             make: Arc::new(move || client.clone()),
         }
     }
 }
 
-impl<C: Clone> Clone for Lazy<C> {
+impl<C> Clone for Lazy<C> {
     fn clone(&self) -> Self {
         Self {
-            cell: self.cell.clone(),
+            cell: Arc::clone(&self.cell),
             make: Arc::clone(&self.make),
         }
     }
