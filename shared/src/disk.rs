@@ -82,6 +82,10 @@ pub struct Resolved {
     pub pttype: Option<String>,
     /// Whether the filesystem sits on a partition (else on the whole disk).
     pub partitioned: Option<bool>,
+    /// Why the filesystem cannot be grown by growing this volume (LVM, RAID,
+    /// encryption, a loop file: the layout between the disk and the mount),
+    /// with the advice for that layout; None when it can.
+    pub cannot_grow: Option<String>,
 }
 
 /// Device names as the kernel shows them: `nvme1n1p2`, `xvdf1`, `sdf`.
@@ -128,23 +132,91 @@ fn from_layout(
     volumes: &[AttachedVolume],
     disks: &[BlockDev],
 ) -> Option<Result<Resolved, String>> {
+    let wanted = |d: &BlockDev| {
+        let mounted = target.mount.is_some() && d.mountpoint == target.mount;
+        let named = target.mount.is_none()
+            && target
+                .device
+                .as_deref()
+                .is_some_and(|x| x.strip_prefix("/dev/").unwrap_or(x) == d.name);
+        mounted || named
+    };
     for disk in disks {
-        let mut hit = None;
-        visit(disk, &mut |d| {
-            let mounted = target.mount.is_some() && d.mountpoint == target.mount;
-            let named = target.mount.is_none()
-                && target
-                    .device
-                    .as_deref()
-                    .is_some_and(|x| x.strip_prefix("/dev/").unwrap_or(x) == d.name);
-            if hit.is_none() && (mounted || named) {
-                hit = Some(d.clone());
-            }
-        });
-        let Some(fs) = hit else { continue };
-        return Some(on_disk(target, volumes, disk, &fs));
+        let Some(path) = path_to(disk, &wanted) else {
+            continue;
+        };
+        let Some(fs) = path.last() else { continue };
+        return Some(on_disk(target, volumes, disk, fs).map(|mut r| {
+            r.cannot_grow = cannot_grow(target, &path, disks);
+            r
+        }));
     }
     None
+}
+
+/// The devices from `disk` down to the first one `wanted` picks.
+fn path_to<'a>(
+    disk: &'a BlockDev,
+    wanted: &impl Fn(&BlockDev) -> bool,
+) -> Option<Vec<&'a BlockDev>> {
+    if wanted(disk) {
+        return Some(vec![disk]);
+    }
+    disk.children.iter().find_map(|c| {
+        let mut rest = path_to(c, wanted)?;
+        rest.insert(0, disk);
+        Some(rest)
+    })
+}
+
+/// Only a filesystem on the disk itself or on one partition of it grows
+/// with its EBS volume. Anything between (a logical volume, a RAID set, an
+/// encrypted mapping) needs steps of its own, and on a volume group or a
+/// RAID set over several disks growing one helps nothing: refused, with
+/// what a person would do instead.
+fn cannot_grow(target: &DiskTarget, path: &[&BlockDev], disks: &[BlockDev]) -> Option<String> {
+    let kinds: Vec<&str> = path
+        .iter()
+        .map(|d| d.kind.as_deref().unwrap_or("unknown"))
+        .collect();
+    if matches!(kinds.as_slice(), ["disk"] | ["disk", "part"]) {
+        return None;
+    }
+    let layout = path
+        .iter()
+        .zip(&kinds)
+        .map(|(d, k)| format!("{} ({k})", d.name))
+        .collect::<Vec<_>>()
+        .join(" -> ");
+    let fs = path.last().map(|d| d.name.as_str()).unwrap_or("?");
+    // Every disk that holds a device of the same name: a logical volume or
+    // a RAID set over several disks appears under each of them.
+    let holders = disks
+        .iter()
+        .filter(|d| path_to(d, &|x: &BlockDev| x.name == fs).is_some())
+        .count();
+    let advice = if kinds.iter().any(|k| k.starts_with("raid")) {
+        "grow every member volume of the RAID set, then `mdadm --grow` and the filesystem"
+    } else if kinds.contains(&"crypt") {
+        "grow the volume and partition, then `cryptsetup resize` and the filesystem"
+    } else if kinds.contains(&"lvm") && holders > 1 {
+        "the volume group spans several disks: add a volume with `vgextend`, or grow each and `pvresize` them, then `lvextend -r`"
+    } else if kinds.contains(&"lvm") {
+        "grow the volume and partition, then `pvresize` the physical volume and `lvextend -r -l +100%FREE` the logical volume"
+    } else if kinds.contains(&"loop") {
+        "it is a loop-mounted file: grow the file and the filesystem in it"
+    } else {
+        "grow it by hand"
+    };
+    Some(format!(
+        "cannot grow {}: {layout}{}; {advice}",
+        target.describe(),
+        if holders > 1 {
+            format!(", over {holders} disks")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// The volume behind `disk`, which holds the filesystem `fs`: by its NVMe
@@ -178,6 +250,7 @@ fn on_disk(
             fstype: fs.fstype.clone(),
             pttype: disk.pttype.clone(),
             partitioned,
+            cannot_grow: None,
         });
     }
     if let Some(DeviceName::Xen(l)) = device_name(&disk.name)
@@ -195,6 +268,7 @@ fn on_disk(
             fstype: fs.fstype.clone(),
             pttype: disk.pttype.clone(),
             partitioned,
+            cannot_grow: None,
         });
     }
     Err(format!(
@@ -244,6 +318,7 @@ pub fn resolve_volume(
                     fstype: target.fstype.clone(),
                     pttype: None,
                     partitioned: None,
+                    cannot_grow: None,
                 })
                 .ok_or_else(|| {
                     format!("no attached EBS volume is mapped as /dev/sd{l} or /dev/xvd{l}{seen}")
@@ -268,19 +343,13 @@ pub fn resolve_volume(
             fstype: target.fstype.clone(),
             pttype: None,
             partitioned: None,
+            cannot_grow: None,
         });
     }
     Err(format!(
         "cannot tell which EBS volume holds {}{seen}",
         target.describe()
     ))
-}
-
-fn visit(d: &BlockDev, f: &mut impl FnMut(&BlockDev)) {
-    f(d);
-    for c in &d.children {
-        visit(c, f);
-    }
 }
 
 /// The size to grow to: +`percent`, at least +`min_gib`, at most `max_gib`

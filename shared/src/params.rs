@@ -110,6 +110,29 @@ impl Validator {
         }
     }
 
+    /// A multiplier from `min` to `max`, optional like [`Self::optional_range`].
+    pub fn optional_factor(
+        &mut self,
+        key: &str,
+        v: Option<Spanned<f64>>,
+        (min, max): (f64, f64),
+        default: f64,
+    ) -> f64 {
+        let Some(v) = v else {
+            return default;
+        };
+        let x = *v.get_ref();
+        if !(min..=max).contains(&x) {
+            let field = self.field(key);
+            self.fail(
+                v.span(),
+                format!("{field} is {x}, expected a factor from {min} to {max}"),
+            );
+            return default;
+        }
+        x
+    }
+
     pub fn range(
         &mut self,
         key: &str,

@@ -157,10 +157,16 @@ pub(crate) fn opted_in(
 /// still *available*, so their value is turned around.
 pub fn disk_usage(incident: &Incident) -> Option<f64> {
     let v = incident.alert.value?;
-    if incident.alert.source.is_cloudwatch() {
-        Some(v)
-    } else {
-        Some((100.0 - v).clamp(0.0, 100.0))
+    // Only the Prometheus rules fire on the free percentage: CloudWatch's
+    // alarms and the predictive check read `disk_used_percent` (the check
+    // was once counted as free, and its page said "Disk filling 15.0%" for
+    // a disk 85% used).
+    match incident.alert.source {
+        crate::alert::AlertSource::Alertmanager => Some((100.0 - v).clamp(0.0, 100.0)),
+        crate::alert::AlertSource::EventBridge
+        | crate::alert::AlertSource::Sns
+        | crate::alert::AlertSource::AlarmAction
+        | crate::alert::AlertSource::Forecast => Some(v),
     }
 }
 

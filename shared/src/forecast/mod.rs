@@ -1,8 +1,8 @@
 //! The predictive check (the runbook's chapter 14.5, `PredictiveAlerting`):
 //! on a schedule, every opted-in instance's filesystems (`CWAgent
 //! disk_used_percent`, one batched `GetMetricData`) are fitted with the
-//! same least-squares line as the page's forecast; a filesystem whose line
-//! reaches 100% within `horizon_hours` becomes a `disk_filling` incident,
+//! same robust fit as the page's forecast (`series/fit.rs`); a filesystem
+//! whose forecast reaches 100% within `horizon_hours` becomes a `disk_filling` incident,
 //! which goes through the same pipeline, idempotency and limits as any
 //! other: one incident per filesystem per horizon, not one per run.
 //!

@@ -1,7 +1,8 @@
 //! The metric behind an alert, as CloudWatch has it: what the page shows
 //! (a sparkline, minimum, maximum, latest, the threshold, when the breach
-//! began) and, for a disk, a forecast a person can check (a least-squares
-//! line: "full" is when the fitted line reaches 100%).
+//! began) and, for a disk, a forecast a person can check (`fit.rs`: a robust
+//! fit, sudden rises left out; "full" is when the low end of its range
+//! reaches 100%).
 //!
 //! Pure: the reads are in `read.rs`, which builds the query from the alarm's
 //! own configuration (`DescribeAlarms`), never from event text.
@@ -9,6 +10,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
+
+#[cfg(test)]
+pub(crate) mod cases;
+mod fit;
+pub use fit::{FLAT_PERCENT_PER_HOUR, STEP_FACTOR, STEP_FLOOR_POINTS, forecast};
 
 /// The IAM actions of the reads. GetMetricData and ListMetrics (an
 /// Alertmanager disk alert's agent metric) have no resource-level
@@ -97,13 +103,21 @@ pub struct MetricContext {
     pub dimensions: BTreeMap<String, String>,
 }
 
-/// Where the metric is heading (`forecast` in the report's JSON).
+/// Where the metric is heading (`forecast` in the report's JSON), fitted
+/// by [`forecast`] (`fit.rs`: steps excluded, Theil–Sen, a 95% range).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Forecast {
-    /// The fitted line's slope, in percentage points an hour.
+    /// The fitted slope, in percentage points an hour.
     pub percent_per_hour: f64,
-    /// When the fitted line reaches 100% (RFC 3339); None when it is not
-    /// growing.
+    /// The 95% range of the slope. The date and any sizing use the low end.
+    pub low_percent_per_hour: f64,
+    pub high_percent_per_hour: f64,
+    /// The steps taken out before the fit: the first datapoint after each
+    /// rise too sudden to be a rate (RFC 3339).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps_excluded: Vec<String>,
+    /// When the low end of the range reaches 100% (RFC 3339); None when it
+    /// is not growing.
     pub full_at: Option<String>,
     #[serde(skip)]
     pub full_at_time: Option<DateTime<Utc>>,
@@ -179,57 +193,33 @@ pub fn sparkline(values: &[f64], width: usize) -> String {
         .collect()
 }
 
-/// Below this slope (percentage points an hour) a disk is "not growing":
-/// noise on a flat series must not forecast a date.
-pub const FLAT_PERCENT_PER_HOUR: f64 = 0.05;
-
-/// A least-squares line through the series (hours against percent): its
-/// slope, and when it reaches 100%. Needs three datapoints over at least
-/// ten minutes; None otherwise.
-pub fn forecast(points: &[Point]) -> Option<Forecast> {
-    let pts: Vec<&Point> = points.iter().filter(|p| p.value.is_finite()).collect();
-    let (first, last) = (pts.first()?, pts.last()?);
-    if pts.len() < 3 || (last.at - first.at).num_seconds() < 600 {
-        return None;
-    }
-    let origin = first.at;
-    let hours = |p: &Point| (p.at - origin).num_milliseconds() as f64 / 3_600_000.0;
-    let n = pts.len() as f64;
-    let mean_x = pts.iter().map(|p| hours(p)).sum::<f64>() / n;
-    let mean_y = pts.iter().map(|p| p.value).sum::<f64>() / n;
-    let sxx: f64 = pts.iter().map(|p| (hours(p) - mean_x).powi(2)).sum();
-    let sxy: f64 = pts
-        .iter()
-        .map(|p| (hours(p) - mean_x) * (p.value - mean_y))
-        .sum();
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let intercept = mean_y - slope * mean_x;
-    let full_at_time = if slope < FLAT_PERCENT_PER_HOUR {
-        None
-    } else {
-        // Never before the last datapoint: a disk already past 100% on
-        // the line is full now.
-        let at_hours = ((100.0 - intercept) / slope).max(hours(last));
-        let ms = (at_hours * 3_600_000.0).min(1e15) as i64;
-        origin.checked_add_signed(chrono::Duration::milliseconds(ms))
-    };
-    Some(Forecast {
-        percent_per_hour: (slope * 1000.0).round() / 1000.0,
-        full_at: full_at_time.map(rfc3339),
-        full_at_time,
-    })
-}
-
 impl Forecast {
+    /// "; 1 step left out (at ...)" when the fit excluded any.
+    fn steps_note(&self) -> String {
+        match self.steps_excluded.as_slice() {
+            [] => String::new(),
+            [one] => format!("; one sudden rise left out of the rate (at {one})"),
+            many => format!(
+                "; {} sudden rises left out of the rate (the last at {})",
+                many.len(),
+                many[many.len() - 1]
+            ),
+        }
+    }
+
     /// "full in about 14 h at the current rate (2.0%/h)" or "not growing".
     pub fn describe(&self, now: DateTime<Utc>) -> String {
         match self.full_at_time {
+            None if self.percent_per_hour >= FLAT_PERCENT_PER_HOUR => format!(
+                "not growing steadily ({:+.2} percentage points an hour, but as little as {:+.2}: too noisy to forecast){}",
+                self.percent_per_hour,
+                self.low_percent_per_hour,
+                self.steps_note()
+            ),
             None => format!(
-                "not growing ({:+.2} percentage points an hour)",
-                self.percent_per_hour
+                "not growing ({:+.2} percentage points an hour){}",
+                self.percent_per_hour,
+                self.steps_note()
             ),
             Some(t) => {
                 let h = (t - now).num_minutes() as f64 / 60.0;
@@ -239,9 +229,11 @@ impl Forecast {
                     format!("in about {h:.0} h")
                 };
                 format!(
-                    "full {when} at the current rate ({:.2} percentage points an hour; the fitted line reaches 100% at {})",
+                    "full {when} at the current rate ({:.2} percentage points an hour, at least {:.2}; the slower line reaches 100% at {}){}",
                     self.percent_per_hour,
-                    rfc3339(t)
+                    self.low_percent_per_hour,
+                    rfc3339(t),
+                    self.steps_note()
                 )
             }
         }

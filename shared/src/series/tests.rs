@@ -117,3 +117,110 @@ fn a_disk_already_past_full_on_the_line_is_full_now() {
     let f = forecast(&pts).unwrap();
     assert_eq!(f.full_at_time, Some(at(30)));
 }
+
+#[test]
+fn every_known_case_has_its_slope_range_and_steps() {
+    for c in super::cases::cases(at(180)) {
+        let f = forecast(&c.points).unwrap_or_else(|| panic!("{}: no forecast", c.name));
+        assert!(
+            (f.percent_per_hour - c.slope).abs() < 0.001,
+            "{}: slope {} (expected {})",
+            c.name,
+            f.percent_per_hour,
+            c.slope
+        );
+        assert!(
+            (f.low_percent_per_hour - c.low).abs() < 0.001,
+            "{}: low {} (expected {})",
+            c.name,
+            f.low_percent_per_hour,
+            c.low
+        );
+        assert!(
+            f.low_percent_per_hour <= f.percent_per_hour
+                && f.percent_per_hour <= f.high_percent_per_hour
+        );
+        assert_eq!(
+            f.steps_excluded.len(),
+            c.steps,
+            "{}: {:?}",
+            c.name,
+            f.steps_excluded
+        );
+        // A date only when the low end grows.
+        assert_eq!(
+            f.full_at.is_some(),
+            c.low >= FLAT_PERCENT_PER_HOUR,
+            "{}: {:?}",
+            c.name,
+            f.full_at
+        );
+    }
+}
+
+#[test]
+fn a_step_is_left_out_of_the_rate_and_the_page_says_when() {
+    // Flat at 60%, one jump to 96% at 01:30, then flat: not a rate of
+    // 12 points an hour (what a least-squares line gives), but no growth.
+    let pts: Vec<Point> = (0..36)
+        .map(|i| Point {
+            at: at(5 * i),
+            value: if i < 18 { 60.0 } else { 96.0 },
+        })
+        .collect();
+    let f = forecast(&pts).unwrap();
+    assert_eq!(f.percent_per_hour, 0.0);
+    assert_eq!(f.full_at, None);
+    assert_eq!(f.steps_excluded, vec!["2026-11-25T01:30:00Z".to_owned()]);
+    let said = f.describe(at(180));
+    assert!(
+        said.contains("one sudden rise left out of the rate (at 2026-11-25T01:30:00Z)"),
+        "{said}"
+    );
+    // Growing after the step: the rate after it, projected from where the
+    // disk is now (96%), not from the level before the jump.
+    let growing: Vec<Point> = (0..36)
+        .map(|i| Point {
+            at: at(5 * i),
+            value: if i < 18 { 60.0 } else { 90.0 } + 1.0 * (5 * i) as f64 / 60.0,
+        })
+        .collect();
+    let f = forecast(&growing).unwrap();
+    assert!((f.percent_per_hour - 1.0).abs() < 0.001, "{f:?}");
+    // 90 + 175/60 = 92.9% at 02:55; 7.1 points more at 1 an hour: 10:00.
+    let full = f.full_at_time.unwrap();
+    assert!((full - at(600)).num_minutes().abs() <= 1, "{full}");
+}
+
+#[test]
+fn a_noisy_series_forecasts_from_the_low_end_of_its_range() {
+    let c = super::cases::cases(at(180))
+        .into_iter()
+        .find(|c| c.name == "noisy")
+        .unwrap();
+    let f = forecast(&c.points).unwrap();
+    assert!(f.high_percent_per_hour > f.percent_per_hour);
+    // The date from the low end is later than the slope's own would be.
+    let said = f.describe(at(180));
+    assert!(said.contains("at least 1.33"), "{said}");
+    let clean = super::cases::cases(at(180))
+        .into_iter()
+        .find(|c| c.name == "steady")
+        .unwrap();
+    assert!(f.full_at_time.unwrap() > forecast(&clean.points).unwrap().full_at_time.unwrap());
+    // Too noisy to forecast at all: the slope grows, its low end does not.
+    let wild: Vec<Point> = (0..12)
+        .map(|i| Point {
+            at: at(15 * i),
+            value: 60.0 + 0.5 * i as f64 + if i % 2 == 0 { 4.0 } else { -4.0 },
+        })
+        .collect();
+    let f = forecast(&wild).unwrap();
+    assert!(f.percent_per_hour >= FLAT_PERCENT_PER_HOUR, "{f:?}");
+    assert_eq!(f.full_at, None, "{f:?}");
+    assert!(
+        f.describe(at(180)).starts_with("not growing steadily"),
+        "{}",
+        f.describe(at(180))
+    );
+}

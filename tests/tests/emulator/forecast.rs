@@ -94,7 +94,12 @@ async fn one_disk_filling_incident_for_a_filling_disk_none_for_a_flat_one() -> R
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(text.contains("Disk filling"), "{text}");
+    // Space used, as disk_full's subject gives it (it once said 5.0%).
+    let subject = inbox[0].subject.clone().unwrap_or_default();
+    assert!(
+        subject.starts_with("[ALARM] Disk filling 95.0% on "),
+        "{subject}"
+    );
     assert!(text.contains("Forecast: full in about"), "{text}");
     assert!(
         text.contains("NEXT STEPS (disk_filling playbook)"),

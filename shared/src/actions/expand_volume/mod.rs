@@ -79,6 +79,10 @@ pub struct Params {
     /// this many days more at that rate (below `at_percent`), if that is
     /// more than the +grow_percent rule; 0 turns it off.
     pub growth_days: u32,
+    /// A size from the forecast is never more than this many times the
+    /// rule's: a volume cannot be shrunk, so a rate read wrongly must not
+    /// become a bill for good.
+    pub max_growth_factor: f64,
 }
 
 impl Default for Params {
@@ -91,6 +95,7 @@ impl Default for Params {
             cooldown_hours: 24,
             modification_wait_seconds: 120,
             growth_days: 2,
+            max_growth_factor: 2.0,
         }
     }
 }
@@ -109,6 +114,7 @@ pub struct Raw {
     pub cooldown_hours: Option<Spanned<i64>>,
     pub modification_wait_seconds: Option<Spanned<i64>>,
     pub growth_days: Option<Spanned<i64>>,
+    pub max_growth_factor: Option<Spanned<f64>>,
 }
 
 impl Params {
@@ -128,6 +134,12 @@ impl Params {
                 d.modification_wait_seconds,
             ),
             growth_days: v.optional_range("growth_days", raw.growth_days, (0, 30), d.growth_days),
+            max_growth_factor: v.optional_factor(
+                "max_growth_factor",
+                raw.max_growth_factor,
+                (1.0, 10.0),
+                d.max_growth_factor,
+            ),
         }
     }
 }
@@ -138,8 +150,22 @@ pub struct Growth {
     pub days: u32,
     /// `max_volume_gib` (2 TiB on an MBR disk).
     pub cap_gib: i32,
-    /// The rate it was sized for, when the forecast made it larger.
+    /// `max_growth_factor`.
+    pub factor: f64,
+    /// The rate it was sized for (the low end of the forecast's range),
+    /// when the forecast made it larger.
     pub rate: Option<f64>,
+    /// The limit that cut the size from the forecast short, if one did.
+    pub bound: Option<Bound>,
+}
+
+/// What cut a size from the forecast short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// `max_growth_factor` times the rule's size.
+    GrowthFactor,
+    /// `max_volume_gib` (or 2 TiB on an MBR disk).
+    MaxVolume,
 }
 
 /// Everything the executor needs to grow one volume and its filesystem.
@@ -211,6 +237,11 @@ pub(crate) fn expansion(
     };
     let subject = v.id.to_string();
     let skip = |why: String| (subject.clone(), Decision::Skip(why), String::new());
+    // Refused before anything is changed: growing this volume would not
+    // grow the filesystem (the snapshot for evidence is still taken).
+    if let Some(why) = &r.cannot_grow {
+        return skip(format!("{why}; not expanded"));
+    }
     match r.fstype.as_deref().or(target.fstype.as_deref()) {
         None => {
             return skip(format!(
@@ -267,7 +298,9 @@ pub(crate) fn expansion(
         growth: Growth {
             days: pb.growth_days,
             cap_gib: cap,
+            factor: pb.max_growth_factor,
             rate: None,
+            bound: None,
         },
         subject: target.describe(),
         mount: target.mount.clone(),
@@ -289,20 +322,34 @@ impl Expansion {
     pub fn size_for(&mut self, forecast: Option<&crate::series::Forecast>) {
         self.to_gib = self.rule_gib;
         self.growth.rate = None;
+        self.growth.bound = None;
+        // The low end of the range: a noisy series sizes by the rule.
         if let (Some(f), Some(u)) = (forecast, self.alert_usage)
             && f.full_at.is_some()
             && self.growth.days > 0
             && let Some(g) = crate::disk::growth_size(
                 self.from_gib,
                 u,
-                f.percent_per_hour,
+                f.low_percent_per_hour,
                 self.growth.days,
                 self.expand_at,
             )
             .filter(|g| *g > self.rule_gib)
         {
-            self.to_gib = g.min(self.growth.cap_gib);
-            self.growth.rate = Some(f.percent_per_hour);
+            let by_factor = (f64::from(self.rule_gib) * self.growth.factor).floor();
+            let by_factor = if by_factor < f64::from(self.growth.cap_gib) {
+                by_factor as i32
+            } else {
+                self.growth.cap_gib
+            };
+            (self.to_gib, self.growth.bound) = if g <= by_factor.min(self.growth.cap_gib) {
+                (g, None)
+            } else if by_factor < self.growth.cap_gib {
+                (by_factor, Some(Bound::GrowthFactor))
+            } else {
+                (self.growth.cap_gib, Some(Bound::MaxVolume))
+            };
+            self.growth.rate = Some(f.low_percent_per_hour);
         }
     }
 
@@ -310,12 +357,16 @@ impl Expansion {
     pub fn reason(&self) -> String {
         let sized = match self.growth.rate {
             Some(rate) => format!(
-                "; sized for {} days more at the current {rate:.2} percentage points an hour{}",
+                "; sized for {} days more at {rate:.2} percentage points an hour (the low end of the forecast's range){}",
                 self.growth.days,
-                if self.to_gib == self.growth.cap_gib {
-                    format!(", capped at {} GiB (max_volume_gib)", self.growth.cap_gib)
-                } else {
-                    String::new()
+                match self.growth.bound {
+                    Some(Bound::GrowthFactor) => format!(
+                        ", capped at {} GiB (max_growth_factor: {} x the rule's {} GiB)",
+                        self.to_gib, self.growth.factor, self.rule_gib
+                    ),
+                    Some(Bound::MaxVolume) =>
+                        format!(", capped at {} GiB (max_volume_gib)", self.growth.cap_gib),
+                    None => String::new(),
                 }
             ),
             None => String::new(),

@@ -228,6 +228,15 @@ fn prometheus_disk_alerts_carry_the_free_percentage() {
     assert_eq!(disk_usage(&i), Some(96.5));
 }
 
+#[test]
+fn the_predictive_check_reports_space_used_as_cloudwatch_does() {
+    // Its incidents carry `disk_used_percent`: 85 is 85% used, not 15.
+    let mut i = incident(DISK);
+    i.alert.source = crate::alert::AlertSource::Forecast;
+    i.alert.value = Some(85.0);
+    assert_eq!(disk_usage(&i), Some(85.0));
+}
+
 fn reason_of(p: &Plan) -> String {
     p.actions
         .iter()
@@ -261,7 +270,9 @@ fn a_growing_disk_is_sized_for_days_of_growth_within_the_maximum() {
     assert!((f.percent_per_hour - 2.0).abs() < 0.01, "{f:?}");
     assert_eq!(expansion_of(&p).to_gib, 204);
     assert!(
-        reason_of(&p).contains("sized for 2 days more at the current 2.00 percentage points an hour"),
+        reason_of(&p).contains(
+            "sized for 2 days more at 2.00 percentage points an hour (the low end of the forecast's range)"
+        ),
         "{}",
         reason_of(&p)
     );
@@ -270,7 +281,11 @@ fn a_growing_disk_is_sized_for_days_of_growth_within_the_maximum() {
     c.playbooks.disk_full.expand_volume.max_volume_gib = 150;
     let p = plan(&incident(DISK), &o, &c);
     assert_eq!(expansion_of(&p).to_gib, 150);
-    assert!(reason_of(&p).contains("capped at 150 GiB"), "{}", reason_of(&p));
+    assert!(
+        reason_of(&p).contains("capped at 150 GiB (max_volume_gib)"),
+        "{}",
+        reason_of(&p)
+    );
     // Turned off: the rule alone.
     c.playbooks.disk_full.expand_volume.growth_days = 0;
     c.playbooks.disk_full.expand_volume.max_volume_gib = 2048;
@@ -285,6 +300,54 @@ fn a_growing_disk_is_sized_for_days_of_growth_within_the_maximum() {
     let p = plan(&incident(DISK), &o, &config());
     assert_eq!(expansion_of(&p).to_gib, 120);
     assert_eq!(p.forecast.as_ref().and_then(|f| f.full_at.clone()), None);
+}
+
+#[test]
+fn every_known_series_is_sized_as_stated_and_never_past_twice_the_rule() {
+    use chrono::TimeZone;
+    let end = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
+    for c in crate::series::cases::cases(end) {
+        let mut o = disk_fleet();
+        o.metric = Some(Ok(crate::series::summarize(
+            "CWAgent/disk_used_percent".into(),
+            300,
+            c.points.clone(),
+            Some(90.0),
+            None,
+        )
+        .unwrap()));
+        let p = plan(&incident(DISK), &o, &config());
+        let e = expansion_of(&p);
+        assert_eq!(e.rule_gib, 120, "{}", c.name);
+        assert_eq!(e.to_gib, c.size_gib, "{}: {}", c.name, reason_of(&p));
+        assert!(e.to_gib <= 2 * e.rule_gib, "{}", c.name);
+    }
+}
+
+#[test]
+fn a_size_from_the_forecast_stops_at_the_growth_factor_and_says_so() {
+    let mut o = disk_fleet();
+    o.metric = Some(Ok(rising(10.0)));
+    // 2 days at 10 points an hour would be 608 GiB.
+    let p = plan(&incident(DISK), &o, &config());
+    assert_eq!(expansion_of(&p).to_gib, 240);
+    assert!(
+        reason_of(&p).contains("capped at 240 GiB (max_growth_factor: 2 x the rule's 120 GiB)"),
+        "{}",
+        reason_of(&p)
+    );
+    // A team that allows more gets more, up to max_volume_gib.
+    let mut c = config();
+    c.playbooks.disk_full.expand_volume.max_growth_factor = 4.0;
+    assert_eq!(expansion_of(&plan(&incident(DISK), &o, &c)).to_gib, 480);
+    c.playbooks.disk_full.expand_volume.max_volume_gib = 300;
+    let p = plan(&incident(DISK), &o, &c);
+    assert_eq!(expansion_of(&p).to_gib, 300);
+    assert!(
+        reason_of(&p).contains("capped at 300 GiB (max_volume_gib)"),
+        "{}",
+        reason_of(&p)
+    );
 }
 
 #[test]
@@ -322,4 +385,84 @@ fn growth_size_is_the_size_that_reaches_the_threshold_after_the_days() {
     assert_eq!(growth_size(100, 90.0, 0.0, 1, 95.0), None);
     assert_eq!(growth_size(100, 90.0, -1.0, 1, 95.0), None);
     assert_eq!(growth_size(20, 97.2, 2.0, 2, 95.0), Some(41));
+}
+
+/// The disk fleet with a third volume (`c`, `/dev/sdg`) and the instance's
+/// `lsblk` as given: data volumes `b` and `c` are NVMe disks 1 and 2.
+fn laid_out(lsblk: &str) -> Observed {
+    let mut o = disk_fleet();
+    if let Ok(v) = &mut o.volumes {
+        v.push(vol("vol-0000000000000000c", "/dev/sdg"));
+    }
+    o.layout = Some(crate::disk::parse_lsblk(lsblk));
+    o
+}
+
+const ROOT_DISK: &str = r#"{"name":"nvme0n1","type":"disk","serial":"vol0000000000000000a","pttype":"gpt","children":[{"name":"nvme0n1p1","type":"part","mountpoint":"/","fstype":"xfs"}]}"#;
+
+fn lsblk(data_disks: &[&str]) -> String {
+    format!(
+        r#"{{"blockdevices":[{ROOT_DISK},{}]}}"#,
+        data_disks.join(",")
+    )
+}
+
+#[test]
+fn a_layout_that_growing_one_volume_cannot_finish_is_refused_before_any_change() {
+    // (the layout as lsblk prints it, what the refusal must say)
+    let cases = [
+        (
+            // A volume group over two EBS volumes: the logical volume shows
+            // under each.
+            lsblk(&[
+                r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","fstype":"LVM2_member","children":[{"name":"data-vol","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}"#,
+                r#"{"name":"nvme2n1","type":"disk","serial":"vol0000000000000000c","fstype":"LVM2_member","children":[{"name":"data-vol","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}"#,
+            ]),
+            "cannot grow /data (xvdf): nvme1n1 (disk) -> data-vol (lvm), over 2 disks; the volume group spans several disks",
+        ),
+        (
+            lsblk(&[
+                r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","fstype":"linux_raid_member","children":[{"name":"md0","type":"raid0","mountpoint":"/data","fstype":"ext4"}]}"#,
+                r#"{"name":"nvme2n1","type":"disk","serial":"vol0000000000000000c","fstype":"linux_raid_member","children":[{"name":"md0","type":"raid0","mountpoint":"/data","fstype":"ext4"}]}"#,
+            ]),
+            "cannot grow /data (xvdf): nvme1n1 (disk) -> md0 (raid0), over 2 disks; grow every member volume of the RAID set",
+        ),
+        (
+            // One physical volume on a partition: growable by hand today.
+            lsblk(&[
+                r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","pttype":"gpt","children":[{"name":"nvme1n1p1","type":"part","fstype":"LVM2_member","children":[{"name":"vg-data","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}]}"#,
+            ]),
+            "cannot grow /data (xvdf): nvme1n1 (disk) -> nvme1n1p1 (part) -> vg-data (lvm); grow the volume and partition, then `pvresize`",
+        ),
+        (
+            lsblk(&[
+                r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","fstype":"crypto_LUKS","children":[{"name":"data","type":"crypt","mountpoint":"/data","fstype":"ext4"}]}"#,
+            ]),
+            "cannot grow /data (xvdf): nvme1n1 (disk) -> data (crypt); grow the volume and partition, then `cryptsetup resize`",
+        ),
+    ];
+    for (layout, says) in cases {
+        let p = plan(&incident(DISK), &laid_out(&layout), &config());
+        let d = decision_of(&p, ActionName::ExpandVolume);
+        assert!(
+            d.starts_with("vol-0000000000000000b: skip: ") && d.contains(says) && d.ends_with("; not expanded"),
+            "{d}\nexpected: {says}"
+        );
+        assert!(
+            !p.actions.iter().any(|a| matches!(a.decision, Decision::Do(Step::ExpandVolume(_)))),
+            "nothing is changed"
+        );
+    }
+}
+
+#[test]
+fn the_partition_holding_the_alerted_mount_is_the_one_traced() {
+    // Partition 1 a decoy, /data on partition 2.
+    let o = laid_out(&lsblk(&[
+        r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","pttype":"gpt","children":[{"name":"nvme1n1p1","type":"part","mountpoint":"/srv","fstype":"ext4"},{"name":"nvme1n1p2","type":"part","mountpoint":"/data","fstype":"xfs"}]}"#,
+    ]));
+    let p = plan(&incident(DISK), &o, &config());
+    let e = expansion_of(&p);
+    assert_eq!(e.volume.as_str(), "vol-0000000000000000b");
+    assert_eq!((e.from_gib, e.to_gib), (100, 120));
 }
