@@ -182,7 +182,7 @@ fn a_step_is_left_out_of_the_rate_and_the_page_says_when() {
     let growing: Vec<Point> = (0..36)
         .map(|i| Point {
             at: at(5 * i),
-            value: if i < 18 { 60.0 } else { 90.0 } + 1.0 * (5 * i) as f64 / 60.0,
+            value: if i < 18 { 60.0 } else { 90.0 } + (5 * i) as f64 / 60.0,
         })
         .collect();
     let f = forecast(&growing).unwrap();
