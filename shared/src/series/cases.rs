@@ -19,30 +19,60 @@ pub struct Case {
 }
 
 pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
+    let mut all = growing(end);
+    all.extend(others(end));
+    all
+}
+
+/// Three hours ending at `end`: a point at each of `minutes` from the
+/// start, valued by `f`.
+fn series(
+    end: DateTime<Utc>,
+    minutes: impl Iterator<Item = i64>,
+    f: impl Fn(i64) -> f64,
+) -> Vec<Point> {
     let start = end - Duration::minutes(175);
-    let series = |minutes: &mut dyn Iterator<Item = i64>, f: &dyn Fn(i64) -> f64| -> Vec<Point> {
-        minutes
-            .map(|m| Point {
-                at: start + Duration::minutes(m),
-                value: f(m),
-            })
-            .collect()
-    };
-    let every5 = || (0..180).step_by(5);
-    // A fixed scatter of +-3 points, the same on every run.
-    let noise = |m: i64| ((m * 7919) % 13) as f64 / 2.0 - 3.0;
-    let case = |name, points, slope, low, steps, size_gib| Case {
+    minutes
+        .map(|m| Point {
+            at: start + Duration::minutes(m),
+            value: f(m),
+        })
+        .collect()
+}
+
+fn every5() -> impl Iterator<Item = i64> {
+    (0..180).step_by(5)
+}
+
+/// A fixed scatter of +-3 points, the same on every run.
+fn noise(m: i64) -> f64 {
+    ((m * 7919) % 13) as f64 / 2.0 - 3.0
+}
+
+fn case(
+    name: &'static str,
+    points: Vec<Point>,
+    slope: f64,
+    low: f64,
+    steps: usize,
+    size_gib: i32,
+) -> Case {
+    Case {
         name,
         points,
         slope,
         low,
         steps,
         size_gib,
-    };
+    }
+}
+
+/// Flat, steady, stepped and rotated.
+fn growing(end: DateTime<Utc>) -> Vec<Case> {
     vec![
         case(
             "flat",
-            series(&mut every5(), &|m| if m % 10 == 0 { 60.1 } else { 59.9 }),
+            series(end, every5(), |m| if m % 10 == 0 { 60.1 } else { 59.9 }),
             0.0,
             0.0,
             0,
@@ -50,7 +80,7 @@ pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
         ),
         case(
             "steady",
-            series(&mut every5(), &|m| 60.0 + 2.0 * m as f64 / 60.0),
+            series(end, every5(), |m| 60.0 + 2.0 * m as f64 / 60.0),
             2.0,
             2.0,
             0,
@@ -60,7 +90,7 @@ pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
         // unpacked archive): no rate at all.
         case(
             "one step",
-            series(&mut every5(), &|m| if m < 90 { 60.0 } else { 96.0 }),
+            series(end, every5(), |m| if m < 90 { 60.0 } else { 96.0 }),
             0.0,
             0.0,
             1,
@@ -70,15 +100,21 @@ pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
         // kept, and what is left is too slow to size for.
         case(
             "log-rotation sawtooth",
-            series(&mut every5(), &|m| 60.0 + 3.0 * (m % 60) as f64 / 60.0),
+            series(end, every5(), |m| 60.0 + 3.0 * (m % 60) as f64 / 60.0),
             0.517,
             0.12,
             0,
             120,
         ),
+    ]
+}
+
+/// Falling, noisy, sparse, gapped and fast.
+fn others(end: DateTime<Utc>) -> Vec<Case> {
+    vec![
         case(
             "decreasing",
-            series(&mut every5(), &|m| 80.0 - 5.0 * m as f64 / 60.0),
+            series(end, every5(), |m| 80.0 - 5.0 * m as f64 / 60.0),
             -5.0,
             -5.0,
             0,
@@ -88,7 +124,7 @@ pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
         // range, sized by its low end (1.33: 170 GiB, not 2.0's 204).
         case(
             "noisy",
-            series(&mut every5(), &|m| 60.0 + 2.0 * m as f64 / 60.0 + noise(m)),
+            series(end, every5(), |m| 60.0 + 2.0 * m as f64 / 60.0 + noise(m)),
             2.0,
             1.333,
             0,
@@ -96,7 +132,7 @@ pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
         ),
         case(
             "sparse datapoints",
-            series(&mut [0, 60, 120].into_iter(), &|m| {
+            series(end, [0, 60, 120].into_iter(), |m| {
                 60.0 + 2.0 * m as f64 / 60.0
             }),
             2.0,
@@ -108,7 +144,7 @@ pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
         // the gap is the rate's, not a step.
         case(
             "a gap",
-            series(&mut (0..60).step_by(5).chain((150..180).step_by(5)), &|m| {
+            series(end, (0..60).step_by(5).chain((150..180).step_by(5)), |m| {
                 60.0 + 2.0 * m as f64 / 60.0
             }),
             2.0,
@@ -120,7 +156,7 @@ pub fn cases(end: DateTime<Utc>) -> Vec<Case> {
         // 608 GiB: max_growth_factor stops it at 2 x 120.
         case(
             "fast",
-            series(&mut every5(), &|m| 67.2 + 10.0 * m as f64 / 60.0),
+            series(end, every5(), |m| 67.2 + 10.0 * m as f64 / 60.0),
             10.0,
             10.0,
             0,

@@ -94,10 +94,12 @@ async fn one_disk_filling_incident_for_a_filling_disk_none_for_a_flat_one() -> R
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    // Space used, as disk_full's subject gives it (it once said 5.0%).
+    // Space used, the latest the check read, as disk_full's subject gives
+    // it (it once gave the free percentage: 100 minus this).
     let subject = inbox[0].subject.clone().unwrap_or_default();
+    assert!(risk.latest > 80.0, "{risk:?}");
     assert!(
-        subject.starts_with("[ALARM] Disk filling 95.0% on "),
+        subject.starts_with(&format!("[ALARM] Disk filling {:.1}% on ", risk.latest)),
         "{subject}"
     );
     assert!(text.contains("Forecast: full in about"), "{text}");
