@@ -237,8 +237,8 @@ pub(crate) fn expansion(
     };
     let subject = v.id.to_string();
     let skip = |why: String| (subject.clone(), Decision::Skip(why), String::new());
-    // Refused before anything is changed: growing this volume would not
-    // grow the filesystem (the snapshot for evidence is still taken).
+    // Refused before anything is changed (its own pre-change snapshot
+    // included): growing this volume would not grow the filesystem.
     if let Some(why) = &r.cannot_grow {
         return skip(format!("{why}; not expanded"));
     }
