@@ -342,7 +342,7 @@ impl Expansion {
             } else {
                 self.growth.cap_gib
             };
-            (self.to_gib, self.growth.bound) = if g <= by_factor.min(self.growth.cap_gib) {
+            (self.to_gib, self.growth.bound) = if g <= by_factor {
                 (g, None)
             } else if by_factor < self.growth.cap_gib {
                 (by_factor, Some(Bound::GrowthFactor))
