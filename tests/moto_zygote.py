@@ -54,7 +54,10 @@ def serve(conn, app, record):
         import record_moto
 
         record_moto.install(record)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    import moto_rules
+
+    server = make_server("127.0.0.1", 0, moto_rules.with_harness_route(app), threaded=True,
+                         request_handler=MotoRequestHandler)
     port = server.server_port
     # What moto_server sets: some answers name the server's port.
     os.environ["MOTO_PORT"] = str(port)
@@ -113,6 +116,11 @@ def main(path):
     # Before moto's EC2 models are imported: they read it at import.
     small_ami_catalogue(path + ".amis.json")
     cache_service_models()
+    # AWS's rules moto does not enforce (tests/moto_rules.py).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import moto_rules
+
+    moto_rules.install()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     app = DomainDispatcherApplication(create_backend_app)

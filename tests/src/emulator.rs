@@ -103,6 +103,35 @@ impl Moto {
     pub async fn sdk(&self) -> SdkConfig {
         sdk_config(&self.endpoint).await
     }
+
+    /// Dates the volume's latest modification `age` ago and sets its state
+    /// (`modifying`, `optimizing`, `completed`, `failed`): moto completes
+    /// each at once and dates it now (the route is tests/moto_rules.py's).
+    pub fn set_volume_modification(&self, volume: &str, age: Duration, state: &str) -> Result<()> {
+        let port: u16 = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no port in {}", self.endpoint))?;
+        let body = serde_json::json!({
+            "volume": volume,
+            "age_seconds": age.as_secs_f64(),
+            "state": state,
+        })
+        .to_string();
+        let (status, reply) = crate::http_request(
+            port,
+            "POST",
+            "/_harness/ec2/volume-modification",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )?;
+        if status != 200 {
+            bail!("the harness's moto answered {status}: {reply}");
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Moto {
@@ -140,7 +169,11 @@ impl Zygote {
         std::fs::canonicalize(bin)
             .with_context(|| format!("{}", bin.display()))?
             .hash(&mut h);
-        for f in [script.clone(), root().join("tests/iam/record_moto.py")] {
+        for f in [
+            script.clone(),
+            root().join("tests/moto_rules.py"),
+            root().join("tests/iam/record_moto.py"),
+        ] {
             std::fs::read(&f)
                 .with_context(|| format!("reading {}", f.display()))?
                 .hash(&mut h);

@@ -198,8 +198,30 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     );
     assert_eq!(volume_size(&w.sdk, &data).await?, 25);
 
-    // EBS refuses the modification (VolumeModificationRateExceeded, which
-    // moto never answers; the proxy does, in EC2's wire format).
+    // Grown minutes ago: EBS takes no second modification within 6 hours
+    // (the harness's moto refuses it, as EC2 does). Nothing at all is done,
+    // not even the snapshot, and the page says when it can be.
+    let soon = event.replace("2026-11-25T02:04:12.152", "2026-11-25T04:34:12.152");
+    let before = snapshots(&w.sdk).await?.len();
+    let r = w.handle(&soon).await?;
+    let (st, why) = status_of(&r, "expand_volume");
+    assert_eq!(st, "skipped", "{why}");
+    assert!(
+        why.contains(&format!("{data} was modified 0h00 ago"))
+            && why.contains("to 25 GiB, completed")
+            && why.contains("it can be grown again after")
+            && why.contains("no snapshot, no request"),
+        "{why}"
+    );
+    assert_eq!(snapshots(&w.sdk).await?.len(), before, "no snapshot");
+    assert_eq!(volume_modifications(&w.sdk, &data).await?.len(), 1);
+
+    // EBS refuses the modification all the same (a modification made
+    // between the read and the request): the proxy answers
+    // VolumeModificationRateExceeded in EC2's wire format. The one above is
+    // dated 7 hours back so the product's own check lets it through.
+    w.moto
+        .set_volume_modification(&data, Duration::from_secs(7 * 3600), "completed")?;
     let proxy = FaultProxy::start(
         &w.moto.endpoint,
         Faults {
@@ -294,21 +316,115 @@ async fn prometheus_disk_alert_reaches_the_volume_through_the_private_ip() -> Re
     Ok(())
 }
 
-/// ModifyVolume answered "already being modified" (someone else, or an
-/// earlier delivery, is growing it): the volume is treated as expanding:
-/// wait for that modification, then grow the filesystem to its size.
+/// A volume modified 2 hours ago is not modified again, and no snapshot is
+/// taken for it (EBS: one modification every 6 hours).
 #[tokio::test]
-async fn a_volume_already_being_modified_is_waited_for_then_grown() -> Result<()> {
+async fn a_volume_modified_two_hours_ago_is_left_alone() -> Result<()> {
     let w = World::start(FleetSpec::default()).await?;
     let instance = w.fleet.instance().to_owned();
     let data = w.fleet.data_volume.clone();
-    // A modification to 40 GiB that someone else started.
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .modify_volume()
+        .volume_id(&data)
+        .size(22)
+        .send()
+        .await?;
+    w.moto
+        .set_volume_modification(&data, Duration::from_secs(2 * 3600), "completed")?;
+    let event = sample_event("disk-full-alarm.json", &instance)?;
+    let r = w.handle(&event).await?;
+    let (st, why) = status_of(&r, "expand_volume");
+    assert_eq!(st, "skipped", "{why}");
+    assert!(
+        why.contains(&format!("{data} was modified 2h00 ago"))
+            && why.contains("to 22 GiB, completed")
+            && why.contains("EBS allows one modification of a volume every 6 hours")
+            && why.contains("it can be grown again after"),
+        "{why}"
+    );
+    assert_eq!(volume_size(&w.sdk, &data).await?, 22);
+    assert_eq!(volume_modifications(&w.sdk, &data).await?.len(), 1);
+    assert!(snapshots(&w.sdk).await?.is_empty(), "a snapshot was taken");
+    assert!(
+        !ssm_commands(&w.sdk)
+            .await?
+            .iter()
+            .any(|c| c.comment.contains("expand_volume")),
+        "the filesystem was touched"
+    );
+    // The page says so.
+    let got = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert!(
+        got.iter()
+            .any(|m| m.message.contains("can be grown again after")),
+        "{got:?}"
+    );
+    Ok(())
+}
+
+/// Someone else is growing the volume now (`optimizing`): the product
+/// waits for their modification and grows the filesystem to its size,
+/// after its own snapshot, without asking EBS for a second one.
+#[tokio::test]
+async fn a_volume_being_modified_by_someone_else_is_waited_for_then_grown() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let data = w.fleet.data_volume.clone();
     aws_sdk_ec2::Client::new(&w.sdk)
         .modify_volume()
         .volume_id(&data)
         .size(40)
         .send()
         .await?;
+    w.moto
+        .set_volume_modification(&data, Duration::from_secs(30), "optimizing")?;
+    let event = sample_event("disk-full-alarm.json", &instance)?;
+    let r = w.handle(&event).await?;
+    let (st, detail) = status_of(&r, "expand_volume");
+    assert_eq!(st, "done", "{r:#?}");
+    assert!(detail.contains(&format!("{data} is 40 GiB")), "{detail}");
+    assert!(
+        detail.contains("already being modified to 40 GiB (started"),
+        "{detail}"
+    );
+    assert_eq!(volume_modifications(&w.sdk, &data).await?.len(), 1);
+    assert_eq!(
+        snapshots(&w.sdk).await?.len(),
+        1,
+        "the snapshot before the change"
+    );
+    let grow = ssm_commands(&w.sdk)
+        .await?
+        .into_iter()
+        .find(|c| c.comment.contains("expand_volume"))
+        .context("no grow command")?;
+    assert!(
+        grow.commands
+            .join("\n")
+            .contains(&(40_i64 << 30).to_string())
+    );
+    Ok(())
+}
+
+/// ModifyVolume answered "already being modified" (a modification begun
+/// between the product's read and its request): the volume is treated as
+/// expanding: wait for that modification, then grow the filesystem to its
+/// size.
+#[tokio::test]
+async fn a_volume_already_being_modified_is_waited_for_then_grown() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let data = w.fleet.data_volume.clone();
+    // A modification to 40 GiB that someone else started; dated 7 hours
+    // back, so the product's read finds EBS open to a new one.
+    aws_sdk_ec2::Client::new(&w.sdk)
+        .modify_volume()
+        .volume_id(&data)
+        .size(40)
+        .send()
+        .await?;
+    w.moto
+        .set_volume_modification(&data, Duration::from_secs(7 * 3600), "completed")?;
     let proxy = FaultProxy::start(
         &w.moto.endpoint,
         Faults {

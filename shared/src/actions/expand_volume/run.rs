@@ -56,7 +56,7 @@ pub(crate) async fn expand(
         },
     };
     let mut ids = vec![snap_id.clone()];
-    // 4. Until the new size is usable (optimizing or completed).
+    // 5. Until the new size is usable (optimizing or completed).
     let state = usable(c, vol, to, e.modification_wait, &snap_id).await;
     if let Err(why) = state {
         // The volume was (or is being) modified: a change was made.
@@ -64,7 +64,7 @@ pub(crate) async fn expand(
         o.ids = ids;
         return o;
     }
-    // 5. The partition and filesystem.
+    // 6. The partition and filesystem.
     let grown = run_command(
         c.ssm,
         &e.instance,
@@ -253,8 +253,8 @@ async fn snapshot_first(
     }
 }
 
-/// Steps 1 to 3 of [`expand`]: the usage check, the snapshot, the
-/// modification. Ok((snapshot id, how the usage was known)).
+/// Steps 1 to 4 of [`expand`]: the usage check, EBS's modification
+/// window, the snapshot, the modification. Ok((snapshot id, how the usage was known)).
 pub(crate) async fn expand_start(
     c: &Clients<'_>,
     e: &Expansion,
@@ -271,9 +271,32 @@ pub(crate) async fn expand_start(
             usage.1, e.expand_at
         )));
     }
-    // 2. The snapshot first (one an earlier delivery took counts).
+    // 2. Will EBS take a modification now? Refused: nothing at all, not
+    // even the snapshot. Someone else's under way: wait for theirs.
+    let window = match modifications(c, vol).await {
+        Ok(mods) => super::modification_window(vol, &mods, chrono::Utc::now()),
+        // Unknown: ModifyVolume's own refusal is handled below.
+        Err(_) => super::Window::Open,
+    };
+    let theirs = match window {
+        super::Window::Closed(why) => return Err(Outcome::skipped(why)),
+        super::Window::UnderWay { target_gib, started } => Some((target_gib, started)),
+        super::Window::Open => None,
+    };
+    // 3. The snapshot first (one an earlier delivery took counts).
     let snap_id = snapshot_first(c, e, incident, after_crash).await?;
-    // 3. The volume, to an absolute size: a repeat cannot grow it twice,
+    if let Some((target, started)) = theirs {
+        return Ok((
+            snap_id,
+            format!(
+                "{}; {vol} was already being modified to {target} GiB (started {}): waited for that instead",
+                usage.1,
+                crate::series::rfc3339(started)
+            ),
+            Some(target),
+        ));
+    }
+    // 4. The volume, to an absolute size: a repeat cannot grow it twice,
     // but the SDK does not retry it blindly either (a lost answer is
     // checked against the volume's modifications instead).
     let modified = once(|| {
@@ -334,6 +357,40 @@ pub(crate) async fn expand_start(
     };
     o.ids = vec![snap_id];
     Err(o)
+}
+
+/// The volume's modifications, for [`super::modification_window`].
+async fn modifications(
+    c: &Clients<'_>,
+    volume: &VolumeId,
+) -> Result<Vec<super::Modification>, String> {
+    use super::ModificationState as S;
+    let out = c
+        .ec2
+        .describe_volumes_modifications()
+        .volume_ids(volume.as_str())
+        .send()
+        .await
+        .map_err(|e| sdk_error(&e))?;
+    Ok(out
+        .volumes_modifications()
+        .iter()
+        .map(|m| super::Modification {
+            target_gib: m.target_size(),
+            state: match m.modification_state() {
+                Some(VolumeModificationState::Completed) => S::Completed,
+                Some(VolumeModificationState::Failed) => S::Failed,
+                Some(VolumeModificationState::Optimizing) => S::Optimizing,
+                // A state this SDK does not know is taken as under way.
+                _ => S::Modifying,
+            },
+            // Always given; without it, taken as just now (the safe side).
+            started: m
+                .start_time()
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                .unwrap_or_else(chrono::Utc::now),
+        })
+        .collect())
 }
 
 /// The target size of the volume's newest modification that is still

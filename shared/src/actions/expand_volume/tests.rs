@@ -466,3 +466,72 @@ fn the_partition_holding_the_alerted_mount_is_the_one_traced() {
     assert_eq!(e.volume.as_str(), "vol-0000000000000000b");
     assert_eq!((e.from_gib, e.to_gib), (100, 120));
 }
+
+mod window {
+    use crate::actions::expand_volume::{
+        Modification, ModificationState as S, Window, modification_window,
+    };
+    use crate::ids::VolumeId;
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("a fixed time")
+    }
+
+    fn m(gib: i32, state: S, started: &str) -> Modification {
+        Modification { target_gib: Some(gib), state, started: at(started) }
+    }
+
+    #[test]
+    fn ebs_takes_one_modification_every_six_hours() {
+        let v = VolumeId::parse("t", "vol-0123456789abcdef0").expect("an id");
+        let now = at("2026-12-07T10:00:00Z");
+        assert_eq!(modification_window(&v, &[], now), Window::Open);
+        // Modified 2 hours ago: closed until 14:00, and nothing is done.
+        let two_h = [m(41, S::Completed, "2026-12-07T08:00:00Z")];
+        let Window::Closed(why) = modification_window(&v, &two_h, now) else {
+            panic!("open 2 hours after a modification");
+        };
+        assert!(why.contains("modified 2h00 ago (2026-12-07T08:00:00Z, to 41 GiB, completed)"), "{why}");
+        assert!(why.contains("grown again after 2026-12-07T14:00:00Z"), "{why}");
+        assert!(why.contains("no snapshot, no request"), "{why}");
+        // Exactly 6 hours on, and later: open. Only the latest counts.
+        let old = [
+            m(30, S::Completed, "2026-12-06T01:00:00Z"),
+            m(41, S::Completed, "2026-12-07T04:00:00Z"),
+        ];
+        assert_eq!(modification_window(&v, &old, now), Window::Open);
+        assert_eq!(
+            modification_window(&v, &two_h, now + TimeDelta::hours(4)),
+            Window::Open
+        );
+        // A failed one may be retried at once.
+        let failed = [m(41, S::Failed, "2026-12-07T09:50:00Z")];
+        assert_eq!(modification_window(&v, &failed, now), Window::Open);
+        let failed_after = [two_h[0].clone(), failed[0].clone()];
+        assert!(matches!(modification_window(&v, &failed_after, now), Window::Closed(_)));
+    }
+
+    #[test]
+    fn a_modification_under_way_is_waited_for() {
+        let v = VolumeId::parse("t", "vol-0123456789abcdef0").expect("an id");
+        let now = at("2026-12-07T10:00:00Z");
+        for state in [S::Modifying, S::Optimizing] {
+            let mods = [m(40, state, "2026-12-07T09:59:00Z")];
+            assert_eq!(
+                modification_window(&v, &mods, now),
+                Window::UnderWay { target_gib: 40, started: at("2026-12-07T09:59:00Z") }
+            );
+        }
+        // Under way without a new size (a type change): nothing to wait for.
+        let typed = [Modification {
+            target_gib: None,
+            state: S::Optimizing,
+            started: at("2026-12-07T01:00:00Z"),
+        }];
+        let Window::Closed(why) = modification_window(&v, &typed, now) else {
+            panic!("a type change under way left it open");
+        };
+        assert!(why.contains("being modified now (to a new type or performance, optimizing"), "{why}");
+    }
+}
