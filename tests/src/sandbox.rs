@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::ssm::{Instance, REFUSED};
+use crate::ssm::{Instance, REFUSED, Shell};
 
 /// One file as the listing saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct Run {
 #[derive(Clone, Debug, Default)]
 pub struct Sandbox {
     pub skip_mount: Option<&'static str>,
+    /// What the script under test runs under (dash unless asked); the
+    /// seed, the listings and the check are the harness's, in bash.
+    pub shell: Shell,
 }
 
 /// Between the sections of the listing (no file name holds it).
@@ -70,8 +73,13 @@ impl Sandbox {
         }
         let step = |what: &'static str, script: String| {
             let instance = &instance;
+            let shell = if what == "script" {
+                self.shell
+            } else {
+                Shell::Bash
+            };
             async move {
-                let (code, out, err) = instance.run(&script, STEP).await;
+                let (code, out, err) = instance.run_in(shell, &script, STEP).await;
                 if code == REFUSED {
                     bail!("refused: {}", err.trim());
                 }

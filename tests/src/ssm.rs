@@ -1,7 +1,8 @@
 //! SSM Run Command for real: a loopback HTTP server (hyper) in front of
 //! moto for the SSM API. `SendCommand` is forwarded to moto (which records
 //! it and names the command id) *and*, for an instance with a sandbox,
-//! executed with its exact commands by bash inside that instance's sandbox;
+//! executed with its exact commands by `sh` (dash, as on Debian and Ubuntu;
+//! [`Shell`]) inside that instance's sandbox;
 //! `GetCommandInvocation` for it is answered from the real run, as SSM
 //! answers: `InvocationDoesNotExist` at first, `InProgress` while it runs,
 //! then `Success` or `Failed` with the exit code, stdout cut at SSM's 24,000
@@ -61,6 +62,26 @@ case "$1" in
 esac
 "#;
 
+/// The shell a script runs under. SSM's `AWS-RunShellScript` runs the
+/// commands with `sh`: dash on Debian and Ubuntu, bash (in POSIX mode) on
+/// Amazon Linux and RHEL. The stand-in runs them with dash unless a test
+/// asks for bash; the tests' own snippets (`Instance::sh`) use bash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shell {
+    #[default]
+    Dash,
+    Bash,
+}
+
+impl Shell {
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Dash => "dash",
+            Self::Bash => "bash",
+        }
+    }
+}
+
 /// An EBS volume of the instance, as a real filesystem on a loop device.
 #[derive(Clone, Debug)]
 pub struct DataVolume {
@@ -92,6 +113,8 @@ pub struct Instance {
     init: u32,
     id: String,
     disk: Option<Loop>,
+    /// What SSM's scripts run under ([`Instance::run`]).
+    pub shell: Shell,
 }
 
 fn sh_host(cmd: &str, args: &[&str]) -> Result<String> {
@@ -238,6 +261,7 @@ exec sleep 3600
             init: 0,
             id,
             disk,
+            shell: Shell::default(),
         };
         if line.trim() != "ready" {
             bail!("the instance sandbox did not start (needs root for mount namespaces)");
@@ -287,9 +311,20 @@ exec sleep 3600
         self.disk.as_ref().map(|l| l.volume.volume_id.as_str())
     }
 
-    /// Runs a script (SSM's `commands`, one per line) with bash inside the
-    /// sandbox, after checking that it is still the sandbox. (exit, out, err)
+    /// Runs a script (SSM's `commands`, one per line) as SSM would, with
+    /// the instance's shell, inside the sandbox. (exit, out, err)
     pub async fn run(&self, script: &str, timeout: Duration) -> (i32, String, String) {
+        self.run_in(self.shell, script, timeout).await
+    }
+
+    /// Runs a script with `shell` inside the sandbox, after checking that
+    /// it is still the sandbox. (exit, out, err)
+    pub async fn run_in(
+        &self,
+        shell: Shell,
+        script: &str,
+        timeout: Duration,
+    ) -> (i32, String, String) {
         // Each path must be on the sandbox's own filesystem: its tmpfs, or
         // the data volume's loop device where that holds it.
         let expected = |d: &str| match &self.disk {
@@ -313,7 +348,8 @@ exec sleep 3600
         }
         let check = format!(
             r#"[ "$(readlink /proc/self/ns/mnt)" != "$HOST_NS" ] || {{ echo "instance stand-in: in the host's mount namespace: refusing to run" >&2; exit {REFUSED}; }}
-{checks}cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec bash -c "$SCRIPT""#
+{checks}cd / && PATH={STANDIN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec {shell} -c "$SCRIPT""#,
+            shell = shell.program()
         );
         let host_ns = std::fs::read_link("/proc/self/ns/mnt")
             .map(|p| p.display().to_string())
@@ -338,7 +374,9 @@ exec sleep 3600
 
     /// Runs a shell snippet in the sandbox for the test (seeding, reading).
     pub async fn sh(&self, script: &str) -> Result<String> {
-        let (code, out, err) = self.run(script, Duration::from_secs(60)).await;
+        let (code, out, err) = self
+            .run_in(Shell::Bash, script, Duration::from_secs(60))
+            .await;
         if code != 0 {
             bail!("in the sandbox, exit {code}: {err}");
         }

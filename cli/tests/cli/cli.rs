@@ -372,7 +372,7 @@ async fn a_mixed_batch_is_handled_in_part() -> Result<()> {
 /// `first-responder script` prints exactly what the responder sends for
 /// those typed parameters (the same functions build both), lists them, and
 /// refuses what the responder would refuse. Every script passes shellcheck
-/// at `-S warning` (Debian's package, installed by `make test`).
+/// as POSIX sh at `-S warning` (Debian's package, installed by `make test`).
 #[test]
 fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
     use first_responder::commands;
@@ -503,9 +503,10 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
         let (code, out, err) = script(&args);
         assert_eq!(code, Some(0), "{args:?}: {err}");
         assert_eq!(out, format!("{}\n", want.join("\n")), "{args:?}");
-        // The shell AWS-RunShellScript uses on Amazon Linux is bash.
+        // AWS-RunShellScript runs the commands with `sh`: dash on Debian
+        // and Ubuntu, so POSIX sh only.
         let mut sc = Command::new("shellcheck")
-            .args(["-s", "bash", "-S", "warning", "-"])
+            .args(["-s", "sh", "-S", "warning", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()

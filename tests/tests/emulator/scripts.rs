@@ -1,5 +1,6 @@
-//! The scripts first-responder sends through SSM, run for real with bash in
-//! the instance stand-in (`harness::sandbox`: a private mount namespace with
+//! The scripts first-responder sends through SSM, run for real under dash
+//! and bash (SSM runs them with `sh`, which is either) in the instance
+//! stand-in (`harness::sandbox`: a private mount namespace with
 //! its own /tmp, /var/tmp and /var/log), on realistic and hostile content.
 //! What must survive is digested before and compared after.
 
@@ -10,6 +11,10 @@ use first_responder::commands;
 use first_responder::disk::marker;
 use first_responder::ids::InstanceId;
 use harness::sandbox::{Run, Sandbox};
+use harness::ssm::Shell;
+
+/// `sh` on Debian and Ubuntu, and on Amazon Linux and RHEL.
+const SHELLS: [Shell; 2] = [Shell::Dash, Shell::Bash];
 
 /// Old means neither modified nor read for 30 days (the scripts' age is 7).
 const OLD: &str = "touch -d '30 days ago'";
@@ -49,6 +54,13 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 /// bytes reported are the bytes really freed.
 #[tokio::test]
 async fn cleanup_temp_deletes_exactly_the_old_unused_files() -> Result<()> {
+    for shell in SHELLS {
+        cleanup_temp_under(shell).await?;
+    }
+    Ok(())
+}
+
+async fn cleanup_temp_under(shell: Shell) -> Result<()> {
     let seed = format!(
         r#"
 mkdir -p /var/log/elsewhere /tmp/sub/deeper /tmp/systemd-private-abc-nginx.service-XyZ/tmp /tmp/other
@@ -83,10 +95,13 @@ touch -a /tmp/old-but-read
 sleep 0.3
 "#
     );
-    let r = Sandbox::default()
-        .run(&seed, &commands::cleanup_temp(7), "")
-        .await?;
-    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = Sandbox {
+        shell,
+        ..Sandbox::default()
+    }
+    .run(&seed, &commands::cleanup_temp(7), "")
+    .await?;
+    assert_eq!(r.status, 0, "{shell:?}: {}\n{}", r.stdout, r.stderr);
     let (gone, added, changed) = diff(&r);
     let deleted = set(&[
         "/tmp/old-big",
@@ -181,10 +196,20 @@ seq 1 20000 > /var/log/app/held.log.1
 sleep 0.3
 "#
     );
-    for bucket in [None, Some("logs-bucket")] {
+    for (shell, bucket) in [
+        (Shell::Dash, None),
+        (Shell::Dash, Some("logs-bucket")),
+        (Shell::Bash, None),
+        (Shell::Bash, Some("logs-bucket")),
+    ] {
         let script = commands::archive_logs(7, bucket, &instance, tag);
-        let r = Sandbox::default().run(&seed, &script, "").await?;
-        assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+        let r = Sandbox {
+            shell,
+            ..Sandbox::default()
+        }
+        .run(&seed, &script, "")
+        .await?;
+        assert_eq!(r.status, 0, "{shell:?}: {}\n{}", r.stdout, r.stderr);
         let (gone, added, changed) = diff(&r);
         let rotated = [
             "/var/log/app/app.log.1",
@@ -235,6 +260,7 @@ async fn the_stand_in_refuses_to_run_without_its_own_mounts() -> Result<()> {
     for missing in ["/tmp", "/var/log"] {
         let sandbox = Sandbox {
             skip_mount: Some(missing),
+            ..Sandbox::default()
         };
         let err = sandbox
             .run("", &["echo ran".to_owned()], "")
@@ -247,5 +273,23 @@ async fn the_stand_in_refuses_to_run_without_its_own_mounts() -> Result<()> {
             "{err}"
         );
     }
+    Ok(())
+}
+
+/// SSM runs a script with `sh`; the stand-in too, with dash (as Debian and
+/// Ubuntu do), so a bash-only construct in a script fails here as it would
+/// there, and the same script runs under bash when asked.
+#[tokio::test]
+async fn the_stand_in_runs_scripts_with_sh_as_ssm_does() -> Result<()> {
+    let bashism = ["[[ 1 == 1 ]] && echo bash-only".to_owned()];
+    let dash = Sandbox::default().run("", &bashism, "").await?;
+    assert_ne!(dash.status, 0, "dash ran [[: {}", dash.stdout);
+    let bash = Sandbox {
+        shell: Shell::Bash,
+        ..Sandbox::default()
+    }
+    .run("", &bashism, "")
+    .await?;
+    assert_eq!((bash.status, bash.stdout.trim()), (0, "bash-only"));
     Ok(())
 }
