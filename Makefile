@@ -55,8 +55,9 @@ iam: iam-tools
 # Prometheus and its node exporter (promtool tests the shipped rules; the
 # live chain scrapes the exporter and evaluates them), shellcheck for every
 # script sent to an instance, and for the instance
-# stand-in util-linux (unshare, nsenter, findmnt, losetup), xfsprogs and
-# e2fsprogs (real filesystems on loop devices), and Chromium for the approval
+# stand-in util-linux (unshare, nsenter, findmnt, losetup, partx), xfsprogs and
+# e2fsprogs (real filesystems on loop devices), fdisk (sfdisk: a GPT disk) and
+# cloud-guest-utils (growpart, grown for real), and Chromium for the approval
 # page's browser test (driven by Playwright from the .venv); qemu-user-static,
 # libc6-arm64-cross and binutils-aarch64-linux-gnu start the arm64 package
 # and read the glibc it needs (scripts/boot_arm64.py).
@@ -67,11 +68,13 @@ system-deps:
 	  command -v prometheus-node-exporter >/dev/null && \
 	  command -v shellcheck >/dev/null && command -v unshare >/dev/null && command -v findmnt >/dev/null && \
 	  command -v mkfs.xfs >/dev/null && command -v mkfs.ext4 >/dev/null && \
+	  command -v growpart >/dev/null && command -v sfdisk >/dev/null && \
 	  command -v chromium >/dev/null && command -v node >/dev/null && command -v npm >/dev/null && \
 	  command -v qemu-aarch64-static >/dev/null && command -v aarch64-linux-gnu-objdump >/dev/null && \
 	  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
-	    prometheus-alertmanager prometheus prometheus-node-exporter shellcheck util-linux xfsprogs e2fsprogs chromium \
+	    prometheus-alertmanager prometheus prometheus-node-exporter shellcheck util-linux xfsprogs e2fsprogs \
+	    cloud-guest-utils fdisk chromium \
 	    qemu-user-static libc6-arm64-cross binutils-aarch64-linux-gnu \
 	    $$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm); }
 

@@ -3,6 +3,7 @@
 //! configuration): nothing that came from an event reaches a command line.
 //! The scripts print `key=value` lines that the executor reads back.
 
+use crate::disk::GrowPath;
 use crate::ids::{InstanceId, ServiceName, VolumeId};
 
 /// SSM keeps only this much of a command's standard output in its answer.
@@ -45,9 +46,28 @@ pub const MEMORY_DIAGNOSTICS: &[&str] = &[
     "true",
 ];
 
-/// The block devices with their EBS serials (NVMe), mount points, filesystems
-/// and partition tables, as JSON: how a mount point is traced to a volume.
-pub const LSBLK: &[&str] = &["lsblk -J -o NAME,TYPE,SERIAL,MOUNTPOINT,FSTYPE,PTTYPE"];
+/// The preflight of a disk incident, in one command (one round trip): the
+/// block devices with their EBS serials (NVMe), mount points, filesystems
+/// and partition tables, as JSON (how a mount point is traced to a volume,
+/// and what stands between them), after a line `missing=TOOL[,TOOL…]`
+/// naming the tools this host's layouts need to grow that it lacks
+/// (`growpart` for partitions, `pvresize`/`lvextend` for LVM, `xfs_growfs`
+/// and `resize2fs` for the filesystems mounted); no such line when none is
+/// missing. Mounts are read from the kernel (`findmnt`, bounded: a dead
+/// NFS mount must not hang it), not from udev, which minimal images lack.
+/// It reads, and changes nothing: the agent's PATH is the one the grow
+/// script will run with, so the tools are looked up where it will find them.
+pub const DISK_LAYOUT: &[&str] = &[
+    "L=$(lsblk -J -o NAME,TYPE,SERIAL,MOUNTPOINT,FSTYPE,PTTYPE) || { echo 'error=lsblk failed'; exit 1; }",
+    "need=''",
+    "if printf '%s' \"$L\" | grep -Eq '\"type\": ?\"part\"'; then need=\"$need growpart\"; fi",
+    "if printf '%s' \"$L\" | grep -Eq '\"type\": ?\"lvm\"'; then need=\"$need pvresize lvextend\"; fi",
+    "if [ -n \"$(timeout 10 findmnt -rn -t xfs -o TARGET)\" ]; then need=\"$need xfs_growfs\"; fi",
+    "if [ -n \"$(timeout 10 findmnt -rn -t ext2,ext3,ext4 -o TARGET)\" ]; then need=\"$need resize2fs\"; fi",
+    "m=''; for t in $need; do command -v \"$t\" >/dev/null 2>&1 || m=\"$m${m:+,}$t\"; done",
+    "if [ -n \"$m\" ]; then echo \"missing=$m\"; fi",
+    "printf '%s\\n' \"$L\"",
+];
 
 /// Usage of the real filesystems, for the expansion threshold.
 const DF: &str = "df -P -x tmpfs -x devtmpfs -x squashfs -x overlay";
@@ -136,11 +156,24 @@ pub const GROW_UNKNOWN_FS: i32 = 4;
 pub const GROW_PARTITION_FAILED: i32 = 5;
 pub const GROW_NOT_RESIZED: i32 = 6;
 pub const GROW_FS_FAILED: i32 = 7;
+pub const GROW_LVM_FAILED: i32 = 8;
 
-/// Grows the partition and filesystem on the volume once the kernel sees the
-/// new size. The device is found from the volume id (Nitro: the NVMe serial
-/// through /dev/disk/by-id) or the block-device mapping's Xen name.
-pub fn grow_filesystem(volume: &VolumeId, xen_letters: Option<&str>, to_gib: i32) -> Vec<String> {
+/// Grows what holds the alerted filesystem on the volume, once the kernel
+/// sees the new size: the partition the plan named (by its number, read
+/// from the instance's layout), the LVM physical volume and the logical
+/// volume the plan named, then the filesystem mounted from it (found by
+/// device with `findmnt`: never the first mounted partition, never a mount
+/// point from the alert). The device is found from the volume id (Nitro:
+/// the NVMe serial through /dev/disk/by-id) or the block-device mapping's
+/// Xen name. Prints `device=`, `target=`, `mount=`, `fstype=`, and the
+/// mount's size before and after (`size_before=`, `size_after=`, bytes),
+/// then `df -P` of it; `error=` and an exit code on any stop.
+pub fn grow_filesystem(
+    volume: &VolumeId,
+    xen_letters: Option<&str>,
+    to_gib: i32,
+    path: &GrowPath,
+) -> Vec<String> {
     let serial = volume.as_str().replacen('-', "", 1);
     let mut candidates = vec![format!(
         "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}"
@@ -151,10 +184,11 @@ pub fn grow_filesystem(volume: &VolumeId, xen_letters: Option<&str>, to_gib: i32
         candidates.push(format!("/dev/sd{l}"));
     }
     let bytes = i64::from(to_gib) * 1024 * 1024 * 1024;
-    vec![
+    let mut c = vec![
         "DEV=''".to_owned(),
         // Without Xen letters the list has one candidate (Nitro): still a loop.
-        "# shellcheck disable=SC2043 # one candidate on Nitro instances, more on Xen ones".to_owned(),
+        "# shellcheck disable=SC2043 # one candidate on Nitro instances, more on Xen ones"
+            .to_owned(),
         format!(
             "for d in {}; do if [ -e \"$d\" ]; then DEV=$(readlink -f \"$d\"); break; fi; done",
             candidates.join(" ")
@@ -170,32 +204,61 @@ pub fn grow_filesystem(volume: &VolumeId, xen_letters: Option<&str>, to_gib: i32
         format!(
             "if [ \"$(blockdev --getsize64 \"$DEV\")\" -lt {bytes} ]; then echo 'error=the kernel still sees the old size of the device'; exit {GROW_NOT_RESIZED}; fi"
         ),
-        "TARGET=$(lsblk -nrpo NAME,MOUNTPOINT \"$DEV\" | awk '$2 != \"\" {print $1; exit}')"
-            .to_owned(),
+    ];
+    // The partition by its number, as the kernel numbers it (sysfs), among
+    // the disk's own partitions.
+    match path.partition() {
+        Some(n) => c.push(format!(
+            "PART=''; for p in $(lsblk -nrpo NAME \"$DEV\"); do if [ \"$(cat \"/sys/class/block/${{p##*/}}/partition\" 2>/dev/null)\" = {n} ]; then PART=$p; break; fi; done; if [ -z \"$PART\" ]; then echo \"error=$DEV has no partition {n}\"; exit {GROW_NO_DEVICE}; fi"
+        )),
+        None => c.push("PART=$DEV".to_owned()),
+    }
+    match path {
+        GrowPath::Lvm { lv, .. } => c.push(format!("TARGET=/dev/mapper/{lv}")),
+        _ => c.push("TARGET=$PART".to_owned()),
+    }
+    c.extend([
+        // From the kernel's mount table (bounded: a dead network mount must
+        // not hang it); lsblk's FSTYPE needs udev, which minimal images
+        // lack, so blkid reads the disk when findmnt cannot say.
+        "MNT=$(timeout 10 findmnt -nro TARGET --source \"$TARGET\" | head -n 1)".to_owned(),
         format!(
-            "if [ -z \"$TARGET\" ]; then echo 'error=nothing on the device is mounted'; exit {GROW_NO_DEVICE}; fi"
+            "if [ -z \"$MNT\" ]; then echo \"error=nothing is mounted from $TARGET\"; exit {GROW_NO_DEVICE}; fi"
         ),
-        // lsblk's FSTYPE comes from udev's database, which minimal images and
-        // containers lack: findmnt and blkid read the kernel and the disk.
-        "MNT=$(lsblk -nro MOUNTPOINT \"$TARGET\" | head -n 1); [ -n \"$MNT\" ] || MNT=$(findmnt -nro TARGET --source \"$TARGET\" | head -n 1)"
-            .to_owned(),
-        "FS=$(lsblk -nro FSTYPE \"$TARGET\"); [ -n \"$FS\" ] || FS=$(findmnt -nro FSTYPE --source \"$TARGET\" | head -n 1); [ -n \"$FS\" ] || FS=$(blkid -o value -s TYPE \"$TARGET\")"
-            .to_owned(),
-        "echo \"mount=$MNT\"; echo \"fstype=$FS\"".to_owned(),
+        "FS=$(timeout 10 findmnt -nro FSTYPE --source \"$TARGET\" | head -n 1); [ -n \"$FS\" ] || FS=$(blkid -o value -s TYPE \"$TARGET\")".to_owned(),
+        "echo \"target=$TARGET\"; echo \"mount=$MNT\"; echo \"fstype=$FS\"".to_owned(),
         format!(
             "case \"$FS\" in ext2|ext3|ext4|xfs) ;; *) echo \"error=filesystem $FS is not grown automatically\"; exit {GROW_UNKNOWN_FS};; esac"
         ),
-        // growpart: 0 grown, 1 nothing to grow (already the full disk).
-        format!(
-            "if [ \"$TARGET\" != \"$DEV\" ]; then N=$(cat \"/sys/class/block/$(basename \"$TARGET\")/partition\"); growpart \"$DEV\" \"$N\"; rc=$?; if [ $rc -gt 1 ]; then echo \"error=growpart exited $rc\"; exit {GROW_PARTITION_FAILED}; fi; fi"
-        ),
+        "SIZE0=$(timeout 10 df -P -B1 \"$MNT\" | awk 'NR == 2 {print $2}'); echo \"size_before=$SIZE0\"".to_owned(),
+    ]);
+    // growpart: 0 grown, 1 nothing to grow (already the full disk). Then
+    // the kernel is told the new partition size (growpart does on most
+    // hosts; partx -u is harmless where it did).
+    if let Some(n) = path.partition() {
+        c.push(format!(
+            "growpart \"$DEV\" {n}; rc=$?; if [ $rc -gt 1 ]; then echo \"error=growpart exited $rc\"; exit {GROW_PARTITION_FAILED}; fi; partx -u \"$DEV\" 2>/dev/null || true"
+        ));
+    }
+    match path {
+        GrowPath::Lvm { .. } => {
+            c.push(format!(
+                "pvresize \"$PART\" || {{ echo \"error=the volume is {to_gib} GiB but pvresize $PART failed: run it, then \\`lvextend -r -l +100%FREE $TARGET\\`, by hand\"; exit {GROW_LVM_FAILED}; }}"
+            ));
+            // -r grows the filesystem with the logical volume (fsadm).
+            c.push(format!(
+                "lvextend -r -l +100%FREE \"$TARGET\" || {{ echo \"error=the volume is {to_gib} GiB and its physical volume grown, but lvextend failed: run \\`lvextend -r -l +100%FREE $TARGET\\` by hand\"; exit {GROW_LVM_FAILED}; }}"
+            ));
+        }
         // Online growth can be refused (resize2fs needs CAP_SYS_RESOURCE; an
         // old kernel, a full journal): say what to run by hand.
-        format!(
+        _ => c.push(format!(
             "case \"$FS\" in xfs) xfs_growfs -d \"$MNT\" || {{ echo \"error=the volume is {to_gib} GiB but the filesystem was not grown: run \\`xfs_growfs -d $MNT\\` by hand\"; exit {GROW_FS_FAILED}; }} ;; *) resize2fs \"$TARGET\" || {{ echo \"error=the volume is {to_gib} GiB but the filesystem was not grown: run \\`resize2fs $TARGET\\` by hand\"; exit {GROW_FS_FAILED}; }} ;; esac"
-        ),
-        "df -P \"$MNT\"".to_owned(),
-    ]
+        )),
+    }
+    c.push("SIZE1=$(timeout 10 df -P -B1 \"$MNT\" | awk 'NR == 2 {print $2}'); echo \"size_after=$SIZE1\"".to_owned());
+    c.push("timeout 10 df -P \"$MNT\"".to_owned());
+    c
 }
 
 /// Restarts a systemd unit and reports whether it came back.
@@ -235,13 +298,36 @@ mod tests {
         assert!(a.contains("work=$(mktemp -d)"), "{a}");
         let a = archive_logs(3, None, &i, "inc-0011223344556677").join("\n");
         assert!(!a.contains("s3://"), "{a}");
-        let g = grow_filesystem(&v, Some("f"), 120).join("\n");
+        let g = grow_filesystem(&v, Some("f"), 120, &GrowPath::Partition(2)).join("\n");
         assert!(
             g.contains("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0 /dev/xvdf /dev/sdf"),
             "{g}"
         );
         assert!(g.contains(&(120_i64 << 30).to_string()), "{g}");
-        let g = grow_filesystem(&v, Some("f; rm -rf /"), 120).join("\n");
+        assert!(
+            g.contains("= 2 ]") && g.contains("growpart \"$DEV\" 2"),
+            "{g}"
+        );
+        let lv = crate::disk::LvName::parse("vg0-data").unwrap();
+        let g = grow_filesystem(
+            &v,
+            None,
+            120,
+            &GrowPath::Lvm {
+                partition: None,
+                lv,
+            },
+        )
+        .join("\n");
+        assert!(
+            g.contains("TARGET=/dev/mapper/vg0-data") && !g.contains("growpart"),
+            "{g}"
+        );
+        assert!(
+            g.contains("pvresize \"$PART\"") && g.contains("lvextend -r -l +100%FREE \"$TARGET\""),
+            "{g}"
+        );
+        let g = grow_filesystem(&v, Some("f; rm -rf /"), 120, &GrowPath::Disk).join("\n");
         assert!(!g.contains("rm -rf"), "{g}");
         let s = ServiceName::parse("t", "app.service").unwrap();
         assert_eq!(restart_service(&s)[0], "systemctl restart 'app.service'");

@@ -85,9 +85,15 @@ pub struct Observed {
     pub group: Result<Option<GroupState>, String>,
     /// Tags and state of the instance, for the playbooks that act on it.
     pub instance: Result<Option<InstanceState>, String>,
-    /// The instance's block devices (`lsblk` through SSM), read only when
-    /// the alert's device cannot be traced to a volume from the API alone.
+    /// The instance's block devices (the disk preflight through SSM,
+    /// `commands::DISK_LAYOUT`), read for a disk incident whenever commands
+    /// may run: how the mount is traced to a volume, and what stands between.
     pub layout: Option<Result<Vec<BlockDev>, String>>,
+    /// The tools the same preflight found missing (`missing=`).
+    pub missing_tools: Vec<String>,
+    /// Read with read permissions only (the backtest): no preflight was
+    /// sent, so the planner assumes a layout it could grow, and says so.
+    pub read_only: bool,
     /// EC2's status checks, read for a Prometheus `ServiceDown`: a scrape
     /// failure alone never reboots or replaces a healthy instance.
     pub health: Option<Result<InstanceHealth, String>>,
@@ -111,6 +117,8 @@ impl Observed {
             group: Err(why.to_owned()),
             instance: Err(why.to_owned()),
             layout: Some(Err(why.to_owned())),
+            missing_tools: Vec::new(),
+            read_only: false,
             health: Some(Err(why.to_owned())),
             ssm_online: None,
             metric: None,
@@ -127,6 +135,8 @@ impl Observed {
             group: Ok(None),
             instance: Ok(None),
             layout: None,
+            missing_tools: Vec::new(),
+            read_only: false,
             health: None,
             ssm_online: None,
             metric: None,

@@ -40,7 +40,17 @@ pub struct World {
     pub config: first_responder::Config,
     /// CloudWatch's CBOR to moto's JSON 1.0; `engine.aws.cloudwatch` goes through it.
     pub cloudwatch: cloudwatch::CloudWatchBridge,
+    /// SSM in front of moto: the fleet's first instance answers the disk
+    /// preflight as a Xen instance does ([`XEN_LAYOUT`]); `engine.aws.ssm`
+    /// goes through it.
+    pub ssm: ssm::SsmStandIn,
 }
+
+/// The disk preflight's answer of the fleet's first instance, as a Xen
+/// instance prints it (moto's SSM prints nothing): / on partition 1 of
+/// xvda, ext4 on the whole of xvdf (`/dev/sdf`, the data volume) at /data,
+/// every tool present (no `missing=` line).
+pub const XEN_LAYOUT: &str = r#"{"blockdevices": [{"name": "xvda", "type": "disk", "serial": null, "mountpoint": null, "fstype": null, "pttype": "gpt", "children": [{"name": "xvda1", "type": "part", "serial": null, "mountpoint": "/", "fstype": "xfs", "pttype": "gpt"}]}, {"name": "xvdf", "type": "disk", "serial": null, "mountpoint": "/data", "fstype": "ext4", "pttype": null}]}"#;
 
 impl World {
     /// Without a state table: every delivery is untracked.
@@ -51,6 +61,9 @@ impl World {
         let mut engine = fast_engine(&sdk);
         let cloudwatch = cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
         engine.aws.cloudwatch = cloudwatch.client(&sdk).into();
+        let ssm = ssm::SsmStandIn::start(&moto.endpoint).await?;
+        ssm.answer(fleet.instance(), "block devices", XEN_LAYOUT);
+        engine.aws.ssm = ssm.client(&sdk).into();
         let config = first_responder::Config {
             notify_topic_arn: Some(fleet.topic_arn.clone()),
             ..first_responder::Config::default()
@@ -62,7 +75,18 @@ impl World {
             engine,
             config,
             cloudwatch,
+            ssm,
         })
+    }
+
+    /// An untracked engine whose EC2 and other calls go to `endpoint` (a
+    /// fault proxy), with this world's CloudWatch and SSM stand-ins.
+    pub async fn engine_via(&self, endpoint: &str) -> first_responder::Engine {
+        let via = sdk_config(endpoint).await;
+        let mut engine = fast_engine(&via);
+        engine.aws.cloudwatch = self.cloudwatch.client(&self.sdk).into();
+        engine.aws.ssm = self.ssm.client(&self.sdk).into();
+        engine
     }
 
     /// With the state table: idempotency, cooldowns, flap guard, breaker.

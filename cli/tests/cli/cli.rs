@@ -298,8 +298,9 @@ fn tempdir() -> Result<std::path::PathBuf> {
 /// One bad alert of an Alertmanager group does not drop the good one: the
 /// disk alert is handled, the blackbox probe (a URL as `instance`) and the
 /// unreadable value are reported under "rejected", exit 0. Nothing usable:
-/// exit 2 with the first alert's field.
-#[tokio::test]
+/// exit 2 with the first alert's field. (Two workers: the SSM stand-in
+/// serves while the test waits on the process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_batch_is_handled_in_part() -> Result<()> {
     let moto = Moto::start()?;
     let sdk = moto.sdk().await;
@@ -318,11 +319,14 @@ async fn a_mixed_batch_is_handled_in_part() -> Result<()> {
     v["alerts"] = serde_json::json!([blackbox, good, k]);
     let path = dir.join("mixed.json");
     std::fs::write(&path, v.to_string())?;
+    // moto's SSM prints nothing: the instance answers the disk preflight.
+    let ssm = harness::ssm::SsmStandIn::start(&moto.endpoint).await?;
+    ssm.answer(fleet.instance(), "block devices", harness::XEN_LAYOUT);
     let out = run(
         &moto,
         Some(&fleet),
         &["run", "--json", &path.display().to_string()],
-        &[],
+        &[("AWS_ENDPOINT_URL_SSM", &ssm.endpoint)],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -376,6 +380,7 @@ async fn a_mixed_batch_is_handled_in_part() -> Result<()> {
 #[test]
 fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
     use first_responder::commands;
+    use first_responder::disk::GrowPath;
     use first_responder::ids::{InstanceId, ServiceName, VolumeId};
     let script = |args: &[&str]| {
         let out = Command::new(BIN)
@@ -408,7 +413,7 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
         "cleanup_temp",
         "archive_logs",
         "grow_filesystem",
-        "lsblk",
+        "disk_layout",
         "restart_service",
     ] {
         assert!(names.contains(&must), "{must} not in {names:?}");
@@ -452,8 +457,10 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
                 "30",
                 "--xen-letters",
                 "f",
+                "--partition",
+                "2",
             ],
-            commands::grow_filesystem(&v, Some("f"), 30),
+            commands::grow_filesystem(&v, Some("f"), 30, &GrowPath::Partition(2)),
         ),
         (
             vec![
@@ -463,15 +470,40 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
                 "--to-gib",
                 "30",
             ],
-            commands::grow_filesystem(&v, None, 30),
+            commands::grow_filesystem(&v, None, 30, &GrowPath::Disk),
+        ),
+        (
+            vec![
+                "grow_filesystem",
+                "--volume-id",
+                "vol-0123456789abcdef0",
+                "--to-gib",
+                "30",
+                "--partition",
+                "1",
+                "--lv",
+                "vg0-data",
+            ],
+            commands::grow_filesystem(
+                &v,
+                None,
+                30,
+                &GrowPath::Lvm {
+                    partition: Some(1),
+                    lv: first_responder::disk::LvName::parse("vg0-data").context("lv")?,
+                },
+            ),
         ),
         (
             vec!["restart_service", "--service", "app"],
             commands::restart_service(&ServiceName::parse("t", "app")?),
         ),
         (
-            vec!["lsblk"],
-            commands::LSBLK.iter().map(|c| (*c).to_owned()).collect(),
+            vec!["disk_layout"],
+            commands::DISK_LAYOUT
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
         ),
         (
             vec!["diagnostics", "--kind", "high_cpu"],
@@ -553,6 +585,30 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
                 "f;x",
             ],
             "--xen-letters",
+        ),
+        (
+            vec![
+                "grow_filesystem",
+                "--volume-id",
+                "vol-0123456789abcdef0",
+                "--to-gib",
+                "30",
+                "--lv",
+                "vg0/data;reboot",
+            ],
+            "--lv",
+        ),
+        (
+            vec![
+                "grow_filesystem",
+                "--volume-id",
+                "vol-0123456789abcdef0",
+                "--to-gib",
+                "30",
+                "--partition",
+                "0",
+            ],
+            "--partition 0",
         ),
         (vec!["diagnostics", "--kind", "disk_full"], "--kind"),
         (

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use harness::proxy::{Fault, FaultProxy, Faults, Rule};
+use harness::ssm::SsmStandIn;
 use harness::{
     Fleet, FleetSpec, Moto, aws_env, desired_capacity, drain, eventually, expire_leases,
     sample_event, seed, snapshots, ssm_commands, state_records, volume_modifications, volume_size,
@@ -16,7 +17,9 @@ use harness::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_first-responder");
 
-fn command(endpoint: &str, fleet: &Fleet, event: &str) -> Command {
+/// The responder, its SSM through the stand-in that answers the disk
+/// preflight (`ssm`), everything else at `endpoint`.
+fn command(endpoint: &str, ssm: &str, fleet: &Fleet, event: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["run", "--json", event])
         .env_clear()
@@ -27,19 +30,20 @@ fn command(endpoint: &str, fleet: &Fleet, event: &str) -> Command {
     for (k, v) in aws_env(endpoint) {
         cmd.env(k, v);
     }
+    cmd.env("AWS_ENDPOINT_URL_SSM", ssm);
     cmd
 }
 
-fn spawn(endpoint: &str, fleet: &Fleet, event: &str) -> Result<Child> {
-    Ok(command(endpoint, fleet, event)
+fn spawn(endpoint: &str, ssm: &str, fleet: &Fleet, event: &str) -> Result<Child> {
+    Ok(command(endpoint, ssm, fleet, event)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?)
 }
 
 /// The redelivery: a new process, straight to the emulator.
-fn redeliver(moto: &Moto, fleet: &Fleet, event: &str) -> Result<serde_json::Value> {
-    let out = command(&moto.endpoint, fleet, event).output()?;
+fn redeliver(moto: &Moto, ssm: &str, fleet: &Fleet, event: &str) -> Result<serde_json::Value> {
+    let out = command(&moto.endpoint, ssm, fleet, event).output()?;
     serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
             "no JSON report; stderr: {}",
@@ -72,7 +76,9 @@ fn hits(proxy: &FaultProxy) -> u64 {
         .unwrap_or(0)
 }
 
-async fn setup(rules: &'static [Rule]) -> Result<(Moto, aws_config::SdkConfig, Fleet, FaultProxy)> {
+async fn setup(
+    rules: &'static [Rule],
+) -> Result<(Moto, aws_config::SdkConfig, Fleet, FaultProxy, SsmStandIn)> {
     let moto = Moto::start()?;
     let sdk = moto.sdk().await;
     let fleet = seed(&sdk, FleetSpec::default()).await?;
@@ -84,7 +90,11 @@ async fn setup(rules: &'static [Rule]) -> Result<(Moto, aws_config::SdkConfig, F
         },
     )
     .await?;
-    Ok((moto, sdk, fleet, proxy))
+    // moto's SSM prints nothing: the instance answers the disk preflight
+    // as a Xen instance does.
+    let ssm = SsmStandIn::start(&moto.endpoint).await?;
+    ssm.answer(fleet.instance(), "block devices", harness::XEN_LAYOUT);
+    Ok((moto, sdk, fleet, proxy, ssm))
 }
 
 fn event_file(name: &str, instance: &str) -> Result<(tempdir::Dir, String)> {
@@ -125,9 +135,9 @@ async fn killed_before_the_scale_out_reached_aws_then_completed_by_the_redeliver
         fault: Fault::Hang,
         times: u64::MAX,
     }];
-    let (moto, sdk, fleet, proxy) = setup(&RULES).await?;
+    let (moto, sdk, fleet, proxy, ssm) = setup(&RULES).await?;
     let (_dir, event) = event_file("high-cpu-alarm.json", fleet.instance())?;
-    let mut child = spawn(&proxy.endpoint, &fleet, &event)?;
+    let mut child = spawn(&proxy.endpoint, &ssm.endpoint, &fleet, &event)?;
     // The snapshots and diagnostics are done and recorded; the scale-out is
     // claimed and held in flight.
     eventually(Duration::from_secs(60), || async {
@@ -146,7 +156,7 @@ async fn killed_before_the_scale_out_reached_aws_then_completed_by_the_redeliver
     assert!(drain(&sdk, &fleet.inbox_queue_url).await?.is_empty());
 
     assert!(expire_leases(&sdk, &fleet.state_table).await? >= 1);
-    let r = redeliver(&moto, &fleet, &event)?;
+    let r = redeliver(&moto, &ssm.endpoint, &fleet, &event)?;
     assert_eq!(r["incidents"][0]["delivery"], "resumed", "{r:#}");
     // One CreateSnapshots took both volumes; recorded as one action.
     let snap = action(&r, "snapshot", 0);
@@ -169,9 +179,9 @@ async fn killed_after_the_scale_out_acted_is_not_scaled_again() -> Result<()> {
         fault: Fault::ForwardThenHang,
         times: u64::MAX,
     }];
-    let (moto, sdk, fleet, proxy) = setup(&RULES).await?;
+    let (moto, sdk, fleet, proxy, ssm) = setup(&RULES).await?;
     let (_dir, event) = event_file("high-cpu-alarm.json", fleet.instance())?;
-    let mut child = spawn(&proxy.endpoint, &fleet, &event)?;
+    let mut child = spawn(&proxy.endpoint, &ssm.endpoint, &fleet, &event)?;
     // AWS acted (desired 1 -> 2); the process never heard back.
     eventually(Duration::from_secs(60), || async {
         let scaled = desired_capacity(&sdk, &fleet.group).await? == 2;
@@ -182,7 +192,7 @@ async fn killed_after_the_scale_out_acted_is_not_scaled_again() -> Result<()> {
     child.wait()?;
 
     expire_leases(&sdk, &fleet.state_table).await?;
-    let r = redeliver(&moto, &fleet, &event)?;
+    let r = redeliver(&moto, &ssm.endpoint, &fleet, &event)?;
     assert_eq!(r["incidents"][0]["delivery"], "resumed", "{r:#}");
     let scale = action(&r, "scale_out", 0);
     assert_eq!(scale["status"], "done", "{scale}");
@@ -202,9 +212,9 @@ async fn killed_after_the_volume_was_modified_resumes_at_the_filesystem() -> Res
         fault: Fault::ForwardThenHang,
         times: u64::MAX,
     }];
-    let (moto, sdk, fleet, proxy) = setup(&RULES).await?;
+    let (moto, sdk, fleet, proxy, ssm) = setup(&RULES).await?;
     let (_dir, event) = event_file("disk-full-alarm.json", fleet.instance())?;
-    let mut child = spawn(&proxy.endpoint, &fleet, &event)?;
+    let mut child = spawn(&proxy.endpoint, &ssm.endpoint, &fleet, &event)?;
     eventually(Duration::from_secs(60), || async {
         let modified = !volume_modifications(&sdk, &fleet.data_volume)
             .await?
@@ -227,7 +237,7 @@ async fn killed_after_the_volume_was_modified_resumes_at_the_filesystem() -> Res
     );
 
     expire_leases(&sdk, &fleet.state_table).await?;
-    let r = redeliver(&moto, &fleet, &event)?;
+    let r = redeliver(&moto, &ssm.endpoint, &fleet, &event)?;
     let expand = action(&r, "expand_volume", 0);
     assert_eq!(expand["status"], "done", "{r:#}");
     assert!(
@@ -270,7 +280,7 @@ async fn killed_after_the_fix_still_gets_its_verification() -> Result<()> {
         fault: Fault::ForwardThenHang,
         times: u64::MAX,
     }];
-    let (moto, sdk, fleet, proxy) = setup(&RULES).await?;
+    let (moto, sdk, fleet, proxy, ssm) = setup(&RULES).await?;
     let bridge = harness::cloudwatch::CloudWatchBridge::start(&moto.endpoint).await?;
     let cw = bridge.client(&sdk);
     let dims = [("InstanceId", fleet.instance())];
@@ -303,7 +313,7 @@ async fn killed_after_the_fix_still_gets_its_verification() -> Result<()> {
             .env("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.endpoint);
         c
     };
-    let mut child = with_checks(command(&proxy.endpoint, &fleet, &event))
+    let mut child = with_checks(command(&proxy.endpoint, &ssm.endpoint, &fleet, &event))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -345,7 +355,7 @@ async fn killed_after_the_fix_still_gets_its_verification() -> Result<()> {
         "{early:?}"
     );
     expire_leases(&sdk, &fleet.state_table).await?;
-    let r = with_checks(command(&moto.endpoint, &fleet, &event)).output()?;
+    let r = with_checks(command(&moto.endpoint, &ssm.endpoint, &fleet, &event)).output()?;
     let r: serde_json::Value = serde_json::from_slice(&r.stdout)?;
     assert_eq!(r["incidents"][0]["delivery"], "resumed", "{r:#}");
     drain(&sdk, &fleet.pager_queue_url).await?;

@@ -97,26 +97,30 @@ pub async fn instance_state(
         }))
 }
 
-/// `lsblk` on the instance through SSM (a read).
+/// The disk preflight on the instance through SSM (a read): its block
+/// devices and the tools it lacks to grow them.
 pub async fn block_devices(
     ssm: &aws_sdk_ssm::Client,
     instance: &InstanceId,
     incident_id: &str,
     timeout: std::time::Duration,
     poll: PollSchedule,
-) -> Result<Vec<disk::BlockDev>, String> {
+) -> Result<disk::Layout, String> {
     let o = run_command(
         ssm,
         instance,
-        commands::LSBLK.iter().map(|c| (*c).to_owned()).collect(),
+        commands::DISK_LAYOUT
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
         &format!("first-responder block devices for {incident_id}"),
         timeout,
         poll,
     )
     .await;
     match (o.status, o.output.as_deref().map(str::trim)) {
-        (Status::Done, Some(out)) if !out.is_empty() => disk::parse_lsblk(out),
-        (Status::Done, _) => Err("lsblk printed nothing".into()),
+        (Status::Done, Some(out)) if !out.is_empty() => disk::parse_layout(out),
+        (Status::Done, _) => Err("the disk preflight printed nothing".into()),
         _ => Err(o.detail),
     }
 }

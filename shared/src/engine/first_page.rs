@@ -136,9 +136,13 @@ mod tests {
     fn long_work_pages_at_once_short_work_only_if_it_runs_late() {
         // The root filesystem: its cleanup and archive (20 s, side by
         // side; without the instance's block devices read, the NVMe root's
-        // volume is unknown and the expansion fails to a person): over the
+        // volume is unknown and the expansion is left to a person): over the
         // budget.
-        let root = plan(&incident(ROOT_DISK), &disk_fleet(), &config());
+        let unread = crate::observed::Observed {
+            layout: None,
+            ..disk_fleet()
+        };
+        let root = plan(&incident(ROOT_DISK), &unread, &config());
         assert_eq!(root.typical_duration(), Duration::from_secs(20));
         assert_eq!(due(&root, TEN, true), Some(Due::AtOnce));
         // A data volume: no /tmp or /var/log on it, so the expansion alone.

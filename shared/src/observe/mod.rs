@@ -2,7 +2,6 @@
 
 use crate::actions::{ActionName, Need};
 use crate::config::Config;
-use crate::disk::{self, DiskTarget};
 use crate::ids::InstanceId;
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
 use crate::plan::Observed;
@@ -72,28 +71,10 @@ pub async fn observe_read_only(aws: &Aws, incident: &Incident, config: &Config) 
     observe_with(aws, incident, config, lookup.as_ref(), false).await
 }
 
-/// Whether the instance's block devices must be read (`lsblk` over SSM):
-/// the API alone cannot tell which volume holds the alerted filesystem or
-/// what filesystem it is, and SSM may run commands there (else the planner
-/// says why not).
-fn layout_unknown(
-    incident: &Incident,
-    vols: &[crate::observed::AttachedVolume],
-    me: Option<&crate::observed::InstanceState>,
-    config: &Config,
-) -> bool {
-    let labels = incident
-        .alert
-        .metric
-        .as_ref()
-        .map(|m| m.dimensions.clone())
-        .unwrap_or_default();
-    let target = DiskTarget::from_labels(&labels);
-    let root = me.and_then(|s| s.root_device.clone());
-    let known = disk::resolve_volume(&target, vols, root.as_deref(), None).is_ok();
-    let commands_allowed =
-        me.is_some_and(|s| crate::plan::is_opted_in(&s.tags, &config.settings()));
-    !(known && target.fstype.is_some()) && commands_allowed
+/// Commands may run on the instance (its opt-in tag): only then is the
+/// preflight asked.
+fn commands_allowed(me: Option<&crate::observed::InstanceState>, config: &Config) -> bool {
+    me.is_some_and(|s| crate::plan::is_opted_in(&s.tags, &config.settings()))
 }
 
 /// The instance an alert is about (and, for an address, how it was found);
@@ -181,12 +162,13 @@ async fn observe_with(
             }
         },
     );
-    // The instance's block devices, only when the API alone cannot tell
-    // which volume holds the filesystem or what filesystem it is.
+    // The instance's block devices and tools (the disk preflight), whenever
+    // commands may run on it: the API alone cannot tell what stands between
+    // the volume and the mount (LVM, RAID), nor whether it can be grown.
     let layout = match (&volumes, needs(Need::Layout)) {
-        (Ok(vols), true) => {
+        (Ok(_), true) => {
             let me = me.as_ref().ok().and_then(Option::as_ref);
-            let ask = commands && layout_unknown(incident, vols, me, config);
+            let ask = commands && commands_allowed(me, config);
             match ask {
                 true => Some(
                     fleet::block_devices(
@@ -207,6 +189,11 @@ async fn observe_with(
         Some((i, vpc)) => (Some(Ok(i)), Some(vpc)),
         None => (None, None),
     };
+    let (layout, missing_tools) = match layout {
+        Some(Ok(l)) => (Some(Ok(l.disks)), l.missing),
+        Some(Err(e)) => (Some(Err(e)), Vec::new()),
+        None => (None, Vec::new()),
+    };
     Observed {
         resolved,
         resolved_in,
@@ -214,6 +201,8 @@ async fn observe_with(
         group,
         instance: me,
         layout,
+        missing_tools,
+        read_only: !commands,
         health,
         ssm_online,
         ..Observed::nothing()

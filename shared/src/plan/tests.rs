@@ -60,6 +60,8 @@ pub(crate) fn fleet(desired: i32, max: i32) -> Observed {
             state: Some("running".into()),
         })),
         layout: None,
+        missing_tools: Vec::new(),
+        read_only: false,
         health: None,
         ssm_online: None,
         metric: None,
@@ -420,13 +422,19 @@ pub(crate) const MEMORY: &str = include_str!("../../../events/memory-pressure-al
 pub(crate) const DOWN: &str = include_str!("../../../events/service-down-alarm.json");
 
 /// The fleet of `fleet()`, with the data volume at 100 GiB.
+/// The fleet with a 100 GiB data volume, and the instance's preflight as a
+/// Xen instance answers it: / on partition 1 of xvda, ext4 on the whole of
+/// xvdf (`/dev/sdf`) at /data, every tool present.
 pub(crate) fn disk_fleet() -> Observed {
     let mut o = fleet(1, 3);
     if let Ok(v) = &mut o.volumes {
         v[1].size_gib = Some(100);
     }
+    o.layout = Some(crate::disk::parse_lsblk(XEN_LAYOUT));
     o
 }
+
+pub(crate) const XEN_LAYOUT: &str = r#"{"blockdevices":[{"name":"xvda","type":"disk","pttype":"gpt","children":[{"name":"xvda1","type":"part","mountpoint":"/","fstype":"xfs"}]},{"name":"xvdf","type":"disk","mountpoint":"/data","fstype":"ext4"}]}"#;
 
 pub(crate) fn decision_of(p: &Plan, name: ActionName) -> String {
     summary(p)

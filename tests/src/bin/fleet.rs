@@ -103,7 +103,7 @@ async fn main() -> Result<()> {
             std::future::pending::<()>().await;
         }
         ["ssm-standin", endpoint, fleet_file] => {
-            use harness::ssm::{DataVolume, Instance, SsmStandIn};
+            use harness::ssm::{DataVolume, DiskLayout, Instance, SsmStandIn};
             let fleet: Fleet = serde_json::from_str(&std::fs::read_to_string(fleet_file)?)?;
             // Old and young temp files, rotated logs, and a data volume 97% full.
             let seed = "head -c 2000000 /dev/urandom > /tmp/core.dump.old; head -c 1000 /dev/urandom > /tmp/session.lock; \
@@ -116,6 +116,7 @@ async fn main() -> Result<()> {
                 mount: "/srv",
                 fstype: "xfs",
                 xen_name: "xvdf",
+                layout: DiskLayout::Whole,
             };
             let sandbox = if is_root() {
                 Instance::start_with(seed, Some(volume))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use first_responder::Mode;
 use first_responder::commands;
+use first_responder::disk::GrowPath;
 use first_responder::ids::VolumeId;
 use harness::proxy::{Fault, FaultProxy, Faults, Rule};
 use harness::{
@@ -25,11 +26,7 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
     let instance = w.fleet.instance().to_owned();
     let data = w.fleet.data_volume.clone();
     assert_eq!(volume_size(&w.sdk, &data).await?, 20);
-    // Hostile text in the alert's mount point: it may be read, never run.
-    let event = sample_event("disk-full-alarm.json", &instance)?.replace(
-        "\"path\": \"/data\"",
-        "\"path\": \"/data'; reboot; echo '\"",
-    );
+    let event = sample_event("disk-full-alarm.json", &instance)?;
     let report = w.handle(&event).await?;
     let inc = &report.incidents[0];
     assert_eq!(inc.kind.as_str(), "disk_full");
@@ -78,9 +75,16 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
     let sent: Vec<&Vec<String>> = cmds.iter().map(|c| &c.commands).collect();
     // (Only the growth: the cleanup and archive scripts were skipped above;
     // their content is run for real in tests/tests/emulator/scripts.rs.)
-    let want = commands::grow_filesystem(&vol(&data)?, Some("f"), 30);
+    // The preflight first (the block devices and tools), then the growth
+    // of the whole-disk filesystem it showed.
+    let want = commands::grow_filesystem(&vol(&data)?, Some("f"), 30, &GrowPath::Disk);
     assert!(sent.contains(&&want), "not sent: {want:#?}");
-    assert_eq!(cmds.len(), 1, "{cmds:#?}");
+    let preflight: Vec<String> = commands::DISK_LAYOUT
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    assert_eq!(cmds.len(), 2, "{cmds:#?}");
+    assert!(cmds.iter().any(|c| c.commands == preflight), "{cmds:#?}");
     for c in &cmds {
         assert!(c.instances.contains(&instance));
         let text = c.commands.join("\n");
@@ -98,7 +102,8 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
         .find(|c| c.comment.contains("expand_volume"))
         .context("no grow command")?;
     let grow_text = grow.commands.join("\n");
-    assert!(grow_text.contains("growpart"), "{grow_text}");
+    // ext4 on the whole of xvdf: no partition to grow.
+    assert!(!grow_text.contains("growpart"), "{grow_text}");
     assert!(grow_text.contains("resize2fs") && grow_text.contains("xfs_growfs"));
     assert!(grow_text.contains("df -P"));
 
@@ -160,6 +165,35 @@ async fn disk_full_cleans_up_then_snapshots_and_expands_the_volume_behind_the_mo
     Ok(())
 }
 
+/// Hostile text in the alert's mount point is read and compared, never
+/// run: the instance shows nothing mounted there, so nothing is changed.
+#[tokio::test]
+async fn a_mount_point_the_instance_does_not_have_is_not_grown() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let data = w.fleet.data_volume.clone();
+    let event = sample_event("disk-full-alarm.json", w.fleet.instance())?.replace(
+        "\"path\": \"/data\"",
+        "\"path\": \"/data'; reboot; echo '\"",
+    );
+    let r = w.handle(&event).await?;
+    let (st, why) = status_of(&r, "expand_volume");
+    assert_eq!(st, "skipped", "{why}");
+    assert!(
+        why.contains("block devices show nothing mounted at /data'; reboot; echo ' (xvdf)"),
+        "{why}"
+    );
+    assert!(volume_modifications(&w.sdk, &data).await?.is_empty());
+    assert!(snapshots(&w.sdk).await?.is_empty());
+    for c in ssm_commands(&w.sdk).await? {
+        let text = c.commands.join("\n");
+        assert!(
+            !text.contains("reboot") && !text.contains("/data"),
+            "{text}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     let mut w = World::start(FleetSpec::default()).await?;
@@ -185,6 +219,12 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
     assert_eq!(volume_size(&w.sdk, &data).await?, 25);
 
     // A filesystem it does not know: skipped before anything is changed.
+    // (The instance's lsblk, without udev, names none: the alert's is taken.)
+    w.ssm.answer(
+        w.fleet.instance(),
+        "block devices",
+        &harness::XEN_LAYOUT.replace("\"ext4\"", "null"),
+    );
     let xfs_only = event
         .replace("\"ext4\"", "\"btrfs\"")
         .replace("2026-11-25T02:04:12.152", "2026-11-25T04:04:12.152");
@@ -197,6 +237,8 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
         "{why}"
     );
     assert_eq!(volume_size(&w.sdk, &data).await?, 25);
+    w.ssm
+        .answer(w.fleet.instance(), "block devices", harness::XEN_LAYOUT);
 
     // Grown minutes ago: EBS takes no second modification within 6 hours
     // (the harness's moto refuses it, as EC2 does). Nothing at all is done,
@@ -234,8 +276,7 @@ async fn disk_full_caps_skips_and_rate_limits() -> Result<()> {
         },
     )
     .await?;
-    let via = harness::sdk_config(&proxy.endpoint).await;
-    let engine = harness::fast_engine(&via);
+    let engine = w.engine_via(&proxy.endpoint).await;
     let limited = event.replace("2026-11-25T02:04:12.152", "2026-11-25T05:04:12.152");
     let before = snapshots(&w.sdk).await?.len();
     let r = first_responder::handle(
@@ -437,8 +478,7 @@ async fn a_volume_already_being_modified_is_waited_for_then_grown() -> Result<()
         },
     )
     .await?;
-    let via = harness::sdk_config(&proxy.endpoint).await;
-    let engine = harness::fast_engine(&via);
+    let engine = w.engine_via(&proxy.endpoint).await;
     let event = sample_event("disk-full-alarm.json", &instance)?;
     let r = first_responder::handle(serde_json::from_str(&event)?, &engine, &w.config, Mode::Run)
         .await?;

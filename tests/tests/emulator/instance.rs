@@ -171,7 +171,7 @@ async fn cleanup_reports_what_it_freed_on_the_instance() -> Result<()> {
 /// and `df` there shows the new size, which the report states.
 #[tokio::test]
 async fn disk_full_grows_a_real_xfs_filesystem() -> Result<()> {
-    use harness::ssm::DataVolume;
+    use harness::ssm::{DataVolume, DiskLayout};
     let mut w = World::start(FleetSpec::default()).await?;
     let standin = SsmStandIn::start(&w.moto.endpoint).await?;
     let volume = DataVolume {
@@ -180,6 +180,7 @@ async fn disk_full_grows_a_real_xfs_filesystem() -> Result<()> {
         mount: "/srv",
         fstype: "xfs",
         xen_name: "xvdf",
+        layout: DiskLayout::Whole,
     };
     let sandbox = standin.add(
         w.fleet.instance(),
@@ -229,7 +230,7 @@ async fn disk_full_grows_a_real_xfs_filesystem() -> Result<()> {
 /// which case it is in rather than assuming.
 #[tokio::test]
 async fn disk_full_on_ext4_grows_or_says_what_to_run_by_hand() -> Result<()> {
-    use harness::ssm::DataVolume;
+    use harness::ssm::{DataVolume, DiskLayout};
     let mut w = World::start(FleetSpec::default()).await?;
     let standin = SsmStandIn::start(&w.moto.endpoint).await?;
     let volume = DataVolume {
@@ -238,6 +239,7 @@ async fn disk_full_on_ext4_grows_or_says_what_to_run_by_hand() -> Result<()> {
         mount: "/srv",
         fstype: "ext4",
         xen_name: "xvdf",
+        layout: DiskLayout::Whole,
     };
     let sandbox = standin.add(
         w.fleet.instance(),
@@ -288,7 +290,7 @@ async fn disk_full_on_ext4_grows_or_says_what_to_run_by_hand() -> Result<()> {
 /// the report states the new usage from the instance's own `df`.
 #[tokio::test]
 async fn disk_full_on_var_cleans_archives_and_grows_for_real() -> Result<()> {
-    use harness::ssm::DataVolume;
+    use harness::ssm::{DataVolume, DiskLayout};
     let mut w = World::start(FleetSpec::default()).await?;
     let standin = SsmStandIn::start(&w.moto.endpoint).await?;
     let volume = DataVolume {
@@ -297,6 +299,7 @@ async fn disk_full_on_var_cleans_archives_and_grows_for_real() -> Result<()> {
         mount: "/var",
         fstype: "xfs",
         xen_name: "xvdf",
+        layout: DiskLayout::Whole,
     };
     let old = "touch -d '30 days ago'";
     let seed = format!(

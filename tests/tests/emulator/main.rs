@@ -14,6 +14,7 @@ mod alertmanager;
 mod amp;
 mod approval;
 mod disk_full;
+mod disk_layouts;
 mod faults;
 mod forecast;
 mod high_cpu;

@@ -17,6 +17,8 @@ use crate::observed::{Observed, InstanceState};
 
 #[cfg(feature = "aws")]
 mod run;
+mod window;
+pub use window::{MODIFICATION_SPACING, Modification, ModificationState, Window, modification_window};
 #[cfg(test)]
 mod tests;
 #[cfg(feature = "aws")]
@@ -36,8 +38,8 @@ pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
 pub const SCRIPTS: &[super::script::Script] = &[
     Script {
         name: "grow_filesystem",
-        usage: "--volume-id vol-... --to-gib N [--xen-letters f]",
-        example: &["--volume-id", "vol-0123456789abcdef0", "--to-gib", "30", "--xen-letters", "f"],
+        usage: "--volume-id vol-... --to-gib N [--xen-letters f] [--partition N] [--lv VG-LV]",
+        example: &["--volume-id", "vol-0123456789abcdef0", "--to-gib", "30", "--xen-letters", "f", "--partition", "2"],
         build: |a| {
             let v = VolumeId::parse("--volume-id", a.required("--volume-id")?)
                 .map_err(|e| e.to_string())?;
@@ -51,14 +53,30 @@ pub const SCRIPTS: &[super::script::Script] = &[
             if !(1..=65536).contains(&to_gib) {
                 return Err(format!("--to-gib {to_gib}: 1 to 65536"));
             }
-            Ok(crate::commands::grow_filesystem(&v, xen, to_gib))
+            let partition = match a.get("--partition") {
+                Some(_) => Some(a.number::<u32>("--partition", None)?),
+                None => None,
+            };
+            if partition == Some(0) {
+                return Err("--partition 0: partitions are numbered from 1".into());
+            }
+            let path = match (a.get("--lv"), partition) {
+                (Some(lv), partition) => crate::disk::GrowPath::Lvm {
+                    partition,
+                    lv: crate::disk::LvName::parse(lv)
+                        .ok_or_else(|| format!("--lv {lv:?}: a device-mapper name such as vg0-data"))?,
+                },
+                (None, Some(n)) => crate::disk::GrowPath::Partition(n),
+                (None, None) => crate::disk::GrowPath::Disk,
+            };
+            Ok(crate::commands::grow_filesystem(&v, xen, to_gib, &path))
         },
     },
     Script {
-        name: "lsblk",
+        name: "disk_layout",
         usage: "",
         example: &[],
-        build: |_| Ok(crate::commands::LSBLK.iter().map(|c| (*c).to_owned()).collect()),
+        build: |_| Ok(crate::commands::DISK_LAYOUT.iter().map(|c| (*c).to_owned()).collect()),
     },
 ];
 
@@ -175,6 +193,8 @@ pub struct Expansion {
     pub volume: VolumeId,
     /// Block-device mapping letters (`f` of /dev/sdf), for Xen instances.
     pub xen_letters: Option<String>,
+    /// What holds the alerted filesystem on the volume, from the preflight.
+    pub grow: crate::disk::GrowPath,
     pub from_gib: i32,
     pub to_gib: i32,
     /// What the +20% rule gives, before any growth at the forecast rate.
@@ -263,6 +283,48 @@ pub(crate) fn expansion(
     if let Err(why) = opted_in(&format!("volume {}", v.id), &v.tags, config) {
         return skip(why);
     }
+    // The preflight: without it nothing says the partition and filesystem
+    // can be grown once the volume is, so the volume is not touched.
+    let grow = match (&r.grow, &observed.layout) {
+        (Some(g), _) => g.clone(),
+        // A backtest sends no command: what the volume holds is assumed
+        // growable (the reason says so).
+        (None, None) if observed.read_only => crate::disk::GrowPath::Disk,
+        (None, Some(Ok(_))) => {
+            return skip(format!(
+                "the instance's block devices show nothing mounted at {}: not expanded",
+                target.describe()
+            ));
+        }
+        (None, Some(Err(why))) => {
+            return skip(format!(
+                "the instance's block devices and tools could not be read ({why}): not expanded, since its partition and filesystem could not be grown after"
+            ));
+        }
+        (None, None) => {
+            return skip(
+                "the instance's block devices and tools were not read: not expanded, since its partition and filesystem could not be grown after".into(),
+            );
+        }
+    };
+    let fstype = r.fstype.as_deref().or(target.fstype.as_deref());
+    let lacking: Vec<&str> = grow
+        .tools(fstype)
+        .into_iter()
+        .filter(|t| observed.missing_tools.iter().any(|m| m == t))
+        .collect();
+    if !lacking.is_empty() {
+        let advice: Vec<String> = lacking
+            .iter()
+            .map(|t| format!("{t}: install {}", crate::disk::package_of(t)))
+            .collect();
+        return skip(format!(
+            "cannot grow {}: the instance lacks {} ({}); not expanded",
+            target.describe(),
+            lacking.join(" and "),
+            advice.join("; ")
+        ));
+    }
     if v.volume_type.as_deref() == Some("standard") {
         return skip(format!(
             "{} is a magnetic (standard) volume, which cannot be modified",
@@ -292,6 +354,7 @@ pub(crate) fn expansion(
         instance: instance.clone(),
         volume: v.id.clone(),
         xen_letters: r.xen_letters.clone(),
+        grow,
         from_gib: from,
         to_gib: to,
         rule_gib: to,
@@ -307,7 +370,10 @@ pub(crate) fn expansion(
         expand_at: pb.at_percent,
         alert_usage: usage,
         modification_wait: Duration::from_secs(u64::from(pb.modification_wait_seconds)),
-        how: r.how,
+        how: match (&r.grow, observed.read_only) {
+            (None, true) => format!("{}; the instance's layout is not read in a backtest: assumed growable", r.how),
+            _ => r.how,
+        },
     };
     let reason = e.reason();
     (subject, Decision::Do(super::Step::ExpandVolume(Box::new(e))), reason)
@@ -372,8 +438,14 @@ impl Expansion {
             None => String::new(),
         };
         format!(
-            "{} is at or above {}%: snapshot {}, grow it {} -> {} GiB{sized}, then the partition and filesystem ({})",
-            self.subject, self.expand_at, self.volume, self.from_gib, self.to_gib, self.how
+            "{} is at or above {}%: snapshot {}, grow it {} -> {} GiB{sized}, then {} ({})",
+            self.subject,
+            self.expand_at,
+            self.volume,
+            self.from_gib,
+            self.to_gib,
+            self.grow.describe(),
+            self.how
         )
     }
 }
@@ -457,94 +529,4 @@ impl ActionStep for Box<Expansion> {
     fn cooldown(&self, pb: &crate::actions::ActionParams, c: &Settings) -> Option<(String, Duration)> {
         (**self).cooldown(pb, c)
     }
-}
-
-/// EBS modifies a volume at most once in this long (the EC2 API reference:
-/// "wait at least six hours"; newer pages allow four in a rolling 24 hours,
-/// each after the previous one completed: this spacing keeps within both).
-pub const MODIFICATION_SPACING: chrono::TimeDelta = chrono::TimeDelta::hours(6);
-
-/// One of the volume's modifications, as `DescribeVolumesModifications`
-/// gives it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Modification {
-    pub target_gib: Option<i32>,
-    pub state: ModificationState,
-    pub started: chrono::DateTime<chrono::Utc>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModificationState {
-    Modifying,
-    Optimizing,
-    Completed,
-    /// A failed modification may be retried at once: it does not count.
-    Failed,
-}
-
-impl ModificationState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Modifying => "modifying",
-            Self::Optimizing => "optimizing",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// Whether EBS would take a modification of the volume now.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Window {
-    Open,
-    /// Someone (a person, another tool) is growing it now: wait for that
-    /// modification and grow the filesystem to its size.
-    UnderWay { target_gib: i32, started: chrono::DateTime<chrono::Utc> },
-    /// Modified within [`MODIFICATION_SPACING`]: nothing to do until then.
-    Closed(String),
-}
-
-/// The decision before any change: a volume EBS will not modify is neither
-/// snapshotted nor asked (the snapshot would be evidence of nothing done).
-pub fn modification_window(
-    volume: &VolumeId,
-    mods: &[Modification],
-    now: chrono::DateTime<chrono::Utc>,
-) -> Window {
-    let Some(last) = mods
-        .iter()
-        .filter(|m| m.state != ModificationState::Failed)
-        .max_by_key(|m| m.started)
-    else {
-        return Window::Open;
-    };
-    let to = last
-        .target_gib
-        .map_or_else(|| "a new type or performance".to_owned(), |g| format!("{g} GiB"));
-    match (last.state, last.target_gib) {
-        (ModificationState::Modifying | ModificationState::Optimizing, Some(target_gib)) => {
-            return Window::UnderWay { target_gib, started: last.started };
-        }
-        (ModificationState::Modifying | ModificationState::Optimizing, None) => {
-            return Window::Closed(format!(
-                "{volume} is being modified now (to {to}, {}, started {}): EBS takes no second modification until it completes; nothing was changed (no snapshot, no request)",
-                last.state.as_str(),
-                crate::series::rfc3339(last.started)
-            ));
-        }
-        _ => {}
-    }
-    let again = last.started + MODIFICATION_SPACING;
-    if now >= again {
-        return Window::Open;
-    }
-    let ago = (now - last.started).num_minutes().max(0);
-    Window::Closed(format!(
-        "{volume} was modified {}h{:02} ago ({}, to {to}, {}); EBS allows one modification of a volume every 6 hours, so it can be grown again after {}: nothing was changed (no snapshot, no request). If its filesystem is smaller than the volume, grow it by hand (growpart, then resize2fs or xfs_growfs)",
-        ago / 60,
-        ago % 60,
-        crate::series::rfc3339(last.started),
-        last.state.as_str(),
-        crate::series::rfc3339(again)
-    ))
 }

@@ -68,7 +68,7 @@ pub(crate) async fn expand(
     let grown = run_command(
         c.ssm,
         &e.instance,
-        commands::grow_filesystem(vol, e.xen_letters.as_deref(), to),
+        commands::grow_filesystem(vol, e.xen_letters.as_deref(), to, &e.grow),
         &format!("first-responder expand_volume for {}", incident.id),
         // The script waits up to 60 s for the kernel to see the new size.
         config.diagnostics_timeout + Duration::from_secs(60),
@@ -155,6 +155,15 @@ async fn usable(
 fn grown_outcome(e: &Expansion, grown: &Outcome, sized: &str) -> Outcome {
     let out = grown.output.clone().unwrap_or_default();
     match grown.status {
+        Status::Done if !grew(&out) => {
+            let mount = marker(&out, "mount").unwrap_or("the mount");
+            let size = marker(&out, "size_after")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or_else(|| "?".to_owned(), crate::disk::human_bytes);
+            Outcome::uncertain(format!(
+                "{sized}; the grow script ran, but {mount} is still {size}: its filesystem did not grow; check the partition and filesystem by hand"
+            ))
+        }
         Status::Done => {
             let df = e
                 .mount
@@ -190,6 +199,16 @@ fn grown_outcome(e: &Expansion, grown: &Outcome, sized: &str) -> Outcome {
                 ..Outcome::failed(text)
             }
         }
+    }
+}
+
+/// Whether the mount grew, by the sizes the grow script printed; an
+/// answer without them (no output at all) is judged by df, as before.
+fn grew(out: &str) -> bool {
+    let size = |k| marker(out, k).and_then(|v| v.parse::<u64>().ok());
+    match (size("size_before"), size("size_after")) {
+        (Some(b), Some(a)) => a > b,
+        _ => true,
     }
 }
 

@@ -58,7 +58,7 @@ fn disk_full_cleans_up_then_expands_the_right_volume() {
     // frees nothing there.
     assert_eq!(
         decision_of(&p, CleanupTemp),
-        "i-0123456789abcdef0: skip: /tmp is on / (assumed: the instance reported no block devices), /var/tmp is on / (assumed: the instance reported no block devices), not on /data: cleaning there frees nothing on the full filesystem"
+        "i-0123456789abcdef0: skip: /tmp is on /, /var/tmp is on /, not on /data: cleaning there frees nothing on the full filesystem"
     );
     assert!(
         decision_of(&p, ArchiveLogs).contains("/var/log is on /"),
@@ -72,7 +72,8 @@ fn disk_full_cleans_up_then_expands_the_right_volume() {
     assert_eq!(e.xen_letters.as_deref(), Some("f"));
     assert_eq!(e.mount.as_deref(), Some("/data"));
     assert_eq!(e.alert_usage, Some(97.2));
-    assert_eq!(e.how, "device xvdf is block-device mapping /dev/sdf");
+    assert_eq!(e.how, "/data (xvdf) is on disk xvdf, block-device mapping /dev/sdf");
+    assert_eq!(e.grow, crate::disk::GrowPath::Disk);
     assert_eq!(p.next_steps()[0], "Check disk usage (df -h).");
     // The root filesystem alerting: the cleanup runs there.
     let root = DISK.replace("\"path\": \"/data\"", "\"path\": \"/\"");
@@ -88,7 +89,11 @@ fn disk_full_cleans_up_then_expands_the_right_volume() {
     // Without the instance's report, a /var alert holds /var/tmp and
     // /var/log (they are under it), not /tmp.
     let var_alert = DISK.replace("\"path\": \"/data\"", "\"path\": \"/var\"");
-    let p = plan(&incident(&var_alert), &disk_fleet(), &config());
+    let unread = Observed {
+        layout: None,
+        ..disk_fleet()
+    };
+    let p = plan(&incident(&var_alert), &unread, &config());
     assert!(matches!(
         &p.actions[0].decision,
         Decision::Do(Step::CleanupTemp(cleanup_temp::Step { .. }))
@@ -157,9 +162,15 @@ fn disk_full_limits_and_refusals() {
         "vol-0000000000000000b: skip: the volume is 100 GiB, at or above the maximum of 100 GiB (disk_full.max_volume_gib)"
     );
     // An unknown filesystem is never grown.
+    // (The instance's layout, without udev, names no filesystem: the
+    // alert's is taken.)
     let btrfs = DISK.replace("\"ext4\"", "\"btrfs\"");
+    let no_udev = Observed {
+        layout: Some(crate::disk::parse_lsblk(&crate::plan::tests::XEN_LAYOUT.replace("\"ext4\"", "null"))),
+        ..disk_fleet()
+    };
     assert!(
-        decision_of(&plan(&incident(&btrfs), &disk_fleet(), &config()), ActionName::ExpandVolume)
+        decision_of(&plan(&incident(&btrfs), &no_udev, &config()), ActionName::ExpandVolume)
             .ends_with("skip: filesystem btrfs on vol-0000000000000000b is not grown automatically (ext2/3/4 and xfs are)")
     );
     // Volume without the opt-in tag; instance without it: nothing changes.
@@ -188,7 +199,11 @@ fn disk_full_limits_and_refusals() {
         );
     }
     // NVMe without lsblk: refuses to guess; with it: the serial decides.
-    let p = plan(&incident(DISK_NVME), &disk_fleet(), &config());
+    let unread = Observed {
+        layout: None,
+        ..disk_fleet()
+    };
+    let p = plan(&incident(DISK_NVME), &unread, &config());
     assert!(
         decision_of(&p, ActionName::ExpandVolume).contains("fail: / (nvme0n1p1) is an NVMe device")
     );
@@ -418,7 +433,7 @@ fn a_layout_that_growing_one_volume_cannot_finish_is_refused_before_any_change()
                 r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","fstype":"LVM2_member","children":[{"name":"data-vol","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}"#,
                 r#"{"name":"nvme2n1","type":"disk","serial":"vol0000000000000000c","fstype":"LVM2_member","children":[{"name":"data-vol","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}"#,
             ]),
-            "cannot grow /data (xvdf): nvme1n1 (disk) -> data-vol (lvm), over 2 disks; the volume group spans several disks",
+            "cannot grow /data (xvdf): nvme1n1 (disk) -> data-vol (lvm), over 2 disks; the volume group has more than one physical volume",
         ),
         (
             lsblk(&[
@@ -428,11 +443,13 @@ fn a_layout_that_growing_one_volume_cannot_finish_is_refused_before_any_change()
             "cannot grow /data (xvdf): nvme1n1 (disk) -> md0 (raid0), over 2 disks; grow every member volume of the RAID set",
         ),
         (
-            // One physical volume on a partition: growable by hand today.
+            // A volume group over this disk and another: the logical volume
+            // is on this one alone, but the group has a second physical volume.
             lsblk(&[
-                r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","pttype":"gpt","children":[{"name":"nvme1n1p1","type":"part","fstype":"LVM2_member","children":[{"name":"vg-data","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}]}"#,
+                r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","fstype":"LVM2_member","children":[{"name":"vg-data","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}"#,
+                r#"{"name":"nvme2n1","type":"disk","serial":"vol0000000000000000c","fstype":"LVM2_member","children":[{"name":"vg-logs","type":"lvm","mountpoint":"/logs","fstype":"xfs"}]}"#,
             ]),
-            "cannot grow /data (xvdf): nvme1n1 (disk) -> nvme1n1p1 (part) -> vg-data (lvm); grow the volume and partition, then `pvresize`",
+            "cannot grow /data (xvdf): nvme1n1 (disk) -> vg-data (lvm); the volume group has more than one physical volume",
         ),
         (
             lsblk(&[
@@ -465,6 +482,60 @@ fn the_partition_holding_the_alerted_mount_is_the_one_traced() {
     let e = expansion_of(&p);
     assert_eq!(e.volume.as_str(), "vol-0000000000000000b");
     assert_eq!((e.from_gib, e.to_gib), (100, 120));
+    // Partition 2 is the one the grow script is told to grow.
+    assert_eq!(e.grow, GrowPath::Partition(2));
+    assert!(e.reason().contains("then partition 2 and its filesystem"), "{}", e.reason());
+}
+
+use crate::disk::{GrowPath, LvName};
+
+#[test]
+fn a_volume_group_on_this_volume_alone_is_grown_through_lvm() {
+    // On the whole disk, and on a partition of it.
+    let cases = [
+        (
+            r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","fstype":"LVM2_member","children":[{"name":"vg0-data","type":"lvm","mountpoint":"/data","fstype":"xfs"}]}"#,
+            None,
+        ),
+        (
+            r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","pttype":"gpt","children":[{"name":"nvme1n1p1","type":"part","fstype":"LVM2_member","children":[{"name":"vg0-data","type":"lvm","mountpoint":"/data","fstype":"xfs"},{"name":"vg0-logs","type":"lvm","mountpoint":"/logs","fstype":"xfs"}]}]}"#,
+            Some(1),
+        ),
+    ];
+    for (disk, partition) in cases {
+        let p = plan(&incident(DISK), &laid_out(&lsblk(&[disk])), &config());
+        let e = expansion_of(&p);
+        assert_eq!(
+            e.grow,
+            GrowPath::Lvm { partition, lv: LvName::parse("vg0-data").expect("a name") }
+        );
+        assert!(e.reason().contains("logical volume vg0-data with its filesystem (lvextend -r)"));
+    }
+}
+
+#[test]
+fn a_missing_tool_refuses_before_any_change_and_names_the_package() {
+    let mut o = laid_out(&lsblk(&[
+        r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","pttype":"gpt","children":[{"name":"nvme1n1p1","type":"part","mountpoint":"/data","fstype":"xfs"}]}"#,
+    ]));
+    o.missing_tools = vec!["growpart".into()];
+    let d = decision_of(&plan(&incident(DISK), &o, &config()), ActionName::ExpandVolume);
+    assert!(
+        d.contains("skip: cannot grow /data (xvdf): the instance lacks growpart (growpart: install cloud-utils-growpart on Amazon Linux and RHEL, cloud-guest-utils on Debian and Ubuntu); not expanded"),
+        "{d}"
+    );
+    // A tool this layout does not need does not refuse it.
+    o.missing_tools = vec!["pvresize".into(), "lvextend".into(), "resize2fs".into()];
+    assert!(matches!(expansion_of(&plan(&incident(DISK), &o, &config())).grow, GrowPath::Partition(1)));
+    // Without the preflight's answer, nothing is changed.
+    for (layout, says) in [
+        (None, "were not read"),
+        (Some(Err("the disk preflight printed nothing".to_owned())), "could not be read (the disk preflight printed nothing)"),
+    ] {
+        let o = Observed { layout, ..disk_fleet() };
+        let d = decision_of(&plan(&incident(DISK), &o, &config()), ActionName::ExpandVolume);
+        assert!(d.contains(says) && d.contains("not expanded"), "{d}");
+    }
 }
 
 mod window {

@@ -9,6 +9,9 @@ use crate::ids::VolumeId;
 use crate::observed::AttachedVolume;
 pub use crate::observed::BlockDev;
 
+mod layout;
+pub use layout::{GrowPath, Layout, LvName, grow_path, package_of, parse_layout, partition_number};
+
 /// The filesystem an alert is about, from the CloudWatch agent's dimensions
 /// (`path`, `device`, `fstype`) or node-exporter's labels (`mountpoint`,
 /// `device`, `fstype`). Event text: compared in Rust, never put in a command.
@@ -86,6 +89,9 @@ pub struct Resolved {
     /// encryption, a loop file: the layout between the disk and the mount),
     /// with the advice for that layout; None when it can.
     pub cannot_grow: Option<String>,
+    /// What the grow script grows, when the instance's layout was read and
+    /// growing this volume can finish it.
+    pub grow: Option<GrowPath>,
 }
 
 /// Device names as the kernel shows them: `nvme1n1p2`, `xvdf1`, `sdf`.
@@ -147,7 +153,10 @@ fn from_layout(
         };
         let Some(fs) = path.last() else { continue };
         return Some(on_disk(target, volumes, disk, fs).map(|mut r| {
-            r.cannot_grow = cannot_grow(target, &path, disks);
+            r.grow = grow_path(&path, disks);
+            if r.grow.is_none() {
+                r.cannot_grow = Some(cannot_grow(target, &path, disks));
+            }
             r
         }));
     }
@@ -169,19 +178,17 @@ fn path_to<'a>(
     })
 }
 
-/// Only a filesystem on the disk itself or on one partition of it grows
-/// with its EBS volume. Anything between (a logical volume, a RAID set, an
-/// encrypted mapping) needs steps of its own, and on a volume group or a
-/// RAID set over several disks growing one helps nothing: refused, with
-/// what a person would do instead.
-fn cannot_grow(target: &DiskTarget, path: &[&BlockDev], disks: &[BlockDev]) -> Option<String> {
+/// Why a layout [`grow_path`] refused cannot be grown by growing this
+/// volume: a filesystem on the disk, on one partition, or on a logical
+/// volume whose group has this one physical volume grows with it; anything
+/// else between (a RAID set, an encrypted mapping, a loop file, a volume
+/// group over several physical volumes) needs steps of its own, and growing
+/// one member helps nothing. Refused, with what a person would do instead.
+fn cannot_grow(target: &DiskTarget, path: &[&BlockDev], disks: &[BlockDev]) -> String {
     let kinds: Vec<&str> = path
         .iter()
         .map(|d| d.kind.as_deref().unwrap_or("unknown"))
         .collect();
-    if matches!(kinds.as_slice(), ["disk"] | ["disk", "part"]) {
-        return None;
-    }
     let layout = path
         .iter()
         .zip(&kinds)
@@ -199,16 +206,14 @@ fn cannot_grow(target: &DiskTarget, path: &[&BlockDev], disks: &[BlockDev]) -> O
         "grow every member volume of the RAID set, then `mdadm --grow` and the filesystem"
     } else if kinds.contains(&"crypt") {
         "grow the volume and partition, then `cryptsetup resize` and the filesystem"
-    } else if kinds.contains(&"lvm") && holders > 1 {
-        "the volume group spans several disks: add a volume with `vgextend`, or grow each and `pvresize` them, then `lvextend -r`"
     } else if kinds.contains(&"lvm") {
-        "grow the volume and partition, then `pvresize` the physical volume and `lvextend -r -l +100%FREE` the logical volume"
+        "the volume group has more than one physical volume: add a volume with `vgextend`, or grow each and `pvresize` them, then `lvextend -r`"
     } else if kinds.contains(&"loop") {
         "it is a loop-mounted file: grow the file and the filesystem in it"
     } else {
         "grow it by hand"
     };
-    Some(format!(
+    format!(
         "cannot grow {}: {layout}{}; {advice}",
         target.describe(),
         if holders > 1 {
@@ -216,7 +221,7 @@ fn cannot_grow(target: &DiskTarget, path: &[&BlockDev], disks: &[BlockDev]) -> O
         } else {
             String::new()
         }
-    ))
+    )
 }
 
 /// The volume behind `disk`, which holds the filesystem `fs`: by its NVMe
@@ -251,6 +256,7 @@ fn on_disk(
             pttype: disk.pttype.clone(),
             partitioned,
             cannot_grow: None,
+            grow: None,
         });
     }
     if let Some(DeviceName::Xen(l)) = device_name(&disk.name)
@@ -269,6 +275,7 @@ fn on_disk(
             pttype: disk.pttype.clone(),
             partitioned,
             cannot_grow: None,
+            grow: None,
         });
     }
     Err(format!(
@@ -319,6 +326,7 @@ pub fn resolve_volume(
                     pttype: None,
                     partitioned: None,
                     cannot_grow: None,
+                    grow: None,
                 })
                 .ok_or_else(|| {
                     format!("no attached EBS volume is mapped as /dev/sd{l} or /dev/xvd{l}{seen}")
@@ -344,6 +352,7 @@ pub fn resolve_volume(
             pttype: None,
             partitioned: None,
             cannot_grow: None,
+            grow: None,
         });
     }
     Err(format!(
