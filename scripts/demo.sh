@@ -34,12 +34,12 @@ INSTANCE=$(json_field "$RUN_DIR/fleet.json" instances)
 TOPIC=$(json_field "$RUN_DIR/fleet.json" topic_arn)
 echo "instance $INSTANCE in web-asg; notifications to $TOPIC"
 
-step "Starting the instance stand-in: SSM commands run for real in a private mount namespace (its own /tmp, /var/tmp, /var/log; an xfs data volume on a loop device at /srv)"
+step "Starting the instance stand-in: SSM commands run for real in a private mount namespace (its own /tmp; an xfs data volume on a loop device at /var, holding /var/tmp and /var/log; lsblk answers as a Nitro host)"
 start_standin "$RUN_DIR/fleet.json"
 [[ "$STANDIN" == 1 ]] && echo "SSM at $SSM_URL (moto records every command; the stand-in runs it on $INSTANCE)"
 
 step "Starting CloudWatch (the SDK's CBOR bridged to moto's JSON 1.0): the sample alarms and their last 3 hours of datapoints"
-if [[ "$STANDIN" == 1 ]]; then start_cloudwatch "$RUN_DIR/fleet.json" /srv xfs; else start_cloudwatch "$RUN_DIR/fleet.json" /data ext4; fi
+if [[ "$STANDIN" == 1 ]]; then start_cloudwatch "$RUN_DIR/fleet.json" /var xfs; else start_cloudwatch "$RUN_DIR/fleet.json" /data ext4; fi
 echo "CloudWatch at $CW_URL"
 
 step "Serving the functions locally: cargo lambda watch on 127.0.0.1 (responder + webhook)"
@@ -55,9 +55,9 @@ echo "Lambda runtime at http://127.0.0.1:$LAMBDA_PORT"
 # events/ uses a sample instance id; put the seeded one in its place.
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-alarm.json" >"$RUN_DIR/high-cpu-alarm.json"
 sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/high-cpu-ok.json" >"$RUN_DIR/high-cpu-ok.json"
-# With the stand-in the data volume is a real xfs filesystem mounted at /srv.
+# With the stand-in the data volume is a real xfs filesystem mounted at /var.
 if [[ "$STANDIN" == 1 ]]; then
-  sed -e "s/i-0123456789abcdef0/$INSTANCE/g" -e 's#"path": "/data"#"path": "/srv"#' -e 's#"fstype": "ext4"#"fstype": "xfs"#' \
+  sed -e "s/i-0123456789abcdef0/$INSTANCE/g" -e 's#"path": "/data"#"path": "/var"#' -e 's#"fstype": "ext4"#"fstype": "xfs"#' \
     "$ROOT/events/disk-full-alarm.json" >"$RUN_DIR/disk-full-alarm.json"
 else
   sed "s/i-0123456789abcdef0/$INSTANCE/g" "$ROOT/events/disk-full-alarm.json" >"$RUN_DIR/disk-full-alarm.json"
@@ -152,7 +152,7 @@ approve_link "$APPROVE_URL" | tee "$RUN_DIR/approval.txt"
 if [[ "$CHECK" == "--check" ]]; then
   step "Checking the outcome"
   python3 - "$RUN_DIR" "$STANDIN" <<'PY'
-import json, sys
+import json, re, sys
 run = sys.argv[1]
 standin = sys.argv[2] == "1"
 alarm = json.load(open(f"{run}/alarm-report.json"))["incidents"][0]
@@ -160,10 +160,15 @@ ok = json.load(open(f"{run}/ok-report.json"))["incidents"][0]
 account = open(f"{run}/account.txt").read()
 disk = json.load(open(f"{run}/disk-report.json"))["incidents"][0]
 got = [(a["action"], a["status"]) for a in disk["actions"]]
-# /data is full; /tmp, /var/tmp and /var/log live on /: cleaning them would free nothing there.
-assert got == [("cleanup_temp", "skipped"), ("archive_logs", "skipped"), ("expand_volume", "done"), ("notify", "done")], got
-# Rising 2 points an hour: sized for 2 days more (41 GiB), not the rule's 30.
-assert ": 41 GiB, 1 modification(s) -> 41 GiB" in account, account
+if standin:
+    # /var is full, and holds /var/tmp and /var/log: cleaned, then grown.
+    assert got == [("cleanup_temp", "done"), ("archive_logs", "done"), ("expand_volume", "done"), ("notify", "done")], got
+else:
+    # /data is full; /tmp, /var/tmp and /var/log live on /: cleaning them would free nothing there.
+    assert got == [("cleanup_temp", "skipped"), ("archive_logs", "skipped"), ("expand_volume", "done"), ("notify", "done")], got
+# Rising 2 points an hour: sized for 2 days more (about 41 GiB), not the rule's 30.
+grown_to = re.search(r": (\d+) GiB, 1 modification\(s\) -> (\d+) GiB", account)
+assert grown_to and 39 <= int(grown_to.group(1)) <= 42, account
 assert disk["forecast"]["full_at"].startswith("2026-11-25T03:"), disk["forecast"]
 assert alarm["context"]["metric"] == "AWS/EC2/CPUUtilization" and len(alarm["context"]["datapoints"]) == 34, alarm["context"]
 assert alarm["context"]["breach_started"] == "2026-11-25T01:50:00Z", alarm["context"]
@@ -176,7 +181,8 @@ if standin:
     diag = [a for a in alarm["actions"] if a["action"] == "collect_diagnostics"][0]
     assert "%CPU" in (diag.get("output") or ""), diag
     grown = [a for a in disk["actions"] if a["action"] == "expand_volume"][0]
-    assert "/srv is now" in (grown.get("detail") or ""), grown
+    assert "/var is now" in (grown.get("detail") or ""), grown
+    assert "is on NVMe disk nvme1n1 whose serial is vol" in (grown.get("detail") or ""), grown
 assert [(a["action"], a["status"]) for a in ok["actions"]] == [("notify", "done")], ok
 assert open(f"{run}/webhook-401.txt").read().startswith("HTTP 401"), "wrong token not refused"
 import os, re

@@ -87,7 +87,14 @@ start_standin() { # fleet_json
   done
   case "$line" in
     http://*) SSM_URL=$line; STANDIN=1 ;;
-    *) STANDIN=0; echo "The instance stand-in cannot run here (${line#unavailable: }): SSM commands get the emulator's empty output." ;;
+    *)
+      STANDIN=0
+      until SSM_URL=$(sed -n 2p "$RUN_DIR/standin.out" 2>/dev/null) && [[ "$SSM_URL" == http://* ]]; do
+        if ((SECONDS >= deadline)); then echo "the SSM stand-in did not start" >&2; show_logs standin.log; fi
+        sleep 0.2
+      done
+      echo "The instance stand-in cannot run here (${line#unavailable: }): the instance answers the disk preflight as a Xen instance prints it; other SSM commands get the emulator's empty output."
+      ;;
   esac
 }
 

@@ -12,7 +12,7 @@ use super::{Check, Filesystem, QUERIES_PER_CALL, at_risk, hold_key, incident, oc
 use crate::aws::sdk_error;
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::series::{Point, WINDOW_SECONDS};
+use crate::series::{Point, forecast_window};
 
 const PERIOD: i32 = 300;
 
@@ -135,7 +135,7 @@ pub async fn forecast_check(
     let instances = opted_in_running(engine, config).await?;
     let metrics = disk_metrics(engine, &instances).await?;
     let end = now.timestamp().div_euclid(i64::from(PERIOD)) * i64::from(PERIOD) + i64::from(PERIOD);
-    let start = end - WINDOW_SECONDS;
+    let start = end - forecast_window(PERIOD.unsigned_abs());
     let mut filesystems = Vec::new();
     for (c, chunk) in metrics.chunks(QUERIES_PER_CALL).enumerate() {
         let queries: Vec<MetricDataQuery> = chunk

@@ -16,7 +16,7 @@ use crate::alert::AlertSource;
 use crate::aws::{Aws, sdk_error};
 use crate::ids::InstanceId;
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
-use crate::series::{Comparison, MetricContext, Point, WINDOW_SECONDS, summarize};
+use crate::series::{Comparison, MetricContext, Point, WINDOW_SECONDS, forecast_window, summarize};
 
 /// How long the reads may take: they run beside the other first-stage
 /// reads; the fix does not wait for them, and the page waits at most this
@@ -49,6 +49,8 @@ struct Query {
     period: u32,
     threshold: Option<f64>,
     comparison: Option<Comparison>,
+    /// CloudWatch's unit, when the alarm or the query gives one.
+    unit: Option<String>,
 }
 
 fn from_alarm(a: &MetricAlarm) -> Result<Query, String> {
@@ -88,6 +90,7 @@ fn from_alarm(a: &MetricAlarm) -> Result<Query, String> {
             period: u32::try_from(period).unwrap_or(60).max(1),
             threshold,
             comparison,
+            unit: a.unit().map(|u| u.as_str().to_owned()),
         });
     }
     let (Some(ns), Some(name)) = (a.namespace(), a.metric_name()) else {
@@ -111,6 +114,7 @@ fn from_alarm(a: &MetricAlarm) -> Result<Query, String> {
         period: u32::try_from(period).unwrap_or(300),
         threshold,
         comparison,
+        unit: a.unit().map(|u| u.as_str().to_owned()),
     })
 }
 
@@ -161,6 +165,8 @@ fn disk_query(
         period: 300,
         threshold,
         comparison: None,
+        // The agent's disk_used_percent, the predictive check's too.
+        unit: Some("Percent".into()),
     }
 }
 
@@ -190,6 +196,7 @@ fn for_instance(kind: IncidentKind, instance: &str) -> Option<Query> {
         period: 300,
         threshold: None,
         comparison: None,
+        unit: Some("Percent".into()),
     })
 }
 
@@ -264,7 +271,7 @@ pub async fn metric_context(
         let end = crate::metrics::parse_time_ms(&incident.alert.state_timestamp)
             .and_then(DateTime::from_timestamp_millis)
             .unwrap_or_else(Utc::now);
-        Some(series(aws, q, end).await)
+        Some(series(aws, q, end, incident.kind.is_disk()).await)
     };
     match tokio::time::timeout(DEADLINE, read).await {
         Ok(r) => r,
@@ -337,13 +344,52 @@ async fn disk_metric(
 
 /// The window ends one period after `end` (the datapoint that breached
 /// is stamped at its period's start), on a period boundary as
-/// CloudWatch aligns datapoints, and spans [`WINDOW_SECONDS`].
-async fn series(aws: &Aws, q: Query, end: DateTime<Utc>) -> Result<MetricContext, String> {
+/// CloudWatch aligns datapoints, and spans [`WINDOW_SECONDS`]. For a disk
+/// (`history`), the same one read spans the forecast's longer window: the
+/// page shows its last [`WINDOW_SECONDS`], the forecast fits all of it.
+async fn series(
+    aws: &Aws,
+    q: Query,
+    end: DateTime<Utc>,
+    history: bool,
+) -> Result<MetricContext, String> {
     let period = i64::from(q.period.max(1));
     let end = (end.timestamp() + period).div_euclid(period) * period + period;
     let end = DateTime::from_timestamp(end, 0).unwrap_or_else(Utc::now);
-    let start = end - chrono::Duration::seconds(WINDOW_SECONDS);
-    series_between(aws, q, start, end).await
+    let page_start = end - chrono::Duration::seconds(WINDOW_SECONDS);
+    if !history {
+        return series_between(aws, q, page_start, end).await;
+    }
+    let start = end - chrono::Duration::seconds(forecast_window(q.period));
+    let (threshold, comparison) = (q.threshold, q.comparison);
+    let all = series_between(aws, q, start, end).await?;
+    let recent: Vec<Point> = all
+        .datapoints
+        .iter()
+        .filter(|p| p.at >= page_start)
+        .cloned()
+        .collect();
+    let page = summarize(
+        all.metric.clone(),
+        all.period,
+        recent,
+        threshold,
+        comparison,
+    )
+    .ok_or_else(|| {
+        format!(
+            "no datapoints for {} between {} and {}",
+            all.metric,
+            crate::series::rfc3339(page_start),
+            crate::series::rfc3339(end)
+        )
+    })?;
+    Ok(MetricContext {
+        dimensions: all.dimensions.clone(),
+        unit: all.unit.clone(),
+        history: all.datapoints,
+        ..page
+    })
 }
 
 /// The alarm's metric from one period before `since` to `until` (the
@@ -455,7 +501,11 @@ async fn series_between(
         })
         .unwrap_or_default();
     summarize(q.label.clone(), q.period, points, q.threshold, q.comparison)
-        .map(|c| MetricContext { dimensions, ..c })
+        .map(|c| MetricContext {
+            dimensions,
+            unit: q.unit.clone(),
+            ..c
+        })
         .ok_or_else(|| {
             format!(
                 "no datapoints for {} between {} and {}",

@@ -71,6 +71,18 @@ pub async fn observe_read_only(aws: &Aws, incident: &Incident, config: &Config) 
     observe_with(aws, incident, config, lookup.as_ref(), false).await
 }
 
+/// The preflight's answer as the planner reads it: the block devices, and
+/// the tools found missing.
+type LayoutRead = Option<Result<Vec<crate::observed::BlockDev>, String>>;
+
+fn split_layout(read: Option<Result<crate::disk::Layout, String>>) -> (LayoutRead, Vec<String>) {
+    match read {
+        Some(Ok(l)) => (Some(Ok(l.disks)), l.missing),
+        Some(Err(e)) => (Some(Err(e)), Vec::new()),
+        None => (None, Vec::new()),
+    }
+}
+
 /// Commands may run on the instance (its opt-in tag): only then is the
 /// preflight asked.
 fn commands_allowed(me: Option<&crate::observed::InstanceState>, config: &Config) -> bool {
@@ -189,11 +201,7 @@ async fn observe_with(
         Some((i, vpc)) => (Some(Ok(i)), Some(vpc)),
         None => (None, None),
     };
-    let (layout, missing_tools) = match layout {
-        Some(Ok(l)) => (Some(Ok(l.disks)), l.missing),
-        Some(Err(e)) => (Some(Err(e)), Vec::new()),
-        None => (None, Vec::new()),
-    };
+    let (layout, missing_tools) = split_layout(layout);
     Observed {
         resolved,
         resolved_in,

@@ -161,7 +161,22 @@ impl Plan {
         match metric {
             Some(Ok(c)) => {
                 if self.incident.kind.is_disk() {
-                    self.forecast = crate::series::forecast(&c.datapoints);
+                    // Only a percentage can be forecast to 100%: bytes
+                    // read as percent would size the volume to its cap.
+                    match c.as_percent() {
+                        // The longer history when it was read.
+                        Ok(()) => {
+                            let points = match c.history.is_empty() {
+                                true => &c.datapoints,
+                                false => &c.history,
+                            };
+                            self.forecast = crate::series::forecast(points);
+                        }
+                        Err(why) => {
+                            self.forecast = None;
+                            self.note(why);
+                        }
+                    }
                 }
                 self.context = Some(c);
             }

@@ -85,6 +85,7 @@ pub fn forecast(points: &[Point]) -> Option<Forecast> {
         low_percent_per_hour: round(low),
         high_percent_per_hour: round(high),
         steps_excluded: steps.iter().map(|s| rfc3339(s.at)).collect(),
+        fitted_from: rfc3339(first.at),
         full_at: full_at_time.map(rfc3339),
         full_at_time,
     })

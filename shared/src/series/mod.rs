@@ -29,6 +29,21 @@ pub const PERMISSIONS: &[&str] = &[
 /// How far back the page looks from the alarm's state change.
 pub const WINDOW_SECONDS: i64 = 3 * 3600;
 
+/// How far back a disk's forecast looks: a day, so that a step or a burst
+/// in the last hours is seen against the steady rate before it.
+pub const FORECAST_WINDOW_SECONDS: i64 = 24 * 3600;
+
+/// The longest window a metric of this period can be read over, up to
+/// [`FORECAST_WINDOW_SECONDS`]: CloudWatch keeps datapoints of periods
+/// under a minute (high resolution) for 3 hours only.
+pub fn forecast_window(period: u32) -> i64 {
+    if period < 60 {
+        WINDOW_SECONDS
+    } else {
+        FORECAST_WINDOW_SECONDS
+    }
+}
+
 /// The widest sparkline the email draws (one character a bucket).
 pub const SPARK_WIDTH: usize = 48;
 
@@ -101,6 +116,14 @@ pub struct MetricContext {
     /// which instance); absent for metric math.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub dimensions: BTreeMap<String, String>,
+    /// CloudWatch's unit of the series (`Percent`, `Bytes`, …) when the
+    /// alarm or the query gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// A disk's longer history ([`forecast_window`]), oldest first, for its
+    /// forecast; empty when only the page's window was read.
+    #[serde(skip)]
+    pub history: Vec<Point>,
 }
 
 /// Where the metric is heading (`forecast` in the report's JSON), fitted
@@ -116,6 +139,9 @@ pub struct Forecast {
     /// rise too sudden to be a rate (RFC 3339).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps_excluded: Vec<String>,
+    /// The first datapoint fitted (RFC 3339): a disk's forecast reads up
+    /// to a day back ([`forecast_window`]), the page shows the last hours.
+    pub fitted_from: String,
     /// When the low end of the range reaches 100% (RFC 3339); None when it
     /// is not growing.
     pub full_at: Option<String>,
@@ -157,7 +183,21 @@ pub fn summarize(
         threshold,
         breach_started,
         dimensions: BTreeMap::new(),
+        unit: None,
+        history: Vec::new(),
     })
+}
+
+/// Whether a metric's name or expression says it is a percentage
+/// (`disk_used_percent`, `LogicalDisk % Free Space`, `CPUUtilization`, or
+/// metric math of the shape `100 * a / b`).
+fn named_as_percent(label: &str) -> bool {
+    let l = label.to_ascii_lowercase();
+    l.contains("percent")
+        || l.contains('%')
+        || l.contains("utilization")
+        || l.contains("_pct")
+        || (l.contains("100") && l.contains('/'))
 }
 
 /// One line of `▁▂▃▄▅▆▇█`, at most `width` characters: the series in equal
@@ -241,6 +281,38 @@ impl Forecast {
 }
 
 impl MetricContext {
+    /// Whether the series is a percentage, as the disk's forecast needs: the
+    /// unit CloudWatch gives (`Percent`), or, without one, a name or
+    /// expression that says so; and every value within 0 to 100. Err: why
+    /// not, for the page (a volume is then sized by the rule alone).
+    pub fn as_percent(&self) -> Result<(), String> {
+        match self.unit.as_deref() {
+            Some("Percent") => {}
+            Some(u) if u != "None" => {
+                return Err(format!(
+                    "no forecast: {} is in {u}, not a percentage",
+                    self.metric
+                ));
+            }
+            _ if !named_as_percent(&self.metric) => {
+                return Err(format!(
+                    "no forecast: {} gives no unit and its name does not say it is a percentage",
+                    self.metric
+                ));
+            }
+            _ => {}
+        }
+        if self.min < 0.0 || self.max > 100.0 {
+            return Err(format!(
+                "no forecast: {} runs from {} to {}, not a percentage",
+                self.metric,
+                figure(self.min),
+                figure(self.max)
+            ));
+        }
+        Ok(())
+    }
+
     /// The lines the page shows, after the sparkline.
     pub fn lines(&self) -> Vec<String> {
         let span = format!("last {} h", WINDOW_SECONDS / 3600);

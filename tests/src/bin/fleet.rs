@@ -3,7 +3,7 @@
 //! `fleet proxy UPSTREAM LATENCY_MS` runs a latency-adding proxy.
 //! `fleet ssm-standin ENDPOINT FLEET_JSON` answers SSM for the fleet's first
 //! instance from an instance stand-in (commands really run, in a private
-//! mount namespace with an xfs data volume at /srv; needs root), printing
+//! mount namespace with an xfs data volume at /var; needs root), printing
 //! its URL, or `unavailable: WHY` on a machine where it cannot run.
 //! `fleet cloudwatch ENDPOINT FLEET_JSON DISK_PATH DISK_FSTYPE` serves
 //! CloudWatch (the SDK's CBOR to moto's JSON 1.0, see `harness::cloudwatch`),
@@ -105,15 +105,17 @@ async fn main() -> Result<()> {
         ["ssm-standin", endpoint, fleet_file] => {
             use harness::ssm::{DataVolume, DiskLayout, Instance, SsmStandIn};
             let fleet: Fleet = serde_json::from_str(&std::fs::read_to_string(fleet_file)?)?;
-            // Old and young temp files, rotated logs, and a data volume 97% full.
-            let seed = "head -c 2000000 /dev/urandom > /tmp/core.dump.old; head -c 1000 /dev/urandom > /tmp/session.lock; \
+            // The data volume is /var (so /var/tmp and /var/log are on it,
+            // as on many hosts): old and young temp files, rotated logs, and
+            // the volume 97% full; cleaned, then grown, on one filesystem.
+            let seed = "head -c 2000000 /dev/urandom > /var/tmp/core.dump.old; head -c 1000 /dev/urandom > /var/tmp/session.lock; \
                         seq 1 200000 > /var/log/messages.1; seq 1 1000 > /var/log/messages; \
-                        touch -d '30 days ago' /tmp/core.dump.old /var/log/messages.1; \
-                        fallocate -l 19G /srv/dataset.bin";
+                        touch -d '40 days ago' /var/tmp/core.dump.old /var/log/messages.1; \
+                        fallocate -l 19400M /var/dataset.bin";
             let volume = DataVolume {
                 volume_id: fleet.data_volume.clone(),
                 size_gib: 20,
-                mount: "/srv",
+                mount: "/var",
                 fstype: "xfs",
                 xen_name: "xvdf",
                 layout: DiskLayout::Whole,
@@ -128,7 +130,14 @@ async fn main() -> Result<()> {
             let sandbox = match sandbox {
                 Ok(s) => s,
                 Err(e) => {
+                    // moto's SSM prints nothing: the instance answers the
+                    // disk preflight as a Xen instance prints it, as the
+                    // suites' instances do, and nothing else.
                     println!("unavailable: {e}");
+                    let standin = SsmStandIn::start(endpoint).await?;
+                    standin.answer(fleet.instance(), "block devices", harness::XEN_LAYOUT);
+                    println!("{}", standin.endpoint);
+                    std::future::pending::<()>().await;
                     return Ok(());
                 }
             };

@@ -235,6 +235,82 @@ async fn a_disk_rising_two_points_an_hour_is_forecast_and_sized_for_it() -> Resu
     Ok(())
 }
 
+/// The issue's own case: flat at 60% for most of a day, then one step to
+/// 96% ninety minutes before the alarm (a restore, an unpacked archive).
+/// The forecast reads the day, takes the step out and finds no steady
+/// growth: the volume is grown by the rule (20 -> 30 GiB), not for a rate
+/// the step would suggest (it once grew 100 GiB to 1,063).
+#[tokio::test]
+async fn a_step_after_a_flat_day_is_not_read_as_growth() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let dims = [
+        ("InstanceId", instance.as_str()),
+        ("path", "/data"),
+        ("device", "xvdf"),
+        ("fstype", "ext4"),
+    ];
+    // 288 five-minute points to 02:00: 60% (±0.2) until 00:30, then 96%
+    // rising to 97.2% by the alarm.
+    let values: Vec<f64> = (0..288)
+        .map(|i| match i {
+            0..270 => 60.0 + if i % 2 == 0 { 0.2 } else { -0.2 },
+            _ => 96.0 + 1.2 * f64::from(i - 270) / 17.0,
+        })
+        .collect();
+    put_series(
+        &w.engine.aws.cloudwatch,
+        "CWAgent",
+        "disk_used_percent",
+        &dims,
+        last_point(),
+        300,
+        &values,
+    )
+    .await?;
+    put_alarm(
+        &w.engine.aws.cloudwatch,
+        "web-data-disk-full",
+        "CWAgent",
+        "disk_used_percent",
+        &dims,
+        300,
+        90.0,
+        "ALARM",
+    )
+    .await?;
+    w.config.playbooks.disk_full.expand_volume.growth_days = 2;
+    let r = w.run_sample("disk-full-alarm.json").await?;
+    let i = &r.incidents[0];
+    let f = i.forecast.as_ref().context("a forecast")?;
+    // The day was read: the window ends a period after the alarm (02:10)
+    // and spans 24 h, so the first point fitted is 02:10 the day before.
+    let from: DateTime<Utc> = f.fitted_from.parse()?;
+    assert_eq!(
+        from,
+        last_point() - chrono::Duration::minutes(23 * 60 + 50),
+        "{f:?}"
+    );
+    assert_eq!(f.steps_excluded.len(), 1, "{f:?}");
+    assert!(f.full_at.is_none(), "{f:?}");
+    let expand = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "expand_volume")
+        .context("expand_volume")?;
+    assert_eq!(expand.status.as_str(), "done", "{expand:?}");
+    assert_eq!(volume_size(&w.sdk, &w.fleet.data_volume).await?, 30);
+    assert!(!expand.reason.contains("sized for"), "{expand:?}");
+    // The page shows its last 3 hours, not the day.
+    let points = i
+        .context
+        .as_ref()
+        .map(|c| c.datapoints.len())
+        .unwrap_or_default();
+    assert!(points <= 37, "{points} datapoints on the page");
+    Ok(())
+}
+
 /// An Alertmanager disk alert names an address and a mount point: the
 /// responder finds the instance and the CloudWatch agent's metric for that
 /// mount point among the instance's (not the root filesystem's), and sizes

@@ -292,16 +292,7 @@ pub(crate) async fn expand_start(
     }
     // 2. Will EBS take a modification now? Refused: nothing at all, not
     // even the snapshot. Someone else's under way: wait for theirs.
-    let window = match modifications(c, vol).await {
-        Ok(mods) => super::modification_window(vol, &mods, chrono::Utc::now()),
-        // Unknown: ModifyVolume's own refusal is handled below.
-        Err(_) => super::Window::Open,
-    };
-    let theirs = match window {
-        super::Window::Closed(why) => return Err(Outcome::skipped(why)),
-        super::Window::UnderWay { target_gib, started } => Some((target_gib, started)),
-        super::Window::Open => None,
-    };
+    let theirs = window(c, vol).await?;
     // 3. The snapshot first (one an earlier delivery took counts).
     let snap_id = snapshot_first(c, e, incident, after_crash).await?;
     if let Some((target, started)) = theirs {
@@ -376,6 +367,24 @@ pub(crate) async fn expand_start(
     };
     o.ids = vec![snap_id];
     Err(o)
+}
+
+/// EBS's window for the volume: Err(skipped) when closed, the size and
+/// start of someone else's modification under way, or None when open (also
+/// when it could not be read: ModifyVolume's own refusal is handled).
+async fn window(
+    c: &Clients<'_>,
+    vol: &VolumeId,
+) -> Result<Option<(i32, chrono::DateTime<chrono::Utc>)>, Outcome> {
+    let window = match modifications(c, vol).await {
+        Ok(mods) => super::modification_window(vol, &mods, chrono::Utc::now()),
+        Err(_) => super::Window::Open,
+    };
+    match window {
+        super::Window::Closed(why) => Err(Outcome::skipped(why)),
+        super::Window::UnderWay { target_gib, started } => Ok(Some((target_gib, started))),
+        super::Window::Open => Ok(None),
+    }
 }
 
 /// The volume's modifications, for [`super::modification_window`].

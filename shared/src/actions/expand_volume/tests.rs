@@ -606,3 +606,39 @@ mod window {
         assert!(why.contains("being modified now (to a new type or performance, optimizing"), "{why}");
     }
 }
+
+#[test]
+fn a_metric_that_is_not_a_percentage_is_not_forecast() {
+    // The same rise, in bytes (the agent's disk_free, or a unit the alarm
+    // gives): no forecast, the rule's size, and the page says why.
+    let mut bytes = rising(2.0);
+    bytes.metric = "CWAgent/disk_free".into();
+    let mut o = disk_fleet();
+    o.metric = Some(Ok(bytes.clone()));
+    let p = plan(&incident(DISK), &o, &config());
+    assert!(p.forecast.is_none());
+    assert_eq!(expansion_of(&p).to_gib, 120);
+    assert!(
+        p.notes.iter().any(|n| n.contains("no forecast: CWAgent/disk_free gives no unit and its name does not say it is a percentage")),
+        "{:?}",
+        p.notes
+    );
+    bytes.unit = Some("Bytes".into());
+    assert_eq!(
+        bytes.as_percent(),
+        Err("no forecast: CWAgent/disk_free is in Bytes, not a percentage".into())
+    );
+    // A percentage by its unit, by its name, or by its expression's shape.
+    let mut pct = rising(2.0);
+    pct.unit = Some("Percent".into());
+    assert_eq!(pct.as_percent(), Ok(()));
+    pct.unit = None;
+    for name in ["CWAgent/disk_used_percent", "LogicalDisk % Free Space", "100 * (1 - m1 / m2)"] {
+        pct.metric = name.into();
+        assert_eq!(pct.as_percent(), Ok(()), "{name}");
+    }
+    // Values past 100 are no percentage, whatever the name says.
+    let mut over = rising(2.0);
+    over.max = 1.5e9;
+    assert!(over.as_percent().is_err_and(|e| e.contains("not a percentage")));
+}
