@@ -69,8 +69,13 @@ pub const DISK_LAYOUT: &[&str] = &[
     "printf '%s\\n' \"$L\"",
 ];
 
-/// Usage of the real filesystems, for the expansion threshold.
-const DF: &str = "df -P -x tmpfs -x devtmpfs -x squashfs -x overlay";
+/// Usage of the real filesystems, for the expansion threshold: local ones
+/// only, and bounded (a dead NFS or EFS mount hangs `df`).
+const DF: &str = "timeout 10 df -P -l -x tmpfs -x devtmpfs -x squashfs -x overlay";
+
+/// How long before SSM's execution timeout a compressing script stops
+/// starting work, so a compression is never cut off by SSM.
+pub const SCRIPT_MARGIN_SECONDS: u32 = 5;
 
 /// The first lines of every script that changes files: a fixed PATH (a
 /// root script trusts no inherited one, and `find -execdir` refuses a
@@ -103,27 +108,47 @@ pub fn cleanup_temp(days: u32) -> Vec<String> {
     let minutes = u64::from(days) * 24 * 60;
     let mut c: Vec<String> = PREAMBLE.iter().map(|l| (*l).to_owned()).collect();
     c.push(format!(
-        "if [ -s \"$work/open\" ]; then find /tmp /var/tmp -xdev \\( -path '/tmp/systemd-private-*' -o -path '/var/tmp/systemd-private-*' \\) -prune -o -type f -links 1 -mmin +{minutes} -amin +{minutes} -execdir sh -c 'open=$1; shift; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; bytes=$(($(stat -c \"%b*%B\" -- \"$f\"))); rm -f -- \"$f\" && echo \"freed $bytes\"; done' sh \"$work/open\" {{}} + 2>/dev/null > \"$work/done\"; fi"
+        "if [ -s \"$work/open\" ]; then find /tmp /var/tmp -xdev \\( -path '/tmp/systemd-private-*' -o -path '/var/tmp/systemd-private-*' \\) -prune -o -type f -links 1 -mmin +{minutes} -amin +{minutes} -execdir sh -c 'open=$1; shift; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; bytes=$(($(stat -c \"%b*%B\" -- \"$f\"))); rm -f -- \"$f\" && echo \"freed $bytes\"; done' sh \"$work/open\" {{}} + 2>/dev/null > \"$work/done\"; echo $? > \"$work/rc\"; else : > \"$work/done\"; fi"
     ));
-    c.push("awk '$1 == \"freed\" {s += $2; n++} $1 == \"kept\" {k++} END {printf \"freed_bytes=%d\\ndeleted_files=%d\\nkept_open_files=%d\\n\", s, n, k}' \"$work/done\" 2>/dev/null || echo 'freed_bytes=0'".to_owned());
+    c.push(SUMMARY_CLEANUP.to_owned());
     c.push(DF.to_owned());
     c
 }
 
+/// The cleanup's figures, or `error=` when find failed or they could not
+/// be read (never a bare `freed_bytes=0` for a script that failed).
+const SUMMARY_CLEANUP: &str = "awk '$1 == \"freed\" {s += $2; n++} $1 == \"kept\" {k++} END {printf \"freed_bytes=%d\\ndeleted_files=%d\\nkept_open_files=%d\\n\", s, n, k}' \"$work/done\" || { echo 'error=the cleanup left no results to read'; exit 1; }; if [ -s \"$work/rc\" ] && [ \"$(cat \"$work/rc\")\" != 0 ]; then echo \"error=find exited $(cat \"$work/rc\") (some files could not be read or removed)\"; fi";
+
 /// Compresses rotated logs under /var/log not modified for `days`: only
 /// rotated names (`.1`, `.12`, `-YYYYMMDD`, `.old`), never a file a process
-/// holds open (by inode, from /proc), never a hard-linked one. Each is
-/// compressed by `-execdir` from its own directory. With a bucket, each
-/// compressed file is shipped with the AWS CLI and removed once shipped,
-/// from the same directory. Prints `freed_bytes=`, `compressed_files=`,
-/// `kept_open_files=`, then `df -P`.
+/// holds open (by inode, from /proc), never a hard-linked one, never over an
+/// existing `.gz`. Each is compressed by `-execdir` from its own directory
+/// to a temporary name, bounded by what is left of `budget_seconds` (SSM's
+/// execution timeout less [`SCRIPT_MARGIN_SECONDS`]), and renamed only
+/// when whole: a compression cut off leaves no partial file. With a bucket,
+/// each compressed file is shipped with the AWS CLI and removed once
+/// shipped. Prints `freed_bytes=`, `compressed_files=`, `kept_open_files=`,
+/// counts of what was left (`not_compressed_in_time=`, `compress_failed=`),
+/// `error=` when something failed, then `df -P`.
 pub fn archive_logs(
     days: u32,
     bucket: Option<&str>,
     instance: &InstanceId,
     incident_id: &str,
 ) -> Vec<String> {
+    archive_logs_within(days, bucket, instance, incident_id, 60)
+}
+
+/// [`archive_logs`] for a command SSM stops after `budget_seconds`.
+pub fn archive_logs_within(
+    days: u32,
+    bucket: Option<&str>,
+    instance: &InstanceId,
+    incident_id: &str,
+    budget_seconds: u32,
+) -> Vec<String> {
     let minutes = u64::from(days) * 24 * 60;
+    let budget = budget_seconds.saturating_sub(SCRIPT_MARGIN_SECONDS).max(1);
     // The incident id is ours (inc- and hex), the bucket validated config.
     let tag: String = incident_id
         .chars()
@@ -136,10 +161,13 @@ pub fn archive_logs(
         None => String::new(),
     };
     let mut c: Vec<String> = PREAMBLE.iter().map(|l| (*l).to_owned()).collect();
+    c.push(format!("end=$(( $(date +%s) + {budget} ))"));
+    // What an earlier run killed mid-compression left (root's, ours).
+    c.push("find /var/log -xdev -type f -user root -links 1 -name '*.gz.fr-part' -delete 2>/dev/null || true".to_owned());
     c.push(format!(
-        "if [ -s \"$work/open\" ]; then find /var/log -xdev -type f -links 1 -mmin +{minutes} \\( -name '*.[0-9]' -o -name '*.[0-9][0-9]' -o -name '*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' -o -name '*.old' \\) -execdir sh -c 'open=$1; shift; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; b=$(($(stat -c \"%b*%B\" -- \"$f\"))); gzip -9 -- \"$f\" || continue; a=$(($(stat -c \"%b*%B\" -- \"$f.gz\"))); echo \"freed $((b - a))\";{ship} done' sh \"$work/open\" {{}} + 2>/dev/null > \"$work/done\"; fi"
+        "if [ -s \"$work/open\" ]; then find /var/log -xdev -type f -links 1 -mmin +{minutes} \\( -name '*.[0-9]' -o -name '*.[0-9][0-9]' -o -name '*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' -o -name '*.old' \\) -execdir sh -c 'open=$1; end=$2; shift 2; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; if [ -e \"$f.gz\" ]; then echo exists; continue; fi; left=$((end - $(date +%s))); if [ \"$left\" -le 0 ]; then echo late; continue; fi; b=$(($(stat -c \"%b*%B\" -- \"$f\"))); if timeout \"$left\" gzip -9 -c -- \"$f\" > \"$f.gz.fr-part\" && chown --reference=\"$f\" -- \"$f.gz.fr-part\" && chmod --reference=\"$f\" -- \"$f.gz.fr-part\" && touch -r \"$f\" -- \"$f.gz.fr-part\" && mv -f -- \"$f.gz.fr-part\" \"$f.gz\"; then rm -f -- \"$f\"; else rm -f -- \"$f.gz.fr-part\"; echo failed; continue; fi; a=$(($(stat -c \"%b*%B\" -- \"$f.gz\"))); echo \"freed $((b - a))\";{ship} done' sh \"$work/open\" \"$end\" {{}} + 2>/dev/null > \"$work/done\"; echo $? > \"$work/rc\"; else : > \"$work/done\"; fi"
     ));
-    c.push("awk '$1 == \"freed\" {s += $2; n++} $1 == \"shipped\" {s += $2; sh++} $1 == \"ship_failed\" {f++} $1 == \"kept\" {k++} END {printf \"freed_bytes=%d\\ncompressed_files=%d\\nkept_open_files=%d\\n\", s, n, k; if (sh) printf \"shipped_files=%d\\n\", sh; if (f) printf \"ship_failed_files=%d\\n\", f}' \"$work/done\" 2>/dev/null || echo 'freed_bytes=0'".to_owned());
+    c.push("awk '$1 == \"freed\" {s += $2; n++} $1 == \"shipped\" {s += $2; sh++} $1 == \"ship_failed\" {f++} $1 == \"kept\" {k++} $1 == \"late\" {l++} $1 == \"failed\" {x++} END {printf \"freed_bytes=%d\\ncompressed_files=%d\\nkept_open_files=%d\\n\", s, n, k; if (sh) printf \"shipped_files=%d\\n\", sh; if (f) printf \"ship_failed_files=%d\\n\", f; if (l) printf \"not_compressed_in_time=%d\\n\", l; if (x) printf \"compress_failed=%d\\nerror=%d rotated logs could not be compressed\\n\", x, x}' \"$work/done\" || { echo 'error=the archive left no results to read'; exit 1; }; if [ -s \"$work/rc\" ] && [ \"$(cat \"$work/rc\")\" != 0 ]; then echo \"error=find exited $(cat \"$work/rc\") (some logs could not be read)\"; fi".to_owned());
     if let Some(b) = bucket {
         let url = format!("s3://{b}/first-responder/{instance}/{tag}/");
         c.push(format!(

@@ -37,5 +37,76 @@ pub(crate) fn freed(o: Outcome, where_: &str) -> Outcome {
             "; shipping to {url} FAILED, the compressed files stay on the instance"
         ));
     }
+    if let Some(n) = marker(out, "not_compressed_in_time") {
+        detail.push_str(&format!(
+            "; {n} rotated logs left as they were: the command's time ran out"
+        ));
+    }
+    // The script said something failed: never a plain "freed 0 B".
+    if let Some(e) = marker(out, "error") {
+        let why = format!("{detail}; but {e}");
+        let failed = match bytes {
+            Some(b) if b > 0 => Outcome::uncertain(why),
+            _ => Outcome::failed(why),
+        };
+        return Outcome {
+            status: failed.status,
+            detail: failed.detail,
+            uncertain: failed.uncertain,
+            ..o
+        };
+    }
     Outcome { detail, ..o }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran(out: &str) -> Outcome {
+        Outcome {
+            output: Some(out.to_owned()),
+            ..Outcome::done("command c-1 succeeded", vec!["c-1".into()])
+        }
+    }
+
+    #[test]
+    fn a_script_that_reports_an_error_is_never_a_plain_freed() {
+        let o = freed(
+            ran(
+                "freed_bytes=0\ncompressed_files=0\nkept_open_files=0\ncompress_failed=1\nerror=1 rotated logs could not be compressed\n",
+            ),
+            "by compressing",
+        );
+        assert_eq!(o.status, Status::Failed);
+        assert!(!o.uncertain);
+        assert!(
+            o.detail
+                .ends_with("; but 1 rotated logs could not be compressed"),
+            "{}",
+            o.detail
+        );
+        let o = freed(
+            ran(
+                "freed_bytes=4096\ndeleted_files=1\nkept_open_files=0\nerror=find exited 1 (some files could not be read or removed)\n",
+            ),
+            "under /tmp",
+        );
+        assert_eq!((o.status, o.uncertain), (Status::Failed, true));
+        assert!(
+            o.detail
+                .starts_with("freed 4.0 KiB under /tmp; but find exited 1"),
+            "{}",
+            o.detail
+        );
+        assert_eq!(o.ids, ["c-1"]);
+        let o = freed(
+            ran("freed_bytes=4096\ndeleted_files=1\nkept_open_files=0\n"),
+            "under /tmp",
+        );
+        assert_eq!(
+            (o.status, o.detail.as_str()),
+            (Status::Done, "freed 4.0 KiB under /tmp")
+        );
+    }
 }

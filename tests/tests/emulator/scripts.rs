@@ -293,3 +293,44 @@ async fn the_stand_in_runs_scripts_with_sh_as_ssm_does() -> Result<()> {
     assert_eq!((bash.status, bash.stdout.trim()), (0, "bash-only"));
     Ok(())
 }
+
+/// A compression the command's time cuts off leaves no partial file: the
+/// log stays whole, nothing named `.gz.fr-part` is left, and the script
+/// says it failed (`error=`), under dash and bash.
+#[tokio::test]
+async fn a_compression_cut_off_leaves_no_partial_file() -> Result<()> {
+    let instance = InstanceId::parse("t", "i-0123456789abcdef0")?;
+    // 100 MB that gzip cannot shrink: seconds of work, with 1 s left
+    // (a 6 s budget less the 5 s margin).
+    let seed = format!(
+        "mkdir -p /var/log/app; head -c 100000000 /dev/urandom > /var/log/app/big.log.1; {OLD} /var/log/app/big.log.1"
+    );
+    for shell in SHELLS {
+        let script = commands::archive_logs_within(7, None, &instance, "inc-0011223344556677", 6);
+        let r = Sandbox {
+            shell,
+            ..Sandbox::default()
+        }
+        .run(&seed, &script, "ls -a /var/log/app")
+        .await?;
+        assert_eq!(r.status, 0, "{shell:?}: {}\n{}", r.stdout, r.stderr);
+        let (gone, added, changed) = diff(&r);
+        assert!(
+            gone.is_empty() && added.is_empty() && changed.is_empty(),
+            "{shell:?}: {gone:?} {added:?} {changed:?}"
+        );
+        assert!(!r.check.contains("fr-part"), "{}", r.check);
+        assert_eq!(
+            marker(&r.stdout, "compress_failed"),
+            Some("1"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            marker(&r.stdout, "error").is_some_and(|e| e.contains("could not be compressed")),
+            "{}",
+            r.stdout
+        );
+    }
+    Ok(())
+}

@@ -19,7 +19,13 @@ pub(crate) async fn archive_logs(
     let o = run_command(
         c.ssm,
         instance,
-        commands::archive_logs(days, bucket, instance, &incident.id),
+        commands::archive_logs_within(
+            days,
+            bucket,
+            instance,
+            &incident.id,
+            u32::try_from(config.diagnostics_timeout.as_secs()).unwrap_or(u32::MAX),
+        ),
         &format!("first-responder archive_logs for {}", incident.id),
         config.diagnostics_timeout,
         c.poll,
