@@ -93,23 +93,49 @@ const PREAMBLE: &[&str] = &[
     "if [ ! -s \"$work/open\" ]; then echo 'open_check=unavailable'; fi",
 ];
 
+/// The host's own ages for /tmp and /var/tmp, in minutes, as its
+/// `systemd-tmpfiles --cat-config` gives them (the first line for a path
+/// wins, as systemd applies it; `-` or no line: never aged by the host),
+/// else 10 and 30 days (Amazon Linux's); then `max_minutes` (the
+/// playbook's shorter age, 0 for none) where it is shorter. Sets `tmp`,
+/// `var`, `tmp_from`, `var_from` (-1: never), and the `x`/`X` exclusions
+/// under /tmp and /var/tmp as `-o -path PATTERN` arguments in `$@`
+/// (specifiers such as `%b` read as `*`: more is kept, never less).
+fn tmpfiles_ages(max_minutes: u64) -> Vec<String> {
+    vec![
+        "cfg=''; if command -v systemd-tmpfiles >/dev/null 2>&1; then cfg=$(timeout 10 systemd-tmpfiles --cat-config 2>/dev/null); fi".to_owned(),
+        "tmp=14400; var=43200; tmp_from=default; var_from=default".to_owned(),
+        "if [ -n \"$cfg\" ]; then tmp_from=systemd-tmpfiles; var_from=systemd-tmpfiles; ages=$(printf '%s\\n' \"$cfg\" | awk 'function minutes(a, m, n, u, v) { sub(/^~/, \"\", a); if (a == \"\" || a == \"-\") return -1; m = 0; while (match(a, /^[0-9]+[a-z]*/)) { v = substr(a, 1, RLENGTH); a = substr(a, RLENGTH + 1); n = v + 0; u = v; sub(/^[0-9]+/, \"\", u); if (u == \"w\") m += n * 10080; else if (u == \"d\") m += n * 1440; else if (u == \"h\") m += n * 60; else if (u == \"m\" || u == \"min\") m += n; else m += n / 60 } return int(m) } { t = $1; gsub(/[^A-Za-z]/, \"\", t) } t ~ /^[dDeqQvC]$/ && ($2 == \"/tmp\" || $2 == \"/var/tmp\") && !($2 in seen) { seen[$2] = 1; print $2, minutes($6) }'); tmp=$(printf '%s\\n' \"$ages\" | awk '$1 == \"/tmp\" {print $2}'); var=$(printf '%s\\n' \"$ages\" | awk '$1 == \"/var/tmp\" {print $2}'); [ -n \"$tmp\" ] || tmp=-1; [ -n \"$var\" ] || var=-1; fi".to_owned(),
+        format!("max={max_minutes}"),
+        "if [ \"$max\" -gt 0 ] && { [ \"$tmp\" -lt 0 ] || [ \"$tmp\" -gt \"$max\" ]; }; then tmp=$max; tmp_from=playbook; fi".to_owned(),
+        "if [ \"$max\" -gt 0 ] && { [ \"$var\" -lt 0 ] || [ \"$var\" -gt \"$max\" ]; }; then var=$max; var_from=playbook; fi".to_owned(),
+        "echo \"age_tmp_minutes=$tmp\"; echo \"age_tmp_from=$tmp_from\"; echo \"age_var_tmp_minutes=$var\"; echo \"age_var_tmp_from=$var_from\"".to_owned(),
+        "set -f; IFS=$(printf '\\n_'); IFS=${IFS%_}; set --; for p in $(printf '%s\\n' \"$cfg\" | awk '{ t = $1; gsub(/[^A-Za-z]/, \"\", t) } (t == \"x\" || t == \"X\") && $2 ~ /^\\/(var\\/)?tmp\\// { p = $2; gsub(/%[A-Za-z]/, \"*\", p); print p }'); do set -- \"$@\" -o -path \"$p\"; done; unset IFS; set +f".to_owned(),
+    ]
+}
+
 /// Deletes regular files under /tmp and /var/tmp that were neither modified
-/// nor read for `days` (mtime *and* atime, as systemd-tmpfiles ages them;
-/// it also looks at ctime, which cannot be set back to test, so ctime is
-/// left out). `find -P` never follows a symlink, `-xdev` stays on each
-/// start's filesystem, `-type f -links 1` leaves sockets, pipes, links and
-/// hard-linked files alone, `systemd-private-*` (services' private /tmp)
-/// is pruned. A file some process holds open is kept: deleting it would
-/// free nothing. Each file is checked and deleted by `-execdir` from its
-/// own directory, so no path is resolved again after `find` chose it.
-/// Prints `freed_bytes=` (the blocks the deleted files held),
-/// `deleted_files=`, `kept_open_files=`, then `df -P`.
-pub fn cleanup_temp(days: u32) -> Vec<String> {
-    let minutes = u64::from(days) * 24 * 60;
+/// nor read for the host's own ages ([`tmpfiles_ages`]: its
+/// systemd-tmpfiles configuration, else 10 and 30 days; `max_days`, from
+/// the playbook, where shorter), by mtime *and* atime, as systemd-tmpfiles
+/// ages them (it also looks at ctime, which cannot be set back to test, so
+/// ctime is left out). Never what the host's configuration excludes (`x`,
+/// `X`), services' private directories (`systemd-private-*`) or snaps'
+/// (`snap-private-tmp`). `find -P` never follows a symlink, `-xdev` stays
+/// on each start's filesystem, `-type f -links 1` leaves sockets, pipes,
+/// links and hard-linked files alone. A file some process holds open is
+/// kept: deleting it would free nothing. Each file is checked and deleted
+/// by `-execdir` from its own directory, so no path is resolved again after
+/// `find` chose it. Prints the ages and where they came from
+/// (`age_tmp_minutes=`, `age_tmp_from=`, …), `freed_bytes=` (the blocks the
+/// deleted files held), `deleted_files=`, `kept_open_files=`, `error=` when
+/// find failed, then `df -P`.
+pub fn cleanup_temp(max_days: Option<u32>) -> Vec<String> {
+    let max_minutes = max_days.map_or(0, |d| u64::from(d) * 24 * 60);
     let mut c: Vec<String> = PREAMBLE.iter().map(|l| (*l).to_owned()).collect();
-    c.push(format!(
-        "if [ -s \"$work/open\" ]; then find /tmp /var/tmp -xdev \\( -path '/tmp/systemd-private-*' -o -path '/var/tmp/systemd-private-*' \\) -prune -o -type f -links 1 -mmin +{minutes} -amin +{minutes} -execdir sh -c 'open=$1; shift; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; bytes=$(($(stat -c \"%b*%B\" -- \"$f\"))); rm -f -- \"$f\" && echo \"freed $bytes\"; done' sh \"$work/open\" {{}} + 2>/dev/null > \"$work/done\"; echo $? > \"$work/rc\"; else : > \"$work/done\"; fi"
-    ));
+    c.extend(tmpfiles_ages(max_minutes));
+    c.push("clean() { dir=$1; age=$2; shift 2; [ \"$age\" -ge 0 ] || return 0; find \"$dir\" -xdev \\( -path '/tmp/systemd-private-*' -o -path '/var/tmp/systemd-private-*' -o -path /tmp/snap-private-tmp -o -path /var/tmp/snap-private-tmp \"$@\" \\) -prune -o -type f -links 1 -mmin +\"$age\" -amin +\"$age\" -execdir sh -c 'open=$1; shift; for f do id=$(stat -c %d:%i -- \"$f\") || continue; if grep -qxF -- \"$id\" \"$open\"; then echo kept; continue; fi; bytes=$(($(stat -c \"%b*%B\" -- \"$f\"))); rm -f -- \"$f\" && echo \"freed $bytes\"; done' sh \"$work/open\" {} +; }".to_owned());
+    c.push("if [ -s \"$work/open\" ]; then rc=0; clean /tmp \"$tmp\" \"$@\" 2>/dev/null > \"$work/done\" || rc=$?; clean /var/tmp \"$var\" \"$@\" 2>/dev/null >> \"$work/done\" || rc=$?; echo \"$rc\" > \"$work/rc\"; else : > \"$work/done\"; fi".to_owned());
     c.push(SUMMARY_CLEANUP.to_owned());
     c.push(DF.to_owned());
     c
@@ -305,8 +331,9 @@ mod tests {
     fn scripts_hold_only_typed_values() {
         let i = InstanceId::parse("t", "i-0123456789abcdef0").unwrap();
         let v = VolumeId::parse("t", "vol-0123456789abcdef0").unwrap();
-        let c = cleanup_temp(7).join("\n");
-        assert!(c.contains("-mmin +10080 -amin +10080"), "{c}");
+        let c = cleanup_temp(Some(7)).join("\n");
+        assert!(c.contains("-mmin +\"$age\" -amin +\"$age\""), "{c}");
+        assert!(c.contains("max=10080"), "{c}");
         assert!(c.contains("-xdev"), "{c}");
         assert!(c.contains("-type f -links 1"), "{c}");
         assert!(c.contains("-execdir"), "{c}");

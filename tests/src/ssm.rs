@@ -258,6 +258,16 @@ done
 exec /usr/bin/lsblk "$@"
 "#;
 
+/// Where the stand-in's `systemd-tmpfiles --cat-config` reads the host's
+/// configuration (Amazon Linux 2023's unless a test writes another).
+pub const TMPFILES_CONF: &str = "/var/tmp/.instance-standin/tmpfiles.conf";
+
+/// `systemd-tmpfiles`: `--cat-config` prints [`TMPFILES_CONF`].
+const TMPFILES_SHIM: &str = r#"#!/bin/sh
+[ "$1" = --cat-config ] || { echo "systemd-tmpfiles stand-in: only --cat-config" >&2; exit 1; }
+cat /var/tmp/.instance-standin/tmpfiles.conf
+"#;
+
 /// LVM 2.03's `pvresize`, recording its arguments (no device-mapper here).
 const PVRESIZE_SHIM: &str = r#"#!/bin/sh
 echo "pvresize $*" >> /var/tmp/.instance-standin/lvm.log
@@ -468,6 +478,12 @@ printf '%s' "$PVRESIZE_SHIM" > {STANDIN_BIN}/pvresize
 printf '%s' "$LVEXTEND_SHIM" > {STANDIN_BIN}/lvextend
 chmod 0755 {STANDIN_BIN}/systemctl {STANDIN_BIN}/lsblk {STANDIN_BIN}/pvresize {STANDIN_BIN}/lvextend
 if [ -n "$LSBLK_JSON" ]; then printf '%s' "$LSBLK_JSON" > /var/tmp/.instance-standin/lsblk.json; fi
+# systemd-tmpfiles as Amazon Linux 2023 configures it (the cleanup's fixed
+# PATH starts at /usr/local/sbin, the sandbox's own): a test may rewrite it.
+mount -t tmpfs -o mode=0755 "$SANDBOX_ID-sbin" /usr/local/sbin
+printf '%s' "$TMPFILES_SHIM" > /usr/local/sbin/systemd-tmpfiles
+chmod 0755 /usr/local/sbin/systemd-tmpfiles
+printf '%s\n' 'q /tmp 1777 root root 10d' 'q /var/tmp 1777 root root 30d' 'x /tmp/systemd-private-%b-*' 'x /var/tmp/systemd-private-%b-*' > {TMPFILES_CONF}
 if [ -n "$HIDE" ]; then
   mkdir -p {TOOLS_DIR}
   for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
@@ -509,6 +525,7 @@ exec sleep 3600
             .env("SEED", seed)
             .env("SYSTEMCTL", SYSTEMCTL)
             .env("LSBLK_SHIM", LSBLK_SHIM)
+            .env("TMPFILES_SHIM", TMPFILES_SHIM)
             .env("PVRESIZE_SHIM", PVRESIZE_SHIM)
             .env("LVEXTEND_SHIM", LVEXTEND_SHIM)
             .env(

@@ -423,7 +423,7 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
     let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
         (
             vec!["cleanup_temp", "--days", "7"],
-            commands::cleanup_temp(7),
+            commands::cleanup_temp(Some(7)),
         ),
         (
             vec!["archive_logs", "--days", "7"],

@@ -16,6 +16,9 @@ pub(crate) fn freed(o: Outcome, where_: &str) -> Outcome {
         Some(b) => format!("freed {} {where_}", human_bytes(b)),
         None => format!("command ran {where_}; the instance did not report the bytes freed"),
     };
+    if let Some(ages) = ages(out) {
+        detail.push_str(&format!(" ({ages})"));
+    }
     if let Some(n) = marker(out, "compressed_files") {
         detail.push_str(&format!(" ({n} files compressed)"));
     }
@@ -57,6 +60,43 @@ pub(crate) fn freed(o: Outcome, where_: &str) -> Outcome {
         };
     }
     Outcome { detail, ..o }
+}
+
+/// The ages the cleanup applied, and where each came from, in words.
+fn ages(out: &str) -> Option<String> {
+    let age = |m: &str| match m.parse::<i64>() {
+        Ok(m) if m < 0 => "never (the host does not age it)".to_owned(),
+        Ok(m) if m % 1440 == 0 => format!("{} days", m / 1440),
+        Ok(m) => format!("{:.1} hours", m as f64 / 60.0),
+        Err(_) => "?".to_owned(),
+    };
+    let from = |f: &str| match f {
+        "systemd-tmpfiles" => "the host's systemd-tmpfiles",
+        "playbook" => "the playbook's older_than_days",
+        _ => "the default",
+    };
+    let tmp = marker(out, "age_tmp_minutes")?;
+    let var = marker(out, "age_var_tmp_minutes")?;
+    let (tf, vf) = (
+        marker(out, "age_tmp_from").unwrap_or("default"),
+        marker(out, "age_var_tmp_from").unwrap_or("default"),
+    );
+    Some(if tf == vf {
+        format!(
+            "ages: /tmp {}, /var/tmp {}, from {}",
+            age(tmp),
+            age(var),
+            from(tf)
+        )
+    } else {
+        format!(
+            "ages: /tmp {} from {}, /var/tmp {} from {}",
+            age(tmp),
+            from(tf),
+            age(var),
+            from(vf)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -107,6 +147,27 @@ mod tests {
         assert_eq!(
             (o.status, o.detail.as_str()),
             (Status::Done, "freed 4.0 KiB under /tmp")
+        );
+        let o = freed(
+            ran(
+                "age_tmp_minutes=14400\nage_tmp_from=systemd-tmpfiles\nage_var_tmp_minutes=43200\nage_var_tmp_from=systemd-tmpfiles\nfreed_bytes=4096\n",
+            ),
+            "under /tmp and /var/tmp",
+        );
+        assert_eq!(
+            o.detail,
+            "freed 4.0 KiB under /tmp and /var/tmp (ages: /tmp 10 days, /var/tmp 30 days, from the host's systemd-tmpfiles)"
+        );
+        let o = freed(
+            ran(
+                "age_tmp_minutes=4320\nage_tmp_from=playbook\nage_var_tmp_minutes=-1\nage_var_tmp_from=systemd-tmpfiles\nfreed_bytes=0\n",
+            ),
+            "under /tmp and /var/tmp",
+        );
+        assert!(
+            o.detail.ends_with("(ages: /tmp 3 days from the playbook's older_than_days, /var/tmp never (the host does not age it) from the host's systemd-tmpfiles)"),
+            "{}",
+            o.detail
         );
     }
 }

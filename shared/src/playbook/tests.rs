@@ -175,7 +175,7 @@ next_steps = ["Look."]
 fn the_old_layout_is_read_with_a_warning_naming_the_new_key() {
     let p = Playbooks::parse("old.toml", OLD_LAYOUT).unwrap();
     assert_eq!(p.high_cpu.scale_out.at_percent, 80.0);
-    assert_eq!(p.disk_full.cleanup_temp.older_than_days, 3);
+    assert_eq!(p.disk_full.cleanup_temp.older_than_days, Some(3));
     assert_eq!(p.disk_full.archive_logs.older_than_days, 4);
     assert_eq!(p.disk_full.archive_logs.bucket.as_deref(), Some("my-logs"));
     assert_eq!(p.disk_full.expand_volume.at_percent, 93.0);

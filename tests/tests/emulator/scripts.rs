@@ -11,7 +11,7 @@ use first_responder::commands;
 use first_responder::disk::marker;
 use first_responder::ids::InstanceId;
 use harness::sandbox::{Run, Sandbox};
-use harness::ssm::Shell;
+use harness::ssm::{Shell, TMPFILES_CONF};
 
 /// `sh` on Debian and Ubuntu, and on Amazon Linux and RHEL.
 const SHELLS: [Shell; 2] = [Shell::Dash, Shell::Bash];
@@ -99,7 +99,7 @@ sleep 0.3
         shell,
         ..Sandbox::default()
     }
-    .run(&seed, &commands::cleanup_temp(7), "")
+    .run(&seed, &commands::cleanup_temp(Some(7)), "")
     .await?;
     assert_eq!(r.status, 0, "{shell:?}: {}\n{}", r.stdout, r.stderr);
     let (gone, added, changed) = diff(&r);
@@ -331,6 +331,84 @@ async fn a_compression_cut_off_leaves_no_partial_file() -> Result<()> {
             "{}",
             r.stdout
         );
+    }
+    Ok(())
+}
+
+/// The host's own ages: Amazon Linux 2023's `systemd-tmpfiles` (10 days for
+/// /tmp, 30 for /var/tmp; a shim on the sandbox's PATH prints its
+/// configuration), its exclusions (`x`), snaps' private /tmp; and, with no
+/// configuration, 10 and 30 days all the same. The playbook's shorter age
+/// applies only where it is shorter.
+#[tokio::test]
+async fn cleanup_ages_are_the_hosts_own() -> Result<()> {
+    let al2023 = "q /tmp 1777 root root 10d\nq /var/tmp 1777 root root 30d\nx /tmp/keep-me\nx /tmp/systemd-private-%b-*";
+    let seed = |config: &str| {
+        format!(
+            r#"
+printf '%s\n' '{config}' > {TMPFILES_CONF}
+mkdir -p /tmp/keep-me /tmp/snap-private-tmp/snap.amazon-ssm-agent/tmp
+for f in /tmp/fifteen /var/tmp/fifteen /var/tmp/forty /tmp/five /tmp/keep-me/old /tmp/snap-private-tmp/snap.amazon-ssm-agent/tmp/old; do head -c 5000 /dev/urandom > "$f"; done
+touch -d '15 days ago' /tmp/fifteen /var/tmp/fifteen
+touch -d '40 days ago' /var/tmp/forty /tmp/keep-me/old /tmp/snap-private-tmp/snap.amazon-ssm-agent/tmp/old
+touch -d '5 days ago' /tmp/five
+"#
+        )
+    };
+    // (the host's configuration, the playbook's age, deleted, the ages printed)
+    let cases = [
+        (
+            al2023,
+            None,
+            vec!["/tmp/fifteen", "/var/tmp/forty"],
+            ("14400", "systemd-tmpfiles", "43200"),
+        ),
+        // No configuration: Amazon Linux's defaults (and nothing excluded).
+        (
+            "",
+            None,
+            vec!["/tmp/fifteen", "/var/tmp/forty", "/tmp/keep-me/old"],
+            ("14400", "default", "43200"),
+        ),
+        // The playbook's 3 days, shorter than both.
+        (
+            al2023,
+            Some(3),
+            vec![
+                "/tmp/fifteen",
+                "/tmp/five",
+                "/var/tmp/fifteen",
+                "/var/tmp/forty",
+            ],
+            ("4320", "playbook", "4320"),
+        ),
+    ];
+    for (config, days, deleted, (tmp, from, var)) in cases {
+        let r = Sandbox::default()
+            .run(&seed(config), &commands::cleanup_temp(days), "")
+            .await?;
+        assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+        let (gone, _, _) = diff(&r);
+        assert_eq!(gone, set(&deleted), "{config:?} {days:?}: {}", r.stdout);
+        assert_eq!(
+            marker(&r.stdout, "age_tmp_minutes"),
+            Some(tmp),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(
+            marker(&r.stdout, "age_tmp_from"),
+            Some(from),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(
+            marker(&r.stdout, "age_var_tmp_minutes"),
+            Some(var),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(marker(&r.stdout, "error"), None, "{}", r.stdout);
     }
     Ok(())
 }

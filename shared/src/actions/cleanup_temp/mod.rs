@@ -28,22 +28,23 @@ pub const NEEDS: &[super::Need] = &[super::Need::Volumes, super::Need::Layout];
 /// The scripts it sends through SSM, for `first-responder script`.
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "cleanup_temp",
-    usage: "--days N",
+    usage: "[--days N]",
     example: &["--days", "7"],
-    build: |a| Ok(crate::commands::cleanup_temp(a.number("--days", Some(7))?)),
+    build: |a| {
+        let days = match a.get("--days") {
+            Some(_) => Some(a.number::<u32>("--days", None)?),
+            None => None,
+        };
+        Ok(crate::commands::cleanup_temp(days))
+    },
 }];
 
 /// `[kind.cleanup_temp]`
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Params {
-    /// Delete regular files neither modified nor read for this many days.
-    pub older_than_days: u32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Self { older_than_days: 7 }
-    }
+    /// A shorter age than the host's own (its systemd-tmpfiles, else 10
+    /// days for /tmp and 30 for /var/tmp), in days; None: the host's.
+    pub older_than_days: Option<u32>,
 }
 
 #[derive(Default, Deserialize)]
@@ -58,17 +59,18 @@ pub struct Raw {
 
 impl Params {
     pub fn read(raw: Raw, v: &mut Validator) -> Self {
-        let d = Self::default();
-        Self {
-            older_than_days: v.range("older_than_days", raw.older_than_days, (1, 3650), d.older_than_days),
-        }
+        let older_than_days = raw
+            .older_than_days
+            .is_some()
+            .then(|| v.range("older_than_days", raw.older_than_days, (1, 3650), 10));
+        Self { older_than_days }
     }
 }
 
 pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
     let days = p
         .playbook(config)
-        .map_or(Params::default().older_than_days, |pb| pb.cleanup_temp.older_than_days);
+        .and_then(|pb| pb.cleanup_temp.older_than_days);
     let step = super::Step::CleanupTemp(Step {
         instance: instance.clone(),
         days,
@@ -78,15 +80,25 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
         config,
         ActionName::CleanupTemp,
         instance.to_string(),
-        format!("delete files neither modified nor read for {days} days under /tmp and /var/tmp"),
+        format!("delete files neither modified nor read for {} under /tmp and /var/tmp", ages(days)),
         decision,
     );
+}
+
+/// The ages the script will use, in the plan's words.
+fn ages(max_days: Option<u32>) -> String {
+    let host = "the host's own ages (its systemd-tmpfiles; else 10 days for /tmp and 30 for /var/tmp)";
+    match max_days {
+        Some(d) => format!("{host}, or {d} days where shorter (older_than_days)"),
+        None => host.to_owned(),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     pub instance: InstanceId,
-    pub days: u32,
+    /// The playbook's shorter age, if any.
+    pub days: Option<u32>,
 }
 
 impl ActionStep for Step {
@@ -96,8 +108,9 @@ impl ActionStep for Step {
     }
     fn describe(&self) -> String {
         format!(
-            "delete regular files older than {} days under /tmp and /var/tmp on {}",
-            self.days, self.instance
+            "delete regular files under /tmp and /var/tmp older than {} on {}",
+            ages(self.days),
+            self.instance
         )
     }
     fn is_mutating(&self) -> bool {

@@ -11,7 +11,7 @@ use crate::outcome::Outcome;
 pub(crate) async fn cleanup_temp(
     c: &Clients<'_>,
     instance: &InstanceId,
-    days: u32,
+    days: Option<u32>,
     incident: &Incident,
     config: &Settings,
 ) -> Outcome {

@@ -80,7 +80,7 @@ fn disk_full_cleans_up_then_expands_the_right_volume() {
     let p = plan(&incident(&root), &disk_fleet(), &config());
     assert!(matches!(
         &p.actions[0].decision,
-        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { days: 7, .. }))
+        Decision::Do(Step::CleanupTemp(cleanup_temp::Step { days: None, .. }))
     ));
     assert!(matches!(
         &p.actions[1].decision,
