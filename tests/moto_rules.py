@@ -11,6 +11,11 @@ as its moto_server). Each is AWS's documented behaviour, not a fault:
   allow four in a rolling 24 hours, each after the previous one completed:
   6-hour spacing keeps within both). moto accepts every one.
 
+- DynamoDB: a conditional write is atomic (DynamoDB checks the condition and
+  writes the item as one step). moto checks and writes without a lock, so two
+  concurrent `PutItem ... attribute_not_exists` could both succeed on its
+  threaded server: every write is serialised here.
+
 And one harness-only route, for what a test cannot otherwise set up (moto
 completes every modification at once, and dates it now):
 
@@ -102,9 +107,28 @@ def with_harness_route(app):
     return routed
 
 
+def _atomic_dynamodb_writes():
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def locked(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+
+
 def install():
     """Enforces the rules above in this process's moto, from now on."""
     _patch_modifications()
+    _atomic_dynamodb_writes()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ use toml::Spanned;
 use super::context::{disk_usage, Decision, opted_in, instance_opted_in, disk_target, Settings, Context};
 use crate::observed::{Observed, InstanceState};
 
+mod evidence;
 #[cfg(feature = "aws")]
 mod run;
 mod window;
@@ -211,6 +212,10 @@ pub struct Expansion {
     pub modification_wait: Duration,
     /// How the volume was traced from the mount point.
     pub how: String,
+    /// Refused at planning (a layout or a host this volume's growth cannot
+    /// finish): only a snapshot for evidence is taken, before the person
+    /// acts by hand, and nothing else ([`evidence::refused`]).
+    pub refused: Option<String>,
 }
 
 /// The expand_volume decision: (target, decision, reason).
@@ -260,7 +265,7 @@ pub(crate) fn expansion(
     // Refused before anything is changed (its own pre-change snapshot
     // included): growing this volume would not grow the filesystem.
     if let Some(why) = &r.cannot_grow {
-        return skip(format!("{why}; not expanded"));
+        return evidence::refused(instance, v, target, me, why);
     }
     match r.fstype.as_deref().or(target.fstype.as_deref()) {
         None => {
@@ -318,12 +323,13 @@ pub(crate) fn expansion(
             .iter()
             .map(|t| format!("{t}: install {}", crate::disk::package_of(t)))
             .collect();
-        return skip(format!(
-            "cannot grow {}: the instance lacks {} ({}); not expanded",
+        let why = format!(
+            "cannot grow {}: the instance lacks {} ({})",
             target.describe(),
             lacking.join(" and "),
             advice.join("; ")
-        ));
+        );
+        return evidence::refused(instance, v, target, me, &why);
     }
     if v.volume_type.as_deref() == Some("standard") {
         return skip(format!(
@@ -370,6 +376,7 @@ pub(crate) fn expansion(
         expand_at: pb.at_percent,
         alert_usage: usage,
         modification_wait: Duration::from_secs(u64::from(pb.modification_wait_seconds)),
+        refused: None,
         how: match (&r.grow, observed.read_only) {
             (None, true) => format!("{}; the instance's layout is not read in a backtest: assumed growable", r.how),
             _ => r.how,
@@ -478,32 +485,51 @@ impl ActionStep for Expansion {
     /// ModifyVolume, the wait until the volume is optimizing (most of a
     /// minute), then growpart and the filesystem's resize through SSM.
     fn typical(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(60)
+        match self.refused {
+            Some(_) => std::time::Duration::from_secs(2),
+            None => std::time::Duration::from_secs(60),
+        }
     }
     fn describe(&self) -> String {
-        format!(
-            "grow {} from {} to {} GiB, then its partition and filesystem",
-            self.volume, self.from_gib, self.to_gib
-        )
+        match &self.refused {
+            Some(_) => format!("snapshot {} for evidence; it is not grown", self.volume),
+            None => format!(
+                "grow {} from {} to {} GiB, then its partition and filesystem",
+                self.volume, self.from_gib, self.to_gib
+            ),
+        }
     }
     fn is_mutating(&self) -> bool {
         true
     }
+    /// A refusal's snapshot changes nothing of the fleet: no breaker, flap
+    /// guard or cooldown counts it.
+    fn is_evidence(&self) -> bool {
+        self.refused.is_some()
+    }
     fn intent(&self) -> String {
-        format!("to={}", self.to_gib)
+        match &self.refused {
+            Some(_) => "evidence".into(),
+            None => format!("to={}", self.to_gib),
+        }
     }
     fn uses_metric(&self) -> bool {
-        true
+        self.refused.is_none()
     }
     fn with_forecast(&mut self, forecast: Option<&crate::series::Forecast>) -> Option<String> {
+        if self.refused.is_some() {
+            return None;
+        }
         self.size_for(forecast);
         Some(self.reason())
     }
     fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
-        Some((
-            self.volume.to_string(),
-            Duration::from_secs(u64::from(pb.expand_volume.cooldown_hours) * 3600),
-        ))
+        self.refused.is_none().then(|| {
+            (
+                self.volume.to_string(),
+                Duration::from_secs(u64::from(pb.expand_volume.cooldown_hours) * 3600),
+            )
+        })
     }
 }
 
@@ -517,11 +543,14 @@ impl ActionStep for Box<Expansion> {
     fn is_mutating(&self) -> bool {
         true
     }
+    fn is_evidence(&self) -> bool {
+        (**self).is_evidence()
+    }
     fn intent(&self) -> String {
         (**self).intent()
     }
     fn uses_metric(&self) -> bool {
-        true
+        (**self).uses_metric()
     }
     fn with_forecast(&mut self, forecast: Option<&crate::series::Forecast>) -> Option<String> {
         (**self).with_forecast(forecast)

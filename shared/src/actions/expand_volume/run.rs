@@ -91,6 +91,39 @@ pub(crate) async fn expand(
     o
 }
 
+/// A refusal: the evidence snapshot (one an earlier delivery took counts),
+/// and nothing else.
+async fn evidence_only(
+    c: &Clients<'_>,
+    e: &Expansion,
+    incident: &Incident,
+    why: &str,
+    after_crash: bool,
+) -> Outcome {
+    const PURPOSE: &str = "evidence: not expanded";
+    let found = match after_crash {
+        true => find_snapshot(c, &incident.id, &e.volume, PURPOSE).await,
+        false => None,
+    };
+    let snap = match found {
+        Some(id) => Outcome::done(id.clone(), vec![id]),
+        None => snapshot(c, incident, &e.instance, &e.volume, None, PURPOSE).await,
+    };
+    match (snap.status, snap.ids.first()) {
+        (Status::Done, Some(id)) => Outcome {
+            ids: snap.ids.clone(),
+            ..Outcome::skipped(format!(
+                "{why}; snapshot {id} of {} taken for evidence, nothing else changed",
+                e.volume
+            ))
+        },
+        _ => Outcome::skipped(format!(
+            "{why}; nothing changed, and the snapshot for evidence failed too ({})",
+            snap.detail
+        )),
+    }
+}
+
 /// Polls the volume's modification to `to` GiB until EBS says it is usable
 /// (optimizing or completed), it failed, or `wait` is over.
 async fn usable(
@@ -553,5 +586,8 @@ pub(crate) async fn find_snapshot(
 
 /// Carries out the step (see `actions::Run`).
 pub(crate) async fn run(c: &Clients<'_>, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
+    if let Some(why) = &s.refused {
+        return evidence_only(c, s, cx.incident, why, cx.resume.is_some()).await;
+    }
     expand(c, s, cx.incident, cx.settings, cx.earlier, cx.resume.and_then(crate::actions::intended_size)).await
 }

@@ -460,15 +460,15 @@ fn a_layout_that_growing_one_volume_cannot_finish_is_refused_before_any_change()
     ];
     for (layout, says) in cases {
         let p = plan(&incident(DISK), &laid_out(&layout), &config());
-        let d = decision_of(&p, ActionName::ExpandVolume);
-        assert!(
-            d.starts_with("vol-0000000000000000b: skip: ") && d.contains(says) && d.ends_with("; not expanded"),
-            "{d}\nexpected: {says}"
-        );
-        assert!(
-            !p.actions.iter().any(|a| matches!(a.decision, Decision::Do(Step::ExpandVolume(_)))),
-            "nothing is changed"
-        );
+        // Nothing is grown: only the snapshot for evidence, before a person
+        // acts by hand.
+        let e = expansion_of(&p);
+        let why = e.refused.as_deref().unwrap_or_default();
+        assert!(why.contains(says) && why.ends_with("; not expanded"), "{why}\nexpected: {says}");
+        assert_eq!((e.volume.as_str(), e.to_gib), ("vol-0000000000000000b", e.from_gib));
+        assert!(e.is_evidence() && e.cooldown(&Default::default(), &config().settings()).is_none());
+        assert_eq!(e.describe(), "snapshot vol-0000000000000000b for evidence; it is not grown");
+        assert!(reason_of(&p).contains("only a snapshot of vol-0000000000000000b for evidence"), "{}", reason_of(&p));
     }
 }
 
@@ -488,6 +488,7 @@ fn the_partition_holding_the_alerted_mount_is_the_one_traced() {
 }
 
 use crate::disk::{GrowPath, LvName};
+use crate::actions::ActionStep;
 
 #[test]
 fn a_volume_group_on_this_volume_alone_is_grown_through_lvm() {
@@ -519,10 +520,11 @@ fn a_missing_tool_refuses_before_any_change_and_names_the_package() {
         r#"{"name":"nvme1n1","type":"disk","serial":"vol0000000000000000b","pttype":"gpt","children":[{"name":"nvme1n1p1","type":"part","mountpoint":"/data","fstype":"xfs"}]}"#,
     ]));
     o.missing_tools = vec!["growpart".into()];
-    let d = decision_of(&plan(&incident(DISK), &o, &config()), ActionName::ExpandVolume);
-    assert!(
-        d.contains("skip: cannot grow /data (xvdf): the instance lacks growpart (growpart: install cloud-utils-growpart on Amazon Linux and RHEL, cloud-guest-utils on Debian and Ubuntu); not expanded"),
-        "{d}"
+    let p = plan(&incident(DISK), &o, &config());
+    let why = expansion_of(&p).refused.clone().unwrap_or_default();
+    assert_eq!(
+        why,
+        "cannot grow /data (xvdf): the instance lacks growpart (growpart: install cloud-utils-growpart on Amazon Linux and RHEL, cloud-guest-utils on Debian and Ubuntu); not expanded"
     );
     // A tool this layout does not need does not refuse it.
     o.missing_tools = vec!["pvresize".into(), "lvextend".into(), "resize2fs".into()];
