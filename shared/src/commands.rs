@@ -29,7 +29,8 @@ pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
     "echo '== memory (MiB) =='",
     "free -m",
     "echo '== disks =='",
-    "df -h",
+    // Bounded: a dead NFS or EFS mount hangs df.
+    "timeout 10 df -h",
     "echo '== load =='",
     "uptime",
 ];

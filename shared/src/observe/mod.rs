@@ -64,8 +64,8 @@ pub async fn observe_fleet(
 }
 
 /// [`Aws::observe_fleet`] with read permissions only: no SSM command is
-/// sent (a disk's block devices, when the API cannot tell its volume,
-/// stay unread and the planner says so). The backtest reads this way.
+/// sent (a disk's preflight stays unread: the planner assumes a layout it
+/// could grow, and says so). The backtest reads this way.
 pub async fn observe_read_only(aws: &Aws, incident: &Incident, config: &Config) -> Observed {
     let lookup = lookup(aws, incident, config);
     observe_with(aws, incident, config, lookup.as_ref(), false).await

@@ -404,7 +404,7 @@ fn diagnostics_commands_are_fixed_text() {
     for c in [
         "ps aux --sort=-%cpu | head -n 15",
         "free -m",
-        "df -h",
+        "timeout 10 df -h",
         "uptime",
     ] {
         assert!(HIGH_CPU_DIAGNOSTICS.contains(&c));
