@@ -643,6 +643,12 @@ def suite_run(clone_parent, cache, label, edit=None):
             name, secs, status = line.split("\t")
             phases.append((name, float(secs), int(status)))
     passed, failed = count_tests.count((clone / "make-test.log").read_text(errors="replace"))
+    if rc != 0:
+        # A failed run's log outlives its clone: what failed must be found.
+        kept = SUITE_RECORD.parent / "bench-logs" / f"{label.replace(' ', '-')}-{int(t0)}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clone / "make-test.log", kept)
+        print(f"  make test, {label}: exit {rc}; its log kept in {kept}", flush=True)
     shutil.rmtree(clone, ignore_errors=True)
     return {"label": label, "rc": rc, "wall": wall, "phases": phases, "passed": passed, "failed": failed}
 
@@ -1087,7 +1093,7 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, knobs_chosen_
     # depend on one another, plus the two writes that exactly-once handling
     # cannot overlap with anything: the intent before the first change and
     # the completion after the notification.
-    bounds = {"high_cpu": (4, 6), "disk_full": (9, 11)}
+    bounds = {"high_cpu": (4, 6), "disk_full": (12, 14)}
     ratios = {}
     for kind in ["high_cpu", "disk_full"]:
         a, b = [t for t in ttm if t["kind"] == kind]
@@ -1111,10 +1117,13 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, knobs_chosen_
              "breaker beside it (1) → the change (1) → Publish, with the actions' records beside it (1) → the "
              "completion, with the notification's record beside it (1) = 6. Diagnostics run beside the change: "
              "SendCommand (claimed while it runs, being read-only) → GetCommandInvocation after a fixed 0.5 s.")
-    L.append("- *disk_full*, fleet chain 9: DescribeVolumes/DescribeInstances → SendCommand (cleanup) → "
-             "GetCommandInvocation → CreateSnapshot → ModifyVolume → DescribeVolumesModifications → SendCommand "
+    L.append("- *disk_full*, fleet chain 12: DescribeVolumes/DescribeInstances → SendCommand (the disk "
+             "preflight: the block devices and the tools they need, which the plan depends on) → "
+             "GetCommandInvocation → SendCommand (cleanup) → "
+             "GetCommandInvocation → DescribeVolumesModifications (EBS's 6-hour window, read before any "
+             "snapshot) → CreateSnapshot → ModifyVolume → DescribeVolumesModifications → SendCommand "
              "(growpart, resize) → GetCommandInvocation → Publish; the expansion depends on what the cleanup "
-             "freed, so none of it overlaps. Bound 11. The responder makes one more: the expansion's own claim "
+             "freed, so none of it overlaps. Bound 14. The responder makes one more: the expansion's own claim "
              "(its intent, the new size, is known only after the cleanup) goes before its snapshot, which has no "
              "client token and so is never started on a claim that may not be ours.")
     L.append("- SSM adds fixed waits that do not depend on latency (the first poll of a command's result, 0.5 s), "
