@@ -669,8 +669,8 @@ def suite():
             # CI's own cache directories (scripts/test.sh's defaults).
             cache = pathlib.Path(os.environ.get("HOME", "/root")) / ".cache" / "first-responder"
             earlier = json.loads(SUITE_RECORD.read_text()) if SUITE_RECORD.exists() else {"runs": []}
-            cold = next((r for r in earlier["runs"] if r["label"] == "new machine"), None)
-            if cold is not None:
+            cold = next((r for r in earlier["runs"] if r["label"].startswith("new machine")), None)
+            if cold is not None and cold["label"] == "new machine":
                 cold = dict(cold, label=f"new machine (measured at {earlier.get('commit', '?')}, "
                                         f"{earlier.get('when', '?')})")
         else:
@@ -903,7 +903,8 @@ def suite_section(suite_times):
         if suite_times.get("warm_only"):
             L.append(f"This run (`BENCH_SUITE=warm`) measured the warm and the library-change runs only, on "
                      f"CI's own cache directories under `$HOME/.cache/first-responder`; the new-machine figure "
-                     f"is the {suite_times['runs'][0]['label'].removeprefix('new machine ')}.\n")
+                     f"is the earlier run's, "
+                     f"{suite_times['runs'][0]['label'].removeprefix('new machine (').removesuffix(')')}.\n")
         runs = suite_times["runs"]
         cold_r, warm_r = runs[0], runs[1]
         changed_r = runs[2] if len(runs) > 2 else None
