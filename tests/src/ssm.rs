@@ -170,6 +170,23 @@ impl DiskLayout {
         );
         let m = Some(v.mount);
         let fs = Some(v.fstype);
+        // This disk and a second one, each holding the same `child`.
+        let over_two = |member: &str, child: serde_json::Value| -> Vec<serde_json::Value> {
+            [("nvme1n1", serial.as_str()), ("nvme2n1", Self::SECOND)]
+                .iter()
+                .map(|(n, s)| {
+                    dev(
+                        n,
+                        "disk",
+                        Some(s),
+                        None,
+                        Some(member),
+                        None,
+                        vec![child.clone()],
+                    )
+                })
+                .collect()
+        };
         let data = match self {
             Self::Whole => vec![dev("nvme1n1", "disk", Some(&serial), m, fs, None, vec![])],
             Self::Partitioned => vec![dev(
@@ -201,36 +218,14 @@ impl DiskLayout {
                 None,
                 vec![dev("vg0-data", "lvm", None, m, fs, None, vec![])],
             )],
-            Self::LvmOverTwo => ["nvme1n1", "nvme2n1"]
-                .iter()
-                .zip([serial.as_str(), Self::SECOND])
-                .map(|(n, s)| {
-                    dev(
-                        n,
-                        "disk",
-                        Some(s),
-                        None,
-                        Some("LVM2_member"),
-                        None,
-                        vec![dev("vg0-data", "lvm", None, m, fs, None, vec![])],
-                    )
-                })
-                .collect(),
-            Self::RaidOverTwo => ["nvme1n1", "nvme2n1"]
-                .iter()
-                .zip([serial.as_str(), Self::SECOND])
-                .map(|(n, s)| {
-                    dev(
-                        n,
-                        "disk",
-                        Some(s),
-                        None,
-                        Some("linux_raid_member"),
-                        None,
-                        vec![dev("md0", "raid1", None, m, fs, None, vec![])],
-                    )
-                })
-                .collect(),
+            Self::LvmOverTwo => over_two(
+                "LVM2_member",
+                dev("vg0-data", "lvm", None, m, fs, None, vec![]),
+            ),
+            Self::RaidOverTwo => over_two(
+                "linux_raid_member",
+                dev("md0", "raid1", None, m, fs, None, vec![]),
+            ),
         };
         let mut all = vec![root];
         all.extend(data);

@@ -456,42 +456,22 @@ async fn modifications(
 
 /// The target size of the volume's newest modification that is still
 /// under way or done (`modifying`, `optimizing`, `completed`).
-pub(crate) async fn latest_modification(
-    c: &Clients<'_>, volume: &VolumeId) -> Option<i32> {
-    let out = c
-        .ec2
-        .describe_volumes_modifications()
-        .volume_ids(volume.as_str())
-        .send()
+pub(crate) async fn latest_modification(c: &Clients<'_>, volume: &VolumeId) -> Option<i32> {
+    modifications(c, volume)
         .await
-        .ok()?;
-    out.volumes_modifications()
-        .iter()
-        .filter(|m| {
-            !matches!(
-                m.modification_state(),
-                Some(VolumeModificationState::Failed) | None
-            )
-        })
-        .max_by_key(|m| m.start_time().map(|t| t.secs()))
-        .and_then(|m| m.target_size())
+        .ok()?
+        .into_iter()
+        .filter(|m| m.state != super::ModificationState::Failed)
+        .max_by_key(|m| m.started)
+        .and_then(|m| m.target_gib)
 }
 
 /// Whether a modification of the volume to this size exists.
-pub(crate) async fn modified_to(
-    c: &Clients<'_>, volume: &VolumeId, size: i32) -> bool {
-    c.ec2
-        .describe_volumes_modifications()
-        .volume_ids(volume.as_str())
-        .send()
+pub(crate) async fn modified_to(c: &Clients<'_>, volume: &VolumeId, size: i32) -> bool {
+    modifications(c, volume)
         .await
-        .is_ok_and(|out| {
-            out.volumes_modifications()
-                .iter()
-                .any(|m| m.target_size() == Some(size))
-        })
+        .is_ok_and(|mods| mods.iter().any(|m| m.target_gib == Some(size)))
 }
-
 
 /// The snapshot before the expansion: that one volume, found again by its
 /// tags after a lost answer rather than taken twice.
