@@ -41,8 +41,10 @@ RUNS = int(os.environ.get("BENCH_RUNS", "30"))
 # Time to mitigate: runs per playbook and latency (medians are reported).
 TTM_RUNS = int(os.environ.get("BENCH_TTM_RUNS", "3"))
 # Release-profile variants of the arm64 package (each a full cold build);
-# BENCH_PROFILES=0 reports the chosen profile only.
+# BENCH_PROFILES=0 reports the chosen profile only; any other value but 1
+# builds only the variants whose name holds it.
 PROFILES = os.environ.get("BENCH_PROFILES", "1") != "0"
+PROFILES_ONLY = os.environ.get("BENCH_PROFILES", "1") if os.environ.get("BENCH_PROFILES", "1") not in ("0", "1") else None
 # Added latencies per AWS call. Far apart, so the emulator's own time per
 # call (which differs with how calls overlap) weighs little in the slope.
 LOW, HIGH = 25, 250
@@ -691,18 +693,27 @@ def suite():
 
 
 # Release-profile knobs tried for the arm64 package, as cargo's environment
-# overrides of [profile.release]; each builds cold in its own target
-# directory. "chosen" is the workspace's own profile (make package).
+# overrides of [profile.release] and `--config` overrides of its per-package
+# settings; each builds cold in its own target directory. "chosen" is the
+# workspace's own profile (make package).
+SDK_CRATES = ["ec2", "ssm", "sns", "autoscaling", "dynamodb", "lambda", "cloudwatch", "sqs", "sts"]
+SDK_OPTIMISED = [f'profile.release.package."aws-sdk-{c}".opt-level=3' for c in SDK_CRATES]
 PROFILE_VARIANTS = [
+    # The profile until a new machine's make test was measured: the SDK's
+    # service crates optimised like the rest, aws-sdk-ec2 alone 9.5 minutes.
+    ("the SDK's service crates at opt-level 3 too (the earlier choice)", {}, SDK_OPTIMISED,
+     ["responder", "webhook"]),
     # The profile chosen until the suite's time after a library change was
     # measured: each change to the library re-ran the whole program's LTO,
     # some 7 CPU-minutes for the two functions.
-    ("thin LTO, 4 codegen units, stripped, abort (the earlier choice)",
+    ("thin LTO, 4 codegen units, stripped, abort, the SDK at opt-level 3 (an earlier choice)",
      {"CARGO_PROFILE_RELEASE_LTO": "thin", "CARGO_PROFILE_RELEASE_CODEGEN_UNITS": "4",
-      "CARGO_PROFILE_RELEASE_STRIP": "true", "CARGO_PROFILE_RELEASE_PANIC": "abort"}, ["responder", "webhook"]),
-    ("cargo's default release: no LTO, 16 codegen units, not stripped, unwind",
+      "CARGO_PROFILE_RELEASE_STRIP": "true", "CARGO_PROFILE_RELEASE_PANIC": "abort"}, SDK_OPTIMISED,
+     ["responder", "webhook"]),
+    ("cargo's default release: no LTO, 16 codegen units, not stripped, unwind, opt-level 3 throughout",
      {"CARGO_PROFILE_RELEASE_LTO": "false", "CARGO_PROFILE_RELEASE_CODEGEN_UNITS": "16",
-      "CARGO_PROFILE_RELEASE_STRIP": "none", "CARGO_PROFILE_RELEASE_PANIC": "unwind"}, ["responder"]),
+      "CARGO_PROFILE_RELEASE_STRIP": "none", "CARGO_PROFILE_RELEASE_PANIC": "unwind"}, SDK_OPTIMISED,
+     ["responder"]),
 ]
 # (Tried and dropped: fat LTO with 1 codegen unit did not finish its cold
 # arm64 build of aws-sdk-ec2 within 25 minutes on this 2-core machine.)
@@ -711,18 +722,22 @@ PROFILE_VARIANTS = [
 def profile_knobs():
     rows = []
     cargo_lambda = ROOT / ".venv" / "bin" / "cargo-lambda"
-    for name, overrides, packages in PROFILE_VARIANTS:
+    for name, overrides, configs, packages in PROFILE_VARIANTS:
+        if PROFILES_ONLY and PROFILES_ONLY not in name:
+            continue
         # Each variant's directory is named by its overrides, so a cached
         # build is never reported as another variant's.
-        key = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:12]
+        key = hashlib.sha256(json.dumps([overrides, configs] if configs else overrides,
+                                        sort_keys=True).encode()).hexdigest()[:12]
+        config_args = [a for c in configs for a in ("--config", c)]
         target = TARGET / f"knobs-{key}"
         cold = not (target / "lambda" / "responder" / "bootstrap.zip").exists()
         env = dict(os.environ, CARGO_TARGET_DIR=str(target), **overrides)
         print(f"  profile variant: {name}", flush=True)
         t0 = time.perf_counter()
         out = subprocess.run([str(cargo_lambda), "lambda", "build", "--release", "--arm64", "--output-format", "zip",
-                              *[a for p in packages for a in ("-p", p)]], env=env, cwd=ROOT, capture_output=True,
-                             text=True)
+                              *config_args, *[a for p in packages for a in ("-p", p)]], env=env, cwd=ROOT,
+                             capture_output=True, text=True)
         secs = time.perf_counter() - t0
         if out.returncode != 0:
             print(f"profile variant {name!r} failed: {out.stderr[-2000:]}", flush=True)
@@ -736,7 +751,8 @@ def profile_knobs():
         # Then the build a developer waits for: one file of the library
         # newer than its build, as after an edit.
         rebuild = library_rebuild(ROOT, [str(cargo_lambda), "lambda", "build", "--release", "--arm64",
-                                         "--output-format", "zip", *[a for p in packages for a in ("-p", p)]],
+                                         "--output-format", "zip", *config_args,
+                                         *[a for p in packages for a in ("-p", p)]],
                                   env)
         z = target / "lambda" / "responder" / "bootstrap.zip"
         rows.append({"name": name, "zip": z.stat().st_size, "binary": binary_size(target), "rebuild_s": rebuild,
@@ -777,6 +793,9 @@ def describe_profile(prof):
         parts.append(f"opt-level {prof['opt-level']}")
     parts.append("stripped" if prof.get("strip") in (True, "symbols") else "not stripped")
     parts.append("abort" if prof.get("panic") == "abort" else "unwind")
+    sdk0 = [p for p, v in prof.get("package", {}).items() if p.startswith("aws-sdk-") and v.get("opt-level") == 0]
+    if sdk0:
+        parts.append("the SDK's service crates at opt-level 0")
     return ", ".join(parts)
 
 
@@ -1186,8 +1205,12 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, knobs_chosen_
              f"{slope * 1000:.0f} µs per alert (with a tenth as many incidents, each an invoke).\n")
     L.append("## 4. Package\n")
     prof = release_profile()
+    per_package = prof.get("package", {})
     L.append("`cargo lambda build --release --arm64 --output-format zip` (zig from PyPI), release profile "
-             "(Cargo.toml): " + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in prof.items()) +
+             "(Cargo.toml): " + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in prof.items() if k != "package") +
+             "".join(f"; `opt-level = {o}` for " + ", ".join(sorted(p for p, v in per_package.items()
+                                                                 if v.get("opt-level") == o))
+                     for o in sorted({v.get("opt-level") for v in per_package.values()} - {None})) +
              "; SDK crates without default features (no legacy hyper/rustls stack). Budget: 8 MiB per zip "
              "(`make package`).\n")
     L.append("| function | zipped |")
@@ -1197,7 +1220,7 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, knobs_chosen_
     L.append("")
     if knobs:
         L.append("The knobs tried (each a build in its own target directory, with "
-                 "cargo's `CARGO_PROFILE_RELEASE_*` overrides of the chosen profile):\n")
+                 "cargo's `CARGO_PROFILE_RELEASE_*` and `--config` overrides of the chosen profile):\n")
         L.append("| profile | responder zipped | bootstrap binary | build time | rebuild after a library change |")
         L.append("|---|---|---|---|---|")
         def mins(x):

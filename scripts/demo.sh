@@ -16,12 +16,13 @@ step() { printf '\n\033[1m>>> %s\033[0m\n' "$*"; }
 FLEET_BIN=$CARGO_TARGET_DIR/debug/fleet
 if [ -n "${DEMO_PREBUILT:-}" ] && [ -x "$FLEET_BIN" ]; then
   # make test built the functions (as `cargo lambda watch` runs them) and
-  # the fleet tool (with the tests) moments ago: building them again here
-  # would compile the SDK for a third feature set.
+  # the fleet tool (with the tests) moments ago.
   step "Using the functions and the fleet tool this make test built"
 else
   step "Building the functions and the fleet tool (dev profile)"
-  cargo build -q -p responder -p webhook -p integration-tests --bin responder --bin webhook --bin fleet
+  # With the test build's dependency features (tests/deps/Cargo.toml): a
+  # demo after make test compiles only these three.
+  cargo build -q -p responder -p webhook -p integration-tests --features responder/test-deps,webhook/test-deps --bin responder --bin webhook --bin fleet
 fi
 
 step "Starting the AWS emulator (moto $(python3 -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || echo '?')) on 127.0.0.1"

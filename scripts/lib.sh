@@ -119,7 +119,7 @@ start_watch() { # topic_arn webhook_token state_table [verify_queue_url playbook
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
   APPROVAL_KEY=${APPROVAL_KEY:-} APPROVAL_BASE_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/webhook/" \
   NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 STATE_TABLE=$3 VERIFY_QUEUE_URL=${4:-} PLAYBOOKS_FILE=${5:-} RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
-    setsid cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
+    setsid cargo lambda watch --ignore-changes --features test-deps --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
   PIDS+=($!)
   wait_port "$LAMBDA_PORT" 120 "cargo lambda watch" watch.log
 }

@@ -15,7 +15,8 @@ py=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 key=$(sha256sum "$req" | cut -c1-16)
 dir="$tools/venvs/$(basename "$link")-py$py-$key"
 (
-  # Two checkouts building the same venv at once wait for each other.
+  # Two checkouts building the same venv at once wait for each other; the
+  # other venvs build meanwhile (make test makes them in parallel).
   flock 9
   if [ ! -f "$dir/.complete" ]; then
     rm -rf "$dir"
@@ -23,7 +24,7 @@ dir="$tools/venvs/$(basename "$link")-py$py-$key"
     "$dir/bin/pip" install --disable-pip-version-check -q -r "$req"
     touch "$dir/.complete"
   fi
-) 9>"$tools/venvs/.lock"
+) 9>"$dir.lock"
 # A directory left by an older Makefile is replaced by the link.
 if [ -d "$link" ] && [ ! -L "$link" ]; then rm -rf "$link"; fi
 ln -sfn "$dir" "$link"

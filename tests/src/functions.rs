@@ -101,6 +101,10 @@ impl Watch {
             // No reload: a file written into the checkout mid-test would
             // restart the functions and lose the invocation in flight.
             "--ignore-changes",
+            // The test build's dependency features: the SDK make test
+            // already compiled (tests/deps/Cargo.toml).
+            "--features",
+            "test-deps",
             "--invoke-address",
             "127.0.0.1",
             "--invoke-port",

@@ -1,0 +1,1 @@
+//! Nothing: this crate only carries dependency features (see its Cargo.toml).
