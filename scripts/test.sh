@@ -102,7 +102,8 @@ phase lint "$CARGO" fmt --all -- --check
 # rustc, so they are compiled once. Exported for the rest of the run: cargo
 # keeps the wrapper in the workspace crates' fingerprints, so the functions
 # below, the suites (nextest) and cargo lambda watch reuse this build.
-# `make lint` is the same check on its own.
+# `make lint` is the same check on its own. The release builds (the package,
+# the fuzzer) run without it.
 export RUSTC_WORKSPACE_WRAPPER
 RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
@@ -138,5 +139,7 @@ phase lambda-local env DEMO_PREBUILT=1 "$MAKE" lambda-local
 await infra-check
 await fuzz
 await package-build
-phase package "$MAKE" package
+# Without the lint's wrapper, as the package was built: with it, cargo
+# would build the workspace's crates again.
+phase package env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS "$MAKE" package
 finish 0
