@@ -1113,7 +1113,7 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, knobs_chosen_
     # depend on one another, plus the two writes that exactly-once handling
     # cannot overlap with anything: the intent before the first change and
     # the completion after the notification.
-    bounds = {"high_cpu": (4, 6), "disk_full": (12, 14)}
+    bounds = {"high_cpu": (5, 7), "disk_full": (12, 14)}
     ratios = {}
     for kind in ["high_cpu", "disk_full"]:
         a, b = [t for t in ttm if t["kind"] == kind]
@@ -1130,13 +1130,15 @@ def write(cold, phases, pages, storms, ttm, free, st, zips, knobs, knobs_chosen_
              "calls, a durable write of its intent before the first change (a redelivery after a crash must "
              "know what was meant) and the incident's completion after the notification; the lease and every "
              "other write can overlap something else.\n")
-    L.append("- *high_cpu*, fleet chain 4: the group (DescribeAutoScalingInstances, then DescribeAutoScalingGroups) "
-             "before SetDesiredCapacity, then the Publish that reports it; DescribeVolumes → CreateSnapshot and "
-             "SendCommand → GetCommandInvocation fit beside it. Bound 6. The responder's path on a first "
-             "delivery: observe (2, the lease taken beside it) → the claim, with the cooldown, flap guard and "
-             "breaker beside it (1) → the change (1) → Publish, with the actions' records beside it (1) → the "
-             "completion, with the notification's record beside it (1) = 6. Diagnostics run beside the change: "
-             "SendCommand (claimed while it runs, being read-only) → GetCommandInvocation after a fixed 0.5 s.")
+    L.append("- *high_cpu*, fleet chain 5: the group (DescribeAutoScalingInstances, then DescribeAutoScalingGroups) "
+             "before the plan, the group again right before SetDesiredCapacity (an absolute size: a group grown "
+             "since the plan read it must not be scaled in), then the Publish that reports it; DescribeVolumes → "
+             "CreateSnapshot and SendCommand → GetCommandInvocation fit beside it. Bound 7. The responder's path "
+             "on a first delivery: observe (2, the lease taken beside it) → the claim, with the cooldown, flap "
+             "guard and breaker beside it (1) → the re-read and the change (2) → Publish, with the actions' "
+             "records beside it (1) → the completion, with the notification's record beside it (1) = 7. "
+             "Diagnostics run beside the change: SendCommand (claimed while it runs, being read-only) → "
+             "GetCommandInvocation after a fixed 0.5 s.")
     L.append("- *disk_full*, fleet chain 12: DescribeVolumes/DescribeInstances → SendCommand (the disk "
              "preflight: the block devices and the tools they need, which the plan depends on) → "
              "GetCommandInvocation → SendCommand (cleanup) → "

@@ -39,6 +39,15 @@ impl IncidentKind {
         matches!(self, Self::DiskFull | Self::DiskFilling)
     }
 
+    /// Whether the metric its alerts fire on is a percentage (CPU, memory,
+    /// the disk's space used): a status check's 0 or 1 is not.
+    pub fn measures_percent(self) -> bool {
+        matches!(
+            self,
+            Self::HighCpu | Self::MemoryPressure | Self::DiskFull | Self::DiskFilling
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HighCpu => "high_cpu",

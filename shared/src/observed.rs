@@ -22,6 +22,19 @@ pub struct GroupState {
     pub min: i32,
     pub max: i32,
     pub tags: BTreeMap<String, String>,
+    /// The group's suspended processes (`Launch`, `Terminate`,
+    /// `ReplaceUnhealthy`, ...): what it will not do whatever we ask.
+    pub suspended: Vec<String>,
+    /// The incident's instance's lifecycle state in the group (`InService`,
+    /// `Standby`, `Warmed:Running`, `Terminating:Wait`, ...), when the group
+    /// was found through the instance.
+    pub lifecycle: Option<String>,
+}
+
+impl GroupState {
+    pub fn is_suspended(&self, process: &str) -> bool {
+        self.suspended.iter().any(|p| p == process)
+    }
 }
 
 /// The instance itself, as DescribeInstances shows it.

@@ -260,15 +260,18 @@ pub async fn group_of(
     autoscaling: &aws_sdk_autoscaling::Client,
     instance: &InstanceId,
 ) -> Result<Option<GroupState>, String> {
-    let Some(name) = group_member(autoscaling, instance)
-        .await?
-        .and_then(|i| i.auto_scaling_group_name().map(ToOwned::to_owned))
-    else {
+    let Some(member) = group_member(autoscaling, instance).await? else {
         return Ok(None);
     };
-    let name = GroupName::parse("DescribeAutoScalingInstances.AutoScalingGroupName", &name)
+    let Some(name) = member.auto_scaling_group_name() else {
+        return Ok(None);
+    };
+    let name = GroupName::parse("DescribeAutoScalingInstances.AutoScalingGroupName", name)
         .map_err(|e| e.to_string())?;
-    group_named(autoscaling, &name).await
+    let lifecycle = member.lifecycle_state().map(ToOwned::to_owned);
+    Ok(group_named(autoscaling, &name)
+        .await?
+        .map(|g| GroupState { lifecycle, ..g }))
 }
 
 pub async fn group_named(
@@ -299,6 +302,12 @@ pub async fn group_named(
                 .iter()
                 .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
                 .collect(),
+            suspended: g
+                .suspended_processes()
+                .iter()
+                .filter_map(|p| p.process_name().map(ToOwned::to_owned))
+                .collect(),
+            lifecycle: None,
         })),
         _ => Err(format!(
             "group {name} has no desired/min/max capacity in its description"

@@ -116,12 +116,14 @@ fn subject(plan: &Plan) -> String {
         (None, _, r) => format!(" on {}", r.describe()),
     };
     // A disk alert's subject gives the space used, whichever way its source
-    // counts: Prometheus disk rules fire on the free percentage.
+    // counts: Prometheus disk rules fire on the free percentage. A value
+    // shows only with its unit: a status check's 1 is not "1.0%".
     let value = if i.kind.is_disk() {
         crate::actions::context::disk_usage(i)
     } else {
         i.alert.value
     }
+    .filter(|_| i.kind.measures_percent())
     .map(|v| format!(" {v:.1}%"))
     .unwrap_or_default();
     let raw = match (&i.transition, i.kind) {

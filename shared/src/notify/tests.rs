@@ -25,6 +25,8 @@ fn the_plan(src: &str, dry_run: bool) -> Plan {
             min: 1,
             max: 3,
             tags: Default::default(),
+            suspended: Vec::new(),
+            lifecycle: None,
         })),
         ..Observed::nothing()
     };
@@ -80,6 +82,23 @@ fn subject_is_short_printable_and_says_what() {
         &outcomes(),
     );
     assert!(n.subject.starts_with("[DRY RUN] [ALARM] High CPU"));
+}
+
+#[test]
+fn a_status_check_subject_shows_no_percentage() {
+    let n = compose(
+        &the_plan(
+            include_str!("../../../events/service-down-alarm.json"),
+            false,
+        ),
+        &[],
+    );
+    assert!(
+        n.subject.starts_with("[ALARM] Service down on i-"),
+        "{}",
+        n.subject
+    );
+    assert!(!n.subject.contains('%'), "{}", n.subject);
 }
 
 #[test]

@@ -53,6 +53,8 @@ pub(crate) fn fleet(desired: i32, max: i32) -> Observed {
             min: 1,
             max,
             tags: opt_in_tags(),
+            suspended: Vec::new(),
+            lifecycle: None,
         })),
         instance: Ok(Some(InstanceState {
             tags: opt_in_tags(),

@@ -455,3 +455,73 @@ async fn a_first_page_goes_out_when_the_work_outlasts_its_budget() -> Result<()>
     drop(proxy);
     Ok(())
 }
+
+/// `Launch` suspended: a larger desired capacity would launch nothing, so
+/// the group is left as it is, and the report says why.
+#[tokio::test]
+async fn a_group_with_launch_suspended_is_not_scaled() -> Result<()> {
+    let w = world(FleetSpec::default()).await?;
+    aws_sdk_autoscaling::Client::new(&w.sdk)
+        .suspend_processes()
+        .auto_scaling_group_name(&w.fleet.group)
+        .scaling_processes("Launch")
+        .send()
+        .await?;
+    let instance = w.fleet.instance().to_owned();
+    let r = w.run("high-cpu-alarm.json", &instance, Mode::Run).await?;
+    let (st, why) = harness::status_of(&r, "scale_out");
+    assert_eq!(st, "skipped", "{r:#?}");
+    assert!(why.contains("has its Launch process suspended"), "{why}");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    Ok(())
+}
+
+/// The group's own target tracking grows it between the plan's read and
+/// the write: SetDesiredCapacity takes a size, so the scale-out reads the
+/// group again right before it and never sets it lower.
+#[tokio::test]
+async fn a_group_grown_since_the_plan_read_it_is_never_scaled_in() -> Result<()> {
+    use anyhow::Context;
+    let w = world(FleetSpec {
+        desired: 1,
+        max: 5,
+        ..FleetSpec::default()
+    })
+    .await?;
+    let instance = w.fleet.instance().to_owned();
+    let event = serde_json::from_str(&sample_event("high-cpu-alarm.json", &instance)?)?;
+    let incident = first_responder::respond::incidents_each(event, &w.config.routes)?
+        .incidents
+        .into_iter()
+        .next()
+        .context("one incident")?;
+    let lookup = first_responder::observe::lookup(&w.engine.aws, &incident, &w.config);
+    let observed = first_responder::observe::observe_fleet(
+        &w.engine.aws,
+        &incident,
+        &w.config,
+        lookup.as_ref(),
+    )
+    .await;
+    let plan = first_responder::plan::plan(&incident, &observed, &w.config);
+    aws_sdk_autoscaling::Client::new(&w.sdk)
+        .set_desired_capacity()
+        .auto_scaling_group_name(&w.fleet.group)
+        .desired_capacity(3)
+        .send()
+        .await?;
+    let r = w.engine.execute(&plan, &w.config).await;
+    let scale = r
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "scale_out")
+        .context("scale_out")?;
+    assert_eq!(scale.status.as_str(), "skipped", "{scale:?}");
+    let why = scale.detail.clone().unwrap_or_else(|| scale.reason.clone());
+    assert!(
+        why.contains("is already 3 (it was 1 when the plan read it): not set to 2, never lowered"),
+        "{scale:?}"
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 3);
+    Ok(())
+}

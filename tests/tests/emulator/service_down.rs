@@ -99,3 +99,34 @@ async fn prometheus_service_down_acts_only_when_ec2_says_the_instance_is_down() 
     assert_eq!(instance_health(&w.sdk, &instance).await?, "UNHEALTHY");
     Ok(())
 }
+
+/// A group with `ReplaceUnhealthy` suspended would not replace the
+/// instance: the replacement is skipped with that reason and the instance
+/// stays Healthy in it; the reboot is the remedy left (held for approval,
+/// as the playbook ships).
+#[tokio::test]
+async fn a_group_that_does_not_replace_is_not_asked_to() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    aws_sdk_autoscaling::Client::new(&w.sdk)
+        .suspend_processes()
+        .auto_scaling_group_name(&w.fleet.group)
+        .scaling_processes("ReplaceUnhealthy")
+        .send()
+        .await?;
+    let instance = w.fleet.instance().to_owned();
+    let r = w
+        .run("service-down-alarm.json", &instance, Mode::Run)
+        .await?;
+    let (st, why) = status_of(&r, "replace_instance");
+    assert_eq!(st, "skipped", "{r:#?}");
+    assert_eq!(
+        why,
+        format!(
+            "group {} has its ReplaceUnhealthy process suspended: it would not replace {instance}",
+            w.fleet.group
+        )
+    );
+    assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
+    assert_eq!(status_of(&r, "reboot").0, "awaiting_approval", "{r:#?}");
+    Ok(())
+}

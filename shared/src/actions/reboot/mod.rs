@@ -71,13 +71,19 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
         &observed.group,
         instance_opted_in(instance, observed, config),
     ) {
-        (Ok(Some(g)), _) if replaces => (
-            Decision::Skip(format!(
-                "{instance} is in group {}: replaced, not rebooted",
-                g.name
-            )),
-            String::new(),
-        ),
+        // A group that will not replace it (a suspended process, the
+        // instance on standby) leaves the reboot as the remedy.
+        (Ok(Some(g)), _)
+            if replaces && super::replace_instance::will_not_replace(g, instance).is_none() =>
+        {
+            (
+                Decision::Skip(format!(
+                    "{instance} is in group {}: replaced, not rebooted",
+                    g.name
+                )),
+                String::new(),
+            )
+        }
         (Err(why), _) => (
             Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
             String::new(),

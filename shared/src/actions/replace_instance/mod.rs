@@ -81,6 +81,11 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
                 Decision::Skip(format!("{instance} is in no Auto Scaling group")),
                 String::new(),
             ),
+            Ok(Some(g)) if will_not_replace(g, instance).is_some() => (
+                instance.to_string(),
+                Decision::Skip(will_not_replace(g, instance).unwrap_or_default()),
+                String::new(),
+            ),
             Ok(Some(g)) => match opted_in(&format!("group {}", g.name), &g.tags, config) {
                 Err(why) => (instance.to_string(), Decision::Skip(why), String::new()),
                 Ok(()) => (
@@ -103,6 +108,29 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
             reason,
             decision,
         );
+    }
+}
+
+/// Why marking the instance Unhealthy would replace nothing: the group
+/// does not replace, launch or terminate (a suspended process), or the
+/// instance is not one it replaces (on standby, in the warm pool, already
+/// leaving or still joining).
+pub(crate) fn will_not_replace(g: &crate::observed::GroupState, instance: &InstanceId) -> Option<String> {
+    if let Some(p) = ["ReplaceUnhealthy", "Launch", "Terminate"]
+        .into_iter()
+        .find(|p| g.is_suspended(p))
+    {
+        return Some(format!(
+            "group {} has its {p} process suspended: it would not replace {instance}",
+            g.name
+        ));
+    }
+    match g.lifecycle.as_deref() {
+        None | Some("InService") => None,
+        Some(state) => Some(format!(
+            "{instance} is {state} in group {}, not InService: the group does not replace it",
+            g.name
+        )),
     }
 }
 

@@ -190,3 +190,38 @@ fn a_scrape_failure_never_reboots_or_replaces_a_healthy_instance() {
     let p = plan(&incident(DOWN), &fleet(1, 3), &config());
     assert_eq!(decision_of(&p, ReplaceInstance), "i-0123456789abcdef0: hold");
 }
+
+/// The group would not replace it: a suspended process, or the instance
+/// not InService. Replace is skipped with the reason, and the reboot (held
+/// for approval) is the remedy left.
+#[test]
+fn a_group_that_would_not_replace_it_leaves_the_reboot() {
+    use ActionName::*;
+    let i = incident(DOWN);
+    let with = |suspended: &[&str], lifecycle: Option<&str>| {
+        let mut o = fleet(1, 3);
+        if let Ok(Some(g)) = &mut o.group {
+            g.suspended = suspended.iter().map(|s| s.to_string()).collect();
+            g.lifecycle = lifecycle.map(str::to_owned);
+        }
+        plan(&i, &o, &config())
+    };
+    let p = with(&["ReplaceUnhealthy"], Some("InService"));
+    assert_eq!(
+        decision_of(&p, ReplaceInstance),
+        "i-0123456789abcdef0: skip: group web-asg has its ReplaceUnhealthy process suspended: it would not replace i-0123456789abcdef0"
+    );
+    assert_eq!(decision_of(&p, Reboot), "i-0123456789abcdef0: hold");
+    let p = with(&[], Some("Standby"));
+    assert_eq!(
+        decision_of(&p, ReplaceInstance),
+        "i-0123456789abcdef0: skip: i-0123456789abcdef0 is Standby in group web-asg, not InService: the group does not replace it"
+    );
+    let p = with(&["AZRebalance"], Some("InService"));
+    assert!(
+        decision_of(&p, ReplaceInstance).ends_with(": hold"),
+        "{}",
+        decision_of(&p, ReplaceInstance)
+    );
+    assert!(decision_of(&p, Reboot).contains("replaced, not rebooted"));
+}

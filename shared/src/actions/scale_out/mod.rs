@@ -92,6 +92,13 @@ pub(crate) fn push_scale_out(
             Decision::Fail(format!("could not read the Auto Scaling group: {why}")),
         ),
         (_, Ok(None)) => (subject, Decision::Skip(no_group())),
+        (_, Ok(Some(g))) if g.is_suspended("Launch") => (
+            g.name.to_string(),
+            Decision::Skip(format!(
+                "group {} has its Launch process suspended: a larger desired capacity would launch nothing",
+                g.name
+            )),
+        ),
         (_, Ok(Some(g))) if g.desired >= g.max => (
             g.name.to_string(),
             Decision::Skip(format!(

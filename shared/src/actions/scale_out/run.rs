@@ -38,6 +38,29 @@ pub(crate) async fn scale_out(
     to: i32,
     max: i32,
 ) -> Outcome {
+    // SetDesiredCapacity writes a size, not an increment: read the group
+    // again right before it, so a group that grew since the plan read it
+    // (its own target tracking, a person) is never scaled in by us.
+    match group_named(c.autoscaling, group).await {
+        Ok(Some(g)) if g.desired >= to => {
+            return Outcome::skipped(format!(
+                "desired capacity of {group} is already {} (it was {from} when the plan read it): not set to {to}, never lowered",
+                g.desired
+            ));
+        }
+        Ok(Some(g)) if g.is_suspended("Launch") => {
+            return Outcome::skipped(format!(
+                "group {group} has had its Launch process suspended since the plan read it: a larger desired capacity would launch nothing"
+            ));
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => return Outcome::failed(format!("group {group} is gone")),
+        Err(e) => {
+            return Outcome::failed(format!(
+                "{e}: not writing a desired capacity without its current one"
+            ));
+        }
+    }
     let result = c
         .autoscaling
         .set_desired_capacity()

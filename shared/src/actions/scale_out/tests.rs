@@ -91,3 +91,15 @@ fn the_capacity_cap_holds_below_max_size() {
         "skip: group web-asg is at the configured cap MAX_DESIRED_CAPACITY=2 (MaxSize 5)"
     );
 }
+
+#[test]
+fn a_group_that_launches_nothing_is_not_scaled() {
+    let mut observed = fleet(1, 3);
+    if let Ok(Some(g)) = &mut observed.group {
+        g.suspended = vec!["AZRebalance".into(), "Launch".into()];
+    }
+    assert_eq!(
+        scale_decision(&plan(&incident(ALARM), &observed, &config())),
+        "skip: group web-asg has its Launch process suspended: a larger desired capacity would launch nothing"
+    );
+}
