@@ -122,7 +122,14 @@ async fn verify(
     let mut out = Vec::new();
     for r in requests {
         let id = &r.first_responder_verify.incident;
-        match first_responder::verify::run::verify(engine, id, config, chrono::Utc::now()).await {
+        match first_responder::verify::run::verify_request(
+            &r.first_responder_verify,
+            engine,
+            config,
+            chrono::Utc::now(),
+        )
+        .await
+        {
             Ok(v) => {
                 tracing::info!(incident_id = %id, verdict = v.verdict.as_str(), published = v.published, "verified");
                 out.push(v);

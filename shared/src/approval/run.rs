@@ -283,11 +283,54 @@ async fn carry_out_grant(
         Status::Skipped => ("skipped", "Not done"),
         _ => ("failed", "Failed"),
     };
+    let check = match r.status {
+        Status::Done => check_approved(engine, g, &incident, config, now).await,
+        _ => String::new(),
+    };
     (
         status,
-        Page::message(200, title, &format!("{}: {what}", g.change)),
-        format!("approved by {who}: {status}: {what}"),
+        Page::message(200, title, &format!("{}: {what}{check}", g.change)),
+        format!("approved by {who}: {status}: {what}{check}"),
     )
+}
+
+/// The approved change, done, gets its own check after the fix: the plan's
+/// came before the approval and could not judge it. What to add to the
+/// outcome's line.
+async fn check_approved(
+    engine: &Engine,
+    g: &Grant,
+    incident: &crate::incident::Incident,
+    config: &Config,
+    now: i64,
+) -> String {
+    let (Some(queue), Ok(action)) = (
+        config.verify_queue_url.as_deref(),
+        serde_json::from_value::<crate::actions::ActionName>(serde_json::Value::String(
+            g.action.clone(),
+        )),
+    ) else {
+        return String::new();
+    };
+    let minutes = config
+        .playbooks
+        .get(incident.kind)
+        .map_or(0, |pb| pb.verify_after_minutes);
+    let approved = crate::verify::Approved {
+        action,
+        target: g.target.clone(),
+        at: rfc3339(now),
+    };
+    let delay = std::time::Duration::from_secs(u64::from(minutes) * 60);
+    match crate::verify::run::schedule_approved_check(engine, queue, &g.incident, approved, delay)
+        .await
+    {
+        Ok(_) => format!("; checked against the alarm in {minutes} minutes"),
+        Err(e) => {
+            tracing::warn!(incident_id = %g.incident, error = %e, "the approved change's check was not scheduled");
+            format!("; its check after the fix could not be scheduled ({e})")
+        }
+    }
 }
 
 /// A short notification of the decision and what came of it.

@@ -26,6 +26,18 @@ pub const PERMISSIONS: &[&str] = &[
 /// retries for 24 h, SNS for days).
 pub const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// An incident's record as the check after the fix reads it.
+#[derive(Debug, Clone)]
+pub struct IncidentRecord {
+    /// `in_progress` or `completed`.
+    pub status: String,
+    /// The stored report (JSON).
+    pub outcome: String,
+    /// The checks recorded (their marks, `RequestBody::mark`: `verified`
+    /// for the plan's, `verified_<action>` for an approved change's).
+    pub marks: Vec<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct StateStore {
     ddb: Lazy<aws_sdk_dynamodb::Client>,
@@ -276,15 +288,17 @@ impl StateStore {
             .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
     }
 
-    /// The incident's record: (status, stored report), None when there is
-    /// none.
-    pub async fn incident_record(&self, id: &str) -> Result<Option<(String, String)>, String> {
+    /// The incident's record, None when there is none.
+    pub async fn incident_record(&self, id: &str) -> Result<Option<IncidentRecord>, String> {
         let pk = format!("incident#{id}");
-        Ok(self.get(&pk).await?.map(|item| {
-            (
-                get_s(&item, "status").unwrap_or_default().to_owned(),
-                get_s(&item, "outcome").unwrap_or_default().to_owned(),
-            )
+        Ok(self.get(&pk).await?.map(|item| IncidentRecord {
+            status: get_s(&item, "status").unwrap_or_default().to_owned(),
+            outcome: get_s(&item, "outcome").unwrap_or_default().to_owned(),
+            marks: item
+                .iter()
+                .filter(|(k, v)| k.starts_with("verified") && v.is_s())
+                .map(|(k, _)| k.clone())
+                .collect(),
         }))
     }
 
@@ -334,11 +348,13 @@ impl StateStore {
         }))
     }
 
-    /// Records the verification's verdict once: Ok(true) for the check that
-    /// wrote it, Ok(false) when an earlier one had (it published already).
+    /// Records a check's verdict once, under its mark: Ok(true) for the
+    /// check that wrote it, Ok(false) when an earlier one had (it
+    /// published already).
     pub async fn mark_verified(
         &self,
         id: &str,
+        mark: &str,
         verdict: &str,
         summary: &str,
         now: i64,
@@ -349,11 +365,19 @@ impl StateStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&pk))
-            .update_expression("SET verified = :v, verified_at = :t, verification = :s")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(verified)")
-            .expression_attribute_values(":v", s(verdict))
-            .expression_attribute_values(":s", s(summary))
-            .expression_attribute_values(":t", n(now));
+            .expression_attribute_names("#m", mark)
+            .expression_attribute_values(":v", s(verdict));
+        // The plan's check also keeps when and in a line; an approved
+        // change's check, its verdict under its own mark.
+        let update = if mark == "verified" {
+            update
+                .update_expression("SET #m = :v, verified_at = :t, verification = :s")
+                .expression_attribute_values(":s", s(summary))
+                .expression_attribute_values(":t", n(now))
+        } else {
+            update.update_expression("SET #m = :v")
+        }
+        .condition_expression("attribute_exists(pk) AND attribute_not_exists(#m)");
         Ok(self.update_if(&pk, update).await?.is_some())
     }
 

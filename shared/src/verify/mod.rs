@@ -33,8 +33,9 @@ pub const PERMISSIONS: &[&str] = &[
 
 pub use crate::playbook::MAX_DELAY_MINUTES;
 
-/// The delayed message: which incident to check. Its only field is the
-/// incident id; everything else is read from the incident's record.
+/// The delayed message: which incident to check, and for a change held
+/// for approval and carried out later, which one; everything else is read
+/// from the incident's record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub first_responder_verify: RequestBody,
@@ -43,6 +44,36 @@ pub struct Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestBody {
     pub incident: String,
+    /// Checks the approved change alone (the plan's own check came before
+    /// the approval and could not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Approved>,
+    /// Sent again, once, because the alarm had no data the first time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
+}
+
+/// When a kind has no playbook to say when to check: SQS's longest delay.
+pub const DEFAULT_RECHECK_MINUTES: u32 = 15;
+
+/// A change held for approval, approved and done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approved {
+    pub action: ActionName,
+    pub target: String,
+    /// When it was carried out (RFC 3339).
+    pub at: String,
+}
+
+impl RequestBody {
+    /// The record attribute that says this check was done: each check is
+    /// published once, the plan's and each approved change's apart.
+    pub fn mark(&self) -> String {
+        match &self.approved {
+            None => "verified".to_owned(),
+            Some(a) => format!("verified_{}", a.action.as_str()),
+        }
+    }
 }
 
 impl Request {
@@ -50,6 +81,19 @@ impl Request {
         Self {
             first_responder_verify: RequestBody {
                 incident: incident.to_owned(),
+                approved: None,
+                again: false,
+            },
+        }
+    }
+
+    /// The check of a change approved and carried out at `at`.
+    pub fn approved(incident: &str, approved: Approved) -> Self {
+        Self {
+            first_responder_verify: RequestBody {
+                incident: incident.to_owned(),
+                approved: Some(approved),
+                again: false,
             },
         }
     }
@@ -187,6 +231,7 @@ impl Stored {
 pub fn alertmanager_verdict(
     resolved_at: Option<DateTime<Utc>>,
     metric: Result<&MetricContext, &str>,
+    fixed_at: Option<DateTime<Utc>>,
 ) -> (Verdict, String) {
     if let Some(t) = resolved_at {
         return (
@@ -194,33 +239,57 @@ pub fn alertmanager_verdict(
             format!("Alertmanager resolved the alert at {}", rfc3339(t)),
         );
     }
-    match metric {
-        Ok(c) => match c.threshold {
-            Some(th) if c.latest > th => (
-                Verdict::StillFiring,
+    let c = match metric {
+        Ok(c) => c,
+        // No series to read (an agent that does not publish it by
+        // InstanceId, say): nothing says it still fires.
+        Err(why) => {
+            return (
+                Verdict::Unknown,
                 format!(
-                    "no resolved delivery from Alertmanager, and {} is still past the rule's threshold (latest {:.1}, threshold {th})",
-                    c.metric, c.latest
+                    "no resolved delivery from Alertmanager, and the instance's metric cannot be read ({why}): not judged"
                 ),
+            );
+        }
+    };
+    // Only datapoints whose period starts at or after the fix judge it: one
+    // from before would say the fix failed when it never had the chance.
+    let Some(latest) = c
+        .datapoints
+        .iter()
+        .rfind(|p| fixed_at.is_none_or(|f| p.at >= f))
+    else {
+        return (
+            Verdict::Unknown,
+            format!(
+                "no datapoint of {} since the fix at {} yet: not judged",
+                c.metric,
+                fixed_at.map(rfc3339).unwrap_or_default()
             ),
-            Some(th) => (
-                Verdict::Recovered,
-                format!(
-                    "{} is back within the rule's threshold (latest {:.1}, threshold {th}); Alertmanager's resolved delivery has not come yet",
-                    c.metric, c.latest
-                ),
-            ),
-            None => (
-                Verdict::StillFiring,
-                format!(
-                    "no resolved delivery from Alertmanager (the rule gives no threshold to read {} against)",
-                    c.metric
-                ),
-            ),
-        },
-        Err(why) => (
+        );
+    };
+    let latest = latest.value;
+    match c.threshold {
+        Some(th) if latest > th => (
             Verdict::StillFiring,
-            format!("no resolved delivery from Alertmanager (the metric could not be read: {why})"),
+            format!(
+                "no resolved delivery from Alertmanager, and {} is still past the rule's threshold (latest {latest:.1}, threshold {th})",
+                c.metric
+            ),
+        ),
+        Some(th) => (
+            Verdict::Recovered,
+            format!(
+                "{} is back within the rule's threshold (latest {latest:.1}, threshold {th}); Alertmanager's resolved delivery has not come yet",
+                c.metric
+            ),
+        ),
+        None => (
+            Verdict::StillFiring,
+            format!(
+                "no resolved delivery from Alertmanager (the rule gives no threshold to read {} against)",
+                c.metric
+            ),
         ),
     }
 }
@@ -291,6 +360,35 @@ pub fn compose(
     next_steps: &[String],
 ) -> Option<(String, String, Severity)> {
     use std::fmt::Write;
+    let (subject, severity, mut t) = opening(stored, v)?;
+    if !metric_lines.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "THE METRIC SINCE THE FIX (read from CloudWatch)");
+        for l in metric_lines {
+            let _ = writeln!(t, "{}", crate::text::escape(l));
+        }
+    }
+    if !v.held.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "HELD FOR APPROVAL");
+        for h in &v.held {
+            let _ = writeln!(t, "- {}", crate::text::escape(h));
+        }
+    }
+    if v.verdict == Verdict::StillFiring && !next_steps.is_empty() {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "NEXT STEPS ({} playbook)", stored.kind);
+        for (n, s) in next_steps.iter().enumerate() {
+            let _ = writeln!(t, "{}. {s}", n + 1);
+        }
+    }
+    Some((crate::notify::sanitize_subject(&subject), t, severity))
+}
+
+/// The verdict's opening lines, with the subject and the severity (None:
+/// nothing to say).
+fn opening(stored: &Stored, v: &Verification) -> Option<(String, Severity, String)> {
+    use std::fmt::Write;
     let name = crate::text::escape(&stored.alarm_name);
     let on = stored
         .instance
@@ -307,6 +405,27 @@ pub fn compose(
     let minutes = v.minutes_after_fix.unwrap_or(0);
     let mut t = String::new();
     let (subject, severity) = match v.verdict {
+        // Nothing was changed: there is no fix that failed, so no critical
+        // page; a notice says it still fires and why nothing was done.
+        Verdict::StillFiring if v.fixed.is_empty() => {
+            let _ = writeln!(
+                t,
+                "The alarm {name} is still firing at {}; first-responder changed nothing:",
+                v.checked
+            );
+            for line in unchanged(stored) {
+                let _ = writeln!(t, "- {}", crate::text::escape(&line));
+            }
+            let _ = writeln!(
+                t,
+                "Incident {} | {} | severity warning",
+                stored.id, stored.kind
+            );
+            (
+                format!("[STILL FIRING] {name}{on}: nothing was changed"),
+                Severity::Warning,
+            )
+        }
         Verdict::StillFiring => {
             let _ = writeln!(
                 t,
@@ -333,30 +452,61 @@ pub fn compose(
                 Severity::Info,
             )
         }
+        // The second check found no data either: said once, as a warning.
+        Verdict::Unknown if v.alarm_state.as_deref() == Some("INSUFFICIENT_DATA") => {
+            let _ = writeln!(
+                t,
+                "The alarm {name} had no data (INSUFFICIENT_DATA) at its check after the fix and again at {}: whether the fix worked is not known.",
+                v.checked
+            );
+            if !v.fixed.is_empty() {
+                let _ = writeln!(t, "first-responder did {did} at {at}.");
+            }
+            let _ = writeln!(
+                t,
+                "Incident {} | {} | severity warning",
+                stored.id, stored.kind
+            );
+            (
+                format!("[NO DATA] {name}{on}: the check after the fix cannot tell"),
+                Severity::Warning,
+            )
+        }
         Verdict::Unknown => return None,
     };
-    if !metric_lines.is_empty() {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "THE METRIC SINCE THE FIX (read from CloudWatch)");
-        for l in metric_lines {
-            let _ = writeln!(t, "{}", crate::text::escape(l));
-        }
+    Some((subject, severity, t))
+}
+
+/// Why each change of the plan was not made (held ones are listed under
+/// HELD FOR APPROVAL).
+fn unchanged(stored: &Stored) -> Vec<String> {
+    let lines: Vec<String> = stored
+        .actions
+        .iter()
+        .filter(|a| a.status != "done" && a.status != "awaiting_approval")
+        .filter(|a| {
+            serde_json::from_value::<ActionName>(serde_json::Value::String(a.action.clone()))
+                .is_ok_and(is_fix)
+        })
+        .map(|a| {
+            let why = a
+                .detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            format!(
+                "{} {}: {}{why}",
+                a.action,
+                a.target,
+                a.status.replace('_', " ")
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        vec!["the plan held no change it could make".to_owned()]
+    } else {
+        lines
     }
-    if !v.held.is_empty() {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "HELD FOR APPROVAL");
-        for h in &v.held {
-            let _ = writeln!(t, "- {}", crate::text::escape(h));
-        }
-    }
-    if v.verdict == Verdict::StillFiring && !next_steps.is_empty() {
-        let _ = writeln!(t);
-        let _ = writeln!(t, "NEXT STEPS ({} playbook)", stored.kind);
-        for (n, s) in next_steps.iter().enumerate() {
-            let _ = writeln!(t, "{}. {s}", n + 1);
-        }
-    }
-    Some((crate::notify::sanitize_subject(&subject), t, severity))
 }
 
 #[cfg(test)]

@@ -23,6 +23,15 @@ pub async fn schedule_verification(
     delay: Duration,
 ) -> Result<String, String> {
     let body = serde_json::to_string(&Request::new(incident)).map_err(|e| e.to_string())?;
+    send_check(engine, queue_url, body, delay).await
+}
+
+async fn send_check(
+    engine: &Engine,
+    queue_url: &str,
+    body: String,
+    delay: Duration,
+) -> Result<String, String> {
     let delay = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
     engine
         .aws
@@ -37,40 +46,58 @@ pub async fn schedule_verification(
         .map_err(|e| format!("SendMessage to {queue_url}: {}", sdk_error(&e)))
 }
 
-/// Checks the incident now: Err for what a retry can fix (no state
-/// table, the record unreadable or still in progress).
+/// Sends the delayed check of a change approved and carried out.
+pub async fn schedule_approved_check(
+    engine: &Engine,
+    queue_url: &str,
+    incident: &str,
+    approved: super::Approved,
+    delay: Duration,
+) -> Result<String, String> {
+    let body =
+        serde_json::to_string(&Request::approved(incident, approved)).map_err(|e| e.to_string())?;
+    send_check(engine, queue_url, body, delay).await
+}
+
+/// Checks the incident now (the plan's check): Err for what a retry can
+/// fix (no state table, the record unreadable or still in progress).
 pub async fn verify(
     engine: &Engine,
     incident: &str,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<Verification, String> {
+    verify_request(
+        &Request::new(incident).first_responder_verify,
+        engine,
+        config,
+        now,
+    )
+    .await
+}
+
+/// Checks what the request names: the plan's changes, or one approved
+/// change alone.
+pub async fn verify_request(
+    request: &super::RequestBody,
+    engine: &Engine,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Verification, String> {
+    let incident = request.incident.as_str();
     let st = engine
         .state
         .as_ref()
         .ok_or("verification needs the state table (STATE_TABLE)")?;
-    let stored = completed_record(st, incident).await?;
-    let (fixes, fixed_at) = stored.fixes();
-    let fixed: Vec<String> = fixes
-        .iter()
-        .map(|a| format!("{} {}", a.action, a.target))
-        .collect();
-    let mut v = Verification {
-        incident: incident.to_owned(),
-        verdict: Verdict::Unknown,
-        checked: rfc3339(now),
-        alarm_state: None,
-        fixed,
-        fixed_at: fixed_at.map(rfc3339),
-        minutes_after_fix: fixed_at.map(|t| (now - t).num_minutes()),
-        published: false,
-        note: None,
-        held: Vec::new(),
-    };
+    let (stored, marks) = completed_record(st, incident).await?;
+    let mut v = started(request, &stored, now);
     // Held changes: an unanswered link past its expiry is spent now
     // (the POST checks the expiry too; this closes the record).
     v.held = held_lines(st, &stored, incident, now).await;
-    let kind = crate::incident::IncidentKind::parse(&stored.kind);
+    if let Some(a) = &request.approved {
+        let done = format!("{} ", a.action.as_str());
+        v.held.retain(|h| !h.starts_with(&done));
+    }
     // The alarm and the metric are where the incident acted. An account
     // no longer allowed is not checked (a retry would not change that).
     let here = match engine
@@ -91,7 +118,11 @@ pub async fn verify(
     };
     // The alert's resolution, when one was recorded since it fired (an
     // earlier episode's does not count).
-    let source = stored.source.as_deref().unwrap_or_default();
+    let fixed_at = v
+        .fixed_at
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
     let fired = stored
         .alarm_time
         .as_deref()
@@ -101,52 +132,184 @@ pub async fn verify(
     let resolution = recorded_resolution(st, &stored, incident)
         .await?
         .filter(|(at, _)| fired.is_none_or(|t| *at >= t.timestamp()));
-    let metric_lines = if source == "alertmanager" {
+    let metric_lines = if stored.source.as_deref() == Some("alertmanager") {
         let resolved_at = resolution.and_then(|(at, _)| DateTime::from_timestamp(at, 0));
         check_alertmanager(&here, &stored, (fixed_at, now), resolved_at, &mut v).await
     } else {
         check_alarm(&here, &stored, (fixed_at, now), &mut v).await
     };
-    if v.verdict == Verdict::Unknown {
+    let judged = Judged {
+        stored,
+        metric_lines,
+        announced: resolution.is_some_and(|(_, notified)| notified),
+        verified_before: marks.contains(&request.mark()),
+    };
+    tell_once(engine, st, request, judged, v, config, now).await
+}
+
+/// What the check found, beside its verification.
+struct Judged {
+    stored: Stored,
+    metric_lines: Vec<String>,
+    /// A resolve notice went out for the alert already.
+    announced: bool,
+    /// This check recorded its verdict before (a redelivery).
+    verified_before: bool,
+}
+
+/// The verification as it starts: what was fixed and when, nothing judged.
+fn started(request: &super::RequestBody, stored: &Stored, now: DateTime<Utc>) -> Verification {
+    let (fixed, fixed_at) = match &request.approved {
+        None => {
+            let (fixes, fixed_at) = stored.fixes();
+            let fixed = fixes
+                .iter()
+                .map(|a| format!("{} {}", a.action, a.target))
+                .collect();
+            (fixed, fixed_at)
+        }
+        Some(a) => (
+            vec![format!("{} {}", a.action.as_str(), a.target)],
+            DateTime::parse_from_rfc3339(&a.at)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+        ),
+    };
+    Verification {
+        incident: request.incident.clone(),
+        verdict: Verdict::Unknown,
+        checked: rfc3339(now),
+        alarm_state: None,
+        fixed,
+        fixed_at: fixed_at.map(rfc3339),
+        minutes_after_fix: fixed_at.map(|t| (now - t).num_minutes()),
+        published: false,
+        note: None,
+        held: Vec::new(),
+    }
+}
+
+/// Publishes what the check found, then records it: once per check.
+async fn tell_once(
+    engine: &Engine,
+    st: &crate::state::StateStore,
+    request: &super::RequestBody,
+    j: Judged,
+    mut v: Verification,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Verification, String> {
+    let incident = request.incident.as_str();
+    let mark = request.mark();
+    if j.verified_before {
+        v.note = Some("verified earlier: not published again".into());
+        return Ok(v);
+    }
+    let no_data =
+        v.verdict == Verdict::Unknown && v.alarm_state.as_deref() == Some("INSUFFICIENT_DATA");
+    if v.verdict == Verdict::Unknown && !(no_data && request.again) {
+        if no_data {
+            check_again(engine, request, &j.stored, &mut v, config).await?;
+        }
         return Ok(v);
     }
     let summary = match (v.verdict, v.minutes_after_fix) {
         (Verdict::Recovered, Some(m)) => format!("recovered {m} minutes after the fix"),
         (Verdict::StillFiring, Some(m)) => format!("still firing {m} minutes after the fix"),
+        (Verdict::Unknown, _) => "no data: the alarm was INSUFFICIENT_DATA twice".to_owned(),
         (verdict, _) => verdict.as_str().replace('_', " "),
     };
-    if !st
-        .mark_verified(incident, v.verdict.as_str(), &summary, now.timestamp())
-        .await?
-    {
-        v.note = Some("verified earlier: not published again".into());
-        return Ok(v);
-    }
     // A resolve notice already told people: no second one.
-    if v.verdict == Verdict::Recovered && resolution.is_some_and(|(_, notified)| notified) {
+    if v.verdict == Verdict::Recovered && j.announced {
+        st.mark_verified(
+            incident,
+            &mark,
+            v.verdict.as_str(),
+            &summary,
+            now.timestamp(),
+        )
+        .await?;
         v.note = Some(format!(
             "{summary}; the resolve notice already said so: no recovery notice"
         ));
         return Ok(v);
     }
-    publish_verification(engine, &stored, &mut v, &metric_lines, kind, config).await;
+    // Published first, then recorded: a publish that failed is an error, so
+    // SQS delivers the check again and the escalation is not lost. A
+    // delivery that published and died before recording it publishes again
+    // (the pager de-duplicates on the incident); a lost page cannot be.
+    let kind = crate::incident::IncidentKind::parse(&j.stored.kind);
+    publish_verification(engine, &j.stored, &mut v, &j.metric_lines, kind, config)
+        .await
+        .map_err(|e| format!("the check of incident {incident} was not published ({e}): it is checked again when SQS delivers it again"))?;
+    if !st
+        .mark_verified(
+            incident,
+            &mark,
+            v.verdict.as_str(),
+            &summary,
+            now.timestamp(),
+        )
+        .await?
+    {
+        v.note = Some("another delivery of this check recorded its verdict first".into());
+    }
     Ok(v)
 }
 
-/// The incident's record, once its delivery completed (Err: not yet, or
-/// unreadable: a retry may find it).
-async fn completed_record(st: &crate::state::StateStore, incident: &str) -> Result<Stored, String> {
-    let (status, outcome) = st
+/// The alarm had no data (`INSUFFICIENT_DATA`): the check is sent again,
+/// once, after the kind's delay; the second time it says so.
+async fn check_again(
+    engine: &Engine,
+    request: &super::RequestBody,
+    stored: &Stored,
+    v: &mut Verification,
+    config: &Config,
+) -> Result<(), String> {
+    let Some(queue) = &config.verify_queue_url else {
+        v.note =
+            Some("the alarm has no data (INSUFFICIENT_DATA); no queue to check again on".into());
+        return Ok(());
+    };
+    let minutes = crate::incident::IncidentKind::parse(&stored.kind)
+        .and_then(|k| config.playbooks.get(k))
+        .map_or(super::DEFAULT_RECHECK_MINUTES, |pb| pb.verify_after_minutes);
+    let again = Request {
+        first_responder_verify: super::RequestBody {
+            again: true,
+            ..request.clone()
+        },
+    };
+    let body = serde_json::to_string(&again).map_err(|e| e.to_string())?;
+    let delay = Duration::from_secs(u64::from(minutes) * 60);
+    send_check(engine, queue, body, delay).await.map_err(|e| {
+        format!("the alarm has no data and its check could not be sent again ({e}): retried")
+    })?;
+    v.note = Some(format!(
+        "the alarm has no data (INSUFFICIENT_DATA): checked again in {minutes} minutes"
+    ));
+    Ok(())
+}
+
+/// The incident's record, once its delivery completed, and the checks
+/// recorded on it (Err: not yet, or unreadable: a retry may find it).
+async fn completed_record(
+    st: &crate::state::StateStore,
+    incident: &str,
+) -> Result<(Stored, Vec<String>), String> {
+    let record = st
         .incident_record(incident)
         .await?
         .ok_or_else(|| format!("no record of incident {incident} in the state table"))?;
-    if status != "completed" {
+    if record.status != "completed" {
         return Err(format!(
-            "incident {incident} is still being handled ({status}): checked again later"
+            "incident {incident} is still being handled ({}): checked again later",
+            record.status
         ));
     }
-    serde_json::from_str(&outcome)
-        .map_err(|e| format!("the record of incident {incident} cannot be read: {e}"))
+    let stored = serde_json::from_str(&record.outcome)
+        .map_err(|e| format!("the record of incident {incident} cannot be read: {e}"))?;
+    Ok((stored, record.marks))
 }
 
 /// An Alertmanager alert's verdict: its recorded resolution and the
@@ -185,7 +348,11 @@ async fn check_alertmanager(
         Ok(c) => c.lines_since(),
         Err(e) => vec![format!("(the metric could not be read: {e})")],
     };
-    let (verdict, why) = alertmanager_verdict(resolved_at, metric.as_ref().map_err(String::as_str));
+    let (verdict, why) = alertmanager_verdict(
+        resolved_at,
+        metric.as_ref().map_err(String::as_str),
+        fixed_at,
+    );
     v.verdict = verdict;
     v.note = Some(why);
     lines
@@ -230,17 +397,17 @@ async fn publish_verification(
     metric_lines: &[String],
     kind: Option<crate::incident::IncidentKind>,
     config: &Config,
-) {
+) -> Result<(), String> {
     let incident = v.incident.clone();
     let steps = kind
         .map(|k| config.playbooks.next_steps(k).to_vec())
         .unwrap_or_default();
     let Some((subject, text, severity)) = compose(stored, v, metric_lines, &steps) else {
-        return;
+        return Ok(());
     };
     let Some(topic) = &config.notify_topic_arn else {
         v.note = Some("no NOTIFY_TOPIC_ARN: nothing published".into());
-        return;
+        return Ok(());
     };
     let doc = serde_json::json!({
         "version": 1,
@@ -268,8 +435,11 @@ async fn publish_verification(
     )
     .await;
     match sent.status {
-        crate::report::Status::Done => v.published = true,
-        _ => v.note = Some(sent.detail),
+        crate::report::Status::Done => {
+            v.published = true;
+            Ok(())
+        }
+        _ => Err(sent.detail),
     }
 }
 

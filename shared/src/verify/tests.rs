@@ -125,35 +125,54 @@ fn an_alertmanager_alert_recovers_by_its_resolved_delivery_or_its_metric() {
     use chrono::TimeZone;
     let resolved = Utc.with_ymd_and_hms(2026, 11, 25, 2, 12, 0).unwrap();
     // Its resolved delivery decides, whatever the metric says.
-    let (v, why) = alertmanager_verdict(Some(resolved), Ok(&cpu(95.0, Some(80.0))));
+    let (v, why) = alertmanager_verdict(Some(resolved), Ok(&cpu(95.0, Some(80.0))), None);
     assert_eq!(v, Verdict::Recovered);
     assert_eq!(
         why,
         "Alertmanager resolved the alert at 2026-11-25T02:12:00Z"
     );
     // None: the metric against the rule's threshold.
-    let (v, why) = alertmanager_verdict(None, Ok(&cpu(90.5, Some(80.0))));
+    let (v, why) = alertmanager_verdict(None, Ok(&cpu(90.5, Some(80.0))), None);
     assert_eq!(v, Verdict::StillFiring, "{why}");
     assert!(
         why.contains("still past the rule's threshold (latest 90.5, threshold 80)"),
         "{why}"
     );
-    let (v, why) = alertmanager_verdict(None, Ok(&cpu(42.0, Some(80.0))));
+    let (v, why) = alertmanager_verdict(None, Ok(&cpu(42.0, Some(80.0))), None);
     assert_eq!(v, Verdict::Recovered, "{why}");
     assert!(why.contains("resolved delivery has not come yet"), "{why}");
     // At the threshold is not past it (the rules compare with >).
     assert_eq!(
-        alertmanager_verdict(None, Ok(&cpu(80.0, Some(80.0)))).0,
+        alertmanager_verdict(None, Ok(&cpu(80.0, Some(80.0))), None).0,
         Verdict::Recovered
     );
     // Nothing to tell by: Alertmanager has not resolved it.
     assert_eq!(
-        alertmanager_verdict(None, Ok(&cpu(42.0, None))).0,
+        alertmanager_verdict(None, Ok(&cpu(42.0, None)), None).0,
         Verdict::StillFiring
     );
-    let (v, why) = alertmanager_verdict(None, Err("no datapoints"));
-    assert_eq!(v, Verdict::StillFiring);
-    assert!(why.contains("no datapoints"), "{why}");
+    // No series for the instance: not judged, the reason named.
+    let (v, why) = alertmanager_verdict(
+        None,
+        Err("no datapoints for CWAgent/mem_used_percent between …"),
+        None,
+    );
+    assert_eq!(v, Verdict::Unknown);
+    assert!(why.contains("CWAgent/mem_used_percent"), "{why}");
+    // The only datapoint is from before the fix (02:10, the fix at 02:12):
+    // it judges nothing.
+    let fixed = Utc.with_ymd_and_hms(2026, 11, 25, 2, 12, 0).unwrap();
+    let (v, why) = alertmanager_verdict(None, Ok(&cpu(95.0, Some(80.0))), Some(fixed));
+    assert_eq!(v, Verdict::Unknown, "{why}");
+    assert_eq!(
+        why,
+        "no datapoint of AWS/EC2/CPUUtilization since the fix at 2026-11-25T02:12:00Z yet: not judged"
+    );
+    let before = Utc.with_ymd_and_hms(2026, 11, 25, 2, 10, 0).unwrap();
+    assert_eq!(
+        alertmanager_verdict(None, Ok(&cpu(95.0, Some(80.0))), Some(before)).0,
+        Verdict::StillFiring
+    );
 }
 
 #[test]
@@ -208,4 +227,49 @@ fn an_alertmanager_resolution_is_keyed_by_its_firing_incident() {
         Some("alarm:web-high-cpu".into())
     );
     assert_eq!(resolution_key("forecast", "x", "inc-1", here), None);
+}
+
+#[test]
+fn still_firing_with_nothing_changed_is_a_warning_that_says_why() {
+    let s: Stored = serde_json::from_value(serde_json::json!({
+        "id": "inc-2", "kind": "high_cpu", "alarm_name": "web-high-cpu",
+        "source": "event_bridge", "instance": "i-0123456789abcdef0",
+        "actions": [
+            {"action": "snapshot", "target": "i-0123456789abcdef0", "status": "done", "started_at": "2026-11-25T02:04:13Z"},
+            {"action": "scale_out", "target": "web-asg", "status": "skipped", "detail": "web-asg is at its MaxSize 3\nForged: line"},
+            {"action": "reboot", "target": "i-0123456789abcdef0", "status": "awaiting_approval"},
+            {"action": "notify", "target": "topic", "status": "done", "started_at": "2026-11-25T02:04:15Z"}
+        ]
+    }))
+    .unwrap();
+    let (fixes, at) = s.fixes();
+    assert!(fixes.is_empty() && at.is_none());
+    let v = Verification {
+        incident: "inc-2".into(),
+        verdict: Verdict::StillFiring,
+        checked: "2026-11-25T02:14:14Z".into(),
+        alarm_state: Some("ALARM".into()),
+        fixed: Vec::new(),
+        fixed_at: None,
+        minutes_after_fix: None,
+        published: false,
+        note: None,
+        held: vec!["reboot i-0123456789abcdef0: still awaiting approval".into()],
+    };
+    let (subject, text, sev) = compose(&s, &v, &[], &["Look.".into()]).unwrap();
+    assert_eq!(sev, Severity::Warning);
+    assert_eq!(
+        subject,
+        "[STILL FIRING] web-high-cpu on i-0123456789abcdef0: nothing was changed"
+    );
+    assert!(
+        text.starts_with(
+            "The alarm web-high-cpu is still firing at 2026-11-25T02:14:14Z; first-responder changed nothing:\n\
+             - scale_out web-asg: skipped: web-asg is at its MaxSize 3\\nForged: line\n"
+        ),
+        "{text}"
+    );
+    // The held change is listed once, under its own heading.
+    assert_eq!(text.matches("reboot").count(), 1, "{text}");
+    assert!(!text.contains("first-responder did"), "{text}");
 }

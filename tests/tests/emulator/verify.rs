@@ -11,7 +11,11 @@ use harness::{
 };
 
 async fn world(alarm_state: &str) -> Result<World> {
-    let mut w = World::start_with_state(FleetSpec::default()).await?;
+    world_of(FleetSpec::default(), alarm_state).await
+}
+
+async fn world_of(spec: FleetSpec, alarm_state: &str) -> Result<World> {
+    let mut w = World::start_with_state(spec).await?;
     let instance = w.fleet.instance().to_owned();
     let dims = [("InstanceId", instance.as_str())];
     let end = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
@@ -128,6 +132,123 @@ async fn still_firing_after_the_fix_escalates_to_the_pager_once() -> Result<()> 
     assert_eq!(
         records.get(&format!("incident#{id}")).map(String::as_str),
         Some("completed")
+    );
+    Ok(())
+}
+
+/// SNS failing through a whole check (the SDK's retries included): the
+/// check fails, so SQS delivers it again, and records no verdict; the
+/// redelivery publishes the escalation, and a third delivery nothing more.
+#[tokio::test]
+async fn a_publish_that_fails_is_published_by_the_redelivery_once() -> Result<()> {
+    use harness::proxy::{Fault, FaultProxy, Faults, Rule};
+    static RULES: [Rule; 1] = [Rule {
+        action: "Publish",
+        fault: Fault::QueryError("InternalError"),
+        times: u64::MAX,
+    }];
+    let w = world("ALARM").await?;
+    let (id, _) = fix_then_message(&w).await?;
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let proxy = FaultProxy::start(
+        &w.moto.endpoint,
+        Faults {
+            rules: &RULES,
+            ..Faults::default()
+        },
+    )
+    .await?;
+    let mut failing = w.engine_via(&proxy.endpoint).await;
+    failing = failing.with_state(&w.sdk, &w.fleet.state_table);
+    let now = Utc::now() + chrono::Duration::minutes(10);
+    let first = first_responder::verify::run::verify(&failing, &id, &w.config, now).await;
+    let err = first.expect_err("a check whose escalation was not published must fail");
+    assert!(err.contains("was not published"), "{err}");
+    assert!(
+        proxy.stats.rule_hits.lock().map(|h| h[0]).unwrap_or(0) >= 1,
+        "Publish was never tried"
+    );
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+    assert_eq!(record_field(&w, &id, "verified").await?, None);
+
+    // SQS delivers it again, SNS answering now.
+    let again = first_responder::verify::run::verify(&w.engine, &id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(again.verdict, Verdict::StillFiring, "{again:?}");
+    assert!(again.published, "{again:?}");
+    let pager = drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    assert_eq!(pager.len(), 1, "{pager:#?}");
+    assert_eq!(pager[0].attribute("severity"), Some("critical"));
+    assert_eq!(
+        record_field(&w, &id, "verified").await?.as_deref(),
+        Some("still_firing")
+    );
+    let third = first_responder::verify::run::verify(&w.engine, &id, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(!third.published, "{third:?}");
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+    Ok(())
+}
+
+/// The group already at its MaxSize: scale_out skipped, nothing changed.
+/// The check still records the alarm's state, and tells people with a
+/// warning that says so and why; nobody is paged for a fix never made.
+#[tokio::test]
+async fn a_check_after_nothing_was_changed_is_a_warning_not_a_page() -> Result<()> {
+    let spec = FleetSpec {
+        desired: 3,
+        max: 3,
+        ..FleetSpec::default()
+    };
+    let w = world_of(spec, "ALARM").await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let i = &r.incidents[0];
+    let scale = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "scale_out")
+        .context("scale_out")?;
+    assert_eq!(scale.status.as_str(), "skipped", "{i:#?}");
+    assert!(
+        !i.actions
+            .iter()
+            .any(|a| a.status.as_str() == "done" && first_responder::verify::is_fix(a.action)),
+        "{i:#?}"
+    );
+    let event = take_sqs_event(
+        &w.sdk,
+        w.config.verify_queue_url.as_deref().unwrap_or_default(),
+    )
+    .await?
+    .context("the verification message")?;
+    assert_eq!(
+        Request::from_sqs_event(&event).context("our message")?,
+        vec![Request::new(&i.id)]
+    );
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let (v, _) = ten_minutes_later(&w, &i.id).await?;
+    assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
+    assert!(v.published && v.fixed.is_empty(), "{v:?}");
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1, "{inbox:#?}");
+    assert_eq!(inbox[0].attribute("severity"), Some("warning"));
+    let subject = inbox[0].subject.as_deref().unwrap_or_default();
+    assert!(subject.ends_with(": nothing was changed"), "{subject}");
+    let doc = inbox[0].document()?;
+    let text = doc["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("- scale_out {}: skipped", w.fleet.group)),
+        "{text}"
+    );
+    assert!(!text.contains("first-responder did"), "{text}");
+    assert_eq!(
+        record_field(&w, &i.id, "verified").await?.as_deref(),
+        Some("still_firing")
     );
     Ok(())
 }
@@ -256,6 +377,31 @@ async fn an_alertmanager_alert_without_its_resolved_delivery_and_past_its_thresh
     let mut w = world("ALARM").await?;
     w.config.notify_on_resolve = false;
     let id = alertmanager_fix(&w).await?;
+    // Only a datapoint from after the fix judges it: none yet, not judged.
+    let (v, _) = ten_minutes_later(&w, &id).await?;
+    assert_eq!(v.verdict, Verdict::Unknown, "{v:?}");
+    assert!(!v.published, "{v:?}");
+    assert!(
+        v.note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("no datapoint of AWS/EC2/CPUUtilization since the fix at "),
+        "{v:?}"
+    );
+    // The next period, after the fix: still high.
+    let instance = w.fleet.instance().to_owned();
+    let next = chrono::DateTime::from_timestamp(Utc::now().timestamp() / 300 * 300 + 300, 0)
+        .context("the next period")?;
+    put_series(
+        &w.engine.aws.cloudwatch,
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("InstanceId", instance.as_str())],
+        next,
+        300,
+        &[90.5],
+    )
+    .await?;
     let (v, _) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
     assert!(v.published, "{v:?}");
@@ -546,5 +692,200 @@ async fn an_approval_acts_only_on_the_change_held_and_not_once_the_alarm_recover
         "HEALTHY"
     );
     assert_eq!(status().await?, "not_needed");
+    Ok(())
+}
+
+/// A held replace_instance. The plan's check, ten minutes on, finds it
+/// unanswered: it pages nobody, and its warning says the change is still
+/// waiting. Approved 20 minutes after the plan, the change runs and sends
+/// its own check, which judges it (the alarm still fires: an escalation
+/// that names it), once.
+#[tokio::test]
+async fn a_change_approved_later_is_checked_after_it_runs() -> Result<()> {
+    use first_responder::approval::{Decision, Key, Signed, Verb};
+    let mut w = World::start_with_state(FleetSpec::default()).await?;
+    w.config.approval_key = Some(Key::new("test", harness::APPROVAL_KEY)?);
+    w.config.approval_base_url = Some("http://127.0.0.1:9/lambda-url/webhook/".into());
+    let queue = create_verify_queue(&w.sdk).await?;
+    w.config.verify_queue_url = Some(queue.clone());
+    w.config.playbooks.service_down.verify_after_minutes = 0;
+    let instance = w.fleet.instance().to_owned();
+    put_alarm(
+        &w.cloudwatch.client(&w.sdk),
+        "web-status-check-failed",
+        "AWS/EC2",
+        "StatusCheckFailed",
+        &[("InstanceId", &instance)],
+        60,
+        1.0,
+        "ALARM",
+    )
+    .await?;
+    let r = w
+        .handle(&harness::sample_event(
+            "service-down-alarm.json",
+            &instance,
+        )?)
+        .await?;
+    let i = &r.incidents[0];
+    let held = i
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "replace_instance")
+        .context("no replace_instance")?;
+    assert_eq!(held.status.as_str(), "awaiting_approval", "{i:#?}");
+    let link = held.approve_url.clone().context("no link")?;
+    let signed = Signed::parse(Verb::Approve, link.split_once('?').context("no query")?.1)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let plan_check = take_sqs_event(&w.sdk, &queue)
+        .await?
+        .context("the plan's check")?;
+    assert_eq!(
+        Request::from_sqs_event(&plan_check),
+        Some(vec![Request::new(&i.id)])
+    );
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+
+    // Ten minutes on, nobody has answered.
+    let (v, _) = ten_minutes_later(&w, &i.id).await?;
+    assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
+    assert!(v.fixed.is_empty(), "{v:?}");
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1, "{inbox:#?}");
+    assert_eq!(inbox[0].attribute("severity"), Some("warning"));
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains(&format!(
+            "HELD FOR APPROVAL\n- replace_instance {instance}: still awaiting approval"
+        )),
+        "{text}"
+    );
+
+    // Approved 20 minutes after the plan: done, and its check is sent.
+    let approved_at = Utc::now() + chrono::Duration::minutes(20);
+    let page = first_responder::approval::run::approve(
+        &w.engine,
+        &Decision {
+            signed,
+            source_ip: "127.0.0.1".into(),
+            user_agent: "test".into(),
+        },
+        &w.config,
+        approved_at.timestamp(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.html.contains("checked against the alarm in 0 minutes"),
+        "{}",
+        page.html
+    );
+    let message = take_sqs_event(&w.sdk, &queue)
+        .await?
+        .context("the approved change's check")?;
+    let requests = Request::from_sqs_event(&message).context("our message")?;
+    let body = &requests[0].first_responder_verify;
+    let approved = body.approved.as_ref().context("names the change")?;
+    assert_eq!(approved.action.as_str(), "replace_instance");
+    assert_eq!(approved.target, instance);
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+
+    let later = approved_at + chrono::Duration::minutes(10);
+    let v = first_responder::verify::run::verify_request(body, &w.engine, &w.config, later)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict, Verdict::StillFiring, "{v:?}");
+    assert_eq!(v.fixed, vec![format!("replace_instance {instance}")]);
+    assert!(v.held.is_empty() && v.published, "{v:?}");
+    let pager = drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    assert_eq!(pager.len(), 1, "{pager:#?}");
+    assert_eq!(pager[0].attribute("severity"), Some("critical"));
+    let text = pager[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.starts_with(&format!(
+            "first-responder did replace_instance {instance} at "
+        )),
+        "{text}"
+    );
+    // Delivered again: nothing more.
+    let again = first_responder::verify::run::verify_request(body, &w.engine, &w.config, later)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(!again.published, "{again:?}");
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+    assert_eq!(
+        record_field(&w, &i.id, "verified_replace_instance")
+            .await?
+            .as_deref(),
+        Some("still_firing")
+    );
+    assert_eq!(
+        record_field(&w, &i.id, "verified").await?.as_deref(),
+        Some("still_firing")
+    );
+    Ok(())
+}
+
+/// The alarm has no data at the check: it is sent again, once; still none,
+/// a warning says the fix cannot be judged, and the record says unknown.
+#[tokio::test]
+async fn an_alarm_without_data_is_checked_again_once_then_reported() -> Result<()> {
+    let w = world("ALARM").await?;
+    let (id, _) = fix_then_message(&w).await?;
+    // After the fix the metric stops arriving.
+    w.cloudwatch
+        .client(&w.sdk)
+        .set_alarm_state()
+        .alarm_name("web-high-cpu")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::InsufficientData)
+        .state_reason("no datapoints in the test")
+        .send()
+        .await?;
+    drain(&w.sdk, &w.fleet.pager_queue_url).await?;
+    drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let (v, now) = ten_minutes_later(&w, &id).await?;
+    assert_eq!(v.verdict, Verdict::Unknown, "{v:?}");
+    assert!(!v.published, "{v:?}");
+    assert_eq!(
+        v.note.as_deref(),
+        Some("the alarm has no data (INSUFFICIENT_DATA): checked again in 0 minutes")
+    );
+    assert!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.is_empty());
+    let queue = w.config.verify_queue_url.clone().unwrap_or_default();
+    let message = take_sqs_event(&w.sdk, &queue)
+        .await?
+        .context("the check sent again")?;
+    let requests = Request::from_sqs_event(&message).context("our message")?;
+    let body = &requests[0].first_responder_verify;
+    assert!(body.again && body.incident == id, "{body:?}");
+    let again = first_responder::verify::run::verify_request(body, &w.engine, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(again.published, "{again:?}");
+    assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert_eq!(inbox.len(), 1, "{inbox:#?}");
+    assert_eq!(inbox[0].attribute("severity"), Some("warning"));
+    let subject = inbox[0].subject.as_deref().unwrap_or_default();
+    assert!(subject.starts_with("[NO DATA] web-high-cpu"), "{subject}");
+    assert_eq!(
+        record_field(&w, &id, "verified").await?.as_deref(),
+        Some("unknown")
+    );
+    // No third message, and a redelivery publishes nothing more.
+    assert!(take_sqs_event(&w.sdk, &queue).await?.is_none());
+    let third = first_responder::verify::run::verify_request(body, &w.engine, &w.config, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert!(!third.published, "{third:?}");
     Ok(())
 }
