@@ -300,13 +300,19 @@ async fn the_stand_in_runs_scripts_with_sh_as_ssm_does() -> Result<()> {
 #[tokio::test]
 async fn a_compression_cut_off_leaves_no_partial_file() -> Result<()> {
     let instance = InstanceId::parse("t", "i-0123456789abcdef0")?;
-    // 100 MB that gzip cannot shrink: seconds of work, with 1 s left
-    // (a 6 s budget less the 5 s margin).
+    // A gzip that writes part of its output and then never finishes (a shim
+    // on the sandbox's /usr/local/sbin, first on the script's PATH): the
+    // cut-off happens mid-file whatever the machine's load. 6 s are left
+    // for the compression (an 11 s budget less the 5 s margin), room for
+    // what comes before it on a loaded machine. (A real gzip of a big file
+    // cut off after 1 s passed on the tmpfs's 128 MB filling up, and failed
+    // when the budget ran out before gzip started.)
     let seed = format!(
-        "mkdir -p /var/log/app; head -c 100000000 /dev/urandom > /var/log/app/big.log.1; {OLD} /var/log/app/big.log.1"
+        "mkdir -p /var/log/app; head -c 10000000 /dev/urandom > /var/log/app/big.log.1; {OLD} /var/log/app/big.log.1; \
+         printf '#!/bin/sh\\nhead -c 1000000 /dev/zero\\nexec sleep 60\\n' > /usr/local/sbin/gzip; chmod 0755 /usr/local/sbin/gzip"
     );
     for shell in SHELLS {
-        let script = commands::archive_logs_within(7, None, &instance, "inc-0011223344556677", 6);
+        let script = commands::archive_logs_within(7, None, &instance, "inc-0011223344556677", 11);
         let r = Sandbox {
             shell,
             ..Sandbox::default()
