@@ -609,32 +609,8 @@ async fn an_approval_acts_only_on_the_change_held_and_not_once_the_alarm_recover
     w.config.approval_base_url = Some("http://127.0.0.1:9/lambda-url/webhook/".into());
     let instance = w.fleet.instance().to_owned();
     let cw = w.cloudwatch.client(&w.sdk);
-    put_alarm(
-        &cw,
-        "web-status-check-failed",
-        "AWS/EC2",
-        "StatusCheckFailed",
-        &[("InstanceId", &instance)],
-        60,
-        1.0,
-        "ALARM",
-    )
-    .await?;
-    let r = w
-        .handle(&harness::sample_event(
-            "service-down-alarm.json",
-            &instance,
-        )?)
-        .await?;
+    let (r, signed) = held_replacement(&w).await?;
     let i = &r.incidents[0];
-    let held = i
-        .actions
-        .iter()
-        .find(|a| a.action.as_str() == "replace_instance")
-        .context("no replace_instance")?;
-    let link = held.approve_url.clone().context("no link")?;
-    let signed = Signed::parse(Verb::Approve, link.split_once('?').context("no query")?.1)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let decide = |s: Signed| Decision {
         signed: s,
         source_ip: "127.0.0.1".into(),
@@ -702,7 +678,7 @@ async fn an_approval_acts_only_on_the_change_held_and_not_once_the_alarm_recover
 /// that names it), once.
 #[tokio::test]
 async fn a_change_approved_later_is_checked_after_it_runs() -> Result<()> {
-    use first_responder::approval::{Decision, Key, Signed, Verb};
+    use first_responder::approval::{Decision, Key};
     let mut w = World::start_with_state(FleetSpec::default()).await?;
     w.config.approval_key = Some(Key::new("test", harness::APPROVAL_KEY)?);
     w.config.approval_base_url = Some("http://127.0.0.1:9/lambda-url/webhook/".into());
@@ -710,33 +686,13 @@ async fn a_change_approved_later_is_checked_after_it_runs() -> Result<()> {
     w.config.verify_queue_url = Some(queue.clone());
     w.config.playbooks.service_down.verify_after_minutes = 0;
     let instance = w.fleet.instance().to_owned();
-    put_alarm(
-        &w.cloudwatch.client(&w.sdk),
-        "web-status-check-failed",
-        "AWS/EC2",
-        "StatusCheckFailed",
-        &[("InstanceId", &instance)],
-        60,
-        1.0,
-        "ALARM",
-    )
-    .await?;
-    let r = w
-        .handle(&harness::sample_event(
-            "service-down-alarm.json",
-            &instance,
-        )?)
-        .await?;
+    let (r, signed) = held_replacement(&w).await?;
     let i = &r.incidents[0];
-    let held = i
-        .actions
-        .iter()
-        .find(|a| a.action.as_str() == "replace_instance")
-        .context("no replace_instance")?;
-    assert_eq!(held.status.as_str(), "awaiting_approval", "{i:#?}");
-    let link = held.approve_url.clone().context("no link")?;
-    let signed = Signed::parse(Verb::Approve, link.split_once('?').context("no query")?.1)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(
+        harness::status_of(&r, "replace_instance").0,
+        "awaiting_approval",
+        "{i:#?}"
+    );
     let plan_check = take_sqs_event(&w.sdk, &queue)
         .await?
         .context("the plan's check")?;
@@ -888,4 +844,41 @@ async fn an_alarm_without_data_is_checked_again_once_then_reported() -> Result<(
         .map_err(anyhow::Error::msg)?;
     assert!(!third.published, "{third:?}");
     Ok(())
+}
+
+/// A status-check alarm firing on the fleet's first instance, handled: the
+/// report, and the approval link of the replace_instance it holds.
+async fn held_replacement(
+    w: &World,
+) -> Result<(first_responder::Report, first_responder::approval::Signed)> {
+    use first_responder::approval::{Signed, Verb};
+    let instance = w.fleet.instance().to_owned();
+    put_alarm(
+        &w.cloudwatch.client(&w.sdk),
+        "web-status-check-failed",
+        "AWS/EC2",
+        "StatusCheckFailed",
+        &[("InstanceId", &instance)],
+        60,
+        1.0,
+        "ALARM",
+    )
+    .await?;
+    let r = w
+        .handle(&harness::sample_event(
+            "service-down-alarm.json",
+            &instance,
+        )?)
+        .await?;
+    let link = r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "replace_instance")
+        .context("no replace_instance")?
+        .approve_url
+        .clone()
+        .context("no link")?;
+    let signed = Signed::parse(Verb::Approve, link.split_once('?').context("no query")?.1)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok((r, signed))
 }
