@@ -166,7 +166,7 @@ fn every_sdk_call_of_an_action_is_among_its_declared_permissions() {
     );
     let series = calls(
         concat!(
-            include_str!("../observe/metric.rs"),
+            include_str!("../observe/metric/mod.rs"),
             include_str!("../observe/alarm.rs")
         ),
         CLIENTS,

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 #[cfg(test)]
 pub(crate) mod cases;
+pub mod evaluation;
 mod fit;
+pub use evaluation::{Band, Evaluation, Limit};
 pub use fit::{FLAT_PERCENT_PER_HOUR, STEP_FACTOR, STEP_FLOOR_POINTS, forecast};
 
 /// The IAM actions of the reads. GetMetricData and ListMetrics (an
@@ -26,8 +28,17 @@ pub const PERMISSIONS: &[&str] = &[
     "cloudwatch:ListMetrics",
 ];
 
-/// How far back the page looks from the alarm's state change.
+/// How far back the page looks from the alarm's state change, at least.
 pub const WINDOW_SECONDS: i64 = 3 * 3600;
+
+/// The fewest periods the page shows: an alarm of 1 hour or 1 day gets
+/// a graph too, not one datapoint.
+pub const WINDOW_PERIODS: i64 = 12;
+
+/// How far back the page looks for a metric of this period.
+pub fn page_window(period: u32) -> i64 {
+    WINDOW_SECONDS.max(WINDOW_PERIODS * i64::from(period.max(1)))
+}
 
 /// How far back a disk's forecast looks: a day, so that a step or a burst
 /// in the last hours is seen against the steady rate before it.
@@ -109,9 +120,23 @@ pub struct MetricContext {
     pub max: f64,
     pub latest: f64,
     pub threshold: Option<f64>,
-    /// The first datapoint of the breach that is still going on at the
-    /// end of the window (RFC 3339); None when the latest does not breach.
+    /// An anomaly-detection alarm's band at its evaluation, in place of
+    /// a threshold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
+    /// For an alarm, the first breaching datapoint of the periods that
+    /// fired it (M of N, missing data as the alarm treats it); otherwise
+    /// the first of the breach still going on at the end of the window
+    /// (RFC 3339). None when there is no breach.
     pub breach_started: Option<String>,
+    /// The newest datapoint's time (RFC 3339).
+    pub latest_at: String,
+    /// The newest datapoint is more than two periods older than the end of
+    /// the window (the alarm's evaluation): the alarm judged old data.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    /// How far back the page looks ([`page_window`]).
+    pub window_seconds: i64,
     /// The metric's dimensions, for a single metric (which filesystem of
     /// which instance); absent for metric math.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -160,7 +185,8 @@ pub fn summarize(
     points.retain(|p| p.value.is_finite());
     points.sort_by_key(|p| p.at);
     points.dedup_by_key(|p| p.at);
-    let latest = points.last()?.value;
+    let last = *points.last()?;
+    let latest = last.value;
     let (min, max) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
         (lo.min(p.value), hi.max(p.value))
     });
@@ -181,7 +207,11 @@ pub fn summarize(
         max,
         latest,
         threshold,
+        band: None,
         breach_started,
+        latest_at: rfc3339(last.at),
+        stale: false,
+        window_seconds: page_window(period),
         dimensions: BTreeMap::new(),
         unit: None,
         history: Vec::new(),
@@ -313,10 +343,47 @@ impl MetricContext {
         Ok(())
     }
 
+    /// Puts the alarm's own judgement in: the window ends at its
+    /// evaluation, the breach is the one that fired it, an old newest
+    /// datapoint is stale.
+    pub fn judged(mut self, e: &Evaluation, limit: Option<&Limit>) -> Self {
+        self.datapoints.retain(|p| p.at < e.end);
+        if let Some(last) = self.datapoints.last().copied() {
+            self.latest = last.value;
+            self.latest_at = rfc3339(last.at);
+            let (min, max) = self
+                .datapoints
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+                    (lo.min(p.value), hi.max(p.value))
+                });
+            (self.min, self.max) = (min, max);
+            self.stale = evaluation::is_stale(last.at, self.period, e.end);
+        }
+        if let Some(Limit::Band(b, _)) = limit {
+            self.band = Some(*b);
+        }
+        self.breach_started = limit
+            .and_then(|l| evaluation::breach_started(&self.datapoints, self.period, e, l))
+            .map(rfc3339);
+        self
+    }
+
     /// The lines the page shows, after the sparkline.
     pub fn lines(&self) -> Vec<String> {
-        let span = format!("last {} h", WINDOW_SECONDS / 3600);
+        let w = self.window_seconds;
+        let span = if w >= 2 * 86400 && w % 86400 == 0 {
+            format!("last {} d", w / 86400)
+        } else {
+            format!("last {} h", w / 3600)
+        };
         let mut out = self.graph(&span);
+        if self.stale {
+            out.push(format!(
+                "stale: the newest datapoint is from {}, more than two periods before the alarm's evaluation",
+                self.latest_at
+            ));
+        }
         if let Some(b) = &self.breach_started {
             out.push(format!("breaching since {b}"));
         }
@@ -348,9 +415,12 @@ impl MetricContext {
                 figure(self.min),
                 figure(self.max),
                 figure(self.latest),
-                self.threshold
-                    .map(|t| format!(" | threshold {}", figure(t)))
-                    .unwrap_or_default()
+                match (self.threshold, self.band) {
+                    (Some(t), _) => format!(" | threshold {}", figure(t)),
+                    (None, Some(b)) =>
+                        format!(" | band {} to {}", figure(b.lower), figure(b.upper)),
+                    (None, None) => String::new(),
+                }
             ),
         ]
     }

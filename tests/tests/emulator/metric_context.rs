@@ -16,6 +16,12 @@ fn last_point() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap()
 }
 
+/// The period it falls in, as the alarm evaluated it: CloudWatch evaluates
+/// at the minute (02:04), so its 5-minute periods start at :59, :04, ….
+fn evaluated_period() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 1, 59, 0).unwrap()
+}
+
 fn cpu_values() -> Vec<f64> {
     let mut v: Vec<f64> = (0..31).map(|i| 20.0 + f64::from(i % 7) * 3.0).collect();
     v.extend([85.0, 92.0, 95.3]);
@@ -69,19 +75,21 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
     assert_eq!(c.period, 300);
     let got: Vec<f64> = c.datapoints.iter().map(|p| p.value).collect();
     assert_eq!(got, values, "the seeded series, oldest first");
-    assert_eq!(c.datapoints.last().map(|p| p.at), Some(last_point()));
+    assert_eq!(c.datapoints.last().map(|p| p.at), Some(evaluated_period()));
     assert_eq!((c.min, c.max, c.latest), (20.0, 95.3, 95.3));
     assert_eq!(c.threshold, Some(80.0));
-    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:50:00Z"));
+    // One of one: the breach that fired it is the last period's.
+    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:59:00Z"));
+    assert!(!c.stale);
     assert!(!i.any_failed(), "{i:#?}");
 
     // The same in the report's JSON (the CLI's contract).
     let j = serde_json::to_value(i)?;
     assert_eq!(
         j["context"]["datapoints"][33],
-        serde_json::json!(["2026-11-25T02:00:00Z", 95.3])
+        serde_json::json!(["2026-11-25T01:59:00Z", 95.3])
     );
-    assert_eq!(j["context"]["breach_started"], "2026-11-25T01:50:00Z");
+    assert_eq!(j["context"]["breach_started"], "2026-11-25T01:59:00Z");
     assert!(j.get("forecast").is_none(), "no forecast for a CPU alarm");
 
     // The email: the sparkline of the seeded values, and the figures.
@@ -101,7 +109,7 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
         "{text}"
     );
     assert!(
-        text.contains("breaching since 2026-11-25T01:50:00Z"),
+        text.contains("breaching since 2026-11-25T01:59:00Z"),
         "{text}"
     );
     assert_eq!(
@@ -283,12 +291,13 @@ async fn a_step_after_a_flat_day_is_not_read_as_growth() -> Result<()> {
     let r = w.run_sample("disk-full-alarm.json").await?;
     let i = &r.incidents[0];
     let f = i.forecast.as_ref().context("a forecast")?;
-    // The day was read: the window ends a period after the alarm (02:10)
-    // and spans 24 h, so the first point fitted is 02:10 the day before.
+    // The day was read: the window ends at the alarm's evaluation (02:04)
+    // and spans 24 h, so the first point fitted is 02:04 the day before
+    // (the period that holds the first seeded datapoint, 02:05).
     let from: DateTime<Utc> = f.fitted_from.parse()?;
     assert_eq!(
         from,
-        last_point() - chrono::Duration::minutes(23 * 60 + 50),
+        evaluated_period() - chrono::Duration::minutes(23 * 60 + 55),
         "{f:?}"
     );
     assert_eq!(f.steps_excluded.len(), 1, "{f:?}");
@@ -367,5 +376,289 @@ async fn an_alertmanager_disk_alert_shows_the_agents_metric_for_its_mount_point(
         41,
         "{detail}"
     );
+    Ok(())
+}
+
+/// A metric alarm as the console makes one, in ALARM with the reason data
+/// CloudWatch writes (`StateReasonData`): the tests' own, since the
+/// harness's `put_alarm` has one shape.
+async fn alarm(
+    cw: &aws_sdk_cloudwatch::Client,
+    put: aws_sdk_cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder,
+    reason_data: &str,
+) -> Result<()> {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let name = put.get_alarm_name().clone().context("an alarm name")?;
+    put.send().await.context("PutMetricAlarm")?;
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(StateValue::Alarm)
+        .state_reason("seeded by the test")
+        .state_reason_data(reason_data)
+        .send()
+        .await
+        .context("SetAlarmState")?;
+    Ok(())
+}
+
+fn cpu_metric(instance: &str) -> aws_sdk_cloudwatch::types::Metric {
+    use aws_sdk_cloudwatch::types::{Dimension, Metric};
+    Metric::builder()
+        .namespace("AWS/EC2")
+        .metric_name("CPUUtilization")
+        .dimensions(
+            Dimension::builder()
+                .name("InstanceId")
+                .value(instance)
+                .build(),
+        )
+        .build()
+}
+
+/// The shipped anomaly sample: the alarm returns its metric (m1) and its
+/// band (ad1, the `ThresholdMetricId`), the band last. The page shows the
+/// CPU and the band the alarm compared it with, not the band as the metric.
+#[tokio::test]
+async fn an_anomaly_alarm_shows_its_metric_and_its_band() -> Result<()> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricDataQuery, MetricStat};
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let values = cpu_values();
+    let cw = &w.engine.aws.cloudwatch;
+    let dims = [("InstanceId", instance.as_str())];
+    put_series(
+        cw,
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        last_point(),
+        300,
+        &values,
+    )
+    .await?;
+    let put = cw
+        .put_metric_alarm()
+        .alarm_name("web-cpu-anomaly")
+        .evaluation_periods(1)
+        .threshold_metric_id("ad1")
+        .comparison_operator(ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold)
+        .metrics(
+            MetricDataQuery::builder()
+                .id("m1")
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(cpu_metric(&instance))
+                        .period(300)
+                        .stat("Average")
+                        .build(),
+                )
+                .return_data(true)
+                .build(),
+        )
+        .metrics(
+            MetricDataQuery::builder()
+                .id("ad1")
+                .expression("ANOMALY_DETECTION_BAND(m1, 2)")
+                .label("CPUUtilization (expected)")
+                .return_data(true)
+                .build(),
+        );
+    let event = sample_event("high-cpu-anomaly.json", &instance)?;
+    let v: serde_json::Value = serde_json::from_str(&event)?;
+    let reason = v["detail"]["state"]["reasonData"]
+        .as_str()
+        .context("reasonData")?;
+    alarm(cw, put, reason).await?;
+
+    let r = w.handle_text(&event, Mode::Run).await?;
+    let c = r.incidents[0]
+        .context
+        .as_ref()
+        .context("a metric context")?;
+    assert_eq!(c.metric, "AWS/EC2/CPUUtilization");
+    let got: Vec<f64> = c.datapoints.iter().map(|p| p.value).collect();
+    assert_eq!(got, values, "the CPU, not the band");
+    let band = c.band.context("the band")?;
+    assert_eq!((band.lower, band.upper, c.threshold), (12.0, 71.2, None));
+    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:59:00Z"));
+    let j = serde_json::to_value(&r.incidents[0])?;
+    assert_eq!(
+        j["context"]["band"],
+        serde_json::json!({"lower": 12.0, "upper": 71.2})
+    );
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(text.contains("latest 95.3 | band 12.0 to 71.2"), "{text}");
+    assert!(
+        text.contains("AWS/EC2/CPUUtilization (every 300 s, last 3 h)"),
+        "{text}"
+    );
+    Ok(())
+}
+
+/// A 1-hour alarm gets a graph of its own periods (12 of them), aligned to
+/// its evaluation at 02:04; an alarm that judged a datapoint hours old says
+/// it is stale.
+#[tokio::test]
+async fn an_hourly_alarm_shows_its_periods_and_an_old_datapoint_is_stale() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let cw = &w.engine.aws.cloudwatch;
+    let dims = [("InstanceId", instance.as_str())];
+    // Every 10 minutes for a day, up to 02:00.
+    let values: Vec<f64> = (0..144).map(|i| 30.0 + f64::from(i % 6)).collect();
+    put_series(
+        cw,
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        last_point(),
+        600,
+        &values,
+    )
+    .await?;
+    put_alarm(
+        cw,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        3600,
+        80.0,
+        "ALARM",
+    )
+    .await?;
+    let event = sample_event("high-cpu-alarm.json", &instance)?;
+    let r = w.handle_text(&event, Mode::Plan).await?;
+    let c = r.incidents[0]
+        .context
+        .as_ref()
+        .context("a metric context")?;
+    assert_eq!(c.period, 3600);
+    let times: Vec<String> = c
+        .datapoints
+        .iter()
+        .map(|p| first_responder::series::rfc3339(p.at))
+        .collect();
+    assert_eq!(times.len(), 12, "{times:?}");
+    assert_eq!(
+        times.first().map(String::as_str),
+        Some("2026-11-24T14:04:00Z")
+    );
+    assert_eq!(
+        times.last().map(String::as_str),
+        Some("2026-11-25T01:04:00Z")
+    );
+    assert!(!c.stale);
+    assert!(
+        c.lines()[0].contains("(every 3600 s, last 12 h)"),
+        "{:?}",
+        c.lines()
+    );
+
+    // The same alarm evaluated at 05:04 on data that stopped at 02:00.
+    let late = event.replace("2026-11-25T02:04:12.152", "2026-11-25T05:04:12.152");
+    let r = w.handle_text(&late, Mode::Plan).await?;
+    let c = r.incidents[0]
+        .context
+        .as_ref()
+        .context("a metric context")?;
+    assert!(c.stale, "{c:?}");
+    assert_eq!(c.latest_at, "2026-11-25T01:04:00Z");
+    assert!(
+        c.lines()
+            .iter()
+            .any(|l| l.starts_with("stale: the newest datapoint is from 2026-11-25T01:04:00Z")),
+        "{:?}",
+        c.lines()
+    );
+    Ok(())
+}
+
+/// 3 of 5, missing data breaching: the breach began at the first breaching
+/// period of the five that fired the alarm (01:39), not at the start of
+/// the last unbroken run (01:54); a missing period counts as breaching.
+#[tokio::test]
+async fn an_m_of_n_alarm_breached_from_the_first_breaching_period_it_counted() -> Result<()> {
+    let w = World::start(FleetSpec::default()).await?;
+    let instance = w.fleet.instance().to_owned();
+    let cw = &w.engine.aws.cloudwatch;
+    let dims = [("InstanceId", instance.as_str())];
+    // 5-minute datapoints to 02:00; the alarm's periods are 01:39 … 01:59.
+    // 01:35 (period 01:34) breaches too, but lies outside the five.
+    let mut values = vec![20.0; 20];
+    values.extend([91.0, 25.0, 93.0, 30.0]); // 01:35, 01:40, 01:45, 01:50
+    put_series(
+        cw,
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        last_point() - chrono::Duration::minutes(10),
+        300,
+        &values,
+    )
+    .await?;
+    put_series(
+        cw,
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        last_point(),
+        300,
+        &[97.0],
+    )
+    .await?;
+    let put = cw
+        .put_metric_alarm()
+        .alarm_name("web-high-cpu")
+        .namespace("AWS/EC2")
+        .metric_name("CPUUtilization")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("InstanceId")
+                .value(&instance)
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(300)
+        .evaluation_periods(5)
+        .datapoints_to_alarm(3)
+        .treat_missing_data("breaching")
+        .threshold(80.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold);
+    alarm(
+        cw,
+        put,
+        r#"{"version":"1.0","queryDate":"2026-11-25T02:04:12.148+0000","startDate":"2026-11-25T01:39:00.000+0000","statistic":"Average","period":300,"recentDatapoints":[25.0,93.0,30.0,97.0],"threshold":80.0}"#,
+    )
+    .await?;
+    let event = sample_event("high-cpu-alarm.json", &instance)?;
+    let r = w.handle_text(&event, Mode::Plan).await?;
+    let c = r.incidents[0]
+        .context
+        .as_ref()
+        .context("a metric context")?;
+    let last: Vec<(String, f64)> = c
+        .datapoints
+        .iter()
+        .rev()
+        .take(5)
+        .map(|p| (first_responder::series::rfc3339(p.at), p.value))
+        .collect();
+    // 01:54 holds no datapoint (missing, so breaching): 4 real of 5.
+    assert_eq!(
+        last,
+        [
+            ("2026-11-25T01:59:00Z".to_owned(), 97.0),
+            ("2026-11-25T01:49:00Z".to_owned(), 30.0),
+            ("2026-11-25T01:44:00Z".to_owned(), 93.0),
+            ("2026-11-25T01:39:00Z".to_owned(), 25.0),
+            ("2026-11-25T01:34:00Z".to_owned(), 91.0),
+        ]
+    );
+    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:44:00Z"));
     Ok(())
 }

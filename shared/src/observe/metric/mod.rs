@@ -5,9 +5,7 @@
 //! checked against CloudWatch's own rule.
 
 use aws_sdk_cloudwatch::primitives::DateTime as SdkTime;
-use aws_sdk_cloudwatch::types::{
-    Dimension, DimensionFilter, Metric, MetricAlarm, MetricDataQuery, MetricStat, ScanBy,
-};
+use aws_sdk_cloudwatch::types::{DimensionFilter, MetricAlarm, ScanBy};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -16,20 +14,16 @@ use crate::alert::AlertSource;
 use crate::aws::{Aws, sdk_error};
 use crate::ids::InstanceId;
 use crate::incident::{Incident, IncidentKind, Resource, Transition};
-use crate::series::{Comparison, MetricContext, Point, WINDOW_SECONDS, forecast_window, summarize};
+use crate::series::evaluation::Evaluation;
+use crate::series::{Comparison, MetricContext, Point, forecast_window, page_window, summarize};
+
+mod query;
+use query::*;
 
 /// How long the reads may take: they run beside the other first-stage
 /// reads; the fix does not wait for them, and the page waits at most this
 /// long (a slow CloudWatch costs the page its graph, not the fix).
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_millis(2500);
-
-/// `MetricDataQuery.Id`: a lowercase letter, then letters, digits and `_`.
-fn valid_id(id: &str) -> bool {
-    let mut c = id.chars();
-    c.next().is_some_and(|f| f.is_ascii_lowercase())
-        && id.len() <= 255
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-}
 
 fn to_sdk(t: DateTime<Utc>) -> SdkTime {
     SdkTime::from_secs(t.timestamp())
@@ -37,186 +31,6 @@ fn to_sdk(t: DateTime<Utc>) -> SdkTime {
 
 fn from_sdk(t: &SdkTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
-
-/// What to ask `GetMetricData` for, and how to label and judge it.
-#[derive(Debug)]
-struct Query {
-    queries: Vec<MetricDataQuery>,
-    /// The id of the series the alarm watches.
-    returned: String,
-    label: String,
-    period: u32,
-    threshold: Option<f64>,
-    comparison: Option<Comparison>,
-    /// CloudWatch's unit, when the alarm or the query gives one.
-    unit: Option<String>,
-}
-
-fn from_alarm(a: &MetricAlarm) -> Result<Query, String> {
-    let threshold = a.threshold();
-    let comparison = a
-        .comparison_operator()
-        .and_then(|c| Comparison::parse(c.as_str()));
-    if !a.metrics().is_empty() {
-        // Metric math: the alarm's own queries, ids checked.
-        let mut period = a.period().unwrap_or(0);
-        let mut returned = None;
-        let mut label = String::new();
-        for q in a.metrics() {
-            let id = q.id().unwrap_or_default();
-            if !valid_id(id) {
-                return Err(format!(
-                    "the alarm's metric query id {id:?} is not a valid MetricDataQuery id"
-                ));
-            }
-            if let Some(p) = q.metric_stat().and_then(|s| s.period()).filter(|p| *p > 0) {
-                period = period.max(p);
-            }
-            if q.return_data().unwrap_or(true) {
-                returned = Some(id.to_owned());
-                label = q
-                    .expression()
-                    .map(ToOwned::to_owned)
-                    .or_else(|| q.metric_stat().and_then(|s| s.metric()).map(metric_label))
-                    .unwrap_or_else(|| id.to_owned());
-            }
-        }
-        return Ok(Query {
-            queries: a.metrics().to_vec(),
-            returned: returned
-                .ok_or_else(|| "the alarm's metric math returns no series".to_owned())?,
-            label,
-            period: u32::try_from(period).unwrap_or(60).max(1),
-            threshold,
-            comparison,
-            unit: a.unit().map(|u| u.as_str().to_owned()),
-        });
-    }
-    let (Some(ns), Some(name)) = (a.namespace(), a.metric_name()) else {
-        return Err("the alarm names no metric".into());
-    };
-    let period = a.period().filter(|p| *p > 0).unwrap_or(300);
-    let stat = a
-        .statistic()
-        .map(|s| s.as_str().to_owned())
-        .or_else(|| a.extended_statistic().map(ToOwned::to_owned))
-        .unwrap_or_else(|| "Average".into());
-    let metric = Metric::builder()
-        .namespace(ns)
-        .metric_name(name)
-        .set_dimensions(Some(a.dimensions().to_vec()))
-        .build();
-    Ok(Query {
-        label: metric_label(&metric),
-        queries: vec![single(metric, period, &stat)],
-        returned: "m0".into(),
-        period: u32::try_from(period).unwrap_or(300),
-        threshold,
-        comparison,
-        unit: a.unit().map(|u| u.as_str().to_owned()),
-    })
-}
-
-fn single(metric: Metric, period: i32, stat: &str) -> MetricDataQuery {
-    MetricDataQuery::builder()
-        .id("m0")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(metric)
-                .period(period)
-                .stat(stat)
-                .build(),
-        )
-        .return_data(true)
-        .build()
-}
-
-fn metric_label(m: &Metric) -> String {
-    format!(
-        "{}/{}",
-        m.namespace().unwrap_or("?"),
-        m.metric_name().unwrap_or("?")
-    )
-}
-
-/// The CloudWatch agent's disk metric (or the predictive check's, by its
-/// listed dimensions), at its 5-minute period, at its maximum.
-fn disk_query(
-    namespace: &str,
-    name: &str,
-    dimensions: &BTreeMap<String, String>,
-    threshold: Option<f64>,
-) -> Query {
-    let metric = Metric::builder()
-        .namespace(namespace)
-        .metric_name(name)
-        .set_dimensions(Some(
-            dimensions
-                .iter()
-                .map(|(k, v)| Dimension::builder().name(k).value(v).build())
-                .collect(),
-        ))
-        .build();
-    Query {
-        label: metric_label(&metric),
-        queries: vec![single(metric, 300, "Maximum")],
-        returned: "m0".into(),
-        period: 300,
-        threshold,
-        comparison: None,
-        // The agent's disk_used_percent, the predictive check's too.
-        unit: Some("Percent".into()),
-    }
-}
-
-/// For an alert that is not a CloudWatch alarm (Alertmanager): the
-/// instance's own CloudWatch metric for the kind, where there is one that
-/// names the instance alone.
-fn for_instance(kind: IncidentKind, instance: &str) -> Option<Query> {
-    let (ns, name, stat) = match kind {
-        IncidentKind::HighCpu => ("AWS/EC2", "CPUUtilization", "Average"),
-        IncidentKind::MemoryPressure => ("CWAgent", "mem_used_percent", "Average"),
-        _ => return None,
-    };
-    let metric = Metric::builder()
-        .namespace(ns)
-        .metric_name(name)
-        .dimensions(
-            Dimension::builder()
-                .name("InstanceId")
-                .value(instance)
-                .build(),
-        )
-        .build();
-    Some(Query {
-        label: metric_label(&metric),
-        queries: vec![single(metric, 300, stat)],
-        returned: "m0".into(),
-        period: 300,
-        threshold: None,
-        comparison: None,
-        unit: Some("Percent".into()),
-    })
-}
-
-/// The rule's `threshold` annotation against the instance's metric, which
-/// it watches from above (CPU, memory and disk used). Prometheus disk rules
-/// are written on the free percentage, as their `value` is (see
-/// `disk_usage`): 10% free is 90% used.
-fn with_rule_threshold(q: Query, incident: &Incident) -> Query {
-    let threshold = incident
-        .alert
-        .threshold
-        .map(|t| match incident.kind.is_disk() {
-            true => 100.0 - t,
-            false => t,
-        });
-    Query {
-        threshold,
-        comparison: threshold.map(|_| Comparison::GreaterThan),
-        ..q
-    }
 }
 
 /// The metric behind a firing alert over the window up to its state
@@ -232,7 +46,7 @@ pub async fn metric_context(
         return None;
     }
     let read = async {
-        let q = if incident.alert.source == AlertSource::Alertmanager {
+        let mut q = if incident.alert.source == AlertSource::Alertmanager {
             // An alert that names only an address waits for the lookup
             // the fleet's reads share (made once, beside them).
             let instance = match &incident.resource {
@@ -268,10 +82,28 @@ pub async fn metric_context(
                 Err(e) => return Some(Err(e)),
             }
         };
-        let end = crate::metrics::parse_time_ms(&incident.alert.state_timestamp)
+        let changed = crate::metrics::parse_time_ms(&incident.alert.state_timestamp)
             .and_then(DateTime::from_timestamp_millis)
             .unwrap_or_else(Utc::now);
-        Some(series(aws, q, end, incident.kind.is_disk()).await)
+        let Some(judge) = q.judge.take() else {
+            // No alarm to follow: the period of the alert's time, and the
+            // one after it (a datapoint is stamped at its period's start).
+            let period = i64::from(q.period.max(1));
+            let end = (changed.timestamp() + period).div_euclid(period) * period + period;
+            let end = DateTime::from_timestamp(end, 0).unwrap_or(changed);
+            return Some(series(aws, q, end, incident.kind.is_disk()).await);
+        };
+        let end = judge.end(q.period, changed);
+        let limit = judge.limit(&q);
+        let e = Evaluation {
+            end,
+            periods: judge.periods,
+            to_alarm: judge.to_alarm,
+            missing: judge.missing,
+            range_start: judge.reason.as_ref().and_then(|r| r.start()),
+        };
+        let page = series(aws, q, end, incident.kind.is_disk()).await;
+        Some(page.map(|c| c.judged(&e, limit.as_ref())))
     };
     match tokio::time::timeout(DEADLINE, read).await {
         Ok(r) => r,
@@ -342,11 +174,12 @@ async fn disk_metric(
     ))
 }
 
-/// The window ends one period after `end` (the datapoint that breached
-/// is stamped at its period's start), on a period boundary as
-/// CloudWatch aligns datapoints, and spans [`WINDOW_SECONDS`]. For a disk
-/// (`history`), the same one read spans the forecast's longer window: the
-/// page shows its last [`WINDOW_SECONDS`], the forecast fits all of it.
+/// The window ends at `end` (for an alarm, the end of the periods it
+/// evaluated), starts a whole number of periods before it (so the
+/// datapoints are the alarm's own periods: CloudWatch counts periods from
+/// the query's start) and spans [`page_window`]. For a disk (`history`),
+/// the same one read spans the forecast's longer window: the page shows
+/// its last [`page_window`], the forecast fits all of it.
 async fn series(
     aws: &Aws,
     q: Query,
@@ -354,13 +187,12 @@ async fn series(
     history: bool,
 ) -> Result<MetricContext, String> {
     let period = i64::from(q.period.max(1));
-    let end = (end.timestamp() + period).div_euclid(period) * period + period;
-    let end = DateTime::from_timestamp(end, 0).unwrap_or_else(Utc::now);
-    let page_start = end - chrono::Duration::seconds(WINDOW_SECONDS);
+    let whole = |seconds: i64| chrono::Duration::seconds((seconds + period - 1) / period * period);
+    let page_start = end - whole(page_window(q.period));
     if !history {
         return series_between(aws, q, page_start, end).await;
     }
-    let start = end - chrono::Duration::seconds(forecast_window(q.period));
+    let start = end - whole(forecast_window(q.period).max(page_window(q.period)));
     let (threshold, comparison) = (q.threshold, q.comparison);
     let all = series_between(aws, q, start, end).await?;
     let recent: Vec<Point> = all
@@ -517,82 +349,4 @@ async fn series_between(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_ids_follow_cloudwatchs_rule() {
-        assert!(valid_id("m0"));
-        assert!(valid_id("e1_total"));
-        assert!(!valid_id("M0"));
-        assert!(!valid_id("0m"));
-        assert!(!valid_id(""));
-        assert!(!valid_id("m0; drop"));
-    }
-
-    #[test]
-    fn a_single_metric_alarm_asks_for_its_own_metric_stat_and_period() {
-        let a = MetricAlarm::builder()
-            .alarm_name("cpu")
-            .namespace("AWS/EC2")
-            .metric_name("CPUUtilization")
-            .dimensions(Dimension::builder().name("InstanceId").value("i-1").build())
-            .period(60)
-            .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
-            .threshold(90.0)
-            .comparison_operator(
-                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
-            )
-            .build();
-        let q = from_alarm(&a).unwrap();
-        assert_eq!(q.label, "AWS/EC2/CPUUtilization");
-        assert_eq!(q.period, 60);
-        assert_eq!(q.threshold, Some(90.0));
-        assert_eq!(q.comparison, Some(Comparison::GreaterThan));
-        let stat = q.queries[0].metric_stat().unwrap();
-        assert_eq!(stat.stat(), Some("Maximum"));
-        assert_eq!(stat.metric().unwrap().dimensions()[0].value(), Some("i-1"));
-    }
-
-    #[test]
-    fn a_metric_math_alarm_keeps_its_queries_and_refuses_a_bad_id() {
-        let input = |id: &str| {
-            MetricDataQuery::builder()
-                .id(id)
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(
-                            Metric::builder()
-                                .namespace("CWAgent")
-                                .metric_name("x")
-                                .build(),
-                        )
-                        .period(120)
-                        .stat("Sum")
-                        .build(),
-                )
-                .return_data(false)
-                .build()
-        };
-        let expr = MetricDataQuery::builder()
-            .id("e1")
-            .expression("m1 / m2 * 100")
-            .return_data(true)
-            .build();
-        let a = MetricAlarm::builder()
-            .metrics(input("m1"))
-            .metrics(input("m2"))
-            .metrics(expr.clone())
-            .build();
-        let q = from_alarm(&a).unwrap();
-        assert_eq!(
-            (q.returned.as_str(), q.label.as_str(), q.period),
-            ("e1", "m1 / m2 * 100", 120)
-        );
-        let bad = MetricAlarm::builder()
-            .metrics(input("Bad-Id"))
-            .metrics(expr)
-            .build();
-        assert!(from_alarm(&bad).unwrap_err().contains("\"Bad-Id\""));
-    }
-}
+mod tests;
