@@ -22,9 +22,31 @@ pub fn with_cut_note(stdout: &str) -> String {
     }
 }
 
+/// The processes by the CPU they use now, from two samples of
+/// `/proc/PID/stat` a second apart (`ps`'s %CPU is an average over each
+/// process's life): `PID START %CPU UNIT COMM` rows, START the process's
+/// start time (field 22, in clock ticks since boot), which with the PID
+/// names one process for `kill_process`; UNIT its systemd service from
+/// `/proc/PID/cgroup` (`-` for none). PID 1, kernel threads (`PF_KTHREAD`
+/// in field 9), zombies and processes not in both samples are left out.
+/// Reads the two samples separated by a `--` line; `hz` is `CLK_TCK`. It
+/// holds no single quote: it travels inside one.
+pub const CPU_SAMPLE_AWK: &str = include_str!("commands/cpu_sample.awk");
+
+/// The header of [`CPU_SAMPLE_AWK`]'s section in the diagnostics.
+pub const CPU_SAMPLE_HEADER: &str = "== processes by current CPU (two /proc samples 1 s apart) ==";
+
 /// High CPU: the `echo` lines are fixed headers so the output reads well on a phone.
 pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
-    "echo '== top processes by CPU =='",
+    "echo '== processes by current CPU (two /proc samples 1 s apart) =='",
+    "echo 'PID START %CPU UNIT COMM'",
+    "a=$(cat /proc/[0-9]*/stat 2>/dev/null); sleep 1; b=$(cat /proc/[0-9]*/stat 2>/dev/null)",
+    concat!(
+        "{ printf '%s\\n' \"$a\"; echo --; printf '%s\\n' \"$b\"; } | awk -v hz=\"$(getconf CLK_TCK 2>/dev/null || echo 100)\" '",
+        include_str!("commands/cpu_sample.awk"),
+        "' | sort -k3,3nr | head -n 10"
+    ),
+    "echo '== top processes by CPU (ps: averaged over the life of each process) =='",
     "ps aux --sort=-%cpu | head -n 15",
     "echo '== memory (MiB) =='",
     "free -m",

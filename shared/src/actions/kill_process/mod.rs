@@ -35,8 +35,8 @@ pub const NEEDS: &[super::Need] = &[];
 /// The scripts it sends through SSM, for `first-responder script`.
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "kill_process",
-    usage: "--pid N --allow NAME[,NAME] [--grace-seconds N]",
-    example: &["--pid", "4242", "--allow", "java,node"],
+    usage: "--pid N --start TICKS --allow NAME[,NAME] [--grace-seconds N]",
+    example: &["--pid", "4242", "--start", "1234567", "--allow", "java,node"],
     build: |a| {
         let allow = a
             .required("--allow")?
@@ -47,7 +47,18 @@ pub const SCRIPTS: &[super::script::Script] = &[Script {
         if !(1..=120).contains(&grace) {
             return Err(format!("--grace-seconds {grace}: 1 to 120"));
         }
-        Ok(script(a.number("--pid", None)?, &allow, grace))
+        let pid: u32 = a.number("--pid", None)?;
+        if pid <= 1 {
+            return Err(format!("--pid {pid}: the init process is never stopped"));
+        }
+        let c = Candidate {
+            pid,
+            start: a.number("--start", None)?,
+            cpu_percent: 0.0,
+            unit: "-".into(),
+            comm: String::new(),
+        };
+        Ok(script(&c, &allow, grace))
     },
 }];
 
@@ -209,49 +220,99 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
     );
 }
 
-/// The PID of the top CPU process in `collect_diagnostics`' output: the
-/// first row under `ps aux --sort=-%cpu`'s header (PID is the second column).
-pub fn top_cpu_pid(diagnostics: &str) -> Option<u32> {
-    let mut lines = diagnostics
-        .lines()
-        .skip_while(|l| l.trim() != "== top processes by CPU ==")
-        .skip(1);
-    let header = lines.next()?;
-    if header.split_whitespace().nth(1) != Some("PID") {
-        return None;
-    }
-    lines.next()?.split_whitespace().nth(1)?.parse().ok()
+/// The process `kill_process` may stop, as the diagnostics sampled it: its
+/// PID (never 1: the sampler leaves PID 1 out, and this type refuses it),
+/// its start time (field 22 of `/proc/PID/stat`), which the script checks
+/// so that a PID reused since is never hit, and what it used.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub pid: u32,
+    pub start: u64,
+    pub cpu_percent: f64,
+    /// Its systemd service, `-` for none.
+    pub unit: String,
+    pub comm: String,
 }
 
-/// The script, from typed values only: the PID (a number read from `ps`),
-/// the allow-list (checked names) and the grace period. It stops the
-/// process only if `/proc/PID/comm` is on the list, and signals again only
-/// the same process (its start time), so a reused PID is never hit.
-/// Prints `pid=`, `comm=`, then `stopped=TERM|KILL`, `refused=not_allowed`,
+/// Below this share of one CPU over the sample, the top process is not
+/// what keeps the CPU busy (the load moved, or is many small processes).
+pub const BUSY_PERCENT: f64 = 10.0;
+
+/// The top row of the diagnostics' current-CPU section
+/// ([`crate::commands::CPU_SAMPLE_HEADER`]).
+pub fn top_cpu_process(diagnostics: &str) -> Option<Candidate> {
+    let mut lines = diagnostics
+        .lines()
+        .skip_while(|l| l.trim() != crate::commands::CPU_SAMPLE_HEADER)
+        .skip(1);
+    if lines.next()?.split_whitespace().next() != Some("PID") {
+        return None;
+    }
+    let mut f = lines.next()?.split_whitespace();
+    let pid: u32 = f.next()?.parse().ok().filter(|p| *p > 1)?;
+    let start: u64 = f.next()?.parse().ok()?;
+    let cpu_percent: f64 = f.next()?.parse().ok().filter(|c: &f64| c.is_finite())?;
+    let unit = f.next()?.to_owned();
+    let comm = f.collect::<Vec<_>>().join(" ");
+    Some(Candidate {
+        pid,
+        start,
+        cpu_percent,
+        unit,
+        comm,
+    })
+}
+
+/// Whether a unit is one of the system services `restart_service` refuses
+/// (`crate::ids::REFUSED_SERVICES`): its processes are not stopped either.
+pub fn is_system_service(unit: &str) -> bool {
+    unit != "-" && crate::ids::ServiceName::parse("unit", unit).is_err()
+}
+
+/// The script, from typed values only: the PID and start time the
+/// diagnostics recorded, the allow-list (checked names) and the grace
+/// period. It stops the process only if it is still the one sampled (same
+/// start time), not PID 1, not a kernel thread, not in a system service,
+/// and named on the list; it signals again only that same process.
+/// Prints `pid=`, `comm=`, `unit=`, then `stopped=TERM|KILL`,
+/// `refused=pid1|restarted|kernel_thread|system_service|not_allowed`,
 /// `gone=1` or `error=still_running`.
-pub fn script(pid: u32, allow: &[ProcessName], grace_seconds: u32) -> Vec<String> {
-    let cases = allow
-        .iter()
-        .map(|n| format!("'{}'", n.as_str()))
-        .collect::<Vec<_>>()
-        .join("|");
-    let cases = if cases.is_empty() {
-        "''".to_owned()
-    } else {
-        cases
+pub fn script(c: &Candidate, allow: &[ProcessName], grace_seconds: u32) -> Vec<String> {
+    let quoted = |names: Vec<String>| {
+        let cases = names.join("|");
+        if cases.is_empty() { "''".to_owned() } else { cases }
     };
+    let cases = quoted(allow.iter().map(|n| format!("'{}'", n.as_str())).collect());
+    let system = quoted(
+        crate::ids::REFUSED_SERVICES
+            .iter()
+            .map(|r| match r.strip_suffix('@') {
+                Some(t) => format!("'{t}@'*'.service'"),
+                None => format!("'{r}.service'"),
+            })
+            .collect(),
+    );
     vec![
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C".into(),
-        format!("PID={pid}"),
+        format!("PID={}", c.pid),
+        format!("START={}", c.start),
         format!("TICKS={}", u64::from(grace_seconds) * 10),
         "echo \"pid=$PID\"".into(),
+        "[ \"$PID\" -gt 1 ] || { echo refused=pid1; exit 0; }".into(),
+        // Fields after "PID (comm) ": the state is the 1st, the flags the
+        // 7th, the start time the 20th.
+        "fields() { sed 's/^.*) //' \"/proc/$PID/stat\" 2>/dev/null; }".into(),
+        "started() { s=$(fields) || return 1; set -- $s; [ \"$1\" != Z ] || return 1; echo \"${20}\"; }".into(),
+        "start=$(started) || { echo gone=1; exit 0; }".into(),
+        "[ \"$start\" = \"$START\" ] || { echo refused=restarted; exit 0; }".into(),
+        "s=$(fields); set -- $s 0 0 0 0 0 0 0; [ $(( ($7 / 2097152) % 2 )) -eq 0 ] || { echo refused=kernel_thread; exit 0; }".into(),
         "comm=$(cat \"/proc/$PID/comm\" 2>/dev/null) || { echo gone=1; exit 0; }".into(),
         "echo \"comm=$comm\"".into(),
+        "unit=$(sed -n 's|.*/\\([^/]*\\.service\\).*|\\1|p' \"/proc/$PID/cgroup\" 2>/dev/null | tail -n 1)".into(),
+        "echo \"unit=${unit:--}\"".into(),
+        format!("case \"$unit\" in {system}) echo refused=system_service; exit 0 ;; esac"),
         format!("case \"$comm\" in {cases}) ;; *) echo refused=not_allowed; exit 0 ;; esac"),
-        // Fields after "PID (comm) ": state is the 1st, the start time the 20th.
-        "started() { s=$(sed 's/^.*) //' \"/proc/$PID/stat\" 2>/dev/null) || return 1; set -- $s; [ \"$1\" != Z ] || return 1; echo \"${20}\"; }".into(),
-        "start=$(started) || { echo gone=1; exit 0; }".into(),
-        "alive() { [ \"$(started)\" = \"$start\" ]; }".into(),
+        "alive() { [ \"$(started)\" = \"$START\" ]; }".into(),
         "kill -TERM \"$PID\" 2>/dev/null || { echo gone=1; exit 0; }".into(),
         "i=0; while [ \"$i\" -lt \"$TICKS\" ]; do alive || { echo stopped=TERM; exit 0; }; sleep 0.1; i=$((i + 1)); done".into(),
         "alive && kill -KILL \"$PID\" 2>/dev/null".into(),

@@ -4,23 +4,39 @@
 
 use super::*;
 
-const PS: &str = "== top processes by CPU ==
+const DIAGNOSTICS: &str = "== processes by current CPU (two /proc samples 1 s apart) ==
+PID START %CPU UNIT COMM
+4242 1234567 98.0 app.service java
+77 5000 1.0 - bash
+== top processes by CPU (ps: averaged over the life of each process) ==
 USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
-app         4242 98.7  1.2 123456  7890 ?        R    01:59   9:59 java -jar app.jar
-root           1  0.0  0.1  16800  9000 ?        Ss   Nov25   0:02 /sbin/init
+root           1  99.0  0.1  16800  9000 ?        Ss   Nov25   0:02 /sbin/init
 == memory (MiB) ==
 ";
 
 #[test]
-fn the_top_cpu_pid_is_the_first_row_under_the_header() {
-    assert_eq!(top_cpu_pid(PS), Some(4242));
-    assert_eq!(top_cpu_pid("== top processes by CPU ==\n"), None);
-    assert_eq!(top_cpu_pid("nothing"), None);
-    // A header that is not ps's: nothing picked rather than a wrong column.
+fn the_candidate_is_the_top_row_by_current_cpu_with_its_start_time() {
+    // ps's lifetime average put PID 1 first; the sample never lists it.
     assert_eq!(
-        top_cpu_pid("== top processes by CPU ==\nNAME CPU\njava 99\n"),
-        None
+        top_cpu_process(DIAGNOSTICS),
+        Some(Candidate {
+            pid: 4242,
+            start: 1_234_567,
+            cpu_percent: 98.0,
+            unit: "app.service".into(),
+            comm: "java".into(),
+        })
     );
+    let header = "== processes by current CPU (two /proc samples 1 s apart) ==\nPID START %CPU UNIT COMM\n";
+    assert_eq!(top_cpu_process(header), None);
+    assert_eq!(top_cpu_process("nothing"), None);
+    // PID 1, or a row without a start time: no candidate at all.
+    assert_eq!(top_cpu_process(&format!("{header}1 1 99.0 - init\n")), None);
+    assert_eq!(top_cpu_process(&format!("{header}4242 x 99.0 - java\n")), None);
+    assert!(is_system_service("sshd.service"));
+    assert!(is_system_service("getty@tty1.service"));
+    assert!(!is_system_service("app.service"));
+    assert!(!is_system_service("-"));
 }
 
 #[test]
@@ -39,12 +55,15 @@ fn the_script_holds_only_typed_values() {
         ProcessName::parse("t", "java").unwrap(),
         ProcessName::parse("t", "node").unwrap(),
     ];
-    let s = script(4242, &allow, 7).join("\n");
-    assert!(s.contains("PID=4242\n"), "{s}");
+    let c = top_cpu_process(DIAGNOSTICS).unwrap();
+    let s = script(&c, &allow, 7).join("\n");
+    assert!(s.contains("PID=4242\nSTART=1234567\n"), "{s}");
     assert!(s.contains("TICKS=70\n"), "{s}");
     assert!(s.contains("case \"$comm\" in 'java'|'node') ;;"), "{s}");
+    assert!(s.contains("'sshd.service'|"), "{s}");
+    assert!(s.contains("|'getty@'*'.service'|"), "{s}");
     // No allow-list: matches nothing (an empty case pattern is an empty name).
-    assert!(script(1, &[], 1).join("\n").contains("in '') ;;"));
+    assert!(script(&c, &[], 1).join("\n").contains("in '') ;;"));
 }
 
 /// Its decision, through the planner: observed state and playbook in,
@@ -135,6 +154,14 @@ fn its_printed_script_refuses_bad_names_and_numbers() {
     assert!(e.contains("1 to 120"), "{e}");
     let e = build("kill_process", &args(&["--pid", "1", "--allow", "java", "--signal", "9"])).unwrap_err();
     assert!(e.contains("unknown argument --signal"), "{e}");
-    let ok = build("kill_process", &args(&["--pid=7", "--allow", "java,node"])).unwrap();
-    assert!(ok.join("\n").contains("PID=7\n"));
+    let e = build("kill_process", &args(&["--pid=7", "--allow", "java"])).unwrap_err();
+    assert!(e.contains("--start is required"), "{e}");
+    let ok = build(
+        "kill_process",
+        &args(&["--pid=7", "--start", "99", "--allow", "java,node"]),
+    )
+    .unwrap();
+    assert!(ok.join("\n").contains("PID=7\nSTART=99\n"));
+    let e = build("kill_process", &args(&["--pid", "1", "--start", "1", "--allow", "systemd"])).unwrap_err();
+    assert!(e.contains("the init process is never stopped"), "{e}");
 }
