@@ -338,11 +338,32 @@ pub fn grow_filesystem(
     c
 }
 
-/// Restarts a systemd unit and reports whether it came back.
-pub fn restart_service(service: &ServiceName) -> Vec<String> {
+/// How many journal lines a failed restart reports.
+pub const JOURNAL_LINES: u32 = 20;
+
+/// Restarts a systemd unit and watches it settle: a unit stopped by its
+/// start limit (`Result=start-limit-hit`) is reset first (`reset-failed`),
+/// or the restart is refused outright; after the restart the unit is
+/// watched for `settle_seconds`, and its `NRestarts` read before and after,
+/// so that a unit that crashes two seconds later (and perhaps is restarted
+/// by systemd) is not reported as fixed. Prints `reset_failed=1`,
+/// `restart_exit=`, `active=` (the last state seen), `left_active_at=`
+/// (seconds), `nrestarts_before=`, `nrestarts_after=`, and, when it did not
+/// stay up, the unit's last journal lines under `== journal ==`.
+pub fn restart_service(service: &ServiceName, settle_seconds: u32) -> Vec<String> {
     vec![
-        format!("systemctl restart '{service}'"),
-        format!("echo \"active=$(systemctl is-active '{service}')\""),
+        format!("SVC='{service}'"),
+        format!("TICKS={}", u64::from(settle_seconds) * 2),
+        "if [ \"$(systemctl show -p Result --value \"$SVC\" 2>/dev/null)\" = start-limit-hit ]; then systemctl reset-failed \"$SVC\" && echo reset_failed=1; fi".into(),
+        "systemctl restart \"$SVC\"; rc=$?; echo \"restart_exit=$rc\"".into(),
+        "n0=$(systemctl show -p NRestarts --value \"$SVC\" 2>/dev/null)".into(),
+        "i=0; state=$(systemctl is-active \"$SVC\")".into(),
+        "while [ \"$rc\" -eq 0 ] && [ \"$state\" = active ] && [ \"$i\" -lt \"$TICKS\" ]; do sleep 0.5; i=$((i + 1)); state=$(systemctl is-active \"$SVC\"); done".into(),
+        "n1=$(systemctl show -p NRestarts --value \"$SVC\" 2>/dev/null)".into(),
+        "echo \"active=$state\"; echo \"nrestarts_before=${n0:-?}\"; echo \"nrestarts_after=${n1:-?}\"".into(),
+        "[ \"$state\" = active ] || echo \"left_active_at=$((i / 2))\"".into(),
+        format!("if [ \"$rc\" -ne 0 ] || [ \"$state\" != active ] || [ \"$n0\" != \"$n1\" ]; then echo '== journal =='; journalctl -u \"$SVC\" -n {JOURNAL_LINES} --no-pager 2>/dev/null; fi"),
+        "exit 0".into(),
     ]
 }
 
@@ -408,6 +429,7 @@ mod tests {
         let g = grow_filesystem(&v, Some("f; rm -rf /"), 120, &GrowPath::Disk).join("\n");
         assert!(!g.contains("rm -rf"), "{g}");
         let s = ServiceName::parse("t", "app.service").unwrap();
-        assert_eq!(restart_service(&s)[0], "systemctl restart 'app.service'");
+        assert_eq!(restart_service(&s, 10)[0], "SVC='app.service'");
+        assert_eq!(restart_service(&s, 10)[1], "TICKS=20");
     }
 }

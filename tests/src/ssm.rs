@@ -51,20 +51,10 @@ const TOOLS_DIR: &str = "/var/tmp/.instance-standin/path";
 /// What the LVM shims record, one line a call.
 pub const LVM_LOG: &str = "/var/tmp/.instance-standin/lvm.log";
 
-const SYSTEMCTL: &str = r#"#!/bin/sh
-# systemctl stand-in (no systemd in the sandbox): `restart` succeeds unless the
-# unit's state file says `missing`; `is-active` prints the state file
-# (default: active), exiting 0 only for active.
-dir=/var/tmp/.instance-standin/units
-unit=$2
-[ -n "$unit" ] || { echo "systemctl stand-in: no unit" >&2; exit 2; }
-state=$(cat "$dir/$unit" 2>/dev/null || echo active)
-case "$1" in
-  restart) [ "$state" = missing ] && { echo "Failed to restart $unit: Unit $unit not found." >&2; exit 5; }; echo "$(date +%s) restart" >> "$dir/$unit.log"; exit 0 ;;
-  is-active) echo "$state"; [ "$state" = active ] ;;
-  *) echo "systemctl stand-in: $1 not supported" >&2; exit 2 ;;
-esac
-"#;
+/// The `systemctl` and `journalctl` of the sandbox: shims that play a
+/// unit's behaviour from its state file (see the files).
+const SYSTEMCTL: &str = include_str!("standin/systemctl.sh");
+const JOURNALCTL: &str = include_str!("standin/journalctl.sh");
 
 /// The shell a script runs under. SSM's `AWS-RunShellScript` runs the
 /// commands with `sh`: dash on Debian and Ubuntu, bash (in POSIX mode) on
@@ -468,10 +458,11 @@ mkdir -p /var/tmp/.dev/disk/by-id; ln -s ../../{name} /var/tmp/.dev/disk/by-id/n
 {setup}
 mkdir -p {STANDIN_BIN} {UNIT_STATES}
 printf '%s' "$SYSTEMCTL" > {STANDIN_BIN}/systemctl
+printf '%s' "$JOURNALCTL" > {STANDIN_BIN}/journalctl
 printf '%s' "$LSBLK_SHIM" > {STANDIN_BIN}/lsblk
 printf '%s' "$PVRESIZE_SHIM" > {STANDIN_BIN}/pvresize
 printf '%s' "$LVEXTEND_SHIM" > {STANDIN_BIN}/lvextend
-chmod 0755 {STANDIN_BIN}/systemctl {STANDIN_BIN}/lsblk {STANDIN_BIN}/pvresize {STANDIN_BIN}/lvextend
+chmod 0755 {STANDIN_BIN}/systemctl {STANDIN_BIN}/journalctl {STANDIN_BIN}/lsblk {STANDIN_BIN}/pvresize {STANDIN_BIN}/lvextend
 if [ -n "$LSBLK_JSON" ]; then printf '%s' "$LSBLK_JSON" > /var/tmp/.instance-standin/lsblk.json; fi
 # systemd-tmpfiles as Amazon Linux 2023 configures it (the cleanup's fixed
 # PATH starts at /usr/local/sbin, the sandbox's own): a test may rewrite it.
@@ -519,6 +510,7 @@ exec sleep 3600
             .env("SANDBOX_ID", &id)
             .env("SEED", seed)
             .env("SYSTEMCTL", SYSTEMCTL)
+            .env("JOURNALCTL", JOURNALCTL)
             .env("LSBLK_SHIM", LSBLK_SHIM)
             .env("TMPFILES_SHIM", TMPFILES_SHIM)
             .env("PVRESIZE_SHIM", PVRESIZE_SHIM)

@@ -496,7 +496,7 @@ fn every_script_is_printed_exactly_and_passes_shellcheck() -> Result<()> {
         ),
         (
             vec!["restart_service", "--service", "app"],
-            commands::restart_service(&ServiceName::parse("t", "app")?),
+            commands::restart_service(&ServiceName::parse("t", "app")?, 10),
         ),
         (
             vec!["disk_layout"],

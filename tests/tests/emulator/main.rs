@@ -24,6 +24,7 @@ mod kill_process;
 mod limits;
 mod memory_pressure;
 mod metric_context;
+mod restart_service;
 mod scripts;
 mod service_down;
 mod verify;

@@ -51,7 +51,7 @@ async fn memory_pressure_restarts_the_tagged_service_only_when_allowed() -> Resu
         .context("no restart command")?;
     assert_eq!(
         restart.commands,
-        commands::restart_service(&ServiceName::parse("t", "app.service")?)
+        commands::restart_service(&ServiceName::parse("t", "app.service")?, 10)
     );
 
     // A tag value that is not a unit name: refused, nothing sent.

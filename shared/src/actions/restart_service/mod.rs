@@ -32,12 +32,19 @@ pub const NEEDS: &[super::Need] = &[];
 /// The scripts it sends through SSM, for `first-responder script`.
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "restart_service",
-    usage: "--service NAME",
+    usage: "--service NAME [--settle-seconds N]",
     example: &["--service", "app.service"],
     build: |a| {
         let service =
             ServiceName::parse("--service", a.required("--service")?).map_err(|e| e.to_string())?;
-        Ok(crate::commands::restart_service(&service))
+        let settle: u32 = a.number("--settle-seconds", Some(Params::default().restart_settle_seconds))?;
+        if !(SETTLE_RANGE.0..=SETTLE_RANGE.1).contains(&i64::from(settle)) {
+            return Err(format!(
+                "--settle-seconds {settle}: {} to {}",
+                SETTLE_RANGE.0, SETTLE_RANGE.1
+            ));
+        }
+        Ok(crate::commands::restart_service(&service, settle))
     },
 }];
 
@@ -48,13 +55,20 @@ pub struct Params {
     pub service_tag: String,
     /// No second restart on the same instance within this many minutes.
     pub cooldown_minutes: u32,
+    /// How long the unit must stay active, without systemd restarting it,
+    /// for the restart to count as done.
+    pub restart_settle_seconds: u32,
 }
+
+/// `restart_settle_seconds`: within SSM's patience for one command.
+pub const SETTLE_RANGE: (i64, i64) = (1, 300);
 
 impl Default for Params {
     fn default() -> Self {
         Self {
             service_tag: "first-responder:restart-service".into(),
             cooldown_minutes: 30,
+            restart_settle_seconds: 10,
         }
     }
 }
@@ -68,6 +82,7 @@ pub struct Raw {
     pub budget_per_hour: Option<Spanned<i64>>,
     pub service_tag: Option<Spanned<String>>,
     pub cooldown_minutes: Option<Spanned<i64>>,
+    pub restart_settle_seconds: Option<Spanned<i64>>,
 }
 
 impl Params {
@@ -92,16 +107,23 @@ impl Params {
         Self {
             service_tag,
             cooldown_minutes: v.range("cooldown_minutes", raw.cooldown_minutes, (1, 24 * 60), d.cooldown_minutes),
+            restart_settle_seconds: v.optional_range(
+                "restart_settle_seconds",
+                raw.restart_settle_seconds,
+                SETTLE_RANGE,
+                d.restart_settle_seconds,
+            ),
         }
     }
 }
 
 /// The unit named by the instance's tag, on an opted-in instance.
 pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Observed, config: &Settings) {
-    let tag = &p
+    let params = p
         .playbook(config)
-        .map(|pb| pb.restart_service.service_tag.clone())
-        .unwrap_or_else(|| Params::default().service_tag);
+        .map(|pb| pb.restart_service.clone())
+        .unwrap_or_default();
+    let tag = &params.service_tag;
     let (decision, reason) = match instance_opted_in(instance, observed, config) {
         Err(d) => (d, String::new()),
         Ok(s) => match s.tags.get(tag) {
@@ -117,9 +139,11 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
                     Decision::Do(super::Step::RestartService(Step {
                         instance: instance.clone(),
                         service: service.clone(),
+                        settle_seconds: params.restart_settle_seconds,
                     })),
                     format!(
-                        "restart {service}, named by the instance's {tag} tag, to release its memory"
+                        "restart {service}, named by the instance's {tag} tag, to release its memory; done once it stays up {} s",
+                        params.restart_settle_seconds
                     ),
                 ),
             },
@@ -138,15 +162,20 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
 pub struct Step {
     pub instance: InstanceId,
     pub service: ServiceName,
+    pub settle_seconds: u32,
 }
 
 impl ActionStep for Step {
     /// SSM: a systemd restart and the check that the unit is active again.
+    /// The restart, then the watch.
     fn typical(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(10)
+        std::time::Duration::from_secs(5 + u64::from(self.settle_seconds))
     }
     fn describe(&self) -> String {
-        format!("restart {} on {}", self.service, self.instance)
+        format!(
+            "restart {} on {} and watch it for {} s",
+            self.service, self.instance, self.settle_seconds
+        )
     }
     fn is_mutating(&self) -> bool {
         true
