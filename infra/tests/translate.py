@@ -19,6 +19,7 @@ OPT_IN_KEYS = ("aws:ResourceTag/first-responder", "ssm:resourceTag/first-respond
 # snapshots, be the creation of a resource tagged as first-responder's own).
 FLEET_CHANGES = (
     "ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:ModifyVolume", "ec2:RebootInstances",
+    "ec2:StopInstances", "ec2:StartInstances",
     "ec2:CreateTags", "autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceHealth",
     "ssm:SendCommand",
 )

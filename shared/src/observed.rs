@@ -42,6 +42,8 @@ impl GroupState {
 pub struct InstanceState {
     pub tags: BTreeMap<String, String>,
     pub root_device: Option<String>,
+    /// `ebs` or `instance-store`: whether the instance can be stopped.
+    pub root_device_type: Option<String>,
     /// running, stopped, ...
     pub state: Option<String>,
 }

@@ -292,7 +292,7 @@ def requests_for(op, service, p, account, region, tags):
     prefix = {"monitoring": "cloudwatch"}.get(service, service)
     if op in reads.get(service, set()):
         return star(f"{prefix}:{op}")
-    if service == "ec2" and op in ("GetConsoleOutput", "RebootInstances"):
+    if service == "ec2" and op in ("GetConsoleOutput", "RebootInstances", "StopInstances", "StartInstances"):
         ids = [p["InstanceId"]] if "InstanceId" in p else listed(p, "InstanceId")
         return [(f"ec2:{op}", ec2(region, account, "instance", i), account, tag_ctx(t(i))) for i in ids]
     if service == "ec2" and op == "ModifyVolume":

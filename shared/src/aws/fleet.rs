@@ -90,6 +90,7 @@ pub async fn instance_state(
                 .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
                 .collect(),
             root_device: i.root_device_name().map(ToOwned::to_owned),
+            root_device_type: i.root_device_type().map(|t| t.as_str().to_owned()),
             state: i
                 .state()
                 .and_then(|s| s.name())

@@ -59,6 +59,7 @@ pub(crate) fn fleet(desired: i32, max: i32) -> Observed {
         instance: Ok(Some(InstanceState {
             tags: opt_in_tags(),
             root_device: Some("/dev/xvda".into()),
+            root_device_type: Some("ebs".into()),
             state: Some("running".into()),
         })),
         layout: None,

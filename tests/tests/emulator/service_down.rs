@@ -130,3 +130,66 @@ async fn a_group_that_does_not_replace_is_not_asked_to() -> Result<()> {
     assert_eq!(status_of(&r, "reboot").0, "awaiting_approval", "{r:#?}");
     Ok(())
 }
+
+/// The state moto reports for an instance.
+async fn instance_state(sdk: &aws_config::SdkConfig, id: &str) -> Result<String> {
+    let out = aws_sdk_ec2::Client::new(sdk)
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await?;
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+        })
+        .context("no state")
+}
+
+/// `StatusCheckFailed_System`: the host is at fault, and a reboot keeps the
+/// instance on it. An EBS-backed instance in no group is stopped and
+/// started (a new host); `StatusCheckFailed_Instance` keeps the reboot.
+#[tokio::test]
+async fn a_failed_system_check_stops_and_starts_the_instance_onto_a_new_host() -> Result<()> {
+    let mut w = World::start(FleetSpec::default()).await?;
+    w.config.playbooks.service_down.approval_required.clear();
+    let alone = w.fleet.standalone.clone();
+    let event = harness::sample_event("service-down-alarm.json", &alone)?;
+    let system = event.replace("\"StatusCheckFailed\"", "\"StatusCheckFailed_System\"");
+    assert_ne!(system, event);
+    let r = w.handle_text(&system, Mode::Run).await?;
+    let reboot = r.incidents[0]
+        .actions
+        .iter()
+        .find(|a| a.action.as_str() == "reboot")
+        .context("reboot")?;
+    assert_eq!(reboot.status.as_str(), "done", "{reboot:?}");
+    assert!(
+        reboot
+            .reason
+            .contains("the host is at fault: stop and start"),
+        "{reboot:?}"
+    );
+    assert!(
+        reboot
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("and started it again, onto a new host"),
+        "{reboot:?}"
+    );
+    assert_eq!(instance_state(&w.sdk, &alone).await?, "running");
+
+    // The instance's own check: a reboot, on the same host, is the remedy.
+    let instance_check = event
+        .replace("\"StatusCheckFailed\"", "\"StatusCheckFailed_Instance\"")
+        .replace("2026-11-25T02:04:12.152", "2026-11-25T05:04:12.152");
+    let r = w.handle_text(&instance_check, Mode::Run).await?;
+    let (st, detail) = status_of(&r, "reboot");
+    assert_eq!(st, "done", "{r:#?}");
+    assert!(detail.contains("reboot of"), "{detail}");
+    Ok(())
+}

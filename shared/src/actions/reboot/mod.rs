@@ -1,4 +1,6 @@
-//! reboot: reboot the instance (not in a group).
+//! reboot: reboot the instance (not in a group); when EC2's system status
+//! check failed (the host, not the instance), stop and start it instead, so
+//! that it comes back on a new host: a reboot keeps it on the faulty one.
 
 use super::Recovery;
 use super::ActionStep;
@@ -19,7 +21,7 @@ pub(crate) use run::run;
 pub const RECOVERY: Recovery = Recovery::Unverifiable;
 
 crate::actions::clients::permissions! {
-    ec2: [RebootInstances],
+    ec2: [RebootInstances, StopInstances, StartInstances, DescribeInstances],
 }
 
 /// What its decision reads beyond the instance (see `Need`).
@@ -96,9 +98,27 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
             )),
             String::new(),
         ),
+        (_, Ok(s)) if host_at_fault(p, observed) => match s.root_device_type.as_deref() {
+            Some("instance-store") => (
+                Decision::Skip(format!(
+                    "EC2's system status check failed (the host is at fault), and {instance} is instance-store-backed: it cannot be stopped and started onto a new host, and a reboot would keep it on the faulty one; launch a replacement from its AMI, or wait for AWS's scheduled event for the host"
+                )),
+                String::new(),
+            ),
+            _ => (
+                Decision::Do(super::Step::Reboot(Step {
+                    instance: instance.clone(),
+                    stop_start: true,
+                })),
+                format!(
+                    "{down}: EC2's system status check failed, so the host is at fault: stop and start {instance} (EBS-backed, in no group that replaces it) to move it to a new host, where a reboot would keep it on the faulty one. Its public IPv4 address changes unless it has an Elastic IP, and data on instance-store volumes is lost"
+                ),
+            ),
+        },
         (_, Ok(_)) => (
             Decision::Do(super::Step::Reboot(Step {
                 instance: instance.clone(),
+                stop_start: false,
             })),
             format!("{down}: reboot {instance}, which no Auto Scaling group would replace"),
         ),
@@ -112,14 +132,44 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
     );
 }
 
+/// Whether the host, not the instance, is at fault: the alarm watches
+/// `StatusCheckFailed_System`, or EC2 reports the system check impaired
+/// while the instance check is not.
+pub fn host_at_fault(p: &Context<'_>, observed: &Observed) -> bool {
+    let alarm = p.incident.alert.source.is_cloudwatch()
+        && p.incident
+            .alert
+            .metric
+            .as_ref()
+            .is_some_and(|m| m.name == "StatusCheckFailed_System");
+    let checks = matches!(&observed.health, Some(Ok(h))
+        if h.system.as_deref() == Some("impaired") && h.instance.as_deref() != Some("impaired"));
+    alarm || checks
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     pub instance: InstanceId,
+    /// Stop and start (a new host) rather than reboot (the same host).
+    pub stop_start: bool,
 }
+
+/// How long a stop may take before the start is given up on: an instance
+/// on a failed host can hang in `stopping`.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(240);
 
 impl ActionStep for Step {
     fn describe(&self) -> String {
-        format!("reboot {}", self.instance)
+        match self.stop_start {
+            true => format!("stop and start {} (onto a new host)", self.instance),
+            false => format!("reboot {}", self.instance),
+        }
+    }
+    fn typical(&self) -> Duration {
+        match self.stop_start {
+            true => Duration::from_secs(90),
+            false => Duration::from_secs(1),
+        }
     }
     fn is_mutating(&self) -> bool {
         true
@@ -130,5 +180,75 @@ impl ActionStep for Step {
     fn cooldown(&self, pb: &crate::actions::ActionParams, _: &Settings) -> Option<(String, Duration)> {
         let minutes = u64::from(pb.reboot.cooldown_minutes);
         Some((self.instance.to_string(), Duration::from_secs(minutes * 60)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::tests::{config, decision_of, fleet, incident};
+    use crate::plan::{ActionName, Decision, Step, plan};
+
+    const DOWN: &str = include_str!("../../../../events/service-down-alarm.json");
+
+    /// The decision for a standalone instance (no group), with `metric`
+    /// as the alarm's and the root device of `root_type`.
+    fn standalone(metric: &str, root_type: &str) -> crate::plan::Plan {
+        let mut o = fleet(1, 3);
+        o.group = Ok(None);
+        if let Ok(Some(i)) = &mut o.instance {
+            i.root_device_type = Some(root_type.into());
+        }
+        let mut c = config();
+        c.playbooks.service_down.approval_required.clear();
+        let event = DOWN.replace("\"StatusCheckFailed\"", &format!("\"{metric}\""));
+        plan(&incident(&event), &o, &c)
+    }
+
+    #[test]
+    fn the_host_at_fault_is_left_by_stop_and_start_and_never_for_instance_store() {
+        let p = standalone("StatusCheckFailed_System", "ebs");
+        let a = p.actions.iter().find(|a| a.name == ActionName::Reboot).unwrap();
+        assert!(
+            matches!(&a.decision, Decision::Do(Step::Reboot(s)) if s.stop_start),
+            "{:?}",
+            a.decision
+        );
+        assert!(a.reason.contains("a reboot would keep it on the faulty one"), "{}", a.reason);
+        // The instance's own check, or the combined one: a reboot.
+        for metric in ["StatusCheckFailed_Instance", "StatusCheckFailed"] {
+            let p = standalone(metric, "ebs");
+            let a = p.actions.iter().find(|a| a.name == ActionName::Reboot).unwrap();
+            assert!(
+                matches!(&a.decision, Decision::Do(Step::Reboot(s)) if !s.stop_start),
+                "{metric}: {:?}",
+                a.decision
+            );
+        }
+        // Instance store: it cannot be stopped; refused with the reason.
+        let p = standalone("StatusCheckFailed_System", "instance-store");
+        let d = decision_of(&p, ActionName::Reboot);
+        assert!(d.contains("skip: "), "{d}");
+        assert!(d.contains("instance-store-backed: it cannot be stopped"), "{d}");
+    }
+
+    #[test]
+    fn an_impaired_system_check_read_from_ec2_counts_too() {
+        use crate::observed::InstanceHealth;
+        let mut o = fleet(1, 3);
+        o.group = Ok(None);
+        o.health = Some(Ok(InstanceHealth {
+            state: Some("running".into()),
+            system: Some("impaired".into()),
+            instance: Some("ok".into()),
+        }));
+        let mut c = config();
+        c.playbooks.service_down.approval_required.clear();
+        let p = plan(&incident(DOWN), &o, &c);
+        let a = p.actions.iter().find(|a| a.name == ActionName::Reboot).unwrap();
+        assert!(
+            matches!(&a.decision, Decision::Do(Step::Reboot(s)) if s.stop_start),
+            "{:?}",
+            a.decision
+        );
     }
 }
