@@ -172,8 +172,9 @@ grown_to = re.search(r": (\d+) GiB, 1 modification\(s\) -> (\d+) GiB", account)
 assert grown_to and 39 <= int(grown_to.group(1)) <= 42, account
 assert disk["forecast"]["full_at"].startswith("2026-11-25T03:"), disk["forecast"]
 assert alarm["context"]["metric"] == "AWS/EC2/CPUUtilization" and len(alarm["context"]["datapoints"]) == 34, alarm["context"]
-# One of one 5-minute period, evaluated at 02:04: the period 01:59-02:04.
-assert alarm["context"]["breach_started"] == "2026-11-25T01:59:00Z", alarm["context"]
+# One of one 5-minute period fired it (evaluated at 02:04: the period 01:59),
+# and the two before it breached too: since 01:49.
+assert alarm["context"]["breach_started"] == "2026-11-25T01:49:00Z", alarm["context"]
 assert "tag first-responder:purpose = before expand_volume" in account, account
 got = [(a["action"], a["status"]) for a in alarm["actions"]]
 want = [("snapshot", "done"), ("collect_diagnostics", "done"), ("scale_out", "done"), ("notify", "done")]

@@ -166,8 +166,9 @@ pub fn minute_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp().div_euclid(60) * 60, 0).unwrap_or(t)
 }
 
-/// The first breaching datapoint of the periods that fired the alarm, as
-/// CloudWatch counts them: with N real datapoints in the evaluation range,
+/// The first breaching datapoint of the periods that fired the alarm (and
+/// of any unbroken run of breaching periods just before it), as CloudWatch
+/// counts them: with N real datapoints in the evaluation range,
 /// the newest N; with fewer, the last N periods, each missing one filled as
 /// `TreatMissingData` says (`missing` and `ignore`: left out). None unless
 /// M of them breach. The evaluation range starts where the alarm's reason
@@ -215,9 +216,19 @@ pub fn breach_started(
         .filter(|(_, b)| *b)
         .map(|(t, _)| *t)
         .collect();
-    (breaching.len() >= m as usize)
+    let first = (breaching.len() >= m as usize)
         .then(|| breaching.into_iter().min())
-        .flatten()
+        .flatten()?;
+    // An unbroken run of breaching periods just before it breached too (the
+    // alarm saw them late, or not at all): the breach began there.
+    let mut start = first;
+    while let Some(x) = points.iter().find(|x| x.at == start - p) {
+        if !limit.breaches(x.value) {
+            break;
+        }
+        start = x.at;
+    }
+    Some(start)
 }
 
 /// Whether the newest datapoint is more than two periods older than the
@@ -272,6 +283,7 @@ mod tests {
         let e = eval(5, 3, TreatMissing::Missing);
         assert_eq!(breach_started(&p, 300, &e, &OVER_80), Some(at(44)));
         // The old rule (the trailing run) would have said 54.
+        // 34 breaches too, but 39 between them does not: the breach is 44's.
         // Only 2 of 5 breach: the window did not fire.
         let p2 = pts(&[(39, 10.0), (44, 15.0), (49, 20.0), (54, 95.0), (59, 99.0)]);
         assert_eq!(breach_started(&p2, 300, &e, &OVER_80), None);
@@ -282,6 +294,14 @@ mod tests {
             value: 99.0,
         });
         assert_eq!(breach_started(&p3, 300, &e, &OVER_80), None);
+    }
+
+    #[test]
+    fn a_breach_that_began_before_the_window_began_there() {
+        // 1 of 1, but breaching without a break since 44.
+        let p = pts(&[(39, 10.0), (44, 85.0), (49, 90.0), (54, 95.0), (59, 99.0)]);
+        let e = eval(1, 1, TreatMissing::Missing);
+        assert_eq!(breach_started(&p, 300, &e, &OVER_80), Some(at(44)));
     }
 
     #[test]

@@ -78,8 +78,9 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
     assert_eq!(c.datapoints.last().map(|p| p.at), Some(evaluated_period()));
     assert_eq!((c.min, c.max, c.latest), (20.0, 95.3, 95.3));
     assert_eq!(c.threshold, Some(80.0));
-    // One of one: the breach that fired it is the last period's.
-    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:59:00Z"));
+    // One of one fired it at 01:59, and the two periods before breached
+    // too (85, 92): the breach began at 01:49.
+    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:49:00Z"));
     assert!(!c.stale);
     assert!(!i.any_failed(), "{i:#?}");
 
@@ -89,7 +90,7 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
         j["context"]["datapoints"][33],
         serde_json::json!(["2026-11-25T01:59:00Z", 95.3])
     );
-    assert_eq!(j["context"]["breach_started"], "2026-11-25T01:59:00Z");
+    assert_eq!(j["context"]["breach_started"], "2026-11-25T01:49:00Z");
     assert!(j.get("forecast").is_none(), "no forecast for a CPU alarm");
 
     // The email: the sparkline of the seeded values, and the figures.
@@ -109,7 +110,7 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
         "{text}"
     );
     assert!(
-        text.contains("breaching since 2026-11-25T01:59:00Z"),
+        text.contains("breaching since 2026-11-25T01:49:00Z"),
         "{text}"
     );
     assert_eq!(
@@ -480,7 +481,7 @@ async fn an_anomaly_alarm_shows_its_metric_and_its_band() -> Result<()> {
     assert_eq!(got, values, "the CPU, not the band");
     let band = c.band.context("the band")?;
     assert_eq!((band.lower, band.upper, c.threshold), (12.0, 71.2, None));
-    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:59:00Z"));
+    assert_eq!(c.breach_started.as_deref(), Some("2026-11-25T01:49:00Z"));
     let j = serde_json::to_value(&r.incidents[0])?;
     assert_eq!(
         j["context"]["band"],
