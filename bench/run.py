@@ -417,9 +417,11 @@ def time_to_mitigate(kind, event_name, latency_ms, metric_latency=True, python=T
 # SSM Run Command's own time, which moto does not take (it answers Success
 # at once): by the word of each command's comment (`first-responder WORD for
 # ...`), the proxy answers InProgress for this many seconds after SendCommand.
-# Diagnostics and the cleanup as the issue measured SSM; the rest alike.
-SSM_DELAYS = {"diagnostics": 2, "cleanup_temp": 20, "archive_logs": 20, "expand_volume": 5,
-              "restart_service": 5, "kill_process": 2, "block devices": 2}
+# Diagnostics and the cleanup as the issue measured SSM; the rest alike. The
+# diagnostics' current-CPU sample sleeps 1 s between its two reads of /proc,
+# and restart_service watches the unit for restart_settle_seconds (10).
+SSM_DELAYS = {"diagnostics": 3, "cleanup_temp": 20, "archive_logs": 20, "expand_volume": 5,
+              "restart_service": 15, "kill_process": 2, "block devices": 2}
 # List prices, us-east-1, on-demand, as published on the services' pricing
 # pages; checked 2026-12 (re-check before quoting them). Per request unless
 # said. Calls of services that charge nothing per request (EC2, Auto Scaling,
