@@ -417,10 +417,11 @@ def time_to_mitigate(kind, event_name, latency_ms, metric_latency=True, python=T
 # SSM Run Command's own time, which moto does not take (it answers Success
 # at once): by the word of each command's comment (`first-responder WORD for
 # ...`), the proxy answers InProgress for this many seconds after SendCommand.
-# Diagnostics and the cleanup as the issue measured SSM; the rest alike. The
-# diagnostics' current-CPU sample sleeps 1 s between its two reads of /proc,
-# and restart_service watches the unit for restart_settle_seconds (10).
-SSM_DELAYS = {"diagnostics": 3, "cleanup_temp": 20, "archive_logs": 20, "expand_volume": 5,
+# Diagnostics and the cleanup as the issue measured SSM; the rest alike.
+# restart_service watches the unit for restart_settle_seconds (10). The
+# current-CPU sample (1 s) runs only before kill_process, which no benched
+# playbook lists.
+SSM_DELAYS = {"diagnostics": 2, "cleanup_temp": 20, "archive_logs": 20, "expand_volume": 5,
               "restart_service": 15, "kill_process": 2, "block devices": 2}
 # List prices, us-east-1, on-demand, as published on the services' pricing
 # pages; checked 2026-12 (re-check before quoting them). Per request unless
@@ -921,38 +922,41 @@ def suite_section(suite_times):
                  "`shared/src/plan/mod.rs` (the library, the suites and the package build again). "
                  "Phases from `.test-run/phases.tsv` "
                  "(`scripts/test.sh`); the arm64 package builds in the background from the start.\n")
+        runs = suite_times["runs"]
+        # By label: a warm-only run on a machine with no earlier record has
+        # no new-machine run at all.
+        def labelled(prefix):
+            return next((r for r in runs if r["label"].startswith(prefix)), None)
+        cold_r, warm_r = labelled("new machine"), labelled("warm caches")
+        changed_r = labelled("after a library change")
         if suite_times.get("warm_only"):
+            earlier = (f"the earlier run's, {cold_r['label'].removeprefix('new machine (').removesuffix(')')}"
+                       if cold_r else "not measured: this machine holds no earlier record of one "
+                       "(`$HOME/.cache/first-responder/bench-suite.json`); docs/performance.md keeps the last one measured")
             L.append(f"This run (`BENCH_SUITE=warm`) measured the warm and the library-change runs only, on "
                      f"CI's own cache directories under `$HOME/.cache/first-responder`; the new-machine figure "
-                     f"is the earlier run's, "
-                     f"{suite_times['runs'][0]['label'].removeprefix('new machine (').removesuffix(')')}.\n")
-        runs = suite_times["runs"]
-        cold_r, warm_r = runs[0], runs[1]
-        changed_r = runs[2] if len(runs) > 2 else None
-        L.append(f"make test on a new machine: {cold_r['wall'] / 60:.1f} min")
-        L.append("")
-        L.append(f"make test with warm caches: {warm_r['wall'] / 60:.1f} min")
-        L.append("")
-        if changed_r:
-            L.append(f"make test after a library change: {changed_r['wall'] / 60:.1f} min")
-        else:
-            L.append("make test after a library change: not measured in this record")
-        L.append("")
+                     f"is {earlier}.\n")
+        def line(what, r):
+            L.append(f"make test {what}: " + (f"{r['wall'] / 60:.1f} min" if r else "not measured in this record"))
+            L.append("")
+        line("on a new machine", cold_r)
+        line("with warm caches", warm_r)
+        line("after a library change", changed_r)
         L.append("| phase | new machine | warm caches | after a library change |")
         L.append("|---|---|---|---|")
-        warm_by = {n: (t, rc) for n, t, rc in warm_r["phases"]}
-        changed_by = {n: (t, rc) for n, t, rc in (changed_r or {"phases": []})["phases"]}
+        by = [{n: (t, rc) for n, t, rc in r["phases"]} if r else {} for r in (cold_r, warm_r, changed_r)]
         # A phase that failed says so: the run stops there, and its times
         # would otherwise read as a faster suite.
         def cell(t, rc):
             return f"{t / 60:.1f} min" + ("" if rc == 0 else f" (**exit {rc}**)")
-        for n, t, rc in cold_r["phases"]:
-            w, c = warm_by.get(n), changed_by.get(n)
+        first = next(r for r in (cold_r, warm_r, changed_r) if r)
+        for n, _, _ in first["phases"]:
+            cells = [cell(*b[n]) if n in b else ("not run" if b else "not measured") for b in by]
             if n.endswith("(background)"):
                 # Start to the job's end, as scripts/test.sh records it; the
                 # "waited for" row is what it cost the run.
                 n = n.replace("(background)", "(background: start to end)")
-            L.append(f"| {n} | {cell(t, rc)} | {cell(*w) if w else 'not run'} | {cell(*c) if c else 'not run'} |")
+            L.append(f"| {n} | " + " | ".join(cells) + " |")
         L.append("")
         # A run that failed is not a run of every check: its time meets nothing.
         def met(r, limit):

@@ -36,8 +36,10 @@ pub const CPU_SAMPLE_AWK: &str = include_str!("commands/cpu_sample.awk");
 /// The header of [`CPU_SAMPLE_AWK`]'s section in the diagnostics.
 pub const CPU_SAMPLE_HEADER: &str = "== processes by current CPU (two /proc samples 1 s apart) ==";
 
-/// High CPU: the `echo` lines are fixed headers so the output reads well on a phone.
-pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
+/// The current-CPU sample ([`CPU_SAMPLE_AWK`]) as diagnostics lines: run
+/// before [`HIGH_CPU_DIAGNOSTICS`] only when `kill_process` follows and
+/// picks from it, since its second of sampling delays the page.
+pub const CPU_SAMPLE: &[&str] = &[
     "echo '== processes by current CPU (two /proc samples 1 s apart) =='",
     "echo 'PID START %CPU UNIT COMM'",
     "a=$(cat /proc/[0-9]*/stat 2>/dev/null); sleep 1; b=$(cat /proc/[0-9]*/stat 2>/dev/null)",
@@ -46,6 +48,21 @@ pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
         include_str!("commands/cpu_sample.awk"),
         "' | sort -k3,3nr | head -n 10"
     ),
+];
+
+/// The high-CPU diagnostics, with the current-CPU sample first when
+/// `kill_process` will pick from it.
+pub fn high_cpu_diagnostics(sample_cpu: bool) -> Vec<String> {
+    let sample: &[&str] = if sample_cpu { CPU_SAMPLE } else { &[] };
+    sample
+        .iter()
+        .chain(HIGH_CPU_DIAGNOSTICS)
+        .map(|c| (*c).to_owned())
+        .collect()
+}
+
+/// High CPU: the `echo` lines are fixed headers so the output reads well on a phone.
+pub const HIGH_CPU_DIAGNOSTICS: &[&str] = &[
     "echo '== top processes by CPU (ps: averaged over the life of each process) =='",
     "ps aux --sort=-%cpu | head -n 15",
     "echo '== memory (MiB) =='",

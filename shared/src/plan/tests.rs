@@ -412,8 +412,13 @@ fn diagnostics_commands_are_fixed_text() {
     ] {
         assert!(HIGH_CPU_DIAGNOSTICS.contains(&c));
     }
-    // The only expansions are the current-CPU sampler's own variables.
-    for c in HIGH_CPU_DIAGNOSTICS {
+    assert!(
+        HIGH_CPU_DIAGNOSTICS
+            .iter()
+            .all(|c| !c.contains('$') && !c.contains('`'))
+    );
+    // The current-CPU sample: its only expansions are its own variables.
+    for c in crate::commands::CPU_SAMPLE {
         let rest = c
             .replace(crate::commands::CPU_SAMPLE_AWK, "")
             .replace("$(cat /proc/[0-9]*/stat 2>/dev/null)", "")

@@ -106,7 +106,7 @@ async fn sampled(
     use first_responder::actions::kill_process::top_cpu_process;
     let (code, out, err) = sandbox
         .run(
-            &first_responder::commands::HIGH_CPU_DIAGNOSTICS.join("\n"),
+            &first_responder::commands::high_cpu_diagnostics(true).join("\n"),
             Duration::from_secs(30),
         )
         .await;

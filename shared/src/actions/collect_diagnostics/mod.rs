@@ -29,19 +29,19 @@ pub const NEEDS: &[super::Need] = &[];
 /// The scripts it sends through SSM, for `first-responder script`.
 pub const SCRIPTS: &[super::script::Script] = &[Script {
     name: "diagnostics",
-    usage: "--kind high_cpu|memory_pressure",
+    usage: "--kind high_cpu|high_cpu_for_kill|memory_pressure",
     example: &["--kind", "memory_pressure"],
-    build: |a| {
-        let cmds = match a.required("--kind")? {
-            "high_cpu" => crate::commands::HIGH_CPU_DIAGNOSTICS,
-            "memory_pressure" => crate::commands::MEMORY_DIAGNOSTICS,
-            other => {
-                return Err(format!(
-                    "--kind {other:?}: high_cpu or memory_pressure (the kinds that run diagnostics)"
-                ));
-            }
-        };
-        Ok(cmds.iter().map(|c| (*c).to_owned()).collect())
+    build: |a| match a.required("--kind")? {
+        "high_cpu" => Ok(crate::commands::high_cpu_diagnostics(false)),
+        // With the current-CPU sample kill_process picks from.
+        "high_cpu_for_kill" => Ok(crate::commands::high_cpu_diagnostics(true)),
+        "memory_pressure" => Ok(crate::commands::MEMORY_DIAGNOSTICS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect()),
+        other => Err(format!(
+            "--kind {other:?}: high_cpu, high_cpu_for_kill or memory_pressure (the kinds that run diagnostics)"
+        )),
     },
 }];
 
@@ -99,10 +99,22 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
             "processes by memory, free memory and recent OOM-killer lines, through SSM Run Command"
         }
     };
+    // kill_process picks from a current-CPU sample; only then is the page
+    // worth its second of sampling.
+    let sample_cpu = set == Diagnostics::Cpu
+        && matches!(
+            (p.stage_of(ActionName::CollectDiagnostics), p.stage_of(ActionName::KillProcess)),
+            (Some(d), Some(k)) if d < k
+        );
+    let reason = match sample_cpu {
+        true => format!("{reason}; first each process's CPU over one second, for kill_process"),
+        false => reason.to_owned(),
+    };
     let decision = match commands_allowed(instance, observed, config) {
         Ok(()) => Decision::Do(super::Step::CollectDiagnostics(Step {
             instance: instance.clone(),
             set,
+            sample_cpu,
         })),
         Err(d) => d,
     };
@@ -113,12 +125,14 @@ pub(crate) fn decide(p: &mut Context<'_>, instance: &InstanceId, observed: &Obse
 pub struct Step {
     pub instance: InstanceId,
     pub set: Diagnostics,
+    /// The current-CPU sample first ([`crate::commands::CPU_SAMPLE`]).
+    pub sample_cpu: bool,
 }
 
 impl ActionStep for Step {
     /// SSM: the agent picks the command up and the script's reads return in seconds.
     fn typical(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(2)
+        std::time::Duration::from_secs(2 + u64::from(self.sample_cpu))
     }
     fn describe(&self) -> String {
         format!("collect diagnostics on {} through SSM", self.instance)

@@ -13,17 +13,21 @@ pub(crate) async fn collect_diagnostics_on(
     c: &Clients<'_>,
     instance: &InstanceId,
     set: Diagnostics,
+    sample_cpu: bool,
     incident: &Incident,
     config: &Settings,
 ) -> Outcome {
     let cmds = match set {
-        Diagnostics::Cpu => commands::HIGH_CPU_DIAGNOSTICS,
-        Diagnostics::Memory => commands::MEMORY_DIAGNOSTICS,
+        Diagnostics::Cpu => commands::high_cpu_diagnostics(sample_cpu),
+        Diagnostics::Memory => commands::MEMORY_DIAGNOSTICS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
     };
     run_command(
         c.ssm,
         instance,
-        cmds.iter().map(|c| (*c).to_owned()).collect(),
+        cmds,
         &format!("first-responder diagnostics for {}", incident.id),
         config.diagnostics_timeout,
         c.poll,
@@ -33,5 +37,5 @@ pub(crate) async fn collect_diagnostics_on(
 
 /// Carries out the step (see `actions::Run`).
 pub(crate) async fn run(c: &Clients<'_>, s: &super::Step, cx: &crate::actions::Run<'_>) -> Outcome {
-    collect_diagnostics_on(c, &s.instance, s.set, cx.incident, cx.settings).await
+    collect_diagnostics_on(c, &s.instance, s.set, s.sample_cpu, cx.incident, cx.settings).await
 }
