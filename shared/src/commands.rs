@@ -371,12 +371,14 @@ pub fn restart_service(service: &ServiceName, settle_seconds: u32) -> Vec<String
     vec![
         format!("SVC='{service}'"),
         format!("TICKS={}", u64::from(settle_seconds) * 2),
-        "if [ \"$(systemctl show -p Result --value \"$SVC\" 2>/dev/null)\" = start-limit-hit ]; then systemctl reset-failed \"$SVC\" && echo reset_failed=1; fi".into(),
+        // `show -p NAME` prints NAME=value on every systemd; `--value`
+        // needs 230 (Amazon Linux 2 has 219).
+        "if [ \"$(systemctl show -p Result \"$SVC\" 2>/dev/null)\" = Result=start-limit-hit ]; then systemctl reset-failed \"$SVC\" && echo reset_failed=1; fi".into(),
         "systemctl restart \"$SVC\"; rc=$?; echo \"restart_exit=$rc\"".into(),
-        "n0=$(systemctl show -p NRestarts --value \"$SVC\" 2>/dev/null)".into(),
+        "n0=$(systemctl show -p NRestarts \"$SVC\" 2>/dev/null); n0=${n0#NRestarts=}".into(),
         "i=0; state=$(systemctl is-active \"$SVC\")".into(),
         "while [ \"$rc\" -eq 0 ] && [ \"$state\" = active ] && [ \"$i\" -lt \"$TICKS\" ]; do sleep 0.5; i=$((i + 1)); state=$(systemctl is-active \"$SVC\"); done".into(),
-        "n1=$(systemctl show -p NRestarts --value \"$SVC\" 2>/dev/null)".into(),
+        "n1=$(systemctl show -p NRestarts \"$SVC\" 2>/dev/null); n1=${n1#NRestarts=}".into(),
         "echo \"active=$state\"; echo \"nrestarts_before=${n0:-?}\"; echo \"nrestarts_after=${n1:-?}\"".into(),
         "[ \"$state\" = active ] || echo \"left_active_at=$((i / 2))\"".into(),
         format!("if [ \"$rc\" -ne 0 ] || [ \"$state\" != active ] || [ \"$n0\" != \"$n1\" ]; then echo '== journal =='; journalctl -u \"$SVC\" -n {JOURNAL_LINES} --no-pager 2>/dev/null; fi"),

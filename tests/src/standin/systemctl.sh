@@ -14,7 +14,12 @@
 # each); journalctl prints $unit.journal.
 dir=/var/tmp/.instance-standin/units
 verb=$1 opt=$2 prop=$3 flag=$4
-[ "$verb" = show ] && unit=$5 || unit=$2
+# show -p PROPERTY [--value] UNIT
+if [ "$verb" = show ]; then
+  [ "$flag" = --value ] && unit=$5 || unit=$4
+else
+  unit=$2
+fi
 [ -n "$unit" ] || { echo "systemctl stand-in: no unit" >&2; exit 2; }
 echo "$*" >> "$dir/$unit.calls"
 state=$(cat "$dir/$unit" 2>/dev/null || echo active)
@@ -45,12 +50,14 @@ case "$verb" in
     [ "$mode" = start-limit-hit ] && echo inactive > "$dir/$unit"; exit 0 ;;
   is-active) s=$(current); echo "$s"; [ "$s" = active ] ;;
   show)
-    # systemctl show -p PROPERTY --value UNIT
-    [ "$opt" = -p ] && [ "$flag" = --value ] || { echo "systemctl stand-in: show -p P --value U only" >&2; exit 2; }
+    # NAME=value, or the value alone with --value
+    [ "$opt" = -p ] || { echo "systemctl stand-in: show -p P [--value] U only" >&2; exit 2; }
+    [ "$flag" = --value ] && key= || key="$prop="
     case "$prop" in
-      Result) [ "$mode" = start-limit-hit ] && echo start-limit-hit || { [ "$(current)" = failed ] && echo exit-code || echo success; } ;;
-      NRestarts) [ "$mode" = crashloop ] && echo $((elapsed / every)) || echo 0 ;;
+      Result) [ "$mode" = start-limit-hit ] && v=start-limit-hit || { [ "$(current)" = failed ] && v=exit-code || v=success; } ;;
+      NRestarts) [ "$mode" = crashloop ] && v=$((elapsed / every)) || v=0 ;;
       *) echo "systemctl stand-in: property $prop not supported" >&2; exit 2 ;;
-    esac ;;
+    esac
+    echo "$key$v" ;;
   *) echo "systemctl stand-in: $verb not supported" >&2; exit 2 ;;
 esac

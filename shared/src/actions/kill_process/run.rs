@@ -62,7 +62,7 @@ pub(crate) async fn run(c: &Clients<'_>, s: &Step, cx: &Run<'_>) -> Outcome {
             "kernel_thread" => format!("process {pid} is a kernel thread: not stopped"),
             "system_service" => format!(
                 "process {pid} ({comm}) runs in {}, a system service: not stopped",
-                marker(&out, "unit").unwrap_or("?")
+                crate::text::quoted(marker(&out, "unit").unwrap_or("?"), 80)
             ),
             _ => format!(
                 "the top CPU process {pid} is {comm}, which the allow-list does not name: not stopped"
