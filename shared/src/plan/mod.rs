@@ -357,6 +357,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         p.severity = s;
     }
     kill_switch(&mut p, observed, config);
+    pause::apply(&mut p, observed);
     p.actions.push(notify_action(&p, config));
     p
 }
@@ -489,6 +490,8 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
         IncidentKind::Unrouted => Severity::Warning,
     }
 }
+
+pub mod pause;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -525,3 +525,63 @@ async fn a_group_grown_since_the_plan_read_it_is_never_scaled_in() -> Result<()>
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 3);
     Ok(())
 }
+
+/// A maintenance pause on the group (`first-responder:paused-until`, an
+/// Auto Scaling tag): the evidence is taken, nothing is scaled, the page
+/// says so first. Once the time has passed, the next occurrence scales.
+#[tokio::test]
+async fn a_paused_until_tag_pauses_the_change_and_keeps_the_snapshot() -> Result<()> {
+    use aws_sdk_autoscaling::types::Tag;
+    let w = World::start(FleetSpec::default()).await?;
+    let pause = |until: &str| {
+        Tag::builder()
+            .resource_id(&w.fleet.group)
+            .resource_type("auto-scaling-group")
+            .key(first_responder::plan::pause::PAUSED_UNTIL_TAG)
+            .value(until)
+            .propagate_at_launch(false)
+            .build()
+    };
+    let asg = aws_sdk_autoscaling::Client::new(&w.sdk);
+    // The sample alarm fires at 2026-11-25T02:04:12.
+    asg.create_or_update_tags()
+        .tags(pause("2026-11-25T04:00:00Z"))
+        .send()
+        .await?;
+    let r = w.run_sample("high-cpu-alarm.json").await?;
+    let i = &r.incidents[0];
+    let status = |name: &str| {
+        i.actions
+            .iter()
+            .find(|a| a.action.as_str() == name)
+            .map(|a| (a.status.as_str().to_owned(), a.reason.clone()))
+            .unwrap_or_default()
+    };
+    assert_eq!(status("snapshot").0, "done", "{i:#?}");
+    assert_eq!(status("collect_diagnostics").0, "done", "{i:#?}");
+    let (st, why) = status("scale_out");
+    assert_eq!(st, "skipped", "{i:#?}");
+    assert!(
+        why.contains("paused: tag first-responder:paused-until on its Auto Scaling group, until 2026-11-25T04:00:00Z"),
+        "{why}"
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    assert_eq!(snapshots(&w.sdk).await?.len(), 2);
+    let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    let text = inbox[0].document()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("paused: tag first-responder:paused-until"),
+        "{text}"
+    );
+
+    // Three hours later the pause has expired: scaled.
+    let later = sample_event("high-cpu-alarm.json", w.fleet.instance())?
+        .replace("2026-11-25T02:04:12.152", "2026-11-25T05:04:12.152");
+    let r = w.handle_text(&later, Mode::Run).await?;
+    assert!(!r.any_failed(), "{r:#?}");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    Ok(())
+}
