@@ -8,13 +8,9 @@ use crate::report::{IncidentReport, Status};
 
 pub const NAMESPACE: &str = "FirstResponder";
 
-/// Alarm times come as RFC 3339 (Alertmanager) or CloudWatch's
-/// `2026-11-25T02:04:12.152+0000`.
+/// An alarm's time ([`crate::series::parse_time`]) in epoch milliseconds.
 pub fn parse_time_ms(t: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .or_else(|_| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|d| d.timestamp_millis())
+    crate::series::parse_time(t).map(|d| d.timestamp_millis())
 }
 
 /// What became of the incident, for the `Outcome` dimension.

@@ -94,6 +94,24 @@ pub async fn instance_health(sdk: &SdkConfig, instance: &str) -> Result<String> 
         .with_context(|| format!("{instance} is in no group"))
 }
 
+/// The instance's EC2 state (running, stopped, ...).
+pub async fn instance_state(sdk: &SdkConfig, instance: &str) -> Result<String> {
+    let out = aws_sdk_ec2::Client::new(sdk)
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await?;
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+        })
+        .with_context(|| format!("no state for {instance}"))
+}
+
 /// Ends every lease in the state table, as if their time had passed: what
 /// a redelivery after a crash finds once the crashed delivery's lease is up.
 /// (The leases run minutes; the tests do not wait them out.)
@@ -303,6 +321,14 @@ impl Delivered {
 
     pub fn document(&self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.message).context("the sqs body is not the JSON document")
+    }
+
+    /// The document's `text`: what the email says.
+    pub fn text(&self) -> Result<String> {
+        Ok(self.document()?["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// The short first page sent while long work goes on (not the report).

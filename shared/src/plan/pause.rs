@@ -56,8 +56,7 @@ pub fn paused(observed: &Observed, now: Option<DateTime<Utc>>) -> Option<String>
 /// not the evidence snapshot) becomes a skip with the pause's reason; one
 /// note, first, says so.
 pub(super) fn apply(p: &mut Plan, observed: &Observed) {
-    let now = crate::metrics::parse_time_ms(&p.incident.alert.state_timestamp)
-        .and_then(DateTime::from_timestamp_millis);
+    let now = crate::series::parse_time(&p.incident.alert.state_timestamp);
     let Some(why) = paused(observed, now) else {
         return;
     };

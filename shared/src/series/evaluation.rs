@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Comparison, Point};
+use super::{Comparison, Point, parse_time};
 
 /// `TreatMissingData`; CloudWatch's default is `missing`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,14 +113,6 @@ struct EvaluatedPoint {
     timestamp: String,
 }
 
-/// CloudWatch writes `2026-11-25T01:59:00.000+0000` (no colon in the offset).
-fn time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
-}
-
 impl ReasonData {
     /// None when it is not CloudWatch's JSON.
     pub fn parse(s: &str) -> Option<Self> {
@@ -134,12 +126,12 @@ impl ReasonData {
         if let Some(last) = self
             .evaluated_datapoints
             .iter()
-            .filter_map(|d| time(&d.timestamp))
+            .filter_map(|d| parse_time(&d.timestamp))
             .max()
         {
             return Some(last + p);
         }
-        let start = time(self.start_date.as_deref()?)?;
+        let start = parse_time(self.start_date.as_deref()?)?;
         let n = u32::try_from(self.recent_datapoints.len())
             .unwrap_or(periods)
             .max(periods)
@@ -149,7 +141,7 @@ impl ReasonData {
 
     /// `startDate`: where the evaluation range began.
     pub fn start(&self) -> Option<DateTime<Utc>> {
-        time(self.start_date.as_deref()?)
+        parse_time(self.start_date.as_deref()?)
     }
 
     /// The band at the newest evaluated datapoint, for an anomaly alarm.

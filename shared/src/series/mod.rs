@@ -103,6 +103,15 @@ impl Serialize for Point {
     }
 }
 
+/// An alarm's time: RFC 3339 (Alertmanager) or CloudWatch's
+/// `2026-11-25T02:04:12.152+0000` (no colon in the offset).
+pub fn parse_time(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

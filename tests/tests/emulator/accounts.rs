@@ -131,10 +131,7 @@ async fn an_alarm_from_another_account_and_region_acts_only_there() -> Result<()
     assert!(snapshots(&sdk).await?.is_empty() && snapshots(&b_east).await?.is_empty());
     // The notification went to the deployment's own topic and names where.
     let inbox = harness::drain(&sdk, &home.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains("Where: us-west-2, account 222222222222 (prod)"),
         "{text}"

@@ -150,10 +150,7 @@ async fn composite_alarm_notifies_with_its_rule_and_remediates_nothing() -> Resu
     assert!(ssm_commands(&w.sdk).await?.is_empty());
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains("composite alarm rule: \"ALARM(web-high-cpu) AND ALARM(web-5xx-rate)\""),
         "{text}"
@@ -309,10 +306,7 @@ async fn other_kinds_are_routed_to_their_playbooks() -> Result<()> {
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     assert_eq!(inbox.len(), 2);
     assert!(inbox.iter().any(Delivered::is_first_page));
-    let text = harness::the_report(&inbox)?.document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = harness::the_report(&inbox)?.text()?;
     assert!(
         text.contains("NEXT STEPS (disk_full playbook)") && text.contains("du -sh"),
         "{text}"

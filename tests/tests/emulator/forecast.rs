@@ -90,10 +90,7 @@ async fn one_disk_filling_incident_for_a_filling_disk_none_for_a_flat_one() -> R
     assert!(i.forecast.is_some(), "{i:#?}");
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     assert_eq!(inbox.len(), 1);
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     // Space used, the latest the check read, as disk_full's subject gives
     // it (it once gave the free percentage: 100 minus this).
     let subject = inbox[0].subject.clone().unwrap_or_default();

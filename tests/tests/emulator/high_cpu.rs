@@ -4,7 +4,9 @@
 use anyhow::Result;
 use first_responder::plan::HIGH_CPU_DIAGNOSTICS;
 use first_responder::{Config, Engine, Mode, Report, handle};
-use harness::{FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands};
+use harness::{
+    FleetSpec, World, desired_capacity, drain, sample_event, snapshots, ssm_commands, status_of,
+};
 
 async fn world(spec: FleetSpec) -> Result<World> {
     World::start(spec).await
@@ -549,18 +551,10 @@ async fn a_paused_until_tag_pauses_the_change_and_keeps_the_snapshot() -> Result
         .send()
         .await?;
     let r = w.run_sample("high-cpu-alarm.json").await?;
-    let i = &r.incidents[0];
-    let status = |name: &str| {
-        i.actions
-            .iter()
-            .find(|a| a.action.as_str() == name)
-            .map(|a| (a.status.as_str().to_owned(), a.reason.clone()))
-            .unwrap_or_default()
-    };
-    assert_eq!(status("snapshot").0, "done", "{i:#?}");
-    assert_eq!(status("collect_diagnostics").0, "done", "{i:#?}");
-    let (st, why) = status("scale_out");
-    assert_eq!(st, "skipped", "{i:#?}");
+    assert_eq!(status_of(&r, "snapshot").0, "done", "{r:#?}");
+    assert_eq!(status_of(&r, "collect_diagnostics").0, "done", "{r:#?}");
+    let (st, why) = status_of(&r, "scale_out");
+    assert_eq!(st, "skipped", "{r:#?}");
     assert!(
         why.contains("paused: tag first-responder:paused-until on its Auto Scaling group, until 2026-11-25T04:00:00Z"),
         "{why}"
@@ -568,10 +562,7 @@ async fn a_paused_until_tag_pauses_the_change_and_keeps_the_snapshot() -> Result
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
     assert_eq!(snapshots(&w.sdk).await?.len(), 2);
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains("paused: tag first-responder:paused-until"),
         "{text}"

@@ -53,10 +53,7 @@ async fn high_cpu_diagnostics_are_what_the_instance_printed() -> Result<()> {
     let cmds = ssm_commands(&w.sdk).await?;
     assert_eq!(cmds.len(), 1);
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     // The email keeps the head of long output (ps lists this host's own
     // processes, with long command lines) and says when it trimmed.
     assert!(
@@ -439,10 +436,7 @@ async fn a_long_output_is_cut_as_ssm_cuts_it_and_says_so() -> Result<()> {
     // Cut before the later sections: the responder does not pretend to have them.
     assert!(!out.contains("== load =="));
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let email = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let email = inbox[0].text()?;
     assert!(email.contains("more characters trimmed"), "{email}");
     assert!(email.contains(note), "{email}");
     Ok(())

@@ -58,10 +58,7 @@ async fn untagged_instances_are_reported_but_not_commanded_or_changed() -> Resul
         "no command on an instance that is not opted in"
     );
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains("[skipped] scale_out web-asg: group web-asg does not carry the opt-in tag"),
         "{text}"
@@ -113,10 +110,7 @@ async fn the_kill_switch_turns_everything_into_notify_only() -> Result<()> {
     assert_eq!(ssm_commands(&w.sdk).await?.len(), 1);
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains("kill switch /first-responder/kill-switch is on: notify only"),
         "{text}"

@@ -232,10 +232,7 @@ async fn a_disk_rising_two_points_an_hour_is_forecast_and_sized_for_it() -> Resu
         "{expand:?}"
     );
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains("Forecast: full within the hour")
             || text.contains("Forecast: full in about 1 h"),
@@ -488,10 +485,7 @@ async fn an_anomaly_alarm_shows_its_metric_and_its_band() -> Result<()> {
         serde_json::json!({"lower": 12.0, "upper": 71.2})
     );
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(text.contains("latest 95.3 | band 12.0 to 71.2"), "{text}");
     assert!(
         text.contains("AWS/EC2/CPUUtilization (every 300 s, last 3 h)"),

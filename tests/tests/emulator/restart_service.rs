@@ -91,10 +91,7 @@ async fn a_unit_that_stays_up_is_done_and_one_that_dies_after_two_seconds_is_fai
     assert_eq!(log.lines().count(), 1, "one restart: {log}");
     // The report's email carries the diagnostics the instance printed.
     let inbox = drain(&s.w.sdk, &s.w.fleet.inbox_queue_url).await?;
-    let email = harness::the_report(&inbox)?.document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let email = harness::the_report(&inbox)?.text()?;
     assert!(email.contains("== top processes by memory =="), "{email}");
 
     // Up for 2 s after the restart, then failed (Restart=no): not fixed.

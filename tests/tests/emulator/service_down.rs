@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use first_responder::Mode;
-use harness::{FleetSpec, World, instance_health, snapshots, status_of};
+use harness::{FleetSpec, World, instance_health, instance_state, snapshots, status_of};
 
 #[tokio::test]
 async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -> Result<()> {
@@ -129,24 +129,6 @@ async fn a_group_that_does_not_replace_is_not_asked_to() -> Result<()> {
     assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
     assert_eq!(status_of(&r, "reboot").0, "awaiting_approval", "{r:#?}");
     Ok(())
-}
-
-/// The state moto reports for an instance.
-async fn instance_state(sdk: &aws_config::SdkConfig, id: &str) -> Result<String> {
-    let out = aws_sdk_ec2::Client::new(sdk)
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await?;
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .find_map(|i| {
-            i.state()
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_owned())
-        })
-        .context("no state")
 }
 
 /// `StatusCheckFailed_System`: the host is at fault, and a reboot keeps the

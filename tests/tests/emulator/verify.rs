@@ -277,10 +277,7 @@ async fn recovered_after_the_fix_is_recorded_with_a_short_notice() -> Result<()>
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].attribute("severity"), Some("info"));
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains("recovered 10 minutes after first-responder did scale_out"),
         "{text}"
@@ -414,10 +411,7 @@ async fn an_alertmanager_alert_without_its_resolved_delivery_and_past_its_thresh
     let pager = drain(&w.sdk, &w.fleet.pager_queue_url).await?;
     assert_eq!(pager.len(), 1, "{pager:#?}");
     assert_eq!(pager[0].attribute("severity"), Some("critical"));
-    let text = pager[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = pager[0].text()?;
     assert!(
         text.contains("THE METRIC SINCE THE FIX") && text.contains("latest 90.5"),
         "{text}"
@@ -711,10 +705,7 @@ async fn a_change_approved_later_is_checked_after_it_runs() -> Result<()> {
     let inbox = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     assert_eq!(inbox.len(), 1, "{inbox:#?}");
     assert_eq!(inbox[0].attribute("severity"), Some("warning"));
-    let text = inbox[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = inbox[0].text()?;
     assert!(
         text.contains(&format!(
             "HELD FOR APPROVAL\n- replace_instance {instance}: still awaiting approval"
@@ -762,10 +753,7 @@ async fn a_change_approved_later_is_checked_after_it_runs() -> Result<()> {
     let pager = drain(&w.sdk, &w.fleet.pager_queue_url).await?;
     assert_eq!(pager.len(), 1, "{pager:#?}");
     assert_eq!(pager[0].attribute("severity"), Some("critical"));
-    let text = pager[0].document()?["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = pager[0].text()?;
     assert!(
         text.starts_with(&format!(
             "first-responder did replace_instance {instance} at "

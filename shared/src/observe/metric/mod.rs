@@ -82,9 +82,8 @@ pub async fn metric_context(
                 Err(e) => return Some(Err(e)),
             }
         };
-        let changed = crate::metrics::parse_time_ms(&incident.alert.state_timestamp)
-            .and_then(DateTime::from_timestamp_millis)
-            .unwrap_or_else(Utc::now);
+        let changed =
+            crate::series::parse_time(&incident.alert.state_timestamp).unwrap_or_else(Utc::now);
         let Some(judge) = q.judge.take() else {
             // No alarm to follow: the period of the alert's time, and the
             // one after it (a datapoint is stamped at its period's start).
