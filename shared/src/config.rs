@@ -117,6 +117,9 @@ pub struct Config {
     pub budget_per_account_per_hour: Option<u32>,
     pub budget_per_group_per_hour: Option<u32>,
     pub max_group_share_percent: u32,
+    /// `HISTORY_TTL_DAYS` (default 400): how long the track record (runs,
+    /// checks, decisions) is kept, so a trust report covers a quarter.
+    pub history_ttl_days: u32,
 }
 
 impl Default for Config {
@@ -159,6 +162,7 @@ impl Default for Config {
             budget_per_account_per_hour: None,
             budget_per_group_per_hour: None,
             max_group_share_percent: 10,
+            history_ttl_days: 400,
         }
     }
 }
@@ -325,6 +329,12 @@ impl Config {
             c.max_group_share_percent = match v.trim().parse::<u32>() {
                 Ok(p) if (1..=100).contains(&p) => p,
                 _ => return Err(err("MAX_GROUP_SHARE_PERCENT", &v, "expected 1 to 100")),
+            };
+        }
+        if let Some(v) = get("HISTORY_TTL_DAYS").filter(|v| !v.is_empty()) {
+            c.history_ttl_days = match v.trim().parse::<u32>() {
+                Ok(d) if (1..=3650).contains(&d) => d,
+                _ => return Err(err("HISTORY_TTL_DAYS", &v, "expected 1 to 3650 days")),
             };
         }
         Ok(())

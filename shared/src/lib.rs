@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod alert;
 pub mod approval;
+pub mod autonomy;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod backtest;

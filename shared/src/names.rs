@@ -55,3 +55,17 @@ macro_rules! names {
 }
 
 with_actions!(names);
+
+impl ActionName {
+    /// Whether it changes the service (a fix, worth a mode and a check):
+    /// evidence, diagnostics and the notification are not fixes.
+    pub fn is_fix(self) -> bool {
+        !matches!(
+            self,
+            Self::Snapshot | Self::CollectDiagnostics | Self::CollectEvidence | Self::Notify
+        )
+    }
+}
+
+/// The scope of incidents no `[scopes.NAME]` of the playbooks matches.
+pub const DEFAULT_SCOPE: &str = "default";

@@ -118,6 +118,38 @@ pub struct Observed {
     /// The alert's metric over the window before it fired (see `series`):
     /// None when there is none to read, Err(why) when the read failed.
     pub metric: Option<Result<crate::series::MetricContext, String>>,
+    /// The account the incident acts in (None: the deployment's own), which
+    /// the playbooks' scopes match.
+    pub account: Option<String>,
+    /// The track record for demotion and chronic problems (Err: unread).
+    pub history: Result<History, String>,
+}
+
+/// A still-firing check after a change, as recorded for demotion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Miss {
+    pub at: i64,
+    pub incident: String,
+}
+
+/// One earlier change of an action on a resource, with its check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PastRun {
+    pub at: i64,
+    pub incident: String,
+    /// `recovered`, `still_firing`, `unknown`; None before the check.
+    pub verdict: Option<String>,
+}
+
+/// The track record an incident's modes depend on (`state/track.rs`):
+/// still-firing checks and restores per scope and action, and the
+/// resource's earlier runs per action.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    pub misses: BTreeMap<(String, crate::names::ActionName), Vec<Miss>>,
+    /// When a person last restored the action in the scope, and who.
+    pub restored: BTreeMap<(String, crate::names::ActionName), (i64, String)>,
+    pub runs: BTreeMap<crate::names::ActionName, Vec<PastRun>>,
 }
 
 impl Observed {
@@ -137,6 +169,8 @@ impl Observed {
             health: Some(Err(why.to_owned())),
             ssm_online: None,
             metric: None,
+            account: None,
+            history: Ok(History::default()),
         }
     }
 
@@ -155,6 +189,8 @@ impl Observed {
             health: None,
             ssm_online: None,
             metric: None,
+            account: None,
+            history: Ok(History::default()),
         }
     }
 }

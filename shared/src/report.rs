@@ -14,6 +14,9 @@ pub enum Status {
     Failed,
     /// Planned and held until a person approves it (`approve_url`).
     AwaitingApproval,
+    /// Planned and not carried out: observe mode (the reason says what it
+    /// would have done).
+    Observed,
 }
 
 impl Status {
@@ -24,6 +27,7 @@ impl Status {
             Self::Skipped => "skipped",
             Self::Failed => "failed",
             Self::AwaitingApproval => "awaiting_approval",
+            Self::Observed => "observed",
         }
     }
 }
@@ -56,6 +60,13 @@ pub struct ActionReport {
     pub approve_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deny_url: Option<String>,
+    /// A change's mode (`observe`, `approve`, `auto`) and the scope it ran
+    /// in (`crate::autonomy`), and why when a demotion or a chronic problem
+    /// held it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl ActionReport {
@@ -77,6 +88,8 @@ impl ActionReport {
             duration_ms: None,
             approve_url: None,
             deny_url: None,
+            mode: None,
+            scope: None,
         }
     }
 }

@@ -149,3 +149,12 @@ pub fn fast_aws(sdk: &SdkConfig) -> first_responder::Aws {
 pub fn fast_engine(sdk: &SdkConfig) -> first_responder::Engine {
     first_responder::Engine::with_clients(fast_aws(sdk))
 }
+
+/// A chronic-problem rule no test reaches: for tests that repeat one fix on
+/// one instance to exercise something else (the limits, faults).
+pub fn never_chronic() -> first_responder::autonomy::Rate {
+    first_responder::autonomy::Rate {
+        count: 10_000,
+        window_seconds: 3_600,
+    }
+}

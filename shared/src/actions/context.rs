@@ -126,6 +126,9 @@ pub enum Decision {
     /// Decided, and held until a person approves it: its playbook table
     /// says `approval = "required"` (`crate::approval`).
     Hold(Step),
+    /// Decided, and not carried out: its mode is `observe` here. The page
+    /// says what it would have done; its check judges whether it was needed.
+    Observe(Step),
     Skip(String),
     Fail(String),
 }

@@ -132,9 +132,40 @@ pub async fn approve(engine: &Engine, d: &Decision, config: &Config, now: i64) -
     for e in [a, b].into_iter().filter_map(Result::err) {
         tracing::warn!(error = %e, "approval outcome not recorded");
     }
+    track_decision(st, g, status, config, now).await;
     tracing::info!(incident_id = %g.incident, action = %g.action, decision = status, who = %who, "approval decided");
     tell(engine, g, config, status, &summary).await;
     page
+}
+
+/// The person's decision in the track record (approved or denied, and how
+/// long after the alert), and an approved change carried out as a run done.
+async fn track_decision(
+    st: &crate::state::StateStore,
+    g: &crate::approval::Grant,
+    status: &str,
+    config: &Config,
+    now: i64,
+) {
+    let Ok(action) = serde_json::from_value::<crate::actions::ActionName>(
+        serde_json::Value::String(g.action.clone()),
+    ) else {
+        return;
+    };
+    let decision = if status == "denied" {
+        "denied"
+    } else {
+        "approved"
+    };
+    let mut r = st.record_decision(&g.incident, action, decision, now).await;
+    if r.is_ok() && status == "done" {
+        r = st
+            .record_approved_done(&g.incident, action, config.history_ttl_days)
+            .await;
+    }
+    if let Err(e) = r {
+        tracing::warn!(incident_id = %g.incident, error = %e, "decision not in the track record");
+    }
 }
 
 /// The answer when the alarm recovered before the change was approved.
@@ -185,6 +216,8 @@ fn the_signed_change(fresh: &crate::plan::Plan, g: &Grant) -> Result<PlannedActi
         crate::plan::Decision::Skip(why) | crate::plan::Decision::Fail(why) => {
             return Err(why.clone());
         }
+        // The team set it to observe since: it no longer changes anything.
+        crate::plan::Decision::Observe(_) => return Err(planned.reason.clone()),
     };
     if step.describe() != g.change {
         return Err(format!("a plan made now would {} instead", step.describe()));

@@ -370,8 +370,11 @@ pub fn transitions(
 /// What one action came to over the replay.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ActionTally {
+    /// Carried out (`auto`), held for a person (`approve`, a demotion, a
+    /// chronic problem) or only observed (`observe`), before the limits.
     pub would_run: u32,
     pub held_for_approval: u32,
+    pub observed: u32,
     /// By limit: `cooldown`, `flap_guard`, `breaker`, `opt_in`, `budget`
     /// (a budget: of the account, of the group, the group's share that may
     /// be down at once; or a cap: the group's MaxSize, MAX_DESIRED_CAPACITY,

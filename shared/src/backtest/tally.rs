@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// How a decided change would have gone: carried out (then through the
+/// limits), held for a person, or only observed.
+#[derive(Clone, Copy, PartialEq)]
+enum Way {
+    Run,
+    Held,
+    Observed,
+}
+
 /// Which limit a planner's skip names (the texts are the actions' own).
 pub fn limit_of(why: &str) -> &'static str {
     const OPT_IN: &[&str] = &["does not carry the opt-in tag"];
@@ -227,7 +236,7 @@ impl Summary {
     pub fn apply(&mut self, r: &Replayed, plan: &Plan, config: &Config, limits: &mut Limits) {
         self.count(r);
         let now = r.at.timestamp();
-        let mut outcomes: Vec<(ActionName, Result<(), &'static str>, bool)> = Vec::new();
+        let mut outcomes: Vec<(ActionName, Result<(), &'static str>, Way)> = Vec::new();
         let mut why_other: Vec<(ActionName, String)> = Vec::new();
         let mut flapping: Option<bool> = None;
         let alarm_key = plan.incident.alert.identity().to_owned();
@@ -236,16 +245,17 @@ impl Summary {
         let scope = Scope::of(plan);
         for a in plan.actions.iter().filter(|a| a.name != ActionName::Notify) {
             let outcome = match &a.decision {
-                Decision::Hold(_) => (a.name, Ok(()), true),
+                Decision::Hold(_) => (a.name, Ok(()), Way::Held),
+                Decision::Observe(_) => (a.name, Ok(()), Way::Observed),
                 Decision::Skip(why) | Decision::Fail(why) => {
                     let limit = limit_of(why);
                     if limit == "other" {
                         why_other.push((a.name, why.clone()));
                     }
-                    (a.name, Err(limit), false)
+                    (a.name, Err(limit), Way::Run)
                 }
                 Decision::Do(step) if !step.is_mutating() || step.is_evidence() => {
-                    (a.name, Ok(()), false)
+                    (a.name, Ok(()), Way::Run)
                 }
                 Decision::Do(step) => {
                     let replay = Replay {
@@ -256,7 +266,7 @@ impl Summary {
                         scope: &scope,
                         config,
                     };
-                    (a.name, replay.limits(step, limits, &mut flapping), false)
+                    (a.name, replay.limits(step, limits, &mut flapping), Way::Run)
                 }
             };
             outcomes.push(outcome);
@@ -269,9 +279,10 @@ impl Summary {
             for (name, verdict, held) in &outcomes {
                 let x = t.action(*name);
                 match (verdict, held) {
-                    (_, true) => x.held_for_approval += 1,
-                    (Ok(()), false) => x.would_run += 1,
-                    (Err(limit), false) => *x.suppressed.entry(limit).or_insert(0) += 1,
+                    (_, Way::Held) => x.held_for_approval += 1,
+                    (_, Way::Observed) => x.observed += 1,
+                    (Ok(()), Way::Run) => x.would_run += 1,
+                    (Err(limit), Way::Run) => *x.suppressed.entry(limit).or_insert(0) += 1,
                 }
             }
             for (name, why) in &why_other {
@@ -319,9 +330,10 @@ impl Summary {
                     .collect();
                 let _ = writeln!(
                     s,
-                    "  {a:<20} would run {:>4}   held for approval {:>4}   suppressed {}",
+                    "  {a:<20} would run {:>4}   held for approval {:>4}   observed {:>4}   suppressed {}",
                     x.would_run,
                     x.held_for_approval,
+                    x.observed,
                     if suppressed.is_empty() {
                         "-".to_owned()
                     } else {

@@ -79,6 +79,7 @@ pub(crate) fn decided_without_aws(a: &PlannedAction) -> ActionReport {
         Decision::Hold(_) => {
             ActionReport::new(a.name, &a.target, Status::AwaitingApproval, &a.reason)
         }
+        Decision::Observe(_) => ActionReport::new(a.name, &a.target, Status::Observed, &a.reason),
         Decision::Do(_) => ActionReport::new(a.name, &a.target, Status::Failed, "not carried out"),
     }
 }

@@ -452,6 +452,7 @@ pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification 
     let mut under_way = Vec::new();
     let mut then = Vec::new();
     let mut held = Vec::new();
+    let mut observed = Vec::new();
     let first_stage = plan
         .actions
         .iter()
@@ -473,6 +474,9 @@ pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification 
             crate::plan::Decision::Hold(step) => {
                 held.push((a.name.as_str(), escape(&step.describe())))
             }
+            crate::plan::Decision::Observe(_) => {
+                observed.push((a.name.as_str(), escape(&a.reason)))
+            }
             _ => {}
         }
     }
@@ -483,6 +487,7 @@ pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification 
             "TO BE HELD FOR YOUR APPROVAL (links in the full report)",
             &held,
         ),
+        ("OBSERVE MODE: NOT CHANGED", &observed),
     ] {
         if lines.is_empty() {
             continue;

@@ -58,6 +58,9 @@ pub struct Plan {
     /// The instance's group's desired capacity (the share of it that may be
     /// taken down at once).
     pub group_size: Option<i32>,
+    /// Each change's mode and scope (`crate::autonomy`), which its report
+    /// and its track record carry.
+    pub autonomy: std::collections::BTreeMap<ActionName, crate::autonomy::Autonomy>,
 }
 
 impl Plan {
@@ -71,7 +74,13 @@ impl Plan {
         self.report_with(actions)
     }
 
-    pub fn report_with(&self, actions: Vec<ActionReport>) -> IncidentReport {
+    pub fn report_with(&self, mut actions: Vec<ActionReport>) -> IncidentReport {
+        for r in &mut actions {
+            if let Some(a) = self.autonomy.get(&r.action) {
+                r.mode = Some(a.mode.as_str().to_owned());
+                r.scope = Some(a.scope.clone());
+            }
+        }
         let i = &self.incident;
         IncidentReport {
             id: i.id.clone(),
@@ -184,7 +193,8 @@ impl Plan {
             None => {}
         }
         for a in &mut self.actions {
-            if let Decision::Do(step) | Decision::Hold(step) = &mut a.decision
+            if let Decision::Do(step) | Decision::Hold(step) | Decision::Observe(step) =
+                &mut a.decision
                 && let Some(reason) = step.with_forecast(self.forecast.as_ref())
             {
                 a.reason = reason;
@@ -244,6 +254,7 @@ pub fn decided(a: &PlannedAction) -> ActionReport {
         Decision::Hold(_) => {
             ActionReport::new(a.name, &a.target, Status::AwaitingApproval, &a.reason)
         }
+        Decision::Observe(_) => ActionReport::new(a.name, &a.target, Status::Observed, &a.reason),
         Decision::Skip(why) => ActionReport::new(a.name, &a.target, Status::Skipped, why),
         Decision::Fail(why) => ActionReport::new(a.name, &a.target, Status::Failed, why),
     }
@@ -291,6 +302,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         forecast: None,
         event: None,
         account: None,
+        autonomy: std::collections::BTreeMap::new(),
         region: None,
         target: None,
         group_size: observed
@@ -351,7 +363,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
             decide_firing(&mut p, incident, instance.as_ref(), observed, config);
         }
     }
-    hold_for_approval(&mut p, config);
+    modes::apply(&mut p, observed, config);
     p.with_metric(observed.metric.clone());
     if let Some(s) = declared_severity(incident) {
         p.severity = s;
@@ -408,24 +420,6 @@ fn decide_firing(
     }
 }
 
-/// A change its playbook holds for approval is planned in full (the person
-/// approves exactly it) but not carried out here.
-fn hold_for_approval(p: &mut Plan, config: &Config) {
-    let kind = p.incident.kind;
-    for a in &mut p.actions {
-        if config.playbooks.needs_approval(kind, a.name)
-            && matches!(&a.decision, Decision::Do(s) if s.is_mutating())
-        {
-            let Decision::Do(step) =
-                std::mem::replace(&mut a.decision, Decision::Skip(String::new()))
-            else {
-                continue;
-            };
-            a.decision = Decision::Hold(step);
-        }
-    }
-}
-
 /// The kill switch on, or unreadable: every change becomes notify-only.
 fn kill_switch(p: &mut Plan, observed: &Observed, config: &Config) {
     let stop = match (&observed.kill_switch, &config.kill_switch_parameter) {
@@ -438,7 +432,10 @@ fn kill_switch(p: &mut Plan, observed: &Observed, config: &Config) {
     if let Some(stop) = stop {
         let mut stopped = false;
         for a in &mut p.actions {
-            if matches!(a.decision, Decision::Do(_) | Decision::Hold(_)) {
+            if matches!(
+                a.decision,
+                Decision::Do(_) | Decision::Hold(_) | Decision::Observe(_)
+            ) {
                 a.decision = Decision::Skip(stop.clone());
                 stopped = true;
             }
@@ -491,6 +488,7 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
     }
 }
 
+mod modes;
 pub mod pause;
 
 #[cfg(test)]

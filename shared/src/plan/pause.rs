@@ -64,7 +64,7 @@ pub(super) fn apply(p: &mut Plan, observed: &Observed) {
     for a in &mut p.actions {
         // A snapshot creates a resource, but it is the evidence: it runs.
         let mutating = match &a.decision {
-            Decision::Do(s) | Decision::Hold(s) => {
+            Decision::Do(s) | Decision::Hold(s) | Decision::Observe(s) => {
                 s.is_mutating() && a.name != ActionName::Snapshot
             }
             _ => false,

@@ -68,6 +68,8 @@ pub(crate) fn fleet(desired: i32, max: i32) -> Observed {
         health: None,
         ssm_online: None,
         metric: None,
+        account: None,
+        history: Ok(Default::default()),
     }
 }
 
@@ -81,6 +83,7 @@ pub(crate) fn summary(p: &Plan) -> Vec<(ActionName, String, String)> {
                 }
                 Decision::Do(_) => "do".to_owned(),
                 Decision::Hold(_) => "hold".to_owned(),
+                Decision::Observe(_) => "observe".to_owned(),
                 Decision::Skip(w) => format!("skip: {w}"),
                 Decision::Fail(w) => format!("fail: {w}"),
             };
@@ -304,7 +307,10 @@ fn an_action_its_playbook_holds_is_planned_in_full_and_held_alone() {
     // high_cpu's scale_out held: the snapshot and diagnostics still go.
     let i = incident(ALARM);
     let mut c = config();
-    c.playbooks.high_cpu.approval_required = vec![ActionName::ScaleOut];
+    c.playbooks
+        .high_cpu
+        .modes
+        .insert(ActionName::ScaleOut, crate::autonomy::ActionMode::Approve);
     let p = plan(&i, &fleet(1, 3), &c);
     let s = summary(&p);
     assert_eq!(s[0].2, "do", "snapshot");
@@ -324,10 +330,10 @@ fn an_action_its_playbook_holds_is_planned_in_full_and_held_alone() {
         "awaiting_approval"
     );
     // A read-only action is never held, whatever its table says.
-    c.playbooks
-        .high_cpu
-        .approval_required
-        .push(ActionName::CollectDiagnostics);
+    c.playbooks.high_cpu.modes.insert(
+        ActionName::CollectDiagnostics,
+        crate::autonomy::ActionMode::Approve,
+    );
     assert_eq!(summary(&plan(&i, &fleet(1, 3), &c))[1].2, "do");
     // The kill switch stops a held change too.
     let c = Config {

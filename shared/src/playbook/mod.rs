@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::actions::{self, ActionName, ActionParams};
+use crate::autonomy::{ActionMode, Autonomy, Rate, Scope, Subject};
 use crate::incident::IncidentKind;
 use crate::params::{Table, Validator};
 
@@ -40,6 +41,14 @@ pub struct Playbooks {
     /// The predictive check's incidents (`forecast`). A file written before
     /// it existed may leave it out: the embedded one's is used.
     pub disk_filling: Playbook,
+    /// `[scopes.NAME]`, in file order: modes by account, tags and group.
+    pub scopes: Vec<Scope>,
+    /// Still-firing checks in a scope that demote an `auto` action to
+    /// `approve` there (`demote_after`, default "2 in 7d").
+    pub demote_after: Rate,
+    /// Runs of one action on one resource after which the next changes
+    /// nothing (`chronic_after`, default "3 in 7d").
+    pub chronic_after: Rate,
     /// Keys of the old layout (parameters directly under the kind), each
     /// with the new key to write: accepted for one release. The functions
     /// log them at start; `check-playbooks` prints them.
@@ -54,9 +63,10 @@ pub struct Playbook {
     pub stages: Vec<Vec<ActionName>>,
     pub next_steps: Vec<String>,
     pub params: ActionParams,
-    /// The actions whose tables say `approval = "required"`: planned, then
-    /// held until a person approves them (`crate::approval`).
-    pub approval_required: Vec<ActionName>,
+    /// The modes the actions' tables set (`mode`, or `approval =
+    /// "required"` for `approve`); scopes override them
+    /// (`Playbooks::mode_of`).
+    pub modes: BTreeMap<ActionName, ActionMode>,
     /// The actions whose tables set `budget_per_hour`: changes an hour each
     /// may make in one account (`crate::budget`).
     pub budgets: BTreeMap<ActionName, u32>,
@@ -72,12 +82,19 @@ pub struct Playbook {
 }
 
 impl Playbook {
+    /// Every action `auto` (tests that exercise a change alone).
+    pub fn all_auto(&mut self) {
+        for a in ActionName::ALL {
+            self.modes.insert(*a, ActionMode::Auto);
+        }
+    }
+
     fn empty() -> Self {
         Self {
             stages: Vec::new(),
             next_steps: Vec::new(),
             params: ActionParams::default(),
-            approval_required: Vec::new(),
+            modes: BTreeMap::new(),
             budgets: BTreeMap::new(),
             act_when_ssm_unreachable: false,
             verify_after_minutes: DEFAULT_VERIFY_AFTER_MINUTES,
@@ -136,7 +153,8 @@ impl Playbooks {
         self.stages(kind).iter().flatten().any(|a| *a == action)
     }
 
-    /// Whether any kind's playbook holds an action for approval.
+    /// Whether any change may be held for a person: any playbook lists a
+    /// fix, which a mode, a scope, a demotion or a chronic problem can hold.
     pub fn holds_any(&self) -> bool {
         [
             &self.high_cpu,
@@ -146,13 +164,38 @@ impl Playbooks {
             &self.disk_filling,
         ]
         .iter()
-        .any(|p| !p.approval_required.is_empty())
+        .any(|p| p.stages.iter().flatten().any(|a| a.is_fix()))
     }
 
-    /// Whether the kind's playbook holds this action for approval.
-    pub fn needs_approval(&self, kind: IncidentKind, action: ActionName) -> bool {
-        self.get(kind)
-            .is_some_and(|p| p.approval_required.contains(&action))
+    /// The mode of `action` in a `kind` incident on `subject`: the first
+    /// matching scope naming it, else the kind's table, else the default.
+    pub fn mode_of(
+        &self,
+        kind: IncidentKind,
+        action: ActionName,
+        subject: &Subject<'_>,
+    ) -> Autonomy {
+        let table = self.get(kind).and_then(|p| p.modes.get(&action).copied());
+        crate::autonomy::resolve(&self.scopes, table, action, subject)
+    }
+
+    /// The mode in a named scope (the trust report's): the scope's own, else
+    /// the kind's table, else the default.
+    pub fn mode_in_scope(
+        &self,
+        scope: &str,
+        kind: Option<IncidentKind>,
+        action: ActionName,
+    ) -> ActionMode {
+        self.scopes
+            .iter()
+            .find(|s| s.name == scope)
+            .and_then(|s| s.modes.get(&action).copied())
+            .or_else(|| {
+                kind.and_then(|k| self.get(k))
+                    .and_then(|p| p.modes.get(&action).copied())
+            })
+            .unwrap_or_else(|| ActionMode::default_for(action))
     }
 
     /// The stage an action runs in (0-based).
@@ -209,6 +252,19 @@ impl Playbooks {
                 }
                 None => Self::default().disk_filling,
             },
+            scopes: scopes::read(&mut v, raw.scopes),
+            demote_after: scopes::rate(
+                &mut v,
+                "demote_after",
+                raw.demote_after,
+                crate::autonomy::DEFAULT_DEMOTE_AFTER,
+            ),
+            chronic_after: scopes::rate(
+                &mut v,
+                "chronic_after",
+                raw.chronic_after,
+                crate::autonomy::DEFAULT_CHRONIC_AFTER,
+            ),
             warnings: v
                 .warnings
                 .iter()
@@ -273,7 +329,7 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
     );
     let next_steps = v.steps(k, steps);
     old_layout(v, k, &mut raw);
-    let (params, approval_required, budgets) = read_tables(v, k, &seen, &span, &mut raw);
+    let (params, modes, budgets) = read_tables(v, k, &seen, &span, &mut raw);
     v.table = Table {
         name: k.to_owned(),
         listed: false,
@@ -283,7 +339,7 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
         stages,
         next_steps,
         params,
-        approval_required,
+        modes,
         budgets,
         act_when_ssm_unreachable: raw.act_when_ssm_unreachable,
         verify_after_minutes: v.optional_range(
@@ -298,26 +354,6 @@ fn read(v: &mut Validator, kind: IncidentKind, mut raw: RawPlaybook) -> Playbook
             (1, 7 * 24),
             DEFAULT_HORIZON_HOURS,
         ),
-    }
-}
-
-/// An action table's `approval`: `required` or `auto` (the default).
-fn approval_required(v: &mut Validator, a: &Option<Spanned<String>>) -> bool {
-    let Some(a) = a else { return false };
-    match a.get_ref().as_str() {
-        "required" => true,
-        "auto" => false,
-        other => {
-            let table = v.table.name.clone();
-            v.fail(
-                a.span(),
-                format!(
-                    "{table}.approval is {}: expected \"required\" or \"auto\"",
-                    crate::ids::shown(other)
-                ),
-            );
-            false
-        }
     }
 }
 
@@ -450,6 +486,9 @@ struct RawFile {
     memory_pressure: RawPlaybook,
     service_down: RawPlaybook,
     disk_filling: Option<RawPlaybook>,
+    scopes: Option<BTreeMap<String, Spanned<scopes::RawScope>>>,
+    demote_after: Option<Spanned<String>>,
+    chronic_after: Option<Spanned<String>>,
 }
 
 /// A kind's table, and the reading of its actions' tables: one field and
@@ -493,8 +532,8 @@ macro_rules! raw_playbook {
             listed: &[ActionName],
             span: &Range<usize>,
             raw: &mut RawPlaybook,
-        ) -> (ActionParams, Vec<ActionName>, BTreeMap<ActionName, u32>) {
-            let mut held = Vec::new();
+        ) -> (ActionParams, BTreeMap<ActionName, ActionMode>, BTreeMap<ActionName, u32>) {
+            let mut modes = BTreeMap::new();
             let mut budgets = BTreeMap::new();
             let params = ActionParams {
                 $($module: {
@@ -504,8 +543,8 @@ macro_rules! raw_playbook {
                         span: span.clone(),
                     };
                     let mut table = raw.$module.take().unwrap_or_default();
-                    if approval_required(v, &table.approval.take()) {
-                        held.push(ActionName::$variant);
+                    if let Some(m) = scopes::table_mode(v, table.mode.take(), table.approval.take()) {
+                        modes.insert(ActionName::$variant, m);
                     }
                     if let Some(n) = table.budget_per_hour.take() {
                         let n = v.range("budget_per_hour", Some(n), (1, 10_000), 1);
@@ -514,7 +553,7 @@ macro_rules! raw_playbook {
                     actions::$module::Params::read(table, v)
                 },)+
             };
-            (params, held, budgets)
+            (params, modes, budgets)
         }
     };
 }
@@ -540,6 +579,8 @@ impl fmt::Display for Playbooks {
         Ok(())
     }
 }
+
+mod scopes;
 
 #[cfg(test)]
 mod tests;

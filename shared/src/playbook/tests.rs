@@ -28,12 +28,37 @@ fn the_embedded_file_validates() {
 #[test]
 fn reboot_and_replace_are_held_for_approval_and_a_bad_value_is_an_error() {
     let p = Playbooks::parse("default", DEFAULT_TEXT).unwrap();
-    assert!(p.needs_approval(IncidentKind::ServiceDown, ActionName::Reboot));
-    assert!(p.needs_approval(IncidentKind::ServiceDown, ActionName::ReplaceInstance));
-    assert!(!p.needs_approval(IncidentKind::HighCpu, ActionName::ScaleOut));
+    let mode = |p: &Playbooks, k, a| p.mode_of(k, a, &Default::default()).mode;
+    assert_eq!(
+        mode(&p, IncidentKind::ServiceDown, ActionName::Reboot),
+        ActionMode::Approve
+    );
+    assert_eq!(
+        mode(&p, IncidentKind::ServiceDown, ActionName::ReplaceInstance),
+        ActionMode::Approve
+    );
+    assert_eq!(
+        mode(&p, IncidentKind::HighCpu, ActionName::ScaleOut),
+        ActionMode::Auto
+    );
     assert!(p.holds_any());
     let auto = DEFAULT_TEXT.replace("approval = \"required\"", "approval = \"auto\"");
-    assert!(!Playbooks::parse("p.toml", &auto).unwrap().holds_any());
+    let auto = Playbooks::parse("p.toml", &auto).unwrap();
+    assert_eq!(
+        mode(&auto, IncidentKind::ServiceDown, ActionName::Reboot),
+        ActionMode::Auto
+    );
+    // Left out, a reboot is approved by a person (the shipped default).
+    let unset = DEFAULT_TEXT.replace("approval = \"required\"", "");
+    let unset = Playbooks::parse("p.toml", &unset).unwrap();
+    assert_eq!(
+        mode(&unset, IncidentKind::ServiceDown, ActionName::Reboot),
+        ActionMode::Approve
+    );
+    assert_eq!(
+        mode(&unset, IncidentKind::DiskFull, ActionName::ExpandVolume),
+        ActionMode::Auto
+    );
     let e = broken(
         "[high_cpu.scale_out]\n",
         "[high_cpu.scale_out]\napproval = \"maybe\"\n",

@@ -144,18 +144,14 @@ pub(super) async fn respond_incident(
         if gate_reads && claim.clone().await.is_err() {
             return Observed::nothing();
         }
+        let fleet = reads(engine, incident, config, lookup.as_ref());
         match hard {
-            Some(h) => tokio::time::timeout_at(
-                h.into(),
-                crate::observe::observe_fleet(&engine.aws, incident, config, lookup.as_ref()),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Observed::failed("the reads did not finish before the invocation's deadline")
-            }),
-            None => {
-                crate::observe::observe_fleet(&engine.aws, incident, config, lookup.as_ref()).await
-            }
+            Some(h) => tokio::time::timeout_at(h.into(), fleet)
+                .await
+                .unwrap_or_else(|_| {
+                    Observed::failed("the reads did not finish before the invocation's deadline")
+                }),
+            None => fleet.await,
         }
     };
     // The check after the fix is sent before any change (beside the
@@ -200,12 +196,108 @@ pub(super) async fn respond_incident(
     };
     let place = crate::target::place_of(target.as_ref());
     record_resolution(incident, engine, config, mode, &place, &mut report).await;
+    if mode == Mode::Run && !config.dry_run && incident.transition == Transition::Firing {
+        record_runs(engine, config, &mut report).await;
+    }
     if fixes && mode == Mode::Run && !config.dry_run {
         report
             .notes
             .push(verification_note(verify_after, scheduled));
     }
     report
+}
+
+/// The fleet's reads with the track record. Boxed: the reads' futures are
+/// large in a debug build's stack.
+fn reads<'a: 'b, 'b>(
+    engine: &'b Engine,
+    incident: &'b Incident,
+    config: &'b Config,
+    lookup: Option<&'b crate::observe::Lookup<'a>>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Observed> + Send + 'b>> {
+    Box::pin(with_history(
+        engine,
+        incident,
+        Box::pin(crate::observe::observe_fleet(
+            &engine.aws,
+            incident,
+            config,
+            lookup,
+        )),
+    ))
+}
+
+/// The fleet's reads, with the track record the modes depend on (the
+/// demotions, and the resource's earlier runs: `crate::autonomy`), read
+/// beside them when the alert names its resource, after them when it
+/// names only an address.
+async fn with_history(
+    engine: &Engine,
+    incident: &Incident,
+    fleet: impl std::future::Future<Output = Observed>,
+) -> Observed {
+    let firing = incident.transition == Transition::Firing
+        && incident.kind != crate::incident::IncidentKind::Unrouted;
+    let read = |resource: Option<String>| async move {
+        match &engine.state {
+            Some(st) if firing => st.history(resource.as_deref()).await,
+            _ => Ok(crate::observed::History::default()),
+        }
+    };
+    let known = match &incident.resource {
+        crate::incident::Resource::Instance(i) => Some(i.to_string()),
+        crate::incident::Resource::Group(g) => Some(g.to_string()),
+        _ => None,
+    };
+    let (mut o, h) = tokio::join!(fleet, read(known.clone()));
+    o.history = match (known, &o.resolved) {
+        (None, Some(Ok(i))) => read(Some(i.to_string())).await,
+        _ => h,
+    };
+    o
+}
+
+/// Each change carried out, held or observed, in the track record (its
+/// check adds the verdict). A failure to record is a note, not an error:
+/// the incident was handled.
+async fn record_runs(engine: &Engine, config: &Config, report: &mut crate::report::IncidentReport) {
+    let Some(st) = &engine.state else { return };
+    let at = crate::series::parse_time(&report.alarm_time)
+        .map_or_else(crate::aws::unix_now, |t| t.timestamp());
+    let resource = report.instance.clone().or_else(|| report.group.clone());
+    let kind = report.kind.as_str();
+    let mut failed = None;
+    for a in &report.actions {
+        let (Some(mode), Some(scope)) = (&a.mode, &a.scope) else {
+            continue;
+        };
+        let status = match a.status {
+            crate::report::Status::Done => "done",
+            crate::report::Status::Observed => "observed",
+            crate::report::Status::AwaitingApproval => "held",
+            crate::report::Status::Failed => "failed",
+            _ => continue,
+        };
+        let run = crate::state::track::Run {
+            incident: &report.id,
+            action: a.action,
+            kind,
+            scope,
+            mode,
+            status,
+            resource: resource.as_deref(),
+            at,
+        };
+        if let Err(e) = st.record_run(&run, config.history_ttl_days).await {
+            failed = Some(e);
+        }
+    }
+    if let Some(e) = failed {
+        tracing::warn!(incident_id = %report.id, error = %e, "track record not written");
+        report
+            .notes
+            .push(format!("the track record was not written: {e}"));
+    }
 }
 
 /// Whether a kind's playbook may change something the check after the fix
@@ -362,6 +454,7 @@ fn decide(
     config: &Config,
 ) -> (crate::plan::Plan, bool) {
     observed.kill_switch = shared.kill_switch.clone();
+    observed.account = target.map(|t| t.account.as_str().to_owned());
     let mut p = plan(incident, &observed, config);
     p.event = shared.event.clone();
     p.set_target(target, config);
@@ -369,15 +462,16 @@ fn decide(
         let decision = match &a.decision {
             Decision::Do(_) => "do",
             Decision::Hold(_) => "hold",
+            Decision::Observe(_) => "observe",
             Decision::Skip(_) => "skip",
             Decision::Fail(_) => "fail",
         };
         info!(incident_id = %incident.id, action = a.name.as_str(), target = %a.target, decision, "decided");
     }
-    let fixes = p
-        .actions
-        .iter()
-        .any(|a| crate::verify::is_fix(a.name) && matches!(a.decision, Decision::Do(_)));
+    let fixes = p.actions.iter().any(|a| {
+        crate::verify::is_fix(a.name)
+            && matches!(a.decision, Decision::Do(_) | Decision::Observe(_))
+    });
     (p, fixes)
 }
 

@@ -190,13 +190,7 @@ pub use crate::incident::{legacy_resolution_key, place_of, resolution_key};
 /// Whether an action changes the service (and so is worth checking):
 /// evidence, diagnostics and the notification are not fixes.
 pub fn is_fix(a: ActionName) -> bool {
-    !matches!(
-        a,
-        ActionName::Snapshot
-            | ActionName::CollectDiagnostics
-            | ActionName::CollectEvidence
-            | ActionName::Notify
-    )
+    a.is_fix()
 }
 
 impl Stored {
@@ -441,6 +435,9 @@ fn opening(stored: &Stored, v: &Verification) -> Option<(String, Severity, Strin
                 Severity::Critical,
             )
         }
+        // Observe mode (or nothing to change): it recovered by itself, so
+        // the change it would have made was not needed this time.
+        Verdict::Recovered if v.fixed.is_empty() => recovered_unchanged(&mut t, stored, v, &on),
         Verdict::Recovered => {
             let _ = writeln!(
                 t,
@@ -475,6 +472,31 @@ fn opening(stored: &Stored, v: &Verification) -> Option<(String, Severity, Strin
         Verdict::Unknown => return None,
     };
     Some((subject, severity, t))
+}
+
+/// Recovered with nothing changed (observe mode, or nothing to change):
+/// the change it would have made was not needed this time.
+fn recovered_unchanged(
+    t: &mut String,
+    stored: &Stored,
+    v: &Verification,
+    on: &str,
+) -> (String, Severity) {
+    use std::fmt::Write;
+    let name = crate::text::escape(&stored.alarm_name);
+    let _ = writeln!(
+        t,
+        "The alarm {name} recovered by {} without any change by first-responder:",
+        v.checked
+    );
+    for line in unchanged(stored) {
+        let _ = writeln!(t, "- {}", crate::text::escape(&line));
+    }
+    let _ = writeln!(t, "Incident {} | {}", stored.id, stored.kind);
+    (
+        format!("[RECOVERED] {name}{on} without a change"),
+        Severity::Info,
+    )
 }
 
 /// Why each change of the plan was not made (held ones are listed under

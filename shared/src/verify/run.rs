@@ -213,6 +213,7 @@ async fn tell_once(
         }
         return Ok(v);
     }
+    record_verdicts(st, request, &j.stored, v.verdict, config, now).await;
     let summary = match (v.verdict, v.minutes_after_fix) {
         (Verdict::Recovered, Some(m)) => format!("recovered {m} minutes after the fix"),
         (Verdict::StillFiring, Some(m)) => format!("still firing {m} minutes after the fix"),
@@ -255,6 +256,46 @@ async fn tell_once(
         v.note = Some("another delivery of this check recorded its verdict first".into());
     }
     Ok(v)
+}
+
+/// The verdict on each change the check judges (the plan's, done or
+/// observed; or the one approved change) in the track record
+/// (`state/track.rs`). Written before the publish, the same again on a
+/// redelivery; a failure is logged, the check goes on.
+async fn record_verdicts(
+    st: &crate::state::StateStore,
+    request: &super::RequestBody,
+    stored: &Stored,
+    verdict: Verdict,
+    config: &Config,
+    now: DateTime<Utc>,
+) {
+    let judged: Vec<crate::actions::ActionName> = match &request.approved {
+        Some(a) => vec![a.action],
+        None => stored
+            .actions
+            .iter()
+            .filter(|a| a.status == "done" || a.status == "observed")
+            .filter_map(|a| {
+                serde_json::from_value(serde_json::Value::String(a.action.clone())).ok()
+            })
+            .filter(|a: &crate::actions::ActionName| a.is_fix())
+            .collect(),
+    };
+    for a in judged {
+        if let Err(e) = st
+            .record_verdict(
+                &request.incident,
+                a,
+                verdict.as_str(),
+                now.timestamp(),
+                config.history_ttl_days,
+            )
+            .await
+        {
+            tracing::warn!(incident_id = %request.incident, action = a.as_str(), error = %e, "verdict not recorded");
+        }
+    }
 }
 
 /// The alarm had no data (`INSUFFICIENT_DATA`): the check is sent again,

@@ -39,7 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the actions and the state table", &["actions", "state"]),
     (
         "configuration",
-        &["approval", "playbook", "target", "config"],
+        &["approval", "autonomy", "playbook", "target", "config"],
     ),
     (
         "the pipeline",

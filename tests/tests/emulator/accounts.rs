@@ -539,7 +539,7 @@ async fn replacements_stop_at_the_groups_share() -> Result<()> {
     })
     .await?;
     // Acting alone and without a cooldown: only the share limits.
-    w.config.playbooks.service_down.approval_required.clear();
+    w.config.playbooks.service_down.all_auto();
     w.config
         .playbooks
         .service_down

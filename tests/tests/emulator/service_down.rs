@@ -9,7 +9,7 @@ use harness::{FleetSpec, World, instance_health, instance_state, snapshots, stat
 async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -> Result<()> {
     let mut w = World::start(FleetSpec::default()).await?;
     // The actions themselves, without their approval (tests/tests/emulator/approval.rs).
-    w.config.playbooks.service_down.approval_required.clear();
+    w.config.playbooks.service_down.all_auto();
     let instance = w.fleet.instance().to_owned();
     assert_eq!(instance_health(&w.sdk, &instance).await?, "HEALTHY");
     let r = w
@@ -57,7 +57,7 @@ async fn service_down_replaces_a_group_instance_and_reboots_a_standalone_one() -
 async fn prometheus_service_down_acts_only_when_ec2_says_the_instance_is_down() -> Result<()> {
     let mut w = World::start(FleetSpec::default()).await?;
     // The actions themselves, without their approval (tests/tests/emulator/approval.rs).
-    w.config.playbooks.service_down.approval_required.clear();
+    w.config.playbooks.service_down.all_auto();
     let instance = w.fleet.instance().to_owned();
     let event =
         std::fs::read_to_string(harness::root().join("events/alertmanager-service-down.json"))?
@@ -137,7 +137,7 @@ async fn a_group_that_does_not_replace_is_not_asked_to() -> Result<()> {
 #[tokio::test]
 async fn a_failed_system_check_stops_and_starts_the_instance_onto_a_new_host() -> Result<()> {
     let mut w = World::start(FleetSpec::default()).await?;
-    w.config.playbooks.service_down.approval_required.clear();
+    w.config.playbooks.service_down.all_auto();
     let alone = w.fleet.standalone.clone();
     let event = harness::sample_event("service-down-alarm.json", &alone)?;
     let system = event.replace("\"StatusCheckFailed\"", "\"StatusCheckFailed_System\"");

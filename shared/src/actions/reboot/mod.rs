@@ -48,6 +48,9 @@ impl Default for Params {
 pub struct Raw {
     /// `required`: held for a person's approval (read by the playbook).
     pub approval: Option<Spanned<String>>,
+    /// `observe`, `approve` or `auto` (read by the playbook; `approval =
+    /// "required"` is `approve`).
+    pub mode: Option<Spanned<String>>,
     /// Changes an hour it may make (per account; read by the playbook).
     pub budget_per_hour: Option<Spanned<i64>>,
     pub cooldown_minutes: Option<Spanned<i64>>,
@@ -199,7 +202,7 @@ mod tests {
             i.root_device_type = Some(root_type.into());
         }
         let mut c = config();
-        c.playbooks.service_down.approval_required.clear();
+        c.playbooks.service_down.all_auto();
         let event = DOWN.replace("\"StatusCheckFailed\"", &format!("\"{metric}\""));
         plan(&incident(&event), &o, &c)
     }
@@ -242,7 +245,7 @@ mod tests {
             instance: Some("ok".into()),
         }));
         let mut c = config();
-        c.playbooks.service_down.approval_required.clear();
+        c.playbooks.service_down.all_auto();
         let p = plan(&incident(DOWN), &o, &c);
         let a = p.actions.iter().find(|a| a.name == ActionName::Reboot).unwrap();
         assert!(

@@ -78,6 +78,9 @@ impl Default for Params {
 pub struct Raw {
     /// `required`: held for a person's approval (read by the playbook).
     pub approval: Option<Spanned<String>>,
+    /// `observe`, `approve` or `auto` (read by the playbook; `approval =
+    /// "required"` is `approve`).
+    pub mode: Option<Spanned<String>>,
     /// Changes an hour it may make (per account; read by the playbook).
     pub budget_per_hour: Option<Spanned<i64>>,
     pub service_tag: Option<Spanned<String>>,
