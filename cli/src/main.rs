@@ -68,7 +68,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate a playbooks file (default: the embedded one) and print its stages.
+    /// The track record per scope and action: runs, the checks' verdicts,
+    /// approvals, and what the record recommends (needs STATE_TABLE).
+    /// `--restore ACTION --scope S` gives a demoted action its mode back.
+    Trust {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// How far back: days or hours (30d, 90d, 12h).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Restore this demoted action (with --scope), recorded with who ran it.
+        #[arg(long, requires = "scope")]
+        restore: Option<String>,
+        /// The scope to restore it in (`default` for incidents no scope matches).
+        #[arg(long, requires = "restore")]
+        scope: Option<String>,
+    },
+    /// Validate a playbooks file (default: the embedded one) and print its
+    /// stages and the mode of every change in every scope.
     CheckPlaybooks {
         /// A complete playbooks file, as PLAYBOOKS_FILE would name it.
         file: Option<PathBuf>,
@@ -133,6 +151,7 @@ fn check_playbooks(file: Option<std::path::PathBuf>) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             print!("{p}");
+            print!("{}", p.modes_text());
             ExitCode::SUCCESS
         }
         Err(e) => bad_input(e),
@@ -156,6 +175,12 @@ async fn main() -> ExitCode {
             json,
         } => return backtest(&files, alarms.as_deref(), json).await,
         Command::CheckPlaybooks { file } => return check_playbooks(file),
+        Command::Trust {
+            json,
+            since,
+            restore,
+            scope,
+        } => return trust(json, &since, restore.zip(scope)).await,
     };
     respond_file(mode, &args).await
 }
@@ -220,6 +245,89 @@ async fn respond_file(mode: Mode, args: &Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `trust [--json] [--since 30d]`, or `trust --restore ACTION --scope S`.
+async fn trust(json: bool, since: &str, restore: Option<(String, String)>) -> ExitCode {
+    use first_responder::autonomy;
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return bad_input(e),
+    };
+    let Some(table) = config.state_table.clone() else {
+        return bad_input("trust needs STATE_TABLE: the track record is read from it");
+    };
+    let since = match autonomy::trust::parse_since(since) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    let sdk = first_responder::aws::ours(
+        &sdk_config_loader().load().await,
+        first_responder::aws::CLI_APP_NAME,
+    );
+    let engine = Engine::new(&sdk).with_state(&sdk, &table);
+    let Some(st) = engine.state.as_ref() else {
+        return bad_input("trust needs STATE_TABLE");
+    };
+    let now = chrono::Utc::now().timestamp();
+    if let Some((action, scope)) = restore {
+        let Some(a) = first_responder::actions::ActionName::ALL
+            .iter()
+            .find(|a| a.as_str() == action && a.is_fix())
+        else {
+            return bad_input(format!(
+                "--restore {action:?}: not an action that changes anything"
+            ));
+        };
+        let by = match autonomy::run::caller(&sdk).await {
+            Ok(by) => by,
+            Err(e) => return failed(e),
+        };
+        return match st.restore(&scope, *a, &by, now).await {
+            Ok(()) => {
+                println!(
+                    "restored {action} in scope {scope} (by {by}): earlier still-firing checks no longer count"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        };
+    }
+    match autonomy::run::trust(st, &config, since, now).await {
+        Ok(r) if json => match print_json(&r, "the trust report") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+        Ok(r) => {
+            println!("track record from {} to {}", r.since, r.until);
+            for (scope, s) in &r.scopes {
+                for (a, t) in &s.actions {
+                    println!(
+                        "{scope:<12} {:<16} {:<8} runs {:>3}  recovered {:>3}  still firing {:>3}  unknown {:>3}  unchanged {:>3}  escalations {:>3}  approved {:>3}  denied {:>3}  -> {} ({})",
+                        a.as_str(),
+                        t.mode.map_or("-", |m| m.as_str()),
+                        t.runs,
+                        t.recovered,
+                        t.still_firing,
+                        t.unknown,
+                        t.recovered_unchanged,
+                        t.escalations,
+                        t.approved,
+                        t.denied,
+                        t.recommendation,
+                        t.rule
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(e),
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("first-responder: {e}");
+    ExitCode::from(1)
 }
 
 async fn verify(incident: &str, json: bool) -> ExitCode {

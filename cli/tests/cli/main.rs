@@ -6,3 +6,4 @@ mod backtest;
 mod bad_input;
 mod cli;
 mod crash;
+mod trust;

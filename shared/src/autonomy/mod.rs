@@ -20,6 +20,8 @@ use serde::Serialize;
 
 use crate::names::ActionName;
 
+#[cfg(feature = "aws")]
+pub mod run;
 pub mod trust;
 
 /// How far an action goes on its own.

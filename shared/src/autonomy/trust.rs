@@ -81,12 +81,13 @@ pub struct TrustReport {
 }
 
 /// Counts the records since `since` (epoch seconds) up to `now`; `mode`
-/// gives each scope's and action's mode now.
+/// gives each scope's and action's mode as configured and as it is now
+/// (`approve` while demoted).
 pub fn report(
     records: &[RunRecord],
     since: i64,
     now: i64,
-    mode: impl Fn(&str, ActionName) -> Option<ActionMode>,
+    mode: impl Fn(&str, ActionName) -> Option<(ActionMode, ActionMode)>,
 ) -> TrustReport {
     let mut scopes: BTreeMap<String, ScopeTrust> = BTreeMap::new();
     let mut waits: BTreeMap<(String, ActionName), Vec<i64>> = BTreeMap::new();
@@ -142,7 +143,8 @@ pub fn report(
     }
     for (scope, s) in &mut scopes {
         for (action, t) in &mut s.actions {
-            t.mode = mode(scope, *action);
+            let modes = mode(scope, *action);
+            t.mode = modes.map(|(_, now)| now);
             t.median_seconds_to_approve = waits
                 .get_mut(&(scope.clone(), *action))
                 .and_then(|w| median(w));
@@ -150,7 +152,7 @@ pub fn report(
                 .get(&(scope.clone(), *action))
                 .copied()
                 .unwrap_or(0);
-            (t.recommendation, t.rule) = recommend(t, misses);
+            (t.recommendation, t.rule) = recommend(t, modes.map(|(m, _)| m), misses);
         }
     }
     TrustReport {
@@ -175,13 +177,17 @@ fn median(w: &mut [i64]) -> Option<i64> {
     }
 }
 
-/// The recommendation and its rule, from the counts and the still-firing
-/// checks of the last 7 days.
-fn recommend(t: &ActionTrust, recent_misses: u32) -> (String, String) {
+/// The recommendation and its rule, from the counts, the mode as
+/// configured, and the still-firing checks of the last 7 days.
+fn recommend(
+    t: &ActionTrust,
+    configured: Option<ActionMode>,
+    recent_misses: u32,
+) -> (String, String) {
     let judged = t.recovered + t.still_firing;
     let share = |n: u32, of: u32| (of > 0).then(|| n * 100 / of);
     let pair = |a: &str, b: String| (a.to_owned(), b);
-    match t.mode {
+    match configured {
         Some(ActionMode::Auto) if recent_misses >= DEFAULT_DEMOTE_AFTER.count => pair(
             "back to approve",
             format!(

@@ -56,6 +56,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "verify::run",
             "forecast::run",
             "approval::run",
+            "autonomy::run",
         ],
     ),
 ];
