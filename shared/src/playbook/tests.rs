@@ -295,3 +295,81 @@ fn load_names_an_unreadable_file() {
     assert!(e.to_string().contains("/nonexistent/playbooks.toml"), "{e}");
     assert!(e.message.contains("cannot be read"), "{e}");
 }
+
+#[test]
+fn scopes_are_read_in_file_order_and_validated_with_their_line() {
+    let text = format!(
+        "demote_after = \"3 in 2d\"\n{DEFAULT_TEXT}\n[scopes.zeta]\naccounts = [\"prod\"]\n[scopes.zeta.modes]\nscale_out = \"observe\"\n\n[scopes.alpha]\ngroups = [\"web-*\"]\n[scopes.alpha.modes]\nexpand_volume = \"approve\"\n"
+    );
+    let p = Playbooks::parse("p.toml", &text).unwrap();
+    let names: Vec<&str> = p.scopes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["zeta", "alpha"], "file order, not name order");
+    assert_eq!(p.demote_after.to_string(), "3 in 2d");
+    assert_eq!(p.chronic_after, crate::autonomy::DEFAULT_CHRONIC_AFTER);
+    let modes = p.modes_text();
+    assert!(
+        modes.contains("scope zeta: high_cpu.scale_out observe"),
+        "{modes}"
+    );
+    assert!(modes.contains("disk_full.expand_volume approve"), "{modes}");
+    assert!(
+        modes.contains("scope default: high_cpu.scale_out auto"),
+        "{modes}"
+    );
+    assert!(modes.contains("service_down.reboot approve"), "{modes}");
+    // A mode for something that changes nothing, an unknown mode, an
+    // unknown action, the reserved name, mode and approval at odds: each
+    // an error at its line.
+    let bad = |extra: &str| {
+        Playbooks::parse("p.toml", &format!("{DEFAULT_TEXT}\n{extra}"))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = bad("[scopes.x.modes]\nsnapshot = \"observe\"\n");
+    assert!(
+        e.contains("snapshot changes nothing, so it has no mode"),
+        "{e}"
+    );
+    let e = bad("[scopes.x.modes]\nscale_out = \"sometimes\"\n");
+    assert!(
+        e.contains("expected \"observe\", \"approve\" or \"auto\""),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("line {}", DEFAULT_TEXT.lines().count() + 3)),
+        "{e}"
+    );
+    let e = bad("[scopes.x.modes]\nscale_up = \"auto\"\n");
+    assert!(e.contains("names \"scale_up\": not an action"), "{e}");
+    let e = bad("[scopes.default]\naccounts = [\"1\"]\n");
+    assert!(e.contains("the name is taken"), "{e}");
+    let e = bad("[scopes.x]\ncolour = \"red\"\n");
+    assert!(e.contains("unknown field"), "{e}");
+    let e = broken(
+        "approval = \"required\"",
+        "approval = \"required\"\nmode = \"auto\"",
+    );
+    assert!(
+        e.message.contains("sets mode = \"auto\" and approval"),
+        "{e}"
+    );
+    let e = Playbooks::parse(
+        "p.toml",
+        &format!("chronic_after = \"often\"\n{DEFAULT_TEXT}"),
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 1, "{e}");
+    // `mode` in an action's table.
+    let observe = broken_ok(
+        "[high_cpu.scale_out]\n",
+        "[high_cpu.scale_out]\nmode = \"observe\"\n",
+    );
+    assert_eq!(
+        observe.high_cpu.modes.get(&ActionName::ScaleOut),
+        Some(&ActionMode::Observe)
+    );
+}
+
+fn broken_ok(from: &str, to: &str) -> Playbooks {
+    Playbooks::parse("p.toml", &DEFAULT_TEXT.replacen(from, to, 1)).unwrap()
+}

@@ -153,7 +153,8 @@ impl StateStore {
                 .key("pk", s(AUTONOMY))
                 .update_expression("SET #e = :t")
                 .expression_attribute_names("#e", attr)
-                .expression_attribute_values(":t", n(now))
+                // At the alert's time, as the planner judges demotions.
+                .expression_attribute_values(":t", n(at))
                 .send()
                 .await
                 .map_err(|e| format!("UpdateItem {AUTONOMY}: {}", sdk_error(&e)))?;

@@ -13,6 +13,7 @@ mod alert_sources;
 mod alertmanager;
 mod amp;
 mod approval;
+mod autonomy;
 mod disk_full;
 mod disk_layouts;
 mod faults;
