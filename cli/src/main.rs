@@ -85,6 +85,29 @@ enum Command {
         #[arg(long, requires = "restore")]
         scope: Option<String>,
     },
+    /// Pause every change (not the evidence) for an account, a group, an
+    /// instance or everything, for a while (needs STATE_TABLE).
+    Pause {
+        #[command(flatten)]
+        on: PauseOn,
+        /// How long: hours or days (2h, 1d).
+        #[arg(long = "for")]
+        duration: String,
+        /// Why, shown in every page while it holds.
+        #[arg(long)]
+        reason: String,
+    },
+    /// The pauses in force (and those ended in the last day).
+    Pauses {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a pause now.
+    Resume {
+        /// The pause's id (`p-…`, from `pause` or `pauses`).
+        id: String,
+    },
     /// Validate a playbooks file (default: the embedded one) and print its
     /// stages and the mode of every change in every scope.
     CheckPlaybooks {
@@ -103,6 +126,23 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct PauseOn {
+    /// An account id or ACCOUNT_ALIASES name.
+    #[arg(long)]
+    account: Option<String>,
+    /// An Auto Scaling group's name.
+    #[arg(long)]
+    group: Option<String>,
+    /// An instance id.
+    #[arg(long)]
+    instance: Option<String>,
+    /// Every incident.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(clap::Args)]
@@ -175,6 +215,13 @@ async fn main() -> ExitCode {
             json,
         } => return backtest(&files, alarms.as_deref(), json).await,
         Command::CheckPlaybooks { file } => return check_playbooks(file),
+        Command::Pause {
+            on,
+            duration,
+            reason,
+        } => return pause(on, &duration, &reason).await,
+        Command::Pauses { json } => return pauses(json).await,
+        Command::Resume { id } => return resume(&id).await,
         Command::Trust {
             json,
             since,
@@ -321,6 +368,135 @@ async fn trust(json: bool, since: &str, restore: Option<(String, String)>) -> Ex
             }
             ExitCode::SUCCESS
         }
+        Err(e) => failed(e),
+    }
+}
+
+/// The state table from the environment, for the commands that keep
+/// their records there.
+async fn state_engine(what: &str) -> Result<(Engine, first_responder::aws::Sdk), ExitCode> {
+    let config = Config::from_env().map_err(bad_input)?;
+    let Some(table) = config.state_table.clone() else {
+        return Err(bad_input(format!("{what} needs STATE_TABLE")));
+    };
+    let sdk = first_responder::aws::ours(
+        &sdk_config_loader().load().await,
+        first_responder::aws::CLI_APP_NAME,
+    );
+    Ok((Engine::new(&sdk).with_state(&sdk, &table), sdk))
+}
+
+async fn pause(on: PauseOn, duration: &str, reason: &str) -> ExitCode {
+    use first_responder::observed::Pause;
+    let seconds = match first_responder::autonomy::trust::parse_since(duration) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e.replace("--since", "--for")),
+    };
+    let (on, value) = match on {
+        PauseOn {
+            account: Some(a), ..
+        } => ("account", a),
+        PauseOn { group: Some(g), .. } => ("group", g),
+        PauseOn {
+            instance: Some(i), ..
+        } => ("instance", i),
+        _ => ("all", String::new()),
+    };
+    if reason.trim().is_empty() {
+        return bad_input("--reason: say why, for the people paged meanwhile");
+    }
+    let (engine, sdk) = match state_engine("pause").await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let Some(st) = engine.state.as_ref() else {
+        return bad_input("pause needs STATE_TABLE");
+    };
+    let by = match first_responder::autonomy::run::caller(&sdk).await {
+        Ok(by) => by,
+        Err(e) => return failed(e),
+    };
+    let now = chrono::Utc::now();
+    let p = Pause {
+        id: format!(
+            "p-{:08x}",
+            now.timestamp_subsec_nanos() ^ (now.timestamp() as u32)
+        ),
+        on: on.to_owned(),
+        value,
+        until: now.timestamp() + seconds,
+        reason: reason.to_owned(),
+        by,
+        set_at: now.timestamp(),
+    };
+    match st.set_pause(&p).await {
+        Ok(()) => {
+            let until = chrono::DateTime::from_timestamp(p.until, 0).unwrap_or(now);
+            println!(
+                "{} paused changes on {on} {} until {} ({})",
+                p.id,
+                p.value,
+                until.to_rfc3339(),
+                p.reason
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn pauses(json: bool) -> ExitCode {
+    let (engine, _) = match state_engine("pauses").await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let Some(st) = engine.state.as_ref() else {
+        return bad_input("pauses needs STATE_TABLE");
+    };
+    let now = chrono::Utc::now().timestamp();
+    let mut list = match st.history(None).await {
+        Ok(h) => h.pauses,
+        Err(e) => return failed(e),
+    };
+    list.retain(|p| p.until > now - 86_400);
+    list.sort_by_key(|p| p.until);
+    if json {
+        let shown: Vec<serde_json::Value> = list
+            .iter()
+            .map(|p| serde_json::json!({"pause": p, "in_force": p.until > now}))
+            .collect();
+        return match print_json(&shown, "the pauses") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
+    }
+    for p in &list {
+        let until = chrono::DateTime::from_timestamp(p.until, 0)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        let state = if p.until > now { "in force" } else { "ended" };
+        println!(
+            "{} {} {} until {until} ({state}) by {}: {}",
+            p.id, p.on, p.value, p.by, p.reason
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+async fn resume(id: &str) -> ExitCode {
+    let (engine, _) = match state_engine("resume").await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let Some(st) = engine.state.as_ref() else {
+        return bad_input("resume needs STATE_TABLE");
+    };
+    match st.remove_pause(id).await {
+        Ok(true) => {
+            println!("{id} ended: changes resume");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => bad_input(format!("no pause {id:?}")),
         Err(e) => failed(e),
     }
 }

@@ -120,6 +120,9 @@ pub struct Config {
     /// `HISTORY_TTL_DAYS` (default 400): how long the track record (runs,
     /// checks, decisions) is kept, so a trust report covers a quarter.
     pub history_ttl_days: u32,
+    /// `CHANGE_CALENDARS` (comma-separated SSM Change Calendar names or
+    /// ARNs): while one is CLOSED at the alert's time, changes are paused.
+    pub change_calendars: Vec<String>,
 }
 
 impl Default for Config {
@@ -163,6 +166,7 @@ impl Default for Config {
             budget_per_group_per_hour: None,
             max_group_share_percent: 10,
             history_ttl_days: 400,
+            change_calendars: Vec::new(),
         }
     }
 }
@@ -330,6 +334,25 @@ impl Config {
                 Ok(p) if (1..=100).contains(&p) => p,
                 _ => return Err(err("MAX_GROUP_SHARE_PERCENT", &v, "expected 1 to 100")),
             };
+        }
+        if let Some(v) = get("CHANGE_CALENDARS").filter(|v| !v.is_empty()) {
+            c.change_calendars = v
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if let Some(bad) = c
+                .change_calendars
+                .iter()
+                .find(|n| n.len() > 2048 || n.contains(char::is_whitespace))
+            {
+                return Err(err(
+                    "CHANGE_CALENDARS",
+                    bad,
+                    "expected calendar names or ARNs, comma-separated",
+                ));
+            }
         }
         if let Some(v) = get("HISTORY_TTL_DAYS").filter(|v| !v.is_empty()) {
             c.history_ttl_days = match v.trim().parse::<u32>() {

@@ -123,6 +123,34 @@ pub struct Observed {
     pub account: Option<String>,
     /// The track record for demotion and chronic problems (Err: unread).
     pub history: Result<History, String>,
+    /// `CHANGE_CALENDARS` at the alert's time (None: none configured).
+    pub calendar: Option<Result<Calendar, String>>,
+}
+
+/// The change calendars' state (`GetCalendarState`: OPEN only when every
+/// one is open).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calendar {
+    pub names: Vec<String>,
+    /// `OPEN` or `CLOSED`.
+    pub state: String,
+    pub next_transition: Option<String>,
+}
+
+/// A pause set with `first-responder pause`, as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pause {
+    pub id: String,
+    /// `account`, `group`, `instance` or `all`.
+    pub on: String,
+    /// The account, group or instance (empty for `all`).
+    #[serde(default)]
+    pub value: String,
+    /// Until when (epoch seconds).
+    pub until: i64,
+    pub reason: String,
+    pub by: String,
+    pub set_at: i64,
 }
 
 /// A still-firing check after a change, as recorded for demotion.
@@ -150,6 +178,8 @@ pub struct History {
     /// When a person last restored the action in the scope, and who.
     pub restored: BTreeMap<(String, crate::names::ActionName), (i64, String)>,
     pub runs: BTreeMap<crate::names::ActionName, Vec<PastRun>>,
+    /// Pauses set with `first-responder pause` (expired ones too).
+    pub pauses: Vec<Pause>,
 }
 
 impl Observed {
@@ -171,6 +201,7 @@ impl Observed {
             metric: None,
             account: None,
             history: Ok(History::default()),
+            calendar: None,
         }
     }
 
@@ -191,6 +222,7 @@ impl Observed {
             metric: None,
             account: None,
             history: Ok(History::default()),
+            calendar: None,
         }
     }
 }

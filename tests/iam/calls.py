@@ -286,7 +286,7 @@ def requests_for(op, service, p, account, region, tags):
         "ec2": {"DescribeInstances", "DescribeVolumes", "DescribeSnapshots", "DescribeVolumesModifications",
                 "DescribeInstanceStatus", "DescribeVpcs"},
         "autoscaling": {"DescribeAutoScalingInstances", "DescribeAutoScalingGroups"},
-        "ssm": {"DescribeInstanceInformation", "GetCommandInvocation"},
+        "ssm": {"DescribeInstanceInformation", "GetCommandInvocation", "GetCalendarState"},
         "monitoring": {"GetMetricData", "ListMetrics"},
     }
     prefix = {"monitoring": "cloudwatch"}.get(service, service)
@@ -351,7 +351,7 @@ def requests_for(op, service, p, account, region, tags):
         url = p.get("QueueUrl", "")
         owner, name = url.rstrip("/").split("/")[-2:]
         return [(f"sqs:{op}", f"arn:aws:sqs:{region}:{owner}:{name}", owner, {})]
-    if service == "dynamodb" and op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"):
+    if service == "dynamodb" and op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
         return [(f"dynamodb:{op}", f"arn:aws:dynamodb:{region}:{account}:table/{p['TableName']}", account, {})]
     if service == "sts" and op == "AssumeRole":
         role = p["RoleArn"]

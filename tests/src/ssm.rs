@@ -715,6 +715,8 @@ struct State {
     /// What an instance without a sandbox prints for a command whose
     /// comment is `first-responder WHAT for …`, by (instance, WHAT).
     answers: HashMap<(String, String), String>,
+    /// Change calendars by name: (state, next transition).
+    calendars: HashMap<String, (String, Option<String>)>,
 }
 
 /// The SSM endpoint the SDK is pointed at; moto behind it.
@@ -801,6 +803,17 @@ impl SsmStandIn {
         }
     }
 
+    /// A change calendar (an SSM document of type ChangeCalendar) and its
+    /// state for `GetCalendarState`, which moto lacks.
+    pub fn set_calendar(&self, name: &str, state: &str, next_transition: Option<&str>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.calendars.insert(
+                name.to_owned(),
+                (state.to_owned(), next_transition.map(str::to_owned)),
+            );
+        }
+    }
+
     /// An SSM client of `sdk`'s configuration, pointed here.
     pub fn client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_ssm::Client {
         aws_sdk_ssm::Client::from_conf(
@@ -809,6 +822,53 @@ impl SsmStandIn {
                 .build(),
         )
     }
+}
+
+/// `GetCalendarState` as the API reference describes it (moto lacks it):
+/// each of `CalendarNames` a name or a document ARN; an unknown one is
+/// `InvalidDocument`; the state is OPEN only when every calendar is open;
+/// `AtTime` is echoed (else now); `NextTransitionTime` is the earliest of
+/// the calendars' next transitions. Calendars are set by the test, not
+/// evaluated from iCalendar content.
+fn calendar_state(state: &Arc<Mutex<State>>, input: &Value) -> Response<Body> {
+    let Some(names) = input["CalendarNames"].as_array() else {
+        return reply(
+            400,
+            json!({"__type": "ValidationException", "message": "CalendarNames is required"}),
+        );
+    };
+    let Ok(s) = state.lock() else {
+        return reply(
+            500,
+            json!({"__type": "InternalServerError", "message": "lock"}),
+        );
+    };
+    let mut closed = false;
+    let mut next: Option<String> = None;
+    for n in names.iter().filter_map(Value::as_str) {
+        let name = n.rsplit_once("document/").map_or(n, |(_, name)| name);
+        let Some((st, nx)) = s.calendars.get(name) else {
+            return reply(
+                400,
+                json!({"__type": "InvalidDocument", "message": format!("Document {name} does not exist")}),
+            );
+        };
+        closed |= st == "CLOSED";
+        if let Some(nx) = nx
+            && next.as_ref().is_none_or(|x| nx < x)
+        {
+            next = Some(nx.clone());
+        }
+    }
+    let at = input["AtTime"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| chrono::Utc::now().to_rfc3339());
+    let mut out = json!({"State": if closed { "CLOSED" } else { "OPEN" }, "AtTime": at});
+    if let Some(nx) = next {
+        out["NextTransitionTime"] = json!(nx);
+    }
+    reply(200, out)
 }
 
 fn reply(status: u16, body: Value) -> Response<Body> {
@@ -865,6 +925,9 @@ async fn handle(
         .unwrap_or_default()
         .to_owned();
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if target.ends_with(".GetCalendarState") {
+        return Ok(calendar_state(state, &input));
+    }
     if target.ends_with(".GetCommandInvocation") {
         let key = (
             input["CommandId"].as_str().unwrap_or_default().to_owned(),

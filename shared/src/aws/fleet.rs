@@ -63,6 +63,29 @@ pub async fn ssm_online(ssm: &aws_sdk_ssm::Client, instance: &InstanceId) -> Res
     }))
 }
 
+/// The change calendars' state at `at` (ISO 8601): CLOSED when any is.
+pub async fn calendar_state(
+    ssm: &aws_sdk_ssm::Client,
+    names: &[String],
+    at: Option<String>,
+) -> Result<crate::observed::Calendar, String> {
+    let out = ssm
+        .get_calendar_state()
+        .set_calendar_names(Some(names.to_vec()))
+        .set_at_time(at)
+        .send()
+        .await
+        .map_err(|e| format!("GetCalendarState {}: {}", names.join(","), sdk_error(&e)))?;
+    Ok(crate::observed::Calendar {
+        names: names.to_vec(),
+        state: out
+            .state()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        next_transition: out.next_transition_time().map(str::to_owned),
+    })
+}
+
 /// Tags, root device and state of one instance; Ok(None) if it does not exist.
 pub async fn instance_state(
     ec2: &aws_sdk_ec2::Client,

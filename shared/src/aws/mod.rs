@@ -76,6 +76,9 @@ pub const CLI_APP_NAME: &str = "first-responder-cli";
 /// The backtest's (read-only; `infra/iam/backtest-policy.json`).
 pub const BACKTEST_APP_NAME: &str = "first-responder-backtest";
 
+/// The SDK configuration the clients are made from (for the CLI).
+pub use aws_config::SdkConfig as Sdk;
+
 /// `sdk` with `name` in its user agent, unless it names an app already.
 pub fn ours(sdk: &SdkConfig, name: &'static str) -> SdkConfig {
     match (sdk.app_name(), aws_config::AppName::new(name)) {

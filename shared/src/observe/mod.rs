@@ -23,6 +23,7 @@ pub const PERMISSIONS: &[&str] = &[
     "autoscaling:DescribeAutoScalingInstances",
     "autoscaling:DescribeAutoScalingGroups",
     "ssm:DescribeInstanceInformation",
+    "ssm:GetCalendarState",
     "ssm:SendCommand",
     "ssm:GetCommandInvocation",
 ];
@@ -145,7 +146,16 @@ async fn observe_with(
             .playbooks
             .get(kind)
             .is_some_and(|pb| pb.act_when_ssm_unreachable);
-    let (volumes, group, me, health, ssm_online) = tokio::join!(
+    // The change calendars at the alert's own time (a backtest judges a
+    // freeze as it stood).
+    let at = crate::series::parse_time(&incident.alert.state_timestamp).map(crate::series::rfc3339);
+    let calendar = async {
+        match config.change_calendars.is_empty() {
+            true => None,
+            false => Some(fleet::calendar_state(&aws.ssm, &config.change_calendars, at).await),
+        }
+    };
+    let (volumes, group, me, health, ssm_online, calendar) = tokio::join!(
         async {
             match needs(Need::Volumes) {
                 true => fleet::volumes_of(&aws.ec2, &instance).await,
@@ -173,6 +183,7 @@ async fn observe_with(
                 false => None,
             }
         },
+        calendar,
     );
     // The instance's block devices and tools (the disk preflight), whenever
     // commands may run on it: the API alone cannot tell what stands between
@@ -213,6 +224,7 @@ async fn observe_with(
         read_only: !commands,
         health,
         ssm_online,
+        calendar,
         ..Observed::nothing()
     }
 }

@@ -369,7 +369,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         p.severity = s;
     }
     kill_switch(&mut p, observed, config);
-    pause::apply(&mut p, observed);
+    pause::apply(&mut p, observed, config);
     p.actions.push(notify_action(&p, config));
     p
 }

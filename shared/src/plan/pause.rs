@@ -19,6 +19,78 @@ pub const PAUSED_UNTIL_TAG: &str = "first-responder:paused-until";
 /// group's tags still in force at `now`. A value that is not an RFC 3339
 /// time pauses too (whoever set it meant a pause), and says so.
 pub fn paused(observed: &Observed, now: Option<DateTime<Utc>>) -> Option<String> {
+    tagged(observed, now)
+}
+
+/// Every source in turn: a change calendar CLOSED (or unreadable), a pause
+/// set with `first-responder pause` for the incident's account, group,
+/// instance or everything, then the tag.
+pub fn paused_by_any(
+    observed: &Observed,
+    now: Option<DateTime<Utc>>,
+    on: &On<'_>,
+) -> Option<String> {
+    calendar(observed)
+        .or_else(|| commanded(observed, now, on))
+        .or_else(|| tagged(observed, now))
+}
+
+/// What a `first-responder pause` can name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct On<'a> {
+    pub account: Option<&'a str>,
+    pub alias: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub instance: Option<&'a str>,
+}
+
+fn calendar(observed: &Observed) -> Option<String> {
+    match observed.calendar.as_ref()? {
+        Ok(c) if c.state == "OPEN" => None,
+        Ok(c) => Some(format!(
+            "paused: change calendar {} is {}, until {}",
+            c.names.join(", "),
+            c.state,
+            c.next_transition.as_deref().unwrap_or("it opens")
+        )),
+        // When in doubt, no change: as SSM Automation refuses to run.
+        Err(why) => Some(format!(
+            "paused: the change calendar could not be read ({why}), so no change is made"
+        )),
+    }
+}
+
+fn commanded(observed: &Observed, now: Option<DateTime<Utc>>, on: &On<'_>) -> Option<String> {
+    let h = observed.history.as_ref().ok()?;
+    let now = now.map(|t| t.timestamp());
+    h.pauses
+        .iter()
+        .filter(|p| now.is_none_or(|n| n < p.until))
+        .find(|p| match p.on.as_str() {
+            "all" => true,
+            "account" => on.account == Some(p.value.as_str()) || on.alias == Some(p.value.as_str()),
+            "group" => on.group == Some(p.value.as_str()),
+            "instance" => on.instance == Some(p.value.as_str()),
+            _ => false,
+        })
+        .map(|p| {
+            let until = DateTime::from_timestamp(p.until, 0)
+                .map(crate::series::rfc3339)
+                .unwrap_or_default();
+            let what = match p.on.as_str() {
+                "all" => "everything".to_owned(),
+                other => format!("{other} {}", p.value),
+            };
+            format!(
+                "paused: first-responder pause {} on {what} by {}, {}, until {until}",
+                p.id,
+                p.by,
+                crate::text::quoted(&p.reason, 200)
+            )
+        })
+}
+
+fn tagged(observed: &Observed, now: Option<DateTime<Utc>>) -> Option<String> {
     let instance = observed
         .instance
         .as_ref()
@@ -55,9 +127,21 @@ pub fn paused(observed: &Observed, now: Option<DateTime<Utc>>) -> Option<String>
 /// Every change (a step that would alter the fleet, carried out or held;
 /// not the evidence snapshot) becomes a skip with the pause's reason; one
 /// note, first, says so.
-pub(super) fn apply(p: &mut Plan, observed: &Observed) {
+pub(super) fn apply(p: &mut Plan, observed: &Observed, config: &crate::config::Config) {
     let now = crate::series::parse_time(&p.incident.alert.state_timestamp);
-    let Some(why) = paused(observed, now) else {
+    let account = observed
+        .account
+        .as_deref()
+        .or(config.home_account.as_ref().map(|a| a.as_str()));
+    let instance = p.instance.as_ref().map(|i| i.to_string());
+    let group = p.group.as_ref().map(|g| g.to_string());
+    let on = On {
+        account,
+        alias: account.and_then(|a| config.account_aliases.get(a).map(String::as_str)),
+        group: group.as_deref(),
+        instance: instance.as_deref(),
+    };
+    let Some(why) = paused_by_any(observed, now, &on) else {
         return;
     };
     let mut any = false;

@@ -70,6 +70,7 @@ pub(crate) fn fleet(desired: i32, max: i32) -> Observed {
         metric: None,
         account: None,
         history: Ok(Default::default()),
+        calendar: None,
     }
 }
 

@@ -14,7 +14,7 @@
 
 use super::*;
 use crate::names::ActionName;
-use crate::observed::{History, Miss, PastRun};
+use crate::observed::{History, Miss, PastRun, Pause};
 
 /// One run as the planner decided it, to record.
 #[derive(Clone, Debug)]
@@ -242,6 +242,36 @@ impl StateStore {
             .map_err(|e| format!("UpdateItem {AUTONOMY}: {}", sdk_error(&e)))
     }
 
+    /// A maintenance pause (`first-responder pause`), read with the rest
+    /// of the `autonomy` item by every incident.
+    pub async fn set_pause(&self, p: &Pause) -> Result<(), String> {
+        let json = serde_json::to_string(p).map_err(|e| e.to_string())?;
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(AUTONOMY))
+            .update_expression("SET #e = :v")
+            .expression_attribute_names("#e", format!("pause|{}", p.id))
+            .expression_attribute_values(":v", s(json))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateItem {AUTONOMY}: {}", sdk_error(&e)))
+    }
+
+    /// Ends a pause now: Ok(false) when there was none with that id.
+    pub async fn remove_pause(&self, id: &str) -> Result<bool, String> {
+        let update = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(AUTONOMY))
+            .update_expression("REMOVE #e")
+            .condition_expression("attribute_exists(#e)")
+            .expression_attribute_names("#e", format!("pause|{id}"));
+        Ok(self.update_if(AUTONOMY, update).await?.is_some())
+    }
+
     /// What the planner needs of the record: the demotion counts and
     /// restores, and the resource's earlier runs.
     pub async fn history(&self, resource: Option<&str>) -> Result<History, String> {
@@ -253,6 +283,13 @@ impl StateStore {
         });
         let mut h = History::default();
         for (k, v) in autonomy?.unwrap_or_default() {
+            if k.starts_with("pause|") {
+                let text = v.as_s().map(String::as_str).unwrap_or_default();
+                if let Ok(p) = serde_json::from_str::<Pause>(text) {
+                    h.pauses.push(p);
+                }
+                continue;
+            }
             let mut parts = k.splitn(4, '|');
             let (Some(what), Some(scope), Some(action)) =
                 (parts.next(), parts.next(), parts.next())

@@ -233,3 +233,92 @@ async fn a_fourth_disk_full_in_a_week_is_chronic_and_changes_nothing() -> Result
     assert!(text.contains("the cause is elsewhere"), "{text}");
     Ok(())
 }
+
+/// Maintenance pauses changes, not evidence: a CLOSED change calendar (the
+/// harness's GetCalendarState stand-in), a `first-responder pause --group`
+/// (stored as the command stores it), each keep the snapshot and skip the
+/// scale-out with the reason; an expired pause and an OPEN calendar no
+/// longer apply. (The tag: `high_cpu::a_paused_until_tag_pauses…`.)
+#[tokio::test]
+async fn a_closed_calendar_and_a_pause_keep_the_evidence_and_change_nothing() -> Result<()> {
+    let mut w = World::start_with_state(FleetSpec {
+        max: 10,
+        ..FleetSpec::default()
+    })
+    .await?;
+    w.config.scale_out_cooldown = std::time::Duration::ZERO;
+    w.config.flap_max = 100;
+    w.config.playbooks.chronic_after = harness::never_chronic();
+    w.config.change_calendars = vec!["arn:aws:ssm:us-east-1:123456789012:document/freeze".into()];
+    w.ssm
+        .set_calendar("freeze", "CLOSED", Some("2026-11-26T08:00:00Z"));
+    let r = w.handle(&cpu_at(&w, 0)?).await?;
+    assert_eq!(status_of(&r, "snapshot").0, "done", "{r:#?}");
+    assert_eq!(status_of(&r, "collect_diagnostics").0, "done", "{r:#?}");
+    let (st, why) = status_of(&r, "scale_out");
+    assert_eq!(st, "skipped");
+    assert_eq!(
+        why,
+        "paused: change calendar arn:aws:ssm:us-east-1:123456789012:document/freeze is CLOSED, until 2026-11-26T08:00:00Z"
+    );
+    assert!(r.incidents[0].notes[0].starts_with("paused: change calendar"));
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 1);
+    let page = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert!(page[0].text()?.contains("paused: change calendar"));
+    // A calendar that does not exist: not read, so no change either.
+    w.config.change_calendars = vec!["missing".into()];
+    let r = w.handle(&cpu_at(&w, 1)?).await?;
+    let (st, why) = status_of(&r, "scale_out");
+    assert_eq!(st, "skipped");
+    assert!(why.contains("InvalidDocument"), "{why}");
+    // Open again: scaled.
+    w.config.change_calendars = vec!["freeze".into()];
+    w.ssm.set_calendar("freeze", "OPEN", None);
+    let r = w.handle(&cpu_at(&w, 2)?).await?;
+    assert_eq!(status_of(&r, "scale_out").0, "done", "{r:#?}");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+
+    // A pause on the group, until two hours after the next alert.
+    let st = w.engine.state.clone().context("no state table")?;
+    let fired = chrono::DateTime::parse_from_rfc3339("2026-11-25T05:04:12Z")?.timestamp();
+    let pause = |id: &str, until: i64| first_responder::observed::Pause {
+        id: id.into(),
+        on: "group".into(),
+        value: w.fleet.group.clone(),
+        until,
+        reason: "database migration".into(),
+        by: "arn:aws:iam::123456789012:user/oncall".into(),
+        set_at: fired - 600,
+    };
+    st.set_pause(&pause("p-00000001", fired + 7200))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let r = w.handle(&cpu_at(&w, 3)?).await?;
+    assert_eq!(status_of(&r, "snapshot").0, "done", "{r:#?}");
+    let (status, why) = status_of(&r, "scale_out");
+    assert_eq!(status, "skipped");
+    assert_eq!(
+        why,
+        format!(
+            "paused: first-responder pause p-00000001 on group {} by arn:aws:iam::123456789012:user/oncall, \"database migration\", until 2026-11-25T07:04:12Z",
+            w.fleet.group
+        )
+    );
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
+    // Four hours later the pause has expired: scaled.
+    let r = w.handle(&cpu_at(&w, 7)?).await?;
+    assert_eq!(status_of(&r, "scale_out").0, "done", "{r:#?}");
+    assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 3);
+    // Resumed by hand: gone from the record.
+    assert!(
+        st.remove_pause("p-00000001")
+            .await
+            .map_err(anyhow::Error::msg)?
+    );
+    assert!(
+        !st.remove_pause("p-00000001")
+            .await
+            .map_err(anyhow::Error::msg)?
+    );
+    Ok(())
+}
