@@ -266,3 +266,75 @@ async fn the_trust_report_counts_a_seeded_record_and_a_restore_is_recorded() -> 
     assert_eq!(out.status.code(), Some(2));
     Ok(())
 }
+
+/// `pause --group … --for 2h --reason …` stores a pause the responder
+/// reads; `pauses --json` lists it in force; `resume` ends it; one target
+/// only, and a reason, or it is bad input.
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_pauses_and_resume_keep_the_pause_in_the_state_table() -> Result<()> {
+    let moto = Moto::start()?;
+    let sdk = moto.sdk().await;
+    let fleet = seed(&sdk, FleetSpec::default()).await?;
+    let run = |args: &[&str]| -> Result<std::process::Output> {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in aws_env(&moto.endpoint) {
+            cmd.env(k, v);
+        }
+        Ok(cmd.env("STATE_TABLE", &fleet.state_table).output()?)
+    };
+    let before = chrono::Utc::now().timestamp();
+    let out = run(&[
+        "pause",
+        "--group",
+        &fleet.group,
+        "--for",
+        "2h",
+        "--reason",
+        "db migration",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let id = said.split_whitespace().next().context("no id")?.to_owned();
+    assert!(id.starts_with("p-"), "{said}");
+    let st = StateStore::new(aws_sdk_dynamodb::Client::new(&sdk), &fleet.state_table);
+    let h = st.history(None).await.map_err(anyhow::Error::msg)?;
+    let p = h.pauses.first().context("no pause stored")?;
+    assert_eq!(
+        (p.on.as_str(), p.value.as_str()),
+        ("group", fleet.group.as_str())
+    );
+    assert!((p.until - before - 7200).abs() <= 5, "{p:?}");
+    assert!(p.by.starts_with("arn:aws:"), "{p:?}");
+    let out = run(&["pauses", "--json"])?;
+    let list: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(list[0]["pause"]["id"], id.as_str());
+    assert_eq!(list[0]["in_force"], true);
+    let out = run(&["resume", &id])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["pauses", "--json"])?;
+    let list: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    assert_eq!(run(&["resume", &id])?.status.code(), Some(2), "gone");
+    // Two targets, no reason, a bad duration: bad input, nothing stored.
+    for bad in [
+        vec![
+            "pause", "--group", "g", "--all", "--for", "1h", "--reason", "x",
+        ],
+        vec!["pause", "--all", "--for", "1h", "--reason", " "],
+        vec!["pause", "--all", "--for", "soon", "--reason", "x"],
+    ] {
+        assert_eq!(run(&bad)?.status.code(), Some(2), "{bad:?}");
+    }
+    Ok(())
+}
