@@ -13,6 +13,17 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_first-responder");
 
 fn backtest(moto: &Moto, cloudwatch: &str, args: &[&str]) -> Result<std::process::Output> {
+    backtest_with(moto, cloudwatch, args, true)
+}
+
+/// With `limits_only`, chronic problems are left out (a playbooks file
+/// with `chronic_after` out of reach), so the counts below are the limits'.
+fn backtest_with(
+    moto: &Moto,
+    cloudwatch: &str,
+    args: &[&str],
+    limits_only: bool,
+) -> Result<std::process::Output> {
     let mut cmd = Command::new(BIN);
     cmd.arg("backtest")
         .args(args)
@@ -24,6 +35,17 @@ fn backtest(moto: &Moto, cloudwatch: &str, args: &[&str]) -> Result<std::process
     cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch)
         // A small breaker, so that one burst reaches it (below).
         .env("MAX_MUTATIONS_PER_HOUR", "5");
+    if limits_only {
+        let file = std::env::temp_dir().join(format!("fr-backtest-pb-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            format!(
+                "chronic_after = \"10000 in 1h\"\n{}",
+                first_responder::playbook::DEFAULT_TEXT
+            ),
+        )?;
+        cmd.env("PLAYBOOKS_FILE", file);
+    }
     Ok(cmd.output()?)
 }
 
@@ -230,6 +252,28 @@ async fn a_month_of_history_replays_with_the_counts_the_limits_imply() -> Result
     assert!(
         text.contains("could not route:\n  NodeClockSkew: no playbook"),
         "{text}"
+    );
+
+    // With the shipped chronic_after (3 in 7d), twice-daily scale-outs of
+    // one instance are a chronic problem: the fourth within a week is
+    // stopped and counted as such, never run.
+    let out = backtest_with(
+        &moto,
+        &bridge.endpoint,
+        &[&history, &am, "--alarms", &alarms, "--json"],
+        false,
+    )?;
+    let c: Value = serde_json::from_slice(&out.stdout)?;
+    let x = &c["alarms"]["web-high-cpu"]["actions"]["scale_out"];
+    let chronic = n(&x["suppressed"]["chronic"]);
+    // Days 0 and 1 (four occurrences, 12 h apart): three run, the fourth is
+    // chronic; at most three run in any 7 days after that.
+    assert!(chronic >= 4 && n(&x["would_run"]) <= 60 - chronic, "{x}");
+    assert_eq!(n(&x["would_run"]) + chronic, 60, "{x}");
+    assert_eq!(
+        n(&c["actions"]["snapshot"]["would_run"]),
+        60 + 50 + 30,
+        "evidence is never stopped"
     );
 
     // Nothing was changed.

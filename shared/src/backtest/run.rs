@@ -107,6 +107,10 @@ pub async fn backtest(aws: &Aws, replayed: &[Replayed], config: &Config) -> Summ
     let mut summary = Summary::default();
     let mut limits = Limits::default();
     let mut fleet: HashMap<(IncidentKind, String, bool), Observed> = HashMap::new();
+    let mut runs: HashMap<
+        String,
+        std::collections::BTreeMap<crate::actions::ActionName, Vec<crate::observed::PastRun>>,
+    > = HashMap::new();
     for r in replayed {
         let incident = match &r.incident {
             Ok(i) => i,
@@ -134,9 +138,33 @@ pub async fn backtest(aws: &Aws, replayed: &[Replayed], config: &Config) -> Summ
             let o = crate::observe::observe_read_only(aws, incident, &config).await;
             fleet.insert(key.clone(), o);
         }
-        let observed = fleet.get(&key).cloned().unwrap_or_else(Observed::nothing);
+        let mut observed = fleet.get(&key).cloned().unwrap_or_else(Observed::nothing);
+        // The change calendars as they stood at this alert, and the fixes
+        // the replay has made on this resource so far (chronic problems).
+        if !config.change_calendars.is_empty() {
+            let at = Some(crate::series::rfc3339(r.at));
+            observed.calendar = Some(
+                crate::aws::fleet::calendar_state(&aws.ssm, &config.change_calendars, at).await,
+            );
+        }
+        let resource = incident.resource.describe();
+        let history = crate::observed::History {
+            runs: runs.get(&resource).cloned().unwrap_or_default(),
+            ..Default::default()
+        };
+        observed.history = Ok(history);
         let p = plan(incident, &observed, &config);
-        summary.apply(r, &p, &config, &mut limits);
+        for fixed in summary.apply(r, &p, &config, &mut limits) {
+            runs.entry(resource.clone())
+                .or_default()
+                .entry(fixed)
+                .or_default()
+                .push(crate::observed::PastRun {
+                    at: r.at.timestamp(),
+                    incident: incident.id.clone(),
+                    verdict: None,
+                });
+        }
     }
     summary
 }

@@ -31,6 +31,10 @@ pub fn limit_of(why: &str) -> &'static str {
         "flap_guard"
     } else if why.starts_with("circuit breaker") {
         "breaker"
+    } else if why.starts_with("paused: change calendar") {
+        "paused_calendar"
+    } else if why.starts_with("paused:") {
+        "paused"
     } else {
         "other"
     }
@@ -233,7 +237,14 @@ impl Summary {
     /// in the engine's order: a held change waits for a person; a change
     /// takes its cooldown, the breaker and (once per incident) the flap
     /// guard together, and the first that refuses names the limit.
-    pub fn apply(&mut self, r: &Replayed, plan: &Plan, config: &Config, limits: &mut Limits) {
+    /// Returns the fixes that would have run (for the chronic count).
+    pub fn apply(
+        &mut self,
+        r: &Replayed,
+        plan: &Plan,
+        config: &Config,
+        limits: &mut Limits,
+    ) -> Vec<ActionName> {
         self.count(r);
         let now = r.at.timestamp();
         let mut outcomes: Vec<(ActionName, Result<(), &'static str>, Way)> = Vec::new();
@@ -245,6 +256,15 @@ impl Summary {
         let scope = Scope::of(plan);
         for a in plan.actions.iter().filter(|a| a.name != ActionName::Notify) {
             let outcome = match &a.decision {
+                // Held as chronic: the change was stopped, not waiting.
+                Decision::Hold(_)
+                    if plan
+                        .autonomy
+                        .get(&a.name)
+                        .is_some_and(|au| au.from == "chronic") =>
+                {
+                    (a.name, Err("chronic"), Way::Run)
+                }
                 Decision::Hold(_) => (a.name, Ok(()), Way::Held),
                 Decision::Observe(_) => (a.name, Ok(()), Way::Observed),
                 Decision::Skip(why) | Decision::Fail(why) => {
@@ -292,6 +312,11 @@ impl Summary {
                 }
             }
         }
+        outcomes
+            .iter()
+            .filter(|(name, verdict, way)| name.is_fix() && verdict.is_ok() && *way == Way::Run)
+            .map(|(name, _, _)| *name)
+            .collect()
     }
 
     /// Plain text: per alarm and overall.
