@@ -335,31 +335,7 @@ impl Config {
                 _ => return Err(err("MAX_GROUP_SHARE_PERCENT", &v, "expected 1 to 100")),
             };
         }
-        if let Some(v) = get("CHANGE_CALENDARS").filter(|v| !v.is_empty()) {
-            c.change_calendars = v
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned)
-                .collect();
-            if let Some(bad) = c
-                .change_calendars
-                .iter()
-                .find(|n| n.len() > 2048 || n.contains(char::is_whitespace))
-            {
-                return Err(err(
-                    "CHANGE_CALENDARS",
-                    bad,
-                    "expected calendar names or ARNs, comma-separated",
-                ));
-            }
-        }
-        if let Some(v) = get("HISTORY_TTL_DAYS").filter(|v| !v.is_empty()) {
-            c.history_ttl_days = match v.trim().parse::<u32>() {
-                Ok(d) if (1..=3650).contains(&d) => d,
-                _ => return Err(err("HISTORY_TTL_DAYS", &v, "expected 1 to 3650 days")),
-            };
-        }
+        c.read_autonomy(get)?;
         Ok(())
     }
 
@@ -603,6 +579,8 @@ fn boolean(var: &str, v: &str) -> Result<bool, ConfigError> {
         _ => Err(err(var, v, "expected true or false")),
     }
 }
+
+mod autonomy;
 
 #[cfg(test)]
 mod tests;

@@ -118,6 +118,37 @@ async fn the_instance(
     }
 }
 
+/// The change calendars at the alert's own time (a backtest judges a
+/// freeze as it stood); None when none is configured.
+async fn calendar(
+    aws: &Aws,
+    incident: &Incident,
+    config: &Config,
+) -> Option<Result<crate::observed::Calendar, String>> {
+    if config.change_calendars.is_empty() {
+        return None;
+    }
+    let at = crate::series::parse_time(&incident.alert.state_timestamp).map(crate::series::rfc3339);
+    Some(fleet::calendar_state(&aws.ssm, &config.change_calendars, at).await)
+}
+
+/// Whether EC2's status checks are read, and SSM's view too. A Prometheus
+/// ServiceDown is only a failed scrape, and other kinds say nothing of the
+/// instance's health: EC2's status checks (and, when configured, SSM's
+/// view) decide whether the instance itself is down. CloudWatch's status
+/// check alarm is EC2's own word.
+fn health_reads(incident: &Incident, config: &Config) -> (bool, bool) {
+    let kind = incident.kind;
+    let own_word = kind == IncidentKind::ServiceDown && incident.alert.source.is_cloudwatch();
+    let read_health = config.playbooks.needs(kind, Need::Health) && !own_word;
+    let ask_ssm = read_health
+        && config
+            .playbooks
+            .get(kind)
+            .is_some_and(|pb| pb.act_when_ssm_unreachable);
+    (read_health, ask_ssm)
+}
+
 async fn observe_with(
     aws: &Aws,
     incident: &Incident,
@@ -134,27 +165,8 @@ async fn observe_with(
         Err(observed) => return observed,
     };
     let needs = |n: Need| config.playbooks.needs(kind, n);
-    // A Prometheus ServiceDown is only a failed scrape, and other kinds
-    // say nothing of the instance's health: EC2's status checks (and,
-    // when configured, SSM's view) decide whether the instance itself is
-    // down. Read beside the rest. CloudWatch's status check alarm is
-    // EC2's own word.
-    let own_word = kind == IncidentKind::ServiceDown && incident.alert.source.is_cloudwatch();
-    let read_health = needs(Need::Health) && !own_word;
-    let ask_ssm = read_health
-        && config
-            .playbooks
-            .get(kind)
-            .is_some_and(|pb| pb.act_when_ssm_unreachable);
-    // The change calendars at the alert's own time (a backtest judges a
-    // freeze as it stood).
-    let at = crate::series::parse_time(&incident.alert.state_timestamp).map(crate::series::rfc3339);
-    let calendar = async {
-        match config.change_calendars.is_empty() {
-            true => None,
-            false => Some(fleet::calendar_state(&aws.ssm, &config.change_calendars, at).await),
-        }
-    };
+    let (read_health, ask_ssm) = health_reads(incident, config);
+    let calendar = calendar(aws, incident, config);
     let (volumes, group, me, health, ssm_online, calendar) = tokio::join!(
         async {
             match needs(Need::Volumes) {

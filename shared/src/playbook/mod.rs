@@ -560,30 +560,6 @@ macro_rules! raw_playbook {
 
 crate::names::with_actions!(raw_playbook);
 
-impl Playbooks {
-    /// For each scope (then `default`), the mode of each change each kind
-    /// lists: what `check-playbooks` prints.
-    pub fn modes_text(&self) -> String {
-        let mut out = String::new();
-        let names = self
-            .scopes
-            .iter()
-            .map(|s| s.name.as_str())
-            .chain([crate::autonomy::DEFAULT_SCOPE]);
-        for scope in names {
-            let mut parts = Vec::new();
-            for kind in IncidentKind::ALL {
-                for a in self.stages(kind).iter().flatten().filter(|a| a.is_fix()) {
-                    let m = self.mode_in_scope(scope, Some(kind), *a);
-                    parts.push(format!("{kind}.{} {m}", a.as_str()));
-                }
-            }
-            out.push_str(&format!("scope {scope}: {}\n", parts.join(", ")));
-        }
-        out
-    }
-}
-
 impl fmt::Display for Playbooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for kind in [

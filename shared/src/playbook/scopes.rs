@@ -11,6 +11,8 @@ use crate::actions::ActionName;
 use crate::autonomy::{ActionMode, Rate, Scope};
 use crate::params::Validator;
 
+use super::Playbooks;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScope {
@@ -162,5 +164,29 @@ pub(super) fn table_mode(
         }
         (Some((_, n)), _) => Some(n),
         (None, o) => o.map(|(_, m)| m),
+    }
+}
+
+impl Playbooks {
+    /// For each scope (then `default`), the mode of each change each kind
+    /// lists: what `check-playbooks` prints.
+    pub fn modes_text(&self) -> String {
+        let mut out = String::new();
+        let names = self
+            .scopes
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain([crate::autonomy::DEFAULT_SCOPE]);
+        for scope in names {
+            let mut parts = Vec::new();
+            for kind in crate::incident::IncidentKind::ALL {
+                for a in self.stages(kind).iter().flatten().filter(|a| a.is_fix()) {
+                    let m = self.mode_in_scope(scope, Some(kind), *a);
+                    parts.push(format!("{kind}.{} {m}", a.as_str()));
+                }
+            }
+            out.push_str(&format!("scope {scope}: {}\n", parts.join(", ")));
+        }
+        out
     }
 }
