@@ -47,8 +47,17 @@ fn with_scopes(extra: &str) -> Result<Playbooks> {
     )?)
 }
 
+/// The state table through the test's own client (not the responder's:
+/// the IAM proof counts only the product's calls).
+fn table(w: &World) -> first_responder::state::StateStore {
+    first_responder::state::StateStore::new(
+        aws_sdk_dynamodb::Client::new(&w.sdk),
+        &w.fleet.state_table,
+    )
+}
+
 async fn runs_in_table(w: &World) -> Result<Vec<first_responder::autonomy::trust::RunRecord>> {
-    let st = w.engine.state.as_ref().context("no state table")?;
+    let st = table(w);
     let items = st.scan_runs().await.map_err(anyhow::Error::msg)?;
     Ok(items
         .iter()
@@ -126,7 +135,7 @@ async fn two_still_firing_checks_demote_and_a_restore_brings_it_back() -> Result
     w.config.flap_max = 100;
     w.config.approval_key = Some(first_responder::approval::Key::new("test", APPROVAL_KEY)?);
     w.config.approval_base_url = Some("https://approve.example.invalid".into());
-    let st = w.engine.state.clone().context("no state table")?;
+    let st = table(&w);
     for hours in [0, 1] {
         let r = w.handle(&cpu_at(&w, hours)?).await?;
         assert_eq!(status_of(&r, "scale_out").0, "done", "{r:#?}");
@@ -179,7 +188,7 @@ async fn two_still_firing_checks_demote_and_a_restore_brings_it_back() -> Result
 #[tokio::test]
 async fn a_fourth_disk_full_in_a_week_is_chronic_and_changes_nothing() -> Result<()> {
     let w = World::start_with_state(FleetSpec::default()).await?;
-    let st = w.engine.state.clone().context("no state table")?;
+    let st = table(&w);
     let instance = w.fleet.instance().to_owned();
     // The sample fires at 2026-11-25T02:04:12Z; three expansions in the
     // six days before it.
@@ -279,7 +288,7 @@ async fn a_closed_calendar_and_a_pause_keep_the_evidence_and_change_nothing() ->
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 2);
 
     // A pause on the group, until two hours after the next alert.
-    let st = w.engine.state.clone().context("no state table")?;
+    let st = table(&w);
     let fired = chrono::DateTime::parse_from_rfc3339("2026-11-25T05:04:12Z")?.timestamp();
     let pause = |id: &str, until: i64| first_responder::observed::Pause {
         id: id.into(),
