@@ -65,9 +65,23 @@ def flat(v):
     return v
 
 
+# The command-line tool uses the responder's policy (it runs the same code
+# path) and, for `first-responder trust`, scans the track record; the
+# functions never scan, so the template does not grant it.
+CLI_EXTRA = {
+    "ResponderRole": [{
+        "Sid": "TrackRecordForTheCommandLine",
+        "Effect": "Allow",
+        "Action": "dynamodb:Scan",
+        "Resource": "${StateTableArn}",
+    }],
+}
+
+
 def render(role):
     t = yaml.load(TEMPLATE.read_text(), Loader=Loader)
     doc = flat(t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"])
+    doc["Statement"] += CLI_EXTRA.get(role, [])
     s = json.dumps(doc, indent=2) + "\n"
     for a, b in [
         ("${AWS::Partition}", "aws"),
