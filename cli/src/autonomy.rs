@@ -236,3 +236,23 @@ pub fn failed(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("first-responder: {e}");
     ExitCode::from(1)
 }
+
+/// `backtest --recorded --since 90d`: the transitions the responder kept.
+pub async fn recorded_history(
+    sdk: &first_responder::aws::Sdk,
+    config: &Config,
+    since: &str,
+) -> Result<Vec<serde_json::Value>, ExitCode> {
+    let seconds = first_responder::autonomy::trust::parse_since(since).map_err(bad_input)?;
+    let Some(table) = &config.state_table else {
+        return Err(bad_input(
+            "backtest --recorded needs STATE_TABLE: the recorded history is read from it",
+        ));
+    };
+    let engine = Engine::new(sdk).with_state(sdk, table);
+    let Some(st) = engine.state.as_ref() else {
+        return Err(bad_input("backtest --recorded needs STATE_TABLE"));
+    };
+    let now = chrono::Utc::now().timestamp();
+    st.recorded_history(now - seconds).await.map_err(failed)
+}

@@ -61,8 +61,15 @@ enum Command {
         /// `aws cloudwatch describe-alarm-history --history-item-type
         /// StateUpdate --output json`, and/or Alertmanager webhook payloads
         /// one per line; any number of files.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "recorded")]
         files: Vec<PathBuf>,
+        /// Replay the transitions the responder recorded in the state table
+        /// (STATE_TABLE; kept HISTORY_TTL_DAYS, beyond CloudWatch's 14 days).
+        #[arg(long)]
+        recorded: bool,
+        /// With --recorded, how far back: days or hours (90d).
+        #[arg(long, default_value = "90d", requires = "recorded")]
+        since: String,
         /// The alarms' definitions (`aws cloudwatch describe-alarms --output
         /// json`) instead of DescribeAlarms.
         #[arg(long)]
@@ -199,7 +206,12 @@ async fn main() -> ExitCode {
             files,
             alarms,
             json,
-        } => return backtest(&files, alarms.as_deref(), json).await,
+            recorded,
+            since,
+        } => {
+            let recorded = recorded.then_some(since.as_str());
+            return backtest(&files, alarms.as_deref(), json, recorded).await;
+        }
         Command::CheckPlaybooks { file } => return check_playbooks(file),
         Command::Pause {
             on,
@@ -329,7 +341,12 @@ async fn verify(incident: &str, json: bool) -> ExitCode {
 }
 
 /// Reads every input before AWS is asked anything; bad input exits 2.
-async fn backtest(files: &[PathBuf], alarms: Option<&std::path::Path>, json: bool) -> ExitCode {
+async fn backtest(
+    files: &[PathBuf],
+    alarms: Option<&std::path::Path>,
+    json: bool,
+    recorded: Option<&str>,
+) -> ExitCode {
     use first_responder::backtest;
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -370,6 +387,15 @@ async fn backtest(files: &[PathBuf], alarms: Option<&std::path::Path>, json: boo
         first_responder::aws::BACKTEST_APP_NAME,
     );
     let aws = Aws::new(&sdk);
+    if let Some(since) = recorded {
+        match autonomy::recorded_history(&sdk, &config, since).await {
+            Ok(items) => inputs.push((
+                "the recorded history".into(),
+                backtest::Input::History(items),
+            )),
+            Err(code) => return code,
+        }
+    }
     let defs = match given {
         Some(d) => d,
         None => {

@@ -196,8 +196,8 @@ pub(super) async fn respond_incident(
     };
     let place = crate::target::place_of(target.as_ref());
     record_resolution(incident, engine, config, mode, &place, &mut report).await;
-    if mode == Mode::Run && !config.dry_run && incident.transition == Transition::Firing {
-        record_runs(engine, config, &mut report).await;
+    if mode == Mode::Run {
+        record_history(engine, incident, config, &mut report).await;
     }
     if fixes && mode == Mode::Run && !config.dry_run {
         report
@@ -255,6 +255,49 @@ async fn with_history(
         _ => h,
     };
     o
+}
+
+/// What the incident leaves in the track record: its changes (a firing
+/// alert's, not a dry run's) and its alarm's transition (not for a message
+/// whose claim did not hold: that is no alarm's history).
+async fn record_history(
+    engine: &Engine,
+    incident: &Incident,
+    config: &Config,
+    report: &mut crate::report::IncidentReport,
+) {
+    if !config.dry_run && incident.transition == Transition::Firing {
+        record_runs(engine, config, report).await;
+    }
+    if report.refused.is_none() && report.transient_error.is_none() {
+        record_transition(engine, incident, config).await;
+    }
+}
+
+/// A CloudWatch alarm's transition, kept `HISTORY_TTL_DAYS` for `backtest
+/// --recorded` (CloudWatch keeps 14 days). A failure is logged only.
+async fn record_transition(engine: &Engine, incident: &Incident, config: &Config) {
+    let a = &incident.alert;
+    let (Some(st), true) = (&engine.state, a.source.is_cloudwatch()) else {
+        return;
+    };
+    let Some(at) = crate::series::parse_time(&a.state_timestamp) else {
+        return;
+    };
+    let old = a.previous_state.map_or("INSUFFICIENT_DATA", |s| s.as_str());
+    let t = crate::state::track::Transition {
+        alarm: &a.alarm_name,
+        timestamp: &a.state_timestamp,
+        at: at.timestamp(),
+        old,
+        new: a.state.as_str(),
+        reason: &a.reason,
+        value: a.value,
+        threshold: a.threshold,
+    };
+    if let Err(e) = st.record_transition(&t, config.history_ttl_days).await {
+        tracing::warn!(incident_id = %incident.id, error = %e, "transition not recorded");
+    }
 }
 
 /// Each change carried out, held or observed, in the track record (its

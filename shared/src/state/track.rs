@@ -31,6 +31,22 @@ pub struct Run<'a> {
     pub at: i64,
 }
 
+/// An alarm transition as received.
+#[derive(Clone, Debug)]
+pub struct Transition<'a> {
+    pub alarm: &'a str,
+    /// As CloudWatch gave it (RFC 3339).
+    pub timestamp: &'a str,
+    pub at: i64,
+    pub old: &'a str,
+    pub new: &'a str,
+    /// The alarm's reason (cut), and the value and threshold it judged:
+    /// what the replay's planner reads.
+    pub reason: &'a str,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+}
+
 /// A `run#` item as scanned, its attributes as strings and numbers.
 pub type RunItem = HashMap<String, AttributeValue>;
 
@@ -342,9 +358,80 @@ impl StateStore {
         Ok(h)
     }
 
+    /// An alarm's transition as the responder received it, kept
+    /// `ttl_days` (CloudWatch keeps 14 days of history) for `backtest
+    /// --recorded`; a redelivery writes the same item.
+    pub async fn record_transition(&self, t: &Transition<'_>, ttl_days: u32) -> Result<(), String> {
+        let pk = format!("transition#{}#{}", t.alarm, t.timestamp);
+        let reason: String = t.reason.chars().take(512).collect();
+        let mut put = self.ddb.put_item();
+        for (k, v) in [("value", t.value), ("threshold", t.threshold)] {
+            if let Some(v) = v.filter(|v| v.is_finite()) {
+                put = put.item(k, AttributeValue::N(v.to_string()));
+            }
+        }
+        put.item("reason", s(reason))
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("alarm", s(t.alarm))
+            .item("ts", s(t.timestamp))
+            .item("at", n(t.at))
+            .item("old", s(t.old))
+            .item("new", s(t.new))
+            .item("expires_at", n(t.at + i64::from(ttl_days) * 86_400))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("PutItem {pk}: {}", sdk_error(&e)))
+    }
+
+    /// The recorded transitions since `since` (epoch seconds), as
+    /// describe-alarm-history's `AlarmHistoryItems` (a scan, from the
+    /// command line).
+    pub async fn recorded_history(&self, since: i64) -> Result<Vec<serde_json::Value>, String> {
+        let items = self.scan_prefix("transition#").await?;
+        Ok(items
+            .iter()
+            .filter(|i| get_n(i, "at").is_some_and(|at| at >= since))
+            .filter_map(|i| {
+                let f = |k: &str| {
+                    i.get(k)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<f64>().ok())
+                };
+                let mut reason_data = serde_json::json!({});
+                if let Some(v) = f("value") {
+                    reason_data["recentDatapoints"] = serde_json::json!([v]);
+                }
+                if let Some(t) = f("threshold") {
+                    reason_data["threshold"] = serde_json::json!(t);
+                }
+                let data = serde_json::json!({
+                    "oldState": {"stateValue": get_s(i, "old")?},
+                    "newState": {
+                        "stateValue": get_s(i, "new")?,
+                        "stateReason": get_s(i, "reason").unwrap_or_default(),
+                        "stateReasonData": reason_data,
+                    },
+                });
+                Some(serde_json::json!({
+                    "AlarmName": get_s(i, "alarm")?,
+                    "Timestamp": get_s(i, "ts")?,
+                    "HistoryItemType": "StateUpdate",
+                    "HistorySummary": format!("Alarm updated from {} to {}", get_s(i, "old")?, get_s(i, "new")?),
+                    "HistoryData": data.to_string(),
+                }))
+            })
+            .collect())
+    }
+
     /// Every recorded run (a scan: the trust report's, from the command
     /// line; the functions never scan).
     pub async fn scan_runs(&self) -> Result<Vec<RunItem>, String> {
+        self.scan_prefix("run#").await
+    }
+
+    async fn scan_prefix(&self, prefix: &str) -> Result<Vec<RunItem>, String> {
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -353,7 +440,7 @@ impl StateStore {
                 .scan()
                 .table_name(&self.table)
                 .filter_expression("begins_with(pk, :run)")
-                .expression_attribute_values(":run", s("run#"))
+                .expression_attribute_values(":run", s(prefix))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

@@ -105,6 +105,21 @@ async fn one_alarm_is_observed_in_prod_and_scaled_in_dev() -> Result<()> {
         (runs[0].scope.as_str(), runs[0].status.as_str()),
         ("prod", "observed")
     );
+    // The alarm's transition is kept for `backtest --recorded`, with the
+    // value the planner reads.
+    let kept = table(&w)
+        .recorded_history(0)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["AlarmName"], "web-high-cpu");
+    assert!(
+        kept[0]["HistoryData"]
+            .as_str()
+            .is_some_and(|d| d.contains("\"recentDatapoints\":[95.3]")
+                && d.contains("\"stateValue\":\"ALARM\"")),
+        "{kept:?}"
+    );
 
     // The same alarm an hour later, the group now in dev: scaled, with the
     // budget's one change still there to take.
