@@ -368,6 +368,10 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
     if let Some(s) = declared_severity(incident) {
         p.severity = s;
     }
+    // A chronic problem pages critical whatever the alarm declares.
+    if p.autonomy.values().any(|a| a.from == "chronic") {
+        p.severity = Severity::Critical;
+    }
     kill_switch(&mut p, observed, config);
     pause::apply(&mut p, observed, config);
     p.actions.push(notify_action(&p, config));

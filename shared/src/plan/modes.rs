@@ -9,7 +9,6 @@ use crate::actions::{ActionName, Decision};
 use crate::autonomy::{self, ActionMode, Subject};
 use crate::config::Config;
 use crate::observed::{History, Observed};
-use crate::report::Severity;
 
 use super::Plan;
 
@@ -101,9 +100,6 @@ pub(super) fn apply(p: &mut Plan, observed: &Observed, config: &Config) {
             }
         };
         p.autonomy.insert(a.name, au);
-    }
-    if !chronic_notes.is_empty() {
-        p.severity = Severity::Critical;
     }
     for n in chronic_notes.into_iter().rev() {
         p.notes.insert(0, n);

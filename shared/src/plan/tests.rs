@@ -485,3 +485,54 @@ fn report_of_a_plan_is_all_planned_or_skipped() {
     assert_eq!(v["actions"][2]["action"], "scale_out");
     assert_eq!(v["actions"][2]["status"], "skipped");
 }
+
+#[test]
+fn the_modes_observe_hold_or_act_and_a_chronic_problem_pages_critical() {
+    use crate::autonomy::ActionMode;
+    use crate::observed::{History, PastRun};
+    let i = incident(ALARM);
+    let mut c = config();
+    c.playbooks
+        .high_cpu
+        .modes
+        .insert(ActionName::ScaleOut, ActionMode::Observe);
+    let p = plan(&i, &fleet(1, 3), &c);
+    let s = summary(&p);
+    assert_eq!(s[0].2, "do", "the snapshot is evidence: never observed");
+    assert_eq!(s[2].2, "observe");
+    assert_eq!(
+        p.actions[2].reason,
+        "would add one instance to web-asg (desired 1 -> 2); observe mode in default"
+    );
+    let r = p.to_report();
+    assert_eq!(r.actions[2].status, Status::Observed);
+    assert_eq!(r.actions[2].mode.as_deref(), Some("observe"));
+    // Three scale-outs of this instance in the week before: chronic, held,
+    // critical even though the alarm declares a lower severity.
+    let c = config();
+    let fired = crate::series::parse_time(&i.alert.state_timestamp)
+        .unwrap()
+        .timestamp();
+    let mut o = fleet(1, 3);
+    let runs = (1..=3)
+        .map(|d| PastRun {
+            at: fired - d * 86_400,
+            incident: format!("inc-{d}"),
+            verdict: Some("recovered".into()),
+        })
+        .collect();
+    o.history = Ok(History {
+        runs: [(ActionName::ScaleOut, runs)].into_iter().collect(),
+        ..History::default()
+    });
+    let mut low = i.clone();
+    low.alert.tags.insert("severity".into(), "info".into());
+    let p = plan(&low, &o, &c);
+    assert_eq!(summary(&p)[2].2, "hold");
+    assert_eq!(p.severity, Severity::Critical);
+    assert!(
+        p.notes[0].starts_with("chronic: scale_out fixed i-"),
+        "{:?}",
+        p.notes
+    );
+}
