@@ -105,6 +105,38 @@ async fn one_alarm_is_observed_in_prod_and_scaled_in_dev() -> Result<()> {
         (runs[0].scope.as_str(), runs[0].status.as_str()),
         ("prod", "observed")
     );
+    // The check after it: the alarm recovered by itself, so the change it
+    // would have made was not needed; the observed run records that.
+    harness::put_alarm(
+        &w.engine.aws.cloudwatch,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("InstanceId", w.fleet.instance())],
+        300,
+        80.0,
+        "OK",
+    )
+    .await?;
+    let v = first_responder::verify::run::verify(
+        &w.engine,
+        &r.incidents[0].id,
+        &w.config,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    assert_eq!(v.verdict.as_str(), "recovered", "{v:?}");
+    let notice = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
+    assert!(
+        notice[0]
+            .text()?
+            .contains("without any change by first-responder"),
+        "{:?}",
+        notice[0].text()
+    );
+    let runs = runs_in_table(&w).await?;
+    assert_eq!(runs[0].verdict.as_deref(), Some("recovered"));
     // The alarm's transition is kept for `backtest --recorded`, with the
     // value the planner reads.
     let kept = table(&w)
@@ -151,19 +183,32 @@ async fn two_still_firing_checks_demote_and_a_restore_brings_it_back() -> Result
     w.config.approval_key = Some(first_responder::approval::Key::new("test", APPROVAL_KEY)?);
     w.config.approval_base_url = Some("https://approve.example.invalid".into());
     let st = table(&w);
+    // The alarm, in CloudWatch, still in ALARM whenever it is checked.
+    let dims = [("InstanceId", w.fleet.instance())];
+    harness::put_alarm(
+        &w.engine.aws.cloudwatch,
+        "web-high-cpu",
+        "AWS/EC2",
+        "CPUUtilization",
+        &dims,
+        300,
+        80.0,
+        "ALARM",
+    )
+    .await?;
     for hours in [0, 1] {
         let r = w.handle(&cpu_at(&w, hours)?).await?;
         assert_eq!(status_of(&r, "scale_out").0, "done", "{r:#?}");
-        // The check after the fix: the alarm still fires.
-        st.record_verdict(
+        // The check after the fix, as the delayed message runs it.
+        let v = first_responder::verify::run::verify(
+            &w.engine,
             &r.incidents[0].id,
-            ActionName::ScaleOut,
-            "still_firing",
-            chrono::Utc::now().timestamp(),
-            400,
+            &w.config,
+            chrono::Utc::now(),
         )
         .await
         .map_err(anyhow::Error::msg)?;
+        assert_eq!(v.verdict.as_str(), "still_firing", "{v:?}");
     }
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 3);
     let r = w.handle(&cpu_at(&w, 2)?).await?;
