@@ -242,7 +242,7 @@ pub async fn recorded_history(
     sdk: &first_responder::aws::Sdk,
     config: &Config,
     since: &str,
-) -> Result<Vec<serde_json::Value>, ExitCode> {
+) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), ExitCode> {
     let seconds = first_responder::autonomy::trust::parse_since(since).map_err(bad_input)?;
     let Some(table) = &config.state_table else {
         return Err(bad_input(

@@ -389,10 +389,16 @@ async fn backtest(
     let aws = Aws::new(&sdk);
     if let Some(since) = recorded {
         match autonomy::recorded_history(&sdk, &config, since).await {
-            Ok(items) => inputs.push((
-                "the recorded history".into(),
-                backtest::Input::History(items),
-            )),
+            Ok((history, payloads)) => {
+                inputs.push((
+                    "the recorded history".into(),
+                    backtest::Input::History(history),
+                ));
+                inputs.push((
+                    "the recorded Alertmanager payloads".into(),
+                    backtest::Input::Alertmanager(payloads),
+                ));
+            }
             Err(code) => return code,
         }
     }

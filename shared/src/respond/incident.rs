@@ -197,7 +197,14 @@ pub(super) async fn respond_incident(
     let place = crate::target::place_of(target.as_ref());
     record_resolution(incident, engine, config, mode, &place, &mut report).await;
     if mode == Mode::Run {
-        record_history(engine, incident, config, &mut report).await;
+        record_history(
+            engine,
+            incident,
+            config,
+            shared.event.as_deref(),
+            &mut report,
+        )
+        .await;
     }
     if fixes && mode == Mode::Run && !config.dry_run {
         report
@@ -264,26 +271,46 @@ async fn record_history(
     engine: &Engine,
     incident: &Incident,
     config: &Config,
+    event: Option<&str>,
     report: &mut crate::report::IncidentReport,
 ) {
     if !config.dry_run && incident.transition == Transition::Firing {
         record_runs(engine, config, report).await;
     }
     if report.refused.is_none() && report.transient_error.is_none() {
-        record_transition(engine, incident, config).await;
+        record_transition(engine, incident, config, event).await;
     }
 }
 
 /// A CloudWatch alarm's transition, kept `HISTORY_TTL_DAYS` for `backtest
 /// --recorded` (CloudWatch keeps 14 days). A failure is logged only.
-async fn record_transition(engine: &Engine, incident: &Incident, config: &Config) {
+async fn record_transition(
+    engine: &Engine,
+    incident: &Incident,
+    config: &Config,
+    event: Option<&str>,
+) {
     let a = &incident.alert;
-    let (Some(st), true) = (&engine.state, a.source.is_cloudwatch()) else {
-        return;
-    };
+    let Some(st) = &engine.state else { return };
     let Some(at) = crate::series::parse_time(&a.state_timestamp) else {
         return;
     };
+    // An Alertmanager occurrence: its payload, as the backtest reads it.
+    if !a.source.is_cloudwatch() {
+        if let Some(payload) = event
+            && let Err(e) = st
+                .record_payload(
+                    &incident.id,
+                    at.timestamp(),
+                    payload,
+                    config.history_ttl_days,
+                )
+                .await
+        {
+            tracing::warn!(incident_id = %incident.id, error = %e, "occurrence not recorded");
+        }
+        return;
+    }
     let old = a.previous_state.map_or("INSUFFICIENT_DATA", |s| s.as_str());
     let t = crate::state::track::Transition {
         alarm: &a.alarm_name,

@@ -385,14 +385,51 @@ impl StateStore {
             .map_err(|e| format!("PutItem {pk}: {}", sdk_error(&e)))
     }
 
-    /// The recorded transitions since `since` (epoch seconds), as
-    /// describe-alarm-history's `AlarmHistoryItems` (a scan, from the
-    /// command line).
-    pub async fn recorded_history(&self, since: i64) -> Result<Vec<serde_json::Value>, String> {
+    /// An Alertmanager (or Grafana) occurrence as the responder received
+    /// it: its payload, at most 100,000 characters (a larger one is not
+    /// kept: Ok(false)).
+    pub async fn record_payload(
+        &self,
+        incident: &str,
+        at: i64,
+        payload: &str,
+        ttl_days: u32,
+    ) -> Result<bool, String> {
+        if payload.len() > 100_000 {
+            return Ok(false);
+        }
+        let pk = format!("transition#am#{incident}");
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("at", n(at))
+            .item("payload", s(payload))
+            .item("expires_at", n(at + i64::from(ttl_days) * 86_400))
+            .send()
+            .await
+            .map(|_| true)
+            .map_err(|e| format!("PutItem {pk}: {}", sdk_error(&e)))
+    }
+
+    /// The recorded transitions since `since` (epoch seconds): the
+    /// CloudWatch ones as describe-alarm-history's `AlarmHistoryItems`, the
+    /// Alertmanager payloads as received (a scan, from the command line).
+    pub async fn recorded_history(
+        &self,
+        since: i64,
+    ) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), String> {
         let items = self.scan_prefix("transition#").await?;
-        Ok(items
-            .iter()
-            .filter(|i| get_n(i, "at").is_some_and(|at| at >= since))
+        let recent = || {
+            items
+                .iter()
+                .filter(|i| get_n(i, "at").is_some_and(|at| at >= since))
+        };
+        let payloads = recent()
+            .filter_map(|i| serde_json::from_str(get_s(i, "payload")?).ok())
+            .collect();
+        let history = recent()
+            .filter(|i| get_s(i, "payload").is_none())
             .filter_map(|i| {
                 let f = |k: &str| {
                     i.get(k)
@@ -422,7 +459,8 @@ impl StateStore {
                     "HistoryData": data.to_string(),
                 }))
             })
-            .collect())
+            .collect();
+        Ok((history, payloads))
     }
 
     /// Every recorded run (a scan: the trust report's, from the command

@@ -139,10 +139,11 @@ async fn one_alarm_is_observed_in_prod_and_scaled_in_dev() -> Result<()> {
     assert_eq!(runs[0].verdict.as_deref(), Some("recovered"));
     // The alarm's transition is kept for `backtest --recorded`, with the
     // value the planner reads.
-    let kept = table(&w)
+    let (kept, payloads) = table(&w)
         .recorded_history(0)
         .await
         .map_err(anyhow::Error::msg)?;
+    assert!(payloads.is_empty(), "{payloads:?}");
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0]["AlarmName"], "web-high-cpu");
     assert!(
