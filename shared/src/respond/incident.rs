@@ -197,14 +197,8 @@ pub(super) async fn respond_incident(
     let place = crate::target::place_of(target.as_ref());
     record_resolution(incident, engine, config, mode, &place, &mut report).await;
     if mode == Mode::Run {
-        record_history(
-            engine,
-            incident,
-            config,
-            shared.event.as_deref(),
-            &mut report,
-        )
-        .await;
+        let event = shared.event.as_deref();
+        record_history(engine, incident, config, event, &mut report).await;
     }
     if fixes && mode == Mode::Run && !config.dry_run {
         report
@@ -264,8 +258,8 @@ async fn with_history(
     o
 }
 
-/// What the incident leaves in the track record: its changes (a firing
-/// alert's, not a dry run's) and its alarm's transition (not for a message
+/// What a firing incident leaves in the track record (not a dry run's):
+/// its changes, and its alarm's transition into ALARM (not for a message
 /// whose claim did not hold: that is no alarm's history).
 async fn record_history(
     engine: &Engine,
@@ -274,9 +268,12 @@ async fn record_history(
     event: Option<&str>,
     report: &mut crate::report::IncidentReport,
 ) {
-    if !config.dry_run && incident.transition == Transition::Firing {
-        record_runs(engine, config, report).await;
+    if config.dry_run || incident.transition != Transition::Firing {
+        // A recovery costs no call: the replay reads only changes into
+        // ALARM (and a resolution is recorded for the check apart).
+        return;
     }
+    record_runs(engine, config, report).await;
     if report.refused.is_none() && report.transient_error.is_none() {
         record_transition(engine, incident, config, event).await;
     }
