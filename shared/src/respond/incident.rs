@@ -273,10 +273,15 @@ async fn record_history(
         // ALARM (and a resolution is recorded for the check apart).
         return;
     }
-    record_runs(engine, config, report).await;
-    if report.refused.is_none() && report.transient_error.is_none() {
-        record_transition(engine, incident, config, event).await;
-    }
+    // The changes and the transition at once: one round trip after the
+    // notification, not one per write.
+    let believed = report.refused.is_none() && report.transient_error.is_none();
+    let transition = async {
+        if believed {
+            record_transition(engine, incident, config, event).await;
+        }
+    };
+    tokio::join!(record_runs(engine, config, report), transition);
 }
 
 /// A CloudWatch alarm's transition, kept `HISTORY_TTL_DAYS` for `backtest
@@ -333,7 +338,7 @@ async fn record_runs(engine: &Engine, config: &Config, report: &mut crate::repor
         .map_or_else(crate::aws::unix_now, |t| t.timestamp());
     let resource = report.instance.clone().or_else(|| report.group.clone());
     let kind = report.kind.as_str();
-    let mut failed = None;
+    let mut runs = Vec::new();
     for a in &report.actions {
         let (Some(mode), Some(scope)) = (&a.mode, &a.scope) else {
             continue;
@@ -355,11 +360,14 @@ async fn record_runs(engine: &Engine, config: &Config, report: &mut crate::repor
             resource: resource.as_deref(),
             at,
         };
-        if let Err(e) = st.record_run(&run, config.history_ttl_days).await {
-            failed = Some(e);
-        }
+        runs.push(run);
     }
-    if let Some(e) = failed {
+    let written = futures::future::join_all(
+        runs.iter()
+            .map(|r| st.record_run(r, config.history_ttl_days)),
+    )
+    .await;
+    if let Some(e) = written.into_iter().find_map(Result::err) {
         tracing::warn!(incident_id = %report.id, error = %e, "track record not written");
         report
             .notes

@@ -89,16 +89,23 @@ impl StateStore {
             .expression_attribute_values(":at", n(r.at))
             .expression_attribute_values(":exp", n(expires))
             .expression_attribute_values(":r", s(r.resource.unwrap_or("-")));
-        u.send()
-            .await
-            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))?;
-        if r.status == "done"
-            && let Some(res) = r.resource
-        {
-            self.history_entry(res, r.action, r.incident, r.at, "-", expires)
-                .await?;
-        }
-        Ok(())
+        // The run and the resource's history at once: one round trip.
+        let run = async {
+            u.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
+        };
+        let history = async {
+            match (r.status, r.resource) {
+                ("done", Some(res)) => {
+                    self.history_entry(res, r.action, r.incident, r.at, "-", expires)
+                        .await
+                }
+                _ => Ok(()),
+            }
+        };
+        tokio::try_join!(run, history).map(|_| ())
     }
 
     async fn history_entry(
