@@ -138,6 +138,44 @@ pub async fn approve(engine: &Engine, d: &Decision, config: &Config, now: i64) -
     page
 }
 
+/// The fleet as it is now, for planning the approved change again: the
+/// kill switch, and a maintenance pause set since (`first-responder pause`),
+/// which holds for an approved change too; the record's demotions and runs
+/// do not (the person decided).
+async fn observed_now(
+    engine: &Engine,
+    there: &Engine,
+    incident: &crate::incident::Incident,
+    config: &Config,
+    target: Option<&crate::target::Target>,
+) -> crate::observed::Observed {
+    let lookup = crate::observe::lookup(&there.aws, incident, config);
+    let kill = async {
+        match &config.kill_switch_parameter {
+            Some(name) => engine.aws.kill_switch(name).await,
+            None => Ok(false),
+        }
+    };
+    let pauses = async {
+        match &engine.state {
+            Some(st) => st.history(None).await.map(|h| crate::observed::History {
+                pauses: h.pauses,
+                ..Default::default()
+            }),
+            None => Ok(Default::default()),
+        }
+    };
+    let (mut observed, kill, history) = tokio::join!(
+        crate::observe::observe_fleet(&there.aws, incident, config, lookup.as_ref()),
+        kill,
+        pauses
+    );
+    observed.kill_switch = kill;
+    observed.history = history;
+    observed.account = target.map(|t| t.account.as_str().to_owned());
+    observed
+}
+
 /// The person's decision in the track record (approved or denied, and how
 /// long after the alert), and an approved change carried out as a run done.
 async fn track_decision(
@@ -287,18 +325,7 @@ async fn carry_out_grant(
     {
         return refuse(why);
     }
-    let lookup = crate::observe::lookup(&there.aws, &incident, config);
-    let kill = async {
-        match &config.kill_switch_parameter {
-            Some(name) => engine.aws.kill_switch(name).await,
-            None => Ok(false),
-        }
-    };
-    let (mut observed, kill) = tokio::join!(
-        crate::observe::observe_fleet(&there.aws, &incident, config, lookup.as_ref()),
-        kill
-    );
-    observed.kill_switch = kill;
+    let observed = observed_now(engine, &there, &incident, config, target.as_ref()).await;
     let mut fresh = plan(&incident, &observed, config);
     fresh.set_target(target.as_ref(), config);
     let go = match the_signed_change(&fresh, g) {
