@@ -170,17 +170,8 @@ impl StateStore {
         if verdict == "still_firing" && get_s(&item, "mode") == Some("auto") {
             let scope = get_s(&item, "scope").unwrap_or(crate::names::DEFAULT_SCOPE);
             let attr = format!("miss|{scope}|{}|{incident}", action.as_str());
-            self.ddb
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(AUTONOMY))
-                .update_expression("SET #e = :t")
-                .expression_attribute_names("#e", attr)
-                // At the alert's time, as the planner judges demotions.
-                .expression_attribute_values(":t", n(at))
-                .send()
-                .await
-                .map_err(|e| format!("UpdateItem {AUTONOMY}: {}", sdk_error(&e)))?;
+            // At the alert's time, as the planner judges demotions.
+            self.set_attr(AUTONOMY, attr, n(at)).await?;
         }
         Ok(())
     }
@@ -252,34 +243,32 @@ impl StateStore {
         by: &str,
         now: i64,
     ) -> Result<(), String> {
+        let attr = format!("restored|{scope}|{}", action.as_str());
+        self.set_attr(AUTONOMY, attr, s(format!("{now}|{by}")))
+            .await
+    }
+
+    /// One attribute of one item, set (the `autonomy` item's entries).
+    async fn set_attr(&self, pk: &str, name: String, value: AttributeValue) -> Result<(), String> {
         self.ddb
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(AUTONOMY))
+            .key("pk", s(pk))
             .update_expression("SET #e = :v")
-            .expression_attribute_names("#e", format!("restored|{scope}|{}", action.as_str()))
-            .expression_attribute_values(":v", s(format!("{now}|{by}")))
+            .expression_attribute_names("#e", name)
+            .expression_attribute_values(":v", value)
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("UpdateItem {AUTONOMY}: {}", sdk_error(&e)))
+            .map_err(|e| format!("UpdateItem {pk}: {}", sdk_error(&e)))
     }
 
     /// A maintenance pause (`first-responder pause`), read with the rest
     /// of the `autonomy` item by every incident.
     pub async fn set_pause(&self, p: &Pause) -> Result<(), String> {
         let json = serde_json::to_string(p).map_err(|e| e.to_string())?;
-        self.ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(AUTONOMY))
-            .update_expression("SET #e = :v")
-            .expression_attribute_names("#e", format!("pause|{}", p.id))
-            .expression_attribute_values(":v", s(json))
-            .send()
+        self.set_attr(AUTONOMY, format!("pause|{}", p.id), s(json))
             .await
-            .map(|_| ())
-            .map_err(|e| format!("UpdateItem {AUTONOMY}: {}", sdk_error(&e)))
     }
 
     /// Ends a pause now: Ok(false) when there was none with that id.
