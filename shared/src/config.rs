@@ -123,6 +123,10 @@ pub struct Config {
     /// `CHANGE_CALENDARS` (comma-separated SSM Change Calendar names or
     /// ARNs): while one is CLOSED at the alert's time, changes are paused.
     pub change_calendars: Vec<String>,
+    /// Where on-call reads (`config/oncall.rs`).
+    pub oncall: OnCall,
+    /// `AWS_REGION` (Lambda sets it): the console links of a home incident.
+    pub region: Option<String>,
 }
 
 impl Default for Config {
@@ -167,6 +171,8 @@ impl Default for Config {
             max_group_share_percent: 10,
             history_ttl_days: 400,
             change_calendars: Vec::new(),
+            oncall: OnCall::default(),
+            region: None,
         }
     }
 }
@@ -336,6 +342,7 @@ impl Config {
             };
         }
         c.read_autonomy(get)?;
+        c.read_oncall(get)?;
         Ok(())
     }
 
@@ -581,6 +588,8 @@ fn boolean(var: &str, v: &str) -> Result<bool, ConfigError> {
 }
 
 mod autonomy;
+mod oncall;
+pub use oncall::{DEFAULT_PAGERDUTY_EVENTS_URL, OnCall};
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ pub mod notify;
 #[cfg(feature = "aws")]
 pub mod observe;
 pub mod observed;
+pub mod oncall;
 pub mod outcome;
 pub mod params;
 pub mod plan;

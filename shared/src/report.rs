@@ -166,6 +166,10 @@ pub struct IncidentReport {
     /// sent, and the `RefusedEvents` metric counts it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Into the console (the alarm, instance, group, snapshots, command
+    /// output) and a Prometheus alert's pages: every notification has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::oncall::links::Link>,
     pub actions: Vec<ActionReport>,
 }
 

@@ -60,6 +60,22 @@ pub fn escape_keeping_lines(s: &str) -> String {
         .join("\n")
 }
 
+/// An address a person may be sent to from a page: `http` or `https`, at
+/// most 2,048 characters, nothing that could end a markdown link or an
+/// HTML attribute. None: left out (the alert is handled all the same).
+pub fn web_url(s: &str) -> Option<String> {
+    let s = s.trim();
+    let scheme_ok = s.starts_with("https://") || s.starts_with("http://");
+    let clean = s.chars().all(|c| {
+        c.is_ascii_graphic()
+            && !matches!(
+                c,
+                '"' | '\'' | '<' | '>' | '`' | '(' | ')' | '\\' | '[' | ']' | '{' | '}' | '|' | '^'
+            )
+    });
+    (scheme_ok && clean && s.len() <= 2_048 && s.len() > "https://".len()).then(|| s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

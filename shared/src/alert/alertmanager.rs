@@ -63,6 +63,9 @@ pub(crate) struct AmPayload {
     version: String,
     #[serde(default)]
     status: Option<String>,
+    /// Alertmanager's own address, for a silence link (a bad one is left out).
+    #[serde(default, rename = "externalURL")]
+    external_url: Option<Value>,
     alerts: Vec<Value>,
 }
 
@@ -78,6 +81,21 @@ pub struct AmAlert {
     pub starts_at: String,
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// The rule's page in Prometheus (kept only if `web_url` accepts it).
+    #[serde(
+        default,
+        rename = "generatorURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub generator_url: Option<String>,
+    /// The payload's `externalURL`, carried with each alert so the one
+    /// forwarded keeps it (not a field of an Alertmanager alert).
+    #[serde(
+        default,
+        rename = "externalURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_url: Option<String>,
 }
 
 /// Parses an Alertmanager webhook payload (version 4) and nothing else.
@@ -172,6 +190,11 @@ pub fn parse_webhook_each(value: Value) -> Result<(Flavor, Vec<AlertResult>), In
         )));
     }
     let p: AmPayload = deserialize(value, "")?;
+    let external = p
+        .external_url
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(crate::text::web_url);
     let flavor = match p.version.as_str() {
         "4" => Flavor::Alertmanager,
         "1" => Flavor::Grafana,
@@ -212,7 +235,7 @@ pub fn parse_webhook_each(value: Value) -> Result<(Flavor, Vec<AlertResult>), In
         .enumerate()
         .map(|(i, raw)| {
             let at = format!("alerts[{i}]");
-            let a = match flavor {
+            let mut a = match flavor {
                 Flavor::Alertmanager => deserialize::<AmAlert>(raw, &at)?,
                 Flavor::Grafana => {
                     let g: GrafanaAlert = deserialize(raw, &at)?;
@@ -225,6 +248,12 @@ pub fn parse_webhook_each(value: Value) -> Result<(Flavor, Vec<AlertResult>), In
                     a
                 }
             };
+            a.generator_url = a.generator_url.as_deref().and_then(crate::text::web_url);
+            a.external_url = a
+                .external_url
+                .as_deref()
+                .and_then(crate::text::web_url)
+                .or_else(|| external.clone());
             am_alert(i, a.clone(), flavor).map(|alert| (alert, a))
         })
         .collect();
@@ -358,6 +387,8 @@ pub(crate) fn am_alert(i: usize, a: AmAlert, flavor: Flavor) -> Result<Alert, In
         account: a.labels.get("account_id").cloned(),
         origin: Origin::Labels,
         tags: a.labels,
+        generator_url: a.generator_url,
+        external_url: a.external_url,
     })
 }
 

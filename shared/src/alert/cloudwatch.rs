@@ -161,6 +161,8 @@ pub(crate) fn from_detail(
         account,
         origin: Origin::Aws,
         tags: detail.alarm_tags.unwrap_or_default(),
+        generator_url: None,
+        external_url: None,
     })
 }
 
@@ -407,6 +409,8 @@ pub(crate) fn parse_sns(value: Value) -> Result<Vec<Alert>, InputError> {
                 account: m.aws_account_id,
                 origin: Origin::SnsMessage,
                 tags: BTreeMap::new(),
+                generator_url: None,
+                external_url: None,
             }])
         })
         .collect::<Result<Vec<Vec<Alert>>, InputError>>()

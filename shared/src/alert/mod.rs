@@ -139,6 +139,13 @@ pub struct Alert {
     pub origin: Origin,
     /// Alarm tags (CloudWatch, with tag propagation) or labels (Prometheus).
     pub tags: BTreeMap<String, String>,
+    /// A Prometheus alert's `generatorURL` and its Alertmanager's
+    /// `externalURL` (checked by `notify::links::web_url`; a bad one is
+    /// left out, never a reason to refuse the alert).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
 }
 
 impl Alert {

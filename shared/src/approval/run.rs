@@ -417,19 +417,30 @@ async fn tell(engine: &Engine, g: &Grant, config: &Config, status: &str, summary
             "subject": subject,
             "text": text,
         }),
+        card: crate::notify::Card {
+            incident_id: g.incident.clone(),
+            kind: "approval".into(),
+            lines: text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect(),
+            resources: vec![g.target.clone()],
+            source: g.target.clone(),
+            dedup_key: g.incident.clone(),
+            // A person's answer tells PagerDuty nothing: the incident's
+            // pages and its check do.
+            pager: crate::notify::PagerEvent::None,
+            ..Default::default()
+        },
         text,
         severity: crate::report::Severity::Warning,
         pager: None,
     };
-    let sent = crate::actions::notify::publish(
-        &engine.aws.sns,
-        topic,
-        "approval",
-        &g.incident,
-        &n.message(),
-    )
-    .await;
-    if sent.status != Status::Done {
-        tracing::warn!(detail = %sent.detail, "approval notice not sent");
+    let sent = engine
+        .deliver(config, topic, "approval", &g.incident, &n)
+        .await;
+    if sent.outcome.status != Status::Done {
+        tracing::warn!(detail = %sent.outcome.detail, "approval notice not sent");
     }
 }

@@ -11,6 +11,7 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::time::sleep;
 
 pub mod fleet;
+pub mod pagerduty;
 pub mod ssm;
 
 /// The IAM actions of the engine's own components, beside the actions' and

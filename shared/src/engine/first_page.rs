@@ -89,14 +89,14 @@ impl Engine {
                     }
                 }
                 let n = compose_first(&plan, typical);
-                let outcome = crate::actions::notify::publish(&self.aws.sns,
-                        &topic,
-                        plan.incident.kind.as_str(),
-                        &plan.incident.id,
-                        &n.message(),
-                    )
+                let sent = self
+                    .deliver(config, &topic, plan.incident.kind.as_str(), &plan.incident.id, &n)
                     .instrument(info_span!("action", action = "first_page"))
                     .await;
+                if sent.paged {
+                    self.record_paged(&plan).await;
+                }
+                let outcome = sent.outcome;
                 let after = arrived.elapsed().as_secs_f64();
                 let why = match when {
                     Due::AtOnce => format!(
@@ -110,7 +110,12 @@ impl Engine {
                     ),
                 };
                 let note = if outcome.status == Status::Done {
-                    format!("a short first page went out {after:.1} s after the alert arrived: {why}")
+                    let oncall = if sent.oncall.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", sent.oncall.join("; "))
+                    };
+                    format!("a short first page went out {after:.1} s after the alert arrived: {why}{oncall}")
                 } else {
                     format!("the short first page could not be sent ({why}): {}", outcome.detail)
                 };

@@ -29,6 +29,7 @@ mod key;
 mod lease;
 mod limits;
 pub mod members;
+mod paged;
 mod record;
 mod setup;
 pub use first_page::{Due, due};
@@ -165,6 +166,7 @@ impl Engine {
             notify: &notify,
             metric,
             flap: &flap,
+            first_page_sent: sending.load(std::sync::atomic::Ordering::SeqCst),
         };
         Box::pin(self.conclude(plan, config, now, staged, end)).await
     }
@@ -253,7 +255,12 @@ impl Engine {
         if let Some(m) = end.metric {
             plan.with_metric(m.await);
         }
-        let publish = self.send_notifications(end.notify, notify_claims, &plan, &reports);
+        let publish = self.send_notifications(
+            end.notify,
+            notify_claims,
+            (&plan, config, end.first_page_sent),
+            &reports,
+        );
         let ((notified, notify_records, t_notify), recorded) =
             tokio::join!(publish, finish_recording(recording));
         let transient = transient.or(recorded).or(t_notify);
@@ -289,7 +296,7 @@ impl Engine {
         &self,
         notify: &[PlannedAction],
         claims: Vec<Option<Claimed>>,
-        plan: &Plan,
+        (plan, config, first_page_sent): (&Plan, &Config, bool),
         reports: &[ActionReport],
     ) -> (Vec<ActionReport>, Vec<Recording>, Option<String>) {
         let id = plan.incident.id.as_str();
@@ -299,17 +306,17 @@ impl Engine {
         for (a, claim) in notify.iter().zip(claims) {
             let report = match (&a.decision, claim) {
                 (Decision::Do(Step::Notify(notify::Step { topic_arn })), Some(Ok(_))) => {
-                    let n = compose(plan, reports);
+                    let mut n = compose(plan, reports);
+                    self.pager_policy(plan, &mut n, first_page_sent).await;
                     let started = Instant::now();
-                    let outcome = crate::actions::notify::publish(
-                        &self.aws.sns,
-                        topic_arn,
-                        plan.incident.kind.as_str(),
-                        id,
-                        &n.message(),
-                    )
-                    .instrument(info_span!("action", action = "notify"))
-                    .await;
+                    let delivered = self
+                        .deliver(config, topic_arn, plan.incident.kind.as_str(), id, &n)
+                        .instrument(info_span!("action", action = "notify"))
+                        .await;
+                    if delivered.paged {
+                        self.record_paged(plan).await;
+                    }
+                    let outcome = delivered.outcome;
                     let r = to_report(a, outcome.clone(), started);
                     sent.extend(self.record_soon(a, id, &outcome));
                     r
@@ -461,6 +468,8 @@ struct Ending<'a, 'm, 'f> {
     notify: &'a [PlannedAction],
     metric: Option<LateMetric<'m>>,
     flap: &'a FlapCheck<'f>,
+    /// A first page went out (and opened the PagerDuty incident).
+    first_page_sent: bool,
 }
 
 /// How many stages the plan's actions (the notification aside) fill.

@@ -8,6 +8,7 @@ use aws_config::SdkConfig;
 use super::key::KeyCell;
 use super::members::Members;
 use crate::aws::{APP_NAME, Aws, Lazy, ours};
+use crate::config::Config;
 use crate::state::StateStore;
 
 /// The responder: the deployment's clients (`aws`) and what the engine
@@ -26,6 +27,9 @@ pub struct Engine {
     /// held or decided (never on the cold start); shared with the member
     /// accounts' engines, whose SSM is another account's.
     pub approval_key: Arc<KeyCell>,
+    /// PagerDuty's routing key (read at the first event) and HTTPS client:
+    /// the deployment's own, shared like the key.
+    pub pagerduty: Arc<crate::aws::pagerduty::PagerDuty>,
 }
 
 impl Engine {
@@ -36,11 +40,13 @@ impl Engine {
     /// An untracked engine over these clients.
     pub fn with_clients(aws: Aws) -> Self {
         let key = KeyCell::new(aws.ssm.clone());
+        let pagerduty = crate::aws::pagerduty::PagerDuty::new(aws.ssm.clone());
         Self {
             aws,
             state: None,
             members: None,
             approval_key: Arc::new(key),
+            pagerduty: Arc::new(pagerduty),
         }
     }
 
@@ -69,5 +75,39 @@ impl Engine {
     pub fn with_members(mut self, central: &SdkConfig) -> Self {
         self.members = Some(Arc::new(Members::new(central)));
         self
+    }
+}
+
+impl Engine {
+    /// One notification to the topic, the chat topic and PagerDuty.
+    pub(crate) async fn deliver(
+        &self,
+        config: &Config,
+        topic_arn: &str,
+        kind: &str,
+        incident_id: &str,
+        n: &crate::notify::Notification,
+    ) -> crate::actions::notify::Delivered {
+        let o = &config.oncall;
+        let to = crate::actions::notify::OnCall {
+            chat_topic: o.chat_topic_arn.as_deref(),
+            routing_key_parameter: o.pagerduty_routing_key_parameter.as_deref(),
+            events_url: &o.pagerduty_events_url,
+        };
+        let message = n.message();
+        let page = crate::actions::notify::Page {
+            message: &message,
+            severity: n.severity,
+            card: &n.card,
+            document: &n.document,
+        };
+        crate::actions::notify::deliver(
+            &self.aws.sns,
+            &self.pagerduty,
+            &to,
+            (topic_arn, kind, incident_id),
+            &page,
+        )
+        .await
     }
 }

@@ -153,6 +153,8 @@ pub fn incident(
         account: None,
         origin: crate::alert::Origin::Aws,
         tags: Default::default(),
+        generator_url: None,
+        external_url: None,
     };
     let instance = crate::ids::InstanceId::parse("forecast.InstanceId", &risk.instance)?;
     let mut i = Incident::from_alert(alert)?;

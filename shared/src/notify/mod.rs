@@ -15,8 +15,11 @@ use crate::plan::{ActionName, Plan};
 use crate::report::{ActionReport, Severity, Status};
 use crate::text::{MAX_FIELD_CHARS, MAX_LONG_FIELD_CHARS, escape, escape_keeping_lines, quoted};
 
+mod oncall;
 mod pager;
 pub use crate::alert::alarm_key;
+pub use crate::oncall::{Card, PagerEvent, card, links};
+pub use oncall::card_for;
 pub use pager::{cloudwatch_time, https_document, pager};
 
 /// SNS: subject under 100 characters, printable ASCII only.
@@ -35,6 +38,8 @@ pub struct Notification {
     /// The alert as a CloudWatch alarm notification, for `https`
     /// subscribers (see [`pager`]); None: the document alone.
     pub pager: Option<CloudWatchAlarmPayload>,
+    /// The same page for a chat channel and PagerDuty ([`card`]).
+    pub card: Card,
 }
 
 impl Notification {
@@ -356,7 +361,13 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         }
     }
 
-    let document = report_document(plan, &subject, actions, share, &t);
+    let mut lines = card_head(plan);
+    lines.extend(plan.notes.iter().cloned());
+    lines.extend(actions.iter().map(action_line));
+    let card = card_for(plan, actions, lines);
+    links_text(&mut t, &card.links);
+    let mut document = report_document(plan, &subject, actions, share, &t);
+    document["links"] = json!(card.links);
 
     Notification {
         subject,
@@ -364,6 +375,40 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
         document,
         severity: plan.severity,
         pager: Some(pager(plan)),
+        card,
+    }
+}
+
+/// What fired and the metric's line, for the chat card.
+fn card_head(plan: &Plan) -> Vec<String> {
+    let a = &plan.incident.alert;
+    let mut head = format!(
+        "{} ({} -> {})",
+        a.alarm_name,
+        a.previous_state.map(|s| s.as_str()).unwrap_or("?"),
+        a.state.as_str()
+    );
+    match (a.value, a.threshold) {
+        (Some(v), Some(th)) => head.push_str(&format!(": {v:.1} (threshold {th})")),
+        (Some(v), None) => head.push_str(&format!(": {v:.1}")),
+        _ => {}
+    }
+    let mut lines = vec![head];
+    if let Some(c) = &plan.context {
+        lines.extend(c.lines().into_iter().take(2));
+    }
+    lines
+}
+
+/// LINKS: each link on its own line, for the email.
+fn links_text(t: &mut String, links: &[links::Link]) {
+    if links.is_empty() {
+        return;
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(t, "LINKS");
+    for l in links {
+        let _ = writeln!(t, "- {}: {}", escape(&l.text), l.href);
     }
 }
 
@@ -499,11 +544,31 @@ pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification 
         }
     }
     let step = |(name, what): &(&str, String)| json!({"action": name, "step": what});
+    let mut lines = card_head(plan);
+    lines.push(format!(
+        "first-responder is on it: about {} s of work; the full report follows.",
+        typical.as_secs().max(1)
+    ));
+    for (head, steps) in [
+        ("under way", &under_way),
+        ("then", &then),
+        ("to be held", &held),
+        ("observe mode", &observed),
+    ] {
+        lines.extend(
+            steps
+                .iter()
+                .map(|(name, what)| format!("{head}: {name}: {what}")),
+        );
+    }
+    let card = card_for(plan, &[], lines);
+    links_text(&mut t, &card.links);
     let document = document(
         plan,
         &subject,
         true,
         json!({
+            "links": card.links,
             "typical_seconds": typical.as_secs(),
             "under_way": under_way.iter().map(step).collect::<Vec<_>>(),
             "then": then.iter().map(step).collect::<Vec<_>>(),
@@ -518,6 +583,7 @@ pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification 
         document,
         severity: plan.severity,
         pager: Some(pager(plan)),
+        card,
     }
 }
 

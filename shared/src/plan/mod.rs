@@ -61,6 +61,9 @@ pub struct Plan {
     /// Each change's mode and scope (`crate::autonomy`), which its report
     /// and its track record carry.
     pub autonomy: std::collections::BTreeMap<ActionName, crate::autonomy::Autonomy>,
+    /// The account and region the console links of its notifications
+    /// point into: where it acts, else where the alert says, else home.
+    pub console: Option<crate::oncall::links::Where>,
 }
 
 impl Plan {
@@ -105,6 +108,7 @@ impl Plan {
             region: self.region.clone(),
             account_id: self.target.as_ref().map(|t| t.account.to_string()),
             refused: None,
+            links: self.links(&actions),
             actions,
         }
     }
@@ -236,6 +240,8 @@ impl Plan {
             self.account = Some(crate::target::named(t.account.as_str(), config));
             self.region = Some(t.region.to_string());
             self.target = Some(t.clone());
+            self.console =
+                crate::oncall::links::Where::new(Some(t.account.as_str()), t.region.as_str());
         }
     }
 
@@ -305,6 +311,19 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         autonomy: std::collections::BTreeMap::new(),
         region: None,
         target: None,
+        console: crate::oncall::links::Where::new(
+            incident
+                .alert
+                .account
+                .as_deref()
+                .or(config.home_account.as_ref().map(|a| a.as_str())),
+            incident
+                .alert
+                .region
+                .as_deref()
+                .or(config.region.as_deref())
+                .unwrap_or_default(),
+        ),
         group_size: observed
             .group
             .as_ref()
@@ -492,6 +511,7 @@ pub(crate) fn initial_severity(incident: &Incident, config: &Config) -> Severity
     }
 }
 
+mod links;
 mod modes;
 pub mod pause;
 

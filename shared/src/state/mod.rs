@@ -130,6 +130,7 @@ fn status_of(v: &str) -> Option<Status> {
 }
 
 mod approvals;
+mod paged;
 pub mod track;
 mod windows;
 

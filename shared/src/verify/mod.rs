@@ -164,6 +164,9 @@ pub struct Stored {
     pub account_id: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
+    /// The console links its notifications carried.
+    #[serde(default)]
+    pub links: Vec<crate::oncall::links::Link>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

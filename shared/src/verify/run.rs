@@ -460,27 +460,83 @@ async fn publish_verification(
         "text": text,
     });
     let reason = text.lines().next().unwrap_or_default().to_owned();
+    let card = verification_card(stored, v, &text, steps);
+    let mut doc = doc;
+    doc["links"] = serde_json::json!(card.links);
     let n = crate::notify::Notification {
         subject: subject.clone(),
         text,
         document: doc,
         severity,
         pager: Some(super::pager(stored, v, &reason)),
+        card,
     };
-    let sent = crate::actions::notify::publish(
-        &engine.aws.sns,
-        topic,
-        &stored.kind,
-        &incident,
-        &n.message(),
-    )
-    .await;
-    match sent.status {
+    let sent = engine
+        .deliver(config, topic, &stored.kind, &incident, &n)
+        .await;
+    if !sent.oncall.is_empty() {
+        v.note = Some(match v.note.take() {
+            Some(n) => format!("{n}; {}", sent.oncall.join("; ")),
+            None => sent.oncall.join("; "),
+        });
+    }
+    match sent.outcome.status {
         crate::report::Status::Done => {
             v.published = true;
             Ok(())
         }
-        _ => Err(sent.detail),
+        _ => Err(sent.outcome.detail),
+    }
+}
+
+/// The notice's card: still firing triggers PagerDuty again (critical, the
+/// escalation's words) under the incident's key, a recovery resolves it.
+fn verification_card(
+    stored: &Stored,
+    v: &Verification,
+    text: &str,
+    steps: Vec<String>,
+) -> crate::notify::Card {
+    use crate::notify::PagerEvent;
+    let resources: Vec<String> = stored
+        .instance
+        .iter()
+        .chain(&stored.group)
+        .cloned()
+        .collect();
+    crate::notify::Card {
+        incident_id: v.incident.clone(),
+        kind: stored.kind.clone(),
+        lines: text
+            .lines()
+            .skip(2)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        held: Vec::new(),
+        next_steps: if v.verdict == Verdict::StillFiring {
+            steps
+        } else {
+            Vec::new()
+        },
+        account: stored.account_id.clone(),
+        account_id: stored.account_id.clone(),
+        region: stored.region.clone(),
+        source: resources
+            .first()
+            .cloned()
+            .unwrap_or_else(|| stored.alarm_name.clone()),
+        resources,
+        links: stored.links.clone(),
+        pager: match v.verdict {
+            Verdict::StillFiring => PagerEvent::Trigger,
+            Verdict::Recovered => PagerEvent::Resolve,
+            Verdict::Unknown => PagerEvent::None,
+        },
+        dedup_key: v.incident.clone(),
+        component: None,
+        group: stored.group.clone(),
+        timestamp: Some(rfc3339(Utc::now())),
     }
 }
 

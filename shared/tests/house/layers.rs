@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "disk",
             "series",
             "report",
+            "oncall",
             "metrics",
         ],
     ),

@@ -11,7 +11,23 @@ use super::context::{Settings, Context};
 #[cfg(feature = "aws")]
 mod run;
 #[cfg(feature = "aws")]
-pub(crate) use run::{publish, run};
+pub(crate) use run::{Delivered, deliver, run};
+
+/// Where on-call reads besides the topic (the configuration's `OnCall`).
+pub struct OnCall<'a> {
+    pub chat_topic: Option<&'a str>,
+    pub routing_key_parameter: Option<&'a str>,
+    pub events_url: &'a str,
+}
+
+/// One notification as it is sent: the topic's message, and the card,
+/// severity and JSON document the chat topic and PagerDuty are sent.
+pub struct Page<'a> {
+    pub message: &'a Message,
+    pub severity: crate::report::Severity,
+    pub card: &'a crate::oncall::Card,
+    pub document: &'a serde_json::Value,
+}
 
 pub const RECOVERY: Recovery = Recovery::Idempotent("sent again: a duplicate message is better than none, and it names its incident");
 

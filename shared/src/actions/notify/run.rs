@@ -3,6 +3,8 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::Message;
+use crate::oncall::PagerEvent;
+use crate::oncall::card::{chat_message, pager_event};
 
 use crate::aws::sdk_error;
 use super::Clients;
@@ -10,7 +12,7 @@ use crate::outcome::Outcome;
 
 /// Publishes one message to the topic (the engine's page, the check's
 /// and an approval's answer all go this way).
-pub(crate) async fn publish(
+async fn publish(
     sns: &aws_sdk_sns::Client,
     topic_arn: &str,
     kind: &str,
@@ -56,6 +58,73 @@ pub(crate) async fn publish(
         }
         Err(e) => Outcome::failed(format!("Publish to {topic_arn}: {}", sdk_error(&e))),
     }
+}
+
+/// What one notification's delivery came to: the topic's publish (the
+/// notification's outcome), and a line each for the chat topic and
+/// PagerDuty when they are configured (said in the report; neither one's
+/// failure holds back the other or the topic). `paged`: PagerDuty took a
+/// trigger.
+pub(crate) struct Delivered {
+    pub outcome: Outcome,
+    pub oncall: Vec<String>,
+    pub paged: bool,
+}
+
+/// Publishes to the topic, the chat topic and PagerDuty at once.
+pub(crate) async fn deliver(
+    sns: &aws_sdk_sns::Client,
+    pagerduty: &crate::aws::pagerduty::PagerDuty,
+    to: &super::OnCall<'_>,
+    (topic_arn, kind, incident_id): (&str, &str, &str),
+    page: &super::Page<'_>,
+) -> Delivered {
+    let main = publish(sns, topic_arn, kind, incident_id, page.message);
+    let (mut outcome, chat, pager) =
+        tokio::join!(main, chat(sns, to, page), send_page(pagerduty, to, page));
+    let paged = pager.as_ref().is_some_and(|(_, ok)| *ok) && page.card.pager == PagerEvent::Trigger;
+    let oncall: Vec<String> = chat.into_iter().chain(pager.map(|(l, _)| l)).collect();
+    if !oncall.is_empty() {
+        outcome.detail = format!("{}; {}", outcome.detail, oncall.join("; "));
+    }
+    Delivered { outcome, oncall, paged }
+}
+
+/// The custom notification, raw (Amazon Q Developer reads the message
+/// itself, not a per-protocol structure).
+async fn chat(sns: &aws_sdk_sns::Client, to: &super::OnCall<'_>, page: &super::Page<'_>) -> Option<String> {
+    let topic = to.chat_topic?;
+    let message = chat_message(&page.message.subject, page.severity, page.card);
+    Some(
+        match sns.publish().topic_arn(topic).message(message.to_string()).send().await {
+            Ok(out) => format!(
+                "chat: published to {topic} (message {})",
+                out.message_id().unwrap_or_default()
+            ),
+            Err(e) => format!("chat: Publish to {topic} failed: {}", sdk_error(&e)),
+        },
+    )
+}
+
+/// The PagerDuty event this notification makes, if any, sent: what came
+/// of it, and whether PagerDuty took it.
+async fn send_page(
+    pagerduty: &crate::aws::pagerduty::PagerDuty,
+    to: &super::OnCall<'_>,
+    page: &super::Page<'_>,
+) -> Option<(String, bool)> {
+    let parameter = to.routing_key_parameter?;
+    if page.card.pager == PagerEvent::None {
+        return None;
+    }
+    let key = match pagerduty.routing_key(parameter).await {
+        Ok(k) => k,
+        Err(e) => return Some((format!("PagerDuty: nothing sent: {e}"), false)),
+    };
+    let event = pager_event(&key, &page.message.subject, page.severity, page.card, page.document)?;
+    let sent = pagerduty.send(to.events_url, &event).await;
+    tracing::info!(incident_id = %page.card.incident_id, ok = sent.ok, attempts = sent.attempts, "pagerduty");
+    Some((sent.detail, sent.ok))
 }
 
 /// Carries out the step (see `actions::Run`).
