@@ -5,7 +5,6 @@
 use serde_json::{Value, json};
 
 use super::links::Link;
-use crate::report::Severity;
 
 /// The longest `content.description` sent: Slack renders it as one text
 /// block, which holds 3,000 characters; longer is cut, and says so.
@@ -169,11 +168,13 @@ pub fn chat_description(card: &Card) -> String {
 /// The custom notification Amazon Q Developer in chat applications renders
 /// (schema: `tests/schemas/chat-custom-notification.schema.json`). Every
 /// message of an incident names it as `threadId`, so they share a thread.
-pub fn chat_message(subject: &str, severity: Severity, card: &Card) -> Value {
-    let mut keywords = vec![card.kind.clone(), severity.as_str().to_owned()];
+pub fn chat_message(subject: &str, severity: &str, card: &Card) -> Value {
+    let mut keywords = vec![card.kind.clone(), severity.to_owned()];
     keywords.extend(card.account.clone());
     keywords.extend(card.region.clone());
-    let keywords: Vec<String> = keywords.iter().map(|k| cut_chars(&inert(k), 75)).collect();
+    // Ours, not an event's: the kind, severity, the account's configured
+    // alias and a checked region.
+    let keywords: Vec<String> = keywords.iter().map(|k| cut_chars(k, 75)).collect();
     let steps: Vec<String> = card
         .next_steps
         .iter()
@@ -188,7 +189,7 @@ pub fn chat_message(subject: &str, severity: Severity, card: &Card) -> Value {
     if let Some(r) = &card.region {
         context.insert("region".into(), json!(r));
     }
-    context.insert("severity".into(), json!(severity.as_str()));
+    context.insert("severity".into(), json!(severity));
     json!({
         "version": "1.0",
         "source": "custom",
@@ -225,7 +226,7 @@ fn short_hash(s: &str) -> String {
 pub fn pager_event(
     routing_key: &str,
     subject: &str,
-    severity: Severity,
+    severity: &str,
     card: &Card,
     document: &Value,
 ) -> Option<Value> {
@@ -258,7 +259,7 @@ pub fn pager_event(
             let mut payload = json!({
                 "summary": cut_chars(subject, MAX_PAGER_SUMMARY),
                 "source": card.source,
-                "severity": severity.as_str(),
+                "severity": severity,
                 "class": card.kind,
                 "custom_details": document,
             });
@@ -316,7 +317,7 @@ mod tests {
 
     #[test]
     fn event_text_is_inert_and_held_links_are_markdown_links() {
-        let m = chat_message("[ALARM] Disk full", Severity::Critical, &card());
+        let m = chat_message("[ALARM] Disk full", "critical", &card());
         let d = m["content"]["description"].as_str().unwrap();
         assert!(
             d.starts_with("Alarm \\*web\\* \\[x\\]\\(http://evil\\) ＠here ‹\\!channel›"),
@@ -350,7 +351,7 @@ mod tests {
     #[test]
     fn the_pager_event_triggers_and_resolves_by_one_key() {
         let doc = json!({"incident_id": "inc-0011223344556677"});
-        let t = pager_event("k", &"x".repeat(2_000), Severity::Warning, &card(), &doc).unwrap();
+        let t = pager_event("k", &"x".repeat(2_000), "warning", &card(), &doc).unwrap();
         assert_eq!(t["event_action"], "trigger");
         assert_eq!(
             t["payload"]["summary"].as_str().unwrap().chars().count(),
@@ -360,12 +361,12 @@ mod tests {
         assert_eq!(t["links"].as_array().unwrap().len(), 3);
         let mut c = card();
         c.pager = PagerEvent::Resolve;
-        let r = pager_event("k", "s", Severity::Info, &c, &doc).unwrap();
+        let r = pager_event("k", "s", "info", &c, &doc).unwrap();
         assert_eq!(
             r,
             json!({"routing_key": "k", "event_action": "resolve", "dedup_key": "inc-0011223344556677"})
         );
         c.pager = PagerEvent::None;
-        assert!(pager_event("k", "s", Severity::Info, &c, &doc).is_none());
+        assert!(pager_event("k", "s", "info", &c, &doc).is_none());
     }
 }

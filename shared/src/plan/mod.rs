@@ -283,13 +283,20 @@ pub(crate) fn declared_severity(incident: &Incident) -> Option<Severity> {
 }
 
 /// Decides what to do. Pure.
+/// Where a home incident's console links lead: the alert's account and
+/// region, else the deployment's (`set_target` names a member's).
+fn console_of(incident: &Incident, config: &Config) -> Option<crate::oncall::Where> {
+    let a = &incident.alert;
+    crate::oncall::Where::new(
+        a.account
+            .as_deref()
+            .or(config.home_account.as_ref().map(|a| a.as_str())),
+        a.region.as_deref().or(config.region.as_deref())?,
+    )
+}
+
 pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
-    let group = observed
-        .group
-        .as_ref()
-        .ok()
-        .and_then(|g| g.as_ref())
-        .map(|g| g.name.clone());
+    let group = observed.group.as_ref().ok().and_then(|g| g.as_ref());
     let instance = match (&incident.resource, &observed.resolved) {
         (Resource::Instance(i), _) => Some(i.clone()),
         (Resource::Address(_), Some(Ok(i))) => Some(i.clone()),
@@ -299,7 +306,7 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         incident: incident.clone(),
         severity: Severity::Warning,
         instance: instance.clone(),
-        group,
+        group: group.map(|g| g.name.clone()),
         notes: Vec::new(),
         actions: Vec::new(),
         dry_run: config.dry_run,
@@ -311,25 +318,8 @@ pub fn plan(incident: &Incident, observed: &Observed, config: &Config) -> Plan {
         autonomy: std::collections::BTreeMap::new(),
         region: None,
         target: None,
-        console: crate::oncall::links::Where::new(
-            incident
-                .alert
-                .account
-                .as_deref()
-                .or(config.home_account.as_ref().map(|a| a.as_str())),
-            incident
-                .alert
-                .region
-                .as_deref()
-                .or(config.region.as_deref())
-                .unwrap_or_default(),
-        ),
-        group_size: observed
-            .group
-            .as_ref()
-            .ok()
-            .and_then(|g| g.as_ref())
-            .map(|g| g.desired),
+        console: console_of(incident, config),
+        group_size: group.map(|g| g.desired),
     };
     if let Some(rule) = &incident.alert.alarm_rule {
         p.notes.push(format!(

@@ -217,10 +217,26 @@ fn smuggled_event_shapes_never_reach_the_responder() {
     let alert = payload["alerts"][0].as_object().unwrap();
     let mut keys: Vec<&str> = alert.keys().map(String::as_str).collect();
     keys.sort_unstable();
+    // The rule's page and Alertmanager's address, as checked links.
     assert_eq!(
         keys,
-        ["annotations", "fingerprint", "labels", "startsAt", "status"]
+        [
+            "annotations",
+            "externalURL",
+            "fingerprint",
+            "generatorURL",
+            "labels",
+            "startsAt",
+            "status"
+        ]
     );
+    let mut bad = v.clone();
+    bad["alerts"][0]["generatorURL"] = "javascript:alert(1)".into();
+    bad["externalURL"] = "http://am.example/\"><script>".into();
+    let acc = accept(&req(Some(&auth), &bad.to_string()), &token(), &routes, None).unwrap();
+    let payload: Value = serde_json::from_slice(&acc.handoffs[0].payload).unwrap();
+    assert!(payload["alerts"][0].get("generatorURL").is_none());
+    assert!(payload["alerts"][0].get("externalURL").is_none());
     // The responder refuses an object of two shapes too.
     let mut two: Value = serde_json::from_str(AM).unwrap();
     two["detail-type"] = "CloudWatch Alarm State Change".into();

@@ -94,7 +94,7 @@ pub(crate) async fn deliver(
 /// itself, not a per-protocol structure).
 async fn chat(sns: &aws_sdk_sns::Client, to: &super::OnCall<'_>, page: &super::Page<'_>) -> Option<String> {
     let topic = to.chat_topic?;
-    let message = chat_message(&page.message.subject, page.severity, page.card);
+    let message = chat_message(&page.message.subject, page.severity.as_str(), page.card);
     Some(
         match sns.publish().topic_arn(topic).message(message.to_string()).send().await {
             Ok(out) => format!(
@@ -121,7 +121,7 @@ async fn send_page(
         Ok(k) => k,
         Err(e) => return Some((format!("PagerDuty: nothing sent: {e}"), false)),
     };
-    let event = pager_event(&key, &page.message.subject, page.severity, page.card, page.document)?;
+    let event = pager_event(&key, &page.message.subject, page.severity.as_str(), page.card, page.document)?;
     let sent = pagerduty.send(to.events_url, &event).await;
     tracing::info!(incident_id = %page.card.incident_id, ok = sent.ok, attempts = sent.attempts, "pagerduty");
     Some((sent.detail, sent.ok))
