@@ -20,9 +20,11 @@ pub use seed::*;
 
 pub mod alertmanager;
 pub mod cloudwatch;
+pub mod pagerduty;
 pub mod prometheus;
 pub mod proxy;
 pub mod sandbox;
+pub mod schema;
 pub mod ssm;
 
 pub const REGION: &str = "us-east-1";
@@ -66,6 +68,8 @@ impl World {
         engine.aws.ssm = ssm.client(&sdk).into();
         let config = first_responder::Config {
             notify_topic_arn: Some(fleet.topic_arn.clone()),
+            // As Lambda's AWS_REGION sets it: a home incident's console links.
+            region: sdk.region().map(|r| r.as_ref().to_owned()),
             ..first_responder::Config::default()
         };
         Ok(Self {

@@ -324,7 +324,7 @@ pub async fn create_state_table(sdk: &SdkConfig) -> Result<String> {
 /// The template's `PagerSubscription` filter policy.
 pub const PAGER_FILTER_POLICY: &str = r#"{"$or":[{"severity":["critical"]},{"state":["OK"]}]}"#;
 
-pub(crate) async fn subscribe_queue(
+pub async fn subscribe_queue(
     sns: &aws_sdk_sns::Client,
     sqs: &aws_sdk_sqs::Client,
     topic_arn: &str,

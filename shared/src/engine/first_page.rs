@@ -93,7 +93,7 @@ impl Engine {
                     .deliver(config, &topic, plan.incident.kind.as_str(), &plan.incident.id, &n)
                     .instrument(info_span!("action", action = "first_page"))
                     .await;
-                if sent.paged {
+                if sent.opened {
                     self.record_paged(&plan).await;
                 }
                 let outcome = sent.outcome;

@@ -313,7 +313,7 @@ impl Engine {
                         .deliver(config, topic_arn, plan.incident.kind.as_str(), id, &n)
                         .instrument(info_span!("action", action = "notify"))
                         .await;
-                    if delivered.paged {
+                    if delivered.opened {
                         self.record_paged(plan).await;
                     }
                     let outcome = delivered.outcome;

@@ -11,7 +11,8 @@ impl Engine {
     /// The report's PagerDuty event: a firing incident's report triggers
     /// only when no first page did (or it holds changes whose links a
     /// person needs); a recovery resolves the incident its alarm opened,
-    /// by that incident's key, and tells PagerDuty nothing if none was.
+    /// by that incident's key (and joins its chat thread), and tells
+    /// PagerDuty nothing if none was.
     pub(super) async fn pager_policy(
         &self,
         plan: &Plan,
@@ -47,7 +48,8 @@ impl Engine {
         }
     }
 
-    /// PagerDuty took this incident's trigger: recorded for its recovery.
+    /// A firing page of this incident went out (to the topic or PagerDuty):
+    /// recorded for its recovery.
     pub(super) async fn record_paged(&self, plan: &Plan) {
         let (Some(st), Some(key)) = (
             self.state.as_ref(),
@@ -60,7 +62,7 @@ impl Engine {
             .record_paged(&key, &plan.incident.id, crate::aws::unix_now())
             .await
         {
-            tracing::warn!(incident_id = %plan.incident.id, error = %e, "the PagerDuty incident was not recorded: its recovery will not resolve it");
+            tracing::warn!(incident_id = %plan.incident.id, error = %e, "the opened incident was not recorded: its recovery will not resolve it");
         }
     }
 }

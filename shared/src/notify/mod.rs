@@ -403,7 +403,7 @@ fn card_head(plan: &Plan) -> Vec<String> {
 }
 
 /// LINKS: each link on its own line, for the email.
-fn links_text(t: &mut String, links: &[links::Link]) {
+pub fn links_text(t: &mut String, links: &[links::Link]) {
     if links.is_empty() {
         return;
     }

@@ -69,5 +69,6 @@ pub fn card_for(
         timestamp: crate::metrics::parse_time_ms(&a.state_timestamp)
             .and_then(chrono::DateTime::from_timestamp_millis)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        pager_severity: None,
     }
 }

@@ -57,8 +57,9 @@ pub struct Card {
     pub resources: Vec<String>,
     pub links: Vec<Link>,
     pub pager: PagerEvent,
-    /// The key PagerDuty de-duplicates by: the incident id, or for a
-    /// recovery notice the id of the incident it resolves.
+    /// The key PagerDuty de-duplicates by and the chat thread: the
+    /// incident id, or for a recovery notice the id of the incident it
+    /// resolves, so its messages land where that one's did.
     pub dedup_key: String,
     /// PagerDuty's `source` (the instance, else the group, else the alarm),
     /// `component`, `group` (the Auto Scaling group).
@@ -67,21 +68,35 @@ pub struct Card {
     pub group: Option<String>,
     /// When it fired (RFC 3339).
     pub timestamp: Option<String>,
+    /// PagerDuty's severity when it is not the page's: an escalation
+    /// (a still-firing check) is `critical` there whatever it was.
+    pub pager_severity: Option<&'static str>,
 }
 
 /// Text that came from an event or an instance, made inert for markdown:
-/// no emphasis, no link, no mention, no HTML; one line.
+/// no emphasis, no link, no mention, no HTML or Slack `<…>` sequence; one line.
 pub fn inert(s: &str) -> String {
+    inert_but(s, &[])
+}
+
+/// [`inert`] for a link's text, where parentheses are plain text.
+fn inert_text(s: &str) -> String {
+    inert_but(s, &['(', ')'])
+}
+
+fn inert_but(s: &str, plain: &[char]) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            c if plain.contains(&c) => out.push(c),
             '\\' | '*' | '_' | '~' | '[' | ']' | '(' | ')' | '#' | '|' | '!' => {
                 out.push('\\');
                 out.push(c);
             }
             '`' => out.push('\''),
+            // `<` opens HTML and Slack's `<!here>`, `<url|text>`; alone,
+            // `>` is plain.
             '<' => out.push('‹'),
-            '>' => out.push('›'),
             // No @channel, @here or @someone from an event.
             '@' => out.push('＠'),
             '&' => out.push_str("and"),
@@ -123,7 +138,7 @@ pub fn chat_description(card: &Card) -> String {
         let shown: Vec<String> = card
             .links
             .iter()
-            .map(|l| format!("[{}]({})", inert(&l.text), l.href))
+            .map(|l| format!("[{}]({})", inert_text(&l.text), l.href))
             .collect();
         links.push(format!("**Links:** {}", shown.join(" · ")));
     }
@@ -202,7 +217,7 @@ pub fn chat_message(subject: &str, severity: &str, card: &Card) -> Value {
             "keywords": keywords,
         },
         "metadata": {
-            "threadId": card.incident_id,
+            "threadId": card.dedup_key,
             "summary": cut_chars(&inert(subject), 250),
             "eventType": format!("first-responder.{}", card.kind),
             "relatedResources": card.resources,
@@ -259,7 +274,7 @@ pub fn pager_event(
             let mut payload = json!({
                 "summary": cut_chars(subject, MAX_PAGER_SUMMARY),
                 "source": card.source,
-                "severity": severity,
+                "severity": card.pager_severity.unwrap_or(severity),
                 "class": card.kind,
                 "custom_details": document,
             });
@@ -320,7 +335,7 @@ mod tests {
         let m = chat_message("[ALARM] Disk full", "critical", &card());
         let d = m["content"]["description"].as_str().unwrap();
         assert!(
-            d.starts_with("Alarm \\*web\\* \\[x\\]\\(http://evil\\) ＠here ‹\\!channel›"),
+            d.starts_with("Alarm \\*web\\* \\[x\\]\\(http://evil\\) ＠here ‹\\!channel>"),
             "{d}"
         );
         assert!(d.contains(

@@ -1,6 +1,7 @@
-//! Which PagerDuty incident an alert opened: `paged#<resolution key>` holds
-//! the dedup key (the firing incident's id), so the alert's recovery, a
-//! new state change with an id of its own, resolves the same one.
+//! Which incident an alert's pages opened: `paged#<resolution key>` holds
+//! the firing incident's id (PagerDuty's dedup key, the chat thread), so
+//! the alert's recovery, a new state change with an id of its own,
+//! resolves the same PagerDuty incident and answers in the same thread.
 
 use super::*;
 

@@ -450,6 +450,10 @@ async fn publish_verification(
         v.note = Some("no NOTIFY_TOPIC_ARN: nothing published".into());
         return Ok(());
     };
+    let reason = text.lines().next().unwrap_or_default().to_owned();
+    let card = verification_card(stored, v, &text, steps);
+    let mut text = text;
+    crate::notify::links_text(&mut text, &card.links);
     let doc = serde_json::json!({
         "version": 1,
         "incident_id": incident,
@@ -457,12 +461,9 @@ async fn publish_verification(
         "severity": severity,
         "subject": subject,
         "verification": &*v,
+        "links": card.links,
         "text": text,
     });
-    let reason = text.lines().next().unwrap_or_default().to_owned();
-    let card = verification_card(stored, v, &text, steps);
-    let mut doc = doc;
-    doc["links"] = serde_json::json!(card.links);
     let n = crate::notify::Notification {
         subject: subject.clone(),
         text,
@@ -537,6 +538,7 @@ fn verification_card(
         component: None,
         group: stored.group.clone(),
         timestamp: Some(rfc3339(Utc::now())),
+        pager_severity: (v.verdict == Verdict::StillFiring).then_some("critical"),
     }
 }
 

@@ -25,6 +25,7 @@ mod kill_process;
 mod limits;
 mod memory_pressure;
 mod metric_context;
+mod oncall;
 mod restart_service;
 mod scripts;
 mod service_down;

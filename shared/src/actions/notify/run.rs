@@ -63,12 +63,12 @@ async fn publish(
 /// What one notification's delivery came to: the topic's publish (the
 /// notification's outcome), and a line each for the chat topic and
 /// PagerDuty when they are configured (said in the report; neither one's
-/// failure holds back the other or the topic). `paged`: PagerDuty took a
-/// trigger.
+/// failure holds back the other or the topic). `opened`: a firing page
+/// went out (its recovery resolves and threads by this incident).
 pub(crate) struct Delivered {
     pub outcome: Outcome,
     pub oncall: Vec<String>,
-    pub paged: bool,
+    pub opened: bool,
 }
 
 /// Publishes to the topic, the chat topic and PagerDuty at once.
@@ -82,12 +82,13 @@ pub(crate) async fn deliver(
     let main = publish(sns, topic_arn, kind, incident_id, page.message);
     let (mut outcome, chat, pager) =
         tokio::join!(main, chat(sns, to, page), send_page(pagerduty, to, page));
-    let paged = pager.as_ref().is_some_and(|(_, ok)| *ok) && page.card.pager == PagerEvent::Trigger;
+    let opened = page.card.pager == PagerEvent::Trigger
+        && (outcome.status == crate::report::Status::Done || pager.as_ref().is_some_and(|(_, ok)| *ok));
     let oncall: Vec<String> = chat.into_iter().chain(pager.map(|(l, _)| l)).collect();
     if !oncall.is_empty() {
         outcome.detail = format!("{}; {}", outcome.detail, oncall.join("; "));
     }
-    Delivered { outcome, oncall, paged }
+    Delivered { outcome, oncall, opened }
 }
 
 /// The custom notification, raw (Amazon Q Developer reads the message
