@@ -43,6 +43,10 @@ step "Starting CloudWatch (the SDK's CBOR bridged to moto's JSON 1.0): the sampl
 if [[ "$STANDIN" == 1 ]]; then start_cloudwatch "$RUN_DIR/fleet.json" /var xfs; else start_cloudwatch "$RUN_DIR/fleet.json" /data ext4; fi
 echo "CloudWatch at $CW_URL"
 
+step "Where on-call lives: a chat channel (an SNS topic, as Amazon Q Developer in chat applications subscribes one) and PagerDuty (a local stand-in of Events API v2 that validates every event)"
+start_oncall
+echo "chat topic $CHAT_TOPIC_ARN; PagerDuty events to $PAGERDUTY_EVENTS_URL (routing key in SSM at $PAGERDUTY_ROUTING_KEY_PARAMETER)"
+
 step "Serving the functions locally: cargo lambda watch on 127.0.0.1 (responder + webhook)"
 TOKEN="demo-token-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 # The check after a fix: 10 minutes later by default, at once in the demo.
@@ -135,6 +139,9 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print([(a["action"]
 
 step "What happened in the emulated AWS account"
 "$FLEET_BIN" show "$MOTO_URL" "$RUN_DIR/fleet.json" | tee "$RUN_DIR/account.txt"
+
+step "What on-call saw: the chat channel's messages (one thread per incident) and the PagerDuty events (one key per incident)"
+"$FLEET_BIN" oncall-show "$MOTO_URL" "$CHAT_QUEUE_URL" "$RUN_DIR/pagerduty-events.json" | tee "$RUN_DIR/oncall.txt"
 
 step "The service stops answering: cargo lambda invoke responder --data-file events/service-down-alarm.json (replacing an instance is held for a person)"
 invoke responder "$RUN_DIR/service-down-alarm.json" >"$RUN_DIR/service-down-report.json"
@@ -235,6 +242,18 @@ assert "GET  200: Approve this change?" in approval, approval
 assert "POST 200 (press): Done:" in approval, approval
 assert "POST 409 (again): Already decided" in approval, approval
 assert open(f"{run}/health-after.txt").read().strip().endswith(": UNHEALTHY")
+# On-call: the CPU alarm's incident opened in PagerDuty by its report,
+# escalated by the check (critical), resolved by the recovery, one key; the
+# disk's by its first page; every event valid; chat in one thread each.
+events = json.load(open(f"{run}/pagerduty-events.json"))
+assert events and all(e["invalid"] is None and e["status"] == 202 for e in events), events
+cpu = [(e["event"]["event_action"], e["event"].get("payload", {}).get("severity")) for e in events if e["event"]["dedup_key"] == alarm["id"]]
+assert cpu == [("trigger", "critical"), ("trigger", "critical"), ("resolve", None)], cpu
+assert any(e["event"]["dedup_key"] == disk["id"] and e["event"]["payload"]["summary"].startswith("[ON IT] Disk full") for e in events), events
+oncall = open(f"{run}/oncall.txt").read()
+assert oncall.count("thread " + alarm["id"]) == 3, oncall
+assert oncall.count("thread " + disk["id"]) == 2, oncall
+assert "[alarm web-high-cpu (account 123456789012, us-east-1)](https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/web-high-cpu)" in oncall, oncall
 print("demo check: 1 passed, 0 failed")
 PY
 fi

@@ -110,6 +110,23 @@ start_cloudwatch() { # fleet_json disk_path disk_fstype
   done
 }
 
+# The demo's chat channel and PagerDuty stand-in (`fleet oncall`): sets
+# CHAT_TOPIC_ARN, CHAT_QUEUE_URL, PAGERDUTY_EVENTS_URL and
+# PAGERDUTY_ROUTING_KEY_PARAMETER for start_watch.
+start_oncall() {
+  setsid "$FLEET_BIN" oncall "$MOTO_URL" "$RUN_DIR/pagerduty-events.json" >"$RUN_DIR/oncall.out" 2>"$RUN_DIR/oncall.log" &
+  PIDS+=($!)
+  local deadline=$((SECONDS + 60)) line=""
+  until line=$(head -n 1 "$RUN_DIR/oncall.out" 2>/dev/null) && [[ -n "$line" ]]; do
+    if ((SECONDS >= deadline)); then echo "the on-call stand-ins did not start" >&2; show_logs oncall.log; fi
+    sleep 0.2
+  done
+  CHAT_TOPIC_ARN=$(json_field "$RUN_DIR/oncall.out" chat_topic_arn)
+  CHAT_QUEUE_URL=$(json_field "$RUN_DIR/oncall.out" chat_queue_url)
+  PAGERDUTY_EVENTS_URL=$(json_field "$RUN_DIR/oncall.out" events_url)
+  PAGERDUTY_ROUTING_KEY_PARAMETER=$(json_field "$RUN_DIR/oncall.out" routing_key_parameter)
+}
+
 # --ignore-changes: a file written into the checkout while the demo runs (a
 # log, an editor's swap file) would otherwise restart the functions and lose
 # the invocation in flight, which then never answers.
@@ -118,6 +135,7 @@ start_watch() { # topic_arn webhook_token state_table [verify_queue_url playbook
   AWS_ENDPOINT_URL=$MOTO_URL AWS_ENDPOINT_URL_SSM=${SSM_URL:-$MOTO_URL} AWS_ENDPOINT_URL_CLOUDWATCH=${CW_URL:-$MOTO_URL} AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" \
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
   APPROVAL_KEY=${APPROVAL_KEY:-} APPROVAL_BASE_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/webhook/" \
+  CHAT_TOPIC_ARN=${CHAT_TOPIC_ARN:-} PAGERDUTY_ROUTING_KEY_PARAMETER=${PAGERDUTY_ROUTING_KEY_PARAMETER:-} PAGERDUTY_EVENTS_URL=${PAGERDUTY_EVENTS_URL:-} \
   NOTIFY_TOPIC_ARN=$1 WEBHOOK_TOKEN=$2 STATE_TABLE=$3 VERIFY_QUEUE_URL=${4:-} PLAYBOOKS_FILE=${5:-} RESPONDER_FUNCTION=responder DIAGNOSTICS_TIMEOUT_SECONDS=20 \
     setsid cargo lambda watch --ignore-changes --features test-deps --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" >"$RUN_DIR/watch.log" 2>&1 &
   PIDS+=($!)

@@ -90,6 +90,7 @@ def render(role):
         ("${KillSwitchParameter}", "/first-responder/kill-switch"),
         ("${WebhookTokenParameter}", "/first-responder/webhook-token"),
         ("${ApprovalKeyParameter}", "/first-responder/approval-key"),
+        ("${PagerDutyRoutingKeyParameter}", "/first-responder/pagerduty-routing-key"),
         ("${MemberRoleName}", "first-responder-member"),
         # `cargo lambda deploy` names the function itself: responder.
         ("${AWS::StackName}-responder", "responder"),

@@ -93,6 +93,8 @@ def stack_conditions(refs):
         "HasExternalId": refs.get("ExternalId", "") != "",
         "IsRoleRegion": refs.get("AWS::Region") == refs.get("RoleRegion"),
         "HasRegions": refs.get("Regions", "") != "",
+        "HasChat": refs.get("ChatTopicArn", "") != "",
+        "HasPagerDuty": refs.get("PagerDutyRoutingKeyParameter", "") != "",
     }
     return c
 
@@ -380,7 +382,9 @@ def binding(action, resource):
     name = resource.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     b = {}
     if action == "sns:Publish":
-        b["NotifyTopic"] = f"arn:aws:sns:{HOME_REGION}:{HOME}:{name}"
+        # The notification topic or the chat channel's: each publish is
+        # evaluated with the topic it reached as both.
+        b["NotifyTopic"] = b["ChatTopicArn"] = f"arn:aws:sns:{HOME_REGION}:{HOME}:{name}"
     elif action.startswith("dynamodb:"):
         b["StateTableArn"] = f"arn:aws:dynamodb:{HOME_REGION}:{HOME}:table/{name}"
     elif action.startswith("sqs:"):
@@ -388,6 +392,7 @@ def binding(action, resource):
     elif action == "ssm:GetParameter" and ":parameter" in resource:
         param = resource.split(":parameter", 1)[1]
         b["KillSwitchParameter"] = b["ApprovalKeyParameter"] = b["WebhookTokenParameter"] = param
+        b["PagerDutyRoutingKeyParameter"] = param
     elif action == "lambda:InvokeFunction":
         b["AWS::StackName"] = name[: -len("-responder")] if name.endswith("-responder") else name
     return b

@@ -534,5 +534,58 @@ fn unchanged(stored: &Stored) -> Vec<String> {
     }
 }
 
+/// The notice's card: still firing triggers PagerDuty again (critical, the
+/// escalation's words) under the incident's key, a recovery resolves it.
+pub fn card(
+    stored: &Stored,
+    v: &Verification,
+    text: &str,
+    steps: Vec<String>,
+    now: DateTime<Utc>,
+) -> crate::oncall::Card {
+    use crate::oncall::PagerEvent;
+    let resources: Vec<String> = stored
+        .instance
+        .iter()
+        .chain(&stored.group)
+        .cloned()
+        .collect();
+    crate::oncall::Card {
+        incident_id: v.incident.clone(),
+        kind: stored.kind.clone(),
+        lines: text
+            .lines()
+            .skip(2)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        held: Vec::new(),
+        next_steps: if v.verdict == Verdict::StillFiring {
+            steps
+        } else {
+            Vec::new()
+        },
+        account: stored.account_id.clone(),
+        account_id: stored.account_id.clone(),
+        region: stored.region.clone(),
+        source: resources
+            .first()
+            .cloned()
+            .unwrap_or_else(|| stored.alarm_name.clone()),
+        resources,
+        links: stored.links.clone(),
+        pager: match v.verdict {
+            Verdict::StillFiring => PagerEvent::Trigger,
+            Verdict::Recovered => PagerEvent::Resolve,
+            Verdict::Unknown => PagerEvent::None,
+        },
+        dedup_key: v.incident.clone(),
+        component: None,
+        group: stored.group.clone(),
+        timestamp: Some(crate::series::rfc3339(now)),
+        pager_severity: (v.verdict == Verdict::StillFiring).then_some("critical"),
+    }
+}
+
 #[cfg(test)]
 mod tests;

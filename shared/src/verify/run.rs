@@ -451,7 +451,7 @@ async fn publish_verification(
         return Ok(());
     };
     let reason = text.lines().next().unwrap_or_default().to_owned();
-    let card = verification_card(stored, v, &text, steps);
+    let card = super::card(stored, v, &text, steps, Utc::now());
     let mut text = text;
     crate::notify::links_text(&mut text, &card.links);
     let doc = serde_json::json!({
@@ -487,58 +487,6 @@ async fn publish_verification(
             Ok(())
         }
         _ => Err(sent.outcome.detail),
-    }
-}
-
-/// The notice's card: still firing triggers PagerDuty again (critical, the
-/// escalation's words) under the incident's key, a recovery resolves it.
-fn verification_card(
-    stored: &Stored,
-    v: &Verification,
-    text: &str,
-    steps: Vec<String>,
-) -> crate::notify::Card {
-    use crate::notify::PagerEvent;
-    let resources: Vec<String> = stored
-        .instance
-        .iter()
-        .chain(&stored.group)
-        .cloned()
-        .collect();
-    crate::notify::Card {
-        incident_id: v.incident.clone(),
-        kind: stored.kind.clone(),
-        lines: text
-            .lines()
-            .skip(2)
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect(),
-        held: Vec::new(),
-        next_steps: if v.verdict == Verdict::StillFiring {
-            steps
-        } else {
-            Vec::new()
-        },
-        account: stored.account_id.clone(),
-        account_id: stored.account_id.clone(),
-        region: stored.region.clone(),
-        source: resources
-            .first()
-            .cloned()
-            .unwrap_or_else(|| stored.alarm_name.clone()),
-        resources,
-        links: stored.links.clone(),
-        pager: match v.verdict {
-            Verdict::StillFiring => PagerEvent::Trigger,
-            Verdict::Recovered => PagerEvent::Resolve,
-            Verdict::Unknown => PagerEvent::None,
-        },
-        dedup_key: v.incident.clone(),
-        component: None,
-        group: stored.group.clone(),
-        timestamp: Some(rfc3339(Utc::now())),
-        pager_severity: (v.verdict == Verdict::StillFiring).then_some("critical"),
     }
 }
 

@@ -12,6 +12,11 @@
 //! its URL.
 //! `fleet sqs-event ENDPOINT QUEUE_URL SECONDS` prints the queue's messages
 //! as the SQS event Lambda would deliver (the delayed check after a fix).
+//! `fleet oncall ENDPOINT EVENTS_FILE` makes a chat channel (a topic and a
+//! queue subscribed to it) and the PagerDuty routing key in SSM, serves the
+//! PagerDuty stand-in (`harness::pagerduty`), prints one JSON line of the
+//! settings, and keeps the events it received in EVENTS_FILE;
+//! `fleet oncall-show ENDPOINT CHAT_QUEUE_URL EVENTS_FILE` prints them.
 //! Used by `make demo` and `make bench`.
 
 use anyhow::{Context, Result, bail};
@@ -91,6 +96,10 @@ async fn main() -> Result<()> {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
+        }
+        ["oncall", endpoint, events_file] => oncall(endpoint, events_file).await?,
+        ["oncall-show", endpoint, queue_url, events_file] => {
+            oncall_show(endpoint, queue_url, events_file).await?
         }
         ["cloudwatch", endpoint, fleet_file, disk_path, disk_fstype] => {
             let fleet: Fleet = serde_json::from_str(&std::fs::read_to_string(fleet_file)?)?;
@@ -380,5 +389,111 @@ async fn seed_metrics(
         "ALARM",
     )
     .await?;
+    Ok(())
+}
+
+/// The demo's chat channel and PagerDuty: see the module's comment.
+async fn oncall(endpoint: &str, events_file: &str) -> Result<()> {
+    let sdk = sdk_config(endpoint).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name("first-responder-chat")
+        .send()
+        .await?
+        .topic_arn()
+        .context("no topic arn")?
+        .to_owned();
+    let queue = harness::subscribe_queue(&sns, &sqs, &topic, "chat-channel", None).await?;
+    let parameter = "/first-responder/pagerduty-routing-key";
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(parameter)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .value("D3m0R0ut1ngKey0123456789abcdef01")
+        .overwrite(true)
+        .send()
+        .await?;
+    let pd = harness::pagerduty::PagerDutyStandIn::start().await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "chat_topic_arn": topic,
+            "chat_queue_url": queue,
+            "events_url": pd.url,
+            "routing_key_parameter": parameter,
+        })
+    );
+    // Serves until the demo stops this process group, keeping what came.
+    loop {
+        let got: Vec<serde_json::Value> = pd
+            .received()
+            .iter()
+            .map(
+                |r| serde_json::json!({"event": r.event, "invalid": r.invalid, "status": r.status}),
+            )
+            .collect();
+        let tmp = format!("{events_file}.tmp");
+        std::fs::write(&tmp, serde_json::to_string(&got)?)?;
+        std::fs::rename(&tmp, events_file)?;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// What the chat channel and PagerDuty got: each chat message as Amazon Q
+/// Developer would show it (title, thread, the start of the description),
+/// each PagerDuty event (action, key, severity, summary, the answer).
+async fn oncall_show(endpoint: &str, queue_url: &str, events_file: &str) -> Result<()> {
+    let sdk = sdk_config(endpoint).await;
+    let chat = drain(&sdk, queue_url).await?;
+    println!(
+        "== Chat channel (Amazon Q Developer custom notifications): {} message(s)",
+        chat.len()
+    );
+    for m in &chat {
+        let v: serde_json::Value = serde_json::from_str(&m.message)?;
+        println!(
+            "  thread {}  {}",
+            v["metadata"]["threadId"].as_str().unwrap_or("?"),
+            v["content"]["title"].as_str().unwrap_or("")
+        );
+        for line in v["content"]["description"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .take(4)
+        {
+            let line: String = line.chars().take(150).collect();
+            println!("      {line}");
+        }
+    }
+    if let Some(first) = chat.first() {
+        println!("  the first message in full:");
+        let v: serde_json::Value = serde_json::from_str(&first.message)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    let events: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(events_file).unwrap_or_else(|_| "[]".into()),
+    )?;
+    println!(
+        "== PagerDuty Events API v2 (the stand-in): {} event(s)",
+        events.len()
+    );
+    for e in &events {
+        let ev = &e["event"];
+        println!(
+            "  POST /v2/enqueue {:<8} dedup_key {}  {:<8} {}  -> HTTP {}{}",
+            ev["event_action"].as_str().unwrap_or("?"),
+            ev["dedup_key"].as_str().unwrap_or("?"),
+            ev["payload"]["severity"].as_str().unwrap_or(""),
+            ev["payload"]["summary"].as_str().unwrap_or(""),
+            e["status"],
+            e["invalid"]
+                .as_str()
+                .map(|w| format!(" INVALID: {w}"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
