@@ -94,7 +94,7 @@ impl Engine {
                     .instrument(info_span!("action", action = "first_page"))
                     .await;
                 if sent.opened {
-                    self.record_paged(&plan).await;
+                    self.record_paged(&plan, config).await;
                 }
                 let outcome = sent.outcome;
                 let after = arrived.elapsed().as_secs_f64();

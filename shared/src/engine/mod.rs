@@ -307,14 +307,15 @@ impl Engine {
             let report = match (&a.decision, claim) {
                 (Decision::Do(Step::Notify(notify::Step { topic_arn })), Some(Ok(_))) => {
                     let mut n = compose(plan, reports);
-                    self.pager_policy(plan, &mut n, first_page_sent).await;
+                    self.pager_policy((plan, config), &mut n, first_page_sent)
+                        .await;
                     let started = Instant::now();
                     let delivered = self
                         .deliver(config, topic_arn, plan.incident.kind.as_str(), id, &n)
                         .instrument(info_span!("action", action = "notify"))
                         .await;
                     if delivered.opened {
-                        self.record_paged(plan).await;
+                        self.record_paged(plan, config).await;
                     }
                     let outcome = delivered.outcome;
                     let r = to_report(a, outcome.clone(), started);

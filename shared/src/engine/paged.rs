@@ -3,6 +3,7 @@
 //! opened (`state::paged`).
 
 use super::Engine;
+use crate::config::Config;
 use crate::incident::Transition;
 use crate::notify::{Notification, PagerEvent};
 use crate::plan::Plan;
@@ -15,7 +16,7 @@ impl Engine {
     /// PagerDuty nothing if none was.
     pub(super) async fn pager_policy(
         &self,
-        plan: &Plan,
+        (plan, config): (&Plan, &Config),
         n: &mut Notification,
         first_page_sent: bool,
     ) {
@@ -25,6 +26,7 @@ impl Engine {
                     n.card.pager = PagerEvent::None;
                 }
             }
+            Transition::Resolved if !oncall(config) => n.card.pager = PagerEvent::None,
             Transition::Resolved => match self.opened_by(plan).await {
                 Some(key) => n.card.dedup_key = key,
                 None => n.card.pager = PagerEvent::None,
@@ -50,7 +52,10 @@ impl Engine {
 
     /// A firing page of this incident went out (to the topic or PagerDuty):
     /// recorded for its recovery.
-    pub(super) async fn record_paged(&self, plan: &Plan) {
+    pub(super) async fn record_paged(&self, plan: &Plan, config: &Config) {
+        if !oncall(config) {
+            return;
+        }
         let (Some(st), Some(key)) = (
             self.state.as_ref(),
             plan.incident
@@ -65,4 +70,11 @@ impl Engine {
             tracing::warn!(incident_id = %plan.incident.id, error = %e, "the opened incident was not recorded: its recovery will not resolve it");
         }
     }
+}
+
+/// A chat channel or PagerDuty is configured: only then is what a firing
+/// page opened recorded and read back (a recovery otherwise makes no call).
+fn oncall(config: &Config) -> bool {
+    config.oncall.chat_topic_arn.is_some()
+        || config.oncall.pagerduty_routing_key_parameter.is_some()
 }
