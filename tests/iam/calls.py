@@ -153,6 +153,8 @@ def ready_made(app, bind):
         "StateTableArn": refs["StateTableArn"], "VerifyQueueArn": refs["VerifyQueueArn"],
         "DeadLetterQueueArn": refs["DeadLetterQueueArn"], "KeyArn": refs["KeyArn"],
         "OrgId": ORG[HOME], "AllowedAccount": PARAMS["AllowedAccounts"].split(",")[0],
+        # The chat channel's topic, as a person deploying would name it.
+        "ChatTopicArn": refs.get("ChatTopicArn") or f"arn:aws:sns:{HOME_REGION}:{HOME}:first-responder-chat",
     }
     text = (ROOT / "infra/iam" / READY_MADE[app]).read_text()
     text = re.sub(r"\$\{(\w+)\}", lambda m: fill[m.group(1)], text)
