@@ -251,6 +251,7 @@ cpu = [(e["event"]["event_action"], e["event"].get("payload", {}).get("severity"
 assert cpu == [("trigger", "critical"), ("trigger", "critical"), ("resolve", None)], cpu
 assert any(e["event"]["dedup_key"] == disk["id"] and e["event"]["payload"]["summary"].startswith("[ON IT] Disk full") for e in events), events
 oncall = open(f"{run}/oncall.txt").read()
+assert "INVALID" not in oncall and oncall.count("(valid)") >= 5, oncall
 assert oncall.count("thread " + alarm["id"]) == 3, oncall
 assert oncall.count("thread " + disk["id"]) == 2, oncall
 assert "[alarm web-high-cpu (account 123456789012, us-east-1)](https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/web-high-cpu)" in oncall, oncall

@@ -273,3 +273,51 @@ fn still_firing_with_nothing_changed_is_a_warning_that_says_why() {
     assert_eq!(text.matches("reboot").count(), 1, "{text}");
     assert!(!text.contains("first-responder did"), "{text}");
 }
+
+#[test]
+fn the_check_tells_pagerduty_by_its_verdict_under_the_incident_key() {
+    let s = stored();
+    let mut v = Verification {
+        incident: "inc-1".into(),
+        verdict: Verdict::StillFiring,
+        checked: "2026-11-25T02:14:14Z".into(),
+        alarm_state: Some("ALARM".into()),
+        fixed: vec!["scale_out web-asg".into()],
+        fixed_at: Some("2026-11-25T02:04:14Z".into()),
+        minutes_after_fix: Some(10),
+        published: false,
+        note: None,
+        held: Vec::new(),
+    };
+    let now = chrono::Utc::now();
+    let still = card(
+        &s,
+        &v,
+        "[ESCALATION] x\n\nWHAT\nline",
+        vec!["Look.".into()],
+        now,
+    );
+    assert_eq!(still.pager, crate::oncall::PagerEvent::Trigger);
+    assert_eq!(still.pager_severity, Some("critical"));
+    assert_eq!(
+        (still.dedup_key.as_str(), still.source.as_str()),
+        ("inc-1", "i-0123456789abcdef0")
+    );
+    assert_eq!(still.next_steps, ["Look."]);
+    v.verdict = Verdict::Recovered;
+    let ok = card(&s, &v, "x", vec!["Look.".into()], now);
+    assert_eq!(ok.pager, crate::oncall::PagerEvent::Resolve);
+    assert!(ok.next_steps.is_empty());
+    let doc = serde_json::json!({});
+    assert_eq!(
+        crate::oncall::card::pager_event("k", "s", "info", &ok, &doc),
+        Some(
+            serde_json::json!({"routing_key": "k", "event_action": "resolve", "dedup_key": "inc-1"})
+        )
+    );
+    v.verdict = Verdict::Unknown;
+    assert_eq!(
+        card(&s, &v, "x", Vec::new(), now).pager,
+        crate::oncall::PagerEvent::None
+    );
+}

@@ -447,14 +447,20 @@ async fn oncall(endpoint: &str, events_file: &str) -> Result<()> {
 async fn oncall_show(endpoint: &str, queue_url: &str, events_file: &str) -> Result<()> {
     let sdk = sdk_config(endpoint).await;
     let chat = drain(&sdk, queue_url).await?;
+    // Each message checked against the schema written from AWS's page.
+    let schema = harness::schema::Validator::start(harness::schema::CHAT).await?;
     println!(
         "== Chat channel (Amazon Q Developer custom notifications): {} message(s)",
         chat.len()
     );
     for m in &chat {
         let v: serde_json::Value = serde_json::from_str(&m.message)?;
+        let valid = match schema.check(&v).await? {
+            Ok(()) => "valid".to_owned(),
+            Err(e) => format!("INVALID: {e}"),
+        };
         println!(
-            "  thread {}  {}",
+            "  thread {}  {}  ({valid})",
             v["metadata"]["threadId"].as_str().unwrap_or("?"),
             v["content"]["title"].as_str().unwrap_or("")
         );
