@@ -1,5 +1,6 @@
 //! The SDK's trust store over real TLS: a server on 127.0.0.1 with a
-//! certificate from a private CA made here (openssl), answering as SSM. The
+//! certificate from a private CA made here (openssl), answering as SSM (and
+//! as PagerDuty's Events API, whose HTTPS client shares the SDK's roots). The
 //! compiled-in Mozilla roots refuse it; `SSL_CERT_FILE` naming the CA is
 //! trusted; a bundle that cannot be parsed falls back to the compiled-in
 //! roots (logged), never a panic. One test in its own binary: it sets the
@@ -109,9 +110,19 @@ async fn serve(dir: &Path) -> Result<(u16, tokio::task::JoinHandle<()>)> {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let body = r#"{"Parameter":{"Name":"over-tls","Type":"String","Value":"trusted","Version":1}}"#;
+                let (status, body) = if buf.starts_with(b"POST /v2/enqueue ") {
+                    (
+                        "202 Accepted",
+                        r#"{"status":"success","message":"Event processed","dedup_key":"inc-tls"}"#,
+                    )
+                } else {
+                    (
+                        "200 OK",
+                        r#"{"Parameter":{"Name":"over-tls","Type":"String","Value":"trusted","Version":1}}"#,
+                    )
+                };
                 let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = tls.write_all(answer.as_bytes()).await;
@@ -136,6 +147,18 @@ async fn read_over_tls(port: u16) -> Result<String> {
         .context("no value")
 }
 
+/// One PagerDuty event over TLS, by a client built now (it reads the roots
+/// at its first event, as in a function).
+async fn page_over_tls(port: u16) -> Result<first_responder::aws::pagerduty::Sent> {
+    let ssm = aws_sdk_ssm::Client::new(&harness::sdk_config("http://127.0.0.1:9").await);
+    let pd = first_responder::aws::pagerduty::PagerDuty::new(ssm);
+    let event =
+        serde_json::json!({"routing_key": "k", "event_action": "resolve", "dedup_key": "inc-tls"});
+    Ok(pd
+        .send(&format!("https://localhost:{port}/v2/enqueue"), &event)
+        .await)
+}
+
 #[tokio::test]
 async fn the_sdk_trusts_the_compiled_in_roots_or_ssl_cert_file() -> Result<()> {
     let dir = tempfile_dir()?;
@@ -153,10 +176,21 @@ async fn the_sdk_trusts_the_compiled_in_roots_or_ssl_cert_file() -> Result<()> {
         why.contains("UnknownIssuer") || why.to_ascii_lowercase().contains("certificate"),
         "{why}"
     );
+    let paged = page_over_tls(port).await?;
+    ensure!(
+        !paged.ok && paged.attempts == 3,
+        "PagerDuty trusted without the CA: {paged:?}"
+    );
 
     // SSL_CERT_FILE names the private CA: trusted.
     unsafe { std::env::set_var("SSL_CERT_FILE", dir.join("ca.pem")) };
     assert_eq!(read_over_tls(port).await?, "trusted");
+    let paged = page_over_tls(port).await?;
+    ensure!(paged.ok && paged.attempts == 1, "{paged:?}");
+    assert_eq!(
+        paged.detail,
+        "PagerDuty resolve accepted (dedup_key inc-tls)"
+    );
 
     // A file that is not a bundle: logged, and the compiled-in roots used
     // (so the private CA is refused again); the process does not panic.
