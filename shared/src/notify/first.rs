@@ -77,14 +77,7 @@ pub fn compose_first(plan: &Plan, typical: std::time::Duration) -> Notification 
             "text": t,
         }),
     );
-    Notification {
-        subject,
-        text: t,
-        document,
-        severity: plan.severity,
-        pager: Some(pager(plan)),
-        card,
-    }
+    Notification::of_plan(plan, subject, t, document, card)
 }
 
 type Steps = Vec<(&'static str, String)>;

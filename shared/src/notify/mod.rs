@@ -45,6 +45,18 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// An incident's page: its severity and pager fields are the plan's.
+    fn of_plan(plan: &Plan, subject: String, text: String, document: Value, card: Card) -> Self {
+        Self {
+            subject,
+            text,
+            document,
+            severity: plan.severity,
+            pager: Some(pager(plan)),
+            card,
+        }
+    }
+
     /// What the notify action publishes: the SNS message of every protocol,
     /// and the `severity` and `state` attributes.
     pub fn message(&self) -> crate::actions::notify::Message {
@@ -371,14 +383,7 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
     let mut document = report_document(plan, &subject, actions, share, &t);
     document["links"] = json!(card.links);
 
-    Notification {
-        subject,
-        text: t,
-        document,
-        severity: plan.severity,
-        pager: Some(pager(plan)),
-        card,
-    }
+    Notification::of_plan(plan, subject, t, document, card)
 }
 
 /// What fired and the metric's line, for the chat card.

@@ -144,17 +144,19 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
         ("device", "xvdf"),
         ("fstype", "ext4"),
     ];
-    harness::put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-data-disk-full",
-        "CWAgent",
-        "disk_used_percent",
-        &dims,
-        300,
-        90.0,
-        "ALARM",
-    )
-    .await?;
+    let alarm_in = |state: &'static str| {
+        harness::put_alarm(
+            &w.engine.aws.cloudwatch,
+            "web-data-disk-full",
+            "CWAgent",
+            "disk_used_percent",
+            &dims,
+            300,
+            90.0,
+            state,
+        )
+    };
+    alarm_in("ALARM").await?;
     let v = first_responder::verify::run::verify(&w.engine, &id, &w.config, chrono::Utc::now())
         .await
         .map_err(anyhow::Error::msg)?;
@@ -166,17 +168,7 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
     )));
 
     // 3. It recovers: the alarm's OK, a new state change of the same alarm.
-    harness::put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-data-disk-full",
-        "CWAgent",
-        "disk_used_percent",
-        &dims,
-        300,
-        90.0,
-        "OK",
-    )
-    .await?;
+    alarm_in("OK").await?;
     let ok = w.handle(&disk_ok(&instance)?).await?;
     assert_eq!(ok.incidents[0].transition, "resolved", "{ok:#?}");
     assert_ne!(ok.incidents[0].id, id);
