@@ -440,3 +440,129 @@ async fn an_alertmanager_alert_links_to_its_rule_and_a_silence_form() -> Result<
     }
     Ok(())
 }
+
+/// The silence link's matchers, as the real Alertmanager reads them: the
+/// filter the link carries (every label, a value with a quote, a comma
+/// and a backslash included) selects exactly the alert, and a 1 h silence
+/// made with it silences the alert. (Debian's Alertmanager ships no web UI,
+/// so the form itself is not opened; `amtool` parses matchers as it does.)
+#[tokio::test]
+async fn the_silence_links_matchers_select_the_alert_in_a_real_alertmanager() -> Result<()> {
+    use harness::alertmanager::{Alertmanager, Receiver};
+    let am = Alertmanager::start(&Receiver {
+        url: "http://127.0.0.1:9/",
+        token: "unused-token-000000000000000000",
+        repeat_interval: "1h",
+    })?;
+    let labels = std::collections::BTreeMap::from([
+        ("alertname".to_owned(), "DiskSpaceLow".to_owned()),
+        ("instance".to_owned(), "10.0.0.5:9100".to_owned()),
+        ("mountpoint".to_owned(), "/data".to_owned()),
+        ("team".to_owned(), "a \"b\", c\\d".to_owned()),
+    ]);
+    let other = std::collections::BTreeMap::from([
+        ("alertname".to_owned(), "DiskSpaceLow".to_owned()),
+        ("instance".to_owned(), "10.0.0.6:9100".to_owned()),
+        ("mountpoint".to_owned(), "/data".to_owned()),
+        ("team".to_owned(), "a \"b\", c\\d".to_owned()),
+    ]);
+    am.post(&serde_json::json!([{ "labels": labels }, { "labels": other }]))?;
+    let link = first_responder::oncall::links::silence_form(&am.url(), &labels)
+        .context("no silence link")?;
+    let encoded = link
+        .split_once("#/silences/new?filter=")
+        .context("not the silence form")?
+        .1;
+    let filter = percent_decode(encoded)?;
+    assert!(
+        filter.starts_with("{alertname=\"DiskSpaceLow\",") && filter.ends_with('}'),
+        "{filter}"
+    );
+    // The form's `{m1,m2,…}` is the UI's grouping; the API (and amtool)
+    // take one matcher an argument, each parsed by Alertmanager itself.
+    let matchers = split_matchers(&filter)?;
+    assert_eq!(matchers.len(), 4, "{matchers:?}");
+    let amtool = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new("amtool")
+            .arg(format!("--alertmanager.url={}", am.url()))
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "amtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let with = |head: &[&str]| -> Vec<String> {
+        head.iter()
+            .map(|s| (*s).to_owned())
+            .chain(matchers.iter().cloned())
+            .collect()
+    };
+    let args = with(&["alert", "query", "-o", "json"]);
+    let found = amtool(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let found: Vec<Value> = serde_json::from_str(&found)?;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["labels"]["instance"], "10.0.0.5:9100");
+    let args = with(&[
+        "silence",
+        "add",
+        "--duration=1h",
+        "--comment=from the page",
+        "--author=on-call",
+    ]);
+    let id = amtool(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let silences: Vec<Value> = serde_json::from_str(&amtool(&["silence", "query", "-o", "json"])?)?;
+    assert_eq!(silences.len(), 1, "{silences:#?}");
+    assert_eq!(silences[0]["id"], id.trim());
+    let args = with(&["alert", "query", "-o", "json", "--silenced"]);
+    let silenced: Vec<Value> = serde_json::from_str(&amtool(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?)?;
+    assert_eq!(silenced.len(), 1, "{silenced:#?}");
+    Ok(())
+}
+
+/// `{a="x",b="y, z"}` into `a="x"`, `b="y, z"`: commas inside a quoted
+/// value (with its `\"` and `\\` escapes) do not split.
+fn split_matchers(filter: &str) -> Result<Vec<String>> {
+    let inner = filter
+        .strip_prefix('{')
+        .and_then(|f| f.strip_suffix('}'))
+        .context("not {…}")?;
+    let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in inner.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+/// `%XX` back to bytes (the link encodes everything but unreserved characters).
+fn percent_decode(s: &str) -> Result<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3).context("cut %")?)?;
+            out.push(u8::from_str_radix(hex, 16)?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(String::from_utf8(out)?)
+}
