@@ -55,9 +55,18 @@ async fn chat_messages(w: &World, queue: &str) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// The sample disk alarm on the root filesystem (`/`, xvda1, xfs), where
+/// /tmp, /var/tmp and /var/log live.
+fn root_disk(instance: &str) -> Result<String> {
+    Ok(sample_event("disk-full-alarm.json", instance)?
+        .replace("\"path\": \"/data\"", "\"path\": \"/\"")
+        .replace("\"device\": \"xvdf\"", "\"device\": \"xvda1\"")
+        .replace("\"fstype\": \"ext4\"", "\"fstype\": \"xfs\""))
+}
+
 /// The sample disk alarm's recovery: the same alarm, ALARM -> OK, later.
 fn disk_ok(instance: &str) -> Result<String> {
-    let mut v: Value = serde_json::from_str(&sample_event("disk-full-alarm.json", instance)?)?;
+    let mut v: Value = serde_json::from_str(&root_disk(instance)?)?;
     v["id"] = "5b0e3c52-8a0d-4f4e-9f57-1d3a3b0c6a99".into();
     v["time"] = "2026-11-25T02:34:12Z".into();
     v["detail"]["previousState"] = v["detail"]["state"].clone();
@@ -69,6 +78,10 @@ fn disk_ok(instance: &str) -> Result<String> {
 
 const CONSOLE: &str = "https://us-east-1.console.aws.amazon.com/";
 
+/// A disk incident on `/`: the cleanup at once (a first page), the
+/// expansion held for a person (its links in the report), the check after
+/// the fix (still firing), the recovery. Chat: the four messages, one
+/// thread. PagerDuty: opened, given the links, escalated, resolved, one key.
 #[tokio::test]
 async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -> Result<()> {
     let mut w = World::start_with_state(FleetSpec::default()).await?;
@@ -85,10 +98,9 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
     w.config.approval_base_url = Some("https://approve.example.invalid".into());
     let instance = w.fleet.instance().to_owned();
 
-    // 1. It fires.
-    let r = w
-        .handle(&sample_event("disk-full-alarm.json", &instance)?)
-        .await?;
+    // 1. It fires, on the root filesystem: the cleanup runs at once (so a
+    // first page goes out), the expansion waits for a person.
+    let r = w.handle(&root_disk(&instance)?).await?;
     let inc = &r.incidents[0];
     let id = inc.id.clone();
     let (st, _) = status_of(&r, "expand_volume");
@@ -187,10 +199,19 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
         .iter()
         .map(|m| m["content"]["title"].as_str().unwrap_or(""))
         .collect();
-    assert!(
-        chat.len() >= 3,
-        "first page or report, check, recovery: {kinds:?}"
-    );
+    // The first page, the report, the check, the recovery.
+    assert_eq!(chat.len(), 4, "{kinds:?}");
+    for head in [
+        "\\[ON IT\\] Disk full",
+        "\\[ALARM\\] Disk full",
+        "\\[ESCALATION\\] Still firing after the fix",
+        "\\[OK\\] Resolved",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k.starts_with(head)),
+            "{head}: {kinds:?}"
+        );
+    }
     for m in &chat {
         chat_schema.assert_valid(m).await?;
         assert_eq!(m["metadata"]["threadId"], id.as_str(), "{m:#}");
@@ -245,17 +266,35 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
         assert_eq!(r.event["dedup_key"], id.as_str(), "{:#}", r.event);
         assert_eq!(r.event["routing_key"], ROUTING_KEY);
     }
-    // Nothing was under way (the expansion waits for a person), so no
-    // first page: the report opened it, with the held change's links.
-    assert_eq!(actions.len(), 3, "{actions:?}");
+    // The first page opened it; the report, which carries the held
+    // change's links, adds them to the open incident under the same key;
+    // the check escalates it (critical); the recovery resolves it.
+    let summary = |i: usize| {
+        got[i].event["payload"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(actions.len(), 4, "{actions:?}");
     let n = got.len();
     assert_eq!(actions[0].0, "trigger", "{actions:?}");
+    assert!(
+        summary(0).starts_with("[ON IT] Disk full"),
+        "{}",
+        summary(0)
+    );
+    assert_eq!(actions[1].0, "trigger", "{actions:?}");
+    assert!(
+        summary(1).starts_with("[ALARM] Disk full"),
+        "{}",
+        summary(1)
+    );
     assert_eq!(
-        actions[n - 2],
+        actions[2],
         ("trigger".to_owned(), "critical".to_owned()),
         "{actions:?}"
     );
-    assert_eq!(actions[n - 1].0, "resolve", "{actions:?}");
+    assert_eq!(actions[3].0, "resolve", "{actions:?}");
     let first = &got[0].event;
     assert_eq!(first["payload"]["source"], instance.as_str());
     assert_eq!(first["payload"]["class"], "disk_full");
@@ -270,14 +309,18 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
             .iter()
             .any(|l| l["href"].as_str().is_some_and(|h| h.starts_with(CONSOLE)))
     );
-    let with_approve = got[..n - 2]
-        .iter()
-        .find(|r| {
-            links(&r.event)
-                .iter()
-                .any(|l| l["href"] == approve.as_str())
-        })
-        .context("no trigger carries the approve link")?;
+    assert!(
+        !links(first).iter().any(|l| l["href"] == approve.as_str()),
+        "the first page has no links yet"
+    );
+    let with_approve = &got[1];
+    assert!(
+        links(&with_approve.event)
+            .iter()
+            .any(|l| l["href"] == approve.as_str()),
+        "{:#}",
+        with_approve.event
+    );
     assert!(
         links(&with_approve.event)
             .iter()
@@ -287,7 +330,7 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
         got[n - 2].event["payload"]["summary"]
             .as_str()
             .unwrap_or("")
-            .contains("STILL FIRING"),
+            .starts_with("[ESCALATION] Still firing after the fix"),
         "{:#}",
         got[n - 2].event
     );
