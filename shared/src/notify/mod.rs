@@ -377,7 +377,6 @@ pub fn compose(plan: &Plan, actions: &[ActionReport]) -> Notification {
 
     let mut lines = card_head(plan);
     lines.extend(plan.notes.iter().cloned());
-    lines.extend(actions.iter().map(action_line));
     let card = card_for(plan, actions, lines);
     links_text(&mut t, &card.links);
     let mut document = report_document(plan, &subject, actions, share, &t);

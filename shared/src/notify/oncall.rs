@@ -46,6 +46,15 @@ pub fn card_for(
         incident_id: i.id.clone(),
         kind: i.kind.as_str().to_owned(),
         lines,
+        actions: actions
+            .iter()
+            .map(|a| crate::oncall::Done {
+                status: a.status.as_str().to_owned(),
+                action: a.action.as_str().to_owned(),
+                target: a.target.clone(),
+                what: a.detail.clone().unwrap_or_else(|| a.reason.clone()),
+            })
+            .collect(),
         held,
         next_steps: if firing {
             plan.next_steps().to_vec()

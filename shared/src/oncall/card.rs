@@ -38,6 +38,15 @@ pub struct Held {
     pub deny: Option<String>,
 }
 
+/// One action's outcome, for the card.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Done {
+    pub status: String,
+    pub action: String,
+    pub target: String,
+    pub what: String,
+}
+
 /// The parts of a notification the chat card and the pager event are made of.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Card {
@@ -47,6 +56,10 @@ pub struct Card {
     /// What fired, the metric's line, what was done: plain text, one item a
     /// line (made inert for markdown where it is shown).
     pub lines: Vec<String>,
+    /// What was done, one a line after `lines`: status and action are
+    /// first-responder's words (shown as such), target and detail may
+    /// quote an event or an instance (made inert).
+    pub actions: Vec<Done>,
     pub held: Vec<Held>,
     pub next_steps: Vec<String>,
     /// The account as on-call names it (`111122223333 (prod)`), its id, the region.
@@ -119,6 +132,16 @@ fn cut_chars(s: &str, max: usize) -> String {
 /// links, the console links; cut whole lines first, then with [`CHAT_CUT`].
 pub fn chat_description(card: &Card) -> String {
     let mut parts: Vec<String> = card.lines.iter().map(|l| inert(l)).collect();
+    parts.extend(card.actions.iter().map(|d| {
+        format!(
+            "• **{}** `{}` {}: {}",
+            d.status.replace(|c: char| !c.is_ascii_alphanumeric(), " "),
+            d.action
+                .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), ""),
+            inert(&d.target),
+            inert(&d.what)
+        )
+    }));
     // Links go first after what happened: what a person acts on must
     // survive the cut.
     let mut links = Vec::new();
@@ -308,6 +331,12 @@ mod tests {
             incident_id: "inc-0011223344556677".into(),
             kind: "disk_full".into(),
             lines: vec!["Alarm *web* [x](http://evil) @here <!channel>".into()],
+            actions: vec![Done {
+                status: "awaiting_approval".into(),
+                action: "expand_volume".into(),
+                target: "vol-1".into(),
+                what: "grow it 20 -> 30 GiB (`rm -rf`)".into(),
+            }],
             held: vec![Held {
                 action: "expand_volume".into(),
                 target: "vol-1".into(),
@@ -341,6 +370,10 @@ mod tests {
         assert!(d.contains(
             "[approve](https://a.example/approve?t=1) · [deny](https://a.example/deny?t=1)"
         ));
+        assert!(
+            d.contains("\n• **awaiting approval** `expand_volume` vol-1: grow it 20 -> 30 GiB \\('rm -rf'\\)\n"),
+            "{d}"
+        );
         assert_eq!(m["metadata"]["threadId"], "inc-0011223344556677");
         assert_eq!(m["metadata"]["eventType"], "first-responder.disk_full");
         assert_eq!(m["content"]["keywords"][2], "111122223333 (prod)");

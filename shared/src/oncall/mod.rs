@@ -6,5 +6,5 @@
 pub mod card;
 pub mod links;
 
-pub use card::{Card, Held, PagerEvent};
+pub use card::{Card, Done, Held, PagerEvent};
 pub use links::{Link, Where};

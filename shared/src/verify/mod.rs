@@ -559,6 +559,7 @@ pub fn card(
             .filter(|l| !l.trim().is_empty())
             .map(str::to_owned)
             .collect(),
+        actions: Vec::new(),
         held: Vec::new(),
         next_steps: if v.verdict == Verdict::StillFiring {
             steps
