@@ -147,8 +147,9 @@ pub fn chat_description(card: &Card) -> String {
     let mut links = Vec::new();
     for h in &card.held {
         let mut line = format!(
-            "**Awaiting approval:** {} {}: [approve]({})",
-            inert(&h.action),
+            "**Awaiting approval:** `{}` {}: [approve]({})",
+            h.action
+                .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), ""),
             inert(&h.target),
             h.approve
         );
