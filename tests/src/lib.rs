@@ -117,6 +117,33 @@ impl World {
     }
 
     /// Runs an event given as text, in `Mode::Run`.
+    /// The sample CPU alarm (`web-high-cpu`: AWS/EC2 CPUUtilization of the
+    /// fleet's first instance, 300 s, threshold 80) in CloudWatch, in `state`.
+    pub async fn cpu_alarm(&self, state: &str) -> Result<()> {
+        put_alarm(
+            &self.engine.aws.cloudwatch,
+            "web-high-cpu",
+            "AWS/EC2",
+            "CPUUtilization",
+            &[("InstanceId", self.fleet.instance())],
+            300,
+            80.0,
+            state,
+        )
+        .await
+    }
+
+    /// The check after the fix of `incident`, as its delayed message runs it.
+    pub async fn check(
+        &self,
+        incident: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<first_responder::verify::Verification> {
+        first_responder::verify::run::verify(&self.engine, incident, &self.config, now)
+            .await
+            .map_err(anyhow::Error::msg)
+    }
+
     pub async fn handle(&self, text: &str) -> Result<first_responder::Report> {
         self.handle_text(text, first_responder::Mode::Run).await
     }

@@ -14,6 +14,22 @@ fn stored() -> Stored {
     .unwrap()
 }
 
+/// The check of `stored()` ten minutes after its scale-out: still firing.
+fn still_firing() -> Verification {
+    Verification {
+        incident: "inc-1".into(),
+        verdict: Verdict::StillFiring,
+        checked: "2026-11-25T02:14:14Z".into(),
+        alarm_state: Some("ALARM".into()),
+        fixed: vec!["scale_out web-asg".into()],
+        fixed_at: Some("2026-11-25T02:04:14Z".into()),
+        minutes_after_fix: Some(10),
+        published: false,
+        note: None,
+        held: Vec::new(),
+    }
+}
+
 #[test]
 fn the_fixes_are_the_changes_that_were_done() {
     let s = stored();
@@ -60,16 +76,8 @@ fn only_our_sqs_messages_are_verification_requests() {
 fn the_escalation_is_critical_says_what_was_done_and_escapes_the_alarm_name() {
     let s = stored();
     let v = Verification {
-        incident: "inc-1".into(),
-        verdict: Verdict::StillFiring,
-        checked: "2026-11-25T02:14:14Z".into(),
-        alarm_state: Some("ALARM".into()),
-        fixed: vec!["scale_out web-asg".into()],
-        fixed_at: Some("2026-11-25T02:04:14Z".into()),
-        minutes_after_fix: Some(10),
-        published: false,
-        note: None,
         held: vec!["reboot i-0abc: the approval link expired unanswered; nothing was done".into()],
+        ..still_firing()
     };
     let (subject, text, sev) = compose(&s, &v, &["m ▁█".into()], &["Look.".into()]).unwrap();
     assert!(
@@ -277,18 +285,7 @@ fn still_firing_with_nothing_changed_is_a_warning_that_says_why() {
 #[test]
 fn the_check_tells_pagerduty_by_its_verdict_under_the_incident_key() {
     let s = stored();
-    let mut v = Verification {
-        incident: "inc-1".into(),
-        verdict: Verdict::StillFiring,
-        checked: "2026-11-25T02:14:14Z".into(),
-        alarm_state: Some("ALARM".into()),
-        fixed: vec!["scale_out web-asg".into()],
-        fixed_at: Some("2026-11-25T02:04:14Z".into()),
-        minutes_after_fix: Some(10),
-        published: false,
-        note: None,
-        held: Vec::new(),
-    };
+    let mut v = still_firing();
     let now = chrono::Utc::now();
     let still = card(
         &s,

@@ -107,25 +107,8 @@ async fn one_alarm_is_observed_in_prod_and_scaled_in_dev() -> Result<()> {
     );
     // The check after it: the alarm recovered by itself, so the change it
     // would have made was not needed; the observed run records that.
-    harness::put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-high-cpu",
-        "AWS/EC2",
-        "CPUUtilization",
-        &[("InstanceId", w.fleet.instance())],
-        300,
-        80.0,
-        "OK",
-    )
-    .await?;
-    let v = first_responder::verify::run::verify(
-        &w.engine,
-        &r.incidents[0].id,
-        &w.config,
-        chrono::Utc::now(),
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
+    w.cpu_alarm("OK").await?;
+    let v = w.check(&r.incidents[0].id, chrono::Utc::now()).await?;
     assert_eq!(v.verdict.as_str(), "recovered", "{v:?}");
     let notice = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     assert!(
@@ -185,30 +168,12 @@ async fn two_still_firing_checks_demote_and_a_restore_brings_it_back() -> Result
     w.config.approval_base_url = Some("https://approve.example.invalid".into());
     let st = table(&w);
     // The alarm, in CloudWatch, still in ALARM whenever it is checked.
-    let dims = [("InstanceId", w.fleet.instance())];
-    harness::put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-high-cpu",
-        "AWS/EC2",
-        "CPUUtilization",
-        &dims,
-        300,
-        80.0,
-        "ALARM",
-    )
-    .await?;
+    w.cpu_alarm("ALARM").await?;
     for hours in [0, 1] {
         let r = w.handle(&cpu_at(&w, hours)?).await?;
         assert_eq!(status_of(&r, "scale_out").0, "done", "{r:#?}");
         // The check after the fix, as the delayed message runs it.
-        let v = first_responder::verify::run::verify(
-            &w.engine,
-            &r.incidents[0].id,
-            &w.config,
-            chrono::Utc::now(),
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
+        let v = w.check(&r.incidents[0].id, chrono::Utc::now()).await?;
         assert_eq!(v.verdict.as_str(), "still_firing", "{v:?}");
     }
     assert_eq!(desired_capacity(&w.sdk, &w.fleet.group).await?, 3);

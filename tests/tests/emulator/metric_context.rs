@@ -55,17 +55,7 @@ async fn the_high_cpu_page_shows_the_seeded_series() -> Result<()> {
         &[1.0; 34],
     )
     .await?;
-    put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-high-cpu",
-        "AWS/EC2",
-        "CPUUtilization",
-        &dims,
-        300,
-        80.0,
-        "ALARM",
-    )
-    .await?;
+    w.cpu_alarm("ALARM").await?;
 
     let event = sample_event("high-cpu-alarm.json", &instance)?;
     let r = w.handle_text(&event, Mode::Run).await?;

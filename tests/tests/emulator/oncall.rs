@@ -169,9 +169,7 @@ async fn a_disk_incident_reaches_chat_in_one_thread_and_pagerduty_by_one_key() -
         )
     };
     alarm_in("ALARM").await?;
-    let v = first_responder::verify::run::verify(&w.engine, &id, &w.config, chrono::Utc::now())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let v = w.check(&id, chrono::Utc::now()).await?;
     assert_eq!(v.verdict.as_str(), "still_firing", "{v:?}");
     let check = drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     assert_eq!(check.len(), 1, "{check:?}");
@@ -516,7 +514,9 @@ async fn the_silence_links_matchers_select_the_alert_in_a_real_alertmanager() ->
         .split_once("#/silences/new?filter=")
         .context("not the silence form")?
         .1;
-    let filter = percent_decode(encoded)?;
+    let filter = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()?
+        .into_owned();
     assert!(
         filter.starts_with("{alertname=\"DiskSpaceLow\",") && filter.ends_with('}'),
         "{filter}"
@@ -590,22 +590,4 @@ fn split_matchers(filter: &str) -> Result<Vec<String>> {
     }
     out.push(cur);
     Ok(out)
-}
-
-/// `%XX` back to bytes (the link encodes everything but unreserved characters).
-fn percent_decode(s: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3).context("cut %")?)?;
-            out.push(u8::from_str_radix(hex, 16)?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Ok(String::from_utf8(out)?)
 }

@@ -42,17 +42,7 @@ async fn world_of(spec: FleetSpec, alarm_state: &str) -> Result<World> {
         &[93.0, 91.0, 90.5],
     )
     .await?;
-    put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-high-cpu",
-        "AWS/EC2",
-        "CPUUtilization",
-        &dims,
-        300,
-        80.0,
-        alarm_state,
-    )
-    .await?;
+    w.cpu_alarm(alarm_state).await?;
     w.config.verify_queue_url = Some(create_verify_queue(&w.sdk).await?);
     w.config.playbooks.high_cpu.verify_after_minutes = 0;
     Ok(w)
@@ -119,9 +109,7 @@ async fn still_firing_after_the_fix_escalates_to_the_pager_once() -> Result<()> 
 
     assert_eq!(drain(&w.sdk, &w.fleet.inbox_queue_url).await?.len(), 1);
     // Delivered again (SQS is at-least-once), or run by hand: once.
-    let again = first_responder::verify::run::verify(&w.engine, &id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let again = w.check(&id, now).await?;
     assert!(!again.published, "{again:?}");
     assert_eq!(
         again.note.as_deref(),
@@ -173,9 +161,7 @@ async fn a_publish_that_fails_is_published_by_the_redelivery_once() -> Result<()
     assert_eq!(record_field(&w, &id, "verified").await?, None);
 
     // SQS delivers it again, SNS answering now.
-    let again = first_responder::verify::run::verify(&w.engine, &id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let again = w.check(&id, now).await?;
     assert_eq!(again.verdict, Verdict::StillFiring, "{again:?}");
     assert!(again.published, "{again:?}");
     let pager = drain(&w.sdk, &w.fleet.pager_queue_url).await?;
@@ -185,9 +171,7 @@ async fn a_publish_that_fails_is_published_by_the_redelivery_once() -> Result<()
         record_field(&w, &id, "verified").await?.as_deref(),
         Some("still_firing")
     );
-    let third = first_responder::verify::run::verify(&w.engine, &id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let third = w.check(&id, now).await?;
     assert!(!third.published, "{third:?}");
     assert!(drain(&w.sdk, &w.fleet.pager_queue_url).await?.is_empty());
     Ok(())
@@ -259,17 +243,7 @@ async fn recovered_after_the_fix_is_recorded_with_a_short_notice() -> Result<()>
     let (id, _) = fix_then_message(&w).await?;
     drain(&w.sdk, &w.fleet.inbox_queue_url).await?;
     drain(&w.sdk, &w.fleet.pager_queue_url).await?;
-    harness::put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-high-cpu",
-        "AWS/EC2",
-        "CPUUtilization",
-        &[("InstanceId", w.fleet.instance())],
-        300,
-        80.0,
-        "OK",
-    )
-    .await?;
+    w.cpu_alarm("OK").await?;
     // Ten minutes after the fix.
     let (v, _) = ten_minutes_later(&w, &id).await?;
     assert_eq!(v.verdict, Verdict::Recovered, "{v:?}");
@@ -479,17 +453,7 @@ async fn a_cloudwatch_ok_that_was_announced_gets_no_second_notice() -> Result<()
     let mut w = world("ALARM").await?;
     w.config.notify_on_resolve = true;
     let (id, _) = fix_then_message(&w).await?;
-    put_alarm(
-        &w.engine.aws.cloudwatch,
-        "web-high-cpu",
-        "AWS/EC2",
-        "CPUUtilization",
-        &[("InstanceId", w.fleet.instance())],
-        300,
-        80.0,
-        "OK",
-    )
-    .await?;
+    w.cpu_alarm("OK").await?;
     // The alarm's OK, delivered and announced.
     let ok = w.run_sample("high-cpu-ok.json").await?;
     let (st, _) = harness::status_of(&ok, "notify");
@@ -509,9 +473,7 @@ async fn ten_minutes_later(
     id: &str,
 ) -> Result<(first_responder::verify::Verification, chrono::DateTime<Utc>)> {
     let now = Utc::now() + chrono::Duration::minutes(10);
-    let v = first_responder::verify::run::verify(&w.engine, id, &w.config, now)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let v = w.check(id, now).await?;
     Ok((v, now))
 }
 
@@ -561,9 +523,7 @@ async fn the_check_after_the_fix_expires_an_unanswered_approval() -> Result<()> 
             .unwrap_or_default()
     };
     // Within the link's hour: still waiting.
-    let v = first_responder::verify::run::verify(&w.engine, &i.id, &w.config, Utc::now())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let v = w.check(&i.id, Utc::now()).await?;
     assert_eq!(v.held.len(), 1, "{v:?}");
     assert!(v.held[0].contains("still awaiting approval"), "{v:?}");
     assert_eq!(
@@ -572,9 +532,7 @@ async fn the_check_after_the_fix_expires_an_unanswered_approval() -> Result<()> 
     );
     // Past it: expired, and nothing was done.
     let later = Utc::now() + chrono::Duration::minutes(61);
-    let v = first_responder::verify::run::verify(&w.engine, &i.id, &w.config, later)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let v = w.check(&i.id, later).await?;
     assert!(
         v.held[0].starts_with("replace_instance ") && v.held[0].contains("expired unanswered"),
         "{v:?}"
